@@ -1,0 +1,198 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/**
+ * The node's configuration: one file (YAML or JSON), validated once at start. Every field has a safe default so
+ * that an empty file is a working `lab` node on loopback. Ports are not here unless overridden: they come from the
+ * port plan (`src/ports`), whose defaults are the seed's. See docs/configuration.md.
+ */
+
+const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'expected an IPv4 or IPv6 address' });
+const port = z.number().int().min(1).max(65535);
+const portRange = z
+  .object({ from: port, to: port })
+  .strict()
+  .refine((r) => r.from <= r.to, { message: 'from must not be greater than to' });
+
+export const roleSchema = z.enum(['edge', 'core', 'lab']);
+export type Role = z.infer<typeof roleSchema>;
+
+export const sizeSchema = z.enum(['small', 'medium', 'large']);
+export type DeploymentSize = z.infer<typeof sizeSchema>;
+
+const transportToggle = z
+  .object({
+    enabled: z.boolean().optional(),
+    /** Overrides the port plan's port for this transport. */
+    port: port.optional(),
+  })
+  .strict();
+
+export const tlsSchema = z
+  .object({
+    /** PEM certificate chain of this node. Absent in `lab`: a self-signed one is generated in the data directory. */
+    certificate: z.string().optional(),
+    /** PEM private key of this node. */
+    privateKey: z.string().optional(),
+    /** PEM bundle of CAs trusted for peers (client certificates on MTLS, servers we connect to). */
+    caCertificates: z.string().optional(),
+    /** Verify the certificates of servers we connect to (on by default; turn off only in a lab). */
+    verifyPeer: z.boolean().default(true),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  })
+  .strict();
+
+export const sipTimersSchema = z
+  .object({
+    /** RFC 3261 T1, the RTT estimate (ms). */
+    t1: z.number().int().min(1).max(60_000).default(500),
+    /** RFC 3261 T2, the cap on non-INVITE request and INVITE response retransmit intervals (ms). */
+    t2: z.number().int().min(1).max(600_000).default(4000),
+    /** RFC 3261 T4, how long a message may stay in the network (ms). */
+    t4: z.number().int().min(1).max(600_000).default(5000),
+  })
+  .strict()
+  .refine((t) => t.t1 <= t.t2, { message: 't1 must not exceed t2', path: ['t1'] });
+
+export const sipLimitsSchema = z
+  .object({
+    /** Largest SIP message accepted, start line to end of body (bytes). */
+    maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(65_535),
+    maxHeaders: z.number().int().min(8).max(1000).default(128),
+    /** Longest single header line after unfolding (bytes). */
+    maxHeaderBytes: z.number().int().min(256).max(65_535).default(8192),
+  })
+  .strict();
+
+export const sipTransportLimitsSchema = z
+  .object({
+    maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** A connection with no traffic for this long is closed (s). */
+    idleTimeoutSeconds: z.number().int().min(1).max(86_400).default(600),
+    /** New inbound connections accepted per source address per second (0: no limit). */
+    newConnectionsPerSecondPerSource: z.number().int().min(0).max(100_000).default(0),
+  })
+  .strict();
+
+export const sipSchema = z
+  .object({
+    transports: z
+      .object({
+        udp: transportToggle.default({}),
+        tcp: transportToggle.default({}),
+        tls: transportToggle.default({}),
+        mtls: transportToggle.default({}),
+      })
+      .strict()
+      .default({ udp: {}, tcp: {}, tls: {}, mtls: {} }),
+    timers: sipTimersSchema.default({ t1: 500, t2: 4000, t4: 5000 }),
+    limits: sipLimitsSchema.default({ maxMessageBytes: 65_535, maxHeaders: 128, maxHeaderBytes: 8192 }),
+    connections: sipTransportLimitsSchema.default({
+      maxConnections: 10_000,
+      idleTimeoutSeconds: 600,
+      newConnectionsPerSecondPerSource: 0,
+    }),
+    /** Domains this node is authoritative for (registrar, routing patterns). */
+    domains: z.array(z.string().min(1)).default([]),
+  })
+  .strict();
+
+/**
+ * Where the node lives on the network. An edge has either two interfaces (public and private address) or one
+ * interface plus the external address a static NAT maps to it.
+ */
+export const networkSchema = z
+  .object({
+    /** Address the node listens on (one-interface deployments) — also the private address of a two-interface edge. */
+    address: ipAddress.optional(),
+    /** Public (outside) interface address of a two-interface edge. */
+    publicAddress: ipAddress.optional(),
+    /** The static-NAT external address advertised for a one-interface edge behind NAT. */
+    externalAddress: ipAddress.optional(),
+  })
+  .strict();
+
+export const traversalZoneSchema = z
+  .object({
+    name: z.string().min(1),
+    /** On a core: the edge to connect to. On an edge: ignored. */
+    peerAddress: z.string().optional(),
+    /** Overrides the port plan's 7001, 7002, … for this zone. */
+    port: port.optional(),
+    h323: z.boolean().default(true),
+  })
+  .strict();
+
+export const ldapServerSchema = z
+  .object({
+    url: z.string().regex(/^ldaps?:\/\//, 'expected ldap:// or ldaps://'),
+    startTls: z.boolean().default(true),
+  })
+  .strict();
+
+export const feedbackSubscriberSchema = z
+  .object({
+    url: z.string().regex(/^https?:\/\//, 'expected http:// or https://'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    role: roleSchema.default('lab'),
+    size: sizeSchema.default('small'),
+    /** Node name, shown in logs, SNMP sysName and the UI. */
+    name: z.string().min(1).max(64).optional(),
+    /** Where the node keeps its store, generated certificates and state. */
+    dataDir: z.string().min(1).default('./data'),
+    /** Added to every port of the plan: lets tests run several nodes side by side without privileges. */
+    portOffset: z.number().int().min(-1023).max(50_000).default(0),
+    network: networkSchema.default({}),
+    tls: tlsSchema.default({ verifyPeer: true, minVersion: 'TLSv1.2' }),
+    sip: sipSchema.default({
+      transports: { udp: {}, tcp: {}, tls: {}, mtls: {} },
+      timers: { t1: 500, t2: 4000, t4: 5000 },
+      limits: { maxMessageBytes: 65_535, maxHeaders: 128, maxHeaderBytes: 8192 },
+      connections: { maxConnections: 10_000, idleTimeoutSeconds: 600, newConnectionsPerSecondPerSource: 0 },
+      domains: [],
+    }),
+    /** Outbound TCP/TLS source-port range for SIP (seed: 25000–29999). */
+    outboundPorts: portRange.optional(),
+    traversalZones: z.array(traversalZoneSchema).default([]),
+    h323: z
+      .object({ enabled: z.boolean().default(false) })
+      .strict()
+      .default({ enabled: false }),
+    turn: z
+      .object({ enabled: z.boolean().default(false) })
+      .strict()
+      .default({ enabled: false }),
+    management: z
+      .object({
+        https: z.boolean().default(true),
+        /** Plain HTTP: off means port 80 only redirects to HTTPS. */
+        plainHttp: z.boolean().default(false),
+        snmp: z.boolean().default(false),
+        /** Expose management on the public side of an edge (off by default). */
+        exposePublic: z.boolean().default(false),
+      })
+      .strict()
+      .default({ https: true, plainHttp: false, snmp: false, exposePublic: false }),
+    ldap: z
+      .object({ servers: z.array(ldapServerSchema).default([]) })
+      .strict()
+      .default({ servers: [] }),
+    feedback: z
+      .object({ subscribers: z.array(feedbackSubscriberSchema).default([]) })
+      .strict()
+      .default({ subscribers: [] }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+/** The validated configuration, as every layer receives it (frozen). */
+export type CrosswayConfig = z.infer<typeof configSchema>;
+/** What an administrator may write in the file (every field optional). */
+export type CrosswayConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ConfigError } from '../../src/common/errors.ts';
+import { defaultConfig, loadConfigFile, validateConfig } from '../../src/config/load.ts';
+
+test('an empty configuration is a lab node with safe defaults', () => {
+  const cfg = defaultConfig();
+  assert.equal(cfg.role, 'lab');
+  assert.equal(cfg.size, 'small');
+  assert.equal(cfg.tls.verifyPeer, true);
+  assert.equal(cfg.tls.minVersion, 'TLSv1.2');
+  assert.equal(cfg.management.exposePublic, false);
+  assert.equal(cfg.sip.timers.t1, 500);
+  assert.ok(Object.isFrozen(cfg.sip.timers), 'layers receive a frozen configuration');
+});
+
+test('an invalid configuration is refused with the path of each bad field', () => {
+  try {
+    validateConfig({
+      role: 'gateway',
+      network: { address: '300.1.1.1' },
+      traversalZones: [{ name: 'tz', port: 70000 }],
+    });
+    assert.fail('expected a ConfigError');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    const paths = e.issues.map((i) => i.path).sort();
+    assert.deepEqual(paths, ['network.address', 'role', 'traversalZones[0].port']);
+    assert.match(e.message, /role: .*edge.*core.*lab/);
+  }
+});
+
+test('t1 larger than t2 is refused at sip.timers.t1', () => {
+  try {
+    validateConfig({ sip: { timers: { t1: 5000, t2: 4000 } } });
+    assert.fail('expected a ConfigError');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    assert.deepEqual(
+      e.issues.map((i) => i.path),
+      ['sip.timers.t1'],
+    );
+  }
+});
+
+test('unknown fields are refused, not silently ignored', () => {
+  try {
+    validateConfig({ sip: { tranports: {} } });
+    assert.fail('expected a ConfigError');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    assert.equal(e.issues[0]?.path, 'sip');
+    assert.match(e.issues[0]?.message ?? '', /tranports/);
+  }
+});
+
+test('YAML files load; broken YAML is refused with the file named', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'crossway-cfg-'));
+  const good = join(dir, 'good.yaml');
+  writeFileSync(good, 'role: edge\nsize: large\nnetwork:\n  address: 192.0.2.10\n  externalAddress: 198.51.100.7\n');
+  const cfg = loadConfigFile(good);
+  assert.equal(cfg.role, 'edge');
+  assert.equal(cfg.size, 'large');
+  assert.equal(cfg.network.externalAddress, '198.51.100.7');
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'role: [edge\n');
+  assert.throws(
+    () => loadConfigFile(bad),
+    (e: unknown) => e instanceof ConfigError && e.message.includes(bad),
+  );
+});
