@@ -163,9 +163,25 @@ export const configSchema = z
       .strict()
       .default({ enabled: false }),
     turn: z
-      .object({ enabled: z.boolean().default(false) })
+      .object({
+        enabled: z.boolean().default(false),
+        /** Overrides the TURN relay port range (seed: 24000–29999). */
+        relayRange: portRange.optional(),
+      })
       .strict()
       .default({ enabled: false }),
+    media: z
+      .object({
+        /**
+         * Traversal-media demultiplexing ports of a small/medium edge: `default-36000` (36000/36001, taken out of the
+         * media pool) or `legacy-2776` (2776/2777). A large edge always uses 36000–36011.
+         */
+        muxPorts: z.enum(['default-36000', 'legacy-2776']).default('default-36000'),
+        /** Overrides the media (RTP/RTCP) port range (seed: 36000–59999). */
+        range: portRange.optional(),
+      })
+      .strict()
+      .default({ muxPorts: 'default-36000' }),
     management: z
       .object({
         https: z.boolean().default(true),

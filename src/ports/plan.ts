@@ -1,0 +1,747 @@
+import { ConfigError, InternalError } from '../common/errors.ts';
+import type { CrosswayConfig } from '../config/schema.ts';
+import {
+  contains,
+  count,
+  formatRange,
+  type PortRange,
+  ports,
+  shift,
+  single,
+  span,
+  UNPRIVILEGED,
+} from './port-range.ts';
+import type {
+  AddressSide,
+  Flow,
+  FlowEnd,
+  Listener,
+  ListenerId,
+  MediaPool,
+  NodeKind,
+  NodePlan,
+  PlanTable,
+  PortPlan,
+  PortPool,
+  Protocol,
+  RangeId,
+} from './types.ts';
+
+/**
+ * The seed's numbers (`/work/shared/seed/port-reference.md`), in one place. Nothing else in Crossway writes a port
+ * number: every module asks the plan.
+ */
+export const SEED = Object.freeze({
+  sipUdp: 5060,
+  sipTcp: 5060,
+  sipTls: 5061,
+  sipMtls: 5062,
+  /** Traversal zone n (1-based) listens on 7000 + n (SIP) and 6000 + n (H.323 RAS). */
+  traversalSipBase: 7000,
+  traversalRasBase: 6000,
+  h323Ras: 1719,
+  h323Q931: 1720,
+  /** Assent: Q.931 and H.245 on TCP 2776; H.460.18: H.245 on TCP 2777. Legacy UDP demux: 2776/2777. */
+  assent: 2776,
+  h46018H245: 2777,
+  /** Demux ports default to the first pair of the media range: 36000/36001; a large edge uses 36000–36011. */
+  turn: 3478,
+  turnLargeTo: 3483,
+  snmp: 161,
+  http: 80,
+  https: 443,
+  ldap: 389,
+  ldaps: 636,
+  media: span(36000, 59999),
+  outboundSip: span(25000, 29999),
+  h323Dynamic: span(15000, 19999),
+  turnRelay: span(24000, 29999),
+  ldapOutbound: span(30000, 35999),
+});
+
+/** Added to a privileged listener port when a `lab` process has no privilege (80 → 8080, 161 → 8161, 443 → 8443). */
+export const UNPRIVILEGED_REMAP = 8000;
+
+export interface PlanOptions {
+  /**
+   * Whether the process may bind ports below `unprivilegedPortStart`. Default `true` (plan the seed's ports).
+   * When `false`, a `lab` plan remaps those ports by +8000; other roles keep them, and `checkPrivileges` refuses.
+   */
+  privileged?: boolean;
+  /** `/proc/sys/net/ipv4/ip_unprivileged_port_start`; default 1024. */
+  unprivilegedPortStart?: number;
+}
+
+interface NodeSettings {
+  udp: boolean;
+  tcp: boolean;
+  tls: boolean;
+  mtls: boolean;
+}
+
+/** Role defaults: on the edge SIP UDP and TCP are off unless enabled (seed: "not recommended for internet"). */
+function transportsFor(config: CrosswayConfig, node: NodeKind): NodeSettings {
+  const t = config.sip.transports;
+  const onByDefault = node === 'core';
+  return {
+    udp: t.udp.enabled ?? onByDefault,
+    tcp: t.tcp.enabled ?? onByDefault,
+    tls: t.tls.enabled ?? true,
+    mtls: t.mtls.enabled ?? true,
+  };
+}
+
+function urlPort(url: string, fallback: number): number {
+  const m = /^[a-z]+:\/\/(?:\[[^\]]*\]|[^/:?#]*)(?::(\d+))?/i.exec(url);
+  const p = m?.[1] ? Number(m[1]) : fallback;
+  return p >= 1 && p <= 65535 ? p : fallback;
+}
+
+class Builder {
+  readonly listeners: Listener[] = [];
+  readonly pools: PortPool[] = [];
+  readonly flows: Flow[] = [];
+  readonly remapped: { from: number; to: number }[] = [];
+  readonly #config: CrosswayConfig;
+  readonly #present: ReadonlySet<NodeKind>;
+  readonly #remap: boolean;
+  readonly #unprivStart: number;
+  readonly #ids = new Map<string, number>();
+
+  constructor(config: CrosswayConfig, present: ReadonlySet<NodeKind>, options: PlanOptions) {
+    this.#config = config;
+    this.#present = present;
+    this.#unprivStart = options.unprivilegedPortStart ?? 1024;
+    this.#remap = options.privileged === false && config.role === 'lab';
+  }
+
+  /** A default port of ours: offset applied, then the lab's unprivileged remapping. */
+  ours(port: number, setting = 'portOffset'): number {
+    const p = port + this.#config.portOffset;
+    return this.#check(this.#remapPort(p), setting);
+  }
+
+  /** An explicitly configured port: taken as given (no offset), remapped in an unprivileged lab. */
+  explicit(port: number, setting: string): number {
+    return this.#check(this.#remapPort(port), setting);
+  }
+
+  oursRange(r: PortRange, setting = 'portOffset'): PortRange {
+    const s = shift(r, this.#config.portOffset);
+    this.#check(s.from, setting);
+    this.#check(s.to, setting);
+    return s;
+  }
+
+  #remapPort(p: number): number {
+    if (!this.#remap || p >= this.#unprivStart) return p;
+    const to = p + UNPRIVILEGED_REMAP;
+    if (!this.remapped.some((r) => r.from === p)) this.remapped.push({ from: p, to });
+    return to;
+  }
+
+  #check(p: number, setting: string): number {
+    if (p < 1 || p > 65535) {
+      throw new ConfigError([{ path: setting, message: `puts a port of the plan at ${p}, outside 1–65535` }]);
+    }
+    return p;
+  }
+
+  present(node: NodeKind): boolean {
+    return this.#present.has(node);
+  }
+
+  listen(
+    node: NodeKind,
+    id: ListenerId,
+    transport: 'udp' | 'tcp',
+    side: AddressSide,
+    portsOf: PortRange,
+    purpose: string,
+    setting: string,
+    security?: 'tls' | 'mtls',
+  ): void {
+    if (!this.present(node)) return;
+    const l: Listener = {
+      id,
+      node,
+      transport,
+      side,
+      ports: portsOf,
+      purpose,
+      setting,
+      ...(security ? { security } : {}),
+    };
+    this.listeners.push(Object.freeze(l));
+  }
+
+  pool(node: NodeKind, id: RangeId, portsOf: PortRange, purpose: string, setting: string): void {
+    if (!this.present(node)) return;
+    this.pools.push(Object.freeze({ id, node, ports: portsOf, purpose, setting }));
+  }
+
+  flow(f: Omit<Flow, 'id'>): void {
+    const ours = (e: FlowEnd) => (e.peer === 'edge' || e.peer === 'core') && this.present(e.peer);
+    if (!ours(f.from) && !ours(f.to)) return;
+    const slug =
+      `${f.table}/${f.purpose}/${f.from.peer}>${f.to.peer}/${f.protocols.join('+')}/${formatRange(f.to.ports)}`
+        .toLowerCase()
+        .replace(/[^a-z0-9/>+.-]+/g, '-');
+    const n = (this.#ids.get(slug) ?? 0) + 1;
+    this.#ids.set(slug, n);
+    const id = n === 1 ? slug : `${slug}#${n}`;
+    this.flows.push(
+      Object.freeze({
+        id,
+        ...f,
+        from: Object.freeze({ ...f.from }),
+        to: Object.freeze({ ...f.to }),
+        protocols: Object.freeze([...f.protocols]),
+      }),
+    );
+  }
+}
+
+const ANY: PortRange = UNPRIVILEGED;
+const TCP_TLS: Protocol[] = ['tcp', 'tls'];
+
+function end(peer: FlowEnd['peer'], portsOf: PortRange, side?: 'public' | 'private'): FlowEnd {
+  return side ? { peer, side, ports: portsOf } : { peer, ports: portsOf };
+}
+
+/**
+ * Computes the port plan of the node(s) a configuration describes: every listener, every pool of ports allocated on
+ * demand, and every flow a firewall between the outside, the DMZ and the inside must allow. Pure: no I/O.
+ * Throws `ConfigError` when the offset or an override pushes a port outside 1–65535.
+ */
+export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanOptions = {}): PortPlan {
+  const present = new Set<NodeKind>(config.role === 'lab' ? ['edge', 'core'] : [config.role]);
+  const b = new Builder(config, present, options);
+  const large = config.size === 'large';
+  const edgeT = transportsFor(config, 'edge');
+  const coreT = transportsFor(config, 'core');
+  const zones = config.traversalZones;
+  const h323 = config.h323.enabled;
+  const t = config.sip.transports;
+
+  // ---- pools -------------------------------------------------------------------------------------------------
+  const media = config.media.range ? span(config.media.range.from, config.media.range.to) : b.oursRange(SEED.media);
+  const mediaSetting = config.media.range ? 'media.range' : 'portOffset';
+  const outboundSip = config.outboundPorts
+    ? span(config.outboundPorts.from, config.outboundPorts.to)
+    : b.oursRange(SEED.outboundSip);
+  const h323Dyn = b.oursRange(SEED.h323Dynamic);
+  const relay = config.turn.relayRange
+    ? span(config.turn.relayRange.from, config.turn.relayRange.to)
+    : b.oursRange(SEED.turnRelay, 'turn.relayRange');
+  const ldapOut = b.oursRange(SEED.ldapOutbound);
+  const even = span(media.from % 2 === 0 ? media.from : media.from + 1, media.to, 2);
+  const odd = span(media.from % 2 === 1 ? media.from : media.from + 1, media.to, 2);
+
+  for (const node of ['edge', 'core'] as const) {
+    b.pool(node, 'media', media, 'RTP/RTCP port pairs (even RTP, odd RTCP)', mediaSetting);
+    b.pool(node, 'outbound-sip', outboundSip, 'source ports of outbound SIP TCP/TLS', 'outboundPorts');
+    if (h323) b.pool(node, 'h323-dynamic', h323Dyn, 'H.323 outbound Q.931 and H.245 ports', 'h323.enabled');
+    if (config.ldap.servers.length > 0) {
+      b.pool(node, 'ldap-outbound', ldapOut, 'source ports of LDAP connections', 'ldap.servers');
+    }
+  }
+  if (config.turn.enabled) b.pool('edge', 'turn-relay', relay, 'TURN relayed addresses', 'turn.relayRange');
+
+  // ---- SIP listeners ------------------------------------------------------------------------------------------
+  const sipPorts = {
+    udp: t.udp.port !== undefined ? b.explicit(t.udp.port, 'sip.transports.udp.port') : b.ours(SEED.sipUdp),
+    tcp: t.tcp.port !== undefined ? b.explicit(t.tcp.port, 'sip.transports.tcp.port') : b.ours(SEED.sipTcp),
+    tls: t.tls.port !== undefined ? b.explicit(t.tls.port, 'sip.transports.tls.port') : b.ours(SEED.sipTls),
+    mtls: t.mtls.port !== undefined ? b.explicit(t.mtls.port, 'sip.transports.mtls.port') : b.ours(SEED.sipMtls),
+  };
+  for (const [node, tr, side] of [
+    ['edge', edgeT, 'public'],
+    ['core', coreT, 'private'],
+  ] as const) {
+    if (tr.udp) b.listen(node, 'sip-udp', 'udp', side, single(sipPorts.udp), 'SIP over UDP', 'sip.transports.udp');
+    if (tr.tcp) b.listen(node, 'sip-tcp', 'tcp', side, single(sipPorts.tcp), 'SIP over TCP', 'sip.transports.tcp');
+    if (tr.tls) {
+      b.listen(node, 'sip-tls', 'tcp', side, single(sipPorts.tls), 'SIP over TLS', 'sip.transports.tls', 'tls');
+    }
+    if (tr.mtls) {
+      b.listen(
+        node,
+        'sip-mtls',
+        'tcp',
+        side,
+        single(sipPorts.mtls),
+        'SIP over mutual TLS',
+        'sip.transports.mtls',
+        'mtls',
+      );
+    }
+  }
+
+  // ---- traversal zones ----------------------------------------------------------------------------------------
+  const zonePorts = zones.map((z, i) => ({
+    sip: z.port !== undefined ? b.explicit(z.port, `traversalZones[${i}].port`) : b.ours(SEED.traversalSipBase + i + 1),
+    ras: b.ours(SEED.traversalRasBase + i + 1),
+    h323: h323 && z.h323,
+    name: z.name,
+  }));
+  zonePorts.forEach((z, i) => {
+    const n = i + 1;
+    b.listen(
+      'edge',
+      `traversal-sip:${n}`,
+      'tcp',
+      'private',
+      single(z.sip),
+      `SIP traversal zone "${z.name}" (the core connects in)`,
+      `traversalZones[${i}]`,
+    );
+    if (z.h323) {
+      b.listen(
+        'edge',
+        `traversal-ras:${n}`,
+        'udp',
+        'private',
+        single(z.ras),
+        `H.323 RAS of traversal zone "${z.name}"`,
+        `traversalZones[${i}].h323`,
+      );
+    }
+  });
+
+  // ---- media demultiplexing (edge) ----------------------------------------------------------------------------
+  const legacyMux = !large && config.media.muxPorts === 'legacy-2776';
+  // The default demux pair is the first pair of the media range (36000/36001); a large edge uses six pairs.
+  const muxBase = even.from;
+  const muxRtp = large ? span(muxBase, muxBase + 10, 2) : single(legacyMux ? b.ours(SEED.assent) : muxBase);
+  const muxRtcp = large
+    ? span(muxBase + 1, muxBase + 11, 2)
+    : single(legacyMux ? b.ours(SEED.h46018H245) : muxBase + 1);
+  const muxSetting = large ? 'size' : 'media.muxPorts';
+  const muxNeeded = zones.length > 0 || h323;
+  if (muxNeeded) {
+    b.listen('edge', 'mux-rtp', 'udp', 'both', muxRtp, 'multiplexed traversal media (RTP)', muxSetting);
+    b.listen('edge', 'mux-rtcp', 'udp', 'both', muxRtcp, 'multiplexed traversal media (RTCP)', muxSetting);
+  }
+
+  // ---- H.323 --------------------------------------------------------------------------------------------------
+  const ras = b.ours(SEED.h323Ras);
+  const q931 = b.ours(SEED.h323Q931);
+  const assent = b.ours(SEED.assent);
+  const h245 = b.ours(SEED.h46018H245);
+  if (h323) {
+    b.listen('edge', 'h323-ras', 'udp', 'public', single(ras), 'H.323 gatekeeper RAS', 'h323.enabled');
+    b.listen('edge', 'h323-q931', 'tcp', 'both', single(q931), 'H.323 call signaling (Q.931/H.225)', 'h323.enabled');
+    b.listen('edge', 'h323-assent', 'tcp', 'both', single(assent), 'Assent call signaling and H.245', 'h323.enabled');
+    b.listen('edge', 'h323-h245-h46018', 'tcp', 'both', single(h245), 'H.460.18 H.245', 'h323.enabled');
+    b.listen('core', 'h323-ras', 'udp', 'private', single(ras), 'H.323 gatekeeper RAS', 'h323.enabled');
+    b.listen('core', 'h323-q931', 'tcp', 'private', single(q931), 'H.323 call signaling (Q.931/H.225)', 'h323.enabled');
+  }
+
+  // ---- TURN ---------------------------------------------------------------------------------------------------
+  const turnPorts = large ? span(b.ours(SEED.turn), b.ours(SEED.turnLargeTo)) : single(b.ours(SEED.turn));
+  if (config.turn.enabled) {
+    b.listen('edge', 'turn-udp', 'udp', 'both', turnPorts, 'TURN server (STUN/TURN over UDP)', 'turn.enabled');
+    b.listen('edge', 'turn-tcp', 'tcp', 'both', turnPorts, 'TURN server (STUN/TURN over TCP)', 'turn.enabled');
+  }
+
+  // ---- management ---------------------------------------------------------------------------------------------
+  const m = config.management;
+  const mgmtSide: AddressSide = m.exposePublic ? 'both' : 'private';
+  const snmp = b.ours(SEED.snmp);
+  const http = b.ours(SEED.http);
+  const https = b.ours(SEED.https);
+  const httpListens = m.https || m.plainHttp;
+  for (const node of ['edge', 'core'] as const) {
+    const side = node === 'edge' ? mgmtSide : 'private';
+    if (m.snmp) b.listen(node, 'snmp', 'udp', side, single(snmp), 'SNMP agent', 'management.snmp');
+    if (httpListens) {
+      b.listen(
+        node,
+        'http',
+        'tcp',
+        side,
+        single(http),
+        m.plainHttp ? 'management over plain HTTP' : 'redirect to HTTPS',
+        m.plainHttp ? 'management.plainHttp' : 'management.https',
+      );
+    }
+    if (m.https) b.listen(node, 'https', 'tcp', side, single(https), 'management API and web UI', 'management.https');
+  }
+
+  // ---- flows: SIP table ---------------------------------------------------------------------------------------
+  const F = (
+    table: PlanTable,
+    purpose: string,
+    from: FlowEnd,
+    protocols: Protocol[],
+    to: FlowEnd,
+    setting: string,
+    extra: { listener?: ListenerId; note?: string } = {},
+  ) => b.flow({ table, purpose, from, to, protocols, setting, ...extra });
+  const sig = 'SIP signaling';
+  zonePorts.forEach((z, i) => {
+    F('SIP', sig, end('core', outboundSip), TCP_TLS, end('edge', single(z.sip), 'private'), `traversalZones[${i}]`, {
+      listener: `traversal-sip:${i + 1}`,
+      note: `traversal zone "${z.name}": the core connects out to the edge`,
+    });
+  });
+  if (coreT.udp) {
+    F('SIP', sig, end('core', single(sipPorts.udp)), ['udp'], end('inside-endpoint', ANY), 'sip.transports.udp', {
+      note: 'endpoint port from registration or DNS (often 5060)',
+    });
+  }
+  if (coreT.tcp || coreT.tls) {
+    F('SIP', sig, end('core', outboundSip), TCP_TLS, end('inside-endpoint', ANY), 'outboundPorts', {
+      note: 'endpoint port from registration or DNS',
+    });
+  }
+  for (const [id, proto, p] of [
+    ['sip-udp', 'udp', sipPorts.udp],
+    ['sip-tcp', 'tcp', sipPorts.tcp],
+    ['sip-tls', 'tls', sipPorts.tls],
+    ['sip-mtls', 'mtls', sipPorts.mtls],
+  ] as const) {
+    const key = proto === 'udp' ? 'udp' : proto === 'tcp' ? 'tcp' : proto;
+    if (coreT[key]) {
+      F('SIP', sig, end('inside-endpoint', ANY), [proto], end('core', single(p)), `sip.transports.${key}`, {
+        listener: id,
+      });
+    }
+    if (edgeT[key]) {
+      F('SIP', sig, end('internet', ANY), [proto], end('edge', single(p), 'public'), `sip.transports.${key}.enabled`, {
+        listener: id,
+        note:
+          proto === 'udp' || proto === 'tcp' ? 'off by default on the edge; not recommended facing the internet' : '',
+      });
+    }
+  }
+  if (edgeT.tcp || edgeT.tls) {
+    F('SIP', sig, end('edge', outboundSip, 'public'), TCP_TLS, end('internet', ANY), 'outboundPorts', {
+      note: 'endpoint port from registration or DNS',
+    });
+  }
+  if (edgeT.udp) {
+    F(
+      'SIP',
+      sig,
+      end('edge', single(sipPorts.udp), 'public'),
+      ['udp'],
+      end('internet', ANY),
+      'sip.transports.udp.enabled',
+    );
+  }
+  if (zones.length > 0) {
+    F('SIP', 'Assent RTP (traversed media)', end('core', media), ['udp'], end('edge', muxRtp, 'private'), muxSetting, {
+      listener: 'mux-rtp',
+    });
+    F(
+      'SIP',
+      'Assent RTCP (traversed media)',
+      end('core', media),
+      ['udp'],
+      end('edge', muxRtcp, 'private'),
+      muxSetting,
+      {
+        listener: 'mux-rtcp',
+      },
+    );
+  }
+  F('SIP', 'Assent RTP (traversed media)', end('internet', ANY), ['udp'], end('edge', media, 'public'), mediaSetting, {
+    note: "source may be the port where media left the endpoint's firewall",
+  });
+  F('SIP', 'Assent RTCP (traversed media)', end('internet', ANY), ['udp'], end('edge', media, 'public'), mediaSetting);
+  F('SIP', 'Assent RTP (traversed media)', end('edge', media, 'public'), ['udp'], end('internet', ANY), mediaSetting, {
+    note: 'latched: the edge sends to the address media arrives from',
+  });
+  F('SIP', 'media (inside)', end('core', media), ['udp'], end('inside-endpoint', ANY), mediaSetting);
+  F('SIP', 'media (inside)', end('inside-endpoint', ANY), ['udp'], end('core', media), mediaSetting);
+  if (config.turn.enabled) {
+    const both: Protocol[] = ['udp', 'tcp'];
+    F('SIP', 'TURN control', end('internet', ANY), both, end('edge', turnPorts, 'public'), 'turn.enabled', {
+      listener: 'turn-udp',
+    });
+    F('SIP', 'TURN control', end('core', ANY), both, end('edge', turnPorts, 'private'), 'turn.enabled', {
+      listener: 'turn-udp',
+    });
+    F('SIP', 'TURN media', end('edge', relay, 'public'), both, end('internet', ANY), 'turn.relayRange');
+    F('SIP', 'TURN media', end('internet', ANY), both, end('edge', relay, 'public'), 'turn.relayRange', {
+      note: 'from any ICE candidate of the peer',
+    });
+  }
+
+  // ---- flows: H.323 table -------------------------------------------------------------------------------------
+  if (h323) {
+    const ras1 = single(ras);
+    F('H.323', 'Initial RAS connection', end('internet', ras1), ['udp'], end('edge', ras1, 'public'), 'h323.enabled', {
+      listener: 'h323-ras',
+    });
+    F('H.323', 'Initial RAS connection', end('edge', ras1, 'public'), ['udp'], end('internet', ras1), 'h323.enabled');
+    F('H.323', 'Initial RAS connection', end('internet', ANY), ['udp'], end('edge', ras1, 'public'), 'h323.enabled', {
+      listener: 'h323-ras',
+      note: 'from the external address of the firewall protecting an off-premises endpoint',
+    });
+    zonePorts.forEach((z, i) => {
+      if (!z.h323) return;
+      F(
+        'H.323',
+        'Initial RAS connection',
+        end('core', ras1),
+        ['udp'],
+        end('edge', single(z.ras), 'private'),
+        `traversalZones[${i}].h323`,
+        { listener: `traversal-ras:${i + 1}` },
+      );
+    });
+    const q = 'Q.931 / H.225 signaling';
+    F('H.323', q, end('internet', ANY), ['tcp'], end('edge', single(q931), 'public'), 'h323.enabled', {
+      listener: 'h323-q931',
+      note: 'endpoints in the internet, H.460.18/19 endpoints behind firewalls',
+    });
+    F('H.323', q, end('internet', ANY), ['tcp'], end('edge', single(assent), 'public'), 'h323.enabled', {
+      listener: 'h323-assent',
+      note: 'Assent endpoints behind firewalls',
+    });
+    F('H.323', q, end('edge', h323Dyn, 'public'), ['tcp'], end('internet', ANY), 'h323.enabled', {
+      note: 'endpoint signaling port from registration (often 1720)',
+    });
+    F('H.323', q, end('core', h323Dyn), ['tcp'], end('edge', single(assent), 'private'), 'h323.enabled', {
+      listener: 'h323-assent',
+      note: 'Assent calls',
+    });
+    F('H.323', q, end('core', h323Dyn), ['tcp'], end('edge', single(q931), 'private'), 'h323.enabled', {
+      listener: 'h323-q931',
+      note: 'H.460.18 calls',
+    });
+    F('H.323', 'H.245', end('core', h323Dyn), ['tcp'], end('edge', single(assent), 'private'), 'h323.enabled', {
+      listener: 'h323-assent',
+      note: 'Assent calls',
+    });
+    F('H.323', 'H.245', end('core', h323Dyn), ['tcp'], end('edge', single(h245), 'private'), 'h323.enabled', {
+      listener: 'h323-h245-h46018',
+      note: 'H.460.18 calls',
+    });
+    F('H.323', 'H.245', end('internet', ANY), ['tcp'], end('edge', h323Dyn, 'public'), 'h323.enabled');
+    F('H.323', 'H.245', end('edge', h323Dyn, 'public'), ['tcp'], end('internet', ANY), 'h323.enabled');
+    F('H.323', 'H.245', end('internet', ANY), ['tcp'], end('edge', single(assent), 'public'), 'h323.enabled', {
+      listener: 'h323-assent',
+      note: 'Assent endpoints behind firewalls',
+    });
+    F('H.323', 'H.245', end('internet', ANY), ['tcp'], end('edge', single(h245), 'public'), 'h323.enabled', {
+      listener: 'h323-h245-h46018',
+      note: 'H.460.18/19 endpoints behind firewalls',
+    });
+    const rtpM = 'RTP (multiplexed traversal media)';
+    const rtcpM = 'RTCP (multiplexed traversal media)';
+    F('H.323', rtpM, end('core', even), ['udp'], end('edge', muxRtp, 'private'), muxSetting, { listener: 'mux-rtp' });
+    F('H.323', rtcpM, end('core', odd), ['udp'], end('edge', muxRtcp, 'private'), muxSetting, { listener: 'mux-rtcp' });
+    F(
+      'H.323',
+      'RTP (non-multiplexed traversal media)',
+      end('core', even),
+      ['udp'],
+      end('edge', even, 'private'),
+      mediaSetting,
+    );
+    F(
+      'H.323',
+      'RTCP (non-multiplexed traversal media)',
+      end('core', odd),
+      ['udp'],
+      end('edge', odd, 'private'),
+      mediaSetting,
+    );
+    F('H.323', 'RTP (non-multiplexed)', end('edge', even, 'public'), ['udp'], end('internet', ANY), mediaSetting);
+    F('H.323', 'RTCP (non-multiplexed)', end('edge', odd, 'public'), ['udp'], end('internet', ANY), mediaSetting);
+    F('H.323', 'RTP (non-multiplexed)', end('internet', ANY), ['udp'], end('edge', even, 'public'), mediaSetting);
+    F('H.323', 'RTCP (non-multiplexed)', end('internet', ANY), ['udp'], end('edge', odd, 'public'), mediaSetting);
+    F('H.323', rtpM, end('internet', ANY), ['udp'], end('edge', muxRtp, 'public'), muxSetting, {
+      listener: 'mux-rtp',
+      note: 'H.460.18/19 endpoints, multiplexed media',
+    });
+    F('H.323', rtcpM, end('internet', ANY), ['udp'], end('edge', muxRtcp, 'public'), muxSetting, {
+      listener: 'mux-rtcp',
+      note: 'H.460.18/19 endpoints, multiplexed media',
+    });
+    F('H.323', rtpM, end('internet', ANY), ['udp'], end('edge', even, 'public'), mediaSetting, {
+      note: 'H.460.18/19 endpoints, non-multiplexed media (the seed files it under "multiplexed")',
+    });
+    F('H.323', rtcpM, end('internet', ANY), ['udp'], end('edge', odd, 'public'), mediaSetting, {
+      note: 'H.460.18/19 endpoints, non-multiplexed media (the seed files it under "multiplexed")',
+    });
+    F('H.323', 'H.323 (inside)', end('inside-endpoint', ANY), ['udp'], end('core', single(ras)), 'h323.enabled', {
+      listener: 'h323-ras',
+    });
+    F('H.323', 'H.323 (inside)', end('inside-endpoint', ANY), ['tcp'], end('core', single(q931)), 'h323.enabled', {
+      listener: 'h323-q931',
+    });
+    F('H.323', 'H.323 (inside)', end('core', h323Dyn), ['tcp'], end('inside-endpoint', ANY), 'h323.enabled');
+  }
+
+  // ---- flows: management table --------------------------------------------------------------------------------
+  const eph = UNPRIVILEGED;
+  for (const node of ['edge', 'core'] as const) {
+    const side = node === 'edge' ? 'private' : undefined;
+    const who = node === 'edge' ? 'the edge' : 'the core';
+    const at = (p: number) => end(node, single(p), side);
+    if (m.snmp) {
+      F(
+        'management',
+        `SNMP for discovery of ${who}`,
+        end('management-system', eph),
+        ['udp'],
+        at(snmp),
+        'management.snmp',
+        { listener: 'snmp' },
+      );
+    }
+    if (httpListens) {
+      F(
+        'management',
+        `HTTP Management of ${who}`,
+        end('management-system', eph),
+        ['tcp'],
+        at(http),
+        m.plainHttp ? 'management.plainHttp' : 'management.https',
+        {
+          listener: 'http',
+          ...(m.plainHttp ? {} : { note: 'redirects to HTTPS' }),
+        },
+      );
+    }
+    if (m.https) {
+      F(
+        'management',
+        `HTTPS Management of ${who}`,
+        end('management-system', eph),
+        ['tls'],
+        at(https),
+        'management.https',
+        { listener: 'https' },
+      );
+    }
+    config.feedback.subscribers.forEach((s, i) => {
+      const secure = s.url.toLowerCase().startsWith('https:');
+      F(
+        'management',
+        secure ? 'Feedback events (HTTPS)' : 'Feedback events (HTTP)',
+        end(node, eph, side),
+        [secure ? 'tls' : 'tcp'],
+        end('management-system', single(urlPort(s.url, secure ? SEED.https : SEED.http))),
+        `feedback.subscribers[${i}]`,
+      );
+    });
+    config.ldap.servers.forEach((s, i) => {
+      const secure = s.url.toLowerCase().startsWith('ldaps:');
+      F(
+        'LDAP',
+        `${secure ? 'Encrypted authentication' : 'Authentication'} requests from ${who}`,
+        end(node, ldapOut, side),
+        [secure ? 'tls' : 'tcp'],
+        end('directory', single(urlPort(s.url, secure ? SEED.ldaps : SEED.ldap))),
+        `ldap.servers[${i}]`,
+        secure || !s.startTls ? {} : { note: 'StartTLS' },
+      );
+    });
+  }
+
+  const nodes = [...present].map((n) => makeNodePlan(n, b.listeners, b.pools, media));
+  return makePlan(config, nodes, b);
+}
+
+function makeNodePlan(node: NodeKind, allL: Listener[], allP: PortPool[], media: PortRange): NodePlan {
+  const listeners = Object.freeze(allL.filter((l) => l.node === node));
+  const pools = Object.freeze(allP.filter((p) => p.node === node));
+  const byId = new Map(listeners.map((l) => [l.id, l]));
+  const mux = (() => {
+    const rtp = byId.get('mux-rtp');
+    const rtcp = byId.get('mux-rtcp');
+    if (!rtp || !rtcp) return undefined;
+    return Object.freeze({ rtp: Object.freeze(ports(rtp.ports)), rtcp: Object.freeze(ports(rtcp.ports)) });
+  })();
+  const excluded = new Set([...(mux?.rtp ?? []), ...(mux?.rtcp ?? [])]);
+  const mediaPool = buildMediaPool(media, excluded);
+  return Object.freeze({
+    node,
+    listeners,
+    pools,
+    has: (id: ListenerId) => byId.has(id),
+    listener: (id: ListenerId) => byId.get(id),
+    port(id: ListenerId): number {
+      const l = byId.get(id);
+      if (!l) throw new InternalError('ERR_PORT_PLAN', `listener ${id} is not in the ${node}'s port plan`);
+      if (l.ports.from !== l.ports.to) {
+        throw new InternalError('ERR_PORT_PLAN', `listener ${id} is a range (${formatRange(l.ports)}): use listener()`);
+      }
+      return l.ports.from;
+    },
+    range(id: RangeId): PortRange {
+      const p = pools.find((x) => x.id === id);
+      if (!p) throw new InternalError('ERR_PORT_PLAN', `range ${id} is not in the ${node}'s port plan`);
+      return p.ports;
+    },
+    muxPorts: () => mux,
+    mediaPool: () => mediaPool,
+  });
+}
+
+/** The media range minus demux ports, cut into runs that start on an even port so RTP stays even. */
+function buildMediaPool(media: PortRange, excluded: ReadonlySet<number>): MediaPool {
+  const ranges: PortRange[] = [];
+  let start = -1;
+  let pairs = 0;
+  const first = media.from % 2 === 0 ? media.from : media.from + 1;
+  for (let p = first; p + 1 <= media.to; p += 2) {
+    const free = !excluded.has(p) && !excluded.has(p + 1);
+    if (free) {
+      pairs++;
+      if (start < 0) start = p;
+    } else if (start >= 0) {
+      ranges.push(span(start, p - 1));
+      start = -1;
+    }
+  }
+  if (start >= 0) {
+    const last = media.to % 2 === 1 ? media.to : media.to - 1;
+    ranges.push(span(start, last));
+  }
+  const frozen = Object.freeze(ranges);
+  return Object.freeze({
+    ranges: frozen,
+    pairs,
+    allows: (port: number) => frozen.some((r) => contains(r, port)),
+  });
+}
+
+function makePlan(config: Readonly<CrosswayConfig>, nodes: NodePlan[], b: Builder): PortPlan {
+  const pick = (kind?: NodeKind): NodePlan => {
+    if (kind === undefined) {
+      if (nodes.length === 1) return nodes[0]!;
+      throw new InternalError('ERR_PORT_PLAN', 'this plan has an edge and a core: name the node');
+    }
+    const n = nodes.find((x) => x.node === kind);
+    if (!n) throw new InternalError('ERR_PORT_PLAN', `the ${config.role} plan has no ${kind}`);
+    return n;
+  };
+  return Object.freeze({
+    role: config.role,
+    size: config.size,
+    portOffset: config.portOffset,
+    remapped: Object.freeze(b.remapped.map((r) => Object.freeze(r))),
+    nodes: Object.freeze(nodes),
+    listeners: Object.freeze([...b.listeners]),
+    pools: Object.freeze([...b.pools]),
+    flows: Object.freeze([...b.flows]),
+    node: pick,
+    port: (id: ListenerId, node?: NodeKind) => pick(node).port(id),
+    has: (id: ListenerId, node?: NodeKind) => pick(node).has(id),
+    range: (id: RangeId, node?: NodeKind) => pick(node).range(id),
+    muxPorts: (node?: NodeKind) => pick(node).muxPorts(),
+    mediaPool: (node?: NodeKind) => pick(node).mediaPool(),
+  });
+}
+
+/** Number of ports in a listener (a range listener binds each). */
+export function listenerPortCount(l: Listener): number {
+  return count(l.ports);
+}
