@@ -1,0 +1,290 @@
+import { InternalError } from '../../common/errors.ts';
+import { category, type Logger, RateLimitedLog, silentLogger } from '../../common/log.ts';
+import type { Clock } from '../../common/timers.ts';
+import type { SipMessage, SipRequest, SipResponse } from '../message/types.ts';
+import { InviteClientTransaction } from './invite-client.ts';
+import { InviteServerTransaction } from './invite-server.ts';
+import { branchOf, clientKey, clientKeyOfResponse, isRfc3261Branch, serverMatch } from './keys.ts';
+import { NonInviteClientTransaction } from './non-invite-client.ts';
+import { NonInviteServerTransaction } from './non-invite-server.ts';
+import { cseq, newBranch, setTopViaBranch, topVia } from './sip-access.ts';
+import { resolveTimers } from './timer-values.ts';
+import type { TransactionBase, TransactionEnv, TransactionEvents } from './transaction.ts';
+import type {
+  ClientTransactionHandle,
+  Destination,
+  ServerTransactionHandle,
+  TransactionHandle,
+  TransactionSender,
+  TransactionTimerConfig,
+  TransactionUser,
+  TransportInfo,
+} from './types.ts';
+
+export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;
+export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
+export type Transaction = ClientTransaction | ServerTransaction;
+
+/** What `receive` did with a message (for counters, tests and the transport's logs). */
+export type ReceiveOutcome =
+  | { action: 'new-transaction'; transaction: ServerTransactionHandle }
+  | { action: 'retransmission'; transaction: ServerTransactionHandle }
+  | { action: 'ack-absorbed'; transaction: ServerTransactionHandle }
+  | { action: 'ack-to-tu'; transaction?: ServerTransactionHandle }
+  | { action: 'response'; transaction: ClientTransactionHandle }
+  | { action: 'stray-response' }
+  | { action: 'dropped'; reason: string };
+
+export interface TransactionLayerOptions {
+  clock: Clock;
+  /** T1/T2/T4 from config `sip.timers`, plus optional Timer D and 100 Trying delay. */
+  timers: TransactionTimerConfig;
+  sender: TransactionSender;
+  user: TransactionUser;
+  log?: Logger;
+}
+
+/** Monotonic counters of the layer. */
+export interface TransactionCounters {
+  created: { ict: number; nict: number; ist: number; nist: number };
+  requestRetransmissionsAbsorbed: number;
+  acksAbsorbed: number;
+  strayResponses: number;
+  dropped: number;
+  timeouts: number;
+  transportErrors: number;
+}
+
+/**
+ * The RFC 3261 §17 transaction layer: owns the table of client and server transactions, matches inbound messages to
+ * them (§17.1.3, §17.2.3 with the RFC 2543 fallback, §9.2 for CANCEL), creates server transactions for new requests
+ * and client transactions for the TU's requests, and routes the machines' upcalls to the TU. Sans-I/O: messages come
+ * in through `receive`, go out through the injected sender; time comes from the injected clock.
+ */
+export class TransactionLayer {
+  readonly #client = new Map<string, ClientTransaction>();
+  readonly #server = new Map<string, ServerTransaction>();
+  readonly #user: TransactionUser;
+  readonly #sender: TransactionSender;
+  readonly #log: Logger;
+  readonly #badInput: RateLimitedLog;
+  readonly #envReliable: TransactionEnv;
+  readonly #envUnreliable: TransactionEnv;
+  readonly #counters: TransactionCounters = {
+    created: { ict: 0, nict: 0, ist: 0, nist: 0 },
+    requestRetransmissionsAbsorbed: 0,
+    acksAbsorbed: 0,
+    strayResponses: 0,
+    dropped: 0,
+    timeouts: 0,
+    transportErrors: 0,
+  };
+  #closed = false;
+
+  constructor(options: TransactionLayerOptions) {
+    const { t1, t2 } = options.timers;
+    if (!(t1 > 0 && t2 >= t1 && options.timers.t4 > 0)) {
+      throw new InternalError('ERR_TSX_TIMERS', `invalid transaction timers t1=${t1} t2=${t2} t4=${options.timers.t4}`);
+    }
+    this.#user = options.user;
+    this.#sender = options.sender;
+    this.#log = category(options.log ?? silentLogger, 'sip.tsx');
+    this.#badInput = new RateLimitedLog(this.#log, () => options.clock.now());
+    const events: TransactionEvents = {
+      response: (tx, response, info) =>
+        this.#toUser('onResponse', () => this.#user.onResponse(response, tx as ClientTransaction, info)),
+      timeout: (tx) => {
+        this.#counters.timeouts++;
+        this.#toUser('onTimeout', () => this.#user.onTimeout(tx as Transaction));
+      },
+      transportError: (tx) => {
+        this.#counters.transportErrors++;
+        this.#toUser('onTransportError', () => this.#user.onTransportError(tx as Transaction));
+      },
+      terminated: (tx) => this.#onTerminated(tx),
+    };
+    const base = { clock: options.clock, sender: options.sender, events, log: this.#log };
+    this.#envReliable = { ...base, timers: resolveTimers(options.timers, true) };
+    this.#envUnreliable = { ...base, timers: resolveTimers(options.timers, false) };
+  }
+
+  /** Transactions in the table now. */
+  get size(): { client: number; server: number } {
+    return { client: this.#client.size, server: this.#server.size };
+  }
+
+  get counters(): Readonly<TransactionCounters> {
+    return this.#counters;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** A transaction by its key (as passed to the sender), if still in the table. */
+  find(key: string): Transaction | undefined {
+    return this.#client.get(key) ?? this.#server.get(key);
+  }
+
+  /**
+   * Starts a client transaction for a request the TU built (RFC 3261 §17.1). The branch is taken from the top Via;
+   * when the top Via has no RFC 3261 branch, a fresh one is generated and set in the request. ACK is never sent through
+   * a client transaction (the ACK for a 2xx is the TU's, §13.2.2.4): use `sendStateless`.
+   */
+  sendRequest(request: SipRequest, destination: Destination): ClientTransactionHandle {
+    if (this.#closed) throw new InternalError('ERR_TSX_CLOSED', 'transaction layer is closed');
+    if (request.method === 'ACK') {
+      throw new InternalError('ERR_TSX_ACK', 'an ACK has no client transaction; send it with sendStateless');
+    }
+    const via = topVia(request);
+    if (!via) throw new InternalError('ERR_TSX_NO_VIA', `${request.method} has no (valid) top Via`);
+    const cs = cseq(request);
+    if (!cs || cs.method !== request.method) {
+      throw new InternalError('ERR_TSX_BAD_CSEQ', `${request.method} has no CSeq or a CSeq of another method`);
+    }
+    let branch = branchOf(via);
+    if (!isRfc3261Branch(branch)) {
+      // RFC 3261 §8.1.1.7: "The branch ID inserted by an element compliant with this specification MUST always begin
+      // with the characters 'z9hG4bK'".
+      branch = newBranch();
+      setTopViaBranch(request, branch);
+    }
+    const key = clientKey(branch, request.method);
+    if (this.#client.has(key)) {
+      throw new InternalError('ERR_TSX_DUPLICATE', `a client transaction with branch ${branch} and method exists`);
+    }
+    const reliable = destination.reliable ?? destination.transport.toUpperCase() !== 'UDP';
+    const env = reliable ? this.#envReliable : this.#envUnreliable;
+    const tx =
+      request.method === 'INVITE'
+        ? new InviteClientTransaction(key, request, branch, destination, env)
+        : new NonInviteClientTransaction(key, request, branch, destination, env);
+    this.#counters.created[tx.kind]++;
+    this.#client.set(key, tx);
+    tx.start();
+    return tx;
+  }
+
+  /** Sends a message outside any transaction: the ACK for a 2xx, a stateless response or forward. */
+  sendStateless(message: SipMessage, destination: Destination): void {
+    this.#sender.send(message, { kind: 'request', destination });
+  }
+
+  /** A message from the transport layer (already parsed and checked by the message layer). */
+  receive(message: SipMessage, info: TransportInfo): ReceiveOutcome {
+    if (this.#closed) return this.#drop('layer closed', message);
+    return message.kind === 'response' ? this.#receiveResponse(message, info) : this.#receiveRequest(message, info);
+  }
+
+  /** The transport layer failed to send a message of the transaction with this key. Returns false if unknown. */
+  transportError(transactionKey: string): boolean {
+    const tx = this.find(transactionKey);
+    if (!tx) return false;
+    tx.transportError();
+    return true;
+  }
+
+  /**
+   * The INVITE server transaction a CANCEL cancels (RFC 3261 §9.2: "applying the transaction matching procedures of
+   * Section 17.2.3" as if the CANCEL's method were that of the request to cancel), if it is still in the table.
+   */
+  matchCancel(cancel: SipRequest): InviteServerTransaction | undefined {
+    const m = serverMatch(cancel, 'INVITE');
+    if (!m) return undefined;
+    const tx = this.#server.get(m.key);
+    if (!(tx instanceof InviteServerTransaction)) return undefined;
+    if (m.rfc2543 && m.toTag !== tx.requestToTag) return undefined;
+    return tx;
+  }
+
+  /** Ends every transaction (cancelling every timer) and refuses further work. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const tx of [...this.#client.values(), ...this.#server.values()]) tx.terminate();
+  }
+
+  #receiveResponse(response: SipResponse, info: TransportInfo): ReceiveOutcome {
+    const key = clientKeyOfResponse(response);
+    if (key === undefined) return this.#drop('response without top Via branch or CSeq', response);
+    const tx = this.#client.get(key);
+    if (!tx) {
+      this.#counters.strayResponses++;
+      this.#toUser('onStrayResponse', () => this.#user.onStrayResponse(response, info));
+      return { action: 'stray-response' };
+    }
+    tx.receiveResponse(response, info);
+    return { action: 'response', transaction: tx };
+  }
+
+  #receiveRequest(request: SipRequest, info: TransportInfo): ReceiveOutcome {
+    const cs = cseq(request);
+    if (!cs) return this.#drop('request without a valid CSeq', request);
+    // RFC 3261 §8.1.1.5: "The method MUST match that of the request."
+    if (cs.method !== request.method) return this.#drop('CSeq method differs from the request method', request);
+    const m = serverMatch(request);
+    if (!m) return this.#drop('request without a valid top Via', request);
+    const existing = this.#server.get(m.key);
+
+    if (request.method === 'ACK') {
+      if (existing instanceof InviteServerTransaction && (!m.rfc2543 || m.toTag === existing.responseToTag)) {
+        if (existing.receiveAck() === 'absorbed') {
+          this.#counters.acksAbsorbed++;
+          return { action: 'ack-absorbed', transaction: existing };
+        }
+        this.#toUser('onAck', () => this.#user.onAck(request, info, existing));
+        return { action: 'ack-to-tu', transaction: existing };
+      }
+      // RFC 3261 §17.2.3 / §13.3.1.4: the ACK for a 2xx is its own transaction, handled by the TU.
+      this.#toUser('onAck', () => this.#user.onAck(request, info));
+      return { action: 'ack-to-tu' };
+    }
+
+    if (existing) {
+      if (m.rfc2543 && existing.kind === 'ist' && m.toTag !== existing.requestToTag) {
+        return this.#drop('RFC 2543 request clashes with a transaction of another To tag', request);
+      }
+      this.#counters.requestRetransmissionsAbsorbed++;
+      existing.receiveRequest();
+      return { action: 'retransmission', transaction: existing };
+    }
+
+    const env = info.reliable ? this.#envReliable : this.#envUnreliable;
+    let tx: ServerTransaction;
+    if (request.method === 'INVITE') {
+      tx = new InviteServerTransaction(m.key, request, info, env);
+    } else {
+      const nist = new NonInviteServerTransaction(m.key, request, info, env);
+      // RFC 3261 §9.2: the CANCEL is a transaction of its own; the TU is told which INVITE it cancels.
+      if (request.method === 'CANCEL') nist.cancels = this.matchCancel(request);
+      tx = nist;
+    }
+    this.#counters.created[tx.kind]++;
+    this.#server.set(m.key, tx);
+    tx.start();
+    if (!tx.terminated) this.#toUser('onRequest', () => this.#user.onRequest(request, tx, info));
+    return { action: 'new-transaction', transaction: tx };
+  }
+
+  #onTerminated(tx: TransactionBase): void {
+    const table: Map<string, Transaction> = tx.kind === 'ict' || tx.kind === 'nict' ? this.#client : this.#server;
+    if (table.get(tx.key) === tx) table.delete(tx.key);
+    const onTerminated = this.#user.onTerminated;
+    if (onTerminated) this.#toUser('onTerminated', () => onTerminated.call(this.#user, tx as TransactionHandle));
+  }
+
+  #drop(reason: string, message: SipMessage): ReceiveOutcome {
+    this.#counters.dropped++;
+    const what = message.kind === 'request' ? message.method : String(message.status);
+    this.#badInput.warn(`tsx:${reason}`, `${reason} => dropped`, { what });
+    return { action: 'dropped', reason };
+  }
+
+  #toUser(callback: string, call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.#log.error({ err, callback }, 'transaction user callback threw => ignored');
+    }
+  }
+}
