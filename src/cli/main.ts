@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { CrosswayError } from '../common/errors.ts';
 import { registerConfigCommand } from './commands/config.ts';
+import { registerPortsCommand } from './commands/ports.ts';
 import { registerStartCommand } from './commands/start.ts';
 
 /** The `crossway` command. Each subcommand lives in `commands/<name>.ts` and registers itself here. */
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerStartCommand(program);
   registerConfigCommand(program);
+  registerPortsCommand(program);
   return program;
 }
 

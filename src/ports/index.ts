@@ -12,4 +12,7 @@
 export * from './plan.ts';
 export * from './port-range.ts';
 export * from './privileges.ts';
+export * from './render-json.ts';
+export * from './render-nftables.ts';
+export * from './render-table.ts';
 export * from './types.ts';

@@ -226,7 +226,7 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
 
   // ---- pools -------------------------------------------------------------------------------------------------
   const media = config.media.range ? span(config.media.range.from, config.media.range.to) : b.oursRange(SEED.media);
-  const mediaSetting = config.media.range ? 'media.range' : 'portOffset';
+  const mediaSetting = 'media.range';
   const outboundSip = config.outboundPorts
     ? span(config.outboundPorts.from, config.outboundPorts.to)
     : b.oursRange(SEED.outboundSip);
@@ -259,10 +259,12 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
     ['edge', edgeT, 'public'],
     ['core', coreT, 'private'],
   ] as const) {
-    if (tr.udp) b.listen(node, 'sip-udp', 'udp', side, single(sipPorts.udp), 'SIP over UDP', 'sip.transports.udp');
-    if (tr.tcp) b.listen(node, 'sip-tcp', 'tcp', side, single(sipPorts.tcp), 'SIP over TCP', 'sip.transports.tcp');
+    if (tr.udp)
+      b.listen(node, 'sip-udp', 'udp', side, single(sipPorts.udp), 'SIP over UDP', 'sip.transports.udp.enabled');
+    if (tr.tcp)
+      b.listen(node, 'sip-tcp', 'tcp', side, single(sipPorts.tcp), 'SIP over TCP', 'sip.transports.tcp.enabled');
     if (tr.tls) {
-      b.listen(node, 'sip-tls', 'tcp', side, single(sipPorts.tls), 'SIP over TLS', 'sip.transports.tls', 'tls');
+      b.listen(node, 'sip-tls', 'tcp', side, single(sipPorts.tls), 'SIP over TLS', 'sip.transports.tls.enabled', 'tls');
     }
     if (tr.mtls) {
       b.listen(
@@ -387,9 +389,17 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
     });
   });
   if (coreT.udp) {
-    F('SIP', sig, end('core', single(sipPorts.udp)), ['udp'], end('inside-endpoint', ANY), 'sip.transports.udp', {
-      note: 'endpoint port from registration or DNS (often 5060)',
-    });
+    F(
+      'SIP',
+      sig,
+      end('core', single(sipPorts.udp)),
+      ['udp'],
+      end('inside-endpoint', ANY),
+      'sip.transports.udp.enabled',
+      {
+        note: 'endpoint port from registration or DNS (often 5060)',
+      },
+    );
   }
   if (coreT.tcp || coreT.tls) {
     F('SIP', sig, end('core', outboundSip), TCP_TLS, end('inside-endpoint', ANY), 'outboundPorts', {
@@ -404,7 +414,7 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
   ] as const) {
     const key = proto === 'udp' ? 'udp' : proto === 'tcp' ? 'tcp' : proto;
     if (coreT[key]) {
-      F('SIP', sig, end('inside-endpoint', ANY), [proto], end('core', single(p)), `sip.transports.${key}`, {
+      F('SIP', sig, end('inside-endpoint', ANY), [proto], end('core', single(p)), `sip.transports.${key}.enabled`, {
         listener: id,
       });
     }
