@@ -13,7 +13,6 @@ import type { TransactionBase, TransactionEnv, TransactionEvents } from './trans
 import type {
   ClientTransactionHandle,
   Destination,
-  ServerTransactionHandle,
   TransactionHandle,
   TransactionSender,
   TransactionTimerConfig,
@@ -27,11 +26,11 @@ export type Transaction = ClientTransaction | ServerTransaction;
 
 /** What `receive` did with a message (for counters, tests and the transport's logs). */
 export type ReceiveOutcome =
-  | { action: 'new-transaction'; transaction: ServerTransactionHandle }
-  | { action: 'retransmission'; transaction: ServerTransactionHandle }
-  | { action: 'ack-absorbed'; transaction: ServerTransactionHandle }
-  | { action: 'ack-to-tu'; transaction?: ServerTransactionHandle }
-  | { action: 'response'; transaction: ClientTransactionHandle }
+  | { action: 'new-transaction'; transaction: ServerTransaction }
+  | { action: 'retransmission'; transaction: ServerTransaction }
+  | { action: 'ack-absorbed'; transaction: InviteServerTransaction }
+  | { action: 'ack-to-tu'; transaction?: InviteServerTransaction }
+  | { action: 'response'; transaction: ClientTransaction }
   | { action: 'stray-response' }
   | { action: 'dropped'; reason: string };
 
