@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+
+/** A few lines of libpcap reading for the tests: Ethernet/Linux-cooked/raw IPv4 + UDP/TCP payloads. */
+export interface Packet {
+  frame: number;
+  proto: 'udp' | 'tcp';
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  payload: Buffer;
+}
+
+/** Reads the link-layer frames of a pcap or pcapng file. */
+function frames(b: Buffer): Array<{ linktype: number; data: Buffer }> {
+  const out: Array<{ linktype: number; data: Buffer }> = [];
+  if (b.readUInt32LE(0) === 0x0a0d0d0a) {
+    // pcapng: blocks of (type, length, body, length); we read IDB (1) and EPB (6)
+    const le = b.readUInt32LE(8) === 0x1a2b3c4d;
+    const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+    const u16 = (o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+    const links: number[] = [];
+    let off = 0;
+    while (off + 12 <= b.length) {
+      const type = u32(off);
+      const len = u32(off + 4);
+      if (len < 12) break;
+      if (type === 1) links.push(u16(off + 8));
+      else if (type === 6) {
+        const cap = u32(off + 20);
+        out.push({ linktype: links[u32(off + 8)] ?? 1, data: b.subarray(off + 28, off + 28 + cap) });
+      }
+      off += len;
+    }
+    return out;
+  }
+  const magic = b.readUInt32LE(0);
+  const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
+  if (!le && b.readUInt32BE(0) !== 0xa1b2c3d4 && b.readUInt32BE(0) !== 0xa1b23c4d) throw new Error('not a pcap file');
+  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const linktype = u32(20);
+  let off = 24;
+  while (off + 16 <= b.length) {
+    const incl = u32(off + 8);
+    out.push({ linktype, data: b.subarray(off + 16, off + 16 + incl) });
+    off += 16 + incl;
+  }
+  return out;
+}
+
+/** UDP and TCP payloads of every IPv4 packet in a capture, with 1-based frame numbers as Wireshark counts them. */
+export function readPcap(path: string): Packet[] {
+  const out: Packet[] = [];
+  let frame = 0;
+  for (const { linktype, data } of frames(readFileSync(path))) {
+    frame++;
+    let ip = 0;
+    if (linktype === 1) {
+      let type = data.readUInt16BE(12);
+      ip = 14;
+      if (type === 0x8100) {
+        type = data.readUInt16BE(16);
+        ip = 18;
+      }
+      if (type !== 0x0800) continue;
+    } else if (linktype === 113) ip = 16;
+    else if (linktype === 0 || linktype === 108) ip = 4;
+    else if (linktype === 101 || linktype === 228) ip = 0;
+    else throw new Error(`unsupported link type ${linktype}`);
+    if (data[ip]! >> 4 !== 4) continue;
+    const ihl = (data[ip]! & 15) * 4;
+    const total = data.readUInt16BE(ip + 2);
+    const proto = data[ip + 9];
+    const src = [...data.subarray(ip + 12, ip + 16)].join('.');
+    const dst = [...data.subarray(ip + 16, ip + 20)].join('.');
+    const l4 = ip + ihl;
+    const end = Math.min(data.length, ip + total);
+    if (proto === 17) {
+      out.push({
+        frame,
+        proto: 'udp',
+        src,
+        dst,
+        sport: data.readUInt16BE(l4),
+        dport: data.readUInt16BE(l4 + 2),
+        payload: data.subarray(l4 + 8, end),
+      });
+    } else if (proto === 6) {
+      const doff = (data[l4 + 12]! >> 4) * 4;
+      out.push({
+        frame,
+        proto: 'tcp',
+        src,
+        dst,
+        sport: data.readUInt16BE(l4),
+        dport: data.readUInt16BE(l4 + 2),
+        payload: data.subarray(l4 + doff, end),
+      });
+    }
+  }
+  return out;
+}
