@@ -52,7 +52,10 @@ describe('RAS PDUs from captures decode and re-encode to the same bytes', () => 
     // Wireshark: terminalAlias mobileUIM ansi-41-uim imsi 1111111111111111, system-id sid "777#"
     const alias = r.terminalAlias?.[0];
     assert.equal(alias?.choice, 'mobileUIM');
-    assert.deepEqual(alias?.value, { choice: 'ansi-41-uim', value: { imsi: '1111111111111111', 'system-id': { choice: 'sid', value: '777#' } } });
+    assert.deepEqual(alias?.value, {
+      choice: 'ansi-41-uim',
+      value: { imsi: '1111111111111111', 'system-id': { choice: 'sid', value: '777#' } },
+    });
     assert.equal(r.gatekeeperIdentifier, 'OpenH323 Gatekeeper on mfottekin');
   });
 });
