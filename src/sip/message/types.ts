@@ -103,3 +103,25 @@ export interface MessageLimits {
   maxHeaders: number;
   maxHeaderBytes: number;
 }
+
+/** Credentials or a challenge (Authorization, WWW-Authenticate…): scheme and unquoted auth-params. */
+export interface AuthHeader {
+  /** As written (`Digest`); compare case-insensitively. */
+  scheme: string;
+  /** auth-params in order, quoted values unquoted. */
+  params: Params;
+  /** A token68 blob instead of params (e.g. `Basic dXNlcg==`). */
+  token68?: string;
+}
+
+/** A Content-Type value: type and subtype lower-cased, params as written. */
+export interface MediaType {
+  type: string;
+  subtype: string;
+  params: Params;
+}
+
+/** How a message reached us: on a stream (TCP/TLS) Content-Length is mandatory (RFC 3261 §18.3). */
+export interface ParseOptions {
+  transport?: 'datagram' | 'stream';
+}

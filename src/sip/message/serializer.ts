@@ -1,0 +1,37 @@
+import { bodyUnchanged } from './cache.ts';
+import { canonicalName } from './headers.ts';
+import type { SipMessage } from './types.ts';
+
+/**
+ * Serializes a message: start line, header lines in order as `Name: value` (names as received, folded values
+ * as unfolded by the parser), an empty line and the body. Content-Length is written as received when the body is
+ * the one the parser (or a builder) saw; it is recomputed from the body when the body was replaced, and added when
+ * absent (RFC 3261 §18.3: it is mandatory on streams; always writing it is harmless on datagrams).
+ */
+export function serializeMessage(msg: SipMessage): Buffer {
+  let head =
+    msg.kind === 'request'
+      ? msg.method + ' ' + msg.uri + ' ' + msg.version + '\r\n'
+      : msg.version + ' ' + msg.status + ' ' + msg.reason + '\r\n';
+  const keep = bodyUnchanged(msg);
+  let clDone = false;
+  for (const h of msg.headers) {
+    if (canonicalName(h.name) === 'content-length') {
+      if (keep) {
+        head += h.name + ': ' + h.value + '\r\n';
+      } else if (!clDone) {
+        head += h.name + ': ' + msg.body.length + '\r\n';
+      }
+      clDone = true;
+      continue;
+    }
+    head += h.name + ': ' + h.value + '\r\n';
+  }
+  if (!clDone) head += 'Content-Length: ' + msg.body.length + '\r\n';
+  head += '\r\n';
+  const hl = Buffer.byteLength(head, 'utf8');
+  const out = Buffer.allocUnsafe(hl + msg.body.length);
+  out.write(head, 0, 'utf8');
+  msg.body.copy(out, hl);
+  return out;
+}
