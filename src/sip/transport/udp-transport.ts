@@ -1,0 +1,93 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { OperationalError } from '../../common/errors.ts';
+import { plainAddress } from './stream-connection.ts';
+import type { HostPort, ListenerInfo } from './types.ts';
+
+/** Receives every datagram; must not throw. */
+export type DatagramHandler = (bytes: Buffer, source: HostPort, listener: UdpListener) => void;
+
+/**
+ * One bound UDP socket. Datagrams larger than `maxDatagramBytes` are truncated by the kernel to the receive buffer
+ * we give it, so the layer sees the true length and drops oversize ones itself.
+ */
+export class UdpListener {
+  readonly #socket: Socket;
+  readonly #onDatagram: DatagramHandler;
+  #info: ListenerInfo | undefined;
+  #closed = false;
+
+  private constructor(socket: Socket, onDatagram: DatagramHandler) {
+    this.#socket = socket;
+    this.#onDatagram = onDatagram;
+  }
+
+  /** Binds `address:port` (port 0: any) and starts delivering datagrams. */
+  static async bind(
+    address: string,
+    port: number,
+    onDatagram: DatagramHandler,
+    onError: (err: Error) => void,
+  ): Promise<UdpListener> {
+    const ipv6 = isIPv6(address);
+    const socket = createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6, reuseAddr: false });
+    const l = new UdpListener(socket, onDatagram);
+    await new Promise<void>((resolve, reject) => {
+      const onBindError = (err: Error) =>
+        reject(
+          new OperationalError('ERR_SIP_TRANSPORT_LISTEN', `udp ${address}:${port}: ${err.message}`, { cause: err }),
+        );
+      socket.once('error', onBindError);
+      socket.bind({ address, port, exclusive: true }, () => {
+        socket.removeListener('error', onBindError);
+        resolve();
+      });
+    });
+    const a = socket.address();
+    l.#info = { protocol: 'udp', address: a.address, port: a.port, family: ipv6 ? 'IPv6' : 'IPv4' };
+    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+      if (l.#closed) return;
+      l.#onDatagram(msg, { address: plainAddress(rinfo.address), port: rinfo.port }, l);
+    });
+    // Errors after bind (ICMP unreachable surfaced on some systems) never end the listener.
+    socket.on('error', onError);
+    return l;
+  }
+
+  get info(): ListenerInfo {
+    if (!this.#info) throw new OperationalError('ERR_SIP_TRANSPORT_NOT_BOUND', 'udp listener not bound');
+    return this.#info;
+  }
+
+  get family(): 'IPv4' | 'IPv6' {
+    return this.info.family;
+  }
+
+  /** Sends one datagram; resolves when handed to the kernel. */
+  send(bytes: Buffer, address: string, port: number): Promise<void> {
+    if (this.#closed) return Promise.reject(new OperationalError('ERR_SIP_TRANSPORT_CLOSED', 'udp listener closed'));
+    return new Promise((resolve, reject) => {
+      this.#socket.send(bytes, port, address, (err) => {
+        if (err) {
+          reject(
+            new OperationalError('ERR_SIP_TRANSPORT_SEND', `udp send to ${address}:${port} failed: ${err.message}`, {
+              cause: err,
+            }),
+          );
+        } else resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    return new Promise((resolve) => {
+      try {
+        this.#socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+}
