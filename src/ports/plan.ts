@@ -350,10 +350,11 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
   // ---- management ---------------------------------------------------------------------------------------------
   const m = config.management;
   const mgmtSide: AddressSide = m.exposePublic ? 'both' : 'private';
-  const snmp = b.ours(SEED.snmp);
-  const http = b.ours(SEED.http);
-  const https = b.ours(SEED.https);
   const httpListens = m.https || m.plainHttp;
+  // Computed only when used: an unused port must neither fail the offset check nor appear as remapped.
+  const snmp = m.snmp ? b.ours(SEED.snmp) : 0;
+  const http = httpListens ? b.ours(SEED.http) : 0;
+  const https = m.https ? b.ours(SEED.https) : 0;
   for (const node of ['edge', 'core'] as const) {
     const side = node === 'edge' ? mgmtSide : 'private';
     if (m.snmp) b.listen(node, 'snmp', 'udp', side, single(snmp), 'SNMP agent', 'management.snmp');

@@ -1,0 +1,295 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ConfigError, InternalError } from '../../src/common/errors.ts';
+import { defaultConfig } from '../../src/config/load.ts';
+import type { CrosswayConfigInput } from '../../src/config/schema.ts';
+import {
+  checkPrivileges,
+  computePortPlan,
+  contains,
+  overlaps,
+  planToDocument,
+  renderMarkdown,
+  renderTable,
+} from '../../src/ports/index.ts';
+
+const plan = (input: CrosswayConfigInput, privileged = true) =>
+  computePortPlan(defaultConfig(input), { privileged, unprivilegedPortStart: 1024 });
+
+function rowsOf(md: string, table: string): string[] {
+  const start = md.indexOf(`## ${table}`);
+  const end = md.indexOf('\n## ', start + 1);
+  return md
+    .slice(start, end)
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| Purpose'));
+}
+
+describe('port plan: configuration drives the tables', () => {
+  const base: CrosswayConfigInput = { role: 'lab', traversalZones: [{ name: 'a' }], h323: { enabled: true } };
+
+  it('a second traversal zone adds 7002 and 6002', () => {
+    const one = renderMarkdown(plan(base));
+    const two = renderMarkdown(plan({ ...base, traversalZones: [{ name: 'a' }, { name: 'b' }] }));
+    assert.match(one, /\| 7001 \|/);
+    assert.doesNotMatch(one, /\| 700[2-9] \|/);
+    assert.doesNotMatch(one, /\| 6002 \|/);
+    assert.match(two, /\| core \| 25000-29999 \| TCP or TLS \| edge \(private\) \| 7002 \| `traversalZones\[1\]`/);
+    assert.match(two, /\| core \| 1719 \| UDP \| edge \(private\) \| 6002 \| `traversalZones\[1\]\.h323`/);
+    const p = plan({ ...base, traversalZones: [{ name: 'a' }, { name: 'b' }] });
+    assert.equal(p.port('traversal-sip:2', 'edge'), 7002);
+    assert.equal(p.port('traversal-ras:2', 'edge'), 6002);
+  });
+
+  it('large size adds TURN 3479-3483 and the 36000-36011 mux range', () => {
+    const small = plan({ ...base, turn: { enabled: true } });
+    const large = plan({ ...base, size: 'large', turn: { enabled: true } });
+    const md = renderMarkdown(large);
+    assert.match(
+      md,
+      /TURN control \| endpoint in the internet \(or its firewall\) \| >=1024 \| UDP & TCP \| edge \(public\) \| 3478-3483 \|/,
+    );
+    assert.doesNotMatch(renderMarkdown(small), /3478-3483/);
+    assert.match(md, /\| 36000-36010 \(even ports\) \|/);
+    assert.match(md, /\| 36001-36011 \(odd ports\) \|/);
+    assert.deepEqual(large.muxPorts('edge'), {
+      rtp: [36000, 36002, 36004, 36006, 36008, 36010],
+      rtcp: [36001, 36003, 36005, 36007, 36009, 36011],
+    });
+    assert.deepEqual(small.muxPorts('edge'), { rtp: [36000], rtcp: [36001] });
+    const turn = large.node('edge').listener('turn-udp')!;
+    for (const p of [3478, 3479, 3480, 3481, 3482, 3483]) assert.ok(contains(turn.ports, p));
+    assert.ok(!contains(turn.ports, 3484));
+  });
+
+  it('disabling H.323 removes its rows and listeners', () => {
+    const on = plan(base);
+    const off = plan({ ...base, h323: { enabled: false } });
+    assert.ok(rowsOf(renderMarkdown(on), 'H.323 calls').length >= 25);
+    assert.deepEqual(rowsOf(renderMarkdown(off), 'H.323 calls'), []);
+    assert.match(renderTable(off), /== H\.323 calls\n\(none in this configuration\)/);
+    assert.ok(on.has('h323-ras', 'edge') && on.has('traversal-ras:1', 'edge'));
+    assert.ok(!off.listeners.some((l) => l.id.startsWith('h323') || l.id.startsWith('traversal-ras')));
+    assert.ok(!off.flows.some((f) => f.table === 'H.323'));
+  });
+
+  it('legacy mux ports are 2776/2777 UDP and leave the media pool whole', () => {
+    const p = plan({ ...base, media: { muxPorts: 'legacy-2776' } });
+    assert.deepEqual(p.muxPorts('edge'), { rtp: [2776], rtcp: [2777] });
+    assert.deepEqual(p.mediaPool('edge').ranges, [{ from: 36000, to: 59999, step: 1 }]);
+    assert.equal(p.mediaPool('edge').pairs, 12000);
+    const large = plan({ ...base, size: 'large', media: { muxPorts: 'legacy-2776' } });
+    assert.deepEqual(large.muxPorts('edge')?.rtp[0], 36000, 'a large edge always uses 36000-36011');
+  });
+
+  it('takes the demux ports out of the media pool', () => {
+    const small = plan(base);
+    assert.deepEqual(small.mediaPool('edge').ranges, [{ from: 36002, to: 59999, step: 1 }]);
+    assert.equal(small.mediaPool('edge').pairs, 11999);
+    assert.ok(!small.mediaPool('edge').allows(36000) && !small.mediaPool('edge').allows(36001));
+    assert.ok(small.mediaPool('edge').allows(36002));
+    const large = plan({ ...base, size: 'large' });
+    assert.equal(large.mediaPool('edge').ranges[0]?.from, 36012);
+    // The core does not demultiplex: its pool is the whole range.
+    assert.equal(small.mediaPool('core').ranges[0]?.from, 36000);
+  });
+
+  it('role defaults: the edge has SIP UDP/TCP off unless enabled, the core on', () => {
+    const p = plan({ role: 'lab' });
+    assert.ok(!p.has('sip-udp', 'edge') && !p.has('sip-tcp', 'edge'));
+    assert.equal(p.port('sip-tls', 'edge'), 5061);
+    assert.equal(p.port('sip-mtls', 'edge'), 5062);
+    assert.equal(p.port('sip-udp', 'core'), 5060);
+    assert.equal(p.port('sip-tcp', 'core'), 5060);
+    const e = plan({ role: 'edge', sip: { transports: { udp: { enabled: true } } } });
+    assert.equal(e.port('sip-udp'), 5060);
+    assert.ok(!e.has('sip-tcp'));
+    const c = plan({ role: 'core', sip: { transports: { udp: { enabled: false } } } });
+    assert.ok(!c.has('sip-udp') && c.has('sip-tcp'));
+  });
+
+  it('applies the port offset to its own ports, not to third parties', () => {
+    const p = plan({
+      role: 'lab',
+      portOffset: 100,
+      traversalZones: [{ name: 'a' }],
+      management: { snmp: true },
+      ldap: { servers: [{ url: 'ldaps://10.0.0.1' }] },
+      feedback: { subscribers: [{ url: 'https://10.0.0.2:8443/x' }] },
+    });
+    assert.equal(p.port('sip-tls', 'edge'), 5161);
+    assert.equal(p.port('traversal-sip:1', 'edge'), 7101);
+    assert.equal(p.port('snmp', 'core'), 261);
+    assert.deepEqual(p.range('outbound-sip', 'core'), { from: 25100, to: 30099, step: 1 });
+    assert.deepEqual(p.range('media', 'edge'), { from: 36100, to: 60099, step: 1 });
+    assert.deepEqual(p.muxPorts('edge'), { rtp: [36100], rtcp: [36101] });
+    const ldap = p.flows.find((f) => f.table === 'LDAP' && f.from.peer === 'core')!;
+    assert.equal(ldap.to.ports.from, 636);
+    const fb = p.flows.find((f) => f.purpose === 'Feedback events (HTTPS)' && f.from.peer === 'edge')!;
+    assert.equal(fb.to.ports.from, 8443);
+    // The core connects to the edge's offset traversal port.
+    const tz = p.flows.find((f) => f.listener === 'traversal-sip:1')!;
+    assert.equal(tz.to.ports.from, 7101);
+  });
+
+  it('explicit port overrides are taken as given', () => {
+    const p = plan({
+      role: 'lab',
+      portOffset: 100,
+      traversalZones: [{ name: 'a', port: 7777 }],
+      sip: { transports: { tls: { port: 5999 } } },
+    });
+    assert.equal(p.port('traversal-sip:1', 'edge'), 7777);
+    assert.equal(p.port('sip-tls', 'core'), 5999);
+  });
+
+  it('refuses an offset that pushes a port out of 1-65535, naming the setting', () => {
+    assert.throws(
+      () => plan({ role: 'lab', management: { snmp: true }, portOffset: -200 }),
+      (e: unknown) => e instanceof ConfigError && e.issues[0]?.path === 'portOffset' && /-39/.test(e.message),
+    );
+    assert.throws(
+      () => plan({ role: 'lab', portOffset: 10_000 }),
+      (e: unknown) => e instanceof ConfigError && e.issues[0]?.path === 'portOffset' && /69999/.test(e.message),
+    );
+  });
+
+  it('lookups refuse what is not in the plan', () => {
+    const p = plan({ role: 'lab' });
+    assert.throws(() => p.port('sip-tls'), InternalError);
+    assert.throws(() => p.port('turn-udp', 'edge'), /turn-udp is not in the edge's port plan/);
+    assert.throws(() => p.range('turn-relay', 'edge'), InternalError);
+    assert.throws(() => plan({ role: 'edge' }).node('core'), /the edge plan has no core/);
+    assert.throws(() => plan({ role: 'edge', size: 'large', turn: { enabled: true } }).port('turn-udp'), /is a range/);
+  });
+
+  it('is frozen and serialises to plain JSON', () => {
+    const p = plan({ ...base, turn: { enabled: true } });
+    assert.ok(Object.isFrozen(p) && Object.isFrozen(p.listeners) && Object.isFrozen(p.flows[0]));
+    assert.throws(() => {
+      (p.listeners as unknown[]).push(1);
+    }, TypeError);
+    const doc = JSON.parse(JSON.stringify(planToDocument(p)));
+    assert.equal(doc.version, 1);
+    assert.equal(doc.nodes.length, 2);
+    assert.equal(doc.flows.length, p.flows.length);
+    assert.deepEqual(doc.nodes[0].mux, { rtp: [36000], rtcp: [36001] });
+  });
+});
+
+describe('port plan: privileges', () => {
+  const mgmt: CrosswayConfigInput = { management: { snmp: true, https: true } };
+
+  it('an unprivileged lab maps 80/161/443 to 8080/8161/8443, listeners and flows alike', () => {
+    const p = plan({ role: 'lab', ...mgmt }, false);
+    assert.equal(p.port('http', 'edge'), 8080);
+    assert.equal(p.port('snmp', 'core'), 8161);
+    assert.equal(p.port('https', 'core'), 8443);
+    assert.deepEqual(
+      [...p.remapped].sort((a, b) => a.from - b.from),
+      [
+        { from: 80, to: 8080 },
+        { from: 161, to: 8161 },
+        { from: 443, to: 8443 },
+      ],
+    );
+    const https = p.flows.find((f) => f.listener === 'https' && f.to.peer === 'edge')!;
+    assert.equal(https.to.ports.from, 8443);
+    assert.ok(checkPrivileges(p, { privileged: false, unprivilegedPortStart: 1024 }).ok);
+  });
+
+  it('other roles keep the seed ports, and checkPrivileges names the port and the capability', () => {
+    const p = plan({ role: 'edge', ...mgmt }, false);
+    assert.equal(p.port('https'), 443);
+    const r = checkPrivileges(p, { privileged: false, unprivilegedPortStart: 1024 });
+    assert.equal(r.ok, false);
+    if (r.ok) return;
+    assert.deepEqual(
+      r.reason.map((x) => x.port).sort((a, b) => a - b),
+      [80, 161, 443],
+    );
+    assert.match(r.reason[0]!.message, /CAP_NET_BIND_SERVICE/);
+    assert.match(r.reason.map((x) => x.message).join('\n'), /needs port 443/);
+    assert.ok(checkPrivileges(p, { privileged: true, unprivilegedPortStart: 1024 }).ok);
+    // A kernel that lets anyone bind from 200 up refuses only 80 and 161.
+    const r2 = checkPrivileges(p, { privileged: false, unprivilegedPortStart: 200 });
+    assert.equal(r2.ok, false);
+    if (!r2.ok)
+      assert.deepEqual(
+        r2.reason.map((x) => x.port).sort((a, b) => a - b),
+        [80, 161],
+      );
+  });
+});
+
+const configArb = fc.record({
+  role: fc.constantFrom('edge', 'core', 'lab' as const),
+  size: fc.constantFrom('small', 'medium', 'large' as const),
+  // 80 − 70 stays ≥ 1 and 59999 + 5000 ≤ 65535: every generated configuration is valid.
+  portOffset: fc.integer({ min: -70, max: 5000 }),
+  zones: fc.integer({ min: 0, max: 6 }),
+  h323: fc.boolean(),
+  turn: fc.boolean(),
+  snmp: fc.boolean(),
+  https: fc.boolean(),
+  plainHttp: fc.boolean(),
+  udp: fc.option(fc.boolean(), { nil: undefined }),
+  tcp: fc.option(fc.boolean(), { nil: undefined }),
+  mux: fc.constantFrom('default-36000', 'legacy-2776' as const),
+  ldap: fc.boolean(),
+  privileged: fc.boolean(),
+});
+
+describe('port plan: invariants over random configurations', () => {
+  it('no two listeners of a node share a port; flows name existing listeners; demux ports never pooled', () => {
+    fc.assert(
+      fc.property(configArb, (c) => {
+        const p = plan(
+          {
+            role: c.role,
+            size: c.size,
+            portOffset: c.portOffset,
+            traversalZones: Array.from({ length: c.zones }, (_, i) => ({ name: `z${i}` })),
+            h323: { enabled: c.h323 },
+            turn: { enabled: c.turn },
+            management: { snmp: c.snmp, https: c.https, plainHttp: c.plainHttp },
+            media: { muxPorts: c.mux },
+            sip: { transports: { udp: { enabled: c.udp }, tcp: { enabled: c.tcp } } },
+            ldap: { servers: c.ldap ? [{ url: 'ldap://10.0.0.1' }] : [] },
+          },
+          c.privileged,
+        );
+        for (const n of p.nodes) {
+          const ls = n.listeners;
+          for (let i = 0; i < ls.length; i++) {
+            const a = ls[i]!;
+            assert.ok(a.ports.from >= 1 && a.ports.to <= 65535);
+            for (let j = i + 1; j < ls.length; j++) {
+              const b = ls[j]!;
+              if (a.transport === b.transport) {
+                assert.ok(!overlaps(a.ports, b.ports), `${n.node}: ${a.id} and ${b.id} overlap`);
+              }
+            }
+            if (a.transport === 'udp') {
+              for (let port = a.ports.from; port <= a.ports.to; port++) {
+                assert.ok(!n.mediaPool().allows(port), `${a.id} port ${port} is in the media pool`);
+              }
+            }
+          }
+        }
+        for (const f of p.flows) {
+          assert.ok(f.from.peer === 'edge' || f.from.peer === 'core' || f.to.peer === 'edge' || f.to.peer === 'core');
+          if (f.listener && p.nodes.some((n) => n.node === f.to.peer)) {
+            const l = p.node(f.to.peer as 'edge' | 'core').listener(f.listener);
+            assert.ok(l, `flow ${f.id} names missing listener ${f.listener}`);
+            assert.ok(contains(l.ports, f.to.ports.from) && contains(l.ports, f.to.ports.to), f.id);
+          }
+        }
+        const ids = new Set(p.flows.map((f) => f.id));
+        assert.equal(ids.size, p.flows.length, 'flow ids are unique');
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
