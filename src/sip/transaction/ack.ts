@@ -1,3 +1,4 @@
+import { createRequest } from '../message/index.ts';
 import type { Header, SipRequest, SipResponse } from '../message/types.ts';
 import { cseq, firstHeader, headerLines, topViaText } from './sip-access.ts';
 
@@ -24,6 +25,5 @@ export function buildNon2xxAck(invite: SipRequest, response: SipResponse): SipRe
   const callId = firstHeader(invite, 'call-id');
   if (callId !== undefined) headers.push({ name: 'Call-ID', value: callId });
   headers.push({ name: 'CSeq', value: `${cseq(invite)?.seq ?? 0} ACK` });
-  headers.push({ name: 'Content-Length', value: '0' });
-  return { kind: 'request', method: 'ACK', uri: invite.uri, version: invite.version, headers, body: Buffer.alloc(0) };
+  return createRequest({ method: 'ACK', uri: invite.uri, headers });
 }
