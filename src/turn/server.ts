@@ -1,0 +1,260 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { category, type Logger, silentLogger } from '../common/log.ts';
+import { type Clock, systemClock } from '../common/timers.ts';
+import { canonicalIp, type TransportAddress } from '../stun/address.ts';
+import type { TurnConfig } from './config.ts';
+import { ConfigCredentials, type LongTermCredentials } from './credentials.ts';
+import { TurnEngine } from './engine.ts';
+import { PeerPolicy } from './peer-policy.ts';
+import { TcpFramer } from './tcp-framer.ts';
+import type { AllocationInfo, ClientTransport, RelayHandle, RelaySink, TurnCounters, TurnIo } from './types.ts';
+
+/** Options of `startTurnServer`; ports come from the port plan (the role wires them). */
+export interface TurnServerOptions {
+  config: TurnConfig;
+  /** Control listeners (3478, or 3478–3483 on a large node). Port 0 picks an ephemeral port. */
+  listen: readonly { address: string; port: number; protocols?: readonly ('udp' | 'tcp')[] }[];
+  /** Addresses relay sockets bind to, per family (a family left out is not offered). */
+  relayAddresses: { ipv4?: string; ipv6?: string };
+  /** Addresses advertised in XOR-RELAYED-ADDRESS when they differ (static NAT in front of the edge). */
+  advertisedRelayAddresses?: { ipv4?: string; ipv6?: string };
+  /** Relay port range, from the port plan (seed: 24000–29999). */
+  relayRange: { from: number; to: number };
+  /** Long-term credential source; defaults to the configuration's users and shared secret. */
+  credentials?: LongTermCredentials;
+  clock?: Clock;
+  log?: Logger;
+  /** Cap on simultaneous TCP control connections. */
+  maxTcpConnections?: number;
+  /** Socket buffer sizes for the UDP listeners (bytes). */
+  udpBufferBytes?: number;
+}
+
+/** A running TURN server. */
+export interface TurnServerHandle {
+  /** Where it listens (with the ports actually bound). */
+  readonly listening: readonly { protocol: 'udp' | 'tcp'; address: string; port: number }[];
+  readonly counters: TurnCounters;
+  readonly engine: TurnEngine;
+  allocations(): AllocationInfo[];
+  readonly closed: boolean;
+  close(): Promise<void>;
+}
+
+function familyOf(address: string): 4 | 6 {
+  return address.includes(':') ? 6 : 4;
+}
+
+/**
+ * Starts a TURN server: UDP and TCP control listeners feeding a `TurnEngine`, and one UDP socket per relayed
+ * transport address. The node's composition root calls this with ports from the port plan.
+ */
+export async function startTurnServer(options: TurnServerOptions): Promise<TurnServerHandle> {
+  const clock = options.clock ?? systemClock;
+  const log = category(options.log ?? silentLogger, 'turn.server');
+  const cfg = options.config;
+  const relayBind: Partial<Record<4 | 6, string>> = {};
+  if (options.relayAddresses.ipv4) relayBind[4] = options.relayAddresses.ipv4;
+  if (options.relayAddresses.ipv6) relayBind[6] = options.relayAddresses.ipv6;
+  const advertised: Partial<Record<4 | 6, string>> = {
+    4: options.advertisedRelayAddresses?.ipv4 ?? relayBind[4],
+    6: options.advertisedRelayAddresses?.ipv6 ?? relayBind[6],
+  };
+  const relaySockets = new Set<dgram.Socket>();
+  const io: TurnIo = {
+    relayFamilies: new Set(([4, 6] as const).filter((f) => relayBind[f] !== undefined)),
+    openRelay(family: 4 | 6, port: number, sink: RelaySink): Promise<RelayHandle | undefined> {
+      const bindAddress = relayBind[family];
+      if (bindAddress === undefined) return Promise.resolve(undefined);
+      return new Promise((resolve) => {
+        const sock = family === 4 ? dgram.createSocket('udp4') : dgram.createSocket({ type: 'udp6', ipv6Only: true });
+        const onError = () => {
+          sock.close();
+          resolve(undefined);
+        };
+        sock.once('error', onError);
+        sock.bind({ address: bindAddress, port, exclusive: true }, () => {
+          sock.off('error', onError);
+          sock.on('error', (err) => log.debug({ err, port }, 'relay socket error => ignored'));
+          sock.on('message', (data, rinfo) => sink(rinfo.address, rinfo.port, data));
+          relaySockets.add(sock);
+          const address: TransportAddress = { family, address: canonicalIp(advertised[family]!), port };
+          resolve({
+            address,
+            send(ip, peerPort, data) {
+              sock.send(data as Buffer | Buffer[], peerPort, ip);
+            },
+            close() {
+              if (relaySockets.delete(sock)) sock.close();
+            },
+          });
+        });
+      });
+    },
+  };
+
+  const own = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) own.add(i.address);
+  for (const a of [...Object.values(relayBind), ...Object.values(advertised)]) if (a) own.add(a);
+  for (const l of options.listen) own.add(l.address);
+  const peerPolicy = new PeerPolicy({
+    denied: cfg.peers.denied,
+    allowed: cfg.peers.allowed,
+    ownAddresses: [...own].filter((a) => a !== '0.0.0.0' && a !== '::'),
+  });
+  const engine = new TurnEngine({
+    config: cfg,
+    clock,
+    io,
+    credentials: options.credentials ?? new ConfigCredentials(cfg, clock),
+    peerPolicy,
+    relayRange: options.relayRange,
+    ...(options.log ? { log: options.log } : {}),
+  });
+
+  const udpSockets: dgram.Socket[] = [];
+  const tcpServers: net.Server[] = [];
+  const tcpConnections = new Set<net.Socket>();
+  const listening: { protocol: 'udp' | 'tcp'; address: string; port: number }[] = [];
+  const maxTcp = options.maxTcpConnections ?? 10_000;
+  let closed = false;
+
+  try {
+    for (const l of options.listen) {
+      const protocols = l.protocols ?? ['udp', 'tcp'];
+      let port = l.port;
+      if (protocols.includes('udp')) {
+        const sock = await bindUdp(l.address, port, options.udpBufferBytes);
+        port = sock.address().port;
+        udpSockets.push(sock);
+        listening.push({ protocol: 'udp', address: l.address, port });
+        attachUdp(sock, engine, log);
+      }
+      if (protocols.includes('tcp')) {
+        const srv = net.createServer({ noDelay: true }, (conn) => {
+          if (tcpConnections.size >= maxTcp || closed) {
+            conn.destroy();
+            return;
+          }
+          tcpConnections.add(conn);
+          conn.on('close', () => tcpConnections.delete(conn));
+          attachTcp(conn, engine, log);
+        });
+        await new Promise<void>((resolve, reject) => {
+          srv.once('error', reject);
+          srv.listen({ host: l.address, port, exclusive: true }, () => {
+            srv.off('error', reject);
+            resolve();
+          });
+        });
+        const addr = srv.address() as net.AddressInfo;
+        tcpServers.push(srv);
+        listening.push({ protocol: 'tcp', address: l.address, port: addr.port });
+      }
+    }
+  } catch (err) {
+    for (const s of udpSockets) s.close();
+    for (const s of tcpServers) s.close();
+    engine.close();
+    throw err;
+  }
+  log.info({ listening, relayRange: options.relayRange }, 'TURN server started');
+
+  return {
+    listening,
+    engine,
+    get counters() {
+      return engine.counters;
+    },
+    allocations: () => engine.allocations(),
+    get closed() {
+      return closed;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      engine.close();
+      for (const s of relaySockets) s.close();
+      relaySockets.clear();
+      for (const c of tcpConnections) c.destroy();
+      await Promise.all([
+        ...udpSockets.map((s) => new Promise<void>((r) => s.close(() => r()))),
+        ...tcpServers.map((s) => new Promise<void>((r) => s.close(() => r()))),
+      ]);
+    },
+  };
+}
+
+function bindUdp(address: string, port: number, bufferBytes: number | undefined): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock =
+      familyOf(address) === 4 ? dgram.createSocket('udp4') : dgram.createSocket({ type: 'udp6', ipv6Only: true });
+    sock.once('error', reject);
+    sock.bind({ address, port, exclusive: true }, () => {
+      sock.off('error', reject);
+      if (bufferBytes) {
+        sock.setRecvBufferSize(bufferBytes);
+        sock.setSendBufferSize(bufferBytes);
+      }
+      resolve(sock);
+    });
+  });
+}
+
+/** Clients seen recently on one UDP listener; bounded, rebuilt on overflow (the engine keys on `key` only). */
+function attachUdp(sock: dgram.Socket, engine: TurnEngine, log: Logger): void {
+  const a = sock.address();
+  const local: TransportAddress = { family: familyOf(a.address), address: a.address, port: a.port };
+  const clients = new Map<string, ClientTransport>();
+  sock.on('error', (err) => log.warn({ err }, 'UDP listener error => continuing'));
+  sock.on('message', (data, rinfo) => {
+    const key = `udp|${local.port}|${rinfo.address}|${rinfo.port}`;
+    let client = clients.get(key);
+    if (!client) {
+      if (clients.size >= 65_536) clients.clear();
+      const remote: TransportAddress = { family: familyOf(rinfo.address), address: rinfo.address, port: rinfo.port };
+      client = {
+        protocol: 'udp',
+        remote,
+        local,
+        key,
+        send: (bytes) => sock.send(bytes as Buffer | Buffer[], remote.port, remote.address),
+      };
+      clients.set(key, client);
+    }
+    engine.handleClientData(client, data);
+  });
+}
+
+function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger): void {
+  const remoteAddress = conn.remoteAddress ?? '';
+  const localAddress = conn.localAddress ?? '';
+  const client: ClientTransport = {
+    protocol: 'tcp',
+    remote: { family: familyOf(remoteAddress), address: canonicalIp(remoteAddress), port: conn.remotePort ?? 0 },
+    local: { family: familyOf(localAddress), address: canonicalIp(localAddress), port: conn.localPort ?? 0 },
+    key: `tcp|${localAddress}|${conn.localPort}|${remoteAddress}|${conn.remotePort}`,
+    send(bytes) {
+      if (conn.destroyed) return;
+      if (Buffer.isBuffer(bytes)) conn.write(bytes);
+      else {
+        conn.cork();
+        for (const b of bytes) conn.write(b);
+        conn.uncork();
+      }
+    },
+  };
+  const framer = new TcpFramer();
+  conn.on('data', (chunk: Buffer) => {
+    const r = framer.push(chunk, (frame) => engine.handleClientData(client, frame));
+    if (!r.ok) {
+      log.debug({ from: remoteAddress, reason: r.reason }, 'TCP framing error => connection closed');
+      engine.counters.malformedDropped++;
+      conn.destroy();
+    }
+  });
+  conn.on('error', () => conn.destroy());
+  conn.on('close', () => engine.clientClosed(client));
+}

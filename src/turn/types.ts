@@ -1,0 +1,91 @@
+import type { TransportAddress } from '../stun/address.ts';
+
+/** One client 5-tuple as the socket adapter sees it. */
+export interface ClientTransport {
+  readonly protocol: 'udp' | 'tcp';
+  /** The client's address as seen by the server (its NAT's, usually). */
+  readonly remote: TransportAddress;
+  /** The server address the client reached. */
+  readonly local: TransportAddress;
+  /** Stable key of the 5-tuple. */
+  readonly key: string;
+  /** Sends bytes to the client (one datagram, or written on the stream). */
+  send(data: Buffer | readonly Buffer[]): void;
+}
+
+/** A bound relay socket. */
+export interface RelayHandle {
+  /** The relayed transport address advertised in XOR-RELAYED-ADDRESS. */
+  readonly address: TransportAddress;
+  send(peerAddress: string, peerPort: number, data: Buffer | readonly Buffer[]): void;
+  close(): void;
+}
+
+/** Receives what arrives on a relay socket. */
+export type RelaySink = (fromAddress: string, fromPort: number, data: Buffer) => void;
+
+/** What the engine asks of the socket adapter. */
+export interface TurnIo {
+  /**
+   * Binds a relay socket of this family on this port; undefined when the port is taken (the engine tries
+   * another). Datagrams received go to `sink`.
+   */
+  openRelay(family: 4 | 6, port: number, sink: RelaySink): Promise<RelayHandle | undefined>;
+  /** Families the node has relay addresses for. */
+  readonly relayFamilies: ReadonlySet<4 | 6>;
+}
+
+/** Counters of the TURN server (monotonic unless said otherwise). */
+export interface TurnCounters {
+  /** Current number of allocations (a gauge). */
+  allocationsActive: number;
+  allocationsCreated: number;
+  allocationsExpired: number;
+  allocationsDeleted: number;
+  requests: number;
+  errorResponses: number;
+  authFailures: number;
+  quotaRejections: number;
+  peerDenied: number;
+  /** Datagrams that were not STUN or ChannelData, or failed decoding: dropped silently. */
+  malformedDropped: number;
+  /** Data for a peer without permission, or from a peer without permission: dropped. */
+  noPermissionDropped: number;
+  bandwidthDropped: number;
+  packetsToPeers: number;
+  bytesToPeers: number;
+  packetsFromPeers: number;
+  bytesFromPeers: number;
+}
+
+export function newCounters(): TurnCounters {
+  return {
+    allocationsActive: 0,
+    allocationsCreated: 0,
+    allocationsExpired: 0,
+    allocationsDeleted: 0,
+    requests: 0,
+    errorResponses: 0,
+    authFailures: 0,
+    quotaRejections: 0,
+    peerDenied: 0,
+    malformedDropped: 0,
+    noPermissionDropped: 0,
+    bandwidthDropped: 0,
+    packetsToPeers: 0,
+    bytesToPeers: 0,
+    packetsFromPeers: 0,
+    bytesFromPeers: 0,
+  };
+}
+
+/** A read-only view of one allocation for management. */
+export interface AllocationInfo {
+  client: string;
+  protocol: 'udp' | 'tcp';
+  username: string;
+  relayed: TransportAddress[];
+  expiresInSeconds: number;
+  permissions: string[];
+  channels: { number: number; peer: string }[];
+}
