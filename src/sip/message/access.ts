@@ -1,6 +1,6 @@
 import { fail, ok, type Result } from '../../common/result.ts';
 import { memo } from './cache.ts';
-import { isDigits, isWs, TOKEN } from './chars.ts';
+import { isDigits, isWs, TOKEN, trimLws } from './chars.ts';
 import { canonicalName, isListHeader, splitList } from './headers.ts';
 import { parseNameAddr, scanNameAddr } from './name-addr.ts';
 import { getParam, parseParamsAt } from './params.ts';
@@ -68,7 +68,7 @@ export function parseNameAddrList(value: string): Result<NameAddr[], string> {
 
 /** Parses a Contact value: `*` or a list of name-addrs. */
 export function parseContactList(value: string): Result<NameAddr[] | '*', string> {
-  if (value.trim() === '*') return ok('*');
+  if (trimLws(value) === '*') return ok('*');
   return parseNameAddrList(value);
 }
 
@@ -219,7 +219,7 @@ export function getRecordRoutes(msg: SipMessage): Result<NameAddr[], string> | u
 export function parseMediaType(value: string): Result<MediaType, string> {
   const slash = value.indexOf('/');
   if (slash < 0) return fail('missing /');
-  const type = value.slice(0, slash).trim().toLowerCase();
+  const type = trimLws(value.slice(0, slash)).toLowerCase();
   let i = slash + 1;
   while (i < value.length && isWs(value.charCodeAt(i))) i++;
   const ss = i;

@@ -1,5 +1,5 @@
 import { fail, ok, type Result } from '../../common/result.ts';
-import { tokenEnd } from './chars.ts';
+import { tokenEnd, trimLws } from './chars.ts';
 import { endOfQuoted, skipWs, unquote } from './params.ts';
 import type { AuthHeader } from './types.ts';
 
@@ -22,8 +22,8 @@ function parseAuth(value: string): Result<AuthHeader, string> {
   if (i >= value.length) return ok(out);
   if (i === se) return fail('missing space after auth scheme');
   const probe = skipWs(value, readToken(value, i));
-  if (value.charCodeAt(probe) !== 0x3d || TOKEN68.test(value.slice(i).trim())) {
-    const rest = value.slice(i).trim();
+  if (value.charCodeAt(probe) !== 0x3d || TOKEN68.test(trimLws(value.slice(i)))) {
+    const rest = trimLws(value.slice(i));
     if (!TOKEN68.test(rest)) return fail('malformed auth parameters');
     out.token68 = rest;
     return ok(out);

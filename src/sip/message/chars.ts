@@ -51,6 +51,15 @@ export function isWs(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
 }
 
+/** Trims SP / HTAB / CR / LF only (String.prototype.trim would also eat U+FEFF, NBSP… which are content in SIP). */
+export function trimLws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isWs(s.charCodeAt(a))) a++;
+  while (b > a && isWs(s.charCodeAt(b - 1))) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
 /** True when the char code is a token character. */
 export function isTokenChar(c: number): boolean {
   return c < 128 && TOKEN[c] === 1;

@@ -1,3 +1,5 @@
+import { trimLws } from './chars.ts';
+
 /**
  * Header names and multi-valued header splitting. RFC 3261 §7.3.1: names are case-insensitive; §7.3.3 compact
  * forms are equivalent to their long names; §7.3.1 a list header may be written as several lines or one
@@ -83,7 +85,7 @@ export function isListHeader(name: string): boolean {
  * `<...>` do not split. Elements are trimmed; empty elements are kept (as '') so callers can reject them.
  */
 export function splitList(value: string): string[] {
-  if (value.indexOf(',') < 0) return [value.trim()];
+  if (value.indexOf(',') < 0) return [trimLws(value)];
   const out: string[] = [];
   let start = 0;
   let inQuote = false;
@@ -100,10 +102,10 @@ export function splitList(value: string): string[] {
     } else if (c === 0x3e) {
       inAngle = false;
     } else if (c === 0x2c && !inAngle) {
-      out.push(value.slice(start, i).trim());
+      out.push(trimLws(value.slice(start, i)));
       start = i + 1;
     }
   }
-  out.push(value.slice(start).trim());
+  out.push(trimLws(value.slice(start)));
   return out;
 }

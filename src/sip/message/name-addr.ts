@@ -1,5 +1,5 @@
 import { fail, ok, type Result } from '../../common/result.ts';
-import { isWs, TOKEN } from './chars.ts';
+import { isWs, TOKEN, trimLws } from './chars.ts';
 import { endOfQuoted, formatParams, parseParamsAt, quote, skipWs, unquote } from './params.ts';
 import type { NameAddr, Params } from './types.ts';
 import { formatUri, isAbsoluteUri, parseUri } from './uri.ts';
@@ -30,7 +30,7 @@ export function scanNameAddr(s: string): Result<ScannedNameAddr, string> {
   } else {
     const lt = s.indexOf('<', i);
     if (lt >= 0) {
-      const dn = s.slice(i, lt).trim();
+      const dn = trimLws(s.slice(i, lt));
       for (let k = 0; k < dn.length; k++) {
         const c = dn.charCodeAt(k);
         if (!isWs(c) && (c >= 128 || TOKEN[c] !== 1)) return fail('invalid character in display name');

@@ -1,7 +1,7 @@
 import { fail, ok, type Result } from '../../common/result.ts';
 import { getRequestUri, parseContactList, parseCSeq, parseViaList, UNSUPPORTED_SCHEME } from './access.ts';
 import { memo, rememberBody } from './cache.ts';
-import { allIn, isDigits, TOKEN, WORD } from './chars.ts';
+import { allIn, isDigits, TOKEN, trimLws, WORD } from './chars.ts';
 import { canonicalName } from './headers.ts';
 import { parseNameAddr } from './name-addr.ts';
 import type {
@@ -178,7 +178,7 @@ export function parseMessage(
   const finish = (): ParseFailure | undefined => {
     if (cur === undefined) return undefined;
     if (curParts !== undefined) {
-      cur.value = curParts.join(' ').trim();
+      cur.value = trimLws(curParts.join(' '));
       curParts = undefined;
     }
     if (cur.name.length + cur.value.length > lim.maxHeaderBytes) {
@@ -196,7 +196,7 @@ export function parseMessage(
       // RFC 3261 §7.3.1: a line starting with LWS continues the previous header value.
       if (cur === undefined) return failure('bad-header', 'Bad Request - Continuation Line Without Header');
       if (curParts === undefined) curParts = [cur.value];
-      curParts.push(text.slice(pos, e).trim());
+      curParts.push(trimLws(text.slice(pos, e)));
       if (e - pos > lim.maxHeaderBytes) return failure('header-too-long', 'Bad Request - Header Too Long');
     } else {
       const f = finish();
@@ -208,7 +208,7 @@ export function parseMessage(
       const name = text.slice(pos, ne);
       if (!allIn(TOKEN, name)) return failure('bad-header', 'Bad Request - Malformed Header Name');
       if (headers.length >= lim.maxHeaders) return failure('too-many-headers', 'Bad Request - Too Many Headers');
-      cur = { name, value: text.slice(colon + 1, e).trim() };
+      cur = { name, value: trimLws(text.slice(colon + 1, e)) };
       headers.push(cur);
       switch (canonicalName(name)) {
         case 'via':
