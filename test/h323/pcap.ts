@@ -8,6 +8,8 @@ export interface Packet {
   dst: string;
   sport: number;
   dport: number;
+  /** TCP sequence number of the first payload octet (0 for UDP). */
+  seq: number;
   payload: Buffer;
 }
 
@@ -83,6 +85,7 @@ export function readPcap(path: string): Packet[] {
         dst,
         sport: data.readUInt16BE(l4),
         dport: data.readUInt16BE(l4 + 2),
+        seq: 0,
         payload: data.subarray(l4 + 8, end),
       });
     } else if (proto === 6) {
@@ -94,9 +97,42 @@ export function readPcap(path: string): Packet[] {
         dst,
         sport: data.readUInt16BE(l4),
         dport: data.readUInt16BE(l4 + 2),
+        seq: data.readUInt32BE(l4 + 4),
         payload: data.subarray(l4 + doff, end),
       });
     }
   }
   return out;
+}
+
+/** One direction of a TCP connection, reassembled in sequence order; duplicates and keep-alive probes dropped. */
+export interface TcpStream {
+  key: string;
+  /** Segments as they add new bytes, with their frame numbers. */
+  segments: Array<{ frame: number; data: Buffer }>;
+}
+
+export function tcpStreams(packets: Packet[]): TcpStream[] {
+  const streams = new Map<string, TcpStream & { next?: number }>();
+  for (const p of packets) {
+    if (p.proto !== 'tcp' || p.payload.length === 0) continue;
+    const key = `${p.src}:${p.sport}>${p.dst}:${p.dport}`;
+    let s = streams.get(key);
+    if (!s) {
+      s = { key, segments: [] };
+      streams.set(key, s);
+    }
+    let data = p.payload;
+    if (s.next !== undefined) {
+      const behind = (s.next - p.seq) >>> 0;
+      if (behind > 0 && behind < 0x80000000) {
+        // retransmission, duplicate capture or keep-alive probe: keep only new bytes
+        if (behind >= data.length) continue;
+        data = data.subarray(behind);
+      }
+    }
+    s.next = (p.seq + p.payload.length) >>> 0;
+    s.segments.push({ frame: p.frame, data });
+  }
+  return [...streams.values()];
 }
