@@ -386,8 +386,6 @@ export class SipTransportLayer {
           }
           // MTLS: `rejectUnauthorized` already ended an unverified peer; this is a second fence.
           if (tlsSide.mutual && !authorized) {
-            this.#counters.connections.refused++;
-            this.#drop('tls-client-unauthorized', 'MTLS client without a valid certificate');
             conn.close('tls-unauthorized');
             tlsSocket.destroy();
             return;
@@ -397,12 +395,11 @@ export class SipTransportLayer {
           this.#counters.connections.opened++;
         },
         failed: (err: Error) => {
-          const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
-          this.#counters.connections.refused++;
-          this.#drop('tls-handshake', 'TLS handshake failed', { source: fmt(remote), code });
-          conn.close(`tls-handshake:${code}`);
+          // Counted as refused when the connection closes (see #onConnectionClosed).
+          conn.close(`tls-handshake:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`);
         },
       });
+      socket.once('close', () => tlsSide.forget(socket));
     } catch (err) {
       socket.destroy();
       this.#internal(err, 'accept');
@@ -497,6 +494,12 @@ export class SipTransportLayer {
     if (this.#byKey.get(own) === conn) this.#byKey.delete(own);
     for (const k of conn.aliases) if (this.#byKey.get(k) === conn) this.#byKey.delete(k);
     if (conn.wasOpen) this.#counters.connections.closed++;
+    else if (conn.direction === 'inbound' && !this.#closed) {
+      // An inbound TLS connection that never completed its handshake: a bad or missing client certificate (MTLS),
+      // an old protocol version, a setup timeout, or a peer that went away.
+      this.#counters.connections.refused++;
+      this.#drop('tls-handshake', 'TLS handshake failed', { source: fmt(conn.remote), why });
+    }
     this.#log.debug({ id: conn.id, remote: fmt(conn.remote), why }, 'connection closed');
   }
 
