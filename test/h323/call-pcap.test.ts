@@ -78,7 +78,7 @@ function roundTrip(file: string): {
       );
       for (const [i, t] of tunnelledH245(m.value.uu!).entries()) {
         assert.ok(t.ok, `${file} frame ${p.frame} tunnelled H.245 #${i}`);
-        const raw = m.value.uu!['h323-uu-pdu'].h245Control![i]!;
+        const raw: Uint8Array = m.value.uu!['h323-uu-pdu'].h245Control![i]!;
         assert.deepEqual(Buffer.from(h245Codec.encode(t.value)), Buffer.from(raw));
         count++;
       }
@@ -97,6 +97,11 @@ function roundTrip(file: string): {
     count++;
   }
   return { q931, h245, count };
+}
+
+/** The name of the message inside a request/response/command/indication. */
+function inner(m: MultimediaSystemControlMessage): string {
+  return (m.value as { choice: string }).choice;
 }
 
 function h245Names(ms: MultimediaSystemControlMessage[] | undefined): string[] {
@@ -161,9 +166,7 @@ describe('H.225.0 call signalling and H.245 from captures: decode, key fields, s
       ],
     );
     assert.deepEqual(
-      [12, 14, 16, 18].map((f) =>
-        tunnelledH245(q931.get(f)![0]!.uu!).map((t) => (t.ok ? t.value.value.choice : t.reason)),
-      ),
+      [12, 14, 16, 18].map((f) => tunnelledH245(q931.get(f)![0]!.uu!).map((t) => (t.ok ? inner(t.value) : t.reason))),
       [
         ['terminalCapabilitySet'],
         ['masterSlaveDetermination'],
@@ -209,7 +212,7 @@ describe('H.225.0 call signalling and H.245 from captures: decode, key fields, s
       assert.ok(names.includes(n as never), n);
     const tunnelled = [...q931.values()]
       .flat()
-      .flatMap((m) => tunnelledH245(m.uu!).map((t) => (t.ok ? t.value.value.choice : t.reason)));
+      .flatMap((m) => tunnelledH245(m.uu!).map((t) => (t.ok ? inner(t.value) : t.reason)));
     for (const n of [
       'terminalCapabilitySet',
       'masterSlaveDetermination',
