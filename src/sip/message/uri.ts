@@ -98,7 +98,7 @@ function parseUriParams(s: string, i: number, params: Params): Result<number, st
     const seg = s.slice(i + 1, end);
     const eq = seg.indexOf('=');
     const name = unescapeChecked(eq < 0 ? seg : seg.slice(0, eq), PARAMCHAR);
-    if (name === undefined) return fail('invalid URI parameter');
+    if (name === undefined || name.length === 0) return fail('invalid URI parameter');
     if (eq < 0) {
       params.push([name, null]);
     } else {
