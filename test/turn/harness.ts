@@ -1,0 +1,118 @@
+import { FakeClock } from '../../src/common/timers.ts';
+import type { TransportAddress } from '../../src/stun/address.ts';
+import { Method } from '../../src/stun/constants.ts';
+import { type TurnAnswer, TurnClientSession, turnAttr } from '../../src/turn/client.ts';
+import { defaultTurnConfig, type TurnConfigInput } from '../../src/turn/config.ts';
+import { ConfigCredentials } from '../../src/turn/credentials.ts';
+import { TurnEngine } from '../../src/turn/engine.ts';
+import { PeerPolicy } from '../../src/turn/peer-policy.ts';
+import type { ClientTransport, RelayHandle, RelaySink, TurnIo } from '../../src/turn/types.ts';
+
+export interface FakeRelay extends RelayHandle {
+  sent: { ip: string; port: number; data: Buffer }[];
+  closed: boolean;
+  sink: RelaySink;
+}
+
+export const SERVER_IP = '198.51.100.1';
+export const PEER: TransportAddress = { family: 4, address: '192.0.2.10', port: 5000 };
+
+/** A TurnEngine on a FakeClock with fake relay sockets, and helpers to talk to it as clients. */
+export function harness(input: TurnConfigInput = {}, opts: { families?: (4 | 6)[]; range?: [number, number] } = {}) {
+  const clock = new FakeClock();
+  const relays: FakeRelay[] = [];
+  const io: TurnIo = {
+    relayFamilies: new Set(opts.families ?? [4]),
+    async openRelay(family, port, sink) {
+      const r: FakeRelay = {
+        address: { family, address: family === 4 ? SERVER_IP : '2001:db8::1', port },
+        sent: [],
+        closed: false,
+        sink,
+        send(ip, p, data) {
+          r.sent.push({ ip, port: p, data: Buffer.isBuffer(data) ? Buffer.from(data) : Buffer.concat(data) });
+        },
+        close() {
+          r.closed = true;
+        },
+      };
+      relays.push(r);
+      return r;
+    },
+  };
+  const config = defaultTurnConfig({
+    realm: 'crossway.test',
+    users: [
+      { username: 'alice', password: 'wonderland' },
+      { username: 'carol', password: 'c4rol' },
+    ],
+    sharedSecret: 'shared-secret-1',
+    ...input,
+  });
+  const engine = new TurnEngine({
+    config,
+    clock,
+    io,
+    credentials: new ConfigCredentials(config, clock),
+    peerPolicy: new PeerPolicy({
+      denied: config.peers.denied,
+      allowed: config.peers.allowed,
+      ownAddresses: [SERVER_IP],
+    }),
+    relayRange: { from: opts.range?.[0] ?? 50000, to: opts.range?.[1] ?? 50009 },
+    random: () => 0,
+  });
+
+  const flush = () => new Promise((r) => setImmediate(r));
+
+  function client(port = 40000, protocol: 'udp' | 'tcp' = 'udp') {
+    const out: Buffer[] = [];
+    const transport: ClientTransport = {
+      protocol,
+      remote: { family: 4, address: '203.0.113.5', port },
+      local: { family: 4, address: SERVER_IP, port: 3478 },
+      key: `${protocol}|${port}`,
+      send(d) {
+        out.push(Buffer.isBuffer(d) ? Buffer.from(d) : Buffer.concat(d));
+      },
+    };
+    return { transport, out };
+  }
+
+  /** Sends bytes and returns the single answer (parsed by `session`), or undefined when none came. */
+  async function exchange(c: ReturnType<typeof client>, session: TurnClientSession, bytes: Buffer) {
+    const before = c.out.length;
+    engine.handleClientData(c.transport, bytes);
+    await flush();
+    if (c.out.length === before) return undefined;
+    return session.answer(c.out[c.out.length - 1]!);
+  }
+
+  /** Challenge then authenticated request: the answer to the second. */
+  async function authed(
+    c: ReturnType<typeof client>,
+    session: TurnClientSession,
+    method: number,
+    attrs: (tid: Buffer) => [number, Buffer][] = () => [],
+  ): Promise<TurnAnswer> {
+    if (!session.nonce) {
+      const first = await exchange(c, session, session.request(method, attrs(Buffer.alloc(12))));
+      if (first?.error !== 401) throw new Error(`expected a 401 challenge, got ${first?.error}`);
+    }
+    const tid = Buffer.from(Array.from({ length: 12 }, () => Math.floor(Math.random() * 256)));
+    const a = await exchange(c, session, session.request(method, attrs(tid), tid));
+    if (!a) throw new Error('no answer');
+    return a;
+  }
+
+  async function allocate(
+    c = client(),
+    session = new TurnClientSession('alice', 'wonderland'),
+    extra: [number, Buffer][] = [],
+  ) {
+    const a = await authed(c, session, Method.allocate, () => [turnAttr.udpTransport(), ...extra]);
+    return { c, session, a };
+  }
+
+  return { clock, relays, engine, config, client, exchange, authed, allocate, flush };
+}
