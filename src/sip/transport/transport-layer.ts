@@ -2,7 +2,7 @@ import { isIP, isIPv6, type Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { OperationalError } from '../../common/errors.ts';
 import { category, type Logger, RateLimitedLog, silentLogger } from '../../common/log.ts';
-import type { Clock } from '../../common/timers.ts';
+import type { Clock, TimerHandle } from '../../common/timers.ts';
 import { getParam } from '../message/params.ts';
 import type { MessageLimits, ParseFailure, SipMessage } from '../message/types.ts';
 import { decode, encode, errorResponse, type Framer, newFramer, setViaParams, topVia } from './message-codec.ts';
@@ -49,6 +49,8 @@ const CRLF = Buffer.from('\r\n');
 const MAX_ALIASES_PER_CONNECTION = 8;
 const MAX_DATAGRAM = 65_507;
 const RATE_TABLE_PRUNE_AT = 10_000;
+/** How long a gracefully closed socket may take to drain before it is destroyed (ms). */
+const LINGER_MS = 2000;
 
 function emptyCounters(): TransportCounters {
   return {
@@ -109,7 +111,7 @@ export class SipTransportLayer {
   #tlsClient: TlsClientSide | undefined;
   readonly #conns = new Map<string, StreamConnection>();
   readonly #byKey = new Map<string, StreamConnection>();
-  readonly #lingering = new Set<Socket>();
+  readonly #lingering = new Map<Socket, TimerHandle>();
   readonly #rate = new Map<string, { start: number; n: number }>();
   readonly #abort = new AbortController();
   #nextId = 1;
@@ -508,11 +510,14 @@ export class SipTransportLayer {
       socket.destroy();
       return;
     }
-    this.#lingering.add(socket);
-    socket.once('close', () => this.#lingering.delete(socket));
-    this.#clock.setTimer(2000, () => {
+    const timer = this.#clock.setTimer(LINGER_MS, () => {
       this.#lingering.delete(socket);
       socket.destroy();
+    });
+    this.#lingering.set(socket, timer);
+    socket.once('close', () => {
+      timer.cancel();
+      this.#lingering.delete(socket);
     });
   }
 
@@ -633,7 +638,10 @@ export class SipTransportLayer {
     this.#closed = true;
     this.#abort.abort();
     for (const c of [...this.#conns.values()]) c.close('closing');
-    for (const s of this.#lingering) s.destroy();
+    for (const [s, timer] of this.#lingering) {
+      timer.cancel();
+      s.destroy();
+    }
     this.#lingering.clear();
     this.#rate.clear();
     await Promise.all([...this.#udp.map((l) => l.close()), ...this.#streams.map((l) => l.close())]);
