@@ -1,0 +1,391 @@
+/**
+ * Network-namespace lab: an outside host, a two-firewall DMZ with the edge in it, and an inside host for the core.
+ *
+ * ```
+ *  outside 10.77.1.2 ─ 10.77.1.1 [fw-out] 10.77.2.1 ─ 10.77.2.2 edge (public)
+ *                                 10.77.5.1                edge (private) 10.77.3.2 ─ 10.77.3.1 [fw-in]
+ *                                    └──────────── transit ──────────── 10.77.5.2 ┘   10.77.4.1 ─ 10.77.4.2 inside (core)
+ * ```
+ * A two-interface edge: its public leg hangs off the outside firewall, its private leg off the inside firewall; the
+ * firewalls are also joined by a transit link, so that a packet from the outside to the inside (or to the edge's
+ * private side) has a route and is stopped by a firewall, not by a missing route. No bridge is used (a host with
+ * `br_netfilter` loaded would filter bridged frames in the inet hooks too). Routed traffic crosses fw-out
+ * (outside↔DMZ) and fw-in (DMZ↔inside), filtered by the rulesets the test loads. Every namespace name is unique to
+ * the process and the lab, so parallel runs do not clash; `close()` kills what the lab spawned and deletes the
+ * namespaces, also on process exit, and labs left by dead processes are removed when a new one is created.
+ *
+ * Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN), `ip` and `nft`: use `netLabAvailability()` to skip loudly.
+ */
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+
+export type LabHost = 'outside' | 'fwOut' | 'edge' | 'fwIn' | 'inside';
+
+/** Addresses of the lab. */
+export const LAB_ADDRESSES = Object.freeze({
+  outside: '10.77.1.2',
+  fwOutOutside: '10.77.1.1',
+  fwOutDmz: '10.77.2.1',
+  edgePublic: '10.77.2.2',
+  edgePrivate: '10.77.3.2',
+  fwInDmz: '10.77.3.1',
+  fwOutTransit: '10.77.5.1',
+  fwInTransit: '10.77.5.2',
+  fwInInside: '10.77.4.1',
+  inside: '10.77.4.2',
+  dmzPublicNet: '10.77.2.0/24',
+  dmzPrivateNet: '10.77.3.0/24',
+  insideNet: '10.77.4.0/24',
+});
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export type ProbeResult = 'answered' | 'timeout' | 'refused' | 'error';
+
+export interface ProbeOptions {
+  proto: 'tcp' | 'udp';
+  host: string;
+  port: number;
+  localAddress?: string;
+  localPort?: number;
+  timeoutMs?: number;
+}
+
+export interface LabListener {
+  readonly host: LabHost;
+  /** Source address:port of every connection or datagram received. */
+  readonly seen: readonly string[];
+  close(): Promise<void>;
+}
+
+const PREFIX = 'cwlab';
+const live = new Set<NetLab>();
+let exitHookInstalled = false;
+
+function run(cmd: string, args: readonly string[], input?: string, timeoutMs = 20_000): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      const code = err
+        ? typeof (err as { code?: unknown }).code === 'number'
+          ? (err as { code: number }).code
+          : 1
+        : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+async function must(cmd: string, args: readonly string[], input?: string): Promise<string> {
+  const r = await run(cmd, args, input);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Whether this machine can build the lab; `reason` says why not (for `t.skip(reason)`). */
+export function netLabAvailability(): { ok: true } | { ok: false; reason: string } {
+  if (process.platform !== 'linux') return { ok: false, reason: 'network namespaces need Linux' };
+  for (const [bin, args] of [
+    ['ip', ['-V']],
+    ['nft', ['--version']],
+  ] as const) {
+    try {
+      execFileSync(bin, args, { stdio: 'ignore' });
+    } catch {
+      return { ok: false, reason: `${bin} is not installed (scripts/deps/apt-packages.txt: iproute2, nftables)` };
+    }
+  }
+  const probe = `${PREFIX}${process.pid}probe${randomBytes(2).toString('hex')}`;
+  try {
+    execFileSync('ip', ['netns', 'add', probe], { stdio: 'pipe' });
+    execFileSync('ip', ['netns', 'exec', probe, 'nft', 'list', 'ruleset'], { stdio: 'pipe' });
+  } catch (err) {
+    return { ok: false, reason: `cannot create a network namespace and run nft in it (need root): ${String(err)}` };
+  } finally {
+    try {
+      execFileSync('ip', ['netns', 'del', probe], { stdio: 'ignore' });
+    } catch {
+      // was never created
+    }
+  }
+  return { ok: true };
+}
+
+/** Deletes labs left behind by processes that no longer exist. */
+function removeStale(): void {
+  let names: string[] = [];
+  try {
+    names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => l.split(' ')[0] ?? '')
+      .filter((n) => n.startsWith(PREFIX));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const pid = Number(/^cwlab(\d+)/.exec(n)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      try {
+        execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+      } catch {
+        // someone else removed it meanwhile
+      }
+    }
+  }
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const lab of live) lab.closeSync();
+  });
+}
+
+// A tiny echo server/client run with `node -e` inside a namespace (no files needed).
+const LISTENER_JS = `
+const [proto, host, ...ports] = process.argv.slice(1);
+const net = require('node:net'), dgram = require('node:dgram');
+let ready = 0;
+const up = () => { if (++ready === ports.length) process.stdout.write('ready\\n'); };
+for (const p of ports.map(Number)) {
+  if (proto === 'tcp') {
+    net.createServer((s) => { process.stdout.write('seen ' + s.remoteAddress + ':' + s.remotePort + '\\n'); s.end('pong\\n'); s.on('error', () => {}); })
+      .listen({ host, port: p }, up);
+  } else {
+    const u = dgram.createSocket('udp4');
+    u.on('message', (m, r) => { process.stdout.write('seen ' + r.address + ':' + r.port + '\\n'); u.send('pong', r.port, r.address); });
+    u.bind({ address: host, port: p }, up);
+  }
+}`;
+
+const PROBE_JS = `
+const [proto, host, port, localAddress, localPort, timeoutMs] = process.argv.slice(1);
+const net = require('node:net'), dgram = require('node:dgram');
+const done = (r) => { process.stdout.write(r + '\\n'); process.exit(0); };
+setTimeout(() => done('timeout'), Number(timeoutMs));
+if (proto === 'tcp') {
+  const o = { host, port: Number(port) };
+  if (localAddress) o.localAddress = localAddress;
+  if (Number(localPort)) o.localPort = Number(localPort);
+  const s = net.connect(o);
+  s.on('data', (d) => { if (String(d).includes('pong')) done('answered'); });
+  s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'error ' + e.code));
+} else {
+  const u = dgram.createSocket('udp4');
+  u.on('message', (m) => { if (String(m).includes('pong')) done('answered'); });
+  u.on('error', (e) => done('error ' + e.code));
+  u.bind({ address: localAddress || undefined, port: Number(localPort) || 0 }, () => {
+    const send = () => u.send('ping', Number(port), host);
+    send(); setInterval(send, 200).unref();
+  });
+}`;
+
+/** A running lab. Create with `createNetLab()`, always `await lab.close()` (e.g. in `t.after`). */
+export class NetLab {
+  readonly id: string;
+  readonly ns: Readonly<Record<LabHost, string>>;
+  readonly #children = new Set<ChildProcess>();
+  #closed = false;
+
+  constructor(id: string) {
+    this.id = id;
+    this.ns = Object.freeze({
+      outside: `${id}-out`,
+      fwOut: `${id}-fwo`,
+      edge: `${id}-edge`,
+      fwIn: `${id}-fwi`,
+      inside: `${id}-in`,
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Runs a command in a host's namespace. */
+  exec(
+    host: LabHost,
+    cmd: string,
+    args: readonly string[] = [],
+    input?: string,
+    timeoutMs?: number,
+  ): Promise<ExecResult> {
+    return run('ip', ['netns', 'exec', this.ns[host], cmd, ...args], input, timeoutMs);
+  }
+
+  /** Starts a long-running process in a host's namespace; the lab kills it on close. */
+  spawn(host: LabHost, cmd: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', this.ns[host], cmd, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    });
+    this.#children.add(child);
+    child.once('exit', () => this.#children.delete(child));
+    return child;
+  }
+
+  /** Loads an nftables ruleset (as `nft -f` reads it) on a host: the firewalls, or a node's own host rules. */
+  async loadRuleset(host: LabHost, ruleset: string): Promise<void> {
+    const r = await this.exec(host, 'nft', ['-f', '-'], ruleset);
+    if (r.code !== 0) throw new Error(`nft -f on ${host} failed: ${r.stderr.trim()}`);
+  }
+
+  /** Counters of a ruleset (`nft list ruleset`), for diagnosing a test. */
+  async ruleset(host: LabHost): Promise<string> {
+    return (await this.exec(host, 'nft', ['list', 'ruleset'])).stdout;
+  }
+
+  /** Echo server on a host: TCP answers `pong` and closes, UDP answers `pong` to each datagram. */
+  async listen(host: LabHost, proto: 'tcp' | 'udp', address: string, ports: readonly number[]): Promise<LabListener> {
+    const child = this.spawn(host, process.execPath, ['-e', LISTENER_JS, proto, address, ...ports.map(String)]);
+    const seen: string[] = [];
+    let buf = '';
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (d: Buffer) => {
+        buf += d.toString();
+        let i = buf.indexOf('\n');
+        while (i >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (line === 'ready') resolve();
+          else if (line.startsWith('seen ')) seen.push(line.slice(5));
+          i = buf.indexOf('\n');
+        }
+      });
+      let err = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      child.once('exit', (code) => reject(new Error(`listener on ${host} exited (${code}): ${err.trim()}`)));
+    });
+    await ready;
+    return {
+      host,
+      seen,
+      close: async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          await once(child, 'exit');
+        }
+      },
+    };
+  }
+
+  /** Connects (TCP) or sends (UDP) from a host and waits for the echo: `answered`, `timeout`, `refused`. */
+  async probe(host: LabHost, o: ProbeOptions): Promise<ProbeResult> {
+    const timeout = o.timeoutMs ?? 1500;
+    const r = await this.exec(
+      host,
+      process.execPath,
+      [
+        '-e',
+        PROBE_JS,
+        o.proto,
+        o.host,
+        String(o.port),
+        o.localAddress ?? '',
+        String(o.localPort ?? 0),
+        String(timeout),
+      ],
+      undefined,
+      timeout + 10_000,
+    );
+    const out = r.stdout.trim();
+    if (out === 'answered' || out === 'timeout' || out === 'refused') return out;
+    return 'error';
+  }
+
+  /** Kills what the lab started and deletes its namespaces. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    for (const c of this.#children) c.kill('SIGKILL');
+    await Promise.all([...this.#children].map((c) => (c.exitCode === null ? once(c, 'exit') : undefined)));
+    this.closeSync();
+  }
+
+  /** Synchronous cleanup for the process-exit hook. */
+  closeSync(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    live.delete(this);
+    for (const c of this.#children) c.kill('SIGKILL');
+    for (const n of Object.values(this.ns)) {
+      try {
+        execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+      } catch {
+        // not created, or already gone
+      }
+    }
+  }
+
+  async setup(): Promise<void> {
+    const A = LAB_ADDRESSES;
+    const ns = this.ns;
+    for (const n of Object.values(ns)) {
+      await must('ip', ['netns', 'add', n]);
+      await must('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
+    }
+    const veth = async (a: LabHost, ifA: string, b: LabHost, ifB: string) => {
+      await must('ip', ['-n', ns[a], 'link', 'add', ifA, 'type', 'veth', 'peer', 'name', ifB, 'netns', ns[b]]);
+    };
+    const ip = (h: LabHost, ...args: string[]) => must('ip', ['-n', ns[h], ...args]);
+    await veth('outside', 'eth0', 'fwOut', 'out0');
+    await veth('edge', 'pub0', 'fwOut', 'dmz0');
+    await veth('edge', 'priv0', 'fwIn', 'dmz0');
+    await veth('fwOut', 'transit0', 'fwIn', 'transit0');
+    await veth('inside', 'eth0', 'fwIn', 'in0');
+    const addrs: [LabHost, string, string][] = [
+      ['outside', 'eth0', A.outside],
+      ['fwOut', 'out0', A.fwOutOutside],
+      ['fwOut', 'dmz0', A.fwOutDmz],
+      ['fwOut', 'transit0', A.fwOutTransit],
+      ['edge', 'pub0', A.edgePublic],
+      ['edge', 'priv0', A.edgePrivate],
+      ['fwIn', 'dmz0', A.fwInDmz],
+      ['fwIn', 'transit0', A.fwInTransit],
+      ['fwIn', 'in0', A.fwInInside],
+      ['inside', 'eth0', A.inside],
+    ];
+    for (const [h, dev, addr] of addrs) {
+      await ip(h, 'addr', 'add', `${addr}/24`, 'dev', dev);
+      await ip(h, 'link', 'set', dev, 'up');
+    }
+    await ip('outside', 'route', 'add', 'default', 'via', A.fwOutOutside);
+    await ip('fwOut', 'route', 'add', A.insideNet, 'via', A.fwInTransit);
+    await ip('fwOut', 'route', 'add', A.dmzPrivateNet, 'via', A.fwInTransit);
+    await ip('fwIn', 'route', 'add', 'default', 'via', A.fwOutTransit);
+    await ip('edge', 'route', 'add', 'default', 'via', A.fwOutDmz);
+    await ip('edge', 'route', 'add', A.insideNet, 'via', A.fwInDmz);
+    await ip('inside', 'route', 'add', 'default', 'via', A.fwInInside);
+    for (const h of ['fwOut', 'fwIn'] as const) {
+      await must('ip', ['netns', 'exec', ns[h], 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    }
+  }
+}
+
+let counter = 0;
+
+/** Builds a fresh lab with unique namespace names; on failure nothing is left behind. */
+export async function createNetLab(): Promise<NetLab> {
+  removeStale();
+  installExitHook();
+  const id = `${PREFIX}${process.pid}x${(counter++).toString(36)}${randomBytes(2).toString('hex')}`;
+  const lab = new NetLab(id);
+  live.add(lab);
+  try {
+    await lab.setup();
+  } catch (err) {
+    await lab.close();
+    throw err;
+  }
+  return lab;
+}

@@ -1,0 +1,177 @@
+/**
+ * The generated nftables rulesets on real firewalls: a network-namespace lab (outside host, outside firewall, edge
+ * in the DMZ, inside firewall, core inside) whose routers load `renderNftables(plan, 'outside-firewall' |
+ * 'inside-firewall')` as `nft -f` reads it. Real sockets (small echo programs) stand in for the nodes until the
+ * traversal zone client and listener exist; see docs/ports.md for what the node-based proof still needs.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defaultConfig } from '../../src/config/load.ts';
+import type { CrosswayConfigInput } from '../../src/config/schema.ts';
+import {
+  type AddressBook,
+  computePortPlan,
+  NFT_TARGETS,
+  type PortPlan,
+  renderAllNftables,
+  renderNftables,
+} from '../../src/ports/index.ts';
+import {
+  LAB_ADDRESSES as A,
+  createNetLab,
+  type LabListener,
+  type NetLab,
+  netLabAvailability,
+} from '../helpers/netlab.ts';
+
+const availability = netLabAvailability();
+const skip = availability.ok ? false : `SKIPPED LOUDLY: ${availability.reason}`;
+if (!availability.ok) process.stderr.write(`\n*** firewall-lab.test.ts: ${skip} ***\n\n`);
+
+const LAB_CONFIG: CrosswayConfigInput = {
+  role: 'lab',
+  traversalZones: [{ name: 'to-core' }],
+  h323: { enabled: true },
+  turn: { enabled: true },
+};
+const BOOK: AddressBook = { edge_public: [A.edgePublic], edge_private: [A.edgePrivate], core: [A.inside] };
+
+describe('generated rulesets load with nft -f', { skip }, () => {
+  let lab: NetLab;
+  before(async () => {
+    lab = await createNetLab();
+  });
+  after(async () => {
+    await lab?.close();
+  });
+
+  for (const size of ['small', 'medium', 'large'] as const) {
+    it(`every target, size ${size}, all features, twice (reload replaces the table)`, async () => {
+      const plan = computePortPlan(
+        defaultConfig({
+          ...LAB_CONFIG,
+          size,
+          traversalZones: [{ name: 'a' }, { name: 'b' }],
+          sip: { transports: { udp: { enabled: true }, tcp: { enabled: true } } },
+          management: { snmp: true, plainHttp: true },
+          ldap: { servers: [{ url: 'ldap://10.9.0.1' }, { url: 'ldaps://[2001:db8::1]' }] },
+          feedback: { subscribers: [{ url: 'https://10.9.0.2/' }] },
+        }),
+      );
+      for (const target of NFT_TARGETS) {
+        const rules = renderNftables(plan, target, BOOK);
+        await lab.loadRuleset('fwOut', rules);
+        await lab.loadRuleset('fwOut', rules);
+        const listed = await lab.ruleset('fwOut');
+        const comments = rules.match(/ accept comment "/g)?.length ?? 0;
+        assert.ok(comments > 5, `${target}: ${comments} rules`);
+        assert.match(listed, /policy drop/);
+        assert.match(listed, /10\.77\.2\.2/);
+      }
+      // The all-in-one output loads too (four tables side by side).
+      await lab.loadRuleset('fwOut', renderAllNftables(plan, BOOK));
+      await lab.exec('fwOut', 'nft', ['flush', 'ruleset']);
+    });
+  }
+});
+
+describe('network-namespace lab: the firewalls enforce the plan', { skip }, () => {
+  let lab: NetLab;
+  let plan: PortPlan;
+  let edge: LabListener;
+  const closers: (() => Promise<void>)[] = [];
+
+  before(async () => {
+    lab = await createNetLab();
+    plan = computePortPlan(defaultConfig(LAB_CONFIG));
+  });
+  after(async () => {
+    for (const c of closers) await c();
+    await lab?.close();
+  });
+
+  it('without firewalls every path is open (control)', async () => {
+    const core = await lab.listen('inside', 'tcp', A.inside, [plan.port('sip-tls', 'core')]);
+    closers.push(core.close);
+    edge = await lab.listen('edge', 'tcp', '0.0.0.0', [plan.port('traversal-sip:1', 'edge'), 9999]);
+    closers.push(edge.close);
+    assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.inside, port: 5061 }), 'answered');
+    assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.edgePublic, port: 9999 }), 'answered');
+    assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.edgePrivate, port: 7001 }), 'answered');
+    assert.equal(
+      await lab.probe('inside', { proto: 'tcp', host: A.edgePrivate, port: 7001, localPort: 40001 }),
+      'answered',
+    );
+  });
+
+  it('with the generated firewall rulesets loaded', async () => {
+    await lab.loadRuleset('fwOut', renderNftables(plan, 'outside-firewall', BOOK));
+    await lab.loadRuleset('fwIn', renderNftables(plan, 'inside-firewall', BOOK));
+
+    const traversal = plan.port('traversal-sip:1', 'edge');
+    assert.equal(traversal, 7001);
+    const out = plan.range('outbound-sip', 'core');
+    const tls = await lab.listen('edge', 'tcp', '0.0.0.0', [plan.port('sip-tls', 'edge')]);
+    closers.push(tls.close);
+    const mux = await lab.listen('edge', 'udp', '0.0.0.0', plan.muxPorts('edge')!.rtp);
+    closers.push(mux.close);
+
+    // The core reaches edge:7001 from its outbound range …
+    const src = out.from + 17;
+    assert.equal(
+      await lab.probe('inside', {
+        proto: 'tcp',
+        host: A.edgePrivate,
+        port: traversal,
+        localAddress: A.inside,
+        localPort: src,
+      }),
+      'answered',
+    );
+    // The listener reports on its stdout, read asynchronously: give it a moment.
+    for (let i = 0; i < 100 && !edge.seen.includes(`${A.inside}:${src}`); i++) await sleep(20);
+    assert.ok(edge.seen.includes(`${A.inside}:${src}`), `edge saw ${edge.seen.join(', ')}`);
+    // … and not from a port outside it.
+    assert.equal(
+      await lab.probe('inside', { proto: 'tcp', host: A.edgePrivate, port: traversal, localPort: out.to + 10_001 }),
+      'timeout',
+    );
+    // Traversal media: the core sends first from its media range to the demux port.
+    const media = plan.range('media', 'core');
+    assert.equal(
+      await lab.probe('inside', { proto: 'udp', host: A.edgePrivate, port: 36000, localPort: media.from + 2 }),
+      'answered',
+    );
+    // The internet reaches the edge's public SIP TLS port …
+    assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.edgePublic, port: 5061 }), 'answered');
+    // … but not a port the plan does not have, nor the private-side traversal port, nor the core.
+    assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.edgePublic, port: 9999 }), 'timeout');
+    assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.edgePublic, port: traversal }), 'timeout');
+    assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.edgePrivate, port: traversal }), 'timeout');
+    assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.inside, port: 5061 }), 'timeout');
+    // The edge, compromised or not, cannot open the inside either.
+    assert.equal(await lab.probe('edge', { proto: 'tcp', host: A.inside, port: 5061 }), 'timeout');
+
+    const fwIn = await lab.ruleset('fwIn');
+    assert.match(
+      fwIn,
+      /tcp sport 25000-29999 tcp dport 7001 ct state new .*accept comment "SIP: SIP signaling, core→edge/,
+    );
+  });
+
+  it('with the node host rulesets loaded as well, the planned flow still passes', async () => {
+    await lab.loadRuleset('edge', renderNftables(plan, 'edge-host', BOOK));
+    await lab.loadRuleset('inside', renderNftables(plan, 'core-host', BOOK));
+    const out = plan.range('outbound-sip', 'core');
+    assert.equal(
+      await lab.probe('inside', { proto: 'tcp', host: A.edgePrivate, port: 7001, localPort: out.to - 3 }),
+      'answered',
+    );
+    // The core host's own output chain refuses what the plan does not have.
+    assert.equal(
+      await lab.probe('inside', { proto: 'tcp', host: A.edgePrivate, port: 9999, localPort: out.from }),
+      'timeout',
+    );
+  });
+});
