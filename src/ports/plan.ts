@@ -274,7 +274,7 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
         side,
         single(sipPorts.mtls),
         'SIP over mutual TLS',
-        'sip.transports.mtls',
+        'sip.transports.mtls.enabled',
         'mtls',
       );
     }
