@@ -23,13 +23,17 @@ const LF = 0x0a;
  */
 export class StreamFramer {
   readonly #maxBytes: number;
-  readonly #chunks: Buffer[] = [];
+  /** Received chunks; those before #head are consumed (compacted from time to time). */
+  #chunks: Buffer[] = [];
+  #head = 0;
   #off = 0;
   #len = 0;
   #closed = false;
   #afterLonePong = false;
-  /** Scan state of the current header block. */
+  /** Scan state of the current header block: bytes scanned, resume point, current line. */
   #scanned = 0;
+  #scanCi = 0;
+  #scanI = 0;
   #lineBytes = 0;
   #lineFirstCR = false;
   #headerEnd = -1;
@@ -70,10 +74,12 @@ export class StreamFramer {
           return k;
         }
         this.#afterLonePong = false;
+        this.#scanCi = this.#head;
+        this.#scanI = this.#off;
       }
       if (this.#headerEnd < 0) {
         if (!this.#scanHeaders()) {
-          if (this.#len > this.#maxBytes) return this.#error('too-large', 'Message Too Large', 413);
+          if (this.#scanned > this.#maxBytes) return this.#error('too-large', 'Message Too Large', 413);
           return undefined;
         }
         if (this.#headerEnd > this.#maxBytes) return this.#error('too-large', 'Message Too Large', 413);
@@ -132,49 +138,49 @@ export class StreamFramer {
     return { type: 'pong' };
   }
 
-  /** Scans new bytes for the empty line ending the header block; true when found (sets #headerEnd). */
+  /**
+   * Scans bytes not yet scanned for the empty line ending the header block (CRLF CRLF, or bare LFs), resuming
+   * where the last call stopped: each byte is looked at once however the stream is cut. True when found.
+   */
   #scanHeaders(): boolean {
-    let pos = 0;
-    for (let ci = 0; ci < this.#chunks.length; ci++) {
-      const chunk = this.#chunks[ci]!;
-      const base = ci === 0 ? this.#off : 0;
-      const size = chunk.length - base;
-      if (pos + size <= this.#scanned) {
-        pos += size;
+    let ci = this.#scanCi;
+    let i = this.#scanI;
+    const chunks = this.#chunks;
+    while (ci < chunks.length) {
+      const chunk = chunks[ci]!;
+      if (i >= chunk.length) {
+        ci++;
+        i = 0;
         continue;
       }
-      let i = base + (this.#scanned - pos);
-      while (i < chunk.length) {
-        const lf = chunk.indexOf(LF, i);
-        const segEnd = lf < 0 ? chunk.length : lf;
-        if (segEnd > i) {
-          if (this.#lineBytes === 0) this.#lineFirstCR = chunk[i] === CR;
-          this.#lineBytes += segEnd - i;
-        }
-        if (lf < 0) {
-          i = chunk.length;
-          break;
-        }
-        const empty = this.#lineBytes === 0 || (this.#lineBytes === 1 && this.#lineFirstCR);
-        this.#lineBytes = 0;
-        this.#lineFirstCR = false;
-        i = lf + 1;
-        if (empty) {
-          this.#headerEnd = pos + (i - base);
-          this.#scanned = this.#headerEnd;
-          return true;
-        }
+      const lf = chunk.indexOf(LF, i);
+      const segEnd = lf < 0 ? chunk.length : lf;
+      if (segEnd > i) {
+        if (this.#lineBytes === 0) this.#lineFirstCR = chunk[i] === CR;
+        this.#lineBytes += segEnd - i;
       }
-      pos += size;
-      this.#scanned = pos;
-      if (this.#scanned > this.#maxBytes) return false;
+      const next = lf < 0 ? chunk.length : lf + 1;
+      this.#scanned += next - i;
+      i = next;
+      if (lf < 0) continue;
+      const empty = this.#lineBytes === 0 || (this.#lineBytes === 1 && this.#lineFirstCR);
+      this.#lineBytes = 0;
+      this.#lineFirstCR = false;
+      if (empty) {
+        this.#headerEnd = this.#scanned;
+        break;
+      }
+      if (this.#scanned > this.#maxBytes) break;
     }
-    return false;
+    this.#scanCi = ci;
+    this.#scanI = i;
+    return this.#headerEnd >= 0;
   }
 
   #byteAt(n: number): number {
     let off = this.#off;
-    for (const c of this.#chunks) {
+    for (let ci = this.#head; ci < this.#chunks.length; ci++) {
+      const c = this.#chunks[ci]!;
       if (n < c.length - off) return c[off + n]!;
       n -= c.length - off;
       off = 0;
@@ -184,17 +190,17 @@ export class StreamFramer {
 
   /** The first n buffered bytes: a view when they lie in the first chunk, else one copy. */
   #peek(n: number): Buffer {
-    const first = this.#chunks[0]!;
+    const first = this.#chunks[this.#head]!;
     if (first.length - this.#off >= n) return first.subarray(this.#off, this.#off + n);
     const out = Buffer.allocUnsafe(n);
     let w = 0;
     let off = this.#off;
-    for (const c of this.#chunks) {
+    for (let ci = this.#head; w < n; ci++) {
+      const c = this.#chunks[ci]!;
       const take = Math.min(n - w, c.length - off);
       c.copy(out, w, off, off + take);
       w += take;
       off = 0;
-      if (w === n) break;
     }
     return out;
   }
@@ -202,10 +208,10 @@ export class StreamFramer {
   #consume(n: number): void {
     this.#len -= n;
     while (n > 0) {
-      const c = this.#chunks[0]!;
+      const c = this.#chunks[this.#head]!;
       const avail = c.length - this.#off;
       if (n >= avail) {
-        this.#chunks.shift();
+        this.#head++;
         this.#off = 0;
         n -= avail;
       } else {
@@ -213,11 +219,19 @@ export class StreamFramer {
         n = 0;
       }
     }
+    if (this.#head === this.#chunks.length) {
+      this.#chunks = [];
+      this.#head = 0;
+    } else if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
   }
 
   #error(code: ParseFailure['code'], reason: string, status: number): Frame {
     this.#closed = true;
-    this.#chunks.length = 0;
+    this.#chunks = [];
+    this.#head = 0;
     this.#len = 0;
     return { type: 'error', failure: { code, reason, status } };
   }
