@@ -1,23 +1,163 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { createLogger } from '../common/log.ts';
+import { systemClock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
+import {
+  checkPrivileges,
+  computePortPlan,
+  detectPrivileges,
+  type NodeKind,
+  type PortPlan,
+  type PrivilegeInfo,
+} from '../ports/index.ts';
+import type { TransportTlsOptions } from '../sip/transport/index.ts';
+import { ensureSelfSignedCertificate } from './certificates.ts';
+import { type BoundSocket, type NodeAddresses, SipService } from './sip-service.ts';
+
+/** Loopback addresses of the two halves of a `lab` process: each keeps the seed's ports. */
+export const LAB_ADDRESSES: Readonly<Record<NodeKind, NodeAddresses>> = Object.freeze({
+  edge: Object.freeze({ public: '127.0.0.1', private: '127.0.0.1' }),
+  core: Object.freeze({ public: '127.0.0.2', private: '127.0.0.2' }),
+});
 
 /** A running node: what the CLI and tests hold on to. */
 export interface RunningNode {
   readonly log: Logger;
   readonly config: Readonly<CrosswayConfig>;
+  readonly plan: PortPlan;
+  /** The SIP stack of each node kind this process runs (both in `lab`). */
+  readonly sip: ReadonlyMap<NodeKind, SipService>;
+  /** Where each node kind listens. */
+  readonly addresses: ReadonlyMap<NodeKind, NodeAddresses>;
+  /** Every socket the process bound, for the port-plan check and status. */
+  sockets(): BoundSocket[];
   close(): Promise<void>;
+  readonly closed: boolean;
 }
 
-/** Starts the node for the configured role. Composition roots own sockets and the real clock; nothing else does. */
-export async function startNode(config: Readonly<CrosswayConfig>): Promise<RunningNode> {
-  const log = createLogger({ level: config.log.level, name: `crossway-${config.role}` });
-  log.info({ role: config.role, size: config.size }, 'starting');
+export interface StartOptions {
+  /** Overrides privilege detection (tests). */
+  privileges?: PrivilegeInfo;
+  log?: Logger;
+}
+
+function kindsOf(config: Readonly<CrosswayConfig>): NodeKind[] {
+  return config.role === 'lab' ? ['edge', 'core'] : [config.role];
+}
+
+function addressesFor(config: Readonly<CrosswayConfig>, kind: NodeKind): NodeAddresses {
+  if (config.role === 'lab') return LAB_ADDRESSES[kind];
+  const n = config.network;
+  if (!n.address) {
+    throw new ConfigError([{ path: 'network.address', message: `required for the ${config.role} role` }]);
+  }
+  return { private: n.address, public: kind === 'edge' ? (n.publicAddress ?? n.address) : n.address };
+}
+
+async function tlsFor(config: Readonly<CrosswayConfig>): Promise<TransportTlsOptions | undefined> {
+  const t = config.tls;
+  const read = (path: string, field: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError([{ path: field, message: `cannot read ${path}: ${(err as Error).message}` }]);
+    }
+  };
+  if (t.certificate && t.privateKey) {
+    return {
+      certificate: read(t.certificate, 'tls.certificate'),
+      privateKey: read(t.privateKey, 'tls.privateKey'),
+      ...(t.caCertificates ? { caCertificates: read(t.caCertificates, 'tls.caCertificates') } : {}),
+      verifyPeer: t.verifyPeer,
+      minVersion: t.minVersion,
+    };
+  }
+  if (t.certificate || t.privateKey) {
+    throw new ConfigError([
+      { path: t.certificate ? 'tls.privateKey' : 'tls.certificate', message: 'certificate and key go together' },
+    ]);
+  }
+  if (config.role !== 'lab') return undefined;
+  // lab: a self-signed identity kept in the data directory. It is also the CA its MTLS listener trusts, so the
+  // lab's own halves (and a tester holding the lab's certificate) can authenticate; nothing else can.
+  const own = await ensureSelfSignedCertificate(config.dataDir, ['localhost', '127.0.0.1', '127.0.0.2']);
+  const ca = t.caCertificates ? read(t.caCertificates, 'tls.caCertificates') : own.cert;
   return {
+    certificate: own.cert,
+    privateKey: own.key,
+    caCertificates: ca,
+    verifyPeer: t.verifyPeer,
+    minVersion: t.minVersion,
+  };
+}
+
+/**
+ * Starts the node for the configured role: computes the port plan, refuses ports it may not bind, and starts each
+ * node kind's services on the plan's listeners. The composition root: the only code that owns sockets and the real
+ * clock.
+ */
+export async function startNode(config: Readonly<CrosswayConfig>, options: StartOptions = {}): Promise<RunningNode> {
+  const log = options.log ?? createLogger({ level: config.log.level, name: `crossway-${config.role}` });
+  const privileges = options.privileges ?? detectPrivileges();
+  const plan = computePortPlan(config, privileges);
+  const allowed = checkPrivileges(plan, privileges);
+  if (!allowed.ok) {
+    throw new ConfigError(allowed.reason.map((p) => ({ path: p.listener.setting, message: p.message })));
+  }
+  for (const r of plan.remapped) log.warn({ from: r.from, to: r.to }, 'no privilege for a port below 1024 => remapped');
+
+  const tls = await tlsFor(config);
+  const sip = new Map<NodeKind, SipService>();
+  const addresses = new Map<NodeKind, NodeAddresses>();
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await Promise.allSettled([...sip.values()].map((s) => s.close()));
+    log.info('stopped');
+  };
+  try {
+    for (const kind of kindsOf(config)) {
+      const addr = addressesFor(config, kind);
+      addresses.set(kind, addr);
+      const svc = await SipService.start({
+        kind,
+        config,
+        plan: plan.node(kind),
+        addresses: addr,
+        tls,
+        clock: systemClock,
+        log,
+      });
+      sip.set(kind, svc);
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const node: RunningNode = {
     log,
     config,
-    async close() {
-      log.info('stopped');
+    plan,
+    sip,
+    addresses,
+    sockets: () => [...sip.values()].flatMap((s) => s.sockets()),
+    close,
+    get closed() {
+      return closed;
     },
   };
+  log.info(
+    {
+      role: config.role,
+      size: config.size,
+      sockets: node
+        .sockets()
+        .map((s) => ({ node: s.node, listener: s.listener, protocol: s.protocol, address: s.address, port: s.port })),
+    },
+    'ready',
+  );
+  return node;
 }

@@ -1,0 +1,167 @@
+import { category, type Logger } from '../common/log.ts';
+import type { Clock } from '../common/timers.ts';
+import type { CrosswayConfig } from '../config/schema.ts';
+import type { ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
+import type { SipMessage } from '../sip/message/types.ts';
+import { TransactionLayer } from '../sip/transaction/transaction-layer.ts';
+import type { OutboundTarget, TransactionUser } from '../sip/transaction/types.ts';
+import {
+  type ListenerInfo,
+  type ListenProtocol,
+  responseTarget,
+  type SendTarget,
+  SipTransportLayer,
+  type SipTransportName,
+  type TransportTlsOptions,
+  viaTransport,
+} from '../sip/transport/index.ts';
+import { BasicUas } from '../sip/tu/basic-uas.ts';
+
+/** The addresses one node binds: its public side (edge) and its private side; equal on a one-interface node. */
+export interface NodeAddresses {
+  public: string;
+  private: string;
+}
+
+export interface SipServiceOptions {
+  kind: NodeKind;
+  config: Readonly<CrosswayConfig>;
+  plan: NodePlan;
+  addresses: NodeAddresses;
+  tls: TransportTlsOptions | undefined;
+  clock: Clock;
+  log: Logger;
+}
+
+/** One bound socket of a node, as the port-plan check compares it with the plan. */
+export interface BoundSocket extends ListenerInfo {
+  node: NodeKind;
+  listener: ListenerId;
+}
+
+const SIP_LISTENERS: readonly [ListenerId, ListenProtocol][] = [
+  ['sip-udp', 'udp'],
+  ['sip-tcp', 'tcp'],
+  ['sip-tls', 'tls'],
+  ['sip-mtls', 'mtls'],
+];
+
+/**
+ * The SIP stack of one node: transports on the listeners the port plan gives, the transaction layer, and the
+ * transaction user. Only composition roots create it (it owns sockets).
+ */
+export class SipService {
+  readonly kind: NodeKind;
+  readonly transport: SipTransportLayer;
+  readonly transactions: TransactionLayer;
+  readonly user: BasicUas;
+  readonly #sockets: BoundSocket[] = [];
+  readonly #log: Logger;
+  readonly #opts: SipServiceOptions;
+
+  private constructor(opts: SipServiceOptions) {
+    this.#opts = opts;
+    this.kind = opts.kind;
+    this.#log = category(opts.log, 'sip', { node: opts.kind });
+    const { config } = opts;
+    this.user = new BasicUas();
+    this.transport = new SipTransportLayer({
+      clock: opts.clock,
+      log: opts.log.child({ node: opts.kind }),
+      limits: config.sip.limits,
+      connections: config.sip.connections,
+      outboundPorts: opts.plan.range('outbound-sip'),
+      ...(opts.tls ? { tls: opts.tls } : {}),
+    });
+    const transport = this.transport;
+    const log = this.#log;
+    this.transactions = new TransactionLayer({
+      clock: opts.clock,
+      timers: config.sip.timers,
+      log: opts.log.child({ node: opts.kind }),
+      user: this.user as TransactionUser,
+      sender: {
+        send: (message: SipMessage, target: OutboundTarget, key?: string) => {
+          const to = toSendTarget(message, target);
+          if (!to) {
+            log.debug({ kind: target.kind }, 'no route for outbound message => dropped');
+            if (key) this.transactions.transportError(key);
+            return;
+          }
+          transport.send(message, to).catch((err: unknown) => {
+            log.debug({ err: (err as Error).message, to }, 'send failed => transaction told');
+            if (key) this.transactions.transportError(key);
+          });
+        },
+      },
+    });
+    transport.onMessage = (msg, info) => {
+      this.transactions.receive(msg, info);
+    };
+  }
+
+  /** Creates the service and binds every SIP listener of the plan (and each traversal zone's SIP listener). */
+  static async start(opts: SipServiceOptions): Promise<SipService> {
+    const svc = new SipService(opts);
+    try {
+      await svc.#bindAll();
+    } catch (err) {
+      await svc.close();
+      throw err;
+    }
+    return svc;
+  }
+
+  async #bindAll(): Promise<void> {
+    const { plan, addresses } = this.#opts;
+    const wanted: [ListenerId, ListenProtocol][] = [...SIP_LISTENERS];
+    for (const l of plan.listeners) {
+      if (l.id.startsWith('traversal-sip:')) wanted.push([l.id, 'tls']);
+    }
+    for (const [id, protocol] of wanted) {
+      const l = plan.listener(id);
+      if (!l) continue;
+      if ((protocol === 'tls' || protocol === 'mtls') && !this.#opts.tls) {
+        throw new Error(
+          `${this.kind} listener ${id} needs a TLS certificate and key (tls.certificate, tls.privateKey)`,
+        );
+      }
+      const hosts =
+        l.side === 'public'
+          ? [addresses.public]
+          : l.side === 'private'
+            ? [addresses.private]
+            : [...new Set([addresses.public, addresses.private])];
+      for (const address of hosts) {
+        const bound = await this.transport.listen({ protocol, address, port: l.ports.from });
+        this.#sockets.push({ ...bound, node: this.kind, listener: id });
+      }
+    }
+    this.#log.info({ listeners: this.#sockets.map((s) => `${s.protocol}:${s.address}:${s.port}`) }, 'SIP listening');
+  }
+
+  /** Every socket this service bound. */
+  sockets(): readonly BoundSocket[] {
+    return this.#sockets;
+  }
+
+  async close(): Promise<void> {
+    this.transactions.close();
+    await this.transport.close();
+  }
+}
+
+function toSendTarget(message: SipMessage, target: OutboundTarget): SendTarget | undefined {
+  if (target.kind === 'response')
+    return responseTarget(message, target.replyTo as Parameters<typeof responseTarget>[1]);
+  const d = target.destination;
+  const transport: SipTransportName | undefined = viaTransport(d.transport);
+  if (!transport) return undefined;
+  return {
+    transport,
+    address: d.address,
+    port: d.port,
+    ...(d.connectionId ? { connectionId: d.connectionId } : {}),
+    ...(d.serverName ? { serverName: d.serverName } : {}),
+  };
+}
