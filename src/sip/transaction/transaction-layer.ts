@@ -13,6 +13,7 @@ import type { TransactionBase, TransactionEnv, TransactionEvents } from './trans
 import type {
   ClientTransactionHandle,
   Destination,
+  OutboundTarget,
   TransactionHandle,
   TransactionSender,
   TransactionTimerConfig,
@@ -164,9 +165,12 @@ export class TransactionLayer {
     return tx;
   }
 
-  /** Sends a message outside any transaction: the ACK for a 2xx, a stateless response or forward. */
-  sendStateless(message: SipMessage, destination: Destination): void {
-    this.#sender.send(message, { kind: 'request', destination });
+  /**
+   * Sends a message outside any transaction: the ACK for a 2xx (to a destination), a request forwarded statelessly,
+   * or a response sent back by its top Via (`{ kind: 'response' }`, with the request's transport info if known).
+   */
+  sendStateless(message: SipMessage, target: Destination | OutboundTarget): void {
+    this.#sender.send(message, 'kind' in target ? target : { kind: 'request', destination: target });
   }
 
   /** A message from the transport layer (already parsed and checked by the message layer). */

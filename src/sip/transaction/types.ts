@@ -46,7 +46,12 @@ export interface Destination extends Endpoint {
  */
 export type OutboundTarget =
   | { kind: 'request'; destination: Destination }
-  | { kind: 'response'; replyTo: TransportInfo; request: SipRequest };
+  | {
+      kind: 'response';
+      /** How the request arrived (always set by server transactions; absent for a stateless forward by Via). */
+      replyTo?: TransportInfo;
+      request?: SipRequest;
+    };
 
 /** Implemented by the transport layer. Must not throw; failures come back through `TransactionLayer.transportError`. */
 export interface TransactionSender {

@@ -74,7 +74,11 @@ export class LoopNetwork {
   }
 
   #send(from: Node, message: SipMessage, target: OutboundTarget): void {
-    const to = target.kind === 'request' ? target.destination : target.replyTo.source;
+    const to = target.kind === 'request' ? target.destination : target.replyTo?.source;
+    if (!to) {
+      this.stats.unroutable++;
+      return;
+    }
     const wire = serializeMessage(message);
     const first = wire.subarray(0, wire.indexOf(13)).toString('latin1');
     this.stats.sent++;
