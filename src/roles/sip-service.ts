@@ -2,18 +2,14 @@ import { category, type Logger } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
 import type { ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
-import type { SipMessage } from '../sip/message/types.ts';
 import { TransactionLayer } from '../sip/transaction/transaction-layer.ts';
-import type { OutboundTarget, TransactionUser } from '../sip/transaction/types.ts';
+import { transportSender } from '../sip/transaction/transport-sender.ts';
+import type { TransactionUser } from '../sip/transaction/types.ts';
 import {
   type ListenerInfo,
   type ListenProtocol,
-  responseTarget,
-  type SendTarget,
   SipTransportLayer,
-  type SipTransportName,
   type TransportTlsOptions,
-  viaTransport,
 } from '../sip/transport/index.ts';
 import { BasicUas } from '../sip/tu/basic-uas.ts';
 
@@ -73,29 +69,18 @@ export class SipService {
       outboundPorts: opts.plan.range('outbound-sip'),
       ...(opts.tls ? { tls: opts.tls } : {}),
     });
-    const transport = this.transport;
     const log = this.#log;
     this.transactions = new TransactionLayer({
       clock: opts.clock,
       timers: config.sip.timers,
       log: opts.log.child({ node: opts.kind }),
       user: this.user as TransactionUser,
-      sender: {
-        send: (message: SipMessage, target: OutboundTarget, key?: string) => {
-          const to = toSendTarget(message, target);
-          if (!to) {
-            log.debug({ kind: target.kind }, 'no route for outbound message => dropped');
-            if (key) this.transactions.transportError(key);
-            return;
-          }
-          transport.send(message, to).catch((err: unknown) => {
-            log.debug({ err: (err as Error).message, to }, 'send failed => transaction told');
-            if (key) this.transactions.transportError(key);
-          });
-        },
-      },
+      sender: transportSender(this.transport, (key, err) => {
+        log.debug({ err: (err as Error)?.message }, 'send failed => transaction told');
+        if (key) this.transactions.transportError(key);
+      }),
     });
-    transport.onMessage = (msg, info) => {
+    this.transport.onMessage = (msg, info) => {
       this.transactions.receive(msg, info);
     };
   }
@@ -149,19 +134,4 @@ export class SipService {
     this.transactions.close();
     await this.transport.close();
   }
-}
-
-function toSendTarget(message: SipMessage, target: OutboundTarget): SendTarget | undefined {
-  if (target.kind === 'response')
-    return responseTarget(message, target.replyTo as Parameters<typeof responseTarget>[1]);
-  const d = target.destination;
-  const transport: SipTransportName | undefined = viaTransport(d.transport);
-  if (!transport) return undefined;
-  return {
-    transport,
-    address: d.address,
-    port: d.port,
-    ...(d.connectionId ? { connectionId: d.connectionId } : {}),
-    ...(d.serverName ? { serverName: d.serverName } : {}),
-  };
 }
