@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { turnConfigSchema } from '../turn/config.ts';
 
 /**
  * The node's configuration: one file (YAML or JSON), validated once at start. Every field has a safe default so
@@ -162,14 +163,8 @@ export const configSchema = z
       .object({ enabled: z.boolean().default(false) })
       .strict()
       .default({ enabled: false }),
-    turn: z
-      .object({
-        enabled: z.boolean().default(false),
-        /** Overrides the TURN relay port range (seed: 24000–29999). */
-        relayRange: portRange.optional(),
-      })
-      .strict()
-      .default({ enabled: false }),
+    /** TURN server (edge): credentials, lifetimes, quotas, peer policy — see src/turn/config.ts. */
+    turn: turnConfigSchema.prefault({}),
     media: z
       .object({
         /**

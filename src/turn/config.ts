@@ -38,6 +38,12 @@ export const DEFAULT_DENIED_PEERS: readonly string[] = [
   'ff00::/8',
 ];
 
+const port = z.number().int().min(1).max(65535);
+const portRange = z
+  .object({ from: port, to: port })
+  .strict()
+  .refine((r) => r.from <= r.to, { message: 'from must not be greater than to' });
+
 const userSchema = z
   .object({
     username: z.string().min(1).max(513),
@@ -57,6 +63,8 @@ const userSchema = z
 export const turnConfigSchema = z
   .object({
     enabled: z.boolean().default(false),
+    /** Overrides the TURN relay port range (seed: 24000–29999); read by the port plan. */
+    relayRange: portRange.optional(),
     /** REALM of the long-term credential mechanism. */
     realm: z.string().min(1).max(763).default('crossway'),
     /** Static long-term users (the credential store will add its own). */
@@ -137,7 +145,7 @@ export const turnConfigSchema = z
         z
           .object({
             address: z.string().refine((s) => isIP(s) !== 0, { message: 'expected an IP address' }),
-            port: z.number().int().min(1).max(65535),
+            port,
           })
           .strict(),
       )

@@ -1,4 +1,5 @@
 import { fail, ok, type Result } from '../common/result.ts';
+import { MAGIC_COOKIE } from '../stun/constants.ts';
 
 /**
  * Splits a TURN-over-TCP byte stream into STUN messages (20-byte header + length) and ChannelData messages
@@ -16,16 +17,17 @@ export class TcpFramer {
     this.#buffered += chunk.length;
     for (;;) {
       if (this.#buffered < 4) return ok(undefined);
-      const head = this.#peek(4);
-      const b0 = head[0]!;
+      const b0 = this.#peek(4)[0]!;
       let total: number;
       let frameLen: number;
       if (b0 < 0x40) {
-        // STUN: length field counts the attributes after the 20-byte header.
-        frameLen = 20 + head.readUInt16BE(2);
+        // STUN: length field counts the attributes after the 20-byte header; the cookie must be there.
+        if (this.#buffered < 8) return ok(undefined);
+        if (this.#peek(8).readUInt32BE(4) !== MAGIC_COOKIE) return fail('STUN frame without the magic cookie');
+        frameLen = 20 + this.#peek(4).readUInt16BE(2);
         total = frameLen;
       } else if (b0 < 0x80) {
-        frameLen = 4 + head.readUInt16BE(2);
+        frameLen = 4 + this.#peek(4).readUInt16BE(2);
         total = (frameLen + 3) & ~3;
       } else {
         return fail('neither STUN nor ChannelData on the stream');
