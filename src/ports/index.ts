@@ -9,6 +9,8 @@
  * const pool = plan.mediaPool();                // media range without the demux ports
  * ```
  */
+
+export * from './inventory.ts';
 export * from './plan.ts';
 export * from './port-range.ts';
 export * from './privileges.ts';
