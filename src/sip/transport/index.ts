@@ -1,5 +1,10 @@
 /** SIP transports: UDP, TCP, TLS and MTLS listeners, connection reuse, outbound source ports, response routing. */
 export { CONNECT_ERRORS, type PortRange } from './outbound-ports.ts';
 export { defaultPort, responseTarget, viaTransport } from './response-target.ts';
+export {
+  type OutboundRequestTarget,
+  type OutboundResponseTarget,
+  TransactionSenderAdapter,
+} from './transaction-sender.ts';
 export { type AliasPolicy, SipTransportLayer, type SipTransportLayerOptions } from './transport-layer.ts';
 export type * from './types.ts';

@@ -29,7 +29,10 @@ function hostParam(v: string | null | undefined): string | undefined {
  * Where a server transport sends a response, from its top Via (which carries the `received`/`rport` the layer
  * added to the request) and the inbound info of the request. Undefined when the response has no usable Via.
  */
-export function responseTarget(response: SipMessage, request?: InboundInfo): SendTarget | undefined {
+export function responseTarget(
+  response: SipMessage,
+  request?: Pick<Partial<InboundInfo>, 'transport' | 'connectionId'>,
+): SendTarget | undefined {
   const via = topVia(response);
   if (!via) return undefined;
   const transport = request?.transport ?? viaTransport(via.transport);
