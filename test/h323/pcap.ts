@@ -136,3 +136,62 @@ export function tcpStreams(packets: Packet[]): TcpStream[] {
   }
   return [...streams.values()];
 }
+
+/** A packet to write: IPv4 + UDP or TCP (PSH/ACK, the caller keeps `seq` running). */
+export interface OutPacket {
+  proto: 'udp' | 'tcp';
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  seq?: number;
+  payload: Uint8Array;
+}
+
+function ipChecksum(h: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < h.length; i += 2) sum += h.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** Writes a libpcap file with raw-IPv4 link type (101). */
+export function writePcap(packets: OutPacket[]): Buffer {
+  const parts: Buffer[] = [];
+  const gh = Buffer.alloc(24);
+  gh.writeUInt32LE(0xa1b2c3d4, 0);
+  gh.writeUInt16LE(2, 4);
+  gh.writeUInt16LE(4, 6);
+  gh.writeUInt32LE(65535, 16);
+  gh.writeUInt32LE(101, 20);
+  parts.push(gh);
+  packets.forEach((p, i) => {
+    const l4 = Buffer.alloc(p.proto === 'udp' ? 8 : 20);
+    l4.writeUInt16BE(p.sport, 0);
+    l4.writeUInt16BE(p.dport, 2);
+    if (p.proto === 'udp') l4.writeUInt16BE(8 + p.payload.length, 4);
+    else {
+      l4.writeUInt32BE(p.seq ?? 1, 4);
+      l4.writeUInt32BE(1, 8);
+      l4[12] = 5 << 4;
+      l4[13] = 0x18;
+      l4.writeUInt16BE(65535, 14);
+    }
+    const ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip.writeUInt16BE(20 + l4.length + p.payload.length, 2);
+    ip.writeUInt16BE(i & 0xffff, 4);
+    ip[8] = 64;
+    ip[9] = p.proto === 'udp' ? 17 : 6;
+    Buffer.from(p.src.split('.').map(Number)).copy(ip, 12);
+    Buffer.from(p.dst.split('.').map(Number)).copy(ip, 16);
+    ip.writeUInt16BE(ipChecksum(ip), 10);
+    const data = Buffer.concat([ip, l4, Buffer.from(p.payload)]);
+    const rh = Buffer.alloc(16);
+    rh.writeUInt32LE(1_700_000_000 + i, 0);
+    rh.writeUInt32LE(data.length, 8);
+    rh.writeUInt32LE(data.length, 12);
+    parts.push(rh, data);
+  });
+  return Buffer.concat(parts);
+}
