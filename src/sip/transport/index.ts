@@ -6,5 +6,10 @@ export {
   type OutboundResponseTarget,
   TransactionSenderAdapter,
 } from './transaction-sender.ts';
-export { type AliasPolicy, SipTransportLayer, type SipTransportLayerOptions } from './transport-layer.ts';
+export {
+  type AliasPolicy,
+  type ConnectionEvent,
+  SipTransportLayer,
+  type SipTransportLayerOptions,
+} from './transport-layer.ts';
 export type * from './types.ts';

@@ -35,6 +35,15 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+interface PongWaiter {
+  sent: number;
+  resolve: (rttMs: number) => void;
+  reject: (err: Error) => void;
+  timer: TimerHandle;
+}
+
+const PING = Buffer.from('\r\n\r\n');
+
 const LEGAL: Record<ConnectionState, readonly ConnectionState[]> = {
   connecting: ['handshaking', 'open', 'closed'],
   handshaking: ['open', 'closed'],
@@ -75,6 +84,7 @@ export class StreamConnection {
   #lastActivity: number;
   #timer: TimerHandle | undefined;
   #closeReason = '';
+  #pongWaiters: PongWaiter[] = [];
   readonly #clock: Clock;
   readonly #idleMs: number;
   readonly #maxQueued: number;
@@ -243,6 +253,41 @@ export class StreamConnection {
   }
 
   /**
+   * RFC 5626 §4.4.1 client side: sends a double-CRLF ping; resolves with the round-trip time when the CRLF pong comes
+   * back, rejects when it does not within `timeoutMs` (on the injected clock) or the connection closes.
+   */
+  ping(timeoutMs: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const w: PongWaiter = {
+        sent: this.#clock.now(),
+        resolve,
+        reject,
+        timer: this.#clock.setTimer(timeoutMs, () => {
+          this.#pongWaiters = this.#pongWaiters.filter((x) => x !== w);
+          reject(new OperationalError('ERR_SIP_TRANSPORT_KEEPALIVE', `no pong on ${this.id} within ${timeoutMs} ms`));
+        }),
+      };
+      this.#pongWaiters.push(w);
+      this.send(PING).catch((err: Error) => {
+        w.timer.cancel();
+        this.#pongWaiters = this.#pongWaiters.filter((x) => x !== w);
+        reject(err);
+      });
+    });
+  }
+
+  /** A CRLF pong arrived: settles every pending ping. */
+  pong(): void {
+    const now = this.#clock.now();
+    const waiters = this.#pongWaiters;
+    this.#pongWaiters = [];
+    for (const w of waiters) {
+      w.timer.cancel();
+      w.resolve(now - w.sent);
+    }
+  }
+
+  /**
    * Closes; with `graceful`, what is already written (a 400 before closing) may still leave. The owner learns
    * through `onClosed`. Idempotent.
    */
@@ -256,6 +301,12 @@ export class StreamConnection {
     this.#queue = [];
     this.#queuedBytes = 0;
     for (const p of q) p.reject(err);
+    const waiters = this.#pongWaiters;
+    this.#pongWaiters = [];
+    for (const w of waiters) {
+      w.timer.cancel();
+      w.reject(err);
+    }
     const socket = this.#socket;
     if (socket) {
       this.#detach(socket);

@@ -39,10 +39,19 @@ export interface SipTransportLayerOptions {
   /** Needed for TLS/MTLS listeners and outbound TLS. */
   tls?: TransportTlsOptions;
   onMessage?: MessageHandler;
+  /** Told when a TCP/TLS connection opens or closes (a traversal zone watches its flow with it). Must not throw. */
+  onConnectionEvent?: (event: ConnectionEvent) => void;
   /** Default `verified-tls`. */
   aliasPolicy?: AliasPolicy;
   /** Local address to bind outbound connections to, per family; default: the address of a listener of that family. */
   outboundAddress?: { ipv4?: string; ipv6?: string };
+}
+
+/** A connection opened (handshake done) or closed (with why). */
+export interface ConnectionEvent {
+  type: 'opened' | 'closed';
+  connection: ConnectionInfo;
+  reason?: string;
 }
 
 const CRLF = Buffer.from('\r\n');
@@ -104,6 +113,7 @@ export class SipTransportLayer {
   readonly #aliasPolicy: AliasPolicy;
   readonly #outboundAddress: { ipv4?: string; ipv6?: string };
   #onMessage: MessageHandler | undefined;
+  readonly #onConnectionEvent: ((event: ConnectionEvent) => void) | undefined;
 
   readonly #udp: UdpListener[] = [];
   readonly #streams: StreamListener[] = [];
@@ -136,6 +146,7 @@ export class SipTransportLayer {
     this.#aliasPolicy = o.aliasPolicy ?? 'verified-tls';
     this.#outboundAddress = o.outboundAddress ?? {};
     this.#onMessage = o.onMessage;
+    this.#onConnectionEvent = o.onConnectionEvent;
     this.#host = {
       onData: (c, chunk) => this.#onStreamData(c, chunk),
       onClosed: (c, why) => this.#onConnectionClosed(c, why),
@@ -376,7 +387,7 @@ export class SipTransportLayer {
       conn.local = { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 };
       if (!tlsSide) {
         conn.attach(socket, 'open');
-        this.#counters.connections.opened++;
+        this.#opened(conn);
         return;
       }
       conn.attach(socket, 'handshaking');
@@ -394,7 +405,7 @@ export class SipTransportLayer {
           }
           if (peer && authorized) conn.peerCertificate = peer;
           conn.attach(tlsSocket, 'open');
-          this.#counters.connections.opened++;
+          this.#opened(conn);
         },
         failed: (err: Error) => {
           // Counted as refused when the connection closes (see #onConnectionClosed).
@@ -444,6 +455,7 @@ export class SipTransportLayer {
             conn.sendNoWait(CRLF);
             break;
           case 'pong':
+            conn.pong();
             break;
           case 'error':
             this.#framingError(conn, frame.failure);
@@ -495,14 +507,33 @@ export class SipTransportLayer {
     const own = key(conn.transport, conn.remote.address, conn.remote.port);
     if (this.#byKey.get(own) === conn) this.#byKey.delete(own);
     for (const k of conn.aliases) if (this.#byKey.get(k) === conn) this.#byKey.delete(k);
-    if (conn.wasOpen) this.#counters.connections.closed++;
-    else if (conn.direction === 'inbound' && !this.#closed) {
+    if (conn.wasOpen) {
+      this.#counters.connections.closed++;
+      this.#emitConnection({ type: 'closed', connection: conn.info(), reason: why });
+    } else if (conn.direction === 'inbound' && !this.#closed) {
       // An inbound TLS connection that never completed its handshake: a bad or missing client certificate (MTLS),
       // an old protocol version, a setup timeout, or a peer that went away.
       this.#counters.connections.refused++;
       this.#drop('tls-handshake', 'TLS handshake failed', { source: fmt(conn.remote), why });
     }
     this.#log.debug({ id: conn.id, remote: fmt(conn.remote), why }, 'connection closed');
+  }
+
+  #opened(conn: StreamConnection): void {
+    this.#counters.connections.opened++;
+    this.#emitConnection({ type: 'opened', connection: conn.info() });
+  }
+
+  #emitConnection(event: ConnectionEvent): void {
+    if (!this.#onConnectionEvent) return;
+    try {
+      this.#onConnectionEvent(event);
+    } catch (err) {
+      this.#log.error(
+        { err: err instanceof Error ? err.stack : String(err) },
+        'connection event handler threw => ignored',
+      );
+    }
   }
 
   #linger(socket: Socket): void {
@@ -611,7 +642,7 @@ export class SipTransportLayer {
       }
       if (conn.transport === 'TCP') {
         conn.attach(raw, 'open');
-        this.#counters.connections.opened++;
+        this.#opened(conn);
         return;
       }
       conn.attach(raw, 'handshaking');
@@ -622,7 +653,7 @@ export class SipTransportLayer {
         return;
       }
       conn.attach(s, 'open');
-      this.#counters.connections.opened++;
+      this.#opened(conn);
     } catch (err) {
       this.#counters.connections.failed++;
       const e = err instanceof Error ? err : new Error(String(err));
@@ -630,6 +661,26 @@ export class SipTransportLayer {
       this.#log.warn({ remote: fmt(conn.remote), code, err: e.message }, 'outbound connection failed');
       conn.close(code === CONNECT_ERRORS.exhausted ? 'ports-exhausted' : `connect-failed:${code}`, e);
     }
+  }
+
+  /**
+   * RFC 5626 §4.4.1: sends a CRLF keepalive ping on an open connection and resolves with the round-trip time (ms)
+   * when the pong comes back; rejects after `timeoutMs` or when the connection is gone.
+   */
+  ping(connectionId: string, timeoutMs = 10_000): Promise<number> {
+    const c = this.#conns.get(connectionId);
+    if (!c || c.closed) {
+      return Promise.reject(new OperationalError('ERR_SIP_TRANSPORT_CLOSED', `no open connection ${connectionId}`));
+    }
+    return c.ping(timeoutMs);
+  }
+
+  /** Closes one connection (e.g. a flow the upper layer gave up on). Returns false when it is not open. */
+  closeConnection(connectionId: string): boolean {
+    const c = this.#conns.get(connectionId);
+    if (!c || c.closed) return false;
+    c.close('closed-by-user', undefined, true);
+    return true;
   }
 
   /** Closes every listener, connection and timer. Idempotent. */
