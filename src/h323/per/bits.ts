@@ -66,8 +66,8 @@ export class BitReader {
     if ((this.pos & 7) === 0) {
       const start = this.pos >>> 3;
       this.pos += n * 8;
-      // a copy, and a plain Uint8Array even when `data` is a Buffer (whose slice is a view)
-      return Uint8Array.prototype.slice.call(this.data, start, start + n);
+      // a copy, and a plain Uint8Array even when `data` is a Buffer (whose slice is a view and whose species is Buffer)
+      return new Uint8Array(this.data.subarray(start, start + n));
     }
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) out[i] = this.bits(8);

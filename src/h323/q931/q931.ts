@@ -122,7 +122,7 @@ export function decodeQ931(b: Uint8Array, limits: Q931Limits = { maxIes: 64 }): 
       head = 2;
     }
     if (p + head + len > b.length) return fail(`IE 0x${id.toString(16)} of ${len} octets exceeds the message`);
-    ies.push({ id, data: Uint8Array.prototype.slice.call(b, p + head, p + head + len) });
+    ies.push({ id, data: new Uint8Array(b.subarray(p + head, p + head + len)) });
     p += head + len;
   }
   return ok({ callReference: cr, fromDestination: flag, callReferenceLength: crLen, messageType, ies });
@@ -245,7 +245,7 @@ export function decodeCause(d: Uint8Array): Result<CauseIe> {
   if ((d[0]! & 0x80) === 0) p = 2; // octet 3a (recommendation)
   if (p >= d.length) return fail('truncated cause');
   const c: CauseIe = { codingStandard: (d[0]! >> 5) & 3, location: d[0]! & 0x0f, value: d[p]! & 0x7f };
-  if (p + 1 < d.length) c.diagnostics = Uint8Array.prototype.slice.call(d, p + 1);
+  if (p + 1 < d.length) c.diagnostics = new Uint8Array(d.subarray(p + 1));
   return ok(c);
 }
 

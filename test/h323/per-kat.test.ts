@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { Compiler } from '../../src/h323/asn1/compile.ts';
+import { parseModules } from '../../src/h323/asn1/parser.ts';
+import { decodePer, encodePer } from '../../src/h323/per/codec.ts';
+import { type Desc, link } from '../../src/h323/per/descriptor.ts';
+import type { RasMessage } from '../../src/h323/per/generated/types.ts';
+import { rasCodec } from '../../src/h323/per/schema.ts';
+import { minimalValue } from './values.ts';
+
+/** Compiles a module text and returns its named types' descriptors. */
+function compile(text: string): Record<string, Desc> {
+  const s = new Compiler(parseModules(text)).compileAll();
+  const linked = link(s.table);
+  return Object.fromEntries(Object.entries(s.named).map(([n, i]) => [n, linked[i]!]));
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+function roundTrip(d: Desc, value: unknown, expectedHex: string, limits = {}) {
+  const bytes = encodePer(d, value);
+  assert.equal(hex(bytes), expectedHex);
+  const back = decodePer(d, Buffer.from(expectedHex, 'hex'), '', limits);
+  assert.ok(back.ok, back.ok ? '' : back.reason.message);
+  assert.deepStrictEqual(back.value, value);
+}
+
+describe('PER known answers', () => {
+  it('X.691 A.4.2: the extensible record Ax encodes as 9E 00 01 80 01 02 91 A4', () => {
+    const t = compile(readFileSync(new URL('../vectors/asn1/x691-a4.asn', import.meta.url), 'utf8'));
+    roundTrip(t.Ax!, { a: 253, b: true, c: { choice: 'e', value: true }, g: '123', h: true }, '9e000180010291a4');
+  });
+
+  const T = compile(`K DEFINITIONS AUTOMATIC TAGS ::= BEGIN
+    Small ::= INTEGER (0..7)
+    Word ::= INTEGER (1..65535)
+    Big ::= INTEGER (0..4294967295)
+    Ext ::= INTEGER (0..16383, ...)
+    Semi ::= INTEGER (5..MAX)
+    Any ::= INTEGER
+    S ::= SEQUENCE { a BOOLEAN, ..., b INTEGER (0..255) OPTIONAL }
+    S0 ::= SEQUENCE { a BOOLEAN, ... }
+    Octets ::= OCTET STRING
+    Digits ::= IA5String (SIZE (1..128)) (FROM ("0123456789#*,"))
+    Numeric ::= NumericString (SIZE (0..7))
+    Bits ::= BIT STRING (SIZE (1..2048))
+    Oid ::= OBJECT IDENTIFIER
+    Fixed ::= OCTET STRING (SIZE (4))
+  END`);
+
+  it('constrained INTEGERs (X.691 §11.5.7): bit-field, two aligned octets, octet-count + octets', () => {
+    roundTrip(T.Small!, 5, 'a0'); // 3 bits 101
+    roundTrip(T.Word!, 257, '0100'); // 257-1 in two aligned octets
+    roundTrip(T.Big!, 1, '0001'); // 2-bit count 0 (one octet), aligned, 01
+    roundTrip(T.Big!, 0x12345, '80012345'); // count-1 = 2 → '10', then three octets
+    roundTrip(T.Big!, 4294967295, 'c0ffffffff');
+  });
+
+  it('extensible, semi-constrained and unconstrained INTEGERs (§11.7, §11.8, §12.1)', () => {
+    roundTrip(T.Ext!, 100, '000064'); // in root: bit 0, pad, then 16 bits aligned
+    roundTrip(T.Ext!, 20000, '80024e20'); // outside: bit 1, length 2, 0x4E20
+    roundTrip(T.Semi!, 5, '0100');
+    roundTrip(T.Semi!, 261, '020100');
+    roundTrip(T.Any!, -1, '01ff');
+    roundTrip(T.Any!, 128, '020080');
+    roundTrip(T.Any!, -(2n ** 70n), '09c00000000000000000');
+  });
+
+  it('an extensible SEQUENCE with one addition, and an older peer keeping it opaque', () => {
+    // ext bit 1, a = 1, bitmap length-1 = 0 (normally small: 0 000000), bitmap '1', pad; open type: length 1, 05
+    roundTrip(T.S!, { a: true, b: 5 }, 'c0400105');
+    roundTrip(T.S!, { a: true }, '40');
+    const old = decodePer(T.S0!, Buffer.from('c0400105', 'hex'));
+    assert.ok(old.ok);
+    assert.deepStrictEqual(old.value, { a: true, $extBits: 1, $unknown: [{ index: 0, bytes: Uint8Array.of(5) }] });
+    assert.equal(hex(encodePer(T.S0!, old.value)), 'c0400105');
+  });
+
+  it('fragmented OCTET STRING (§11.9.3.8): 16K-multiples then the remainder, a zero-length tail after an exact multiple', () => {
+    const big = Uint8Array.from({ length: 40000 }, (_, i) => i & 0xff);
+    const e = encodePer(T.Octets!, big);
+    assert.equal(e.length, 1 + 32768 + 2 + 7232);
+    assert.equal(e[0], 0xc2);
+    assert.equal(hex(e.subarray(32769, 32771)), '9c40');
+    const back = decodePer(T.Octets!, e, '', { maxBytes: 1 << 20 });
+    assert.ok(back.ok);
+    assert.deepStrictEqual(back.value, big);
+    const exact = encodePer(T.Octets!, new Uint8Array(16384));
+    assert.equal(exact.length, 1 + 16384 + 1);
+    assert.deepEqual([exact[0], exact[exact.length - 1]], [0xc1, 0x00]);
+    const four = encodePer(T.Octets!, new Uint8Array(65536 + 3));
+    assert.deepEqual([four[0], four[65537], four[65538]], [0xc4, 0x03, 0x00]);
+    const r = decodePer(T.Octets!, four, '', { maxBytes: 1 << 20 });
+    assert.ok(r.ok && (r.value as Uint8Array).length === 65539);
+  });
+
+  it('strings with a permitted alphabet, fixed sizes, BIT STRING and OBJECT IDENTIFIER', () => {
+    // 13 characters → 4 bits, indexes into the sorted alphabet "#*,0123456789"; length 7 bits (1..128) then aligned
+    roundTrip(T.Digits!, '1001', '064334');
+    roundTrip(T.Numeric!, '12', '4023'); // length 3 bits, pad, indexes into " 0123456789"
+    roundTrip(T.Fixed!, Uint8Array.of(127, 0, 0, 1), '7f000001');
+    roundTrip(T.Bits!, { length: 3, data: Uint8Array.of(0xa0) }, '0002a0'); // length-1 in 16 bits, bits 101
+    roundTrip(T.Oid!, '0.0.8.2250.0.7', '060008914a0007'); // X.690 contents: 2250 = 91 4A
+  });
+});
+
+describe('decode errors name the failing field; limits hold', () => {
+  it('a truncated third alias fails at RasMessage.registrationRequest.terminalAlias[2].h323-ID', () => {
+    const rrqDesc = (rasCodec.desc as Extract<Desc, { k: 'choice' }>).byName.get('registrationRequest')!.type;
+    const rrq = minimalValue(rrqDesc) as Record<string, unknown>;
+    rrq.terminalAlias = [
+      { choice: 'dialledDigits', value: '1001' },
+      { choice: 'h323-ID', value: 'alice' },
+      { choice: 'h323-ID', value: 'a rather long alias that is cut off' },
+    ];
+    const bytes = rasCodec.encode({ choice: 'registrationRequest', value: rrq } as RasMessage);
+    const r = rasCodec.decode(bytes.subarray(0, bytes.length - 40));
+    assert.equal(r.ok, false);
+    if (!r.ok)
+      assert.match(
+        r.reason.message,
+        /^RasMessage\.registrationRequest\.terminalAlias\[2\]\.h323-ID: length 35 exceeds the data$/,
+      );
+  });
+
+  it('nesting, item-count and size limits are enforced with ERR_PER_LIMIT', () => {
+    const t = compile(`L DEFINITIONS AUTOMATIC TAGS ::= BEGIN
+      Tree ::= SEQUENCE { kids SEQUENCE OF Tree }
+      List ::= SEQUENCE OF BOOLEAN
+    END`);
+    let v: { kids: unknown[] } = { kids: [] };
+    for (let i = 0; i < 80; i++) v = { kids: [v] };
+    const deep = decodePer(t.Tree!, encodePer(t.Tree!, v), 'Tree');
+    assert.ok(!deep.ok && deep.reason.code === 'ERR_PER_LIMIT' && /nesting deeper than 64/.test(deep.reason.message));
+    const many = decodePer(t.List!, encodePer(t.List!, new Array(70000).fill(true)), 'List');
+    assert.ok(!many.ok && many.reason.code === 'ERR_PER_LIMIT', many.ok ? '' : many.reason.message);
+    const huge = decodePer(t.List!, new Uint8Array(70000), 'List');
+    assert.ok(!huge.ok && huge.reason.code === 'ERR_PER_LIMIT');
+  });
+});
