@@ -3,6 +3,7 @@
  * messages to them. Other layers import only from here.
  */
 export { buildNon2xxAck } from './ack.ts';
+export { buildCancel } from './cancel.ts';
 export { type InviteClientState, InviteClientTransaction } from './invite-client.ts';
 export { type AckDisposition, type InviteServerState, InviteServerTransaction } from './invite-server.ts';
 export { clientKey, isRfc3261Branch, MAGIC_COOKIE, type ServerMatch, serverMatch } from './keys.ts';
@@ -10,6 +11,7 @@ export { type NonInviteClientState, NonInviteClientTransaction } from './non-inv
 export { type NonInviteServerState, NonInviteServerTransaction } from './non-invite-server.ts';
 export { resolveTimers, type TimerValues } from './timer-values.ts';
 export {
+  type CancelOutcome,
   type ClientTransaction,
   type ReceiveOutcome,
   type ServerTransaction,

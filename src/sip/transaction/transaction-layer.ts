@@ -2,6 +2,7 @@ import { InternalError } from '../../common/errors.ts';
 import { category, type Logger, RateLimitedLog, silentLogger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../message/types.ts';
+import { buildCancel } from './cancel.ts';
 import { InviteClientTransaction } from './invite-client.ts';
 import { InviteServerTransaction } from './invite-server.ts';
 import { branchOf, clientKey, clientKeyOfResponse, isRfc3261Branch, serverMatch } from './keys.ts';
@@ -44,6 +45,12 @@ export interface TransactionLayerOptions {
   log?: Logger;
 }
 
+/** What `cancel` did: sent the CANCEL, will send it on the first provisional response, or found it too late. */
+export type CancelOutcome =
+  | { status: 'sent'; transaction: ClientTransactionHandle }
+  | { status: 'pending' }
+  | { status: 'too-late' };
+
 /** Monotonic counters of the layer. */
 export interface TransactionCounters {
   created: { ict: number; nict: number; ist: number; nist: number };
@@ -64,6 +71,8 @@ export interface TransactionCounters {
 export class TransactionLayer {
   readonly #client = new Map<string, ClientTransaction>();
   readonly #server = new Map<string, ServerTransaction>();
+  /** INVITE client transactions still in Calling whose CANCEL waits for a provisional response (§9.1). */
+  readonly #pendingCancels = new Set<string>();
   readonly #user: TransactionUser;
   readonly #sender: TransactionSender;
   readonly #log: Logger;
@@ -91,8 +100,10 @@ export class TransactionLayer {
     this.#log = category(options.log ?? silentLogger, 'sip.tsx');
     this.#badInput = new RateLimitedLog(this.#log, () => options.clock.now());
     const events: TransactionEvents = {
-      response: (tx, response, info) =>
-        this.#toUser('onResponse', () => this.#user.onResponse(response, tx as ClientTransaction, info)),
+      response: (tx, response, info) => {
+        this.#toUser('onResponse', () => this.#user.onResponse(response, tx as ClientTransaction, info));
+        if (this.#pendingCancels.has(tx.key)) this.#releaseCancel(tx as ClientTransaction, response.status);
+      },
       timeout: (tx) => {
         this.#counters.timeouts++;
         this.#toUser('onTimeout', () => this.#user.onTimeout(tx as Transaction));
@@ -200,6 +211,35 @@ export class TransactionLayer {
     return tx;
   }
 
+  /**
+   * Cancels an INVITE the TU sent (RFC 3261 §9.1) with a CANCEL built from it, sent to the same destination in a
+   * client transaction of its own. "If no provisional response has been received, the CANCEL request MUST NOT be
+   * sent; rather, the client MUST wait for the arrival of a provisional response before sending the request": in
+   * Calling the CANCEL is held and sent on the first 1xx (dropped if a final response or a timeout comes first).
+   * "If the request has generated a final response, the CANCEL ... has no effect": after one, nothing is sent.
+   */
+  cancel(invite: ClientTransactionHandle): CancelOutcome {
+    const tx = this.#client.get(invite.key);
+    if (tx !== invite || !(tx instanceof InviteClientTransaction)) {
+      // RFC 3261 §9.1: "CANCEL should not be sent to cancel requests other than INVITE."
+      if (invite.kind !== 'ict') throw new InternalError('ERR_TSX_CANCEL', `cannot CANCEL a ${invite.request.method}`);
+      return { status: 'too-late' };
+    }
+    if (tx.state === 'Calling') {
+      this.#pendingCancels.add(tx.key);
+      return { status: 'pending' };
+    }
+    if (tx.state !== 'Proceeding') return { status: 'too-late' };
+    return { status: 'sent', transaction: this.sendRequest(buildCancel(tx.request), tx.destination) };
+  }
+
+  #releaseCancel(tx: ClientTransaction, status: number): void {
+    this.#pendingCancels.delete(tx.key);
+    if (status < 200 && tx.state === 'Proceeding' && !this.#closed) {
+      this.#toUser('cancel', () => this.sendRequest(buildCancel(tx.request), tx.destination));
+    }
+  }
+
   /** Ends every transaction (cancelling every timer) and refuses further work. */
   close(): void {
     if (this.#closed) return;
@@ -272,6 +312,7 @@ export class TransactionLayer {
   #onTerminated(tx: TransactionBase): void {
     const table: Map<string, Transaction> = tx.kind === 'ict' || tx.kind === 'nict' ? this.#client : this.#server;
     if (table.get(tx.key) === tx) table.delete(tx.key);
+    this.#pendingCancels.delete(tx.key);
     const onTerminated = this.#user.onTerminated;
     if (onTerminated) this.#toUser('onTerminated', () => onTerminated.call(this.#user, tx as TransactionHandle));
   }
