@@ -349,7 +349,7 @@ export class SipTransportLayer {
     socket.destroy();
   }
 
-  /** RFC-free policy: at most N new connections per source address per second (0: no limit). */
+  /** Local policy (no RFC): at most N new inbound connections per source address per second (0: no limit). */
   #rateAllows(address: string): boolean {
     const limit = this.#conn.newConnectionsPerSecondPerSource;
     if (limit <= 0) return true;

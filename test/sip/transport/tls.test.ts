@@ -171,6 +171,24 @@ describe('TLS and MTLS transports', () => {
     }
   });
 
+  test('MTLS on ::1: a client certificate from the configured CA gets through', async () => {
+    const six = makeLayer({
+      tls: { certificate: fx.server.cert, privateKey: fx.server.key, caCertificates: fx.ca.cert },
+    });
+    const p = (await six.layer.listen({ protocol: 'mtls', address: '::1', port: 0 })).port;
+    const s = await nodeClient(p, { host: '::1', ca: fx.ca.cert, cert: fx.client.cert, key: fx.client.key });
+    try {
+      await streamClient(s).write(request({ transport: 'TLS', viaHost: '[::1]' }));
+      const { info } = await six.nth(1);
+      assert.equal(info.source.address, '::1');
+      assert.equal(info.listener, 'mtls');
+      assert.equal(info.tlsPeerCertificate?.subject.CN, 'client.test');
+    } finally {
+      s.destroy();
+      await six.layer.close();
+    }
+  });
+
   test('MTLS: openssl s_client with the client certificate gets through', async () => {
     const r = await sClient(
       [
