@@ -1,5 +1,5 @@
 import { fail, ok, type Result } from '../../common/result.ts';
-import { memo } from './cache.ts';
+import { cacheOf, memo } from './cache.ts';
 import { isDigits, isWs, TOKEN, trimLws } from './chars.ts';
 import { canonicalName, isListHeader, splitList } from './headers.ts';
 import { parseNameAddr, scanNameAddr } from './name-addr.ts';
@@ -36,7 +36,7 @@ export function getHeaders(msg: SipMessage, name: string): string[] {
   const list = isListHeader(name);
   const out: string[] = [];
   for (const h of findHeaders(msg, name)) {
-    if (list) for (const v of memo(h, 'split', splitList)) out.push(v);
+    if (list) for (const v of memo(msg, h, 'split', splitList)) out.push(v);
     else out.push(h.value);
   }
   return out;
@@ -72,11 +72,16 @@ export function parseContactList(value: string): Result<NameAddr[] | '*', string
   return parseNameAddrList(value);
 }
 
-function collect<T>(hs: Header[], kind: string, parse: (v: string) => Result<T[], string>): Result<T[], string> {
-  if (hs.length === 1) return memo(hs[0]!, kind, parse);
+function collect<T>(
+  msg: SipMessage,
+  hs: Header[],
+  kind: string,
+  parse: (v: string) => Result<T[], string>,
+): Result<T[], string> {
+  if (hs.length === 1) return memo(msg, hs[0]!, kind, parse);
   const out: T[] = [];
   for (const h of hs) {
-    const r = memo(h, kind, parse);
+    const r = memo(msg, h, kind, parse);
     if (!r.ok) return r;
     for (const x of r.value) out.push(x);
   }
@@ -86,20 +91,20 @@ function collect<T>(hs: Header[], kind: string, parse: (v: string) => Result<T[]
 /** Every Via value, top first (RFC 3261 §20.42), or undefined when there is none. */
 export function getVias(msg: SipMessage): Result<Via[], string> | undefined {
   const hs = findHeaders(msg, 'via');
-  return hs.length === 0 ? undefined : collect(hs, 'via', parseViaList);
+  return hs.length === 0 ? undefined : collect(msg, hs, 'via', parseViaList);
 }
 
 /** The top Via value. */
 export function getTopVia(msg: SipMessage): Result<Via, string> | undefined {
   const h = findHeader(msg, 'via');
   if (h === undefined) return undefined;
-  const r = memo(h, 'via', parseViaList);
+  const r = memo(msg, h, 'via', parseViaList);
   return r.ok ? ok(r.value[0]!) : r;
 }
 
 function nameAddrOf(msg: SipMessage, name: string): Result<NameAddr, string> | undefined {
   const h = findHeader(msg, name);
-  return h === undefined ? undefined : memo(h, 'name-addr', parseNameAddr);
+  return h === undefined ? undefined : memo(msg, h, 'name-addr', parseNameAddr);
 }
 
 /** The From header as a name-addr (fails for a URI scheme other than sip/sips/tel). */
@@ -115,7 +120,7 @@ export function getTo(msg: SipMessage): Result<NameAddr, string> | undefined {
 function tagOf(msg: SipMessage, name: string): string | undefined {
   const h = findHeader(msg, name);
   if (h === undefined) return undefined;
-  const r = memo(h, 'scan-name-addr', scanNameAddr);
+  const r = memo(msg, h, 'scan-name-addr', scanNameAddr);
   if (!r.ok) return undefined;
   const t = getParam(r.value.params, 'tag');
   return typeof t === 'string' ? t : undefined;
@@ -157,7 +162,7 @@ export function parseCSeq(value: string): Result<CSeq, string> {
 /** The CSeq header. */
 export function getCSeq(msg: SipMessage): Result<CSeq, string> | undefined {
   const h = findHeader(msg, 'cseq');
-  return h === undefined ? undefined : memo(h, 'cseq', parseCSeq);
+  return h === undefined ? undefined : memo(msg, h, 'cseq', parseCSeq);
 }
 
 function parseBounded(max: number) {
@@ -173,29 +178,29 @@ const parseDelta = parseBounded(0xffffffff);
 /** Max-Forwards (0–255). */
 export function getMaxForwards(msg: SipMessage): Result<number, string> | undefined {
   const h = findHeader(msg, 'max-forwards');
-  return h === undefined ? undefined : memo(h, 'max-forwards', parseMaxForwards);
+  return h === undefined ? undefined : memo(msg, h, 'max-forwards', parseMaxForwards);
 }
 
 /** Expires header as delta-seconds (RFC 3261 §20.19), 0 to 2^32-1. */
 export function getExpires(msg: SipMessage): Result<number, string> | undefined {
   const h = findHeader(msg, 'expires');
-  return h === undefined ? undefined : memo(h, 'delta', parseDelta);
+  return h === undefined ? undefined : memo(msg, h, 'delta', parseDelta);
 }
 
 /** Content-Length header (as a number); absent → undefined. */
 export function getContentLength(msg: SipMessage): Result<number, string> | undefined {
   const h = findHeader(msg, 'content-length');
-  return h === undefined ? undefined : memo(h, 'delta', parseDelta);
+  return h === undefined ? undefined : memo(msg, h, 'delta', parseDelta);
 }
 
 /** Every Contact value, or `'*'` (RFC 3261 §10.2.2 wildcard). */
 export function getContacts(msg: SipMessage): Result<NameAddr[] | '*', string> | undefined {
   const hs = findHeaders(msg, 'contact');
   if (hs.length === 0) return undefined;
-  if (hs.length === 1) return memo(hs[0]!, 'contact', parseContactList);
+  if (hs.length === 1) return memo(msg, hs[0]!, 'contact', parseContactList);
   const out: NameAddr[] = [];
   for (const h of hs) {
-    const r = memo(h, 'contact', parseContactList);
+    const r = memo(msg, h, 'contact', parseContactList);
     if (!r.ok) return r;
     if (r.value === '*') return fail('wildcard Contact mixed with other values');
     for (const x of r.value) out.push(x);
@@ -206,13 +211,13 @@ export function getContacts(msg: SipMessage): Result<NameAddr[] | '*', string> |
 /** Every Route value, in order. */
 export function getRoutes(msg: SipMessage): Result<NameAddr[], string> | undefined {
   const hs = findHeaders(msg, 'route');
-  return hs.length === 0 ? undefined : collect(hs, 'name-addr-list', parseNameAddrList);
+  return hs.length === 0 ? undefined : collect(msg, hs, 'name-addr-list', parseNameAddrList);
 }
 
 /** Every Record-Route value, in order. */
 export function getRecordRoutes(msg: SipMessage): Result<NameAddr[], string> | undefined {
   const hs = findHeaders(msg, 'record-route');
-  return hs.length === 0 ? undefined : collect(hs, 'name-addr-list', parseNameAddrList);
+  return hs.length === 0 ? undefined : collect(msg, hs, 'name-addr-list', parseNameAddrList);
 }
 
 /** Parses `type/subtype *(;param)`; type and subtype lower-cased. */
@@ -234,16 +239,15 @@ const TOKEN_RE = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 /** Content-Type (RFC 3261 §20.15). */
 export function getContentType(msg: SipMessage): Result<MediaType, string> | undefined {
   const h = findHeader(msg, 'content-type');
-  return h === undefined ? undefined : memo(h, 'media-type', parseMediaType);
+  return h === undefined ? undefined : memo(msg, h, 'media-type', parseMediaType);
 }
-
-const ruriCache = new WeakMap<SipRequest, { v: string; r: Result<SipUri, string> }>();
 
 /** The Request-URI parsed (cached while `msg.uri` is unchanged). */
 export function getRequestUri(msg: SipRequest): Result<SipUri, string> {
-  const e = ruriCache.get(msg);
-  if (e !== undefined && e.v === msg.uri) return e.r;
+  const c = cacheOf(msg);
+  if (c.ruriV === msg.uri) return c.ruriR as Result<SipUri, string>;
   const r = parseUri(msg.uri);
-  ruriCache.set(msg, { v: msg.uri, r });
+  c.ruriV = msg.uri;
+  c.ruriR = r;
   return r;
 }

@@ -1,34 +1,72 @@
 import type { Header, SipMessage } from './types.ts';
 
-interface Entry {
-  /** The header value the result was computed from: a changed value invalidates the entry. */
-  v: string;
-  k: string;
-  r: unknown;
+/**
+ * Per-message cache of parsed header values, with one WeakMap entry per message (cheaper than one per header):
+ * parallel arrays of header objects, the value each result was computed from, its kind and the result. An entry
+ * is used only while the header object is still the same and its `value` unchanged, so mutations invalidate it.
+ */
+export interface MessageCache {
+  /** The body the parser (or a builder) saw, to tell whether the body was replaced since. */
+  body: Buffer | undefined;
+  hs: Header[];
+  vs: string[];
+  ks: string[];
+  rs: unknown[];
+  ruriV: string | undefined;
+  ruriR: unknown;
 }
 
-const byHeader = new WeakMap<Header, Entry>();
+const caches = new WeakMap<SipMessage, MessageCache>();
+const MAX_ENTRIES = 64;
 
-/**
- * Parses a header value once and caches the result on the header object, keyed by kind; the cache is checked
- * against the current value, so a header whose `value` was reassigned is parsed again.
- */
-export function memo<T>(h: Header, kind: string, parse: (value: string) => T): T {
-  const e = byHeader.get(h);
-  if (e !== undefined && e.v === h.value && e.k === kind) return e.r as T;
+function newCache(body: Buffer | undefined): MessageCache {
+  return { body, hs: [], vs: [], ks: [], rs: [], ruriV: undefined, ruriR: undefined };
+}
+
+/** The cache of a message (created on first use). */
+export function cacheOf(msg: SipMessage): MessageCache {
+  let c = caches.get(msg);
+  if (c === undefined) {
+    c = newCache(undefined);
+    caches.set(msg, c);
+  }
+  return c;
+}
+
+/** Parses a header value once per message, header object and kind; recomputed when the value changed. */
+export function memo<T>(msg: SipMessage, h: Header, kind: string, parse: (value: string) => T): T {
+  const c = cacheOf(msg);
+  const hs = c.hs;
+  for (let j = 0; j < hs.length; j++) {
+    if (hs[j] === h && c.ks[j] === kind) {
+      if (c.vs[j] === h.value) return c.rs[j] as T;
+      const r = parse(h.value);
+      c.vs[j] = h.value;
+      c.rs[j] = r;
+      return r;
+    }
+  }
   const r = parse(h.value);
-  byHeader.set(h, { v: h.value, k: kind, r });
+  if (hs.length >= MAX_ENTRIES) {
+    c.hs = [];
+    c.vs = [];
+    c.ks = [];
+    c.rs = [];
+  }
+  c.hs.push(h);
+  c.vs.push(h.value);
+  c.ks.push(kind);
+  c.rs.push(r);
   return r;
 }
 
-/** What the parser saw of a message: the body it sliced, so the serializer can tell whether the body changed. */
-const origins = new WeakMap<SipMessage, Buffer>();
-
+/** Records the body a parser or builder produced the message with. */
 export function rememberBody(msg: SipMessage, body: Buffer): void {
-  origins.set(msg, body);
+  cacheOf(msg).body = body;
 }
 
-/** True when `msg` came from the parser (or a builder that set Content-Length) and its body was not replaced. */
+/** True when `msg` came from the parser (or a builder) and its body was not replaced. */
 export function bodyUnchanged(msg: SipMessage): boolean {
-  return origins.get(msg) === msg.body;
+  const c = caches.get(msg);
+  return c !== undefined && c.body === msg.body;
 }

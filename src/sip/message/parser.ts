@@ -1,6 +1,6 @@
 import { fail, ok, type Result } from '../../common/result.ts';
-import { getRequestUri, parseContactList, parseCSeq, parseViaList, UNSUPPORTED_SCHEME } from './access.ts';
-import { memo, rememberBody } from './cache.ts';
+import { parseContactList, parseCSeq, parseViaList, UNSUPPORTED_SCHEME } from './access.ts';
+import { cacheOf, memo } from './cache.ts';
 import { allIn, isDigits, TOKEN, trimLws, WORD } from './chars.ts';
 import { canonicalName } from './headers.ts';
 import { parseNameAddr } from './name-addr.ts';
@@ -12,8 +12,9 @@ import type {
   SipMessage,
   SipRequest,
   SipResponse,
+  SipUri,
 } from './types.ts';
-import { isAbsoluteUri, uriScheme } from './uri.ts';
+import { isAbsoluteUri, parseUri, uriScheme } from './uri.ts';
 
 /** The defaults of `sip.limits` in the configuration schema. */
 export const DEFAULT_LIMITS: Readonly<MessageLimits> = Object.freeze({
@@ -22,6 +23,7 @@ export const DEFAULT_LIMITS: Readonly<MessageLimits> = Object.freeze({
   maxHeaderBytes: 8192,
 });
 
+const EMPTY = Buffer.alloc(0);
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LFLF = Buffer.from('\n\n');
 
@@ -49,17 +51,6 @@ function findHeaderEnd(buf: Buffer, start: number, datagram: boolean): { end: nu
   // archived): the headers are complete, there is no body.
   if (datagram && buf.length > start && buf[buf.length - 1] === 0x0a) return { end: buf.length, body: buf.length };
   return undefined;
-}
-
-interface Seen {
-  via: Header[];
-  from: Header[];
-  to: Header[];
-  callId: Header[];
-  cseq: Header[];
-  maxForwards: Header[];
-  contact: Header[];
-  contentLength: Header[];
 }
 
 /**
@@ -99,6 +90,7 @@ export function parseMessage(
   if (startLine.indexOf('\r') >= 0) return failure('bad-start-line', 'Bad Request - Malformed Start Line');
   let msg: SipMessage;
   let startFault: ParseFailure | undefined;
+  let ruri: { v: string; r: Result<SipUri, string> } | undefined;
   const headers: Header[] = [];
   if (startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === 'SIP/') {
     const sp = startLine.indexOf(' ');
@@ -147,7 +139,8 @@ export function parseMessage(
     } else {
       const scheme = uriScheme(uri);
       if (scheme === 'sip' || scheme === 'sips' || scheme === 'tel') {
-        const r = getRequestUri(req);
+        const r = parseUri(uri);
+        ruri = { v: uri, r };
         if (!r.ok) {
           startFault = { code: 'bad-uri', reason: 'Bad Request - Malformed Request-URI', status: 400 };
         } else if (r.value.headers.length > 0) {
@@ -160,32 +153,11 @@ export function parseMessage(
     }
   }
 
-  // Header lines.
-  const seen: Seen = {
-    via: [],
-    from: [],
-    to: [],
-    callId: [],
-    cseq: [],
-    maxForwards: [],
-    contact: [],
-    contentLength: [],
-  };
+  // Header lines. Canonical names go to a parallel array so validation does not look them up again.
+  const canon: string[] = [];
   const n = text.length;
   let pos = nl < 0 ? n : nl + 1;
-  let cur: Header | undefined;
-  let curParts: string[] | undefined;
-  const finish = (): ParseFailure | undefined => {
-    if (cur === undefined) return undefined;
-    if (curParts !== undefined) {
-      cur.value = trimLws(curParts.join(' '));
-      curParts = undefined;
-    }
-    if (cur.name.length + cur.value.length > lim.maxHeaderBytes) {
-      return { code: 'header-too-long', reason: 'Bad Request - Header Too Long', status: 400 };
-    }
-    return undefined;
-  };
+  let folded: string[] | undefined;
   while (pos < n) {
     nl = text.indexOf('\n', pos);
     let e = nl < 0 ? n : nl;
@@ -194,13 +166,18 @@ export function parseMessage(
     const c0 = text.charCodeAt(pos);
     if (c0 === 0x20 || c0 === 0x09) {
       // RFC 3261 §7.3.1: a line starting with LWS continues the previous header value.
+      const cur = headers[headers.length - 1];
       if (cur === undefined) return failure('bad-header', 'Bad Request - Continuation Line Without Header');
-      if (curParts === undefined) curParts = [cur.value];
-      curParts.push(trimLws(text.slice(pos, e)));
+      if (folded === undefined) folded = [cur.value];
+      folded.push(trimLws(text.slice(pos, e)));
       if (e - pos > lim.maxHeaderBytes) return failure('header-too-long', 'Bad Request - Header Too Long');
     } else {
-      const f = finish();
-      if (f !== undefined) return fail(f);
+      if (folded !== undefined) {
+        if (!unfold(headers[headers.length - 1]!, folded, lim.maxHeaderBytes)) {
+          return failure('header-too-long', 'Bad Request - Header Too Long');
+        }
+        folded = undefined;
+      }
       const colon = text.indexOf(':', pos);
       if (colon < 0 || colon >= e) return failure('bad-header', 'Bad Request - Malformed Header Line');
       let ne = colon;
@@ -208,119 +185,162 @@ export function parseMessage(
       const name = text.slice(pos, ne);
       if (!allIn(TOKEN, name)) return failure('bad-header', 'Bad Request - Malformed Header Name');
       if (headers.length >= lim.maxHeaders) return failure('too-many-headers', 'Bad Request - Too Many Headers');
-      cur = { name, value: trimLws(text.slice(colon + 1, e)) };
-      headers.push(cur);
-      switch (canonicalName(name)) {
-        case 'via':
-          seen.via.push(cur);
-          break;
-        case 'from':
-          seen.from.push(cur);
-          break;
-        case 'to':
-          seen.to.push(cur);
-          break;
-        case 'call-id':
-          seen.callId.push(cur);
-          break;
-        case 'cseq':
-          seen.cseq.push(cur);
-          break;
-        case 'max-forwards':
-          seen.maxForwards.push(cur);
-          break;
-        case 'contact':
-          seen.contact.push(cur);
-          break;
-        case 'content-length':
-          seen.contentLength.push(cur);
-          break;
-      }
+      if (e - pos > lim.maxHeaderBytes) return failure('header-too-long', 'Bad Request - Header Too Long');
+      headers.push({ name, value: trimLws(text.slice(colon + 1, e)) });
+      canon.push(canonicalName(name));
     }
     pos = next;
   }
-  const f = finish();
-  if (f !== undefined) return fail(f);
+  if (folded !== undefined && !unfold(headers[headers.length - 1]!, folded, lim.maxHeaderBytes)) {
+    return failure('header-too-long', 'Bad Request - Header Too Long');
+  }
   // A CR not followed by LF inside the header block would let a value smuggle a line break.
   for (let k = text.indexOf('\r'); k >= 0; k = text.indexOf('\r', k + 1)) {
     if (text.charCodeAt(k + 1) !== 0x0a) return failure('bad-header', 'Bad Request - Bare CR in Header');
   }
 
-  // Enough to answer statelessly: a transport sends the response to the source address when the top Via is bad.
-  const answerable =
-    msg.kind === 'request' &&
-    seen.via.length > 0 &&
-    seen.from.length > 0 &&
-    seen.to.length > 0 &&
-    seen.callId.length > 0 &&
-    seen.cseq.length > 0;
-  const partial = answerable ? msg : undefined;
-  const bad = (code: ParseFailure['code'], reason: string, status = 400) => failure(code, reason, status, partial);
-
-  if (tooLarge) return bad('too-large', 'Message Too Large', 413);
-  if (startFault !== undefined) return bad(startFault.code, startFault.reason, startFault.status);
-
-  // RFC 3261 §8.1.1: To, From, CSeq, Call-ID, Max-Forwards and Via are mandatory in a request; Max-Forwards is
-  // tolerated when missing (RFC 2543 stacks, RFC 4475 §3.4.1). Responses need the same minus Max-Forwards.
-  if (seen.via.length === 0) return bad('missing-header', 'Bad Request - Missing Via');
-  for (const h of seen.via) {
-    if (!memo(h, 'via', parseViaList).ok) return bad('bad-via', 'Bad Request - Malformed Via');
+  const cache = cacheOf(msg);
+  cache.body = undefined;
+  if (ruri !== undefined) {
+    cache.ruriV = ruri.v;
+    cache.ruriR = ruri.r;
   }
-  for (const [list, label] of [
-    [seen.from, 'From'],
-    [seen.to, 'To'],
-  ] as const) {
-    if (list.length === 0) return bad('missing-header', 'Bad Request - Missing ' + label);
-    if (list.length > 1) return bad('bad-header', 'Bad Request - Multiple ' + label + ' Headers');
-    const r = memo(list[0]!, 'name-addr', parseNameAddr);
-    if (!r.ok && r.reason !== UNSUPPORTED_SCHEME) return bad('bad-header', 'Bad Request - Malformed ' + label);
-  }
-  if (seen.callId.length === 0) return bad('missing-header', 'Bad Request - Missing Call-ID');
-  if (seen.callId.length > 1) return bad('bad-header', 'Bad Request - Multiple Call-ID Headers');
-  if (!isCallId(seen.callId[0]!.value)) return bad('bad-header', 'Bad Request - Malformed Call-ID');
-  if (seen.cseq.length === 0) return bad('missing-header', 'Bad Request - Missing CSeq');
-  if (seen.cseq.length > 1) return bad('bad-cseq', 'Bad Request - Multiple CSeq Headers');
-  const cseq = memo(seen.cseq[0]!, 'cseq', parseCSeq);
-  if (!cseq.ok) return bad('bad-cseq', 'Bad Request - Malformed CSeq');
-  if (msg.kind === 'request' && cseq.value.method !== msg.method) {
-    // RFC 3261 §8.1.1.5 / RFC 4475 §3.1.2.17: the CSeq method must match the request method.
-    return bad('method-mismatch', 'Bad Request - CSeq Method Does Not Match');
-  }
-  if (seen.maxForwards.length > 1) return bad('bad-header', 'Bad Request - Multiple Max-Forwards Headers');
-  if (seen.maxForwards.length === 1) {
-    const mf = seen.maxForwards[0]!.value;
-    if (!isDigits(mf, 10) || Number(mf) > 255) return bad('bad-value', 'Bad Request - Malformed Max-Forwards');
-  }
-  for (const h of seen.contact) {
-    const r = memo(h, 'contact', parseContactList);
-    if (!r.ok && r.reason !== UNSUPPORTED_SCHEME) return bad('bad-header', 'Bad Request - Malformed Contact');
-  }
-
-  // Content-Length and body (RFC 3261 §18.3, §20.14).
-  let contentLength = -1;
-  for (const h of seen.contentLength) {
-    if (!isDigits(h.value, 10)) return bad('bad-content-length', 'Bad Request - Malformed Content-Length');
-    const v = Number(h.value);
-    if (contentLength >= 0 && v !== contentLength) {
-      return bad('bad-content-length', 'Bad Request - Multiple Content-Length Values');
+  const fault = validate(msg, canon, startFault);
+  if (fault === undefined && !tooLarge) {
+    // Content-Length and body (RFC 3261 §18.3, §20.14).
+    let contentLength = -1;
+    let clFault: string | undefined;
+    for (let k = 0; k < headers.length; k++) {
+      if (canon[k] !== 'content-length') continue;
+      const v = headers[k]!.value;
+      if (!isDigits(v, 10)) {
+        clFault = 'Bad Request - Malformed Content-Length';
+        break;
+      }
+      if (contentLength >= 0 && Number(v) !== contentLength) {
+        clFault = 'Bad Request - Multiple Content-Length Values';
+        break;
+      }
+      contentLength = Number(v);
     }
-    contentLength = v;
-  }
-  if (contentLength < 0) {
-    if (!datagram) return bad('bad-content-length', 'Bad Request - Missing Content-Length');
-    msg.body = buf.subarray(he.body);
-  } else {
-    if (he.body + contentLength > buf.length) {
-      return bad('body-mismatch', 'Bad Request - Content-Length Larger Than Message');
+    if (clFault === undefined) {
+      if (contentLength < 0) {
+        if (datagram) {
+          msg.body = buf.subarray(he.body);
+          cache.body = msg.body;
+          return ok(msg);
+        }
+        clFault = 'Bad Request - Missing Content-Length';
+      } else if (he.body + contentLength <= buf.length) {
+        // RFC 3261 §18.3: octets beyond Content-Length in a datagram are discarded.
+        msg.body = buf.subarray(he.body, he.body + contentLength);
+        cache.body = msg.body;
+        return ok(msg);
+      }
     }
-    // RFC 3261 §18.3: octets beyond Content-Length in a datagram are discarded.
-    msg.body = buf.subarray(he.body, he.body + contentLength);
+    const code = clFault === undefined ? 'body-mismatch' : 'bad-content-length';
+    return failure(code, clFault ?? 'Bad Request - Content-Length Larger Than Message', 400, answerable(msg, canon));
   }
-  rememberBody(msg, msg.body);
-  return ok(msg);
+  if (tooLarge) return failure('too-large', 'Message Too Large', 413, answerable(msg, canon));
+  return failure(fault!.code, fault!.reason, fault!.status, answerable(msg, canon));
 }
 
-const EMPTY = Buffer.alloc(0);
+function unfold(h: Header, parts: string[], max: number): boolean {
+  h.value = trimLws(parts.join(' '));
+  return h.name.length + h.value.length <= max;
+}
+
+/**
+ * The message, when it can be answered statelessly: a request with Via, From, To, Call-ID and CSeq. (A transport
+ * sends the response to the source address when the top Via is unusable.)
+ */
+function answerable(msg: SipMessage, canon: string[]): SipMessage | undefined {
+  if (msg.kind !== 'request') return undefined;
+  let need = 0;
+  for (const c of canon) {
+    if (c === 'via') need |= 1;
+    else if (c === 'from') need |= 2;
+    else if (c === 'to') need |= 4;
+    else if (c === 'call-id') need |= 8;
+    else if (c === 'cseq') need |= 16;
+  }
+  return need === 31 ? msg : undefined;
+}
+
+function fault(code: ParseFailure['code'], reason: string, status = 400): ParseFailure {
+  return { code, reason, status };
+}
+
+/**
+ * RFC 3261 §8.1.1: To, From, CSeq, Call-ID, Max-Forwards and Via are mandatory in a request; Max-Forwards is
+ * tolerated when missing (RFC 2543 stacks, RFC 4475 §3.4.1). Responses need the same minus Max-Forwards. Parsed
+ * forms are cached for the typed accessors.
+ */
+function validate(msg: SipMessage, canon: string[], startFault: ParseFailure | undefined): ParseFailure | undefined {
+  if (startFault !== undefined) return startFault;
+  const headers = msg.headers;
+  let from = -1;
+  let to = -1;
+  let callId = -1;
+  let cseq = -1;
+  let maxForwards = -1;
+  let vias = 0;
+  for (let k = 0; k < headers.length; k++) {
+    const h = headers[k]!;
+    switch (canon[k]) {
+      case 'via':
+        vias++;
+        if (!memo(msg, h, 'via', parseViaList).ok) return fault('bad-via', 'Bad Request - Malformed Via');
+        break;
+      case 'from':
+        if (from >= 0) return fault('bad-header', 'Bad Request - Multiple From Headers');
+        from = k;
+        break;
+      case 'to':
+        if (to >= 0) return fault('bad-header', 'Bad Request - Multiple To Headers');
+        to = k;
+        break;
+      case 'call-id':
+        if (callId >= 0) return fault('bad-header', 'Bad Request - Multiple Call-ID Headers');
+        callId = k;
+        break;
+      case 'cseq':
+        if (cseq >= 0) return fault('bad-cseq', 'Bad Request - Multiple CSeq Headers');
+        cseq = k;
+        break;
+      case 'max-forwards':
+        if (maxForwards >= 0) return fault('bad-header', 'Bad Request - Multiple Max-Forwards Headers');
+        maxForwards = k;
+        break;
+      case 'contact': {
+        const r = memo(msg, h, 'contact', parseContactList);
+        if (!r.ok && r.reason !== UNSUPPORTED_SCHEME) return fault('bad-header', 'Bad Request - Malformed Contact');
+        break;
+      }
+    }
+  }
+  if (vias === 0) return fault('missing-header', 'Bad Request - Missing Via');
+  if (from < 0) return fault('missing-header', 'Bad Request - Missing From');
+  if (to < 0) return fault('missing-header', 'Bad Request - Missing To');
+  if (callId < 0) return fault('missing-header', 'Bad Request - Missing Call-ID');
+  if (cseq < 0) return fault('missing-header', 'Bad Request - Missing CSeq');
+  const f = memo(msg, headers[from]!, 'name-addr', parseNameAddr);
+  if (!f.ok && f.reason !== UNSUPPORTED_SCHEME) return fault('bad-header', 'Bad Request - Malformed From');
+  const t = memo(msg, headers[to]!, 'name-addr', parseNameAddr);
+  if (!t.ok && t.reason !== UNSUPPORTED_SCHEME) return fault('bad-header', 'Bad Request - Malformed To');
+  if (!isCallId(headers[callId]!.value)) return fault('bad-header', 'Bad Request - Malformed Call-ID');
+  const cs = memo(msg, headers[cseq]!, 'cseq', parseCSeq);
+  if (!cs.ok) return fault('bad-cseq', 'Bad Request - Malformed CSeq');
+  if (msg.kind === 'request' && cs.value.method !== msg.method) {
+    // RFC 3261 §8.1.1.5 / RFC 4475 §3.1.2.17: the CSeq method must match the request method.
+    return fault('method-mismatch', 'Bad Request - CSeq Method Does Not Match');
+  }
+  if (maxForwards >= 0) {
+    const mf = headers[maxForwards]!.value;
+    if (!isDigits(mf, 10) || Number(mf) > 255) return fault('bad-value', 'Bad Request - Malformed Max-Forwards');
+  }
+  return undefined;
+}
 
 /** RFC 3261 §25.1: callid = word [ "@" word ]. */
 function isCallId(v: string): boolean {
