@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  decodeBearerCapability,
+  decodeCause,
+  decodeDisplay,
+  decodePartyNumber,
+  decodeQ931,
+  encodeBearerCapability,
+  encodeCause,
+  encodePartyNumber,
+  encodeQ931,
+  findIe,
+  IE,
+  q931MessageName,
+} from '../../src/h323/q931/q931.ts';
+import { encodeTpkt, TpktFramer } from '../../src/h323/transport/tpkt.ts';
+import { readPcap, tcpStreams } from './pcap.ts';
+
+const dir = new URL('../vectors/h323/', import.meta.url).pathname;
+
+function streamBytes(file: string, key: string): Buffer {
+  const s = tcpStreams(readPcap(dir + file)).find((x) => x.key === key);
+  assert.ok(s, key);
+  return Buffer.concat(s.segments.map((x) => x.data));
+}
+
+function frame(f: TpktFramer, parts: Uint8Array[]): string[] {
+  const out: string[] = [];
+  for (const p of parts) {
+    const r = f.push(p);
+    assert.ok(r.ok, r.ok ? '' : r.reason);
+    for (const pdu of r.value) out.push(Buffer.from(pdu).toString('hex'));
+  }
+  return out;
+}
+
+describe('TPKT framing (RFC 1006)', () => {
+  // the nDPI H.245 stream from 10.1.3.143: frame 32 carries two PDUs in one segment
+  const h245 = streamBytes('ndpi-h323.pcap', '10.1.3.143:32804>10.1.6.18:1232');
+  const whole = frame(new TpktFramer(), [h245]);
+
+  it('one push of a whole stream gives every PDU', () => {
+    assert.equal(whole.length, 6);
+    assert.equal(whole.join('').length / 2 + 4 * whole.length, h245.length);
+  });
+
+  it('every split point of the stream gives the same PDUs, and so does one octet at a time', () => {
+    for (let i = 0; i <= h245.length; i++) {
+      assert.deepEqual(frame(new TpktFramer(), [h245.subarray(0, i), h245.subarray(i)]), whole, `split at ${i}`);
+    }
+    assert.deepEqual(
+      frame(
+        new TpktFramer(),
+        Array.from(h245, (b) => Uint8Array.of(b)),
+      ),
+      whole,
+    );
+  });
+
+  it('refuses a wrong version, a too-small or too-large length, and too much buffered data; then stays failed', () => {
+    assert.deepEqual(new TpktFramer().push(Uint8Array.of(4, 0, 0, 8)), {
+      ok: false,
+      reason: 'TPKT version 4 (expected 3)',
+    });
+    assert.equal(new TpktFramer().push(Uint8Array.of(3, 0, 0, 4)).ok, false);
+    const small = new TpktFramer({ maxPacketBytes: 100 });
+    assert.deepEqual(small.push(Uint8Array.of(3, 0, 0, 200)), {
+      ok: false,
+      reason: 'TPKT length 200 over the limit 100',
+    });
+    assert.equal(small.push(encodeTpkt(Uint8Array.of(1))).ok, false);
+    const buf = new TpktFramer({ maxBufferedBytes: 10 });
+    assert.equal(buf.push(Uint8Array.of(3, 0, 1, 0, 1, 2, 3, 4, 5, 6, 7)).ok, false);
+  });
+
+  it('encodeTpkt writes the header and refuses payloads over 65531 octets', () => {
+    assert.equal(Buffer.from(encodeTpkt(Uint8Array.of(0xaa, 0xbb))).toString('hex'), '03000006aabb');
+    assert.throws(() => encodeTpkt(new Uint8Array(65532)), RangeError);
+  });
+});
+
+describe('Q.931 (H.225.0 §7)', () => {
+  const cs = tcpStreams(readPcap(`${dir}ooh323c-faststart-tunnelled.pcap`));
+  const setupBytes = frame(new TpktFramer(), [Buffer.concat(cs[0]!.segments.map((s) => s.data))])[0]!;
+
+  it('decodes the ooh323c Setup header and IEs, and encodes it back', () => {
+    const b = Buffer.from(setupBytes, 'hex');
+    const r = decodeQ931(b);
+    assert.ok(r.ok);
+    const m = r.value;
+    assert.equal(q931MessageName(m.messageType), 'setup');
+    assert.equal(m.callReferenceLength, 2);
+    assert.equal(m.fromDestination, false);
+    const bc = decodeBearerCapability(findIe(m, IE.bearerCapability)!.data);
+    assert.ok(bc.ok);
+    assert.equal(bc.value.informationTransferCapability, 0x08); // unrestricted digital, as Wireshark shows
+    assert.equal(decodeDisplay(findIe(m, IE.display)!.data), 'objsyscall');
+    assert.ok(findIe(m, IE.userUser));
+    assert.deepEqual(Buffer.from(encodeQ931(m)), b);
+  });
+
+  it('party numbers, cause and bearer capability encode and decode', () => {
+    const calling = { typeOfNumber: 1, numberingPlan: 1, presentation: 0, screening: 3, digits: '+4420' };
+    assert.deepEqual(decodePartyNumber(encodePartyNumber(calling)), { ok: true, value: calling });
+    const called = { typeOfNumber: 0, numberingPlan: 9, digits: '2002' };
+    assert.deepEqual(decodePartyNumber(encodePartyNumber(called)), { ok: true, value: called });
+    assert.deepEqual(Buffer.from(encodeCause({ codingStandard: 0, location: 1, value: 16 })).toString('hex'), '8190');
+    assert.deepEqual(decodeCause(Uint8Array.of(0x81, 0x90)), {
+      ok: true,
+      value: { codingStandard: 0, location: 1, value: 16 },
+    });
+    const bc = {
+      codingStandard: 0,
+      informationTransferCapability: 0x08,
+      transferMode: 0,
+      informationTransferRate: 0x10,
+      userInfoLayer1: 5,
+    };
+    assert.equal(Buffer.from(encodeBearerCapability(bc)).toString('hex'), '8890a5');
+    assert.deepEqual(decodeBearerCapability(encodeBearerCapability(bc)), { ok: true, value: bc });
+  });
+
+  it('refuses truncated and malformed messages without throwing', () => {
+    const b = Buffer.from(setupBytes, 'hex');
+    for (let i = 0; i < b.length; i++) {
+      const r = decodeQ931(b.subarray(0, i));
+      if (i < 5) assert.equal(r.ok, false, `cut at ${i}`);
+    }
+    assert.deepEqual(decodeQ931(Uint8Array.of(0x09, 2, 0, 1, 5)), {
+      ok: false,
+      reason: 'protocol discriminator 9 is not Q.931',
+    });
+    assert.equal(decodeQ931(Uint8Array.of(8, 2, 0, 1, 5, 0x28, 10, 65)).ok, false);
+    assert.equal(decodeQ931(Uint8Array.of(8, 2, 0, 1, 5, ...new Array(70).fill(0xa1)), { maxIes: 64 }).ok, false);
+  });
+});
