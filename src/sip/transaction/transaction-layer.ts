@@ -16,6 +16,7 @@ import type {
   Destination,
   OutboundTarget,
   TransactionHandle,
+  TransactionKind,
   TransactionSender,
   TransactionTimerConfig,
   TransactionUser,
@@ -77,8 +78,8 @@ export class TransactionLayer {
   readonly #sender: TransactionSender;
   readonly #log: Logger;
   readonly #badInput: RateLimitedLog;
-  readonly #envReliable: TransactionEnv;
-  readonly #envUnreliable: TransactionEnv;
+  /** One environment per machine kind (log category `sip.tsx.<kind>`) and transport reliability. */
+  readonly #envs: Record<`${TransactionKind}:${'r' | 'u'}`, TransactionEnv>;
   readonly #counters: TransactionCounters = {
     created: { ict: 0, nict: 0, ist: 0, nist: 0 },
     requestRetransmissionsAbsorbed: 0,
@@ -115,8 +116,15 @@ export class TransactionLayer {
       terminated: (tx) => this.#onTerminated(tx),
     };
     const base = { clock: options.clock, sender: options.sender, events, log: this.#log };
-    this.#envReliable = { ...base, timers: resolveTimers(options.timers, true) };
-    this.#envUnreliable = { ...base, timers: resolveTimers(options.timers, false) };
+    const reliable = resolveTimers(options.timers, true);
+    const unreliable = resolveTimers(options.timers, false);
+    const envs = {} as Record<`${TransactionKind}:${'r' | 'u'}`, TransactionEnv>;
+    for (const kind of ['ict', 'nict', 'ist', 'nist'] as const) {
+      const log = category(options.log ?? silentLogger, `sip.tsx.${kind}`);
+      envs[`${kind}:r`] = { ...base, log, timers: reliable };
+      envs[`${kind}:u`] = { ...base, log, timers: unreliable };
+    }
+    this.#envs = envs;
   }
 
   /** Transactions in the table now. */
@@ -165,11 +173,11 @@ export class TransactionLayer {
       throw new InternalError('ERR_TSX_DUPLICATE', `a client transaction with branch ${branch} and method exists`);
     }
     const reliable = destination.reliable ?? destination.transport.toUpperCase() !== 'UDP';
-    const env = reliable ? this.#envReliable : this.#envUnreliable;
+    const r = reliable ? 'r' : 'u';
     const tx =
       request.method === 'INVITE'
-        ? new InviteClientTransaction(key, request, branch, destination, env)
-        : new NonInviteClientTransaction(key, request, branch, destination, env);
+        ? new InviteClientTransaction(key, request, branch, destination, this.#envs[`ict:${r}`])
+        : new NonInviteClientTransaction(key, request, branch, destination, this.#envs[`nict:${r}`]);
     this.#counters.created[tx.kind]++;
     this.#client.set(key, tx);
     tx.start();
@@ -292,12 +300,12 @@ export class TransactionLayer {
       return { action: 'retransmission', transaction: existing };
     }
 
-    const env = info.reliable ? this.#envReliable : this.#envUnreliable;
+    const r = info.reliable ? 'r' : 'u';
     let tx: ServerTransaction;
     if (request.method === 'INVITE') {
-      tx = new InviteServerTransaction(m.key, request, info, env);
+      tx = new InviteServerTransaction(m.key, request, info, this.#envs[`ist:${r}`]);
     } else {
-      const nist = new NonInviteServerTransaction(m.key, request, info, env);
+      const nist = new NonInviteServerTransaction(m.key, request, info, this.#envs[`nist:${r}`]);
       // RFC 3261 §9.2: the CANCEL is a transaction of its own; the TU is told which INVITE it cancels.
       if (request.method === 'CANCEL') nist.cancels = this.matchCancel(request);
       tx = nist;
