@@ -48,12 +48,17 @@ export interface ExecResult {
 export type ProbeResult = 'answered' | 'timeout' | 'refused' | 'error';
 
 export interface ProbeOptions {
-  proto: 'tcp' | 'udp';
+  /** `tls` connects with TLS (server certificate not verified) and then sends like `tcp`. */
+  proto: 'tcp' | 'udp' | 'tls';
   host: string;
   port: number;
   localAddress?: string;
   localPort?: number;
   timeoutMs?: number;
+  /** What to send once connected (TCP/TLS) or in each datagram (UDP); default `ping`. */
+  send?: string;
+  /** `answered` when the reply contains this; default `pong` (the lab's echo listener). */
+  expect?: string;
 }
 
 export interface LabListener {
@@ -168,24 +173,27 @@ for (const p of ports.map(Number)) {
 }`;
 
 const PROBE_JS = `
-const [proto, host, port, localAddress, localPort, timeoutMs] = process.argv.slice(1);
-const net = require('node:net'), dgram = require('node:dgram');
+const [proto, host, port, localAddress, localPort, timeoutMs, send64, expect64] = process.argv.slice(1);
+const net = require('node:net'), dgram = require('node:dgram'), tls = require('node:tls');
+const send = Buffer.from(send64, 'base64'), expect = Buffer.from(expect64, 'base64').toString();
 const done = (r) => { process.stdout.write(r + '\\n'); process.exit(0); };
 setTimeout(() => done('timeout'), Number(timeoutMs));
-if (proto === 'tcp') {
-  const o = { host, port: Number(port) };
+let got = '';
+const onData = (d) => { got += String(d); if (got.includes(expect)) done('answered'); };
+if (proto === 'tcp' || proto === 'tls') {
+  const o = { host, port: Number(port), rejectUnauthorized: false };
   if (localAddress) o.localAddress = localAddress;
   if (Number(localPort)) o.localPort = Number(localPort);
-  const s = net.connect(o);
-  s.on('data', (d) => { if (String(d).includes('pong')) done('answered'); });
+  const s = proto === 'tls' ? tls.connect(o, () => s.write(send)) : net.connect(o, () => s.write(send));
+  s.on('data', onData);
   s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'error ' + e.code));
 } else {
   const u = dgram.createSocket('udp4');
-  u.on('message', (m) => { if (String(m).includes('pong')) done('answered'); });
+  u.on('message', onData);
   u.on('error', (e) => done('error ' + e.code));
   u.bind({ address: localAddress || undefined, port: Number(localPort) || 0 }, () => {
-    const send = () => u.send('ping', Number(port), host);
-    send(); setInterval(send, 200).unref();
+    const tx = () => u.send(send, Number(port), host);
+    tx(); setInterval(tx, 200).unref();
   });
 }`;
 
@@ -223,10 +231,16 @@ export class NetLab {
   }
 
   /** Starts a long-running process in a host's namespace; the lab kills it on close. */
-  spawn(host: LabHost, cmd: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  spawn(
+    host: LabHost,
+    cmd: string,
+    args: readonly string[] = [],
+    options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  ): ChildProcess {
     const child = spawn('ip', ['netns', 'exec', this.ns[host], cmd, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env,
+      env: options.env ?? process.env,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
     });
     this.#children.add(child);
     child.once('exit', () => this.#children.delete(child));
@@ -295,6 +309,8 @@ export class NetLab {
         o.localAddress ?? '',
         String(o.localPort ?? 0),
         String(timeout),
+        Buffer.from(o.send ?? 'ping').toString('base64'),
+        Buffer.from(o.expect ?? 'pong').toString('base64'),
       ],
       undefined,
       timeout + 10_000,
@@ -302,6 +318,66 @@ export class NetLab {
     const out = r.stdout.trim();
     if (out === 'answered' || out === 'timeout' || out === 'refused') return out;
     return 'error';
+  }
+
+  /**
+   * Starts a Crossway node (`crossway start --config FILE`) in a host's namespace and waits until it logs `ready`.
+   * Resolves with the `ready` log record (role, size, sockets); the lab stops the node on close, or call `stop()`.
+   */
+  async startCrossway(
+    host: LabHost,
+    configFile: string,
+    timeoutMs = 30_000,
+  ): Promise<{ ready: Record<string, unknown>; log: () => string; stop: () => Promise<void> }> {
+    const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+    const root = new URL('../..', import.meta.url).pathname;
+    const child = this.spawn(host, process.execPath, ['--import', 'tsx', main, 'start', '--config', configFile], {
+      cwd: root,
+    });
+    let out = '';
+    let buf = '';
+    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`node on ${host} not ready in ${timeoutMs} ms:\n${out}`)),
+        timeoutMs,
+      );
+      child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        buf += d.toString();
+        let i = buf.indexOf('\n');
+        while (i >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          i = buf.indexOf('\n');
+          try {
+            const rec = JSON.parse(line) as Record<string, unknown>;
+            if (rec.msg === 'ready') {
+              clearTimeout(timer);
+              resolve(rec);
+            }
+          } catch {
+            // not a log record
+          }
+        }
+      });
+      child.stderr?.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`node on ${host} exited (${code}) before ready:\n${out}`));
+      });
+    });
+    return {
+      ready,
+      log: () => out,
+      stop: async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          await once(child, 'exit');
+        }
+      },
+    };
   }
 
   /** Kills what the lab started and deletes its namespaces. */
