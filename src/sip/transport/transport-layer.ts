@@ -203,6 +203,18 @@ export class SipTransportLayer {
     return [...this.#udp.map((l) => ({ ...l.info })), ...this.#streams.map((l) => ({ ...l.info }))];
   }
 
+  /**
+   * The bound sockets as the port plan's inventory check sees them (`compareInventory` in `src/ports`): TLS and MTLS
+   * listen on TCP.
+   */
+  sockets(): Array<{ transport: 'udp' | 'tcp'; address: string; port: number }> {
+    return this.listeners().map((l) => ({
+      transport: l.protocol === 'udp' ? 'udp' : 'tcp',
+      address: l.address,
+      port: l.port,
+    }));
+  }
+
   /** Every TCP/TLS connection not yet closed (opening ones included, with their state). */
   connections(): ConnectionInfo[] {
     return [...this.#conns.values()].map((c) => c.info());
