@@ -115,7 +115,18 @@ export class TransactionLayer {
       },
       terminated: (tx) => this.#onTerminated(tx),
     };
-    const base = { clock: options.clock, sender: options.sender, events, log: this.#log };
+    // The sender must not throw; if it does anyway, the send counts as a transport error of its transaction.
+    const sender: TransactionSender = {
+      send: (message, target, key) => {
+        try {
+          options.sender.send(message, target, key);
+        } catch (err) {
+          this.#log.error({ err, key }, 'sender threw => transport error');
+          if (key !== undefined) this.transportError(key);
+        }
+      },
+    };
+    const base = { clock: options.clock, sender, events, log: this.#log };
     const reliable = resolveTimers(options.timers, true);
     const unreliable = resolveTimers(options.timers, false);
     const envs = {} as Record<`${TransactionKind}:${'r' | 'u'}`, TransactionEnv>;

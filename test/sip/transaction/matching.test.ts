@@ -233,3 +233,18 @@ test('close() terminates every transaction and cancels every timer', () => {
   assert.equal(user.types().filter((t) => t === 'terminated').length, 3);
   assert.equal(layer.receive(request({ method: 'OPTIONS' }), UDP_INFO).action, 'dropped');
 });
+
+test('a sender that throws is contained: the send counts as a transport error of its transaction', () => {
+  const { layer, sender, user, clock } = setup();
+  sender.send = () => {
+    throw new Error('socket gone');
+  };
+  const ict = layer.sendRequest(request({ method: 'INVITE', branch: 'z9hG4bK-throwing' }), UDP_DEST);
+  assert.equal(ict.state, 'Terminated');
+  const invite = request({ method: 'INVITE', branch: 'z9hG4bK-in' });
+  const ist = newServerTx(layer, invite) as InviteServerTransaction;
+  assert.equal(ist.respond(response(invite, 486)), true);
+  assert.equal(ist.state, 'Terminated');
+  assert.deepEqual(user.types(), ['transport-error', 'terminated', 'request', 'transport-error', 'terminated']);
+  assert.equal(clock.pending, 0);
+});
