@@ -5,6 +5,7 @@
  * traversal zone client and listener exist; see docs/ports.md for what the node-based proof still needs.
  */
 import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultConfig } from '../../src/config/load.ts';
@@ -74,6 +75,35 @@ describe('generated rulesets load with nft -f', { skip }, () => {
       await lab.exec('fwOut', 'nft', ['flush', 'ruleset']);
     });
   }
+});
+
+describe('network-namespace lab helper cleans up', { skip }, () => {
+  const names = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+
+  it('close() deletes every namespace of the lab', async () => {
+    const lab = await createNetLab();
+    const ns = Object.values(lab.ns);
+    assert.ok(ns.every((n) => names().includes(n)));
+    await lab.close();
+    assert.ok(lab.closed);
+    assert.deepEqual(
+      ns.filter((n) => names().includes(n)),
+      [],
+    );
+  });
+
+  it('a process that dies without close() leaves no namespace behind', async () => {
+    const helper = new URL('../helpers/netlab.ts', import.meta.url).href;
+    const script = `import(${JSON.stringify(helper)}).then(async (m) => { const l = await m.createNetLab(); process.stdout.write(l.id); process.exit(3); });`;
+    const id = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', '-e', script], { timeout: 60_000 }, (err, stdout) => {
+        if (err && (err as { code?: unknown }).code !== 3) reject(err);
+        else resolve(stdout.trim());
+      });
+    });
+    assert.match(id, /^cwlab\d+x/);
+    assert.ok(!names().includes(id), `namespaces of ${id} left behind`);
+  });
 });
 
 describe('network-namespace lab: the firewalls enforce the plan', { skip }, () => {
