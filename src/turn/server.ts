@@ -30,6 +30,8 @@ export interface TurnServerOptions {
   maxTcpConnections?: number;
   /** Socket buffer sizes for the UDP listeners (bytes). */
   udpBufferBytes?: number;
+  /** Socket buffer sizes for each relay socket (bytes; kernel default when absent). */
+  relayBufferBytes?: number;
 }
 
 /** A running TURN server. */
@@ -77,6 +79,10 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
         sock.once('error', onError);
         sock.bind({ address: bindAddress, port, exclusive: true }, () => {
           sock.off('error', onError);
+          if (options.relayBufferBytes) {
+            sock.setRecvBufferSize(options.relayBufferBytes);
+            sock.setSendBufferSize(options.relayBufferBytes);
+          }
           sock.on('error', (err) => log.debug({ err, port }, 'relay socket error => ignored'));
           sock.on('message', (data, rinfo) => sink(rinfo.address, rinfo.port, data));
           relaySockets.add(sock);
