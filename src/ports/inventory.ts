@@ -105,8 +105,9 @@ export function parseSs(output: string, pid: number): OpenSocket[] {
     if (!new RegExp(`pid=${pid}\\b`).test(line)) continue;
     const local = f[4] ?? '';
     const m = /^\[?(.*?)\]?(?:%[^:]+)?:(\d+)$/.exec(local);
-    if (!m) continue;
-    out.push({ transport: netid, address: m[1] ?? '', port: Number(m[2]) });
+    const port = Number(m?.[2]);
+    if (!m || !(port >= 0 && port <= 65535)) continue;
+    out.push({ transport: netid, address: m[1] ?? '', port });
   }
   return out;
 }

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import { after, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { defaultConfig } from '../../src/config/load.ts';
 import { compareInventory, computePortPlan, type OpenSocket, parseSs, ports } from '../../src/ports/index.ts';
 
@@ -20,6 +21,7 @@ describe('socket inventory against the plan', () => {
       'tcp   LISTEN 0      511                *:9001             *:*    users:(("node",pid=4242,fd=24))',
       'tcp   LISTEN 0      511   127.0.0.1%lo:9002       0.0.0.0:*    users:(("node",pid=4242,fd=25))',
       'tcp   LISTEN 0      511        127.0.0.1:5061       0.0.0.0:*    users:(("node",pid=42421,fd=22))',
+      'tcp   LISTEN 0      511        127.0.0.1:99999      0.0.0.0:*    users:(("node",pid=4242,fd=26))',
       'garbage',
     ].join('\n');
     assert.deepEqual(parseSs(text, 4242), [
@@ -29,6 +31,20 @@ describe('socket inventory against the plan', () => {
       { transport: 'tcp', address: '*', port: 9001 },
       { transport: 'tcp', address: '127.0.0.1', port: 9002 },
     ]);
+  });
+
+  it('never throws on arbitrary ss output, and keeps only well-formed sockets of the pid', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string(), { maxLength: 20 }), fc.integer({ min: 1, max: 1 << 22 }), (lines, pid) => {
+        const text = lines.join('\n');
+        const out = parseSs(text, pid);
+        for (const s of out) {
+          assert.ok(s.transport === 'tcp' || s.transport === 'udp');
+          assert.ok(Number.isInteger(s.port) && s.port >= 0 && s.port <= 65535);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('reports what is missing, what is unexpected, and allows pooled ports', () => {
