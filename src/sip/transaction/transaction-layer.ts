@@ -1,6 +1,7 @@
-import { InternalError } from '../../common/errors.ts';
+import { InternalError, OperationalError } from '../../common/errors.ts';
 import { category, type Logger, RateLimitedLog, silentLogger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
+import { createResponse } from '../message/index.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../message/types.ts';
 import { buildCancel } from './cancel.ts';
 import { InviteClientTransaction } from './invite-client.ts';
@@ -44,7 +45,18 @@ export interface TransactionLayerOptions {
   sender: TransactionSender;
   user: TransactionUser;
   log?: Logger;
+  /**
+   * Most transactions (client plus server) the table holds, default 100 000. Beyond it a new request is answered
+   * 503 statelessly (RFC 3261 §21.5.4) and `sendRequest` throws an `OperationalError` (`ERR_TSX_TABLE_FULL`).
+   */
+  maxTransactions?: number;
 }
+
+/** Default cap on the transaction table. */
+export const DEFAULT_MAX_TRANSACTIONS = 100_000;
+
+/** Seconds the stateless 503 of a full table asks the peer to wait (Retry-After). */
+const OVERLOAD_RETRY_AFTER_S = 5;
 
 /** What `cancel` did: sent the CANCEL, will send it on the first provisional response, or found it too late. */
 export type CancelOutcome =
@@ -59,6 +71,8 @@ export interface TransactionCounters {
   acksAbsorbed: number;
   strayResponses: number;
   dropped: number;
+  /** New requests refused with 503 because the table was full. */
+  overloaded: number;
   timeouts: number;
   transportErrors: number;
 }
@@ -86,9 +100,11 @@ export class TransactionLayer {
     acksAbsorbed: 0,
     strayResponses: 0,
     dropped: 0,
+    overloaded: 0,
     timeouts: 0,
     transportErrors: 0,
   };
+  readonly #max: number;
   #closed = false;
 
   constructor(options: TransactionLayerOptions) {
@@ -97,7 +113,7 @@ export class TransactionLayer {
       throw new InternalError('ERR_TSX_TIMERS', `invalid transaction timers t1=${t1} t2=${t2} t4=${options.timers.t4}`);
     }
     this.#user = options.user;
-    this.#sender = options.sender;
+    this.#max = options.maxTransactions ?? DEFAULT_MAX_TRANSACTIONS;
     this.#log = category(options.log ?? silentLogger, 'sip.tsx');
     this.#badInput = new RateLimitedLog(this.#log, () => options.clock.now());
     const events: TransactionEvents = {
@@ -126,6 +142,7 @@ export class TransactionLayer {
         }
       },
     };
+    this.#sender = sender;
     const base = { clock: options.clock, sender, events, log: this.#log };
     const reliable = resolveTimers(options.timers, true);
     const unreliable = resolveTimers(options.timers, false);
@@ -182,6 +199,9 @@ export class TransactionLayer {
     const key = clientKey(branch, request.method);
     if (this.#client.has(key)) {
       throw new InternalError('ERR_TSX_DUPLICATE', `a client transaction with branch ${branch} and method exists`);
+    }
+    if (this.#client.size + this.#server.size >= this.#max) {
+      throw new OperationalError('ERR_TSX_TABLE_FULL', `transaction table full (${this.#max})`);
     }
     const reliable = destination.reliable ?? destination.transport.toUpperCase() !== 'UDP';
     const r = reliable ? 'r' : 'u';
@@ -311,6 +331,17 @@ export class TransactionLayer {
       return { action: 'retransmission', transaction: existing };
     }
 
+    if (this.#client.size + this.#server.size >= this.#max) {
+      // RFC 3261 §21.5.4: 503 "The server is temporarily unable to process the request due to a temporary
+      // overloading"; sent without a transaction (a retransmission gets another one).
+      this.#counters.overloaded++;
+      this.#badInput.warn('tsx:table-full', 'transaction table full => 503', { max: this.#max });
+      const busy = createResponse(request, 503, 'Service Unavailable', {
+        headers: [['Retry-After', String(OVERLOAD_RETRY_AFTER_S)]],
+      });
+      this.#sender.send(busy, { kind: 'response', replyTo: info, request });
+      return { action: 'dropped', reason: 'transaction table full' };
+    }
     const r = info.reliable ? 'r' : 'u';
     let tx: ServerTransaction;
     if (request.method === 'INVITE') {

@@ -1,11 +1,23 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InternalError } from '../../../src/common/errors.ts';
+import { InternalError, OperationalError } from '../../../src/common/errors.ts';
+import { FakeClock } from '../../../src/common/timers.ts';
 import type { SipRequest } from '../../../src/sip/message/types.ts';
 import type { InviteServerTransaction } from '../../../src/sip/transaction/invite-server.ts';
 import { isRfc3261Branch } from '../../../src/sip/transaction/keys.ts';
 import { NonInviteServerTransaction } from '../../../src/sip/transaction/non-invite-server.ts';
-import { header, request, response, setup, UDP_DEST, UDP_INFO } from './helpers.ts';
+import { TransactionLayer } from '../../../src/sip/transaction/transaction-layer.ts';
+import {
+  header,
+  RecordingSender,
+  RecordingUser,
+  RFC_TIMERS,
+  request,
+  response,
+  setup,
+  UDP_DEST,
+  UDP_INFO,
+} from './helpers.ts';
 
 // RFC 3261 §17.1.3 (responses to client transactions), §17.2.3 (requests to server transactions, with the RFC 2543
 // fallback), §9.2 (CANCEL), §17.2.3/§13.3.1.4 (ACK for 2xx is not part of the INVITE transaction).
@@ -247,4 +259,27 @@ test('a sender that throws is contained: the send counts as a transport error of
   assert.equal(ist.state, 'Terminated');
   assert.deepEqual(user.types(), ['transport-error', 'terminated', 'request', 'transport-error', 'terminated']);
   assert.equal(clock.pending, 0);
+});
+
+test('a full table answers new requests 503 statelessly and refuses new client transactions', () => {
+  const clock = new FakeClock();
+  const sender = new RecordingSender(clock);
+  const user = new RecordingUser();
+  const layer = new TransactionLayer({ clock, sender, user, timers: RFC_TIMERS, maxTransactions: 2 });
+  layer.sendRequest(request({ method: 'OPTIONS', branch: 'z9hG4bK-f1' }), UDP_DEST);
+  newServerTx(layer, request({ method: 'INVITE', branch: 'z9hG4bK-f2' }));
+  const out = layer.receive(request({ method: 'INVITE', branch: 'z9hG4bK-f3' }), UDP_INFO);
+  assert.deepEqual(out, { action: 'dropped', reason: 'transaction table full' });
+  const busy = sender.sent.at(-1)!;
+  assert.equal(busy.message.kind === 'response' && busy.message.status, 503);
+  assert.equal(header(busy.message, 'retry-after'), '5');
+  assert.equal(busy.key, undefined, 'stateless');
+  // A retransmission of a request already in the table is still absorbed.
+  assert.equal(layer.receive(request({ method: 'INVITE', branch: 'z9hG4bK-f2' }), UDP_INFO).action, 'retransmission');
+  assert.throws(
+    () => layer.sendRequest(request({ method: 'OPTIONS', branch: 'z9hG4bK-f4' }), UDP_DEST),
+    (err: unknown) => err instanceof OperationalError && err.code === 'ERR_TSX_TABLE_FULL',
+  );
+  assert.equal(layer.counters.overloaded, 1);
+  assert.deepEqual(user.types(), ['request']);
 });
