@@ -1,5 +1,5 @@
 import { getParam } from '../message/params.ts';
-import type { SipMessage } from '../message/types.ts';
+import type { SipMessage, Via } from '../message/types.ts';
 import { topVia } from './message-codec.ts';
 import type { InboundInfo, SendTarget, SipTransportName } from './types.ts';
 
@@ -31,7 +31,7 @@ function hostParam(v: string | null | undefined): string | undefined {
  */
 export function responseTarget(
   response: SipMessage,
-  request?: Pick<Partial<InboundInfo>, 'transport' | 'connectionId'>,
+  request?: Pick<Partial<InboundInfo>, 'transport' | 'connectionId' | 'local'>,
 ): SendTarget | undefined {
   const via = topVia(response);
   if (!via) return undefined;
@@ -53,6 +53,14 @@ export function responseTarget(
     if (request?.connectionId) target.connectionId = request.connectionId;
     return target;
   }
+  const target = unreliableTarget(transport, via, received);
+  // RFC 3581 §4: "the response MUST be sent from the same address and port that the corresponding request was
+  // received on" (so that it passes the NAT binding the request opened).
+  if (request?.local) target.local = { address: request.local.address, port: request.local.port };
+  return target;
+}
+
+function unreliableTarget(transport: SipTransportName, via: Via, received: string | undefined): SendTarget {
   // RFC 3261 §18.2.2: "Otherwise, if the Via header field value contains a maddr parameter, the response MUST be
   // forwarded to the address listed there, using the port indicated in sent-by, or port 5060 if none is present."
   const maddr = hostParam(getParam(via.params, 'maddr'));

@@ -11,12 +11,19 @@ import type { SendTarget } from './types.ts';
  */
 export type OutboundRequestTarget = {
   kind: 'request';
-  destination: { transport: string; address: string; port: number; connectionId?: string; serverName?: string };
+  destination: {
+    transport: string;
+    address: string;
+    port: number;
+    connectionId?: string;
+    serverName?: string;
+    local?: { address: string; port?: number };
+  };
 };
 export type OutboundResponseTarget = {
   kind: 'response';
   /** The inbound info of the request, when known; without it the response goes by its top Via alone. */
-  replyTo?: { transport: string; connectionId?: string };
+  replyTo?: { transport: string; connectionId?: string; local?: { address: string; port: number } };
   request?: unknown;
 };
 
@@ -44,9 +51,11 @@ export class TransactionSenderAdapter {
     if (target.kind === 'response') {
       const transport = target.replyTo ? viaTransport(target.replyTo.transport) : undefined;
       const connectionId = target.replyTo?.connectionId;
+      const local = target.replyTo?.local;
       const t = responseTarget(message, {
         ...(transport ? { transport } : {}),
         ...(connectionId ? { connectionId } : {}),
+        ...(local ? { local } : {}),
       });
       return t ?? new OperationalError('ERR_SIP_TRANSPORT_NO_ROUTE', 'response has no usable top Via');
     }
@@ -58,6 +67,7 @@ export class TransactionSenderAdapter {
     const out: SendTarget = { transport, address: d.address, port: d.port };
     if (d.connectionId) out.connectionId = d.connectionId;
     if (d.serverName) out.serverName = d.serverName;
+    if (d.local) out.local = { ...d.local };
     return out;
   }
 

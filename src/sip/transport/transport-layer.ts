@@ -584,7 +584,7 @@ export class SipTransportLayer {
       if (bytes.length > MAX_DATAGRAM) {
         throw new OperationalError('ERR_SIP_TRANSPORT_TOO_LARGE', `${bytes.length} B does not fit in a UDP datagram`);
       }
-      const l = this.#udpFor(target.address);
+      const l = this.#udpFor(target.address, target.local);
       await l.send(bytes, normHost(target.address), target.port);
       this.#counters.sent.UDP++;
       return;
@@ -594,7 +594,14 @@ export class SipTransportLayer {
     this.#counters.sent[target.transport]++;
   }
 
-  #udpFor(address: string): UdpListener {
+  #udpFor(address: string, local: SendTarget['local']): UdpListener {
+    if (local) {
+      const a = normHost(local.address);
+      const exact = this.#udp.find(
+        (u) => u.info.address === a && (local.port === undefined || u.info.port === local.port),
+      );
+      if (exact) return exact;
+    }
     const want = isIPv6(normHost(address)) ? 'IPv6' : 'IPv4';
     const l = this.#udp.find((u) => u.family === want);
     if (!l) throw new OperationalError('ERR_SIP_TRANSPORT_NO_LISTENER', `no ${want} UDP listener to send from`);
@@ -638,7 +645,7 @@ export class SipTransportLayer {
 
   async #dial(conn: StreamConnection, target: SendTarget): Promise<void> {
     try {
-      const localAddress = this.#localAddressFor(conn.remote.address);
+      const localAddress = target.local?.address ?? this.#localAddressFor(conn.remote.address);
       const raw = await connectFromRange({
         host: conn.remote.address,
         port: conn.remote.port,

@@ -45,6 +45,11 @@ export interface SendTarget extends HostPort {
   connectionId?: string;
   /** For TLS: the name to check the server certificate against (and to send as SNI); default the address. */
   serverName?: string;
+  /**
+   * Where to send from: UDP uses the listener bound to this address (and port, when given); a new TCP/TLS connection
+   * binds this address. Default: the first listener of the target's family.
+   */
+  local?: { address: string; port?: number };
 }
 
 /** One open (or opening) TCP/TLS connection, as reported by `connections()`. */

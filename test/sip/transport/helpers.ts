@@ -88,9 +88,11 @@ export async function udpClient(family: 4 | 6 = 4) {
   const sock: UdpSocket = createSocket(family === 4 ? 'udp4' : 'udp6');
   await new Promise<void>((r) => sock.bind(0, family === 4 ? '127.0.0.1' : '::1', r));
   const got: Buffer[] = [];
+  const from: Array<{ address: string; port: number }> = [];
   const waiters: Array<() => void> = [];
-  sock.on('message', (m) => {
+  sock.on('message', (m, rinfo) => {
     got.push(m);
+    from.push({ address: rinfo.address, port: rinfo.port });
     for (const w of waiters.splice(0)) w();
   });
   return {
@@ -98,7 +100,25 @@ export async function udpClient(family: 4 | 6 = 4) {
     send: (data: string | Buffer, port: number, address = family === 4 ? '127.0.0.1' : '::1') =>
       new Promise<void>((r, j) => sock.send(data, port, address, (e) => (e ? j(e) : r()))),
     got,
-    next: (ms = 2000) => waitUntil(() => got.shift(), waiters, ms),
+    next: (ms = 2000) =>
+      waitUntil(
+        () => {
+          from.shift();
+          return got.shift();
+        },
+        waiters,
+        ms,
+      ),
+    /** The next datagram with the address it came from. */
+    nextFrom: (ms = 2000) =>
+      waitUntil(
+        () => {
+          if (got.length === 0) return undefined;
+          return { msg: got.shift()!, rinfo: from.shift()! };
+        },
+        waiters,
+        ms,
+      ),
     close: () => new Promise<void>((r) => sock.close(() => r())),
   };
 }

@@ -54,12 +54,34 @@ describe('UDP transport', () => {
       });
       const response = errorResponse(msg as SipRequest, 200, 'OK');
       const target = responseTarget(response, info);
-      assert.deepEqual(target, { transport: 'UDP', address: '127.0.0.1', port: c.port });
+      assert.deepEqual(target, {
+        transport: 'UDP',
+        address: '127.0.0.1',
+        port: c.port,
+        local: { address: '127.0.0.1', port },
+      });
       await t.layer.send(response, target!);
       const got = (await c.next()).toString('latin1');
       assert.match(got, /^SIP\/2\.0 200 OK\r\n/);
       assert.match(got, /received=127\.0\.0\.1;rport=\d+|rport=\d+;received=127\.0\.0\.1/);
       assert.ok(t.layer.counters().sent.UDP >= 1);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('RFC 3581 §4: with two UDP listeners, the response leaves from the one the request came in on', async () => {
+    const second = (await t.layer.listen({ protocol: 'udp', address: '127.0.0.1', port: 0 })).port;
+    const c = await udpClient();
+    try {
+      const before = t.inbox.length;
+      await c.send(request({ viaParams: ';rport' }), second);
+      const { msg, info } = await t.nth(before + 1);
+      assert.deepEqual(info.local, { address: '127.0.0.1', port: second });
+      const response = errorResponse(msg as SipRequest, 200, 'OK');
+      await t.layer.send(response, responseTarget(response, info)!);
+      const { rinfo } = await c.nextFrom();
+      assert.equal(rinfo.port, second);
     } finally {
       await c.close();
     }
