@@ -67,6 +67,31 @@ const memo = new Map<string, string>();
 
 /** Lower-case long name of a header name as received (`v` → `via`, `CALL-ID` → `call-id`). */
 export function canonicalName(name: string): string {
+  // The usual spellings without hashing the (freshly sliced) name.
+  switch (name) {
+    case 'Via':
+      return 'via';
+    case 'From':
+      return 'from';
+    case 'To':
+      return 'to';
+    case 'Call-ID':
+      return 'call-id';
+    case 'CSeq':
+      return 'cseq';
+    case 'Contact':
+      return 'contact';
+    case 'Content-Length':
+      return 'content-length';
+    case 'Max-Forwards':
+      return 'max-forwards';
+    case 'Content-Type':
+      return 'content-type';
+    case 'Route':
+      return 'route';
+    case 'Record-Route':
+      return 'record-route';
+  }
   const hit = memo.get(name);
   if (hit !== undefined) return hit;
   const lower = name.toLowerCase();

@@ -1,6 +1,6 @@
 import { fail, ok, type Result } from '../../common/result.ts';
 import { parseContactList, parseCSeq, parseViaList, UNSUPPORTED_SCHEME } from './access.ts';
-import { cacheOf, memo } from './cache.ts';
+import { cacheOf, type MessageCache, memoIn } from './cache.ts';
 import { allIn, isDigits, TOKEN, trimLws, WORD } from './chars.ts';
 import { canonicalName } from './headers.ts';
 import { parseNameAddr } from './name-addr.ts';
@@ -24,6 +24,9 @@ export const DEFAULT_LIMITS: Readonly<MessageLimits> = Object.freeze({
 });
 
 const EMPTY = Buffer.alloc(0);
+/** Lengths of via, from, to, call-id, cseq, contact, max-forwards, content-length and of compact forms. */
+const RELEVANT_LENGTH = new Uint8Array(16);
+for (const n of [1, 2, 3, 4, 7, 12, 14]) RELEVANT_LENGTH[n] = 1;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LFLF = Buffer.from('\n\n');
 
@@ -187,7 +190,8 @@ export function parseMessage(
       if (headers.length >= lim.maxHeaders) return failure('too-many-headers', 'Bad Request - Too Many Headers');
       if (e - pos > lim.maxHeaderBytes) return failure('header-too-long', 'Bad Request - Header Too Long');
       headers.push({ name, value: trimLws(text.slice(colon + 1, e)) });
-      canon.push(canonicalName(name));
+      // Only names whose length can be one the validation looks at are canonicalized.
+      canon.push(RELEVANT_LENGTH[name.length] === 1 ? canonicalName(name) : '');
     }
     pos = next;
   }
@@ -205,7 +209,7 @@ export function parseMessage(
     cache.ruriV = ruri.v;
     cache.ruriR = ruri.r;
   }
-  const fault = validate(msg, canon, startFault);
+  const fault = validate(msg, cache, canon, startFault);
   if (fault === undefined && !tooLarge) {
     // Content-Length and body (RFC 3261 §18.3, §20.14).
     let contentLength = -1;
@@ -276,7 +280,12 @@ function fault(code: ParseFailure['code'], reason: string, status = 400): ParseF
  * tolerated when missing (RFC 2543 stacks, RFC 4475 §3.4.1). Responses need the same minus Max-Forwards. Parsed
  * forms are cached for the typed accessors.
  */
-function validate(msg: SipMessage, canon: string[], startFault: ParseFailure | undefined): ParseFailure | undefined {
+function validate(
+  msg: SipMessage,
+  cache: MessageCache,
+  canon: string[],
+  startFault: ParseFailure | undefined,
+): ParseFailure | undefined {
   if (startFault !== undefined) return startFault;
   const headers = msg.headers;
   let from = -1;
@@ -290,7 +299,7 @@ function validate(msg: SipMessage, canon: string[], startFault: ParseFailure | u
     switch (canon[k]) {
       case 'via':
         vias++;
-        if (!memo(msg, h, 'via', parseViaList).ok) return fault('bad-via', 'Bad Request - Malformed Via');
+        if (!memoIn(cache, h, 'via', parseViaList).ok) return fault('bad-via', 'Bad Request - Malformed Via');
         break;
       case 'from':
         if (from >= 0) return fault('bad-header', 'Bad Request - Multiple From Headers');
@@ -313,7 +322,7 @@ function validate(msg: SipMessage, canon: string[], startFault: ParseFailure | u
         maxForwards = k;
         break;
       case 'contact': {
-        const r = memo(msg, h, 'contact', parseContactList);
+        const r = memoIn(cache, h, 'contact', parseContactList);
         if (!r.ok && r.reason !== UNSUPPORTED_SCHEME) return fault('bad-header', 'Bad Request - Malformed Contact');
         break;
       }
@@ -324,12 +333,12 @@ function validate(msg: SipMessage, canon: string[], startFault: ParseFailure | u
   if (to < 0) return fault('missing-header', 'Bad Request - Missing To');
   if (callId < 0) return fault('missing-header', 'Bad Request - Missing Call-ID');
   if (cseq < 0) return fault('missing-header', 'Bad Request - Missing CSeq');
-  const f = memo(msg, headers[from]!, 'name-addr', parseNameAddr);
+  const f = memoIn(cache, headers[from]!, 'name-addr', parseNameAddr);
   if (!f.ok && f.reason !== UNSUPPORTED_SCHEME) return fault('bad-header', 'Bad Request - Malformed From');
-  const t = memo(msg, headers[to]!, 'name-addr', parseNameAddr);
+  const t = memoIn(cache, headers[to]!, 'name-addr', parseNameAddr);
   if (!t.ok && t.reason !== UNSUPPORTED_SCHEME) return fault('bad-header', 'Bad Request - Malformed To');
   if (!isCallId(headers[callId]!.value)) return fault('bad-header', 'Bad Request - Malformed Call-ID');
-  const cs = memo(msg, headers[cseq]!, 'cseq', parseCSeq);
+  const cs = memoIn(cache, headers[cseq]!, 'cseq', parseCSeq);
   if (!cs.ok) return fault('bad-cseq', 'Bad Request - Malformed CSeq');
   if (msg.kind === 'request' && cs.value.method !== msg.method) {
     // RFC 3261 §8.1.1.5 / RFC 4475 §3.1.2.17: the CSeq method must match the request method.

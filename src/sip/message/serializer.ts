@@ -16,7 +16,8 @@ export function serializeMessage(msg: SipMessage): Buffer {
   const keep = bodyUnchanged(msg);
   let clDone = false;
   for (const h of msg.headers) {
-    if (canonicalName(h.name) === 'content-length') {
+    const nl = h.name.length;
+    if ((nl === 14 || nl === 1) && canonicalName(h.name) === 'content-length') {
       if (keep) {
         head += h.name + ': ' + h.value + '\r\n';
       } else if (!clDone) {

@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { fail, ok, type Result } from '../../common/result.ts';
 import { escapeChars, HNVCHAR, HOSTCHAR, PARAMCHAR, PASSWORD, SCHEME, USER, unescapeChecked } from './chars.ts';
 import type { Params, SipUri } from './types.ts';
@@ -37,23 +37,56 @@ export function isAbsoluteUri(s: string): boolean {
   return scheme !== undefined && s.length > scheme.length + 1 && !hasForbidden(s);
 }
 
-/** Validates a host (RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference) and returns it lower-cased. */
-function parseHost(s: string): string | undefined {
-  if (s.length === 0 || s.length > 255) return undefined;
-  let digitsAndDots = true;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 128 || HOSTCHAR[c] !== 1) return undefined;
-    if (!(c === 0x2e || (c >= 0x30 && c <= 0x39))) digitsAndDots = false;
-  }
-  if (digitsAndDots) return isIPv4(s) ? s : undefined;
-  const labels = s.endsWith('.') ? s.slice(0, -1).split('.') : s.split('.');
-  for (const l of labels) {
-    if (l.length === 0 || l.length > 63 || l.charCodeAt(0) === 0x2d || l.charCodeAt(l.length - 1) === 0x2d) {
-      return undefined;
+/** IPv4address (RFC 3261 §25.1, without leading zeros as RFC 3986 dec-octet): four decimal octets ≤ 255. */
+function isDottedQuad(s: string): boolean {
+  let octets = 0;
+  let v = 0;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      if (digits === 0 || v > 255 || ++octets > 4) return false;
+      v = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && v === 0) return false;
+      v = v * 10 + c - 0x30;
+      if (++digits > 3) return false;
+    } else {
+      return false;
     }
   }
-  return s.toLowerCase();
+  return octets === 4;
+}
+
+/** Validates a host (RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference) and returns it lower-cased. */
+function parseHost(s: string): string | undefined {
+  const n = s.length;
+  if (n === 0 || n > 255) return undefined;
+  let digitsAndDots = true;
+  let upper = false;
+  let labelStart = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      // Labels are 1..63 characters and do not start or end with "-" (a final "." is allowed).
+      const len = i - labelStart;
+      if (len === 0) {
+        if (i < n || labelStart === 0) return undefined;
+      } else if (len > 63 || s.charCodeAt(labelStart) === 0x2d || s.charCodeAt(i - 1) === 0x2d) {
+        return undefined;
+      }
+      labelStart = i + 1;
+      continue;
+    }
+    if (c >= 128 || HOSTCHAR[c] !== 1) return undefined;
+    if (c < 0x30 || c > 0x39) {
+      digitsAndDots = false;
+      if (c >= 0x41 && c <= 0x5a) upper = true;
+    }
+  }
+  if (digitsAndDots) return isDottedQuad(s) ? s : undefined;
+  return upper ? s.toLowerCase() : s;
 }
 
 /** Parses `host[:port]` at the start of `s`; returns host (IPv6 without brackets), port and the index after. */
