@@ -63,13 +63,22 @@ export class TlsServerSide {
         s.destroy();
         return;
       }
-      const peer = s.getPeerCertificate();
-      const hasPeer = peer && Object.keys(peer).length > 0;
-      ev.secure(s, s.authorized, hasPeer ? peer : undefined);
+      try {
+        const peer = s.getPeerCertificate();
+        const hasPeer = peer && Object.keys(peer).length > 0;
+        ev.secure(s, s.authorized, hasPeer ? peer : undefined);
+      } catch (err) {
+        // Never let an exception escape a socket event: end this connection only.
+        s.destroy();
+        ev.failed(err instanceof Error ? err : new Error(String(err)));
+      }
     });
     this.#server.on('tlsClientError', (err: Error, s: TLSSocket) => {
-      this.#take(s)?.failed(err);
-      s.destroy();
+      try {
+        this.#take(s)?.failed(err);
+      } finally {
+        s.destroy();
+      }
     });
   }
 
