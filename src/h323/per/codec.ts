@@ -84,7 +84,7 @@ function octetsFor(n: number): number {
 // ─────────────────────────────────────────────── decoding ───────────────────────────────────────────────
 
 class Decoder {
-  readonly r: BitReader;
+  r: BitReader;
   readonly lim: DecodeLimits;
   depth = 0;
   nodes = 0;
@@ -198,10 +198,8 @@ class Decoder {
         return this.sequenceOf(d);
       case 'choice':
         return this.choice(d);
-      case 'open': {
-        const bytes = this.openBytes();
-        return d.inner ? this.inner(d.inner, bytes) : bytes;
-      }
+      case 'open':
+        return d.inner ? this.open(d.inner) : this.openBytes();
     }
   }
 
@@ -346,30 +344,16 @@ class Decoder {
       let unknown: Array<{ index: number; bytes: Uint8Array }> | undefined;
       for (let i = 0; i < n; i++) {
         if (!present[i]) continue;
-        const bytes = this.openBytes();
         const add = d.additions[i];
         if (!add) {
           if (!unknown) unknown = [];
-          unknown.push({ index: i, bytes });
+          unknown.push({ index: i, bytes: this.openBytes() });
           continue;
         }
         const name = add.fields[0]!.name;
         try {
-          if (add.group) {
-            const g = this.inner(
-              {
-                k: 'seq',
-                id: -1,
-                name: '',
-                fields: add.fields,
-                optCount: add.fields.filter((f) => f.optional).length,
-                ext: false,
-                additions: [],
-              },
-              bytes,
-            ) as Record<string, unknown>;
-            Object.assign(out, g);
-          } else out[name] = this.inner(add.fields[0]!.type, bytes);
+          if (add.seq) Object.assign(out, this.open(add.seq) as Record<string, unknown>);
+          else out[name] = this.open(add.fields[0]!.type);
         } catch (e) {
           throw e instanceof PerError ? e.prepend(`.${name}`) : e;
         }
@@ -405,12 +389,11 @@ class Decoder {
     if (d.ext && r.bit()) {
       // §23.8: extension alternative: normally small index, then an open type
       const i = this.normallySmall();
-      const bytes = this.openBytes();
       const alt = d.ext[i];
-      if (!alt) result = { choice: '$unknown', index: i, value: bytes };
+      if (!alt) result = { choice: '$unknown', index: i, value: this.openBytes() };
       else {
         try {
-          result = { choice: alt.name, value: this.inner(alt.type, bytes) };
+          result = { choice: alt.name, value: this.open(alt.type) };
         } catch (e) {
           throw e instanceof PerError ? e.prepend(`.${alt.name}`) : e;
         }
@@ -434,13 +417,25 @@ class Decoder {
     return this.octetString({ lb: 0, ub: undefined, ext: false });
   }
 
-  inner(d: Desc, bytes: Uint8Array): unknown {
-    const sub = new Decoder(new BitReader(bytes), this.lim);
-    sub.depth = this.depth;
-    sub.nodes = this.nodes;
-    const v = sub.value(d);
-    this.nodes = sub.nodes;
-    return v;
+  /** Decodes an open type's contents in place (a bounded view of the same data); copies only when fragmented. */
+  open(d: Desc): unknown {
+    const outer = this.r;
+    const save = outer.pos;
+    const { n, frag } = this.unconstrainedLength();
+    if (frag) {
+      outer.pos = save;
+      const bytes = this.openBytes();
+      this.r = new BitReader(bytes);
+    } else {
+      if (n * 8 > outer.remaining) throw err(`open type of ${n} octets exceeds the data`);
+      this.r = new BitReader(outer.data, outer.pos, outer.pos + n * 8);
+      outer.pos += n * 8;
+    }
+    try {
+      return this.value(d);
+    } finally {
+      this.r = outer;
+    }
   }
 }
 
@@ -537,7 +532,8 @@ function descName(d: Desc): string {
 // ─────────────────────────────────────────────── encoding ───────────────────────────────────────────────
 
 class Encoder {
-  readonly w: BitWriter;
+  w: BitWriter;
+  readonly #pool: BitWriter[] = [];
 
   constructor(w: BitWriter) {
     this.w = w;
@@ -671,7 +667,8 @@ class Encoder {
         this.choice(d, v);
         return;
       case 'open':
-        this.open(d.inner ? encodeInner(d.inner, v) : (v as Uint8Array));
+        if (d.inner) this.openValue(d.inner, v);
+        else this.open(v as Uint8Array);
         return;
     }
   }
@@ -839,20 +836,11 @@ class Encoder {
       }
       const name = a.fields[0]!.name;
       try {
-        if (a.group) {
-          const gd: Desc = {
-            k: 'seq',
-            id: -1,
-            name: '',
-            fields: a.fields,
-            optCount: a.fields.filter((f) => f.optional).length,
-            ext: false,
-            additions: [],
-          };
+        if (a.seq) {
           const gv: Record<string, unknown> = {};
           for (const f of a.fields) if (o[f.name] !== undefined) gv[f.name] = o[f.name];
-          this.open(encodeInner(gd, gv));
-        } else this.open(encodeInner(a.fields[0]!.type, o[name]));
+          this.openValue(a.seq, gv);
+        } else this.openValue(a.fields[0]!.type, o[name]);
       } catch (e) {
         throw e instanceof PerError ? e.prepend(`.${name}`) : e;
       }
@@ -878,7 +866,7 @@ class Encoder {
       if (d.ext) w.bit(alt.ext);
       if (alt.ext) {
         this.normallySmall(alt.index);
-        this.open(encodeInner(alt.type, c.value));
+        this.openValue(alt.type, c.value);
       } else {
         if (d.root.length > 1) this.constrained(alt.index, 0, d.root.length - 1);
         this.value(alt.type, c.value);
@@ -892,7 +880,26 @@ class Encoder {
   open(bytes: Uint8Array): void {
     this.octetString({ lb: 0, ub: undefined, ext: false }, bytes);
   }
+
+  /** Encodes `v` as an open type through a pooled scratch writer (§11.1: an empty encoding becomes one zero octet). */
+  openValue(d: Desc, v: unknown): void {
+    const outer = this.w;
+    const scratch = this.#pool.pop() ?? new BitWriter(256);
+    this.w = scratch;
+    try {
+      this.value(d, v);
+    } finally {
+      this.w = outer;
+    }
+    const used = (scratch.pos + 7) >>> 3;
+    this.open(used === 0 ? ZERO_OCTET : scratch.buf.subarray(0, used));
+    scratch.buf.fill(0, 0, used);
+    scratch.pos = 0;
+    this.#pool.push(scratch);
+  }
 }
+
+const ZERO_OCTET = new Uint8Array(1);
 
 /** §11.1/§11.2: a complete encoding is padded to an octet, and an empty one becomes a single zero octet. */
 function encodeInner(d: Desc, v: unknown): Uint8Array {

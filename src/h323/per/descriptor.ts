@@ -50,6 +50,8 @@ export interface AdditionD {
   /** One component, or a `[[ ]]` version bracket group encoded as a SEQUENCE. */
   fields: FieldD[];
   group: boolean;
+  /** For a group: the SEQUENCE its components are encoded as. */
+  seq: Desc | undefined;
 }
 
 export type Desc =
@@ -134,6 +136,20 @@ function stringParams(kind: StringKind, alphabetText: string | undefined) {
   };
 }
 
+/** X.691 §19.9: a version bracket's components are encoded as one SEQUENCE (no extension marker). */
+function groupOf(fields: FieldD[]): AdditionD {
+  const seq: Desc = {
+    k: 'seq',
+    id: -1,
+    name: '',
+    fields,
+    optCount: fields.filter((f) => f.optional).length,
+    ext: false,
+    additions: [],
+  };
+  return { fields, group: true, seq };
+}
+
 /** Turns a generated table into linked descriptors (same indexes). */
 export function link(table: readonly RawNode[]): Desc[] {
   const out: Desc[] = new Array(table.length);
@@ -180,8 +196,8 @@ export function link(table: readonly RawNode[]): Desc[] {
           ext: raw.x === 1,
           additions: (raw.e ?? []).map((a) =>
             Array.isArray(a[0])
-              ? { fields: (a as RawField[]).map(field), group: true }
-              : { fields: [field(a as RawField)], group: false },
+              ? groupOf((a as RawField[]).map(field))
+              : { fields: [field(a as RawField)], group: false, seq: undefined },
           ),
         });
         break;
