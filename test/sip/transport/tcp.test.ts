@@ -107,6 +107,14 @@ describe('TCP transport', () => {
     }
   });
 
+  test('RFC 3261 §18.3: a stream message without Content-Length is a framing error that closes the connection', async () => {
+    const c = streamClient(await tcpConnect(port));
+    const n = t.layer.counters().drops['parse:bad-content-length'] ?? 0;
+    await c.write(request({ transport: 'TCP' }).replace(/Content-Length: 0\r\n/, ''));
+    await c.closed;
+    assert.equal(t.layer.counters().drops['parse:bad-content-length'], n + 1);
+  });
+
   test('a malformed but framed request gets 400 and the connection stays usable', async () => {
     const c = streamClient(await tcpConnect(port));
     try {
