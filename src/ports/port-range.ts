@@ -66,7 +66,7 @@ export function formatRange(r: PortRange): string {
   return `${base} (${r.from % 2 === 0 ? 'even' : 'odd'} ports)`;
 }
 
-/** nftables port expression: `5061`, `36000-59999`. Every-other-port ranges are widened to the whole span. */
+/** nftables port interval: `5061`, `36000-59999` (the renderer adds the parity test of every-other-port ranges). */
 export function nftRange(r: PortRange): string {
   return isSingle(r) ? String(r.from) : `${r.from}-${r.to}`;
 }

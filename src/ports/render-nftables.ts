@@ -113,15 +113,16 @@ function comment(s: string): string {
         .replace(/\uFFFD$/, '')}...`;
 }
 
+/** `udp dport 36000-59998 udp dport & 1 == 0`: every-other-port ranges (even RTP, odd RTCP) keep their parity. */
 function portMatch(l4: 'tcp' | 'udp', dir: 'sport' | 'dport', r: PortRange): string {
-  return `${l4} ${dir} ${nftRange(r)}`;
+  const base = `${l4} ${dir} ${nftRange(r)}`;
+  return r.step === 2 && r.from !== r.to ? `${base} ${l4} ${dir} & 1 == ${r.from % 2}` : base;
 }
 
 function rulesFor(f: Flow): { body: string; why: string }[] {
   const l4s = [...new Set(f.protocols.map((p) => (p === 'udp' ? 'udp' : 'tcp')))] as ('udp' | 'tcp')[];
-  const parity = f.to.ports.step === 2 || f.from.ports.step === 2 ? ' (every other port)' : '';
   const why = comment(
-    `${f.table}: ${f.purpose}, ${f.from.peer}→${f.to.peer} ${protocolsLabel(f.protocols)} ${formatRange(f.to.ports)}${parity} [${f.setting}]`,
+    `${f.table}: ${f.purpose}, ${f.from.peer}→${f.to.peer} ${protocolsLabel(f.protocols)} ${formatRange(f.to.ports)} [${f.setting}]`,
   );
   const out: { body: string; why: string }[] = [];
   // Both ends are matched by address set (on a host its own address too: listeners are bound to one side).

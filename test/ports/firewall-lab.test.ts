@@ -173,6 +173,27 @@ describe('network-namespace lab: the firewalls enforce the plan', { skip }, () =
       await lab.probe('inside', { proto: 'udp', host: A.edgePrivate, port: 36000, localPort: media.from + 2 }),
       'answered',
     );
+    // Non-multiplexed H.323 traversal media keeps its parity: even RTP to even ports, from even ports only.
+    const rtp = await lab.listen('edge', 'udp', A.edgePrivate, [media.from + 100]);
+    closers.push(rtp.close);
+    assert.equal(
+      await lab.probe('inside', {
+        proto: 'udp',
+        host: A.edgePrivate,
+        port: media.from + 100,
+        localPort: media.from + 4,
+      }),
+      'answered',
+    );
+    assert.equal(
+      await lab.probe('inside', {
+        proto: 'udp',
+        host: A.edgePrivate,
+        port: media.from + 100,
+        localPort: media.from + 5,
+      }),
+      'timeout',
+    );
     // The internet reaches the edge's public SIP TLS port …
     assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.edgePublic, port: 5061 }), 'answered');
     // … but not a port the plan does not have, nor the private-side traversal port, nor the core.
