@@ -3,11 +3,6 @@ export { type TransportDeps, transportLayerOptions } from './from-config.ts';
 export { CONNECT_ERRORS, type PortRange } from './outbound-ports.ts';
 export { defaultPort, responseTarget, viaTransport } from './response-target.ts';
 export {
-  type OutboundRequestTarget,
-  type OutboundResponseTarget,
-  TransactionSenderAdapter,
-} from './transaction-sender.ts';
-export {
   type AliasPolicy,
   type ConnectionEvent,
   SipTransportLayer,

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SipMessage } from '../../../src/sip/message/types.ts';
-import type { TransactionSender } from '../../../src/sip/transaction/types.ts';
 import { responseTarget } from '../../../src/sip/transport/response-target.ts';
-import { TransactionSenderAdapter } from '../../../src/sip/transport/transaction-sender.ts';
 import { parsed } from './helpers.ts';
 
 function response(via: string): SipMessage {
@@ -96,68 +94,5 @@ describe('responseTarget (RFC 3261 §18.2.2, RFC 3581 §4)', () => {
     const r = response('SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1');
     r.headers = r.headers.filter((h) => h.name !== 'Via');
     assert.equal(responseTarget(r), undefined);
-  });
-});
-
-describe('TransactionSenderAdapter.route', () => {
-  test('a request destination is mapped, an unsupported transport is an error', () => {
-    const msg = response('SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1');
-    assert.deepEqual(
-      TransactionSenderAdapter.route(msg, {
-        kind: 'request',
-        destination: { transport: 'tls', address: '192.0.2.5', port: 5061, serverName: 'edge.example.test' },
-      }),
-      { transport: 'TLS', address: '192.0.2.5', port: 5061, serverName: 'edge.example.test' },
-    );
-    const bad = TransactionSenderAdapter.route(msg, {
-      kind: 'request',
-      destination: { transport: 'WS', address: '192.0.2.5', port: 80 },
-    });
-    assert.ok(bad instanceof Error);
-    assert.equal((bad as { code?: string }).code, 'ERR_SIP_TRANSPORT_UNSUPPORTED');
-  });
-
-  test('a response goes back by its Via and the connection of the request', () => {
-    const msg = response('SIP/2.0/TCP 192.0.2.1:5080;branch=z9hG4bK1;received=198.51.100.1');
-    assert.deepEqual(
-      TransactionSenderAdapter.route(msg, { kind: 'response', replyTo: { transport: 'TCP', connectionId: 'tcp-3' } }),
-      { transport: 'TCP', address: '198.51.100.1', port: 5080, connectionId: 'tcp-3' },
-    );
-  });
-});
-
-describe('TransactionSenderAdapter.send', () => {
-  test('is a TransactionSender; a failed send comes back as a transport error with the transaction key', async () => {
-    const { makeLayer, request } = await import('./helpers.ts');
-    const t = makeLayer({ outboundPorts: { from: 47000, to: 47999 } });
-    const errors: Array<[string, string | undefined]> = [];
-    const adapter = new TransactionSenderAdapter(t.layer, (key, err) => {
-      errors.push([key, (err as { code?: string }).code]);
-    });
-    const sender: TransactionSender = adapter;
-    try {
-      // Port 9 (discard) on loopback: nobody listens, the connect is refused.
-      sender.send(
-        parsed(request({ transport: 'TCP' })),
-        {
-          kind: 'request',
-          destination: { transport: 'TCP', address: '127.0.0.1', port: 9 },
-        },
-        'z9hG4bK-x|OPTIONS',
-      );
-      sender.send(
-        parsed(request()),
-        { kind: 'request', destination: { transport: 'SCTP', address: '127.0.0.1', port: 9 } },
-        'k2',
-      );
-      const deadline = Date.now() + 3000;
-      while (errors.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      assert.deepEqual(errors.sort(), [
-        ['k2', 'ERR_SIP_TRANSPORT_UNSUPPORTED'],
-        ['z9hG4bK-x|OPTIONS', 'ERR_SIP_TRANSPORT_CONNECT'],
-      ]);
-    } finally {
-      await t.layer.close();
-    }
   });
 });
