@@ -47,6 +47,9 @@ describe('PER known answers', () => {
     Bits ::= BIT STRING (SIZE (1..2048))
     Oid ::= OBJECT IDENTIFIER
     Fixed ::= OCTET STRING (SIZE (4))
+    AnyBits ::= BIT STRING
+    C ::= CHOICE { a BOOLEAN, ..., b INTEGER (0..255) }
+    C0 ::= CHOICE { a BOOLEAN, ... }
   END`);
 
   it('constrained INTEGERs (X.691 §11.5.7): bit-field, two aligned octets, octet-count + octets', () => {
@@ -75,6 +78,27 @@ describe('PER known answers', () => {
     assert.ok(old.ok);
     assert.deepStrictEqual(old.value, { a: true, $extBits: 1, $unknown: [{ index: 0, bytes: Uint8Array.of(5) }] });
     assert.equal(hex(encodePer(T.S0!, old.value)), 'c0400105');
+  });
+
+  it('an extension alternative of a CHOICE, and an older peer keeping it opaque', () => {
+    // ext bit 1, normally small index 0 (0 000000), pad; open type: length 1, 05
+    roundTrip(T.C!, { choice: 'b', value: 5 }, '800105');
+    roundTrip(T.C!, { choice: 'a', value: true }, '40');
+    const old = decodePer(T.C0!, Buffer.from('800105', 'hex'));
+    assert.ok(old.ok);
+    assert.deepStrictEqual(old.value, { choice: '$unknown', index: 0, value: Uint8Array.of(5) });
+    assert.equal(hex(encodePer(T.C0!, old.value)), '800105');
+  });
+
+  it('fragmented BIT STRING of 40000 bits: two 16K-bit fragments, then the rest', () => {
+    const data = Uint8Array.from({ length: 5000 }, (_, i) => (i * 7) & 0xff);
+    const v = { length: 40000, data };
+    const e = encodePer(T.AnyBits!, v);
+    assert.equal(e[0], 0xc2);
+    assert.equal(e.length, 1 + 4096 + 2 + 904);
+    const back = decodePer(T.AnyBits!, e, '', { maxBytes: 1 << 20 });
+    assert.ok(back.ok);
+    assert.deepStrictEqual(back.value, v);
   });
 
   it('fragmented OCTET STRING (§11.9.3.8): 16K-multiples then the remainder, a zero-length tail after an exact multiple', () => {

@@ -238,19 +238,25 @@ class Decoder {
       if (d.ub > 16) r.align();
       return { length: d.ub, data: r.bitField(d.ub) };
     }
-    const parts: Uint8Array[] = [];
+    let single: Uint8Array | undefined;
+    let singleBits = 0;
+    let w: BitWriter | undefined;
     const total = this.counted(d, 1, true, (n) => {
-      parts.push(r.bitField(n));
+      const part = r.bitField(n);
+      // fragments (§11.9.3.8) are joined bit by bit; the usual single piece is used as read
+      if (!single) {
+        single = part;
+        singleBits = n;
+        return;
+      }
+      if (!w) {
+        w = new BitWriter(FRAG);
+        w.bitField(single, singleBits);
+      }
+      w.bitField(part, n);
     });
-    if (parts.length === 1) return { length: total, data: parts[0]! };
-    const w = new BitWriter((total + 7) >>> 3);
-    let left = total;
-    for (const p of parts) {
-      const n = Math.min(left, FRAG * 4);
-      w.bitField(p, Math.min(n, p.length * 8));
-      left -= Math.min(n, p.length * 8);
-    }
-    return { length: total, data: w.finish() };
+    if (w) return { length: total, data: w.finish() };
+    return { length: total, data: single ?? new Uint8Array(0) };
   }
 
   octetString(d: SizeC): Uint8Array {
