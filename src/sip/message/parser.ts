@@ -91,6 +91,7 @@ export function parseMessage(
   if (lineEnd > 0 && text.charCodeAt(lineEnd - 1) === 0x0d) lineEnd--;
   const startLine = text.slice(0, lineEnd);
   if (startLine.indexOf('\r') >= 0) return failure('bad-start-line', 'Bad Request - Malformed Start Line');
+  if (startLine.length > lim.maxHeaderBytes) return failure('header-too-long', 'Bad Request - Start Line Too Long');
   let msg: SipMessage;
   let startFault: ParseFailure | undefined;
   let ruri: { v: string; r: Result<SipUri, string> } | undefined;

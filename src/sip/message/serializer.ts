@@ -11,22 +11,22 @@ import type { SipMessage } from './types.ts';
 export function serializeMessage(msg: SipMessage): Buffer {
   let head =
     msg.kind === 'request'
-      ? msg.method + ' ' + msg.uri + ' ' + msg.version + '\r\n'
-      : msg.version + ' ' + msg.status + ' ' + msg.reason + '\r\n';
+      ? line(msg.method) + ' ' + line(msg.uri) + ' ' + line(msg.version) + '\r\n'
+      : line(msg.version) + ' ' + msg.status + ' ' + line(msg.reason) + '\r\n';
   const keep = bodyUnchanged(msg);
   let clDone = false;
   for (const h of msg.headers) {
     const nl = h.name.length;
     if ((nl === 14 || nl === 1) && canonicalName(h.name) === 'content-length') {
       if (keep) {
-        head += h.name + ': ' + h.value + '\r\n';
+        head += h.name + ': ' + line(h.value) + '\r\n';
       } else if (!clDone) {
         head += h.name + ': ' + msg.body.length + '\r\n';
       }
       clDone = true;
       continue;
     }
-    head += h.name + ': ' + h.value + '\r\n';
+    head += line(h.name) + ': ' + line(h.value) + '\r\n';
   }
   if (!clDone) head += 'Content-Length: ' + msg.body.length + '\r\n';
   head += '\r\n';
@@ -35,4 +35,12 @@ export function serializeMessage(msg: SipMessage): Buffer {
   out.write(head, 0, 'utf8');
   msg.body.copy(out, hl);
   return out;
+}
+
+/**
+ * A CR or LF set by an upper layer in a value, a name, the URI or the reason phrase would inject header lines:
+ * each run of them becomes one SP. (Parsed values never contain them.)
+ */
+function line(s: string): string {
+  return s.indexOf('\n') < 0 && s.indexOf('\r') < 0 ? s : s.replace(/[\r\n]+/g, ' ');
 }

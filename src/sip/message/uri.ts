@@ -90,11 +90,7 @@ function parseHost(s: string): string | undefined {
 }
 
 /** Parses `host[:port]` at the start of `s`; returns host (IPv6 without brackets), port and the index after. */
-export function parseHostPort(
-  s: string,
-  i: number,
-  stop: (c: number) => boolean,
-): Result<{ host: string; port?: number; end: number }, string> {
+export function parseHostPort(s: string, i: number): Result<{ host: string; port?: number; end: number }, string> {
   let host: string | undefined;
   if (s.charCodeAt(i) === 0x5b) {
     const close = s.indexOf(']', i);
@@ -105,7 +101,12 @@ export function parseHostPort(
     i = close + 1;
   } else {
     const start = i;
-    while (i < s.length && !stop(s.charCodeAt(i)) && s.charCodeAt(i) !== 0x3a) i++;
+    // Host characters only; whatever follows is checked by the caller's grammar (port, params, headers).
+    while (i < s.length) {
+      const c = s.charCodeAt(i);
+      if (c >= 128 || HOSTCHAR[c] !== 1) break;
+      i++;
+    }
     host = parseHost(s.slice(start, i));
     if (host === undefined) return fail('invalid host');
   }
@@ -159,8 +160,6 @@ function parseUriHeaders(s: string, i: number, headers: Params): Result<number, 
   return ok(s.length);
 }
 
-const isUriDelim = (c: number) => c === 0x3b || c === 0x3f;
-
 function parseSip(scheme: 'sip' | 'sips', s: string, i: number): Result<SipUri, string> {
   const uri: SipUri = { scheme, host: '', params: [], headers: [] };
   const at = s.indexOf('@', i);
@@ -178,7 +177,7 @@ function parseSip(scheme: 'sip' | 'sips', s: string, i: number): Result<SipUri, 
     i = at + 1;
   }
   if (i >= s.length) return fail('missing host');
-  const hp = parseHostPort(s, i, isUriDelim);
+  const hp = parseHostPort(s, i);
   if (!hp.ok) return hp;
   uri.host = hp.value.host;
   if (hp.value.port !== undefined) uri.port = hp.value.port;

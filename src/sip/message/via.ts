@@ -1,12 +1,10 @@
 import { fail, ok, type Result } from '../../common/result.ts';
-import { isWs, tokenEnd } from './chars.ts';
+import { tokenEnd } from './chars.ts';
 import { formatParams, parseParamsAt, skipWs } from './params.ts';
 import type { Via } from './types.ts';
 import { parseHostPort } from './uri.ts';
 
 const readToken = tokenEnd;
-
-const isSentByDelim = (c: number) => c === 0x3b || c === 0x2c || isWs(c);
 
 /**
  * Parses one via-parm (RFC 3261 §20.42, §25.1): `SIP / 2.0 / transport LWS sent-by *(;via-params)`, LWS allowed
@@ -31,7 +29,7 @@ export function parseVia(s: string): Result<Via, string> {
   const ws = i;
   i = skipWs(s, i);
   if (i === ws || i >= s.length) return fail('missing sent-by');
-  const hp = parseHostPort(s, i, isSentByDelim);
+  const hp = parseHostPort(s, i);
   if (!hp.ok) return fail('malformed sent-by: ' + hp.reason);
   const p = parseParamsAt(s, hp.value.end, false);
   if (!p.ok) return p;

@@ -186,3 +186,26 @@ test('newBranch / newTag: magic cookie, token characters, unique', () => {
   }
   assert.equal(seen.size, 1000);
 });
+
+test('serialization never lets an upper layer inject header lines', () => {
+  const m = parse();
+  addHeader(m, 'X-Evil', 'a\r\nVia: SIP/2.0/UDP attacker;branch=z9hG4bKx');
+  const text = serializeMessage(m).toString();
+  assert.match(text, /\r\nX-Evil: a Via: SIP\/2\.0\/UDP attacker;branch=z9hG4bKx\r\n/);
+  assert.equal(ok(getVias(parse(serializeMessage(m)))).length, 3, 'no Via was injected');
+});
+
+test('a stateless 400 can be built from the partial message of a rejected request', () => {
+  const raw = RAW.replace('CSeq: 314159 INVITE', 'CSeq: 314159 BYE');
+  const r = parseMessage(Buffer.from(raw));
+  assert.ok(!r.ok && r.reason.partial?.kind === 'request');
+  if (r.ok || r.reason.partial?.kind !== 'request') return;
+  const res = createResponse(r.reason.partial, r.reason.status, r.reason.reason, { toTag: newTag() });
+  const back = parseMessage(serializeMessage(res));
+  assert.ok(back.ok);
+  if (!back.ok || back.value.kind !== 'response') return;
+  assert.equal(back.value.status, 400);
+  assert.equal(back.value.reason, 'Bad Request - CSeq Method Does Not Match');
+  assert.equal(getCallId(back.value), 'a84b4c76e66710@pc33.atlanta.com');
+  assert.equal(ok(getVias(back.value)).length, 3);
+});

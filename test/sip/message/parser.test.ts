@@ -163,6 +163,10 @@ test('limits: message bytes → 413, header count and header length → 400, eac
   assert.equal(g.code, 'too-many-headers');
   assert.match(g.reason, /Too Many Headers/);
   const long = msg([`X-Long: ${'a'.repeat(300)}`]);
+  assert.equal(
+    bad(Buffer.from(`OPTIONS sip:${'a'.repeat(300)}@b SIP/2.0\r\n\r\n`), { maxHeaderBytes: 256 }).code,
+    'header-too-long',
+  );
   const h = bad(long, { maxHeaderBytes: 256 });
   assert.equal(h.code, 'header-too-long');
   const folded = msg(['X-Long: a', ...Array.from({ length: 10 }, () => ` ${'b'.repeat(40)}`)]);
