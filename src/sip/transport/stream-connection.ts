@@ -148,7 +148,11 @@ export class StreamConnection {
       socket.destroy();
       return;
     }
-    if (this.#socket && this.#socket !== socket) this.#detach(this.#socket);
+    if (next !== this.#state && !LEGAL[this.#state].includes(next)) {
+      throw new InternalError('ERR_SIP_CONN_STATE', `connection ${this.#state} -> ${next}`);
+    }
+    // Re-attaching (raw → TLS, or the same socket from handshaking to open) starts from clean listeners.
+    if (this.#socket) this.#detach(this.#socket);
     this.#socket = socket;
     if (socket.localAddress) this.local = { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 };
     if (next === 'open') socket.on('data', this.#onData);
