@@ -121,8 +121,19 @@ export const traversalZoneSchema = z
     /** Overrides the port plan's 7001, 7002, … for this zone. */
     port: port.optional(),
     h323: z.boolean().default(true),
+    /** Core: signalling transport of the zone's outbound connection (TLS unless the administrator allows TCP). */
+    transport: z.enum(['tls', 'tcp']).default('tls'),
+    /** Core: OPTIONS keepalive interval on the zone's connection (s); keeps NAT and firewall state alive. */
+    keepaliveSeconds: z.number().int().min(1).max(3600).default(30),
+    /** Core: first reconnect delay after a failure (s); doubles up to `retryMaxSeconds`. */
+    retryMinSeconds: z.number().min(0.05).max(3600).default(1),
+    retryMaxSeconds: z.number().min(0.05).max(3600).default(60),
   })
-  .strict();
+  .strict()
+  .refine((z) => z.retryMinSeconds <= z.retryMaxSeconds, {
+    message: 'retryMinSeconds must not exceed retryMaxSeconds',
+    path: ['retryMinSeconds'],
+  });
 
 export const ldapServerSchema = z
   .object({

@@ -1,7 +1,8 @@
 import { category, type Logger } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
-import type { ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
+import type { Flow, ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
+import { createRequest, newBranch, newTag } from '../sip/message/index.ts';
 import { TransactionLayer } from '../sip/transaction/transaction-layer.ts';
 import { transportSender } from '../sip/transaction/transport-sender.ts';
 import type { TransactionUser } from '../sip/transaction/types.ts';
@@ -12,6 +13,9 @@ import {
   type TransportTlsOptions,
 } from '../sip/transport/index.ts';
 import { BasicUas } from '../sip/tu/basic-uas.ts';
+import { TraversalClientZone, type ZoneStatus } from '../traversal/client-zone.ts';
+
+const formatHost = (h: string) => (h.includes(':') ? `[${h}]` : h);
 
 /** The addresses one node binds: its public side (edge) and its private side; equal on a one-interface node. */
 export interface NodeAddresses {
@@ -23,6 +27,10 @@ export interface SipServiceOptions {
   kind: NodeKind;
   config: Readonly<CrosswayConfig>;
   plan: NodePlan;
+  /** The whole plan's flows: a core finds the edge's traversal ports there. */
+  flows: readonly Flow[];
+  /** Where a core's traversal zones connect when `peerAddress` is not set (the lab's own edge). */
+  defaultEdgeAddress?: string;
   addresses: NodeAddresses;
   tls: TransportTlsOptions | undefined;
   clock: Clock;
@@ -52,6 +60,7 @@ export class SipService {
   readonly transactions: TransactionLayer;
   readonly user: BasicUas;
   readonly #sockets: BoundSocket[] = [];
+  readonly #zones: TraversalClientZone[] = [];
   readonly #log: Logger;
   readonly #opts: SipServiceOptions;
 
@@ -80,6 +89,7 @@ export class SipService {
         if (key) this.transactions.transportError(key);
       }),
     });
+    this.user.client.attach(this.transactions);
     this.transport.onMessage = (msg, info) => {
       this.transactions.receive(msg, info);
     };
@@ -90,6 +100,7 @@ export class SipService {
     const svc = new SipService(opts);
     try {
       await svc.#bindAll();
+      if (opts.kind === 'core') svc.#startZones();
     } catch (err) {
       await svc.close();
       throw err;
@@ -125,12 +136,74 @@ export class SipService {
     this.#log.info({ listeners: this.#sockets.map((s) => `${s.protocol}:${s.address}:${s.port}`) }, 'SIP listening');
   }
 
+  /** The core's traversal client zones: one outbound flow to the edge each, kept alive by OPTIONS. */
+  #startZones(): void {
+    const { config, flows, clock } = this.#opts;
+    config.traversalZones.forEach((zone, i) => {
+      const flow = flows.find((f) => f.listener === `traversal-sip:${i + 1}` && f.from.peer === 'core');
+      const host = zone.peerAddress ?? this.#opts.defaultEdgeAddress;
+      if (!flow || !host) {
+        this.#log.warn({ zone: zone.name }, 'traversal zone has no peerAddress => not started');
+        return;
+      }
+      const port = flow.to.ports.from;
+      const transport = zone.transport === 'tcp' ? 'TCP' : 'TLS';
+      const local = this.#opts.addresses.private;
+      const localPort = this.#opts.plan.listener(transport === 'TLS' ? 'sip-tls' : 'sip-tcp')?.ports.from;
+      const log = this.#log.child({ zone: zone.name });
+      let cseq = 0;
+      const callId = `${newTag()}${newTag()}@${local}`;
+      const tz = new TraversalClientZone({
+        name: zone.name,
+        peer: `${host}:${port}`,
+        clock,
+        keepaliveMs: zone.keepaliveSeconds * 1000,
+        retryMinMs: zone.retryMinSeconds * 1000,
+        retryMaxMs: zone.retryMaxSeconds * 1000,
+        probe: async () => {
+          const req = createRequest({
+            method: 'OPTIONS',
+            uri: `sip:${formatHost(host)}:${port};transport=${transport.toLowerCase()}`,
+            headers: [
+              [
+                'Via',
+                `SIP/2.0/${transport} ${formatHost(local)}${localPort ? `:${localPort}` : ''};branch=${newBranch()};rport`,
+              ],
+              ['Max-Forwards', '70'],
+              ['From', `<sip:${zone.name}@${formatHost(local)}>;tag=${newTag()}`],
+              ['To', `<sip:${formatHost(host)}:${port}>`],
+              ['Call-ID', callId],
+              ['CSeq', `${++cseq} OPTIONS`],
+            ],
+          });
+          const res = await this.user.client.send(req, { transport, address: host, port });
+          // Any final answer proves the flow carries SIP both ways; zone authentication comes with the traversal work.
+          if (res.status >= 500) throw new Error(`edge answered ${res.status} ${res.reason}`);
+        },
+        onChange: (st) => {
+          const fields = { state: st.state, peer: st.peer, lastError: st.lastError, retryInMs: st.retryInMs };
+          if (st.state === 'failed') log.warn(fields, 'traversal zone failed');
+          else log.info(fields, `traversal zone ${st.state}`);
+        },
+      });
+      this.#zones.push(tz);
+      tz.start();
+    });
+  }
+
+  /** Status of the core's traversal client zones. */
+  zones(): ZoneStatus[] {
+    return this.#zones.map((z) => z.status());
+  }
+
   /** Every socket this service bound. */
   sockets(): readonly BoundSocket[] {
     return this.#sockets;
   }
 
   async close(): Promise<void> {
+    for (const z of this.#zones) z.stop();
+    this.user.client.close();
     this.transactions.close();
     await this.transport.close();
   }

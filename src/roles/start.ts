@@ -126,6 +126,8 @@ export async function startNode(config: Readonly<CrosswayConfig>, options: Start
         kind,
         config,
         plan: plan.node(kind),
+        flows: plan.flows,
+        ...(config.role === 'lab' ? { defaultEdgeAddress: LAB_ADDRESSES.edge.private } : {}),
         addresses: addr,
         tls,
         clock: systemClock,

@@ -7,6 +7,7 @@ import type {
   TransactionUser,
   TransportInfo,
 } from '../transaction/types.ts';
+import { ClientRequests } from './client-requests.ts';
 
 /** Methods of RFC 3261 and its extensions that this stack knows by name. */
 export const KNOWN_METHODS: ReadonlySet<string> = new Set([
@@ -103,6 +104,8 @@ export interface BasicUasCounters {
  */
 export class BasicUas implements TransactionUser {
   readonly counters: BasicUasCounters = { requests: {}, responses: {}, acks: 0 };
+  /** Requests the node originates; their client-transaction callbacks are routed there. */
+  readonly client = new ClientRequests();
 
   onRequest(request: SipRequest, transaction: ServerTransactionHandle, _info: TransportInfo): void {
     this.counters.requests[request.method] = (this.counters.requests[request.method] ?? 0) + 1;
@@ -123,11 +126,17 @@ export class BasicUas implements TransactionUser {
     this.counters.acks++;
   }
 
-  onResponse(_response: SipResponse, _transaction: ClientTransactionHandle, _info: TransportInfo): void {}
+  onResponse(response: SipResponse, transaction: ClientTransactionHandle, _info: TransportInfo): void {
+    this.client.onResponse(response, transaction);
+  }
 
   onStrayResponse(_response: SipResponse, _info: TransportInfo): void {}
 
-  onTimeout(_transaction: TransactionHandle): void {}
+  onTimeout(transaction: TransactionHandle): void {
+    this.client.onTimeout(transaction);
+  }
 
-  onTransportError(_transaction: TransactionHandle): void {}
+  onTransportError(transaction: TransactionHandle): void {
+    this.client.onTransportError(transaction);
+  }
 }
