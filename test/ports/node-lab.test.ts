@@ -1,9 +1,10 @@
 /**
  * The nodes themselves behind the generated firewalls: a real edge node (`crossway start`, role edge, two
  * interfaces) in the lab's DMZ and a real core node inside. The firewall rulesets are rendered from the nodes' own
- * configurations. A TLS client in the core's namespace, bound to a source port of the core's outbound range, stands
- * in for the core's traversal-zone client (not built yet): it reaches the real edge's traversal listener on 7001
- * and gets a SIP answer; the same from another source port, from the outside, or to the core is dropped.
+ * configurations. The core's own traversal-zone client, restarted behind the firewalls, reaches the edge's traversal
+ * listener on 7001 from its outbound range and the zone becomes active. TLS probes show the edge answers SIP there
+ * from the core's outbound range and that the same from another source port, from the outside, or to the core is
+ * dropped.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -88,9 +89,12 @@ describe('real nodes in the network-namespace lab', { skip }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  let coreNode: Awaited<ReturnType<NetLab['startCrossway']>> | undefined;
+
   it('the nodes start in their namespaces and listen where their plans say', async () => {
     const edge = await lab.startCrossway('edge', files.edge);
     const core = await lab.startCrossway('inside', files.core);
+    coreNode = core;
     const where = (r: Record<string, unknown>) =>
       (r.sockets as { listener: string; address: string; port: number }[]).map(
         (s) => `${s.listener}@${s.address}:${s.port}`,
@@ -147,5 +151,32 @@ describe('real nodes in the network-namespace lab', { skip }, () => {
     assert.equal(await lab.probe('outside', { proto: 'tls', host: A.edgePrivate, port: 7001, ...sip(4) }), 'timeout');
     assert.equal(await lab.probe('outside', { proto: 'tcp', host: A.edgePublic, port: 9999 }), 'timeout');
     assert.equal(await lab.probe('outside', { proto: 'tls', host: A.inside, port: 5061, ...sip(5) }), 'timeout');
+  });
+
+  it('the core node itself opens its traversal zone through the firewalls from its outbound range', async () => {
+    // Restart the core behind the loaded firewalls: its new connection must pass the inside firewall.
+    await coreNode?.stop();
+    const core = await lab.startCrossway('inside', files.core);
+    const deadline = Date.now() + 20_000;
+    while (!core.log().includes('"msg":"traversal zone active"')) {
+      if (Date.now() > deadline) assert.fail(`zone never active:\n${core.log().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const port = computePortPlan(coreCfg).flows.find((f) => f.listener === 'traversal-sip:1')!.to.ports.from;
+    const ss = await lab.exec('edge', 'ss', ['-tnH', 'state', 'established', `( sport = :${port} )`]);
+    const peers = ss.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.trim().split(/\s+/).pop()!);
+    const out = computePortPlan(coreCfg).range('outbound-sip');
+    const fromCore = peers.filter((p) => p.startsWith(`${A.inside}:`));
+    // The first core's flow may linger on the edge until its idle timeout: every flow must come from the range.
+    assert.ok(fromCore.length >= 1, `edge's established connections on ${port}: ${ss.stdout}`);
+    for (const p of fromCore) {
+      const srcPort = Number(p.split(':').pop());
+      assert.ok(srcPort >= out.from && srcPort <= out.to, `the core connected from ${srcPort}`);
+    }
+    await core.stop();
   });
 });
