@@ -4,6 +4,8 @@
  * Run: node --expose-gc --import tsx bench/h323-codec.ts [seconds-per-case, default 1]
  */
 
+import { buildRcf } from '../src/h323/api.ts';
+import type { RasMessage } from '../src/h323/per/generated/types.ts';
 import { h245Codec, rasCodec } from '../src/h323/per/schema.ts';
 import { decodeCallSignalling, decodeFastStart, encodeCallSignalling } from '../src/h323/q931/call-signalling.ts';
 import { TpktFramer } from '../src/h323/transport/tpkt.ts';
@@ -33,6 +35,12 @@ const tcs = tcpStreams(readPcap(`${dir}ooh323c-separate-h245.pcap`))
     return m.ok && m.value.choice === 'request' && m.value.value.choice === 'terminalCapabilitySet';
   })!;
 
+const rrq = rasCodec.decode(gnugk.get(7)!);
+if (!rrq.ok || rrq.value.choice !== 'registrationRequest') throw new Error('frame 7 is not an RRQ');
+const rcf = rasCodec.encode(
+  buildRcf(rrq.value.value, { endpointIdentifier: 'ep-000001', timeToLive: 60 }) as RasMessage,
+);
+
 interface Case {
   name: string;
   bytes: Uint8Array;
@@ -44,6 +52,12 @@ const cases: Case[] = [
   {
     name: 'RRQ (H323Plus, H.460 featureSet)',
     bytes: gnugk.get(7)!,
+    decode: (b) => ok(rasCodec.decode(b)),
+    encode: (v) => rasCodec.encode(v as never),
+  },
+  {
+    name: 'RCF (buildRcf answer to that RRQ)',
+    bytes: rcf,
     decode: (b) => ok(rasCodec.decode(b)),
     encode: (v) => rasCodec.encode(v as never),
   },
