@@ -57,6 +57,8 @@ export const Attr = {
   RESPONSE_PORT: 0x0027,
   CONNECTION_ID: 0x002a,
   ADDITIONAL_ADDRESS_FAMILY: 0x8000,
+  /** The code point draft-ietf-tram-turn-ipv6 used for ADDITIONAL-ADDRESS-FAMILY; coturn 4.6 clients still send it. */
+  ADDITIONAL_ADDRESS_FAMILY_DRAFT: 0x8032,
   ADDRESS_ERROR_CODE: 0x8001,
   PASSWORD_ALGORITHMS: 0x8002,
   ALTERNATE_DOMAIN: 0x8003,

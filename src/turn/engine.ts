@@ -390,7 +390,8 @@ export class TurnEngine {
     const tokenRef = findAttribute(msg, Attr.RESERVATION_TOKEN);
     const evenRef = findAttribute(msg, Attr.EVEN_PORT);
     const familyRef = findAttribute(msg, Attr.REQUESTED_ADDRESS_FAMILY);
-    const additionalRef = findAttribute(msg, Attr.ADDITIONAL_ADDRESS_FAMILY);
+    const additionalRef =
+      findAttribute(msg, Attr.ADDITIONAL_ADDRESS_FAMILY) ?? findAttribute(msg, Attr.ADDITIONAL_ADDRESS_FAMILY_DRAFT);
     // RFC 8656 §7.2 step 5: RESERVATION-TOKEN excludes EVEN-PORT and REQUESTED-ADDRESS-FAMILY.
     if (tokenRef && (evenRef || familyRef)) return err(ErrorCode.badRequest, 'RESERVATION-TOKEN with EVEN-PORT');
     if (tokenRef && tokenRef.length !== 8) return err(ErrorCode.badRequest, 'Bad RESERVATION-TOKEN');

@@ -315,6 +315,10 @@ describe('TURN engine: allocations (RFC 8656 §7–8)', () => {
       [Attr.REQUESTED_ADDRESS_FAMILY, encodeFirstByteOf4(2)],
     ]);
     assert.equal(v6.a.error, 440);
+    const draft = await dual.allocate(dual.client(8), undefined, [
+      [Attr.ADDITIONAL_ADDRESS_FAMILY_DRAFT, encodeFirstByteOf4(2)],
+    ]);
+    assert.equal(draft.a.relayed.length, 2, 'coturn 4.6 clients send the draft code point 0x8032');
     const v6ok = await dual.allocate(dual.client(9), undefined, [
       [Attr.REQUESTED_ADDRESS_FAMILY, encodeFirstByteOf4(2)],
     ]);

@@ -51,15 +51,15 @@ describe('interop: coturn turnutils_uclient against Crossway TURN', () => {
         users: [{ username: 'alice', password: 'wonderland' }],
         sharedSecret: 'interop-shared-secret',
         // Loopback is denied by default: the peer lives on 127.0.0.1, so it is explicitly allowed here.
-        peers: { allowed: ['127.0.0.1/32'] },
+        peers: { allowed: ['127.0.0.1/32', '::1/128'] },
       }),
       listen: [{ address: '127.0.0.1', port: 0 }],
-      relayAddresses: { ipv4: '127.0.0.1' },
+      relayAddresses: { ipv4: '127.0.0.1', ipv6: '::1' },
       relayRange: { from: 47100, to: 47299 },
     });
     port = server.listening[0]!.port;
     peerPort = await freeUdpPort();
-    peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-p', String(peerPort)], { stdio: 'ignore' });
+    peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-L', '::1', '-p', String(peerPort)], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 300));
   });
 
@@ -94,7 +94,9 @@ describe('interop: coturn turnutils_uclient against Crossway TURN', () => {
     ['UDP, Send/Data indications', () => ['-s', '-u', 'alice', '-w', 'wonderland']],
     ['TCP, Send/Data indications', () => ['-t', '-s', '-u', 'alice', '-w', 'wonderland']],
     ['UDP, padded ChannelData (-D, like pjnath)', () => ['-D', '-u', 'alice', '-w', 'wonderland']],
-    ['UDP, dual allocation (-Z)', () => ['-Z', '-u', 'alice', '-w', 'wonderland']],
+    ['UDP, dual allocation (-Z), IPv4 peer', () => ['-Z', '-u', 'alice', '-w', 'wonderland']],
+    ['UDP, dual allocation (-Z), IPv6 peer', () => ['-Z', '-e', '::1', '-u', 'alice', '-w', 'wonderland']],
+    ['TCP, IPv6 relay requested (-x), IPv6 peer', () => ['-t', '-x', '-e', '::1', '-u', 'alice', '-w', 'wonderland']],
   ];
   for (const [name, args] of cases) {
     it(`${name}: zero lost messages in the echo test`, async () => {
