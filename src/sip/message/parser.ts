@@ -71,7 +71,12 @@ export function parseMessage(
   limits?: Partial<MessageLimits>,
   options?: ParseOptions,
 ): Result<SipMessage, ParseFailure> {
-  const lim = limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...limits };
+  const lim =
+    limits === undefined
+      ? DEFAULT_LIMITS
+      : limits.maxMessageBytes !== undefined && limits.maxHeaders !== undefined && limits.maxHeaderBytes !== undefined
+        ? (limits as MessageLimits)
+        : { ...DEFAULT_LIMITS, ...limits };
   const datagram = options?.transport !== 'stream';
   let start = 0;
   // RFC 3261 §7.5: CRLFs before the start line are ignored.
