@@ -50,6 +50,13 @@ describe('PER known answers', () => {
     AnyBits ::= BIT STRING
     C ::= CHOICE { a BOOLEAN, ..., b INTEGER (0..255) }
     C0 ::= CHOICE { a BOOLEAN, ... }
+    Wide ::= SEQUENCE { o1 BOOLEAN OPTIONAL, o2 BOOLEAN OPTIONAL, o3 BOOLEAN OPTIONAL, o4 BOOLEAN OPTIONAL,
+      o5 BOOLEAN OPTIONAL, o6 BOOLEAN OPTIONAL, o7 BOOLEAN OPTIONAL, o8 BOOLEAN OPTIONAL, o9 BOOLEAN OPTIONAL,
+      o10 BOOLEAN OPTIONAL, o11 BOOLEAN OPTIONAL, o12 BOOLEAN OPTIONAL, o13 BOOLEAN OPTIONAL, o14 BOOLEAN OPTIONAL,
+      o15 BOOLEAN OPTIONAL, o16 BOOLEAN OPTIONAL, o17 BOOLEAN OPTIONAL, o18 BOOLEAN OPTIONAL, o19 BOOLEAN OPTIONAL,
+      o20 BOOLEAN OPTIONAL, o21 BOOLEAN OPTIONAL, o22 BOOLEAN OPTIONAL, o23 BOOLEAN OPTIONAL, o24 BOOLEAN OPTIONAL,
+      o25 BOOLEAN OPTIONAL, o26 BOOLEAN OPTIONAL, o27 BOOLEAN OPTIONAL, o28 BOOLEAN OPTIONAL, o29 BOOLEAN OPTIONAL,
+      o30 BOOLEAN OPTIONAL, o31 BOOLEAN OPTIONAL, o32 BOOLEAN OPTIONAL, o33 BOOLEAN OPTIONAL, last BOOLEAN }
   END`);
 
   it('constrained INTEGERs (X.691 §11.5.7): bit-field, two aligned octets, octet-count + octets', () => {
@@ -78,6 +85,11 @@ describe('PER known answers', () => {
     assert.ok(old.ok);
     assert.deepStrictEqual(old.value, { a: true, $extBits: 1, $unknown: [{ index: 0, bytes: Uint8Array.of(5) }] });
     assert.equal(hex(encodePer(T.S0!, old.value)), 'c0400105');
+  });
+
+  it('a SEQUENCE with 33 OPTIONAL components: a 33-bit presence bit-map', () => {
+    // bit-map 1 0…0 1 (o1, o33 present; 33 bits), then o1 = 1, o33 = 1, last = 0
+    roundTrip(T.Wide!, { o1: true, o33: true, last: false }, '80000000e0');
   });
 
   it('an extension alternative of a CHOICE, and an older peer keeping it opaque', () => {

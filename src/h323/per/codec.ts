@@ -331,10 +331,16 @@ class Decoder {
     const out: Record<string, unknown> = {};
     const extPresent = d.ext ? r.bit() : false;
     // §19.2: a bit-map for the OPTIONAL and DEFAULT root components
-    const presence = d.optCount > 0 ? r.bits(d.optCount) : 0;
+    // (read as one number when it fits 30 bits, else bit by bit)
+    const wide = d.optCount > 30;
+    const presence = d.optCount > 0 && !wide ? r.bits(d.optCount) : 0;
+    const flags = wide ? Array.from({ length: d.optCount }, () => r.bit()) : undefined;
     let bit = d.optCount;
     for (const f of d.fields) {
-      if (f.optional && ((presence >>> --bit) & 1) === 0) continue;
+      if (f.optional) {
+        bit--;
+        if (flags ? !flags[d.optCount - 1 - bit] : ((presence >>> bit) & 1) === 0) continue;
+      }
       try {
         out[f.name] = this.value(f.type);
       } catch (e) {
@@ -909,7 +915,7 @@ const ZERO_OCTET = new Uint8Array(1);
 
 /** §11.1/§11.2: a complete encoding is padded to an octet, and an empty one becomes a single zero octet. */
 function encodeInner(d: Desc, v: unknown): Uint8Array {
-  const w = new BitWriter(64);
+  const w = new BitWriter(512);
   new Encoder(w).value(d, v);
   if (w.pos === 0) return new Uint8Array(1);
   return w.finish();
