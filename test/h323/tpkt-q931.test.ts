@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import {
   decodeBearerCapability,
   decodeCause,
@@ -72,6 +73,20 @@ describe('TPKT framing (RFC 1006)', () => {
     assert.equal(small.push(encodeTpkt(Uint8Array.of(1))).ok, false);
     const buf = new TpktFramer({ maxBufferedBytes: 10 });
     assert.equal(buf.push(Uint8Array.of(3, 0, 1, 0, 1, 2, 3, 4, 5, 6, 7)).ok, false);
+  });
+
+  it('random chunks never make the framer throw; whatever it returns is a whole payload', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 20 }), (chunks) => {
+        const f = new TpktFramer({ maxPacketBytes: 1000, maxBufferedBytes: 2000 });
+        for (const c of chunks) {
+          const r = f.push(c);
+          if (!r.ok) return;
+          for (const p of r.value) assert.ok(p.length >= 1 && p.length <= 996);
+        }
+      }),
+      { numRuns: 500, seed: 3 },
+    );
   });
 
   it('encodeTpkt writes the header and refuses payloads over 65531 octets', () => {

@@ -22,7 +22,7 @@ import type {
   RasMessage,
   RegistrationRequest,
 } from '../../src/h323/per/generated/types.ts';
-import { h245Codec, rasCodec, userInformationCodec } from '../../src/h323/per/schema.ts';
+import { h245Codec, openLogicalChannelCodec, rasCodec, userInformationCodec } from '../../src/h323/per/schema.ts';
 import { encodeCallSignalling } from '../../src/h323/q931/call-signalling.ts';
 import {
   encodeBearerCapability,
@@ -155,8 +155,17 @@ describe('Wireshark agrees with our encodings', { skip: hasTshark() ? false : 't
       cs(q931(name, uuie(body), crv++));
       expected.push(`CS: ${body}`);
     }
-    // ── H.245: tunnelled in Facility, and on its own TPKT-framed connection
+    // ── H.245: fast start in a Setup, tunnelled in Facility, and on its own TPKT-framed connection
     const olc = buildAudioOlc(1, { ip: '127.0.0.1', port: 5001 });
+    const fsSetup = uuie('setup');
+    const body = fsSetup['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body.choice === 'setup');
+    body.value.fastStart = [
+      openLogicalChannelCodec.encode(olc),
+      openLogicalChannelCodec.encode(buildAudioOlc(3, { ip: '127.0.0.1', port: 5003 })),
+    ];
+    cs(q931('setup', fsSetup, crv++));
+    expected.push('CS: setup');
     const h245: Array<[string, MultimediaSystemControlMessage]> = [
       ['terminalCapabilitySet', buildTerminalCapabilitySet(1)],
       ['masterSlaveDetermination', buildMasterSlaveDetermination(50, 12345)],
