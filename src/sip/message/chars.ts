@@ -28,8 +28,8 @@ export const PASSWORD = table("-_.!~*'()&=+$,", ALNUM);
 export const PARAMCHAR = table("-_.!~*'()[]/:&+$", ALNUM);
 /** hname / hvalue = *( hnv-unreserved / unreserved / escaped ) */
 export const HNVCHAR = table("-_.!~*'()[]/?:+$", ALNUM);
-/** hostname characters (alphanum, "-", "."). */
-export const HOSTCHAR = table('-.', ALNUM);
+/** hostname characters (alphanum, "-", "."; also "_", which the grammar forbids but real hosts send). */
+export const HOSTCHAR = table('-._', ALNUM);
 /** Characters allowed in an unquoted generic-param value (token / host), a little wider for robustness. */
 export const GENVALUE = table("-.!%*_+`'~:[]/=@?&$#", ALNUM);
 /** Characters of a Call-ID word (RFC 3261 §25.1 word). */

@@ -33,7 +33,8 @@ export function scanNameAddr(s: string): Result<ScannedNameAddr, string> {
       const dn = trimLws(s.slice(i, lt));
       for (let k = 0; k < dn.length; k++) {
         const c = dn.charCodeAt(k);
-        if (!isWs(c) && (c >= 128 || TOKEN[c] !== 1)) return fail('invalid character in display name');
+        // Tokens and LWS; UTF-8 is tolerated (RFC 3261 allows it only quoted, but phones send it bare).
+        if (!isWs(c) && c < 128 && TOKEN[c] !== 1) return fail('invalid character in display name');
       }
       if (dn.length > 0) displayName = dn;
       i = lt;

@@ -89,6 +89,7 @@ test('name-addr: display names, addr-spec params vs URI params, formatting', () 
   ]);
   assert.equal(ok(parseNameAddr('Bob  Smith <sip:bob@example.com>')).displayName, 'Bob  Smith');
   assert.equal(ok(parseNameAddr('<tel:+15551234>')).uri.scheme, 'tel');
+  assert.equal(ok(parseNameAddr('J\u00fcrgen M\u00fcller <sip:j@example.com>')).displayName, 'J\u00fcrgen M\u00fcller');
   for (const bad of [
     '"unterminated <sip:a@b>',
     'Bell, Alexander <sip:a@b>',
