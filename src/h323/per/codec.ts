@@ -60,6 +60,8 @@ export const DEFAULT_LIMITS: Readonly<DecodeLimits> = Object.freeze({
 });
 
 const FRAG = 16384;
+/** The size of an open type, an OBJECT IDENTIFIER's contents, an unconstrained OCTET STRING. */
+const UNCONSTRAINED: SizeC = Object.freeze({ lb: 0, ub: undefined, ext: false });
 
 function err(detail: string): PerError {
   return new PerError('ERR_PER_DECODE', detail);
@@ -69,10 +71,8 @@ function encErr(detail: string): PerError {
 }
 
 function bitsFor(range: number): number {
-  // number of bits for a constrained whole number with `range` values (range ≥ 2)
-  let b = 0;
-  while (2 ** b < range) b++;
-  return b;
+  // number of bits for a constrained whole number with `range` values (2 ≤ range ≤ 2^32)
+  return range <= 1 ? 0 : 32 - Math.clz32(range - 1);
 }
 
 function octetsFor(n: number): number {
@@ -278,7 +278,7 @@ class Decoder {
     const r = this.r;
     if (d.b === 0) {
       // §32: not a known-multiplier type: octets with an unconstrained length
-      const bytes = this.octetString({ lb: 0, ub: undefined, ext: false });
+      const bytes = this.octetString(UNCONSTRAINED);
       return d.kind === 'UTF8String' ? new TextDecoder().decode(bytes) : latin1(bytes);
     }
     const b = d.b;
@@ -316,7 +316,7 @@ class Decoder {
   }
 
   oid(): string {
-    const bytes = this.octetString({ lb: 0, ub: undefined, ext: false });
+    const bytes = this.octetString(UNCONSTRAINED);
     return decodeOidContents(bytes);
   }
 
@@ -426,7 +426,7 @@ class Decoder {
 
   /** §11.2: an open type: a length-prefixed (fragmentable) octet string holding a complete encoding. */
   openBytes(): Uint8Array {
-    return this.octetString({ lb: 0, ub: undefined, ext: false });
+    return this.octetString(UNCONSTRAINED);
   }
 
   /** Decodes an open type's contents in place (a bounded view of the same data); copies only when fragmented. */
@@ -487,6 +487,19 @@ export function decodeOidContents(bytes: Uint8Array): string {
   const first = arcs[0]!;
   const head = first < 40 ? [0, first] : first < 80 ? [1, first - 40] : [2, first - 80];
   return [...head, ...arcs.slice(1)].join('.');
+}
+
+const OID_CACHE = new Map<string, Uint8Array>();
+
+/** Protocol identifiers and the like repeat: keep a bounded cache of their contents octets. */
+function oidContentsCached(oid: string): Uint8Array {
+  let c = OID_CACHE.get(oid);
+  if (!c) {
+    c = encodeOidContents(oid);
+    if (OID_CACHE.size >= 256) OID_CACHE.clear();
+    OID_CACHE.set(oid, c);
+  }
+  return c;
 }
 
 /** Dotted OBJECT IDENTIFIER to X.690 contents octets. */
@@ -657,7 +670,7 @@ class Encoder {
         return;
       case 'oid':
         if (typeof v !== 'string') throw encErr('expected a dotted OBJECT IDENTIFIER');
-        this.octetString({ lb: 0, ub: undefined, ext: false }, encodeOidContents(v));
+        this.octetString(UNCONSTRAINED, oidContentsCached(v));
         return;
       case 'seq':
         this.sequence(d, v);
@@ -754,7 +767,7 @@ class Encoder {
     if (d.b === 0) {
       const bytes =
         d.kind === 'UTF8String' ? new TextEncoder().encode(v) : Uint8Array.from(v, (c) => c.charCodeAt(0) & 0xff);
-      this.octetString({ lb: 0, ub: undefined, ext: false }, bytes);
+      this.octetString(UNCONSTRAINED, bytes);
       return;
     }
     const codes: number[] = [];
@@ -828,15 +841,15 @@ class Encoder {
     if (unknown) for (const u of unknown) n = Math.max(n, u.index + 1);
     if (extBits !== undefined) n = extBits;
     const present: boolean[] = new Array(n).fill(false);
-    for (let i = 0; i < n; i++) {
-      const a = d.additions[i];
-      if (a) present[i] = a.fields.some((f) => o[f.name] !== undefined);
+    const adds = d.additions;
+    for (let i = 0; i < adds.length; i++) {
+      const fields = adds[i]!.fields;
+      let p = false;
+      for (let j = 0; j < fields.length; j++) if (o[fields[j]!.name] !== undefined) p = true;
+      if (i < n) present[i] = p;
+      else if (p) throw encErr(`$extBits ${n} hides a present addition`);
     }
     if (unknown) for (const u of unknown) if (u.index < n) present[u.index] = true;
-    for (let i = n; i < d.additions.length; i++) {
-      if (d.additions[i]!.fields.some((f) => o[f.name] !== undefined))
-        throw encErr(`$extBits ${n} hides a present addition`);
-    }
     this.normallySmall(n - 1);
     for (let i = 0; i < n; i++) w.bit(present[i]!);
     for (let i = 0; i < n; i++) {
@@ -890,7 +903,7 @@ class Encoder {
 
   /** §11.2: open type: the complete encoding as a length-prefixed octet string. */
   open(bytes: Uint8Array): void {
-    this.octetString({ lb: 0, ub: undefined, ext: false }, bytes);
+    this.octetString(UNCONSTRAINED, bytes);
   }
 
   /** Encodes `v` as an open type through a pooled scratch writer (§11.1: an empty encoding becomes one zero octet). */
