@@ -13,6 +13,7 @@ import {
   type TransportTlsOptions,
 } from '../sip/transport/index.ts';
 import { BasicUas } from '../sip/tu/basic-uas.ts';
+import type { NodeStore } from '../store/database.ts';
 import { TraversalClientZone, type ZoneStatus } from '../traversal/client-zone.ts';
 
 const formatHost = (h: string) => (h.includes(':') ? `[${h}]` : h);
@@ -32,6 +33,8 @@ export interface SipServiceOptions {
   /** Where a core's traversal zones connect when `peerAddress` is not set (the lab's own edge). */
   defaultEdgeAddress?: string;
   addresses: NodeAddresses;
+  /** The node's embedded store (registrations, credentials, records). */
+  store: NodeStore;
   tls: TransportTlsOptions | undefined;
   clock: Clock;
   log: Logger;

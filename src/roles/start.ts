@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { createLogger } from '../common/log.ts';
@@ -13,6 +14,7 @@ import {
   type PrivilegeInfo,
 } from '../ports/index.ts';
 import type { TransportTlsOptions } from '../sip/transport/index.ts';
+import { NodeStore } from '../store/database.ts';
 import { ensureSelfSignedCertificate } from './certificates.ts';
 import { type BoundSocket, type NodeAddresses, SipService } from './sip-service.ts';
 
@@ -31,6 +33,8 @@ export interface RunningNode {
   readonly sip: ReadonlyMap<NodeKind, SipService>;
   /** Where each node kind listens. */
   readonly addresses: ReadonlyMap<NodeKind, NodeAddresses>;
+  /** The embedded store of each node kind (in `lab`, `DATADIR/edge` and `DATADIR/core`). */
+  readonly stores: ReadonlyMap<NodeKind, NodeStore>;
   /** Every socket the process bound, for the port-plan check and status. */
   sockets(): BoundSocket[];
   close(): Promise<void>;
@@ -111,17 +115,21 @@ export async function startNode(config: Readonly<CrosswayConfig>, options: Start
   const tls = await tlsFor(config);
   const sip = new Map<NodeKind, SipService>();
   const addresses = new Map<NodeKind, NodeAddresses>();
+  const stores = new Map<NodeKind, NodeStore>();
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
     await Promise.allSettled([...sip.values()].map((s) => s.close()));
+    for (const s of stores.values()) s.close();
     log.info('stopped');
   };
   try {
     for (const kind of kindsOf(config)) {
       const addr = addressesFor(config, kind);
       addresses.set(kind, addr);
+      const store = NodeStore.open(config.role === 'lab' ? join(config.dataDir, kind) : config.dataDir);
+      stores.set(kind, store);
       const svc = await SipService.start({
         kind,
         config,
@@ -129,6 +137,7 @@ export async function startNode(config: Readonly<CrosswayConfig>, options: Start
         flows: plan.flows,
         ...(config.role === 'lab' ? { defaultEdgeAddress: LAB_ADDRESSES.edge.private } : {}),
         addresses: addr,
+        store,
         tls,
         clock: systemClock,
         log,
@@ -145,6 +154,7 @@ export async function startNode(config: Readonly<CrosswayConfig>, options: Start
     plan,
     sip,
     addresses,
+    stores,
     sockets: () => [...sip.values()].flatMap((s) => s.sockets()),
     close,
     get closed() {

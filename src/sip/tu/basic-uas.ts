@@ -27,21 +27,44 @@ export const KNOWN_METHODS: ReadonlySet<string> = new Set([
   'UPDATE',
 ]);
 
-/** What the node answers to out of dialog today (grows with the registrar, proxy and traversal issues). */
+/** What the node itself answers out of dialog; request handlers (registrar, proxy) add their methods. */
 export const ALLOWED_METHODS: readonly string[] = ['OPTIONS', 'ACK', 'CANCEL'];
 
-/** SIP extensions (option tags) this node supports; advertised in `Supported`, checked against `Require`. */
+/** SIP extensions (option tags) the node itself supports; handlers add theirs. */
 export const SUPPORTED_OPTION_TAGS: readonly string[] = [];
+
+/** What the node advertises and accepts: the union of its own capabilities and its handlers'. */
+export interface Capabilities {
+  allow: readonly string[];
+  supported: readonly string[];
+}
+
+const BASE_CAPABILITIES: Capabilities = { allow: ALLOWED_METHODS, supported: SUPPORTED_OPTION_TAGS };
+
+/**
+ * A transaction user in front of the basic UAS (registrar, proxy core…). The node offers each new request to its
+ * handlers in order; the first that takes it answers it through the server transaction.
+ */
+export interface RequestHandler {
+  readonly name: string;
+  /** Methods this handler serves; listed in Allow. */
+  readonly methods: readonly string[];
+  /** Option tags this handler supports; listed in Supported and accepted in Require. */
+  readonly optionTags?: readonly string[];
+  /** Returns true when it takes the request (it then responds through `transaction`, now or later). */
+  handle(request: SipRequest, transaction: ServerTransactionHandle, info: TransportInfo): boolean;
+  /** An ACK no server transaction absorbed (for a 2xx); return true when it was the handler's. */
+  handleAck?(ack: SipRequest, info: TransportInfo): boolean;
+}
 
 /** Content types the node accepts in bodies it processes. */
 export const ACCEPTED_CONTENT_TYPES: readonly string[] = ['application/sdp'];
 
-function withCapabilities(headers: [string, string][] = []): [string, string][] {
+function withCapabilities(caps: Capabilities): [string, string][] {
   return [
-    ...headers,
-    ['Allow', ALLOWED_METHODS.join(', ')],
+    ['Allow', caps.allow.join(', ')],
     ['Accept', ACCEPTED_CONTENT_TYPES.join(', ')],
-    ['Supported', SUPPORTED_OPTION_TAGS.join(', ')],
+    ['Supported', caps.supported.join(', ')],
   ];
 }
 
@@ -49,7 +72,11 @@ function withCapabilities(headers: [string, string][] = []): [string, string][] 
  * The node's own answer to a request no other transaction user has claimed (RFC 3261 §8.2), or `undefined` for an
  * ACK (never answered). Pure: the caller sends the response through the server transaction.
  */
-export function basicAnswer(req: SipRequest, isCancelMatched = false): SipResponse | undefined {
+export function basicAnswer(
+  req: SipRequest,
+  isCancelMatched = false,
+  caps: Capabilities = BASE_CAPABILITIES,
+): SipResponse | undefined {
   const method = req.method;
   if (method === 'ACK') return undefined;
   const toTag = newTag();
@@ -66,7 +93,7 @@ export function basicAnswer(req: SipRequest, isCancelMatched = false): SipRespon
   if (method !== 'CANCEL') {
     const unsupported = getHeaders(req, 'require')
       .map((t) => t.trim())
-      .filter((t) => t !== '' && !SUPPORTED_OPTION_TAGS.includes(t.toLowerCase()));
+      .filter((t) => t !== '' && !caps.supported.includes(t.toLowerCase()));
     if (unsupported.length > 0) {
       return createResponse(req, 420, 'Bad Extension', { toTag, headers: [['Unsupported', unsupported.join(', ')]] });
     }
@@ -84,9 +111,9 @@ export function basicAnswer(req: SipRequest, isCancelMatched = false): SipRespon
 
   if (method === 'OPTIONS') {
     // RFC 3261 §11.2: 200 with Allow, Accept and Supported.
-    return createResponse(req, 200, 'OK', { toTag, headers: withCapabilities() });
+    return createResponse(req, 200, 'OK', { toTag, headers: withCapabilities(caps) });
   }
-  return createResponse(req, 405, 'Method Not Allowed', { toTag, headers: [['Allow', ALLOWED_METHODS.join(', ')]] });
+  return createResponse(req, 405, 'Method Not Allowed', { toTag, headers: [['Allow', caps.allow.join(', ')]] });
 }
 
 /** Counters of the basic UAS, for status and tests. */
@@ -106,10 +133,31 @@ export class BasicUas implements TransactionUser {
   readonly counters: BasicUasCounters = { requests: {}, responses: {}, acks: 0 };
   /** Requests the node originates; their client-transaction callbacks are routed there. */
   readonly client = new ClientRequests();
+  readonly #handlers: RequestHandler[] = [];
+  #caps: Capabilities = BASE_CAPABILITIES;
 
-  onRequest(request: SipRequest, transaction: ServerTransactionHandle, _info: TransportInfo): void {
+  /** Puts a handler in front of the basic answers (in the order added). */
+  use(handler: RequestHandler): void {
+    this.#handlers.push(handler);
+    const allow = new Set(ALLOWED_METHODS);
+    const supported = new Set(SUPPORTED_OPTION_TAGS);
+    for (const h of this.#handlers) {
+      for (const m of h.methods) allow.add(m);
+      for (const t of h.optionTags ?? []) supported.add(t);
+    }
+    this.#caps = { allow: [...allow], supported: [...supported] };
+  }
+
+  get capabilities(): Capabilities {
+    return this.#caps;
+  }
+
+  onRequest(request: SipRequest, transaction: ServerTransactionHandle, info: TransportInfo): void {
     this.counters.requests[request.method] = (this.counters.requests[request.method] ?? 0) + 1;
-    const response = basicAnswer(request, request.method === 'CANCEL' && transaction.cancels !== undefined);
+    for (const h of this.#handlers) {
+      if (h.methods.includes(request.method) && h.handle(request, transaction, info)) return;
+    }
+    const response = basicAnswer(request, request.method === 'CANCEL' && transaction.cancels !== undefined, this.#caps);
     if (!response) return;
     if (transaction.respond(response)) {
       this.counters.responses[response.status] = (this.counters.responses[response.status] ?? 0) + 1;
@@ -122,8 +170,9 @@ export class BasicUas implements TransactionUser {
     }
   }
 
-  onAck(_ack: SipRequest, _info: TransportInfo): void {
+  onAck(ack: SipRequest, info: TransportInfo): void {
     this.counters.acks++;
+    for (const h of this.#handlers) if (h.handleAck?.(ack, info)) return;
   }
 
   onResponse(response: SipResponse, transaction: ClientTransactionHandle, _info: TransportInfo): void {

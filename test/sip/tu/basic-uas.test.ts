@@ -65,3 +65,47 @@ test('RFC 3261 §9.2: a CANCEL matching no transaction gets 481, a matching one 
 test('an ACK is never answered', () => {
   assert.equal(basicAnswer(request('ACK')), undefined);
 });
+
+test('request handlers take their methods first and extend Allow and Supported', async () => {
+  const { BasicUas } = await import('../../../src/sip/tu/basic-uas.ts');
+  const uas = new BasicUas();
+  const sent: number[] = [];
+  const taken: string[] = [];
+  const tx = (req: SipRequest) =>
+    ({
+      key: 'k',
+      kind: 'nist',
+      state: 'Trying',
+      request: req,
+      transportInfo: {
+        transport: 'UDP',
+        reliable: false,
+        source: { address: '192.0.2.1', port: 5060 },
+        local: { address: '192.0.2.2', port: 5060 },
+      },
+      respond: (r: { status: number }) => {
+        sent.push(r.status);
+        return true;
+      },
+    }) as unknown as Parameters<typeof uas.onRequest>[1];
+  const info = tx(request('OPTIONS')).transportInfo;
+  uas.use({
+    name: 'registrar',
+    methods: ['REGISTER'],
+    optionTags: ['path'],
+    handle: (req) => {
+      taken.push(req.method);
+      return true;
+    },
+  });
+  uas.onRequest(request('REGISTER'), tx(request('REGISTER')), info);
+  assert.deepEqual(taken, ['REGISTER']);
+  assert.deepEqual(sent, [], 'the handler answers, not the basic UAS');
+  uas.onRequest(request('OPTIONS'), tx(request('OPTIONS')), info);
+  assert.deepEqual(sent, [200]);
+  assert.match(uas.capabilities.allow.join(','), /REGISTER/);
+  assert.deepEqual(uas.capabilities.supported, ['path']);
+  // Require: path is now accepted.
+  uas.onRequest(request('OPTIONS', 'Require: path\r\n'), tx(request('OPTIONS', 'Require: path\r\n')), info);
+  assert.deepEqual(sent, [200, 200]);
+});
