@@ -48,6 +48,9 @@ describe('PER known answers', () => {
     Oid ::= OBJECT IDENTIFIER
     Fixed ::= OCTET STRING (SIZE (4))
     AnyBits ::= BIT STRING
+    ExtOct ::= OCTET STRING (SIZE (2, ...))
+    ExtStr ::= IA5String (SIZE (1..4, ...))
+    ExtList ::= SEQUENCE (SIZE (1..2, ...)) OF BOOLEAN
     C ::= CHOICE { a BOOLEAN, ..., b INTEGER (0..255) }
     C0 ::= CHOICE { a BOOLEAN, ... }
     Wide ::= SEQUENCE { o1 BOOLEAN OPTIONAL, o2 BOOLEAN OPTIONAL, o3 BOOLEAN OPTIONAL, o4 BOOLEAN OPTIONAL,
@@ -90,6 +93,15 @@ describe('PER known answers', () => {
   it('a SEQUENCE with 33 OPTIONAL components: a 33-bit presence bit-map', () => {
     // bit-map 1 0…0 1 (o1, o33 present; 33 bits), then o1 = 1, o33 = 1, last = 0
     roundTrip(T.Wide!, { o1: true, o33: true, last: false }, '80000000e0');
+  });
+
+  it('extensible sizes (§16.6, §17.3, §30.4): one bit, then the root encoding or an unconstrained length', () => {
+    roundTrip(T.ExtOct!, Uint8Array.of(0xab, 0xcd), '55e680'); // 0, then two octets not aligned
+    roundTrip(T.ExtOct!, Uint8Array.of(1, 2, 3), '8003010203'); // 1, pad, length 3, octets
+    roundTrip(T.ExtStr!, 'ab', '206162'); // 0, length-1 = 01 in 2 bits, pad, 'a' 'b'
+    roundTrip(T.ExtStr!, 'abcde', '80056162636465');
+    roundTrip(T.ExtList!, [true, false], '60'); // 0, length-1 = 1 (1 bit), then 1, 0
+    roundTrip(T.ExtList!, [true, true, true], '8003e0'); // 1, pad, length 3, then 111
   });
 
   it('an extension alternative of a CHOICE, and an older peer keeping it opaque', () => {

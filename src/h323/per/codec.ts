@@ -230,9 +230,12 @@ class Decoder {
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   }
 
-  bitString(d: SizeC): BitString {
+  bitString(size: SizeC): BitString {
     const r = this.r;
-    if (!d.ext && d.ub !== undefined && d.lb === d.ub) {
+    // §16.6: an extensible size sends one bit; inside the root the encoding is as without the extension marker
+    const extended = size.ext ? r.bit() : false;
+    const d = extended ? UNCONSTRAINED : size.ext ? { lb: size.lb, ub: size.ub, ext: false } : size;
+    if (d.ub !== undefined && d.lb === d.ub) {
       // §16.9–16.10: fixed size: no length; octet-aligned when longer than 16 bits
       if (d.ub === 0) return { length: 0, data: new Uint8Array(0) };
       if (d.ub > 16) r.align();
@@ -259,9 +262,12 @@ class Decoder {
     return { length: total, data: single ?? new Uint8Array(0) };
   }
 
-  octetString(d: SizeC): Uint8Array {
+  octetString(size: SizeC): Uint8Array {
     const r = this.r;
-    if (!d.ext && d.ub !== undefined && d.lb === d.ub) {
+    // §17.3: an extensible size sends one bit; inside the root the encoding is as without the extension marker
+    const extended = size.ext ? r.bit() : false;
+    const d = extended ? UNCONSTRAINED : size.ext ? { lb: size.lb, ub: size.ub, ext: false } : size;
+    if (d.ub !== undefined && d.lb === d.ub) {
       // §17.6–17.7: fixed size: ≤ 2 octets not aligned
       if (d.ub === 0) return new Uint8Array(0);
       if (d.ub > 2) r.align();
@@ -732,11 +738,26 @@ class Encoder {
     this.w.bytes(Uint8Array.from(bytes));
   }
 
-  bitString(d: SizeC, v: BitString): void {
+  /**
+   * §16.6, §17.3, §30.4: writes the extension bit of an extensible size; returns the size to encode with (the root
+   * size without its marker, or none when the value is outside the root).
+   */
+  sizeBit(size: SizeC, n: number): SizeC {
+    const inRoot = n >= size.lb && (size.ub === undefined || n <= size.ub);
+    if (!size.ext) {
+      if (!inRoot) throw encErr(`size ${n} outside ${size.lb}..${size.ub ?? 'MAX'}`);
+      return size;
+    }
+    this.w.bit(!inRoot);
+    return inRoot ? { lb: size.lb, ub: size.ub, ext: false } : UNCONSTRAINED;
+  }
+
+  bitString(size: SizeC, v: BitString): void {
     if (!v || typeof v.length !== 'number' || !(v.data instanceof Uint8Array)) throw encErr('expected a BIT STRING');
     if (v.data.length * 8 < v.length) throw encErr('BIT STRING data shorter than its length');
     const w = this.w;
-    if (!d.ext && d.ub !== undefined && d.lb === d.ub) {
+    const d = this.sizeBit(size, v.length);
+    if (d.ub !== undefined && d.lb === d.ub) {
       if (v.length !== d.ub) throw encErr(`BIT STRING of ${v.length} bits, expected ${d.ub}`);
       if (d.ub === 0) return;
       if (d.ub > 16) w.align();
@@ -749,10 +770,11 @@ class Encoder {
     });
   }
 
-  octetString(d: SizeC, v: Uint8Array): void {
+  octetString(size: SizeC, v: Uint8Array): void {
     if (!(v instanceof Uint8Array)) throw encErr('expected octets');
     const w = this.w;
-    if (!d.ext && d.ub !== undefined && d.lb === d.ub) {
+    const d = size.ext ? this.sizeBit(size, v.length) : size;
+    if (d.ub !== undefined && d.lb === d.ub) {
       if (v.length !== d.ub) throw encErr(`${v.length} octets, expected ${d.ub}`);
       if (d.ub === 0) return;
       if (d.ub > 2) w.align();
@@ -789,18 +811,15 @@ class Encoder {
     const writeChars = (from: number, count: number) => {
       for (let i = from; i < from + count; i++) w.bits(codes[i]!, b);
     };
-    if (!d.ext && d.ub !== undefined && d.lb === d.ub) {
-      if (n !== d.ub) throw encErr(`string of ${n} characters, expected ${d.ub}`);
+    const size = this.sizeBit(d, n);
+    if (size.ub !== undefined && size.lb === size.ub) {
+      // §30.5.6–30.5.7: fixed length: no length determinant; aligned when longer than 16 bits
       if (n === 0) return;
-      if (d.ub * b > 16) w.align();
+      if (size.ub * b > 16) w.align();
       writeChars(0, n);
       return;
     }
-    const inRoot = n >= d.lb && (d.ub === undefined || n <= d.ub);
-    const alignChars = true;
-    if (d.ext) w.bit(!inRoot);
-    else if (!inRoot) throw encErr(`string of ${n} characters outside ${d.lb}..${d.ub ?? 'MAX'}`);
-    this.counted({ lb: d.lb, ub: inRoot ? d.ub : undefined, ext: false }, n, alignChars, writeChars);
+    this.counted(size, n, true, writeChars);
   }
 
   sequence(d: Extract<Desc, { k: 'seq' }>, v: unknown): void {
