@@ -176,25 +176,31 @@ export function parseMessage(
     if (c0 === 0x20 || c0 === 0x09) {
       // RFC 3261 §7.3.1: a line starting with LWS continues the previous header value.
       const cur = headers[headers.length - 1];
-      if (cur === undefined) return failure('bad-header', 'Bad Request - Continuation Line Without Header');
+      if (cur === undefined)
+        return failure('bad-header', 'Bad Request - Continuation Line Without Header', 400, answerable(msg, canon));
       if (folded === undefined) folded = [cur.value];
       folded.push(trimLws(text.slice(pos, e)));
-      if (e - pos > lim.maxHeaderBytes) return failure('header-too-long', 'Bad Request - Header Too Long');
+      if (e - pos > lim.maxHeaderBytes)
+        return failure('header-too-long', 'Bad Request - Header Too Long', 400, answerable(msg, canon));
     } else {
       if (folded !== undefined) {
         if (!unfold(headers[headers.length - 1]!, folded, lim.maxHeaderBytes)) {
-          return failure('header-too-long', 'Bad Request - Header Too Long');
+          return failure('header-too-long', 'Bad Request - Header Too Long', 400, answerable(msg, canon));
         }
         folded = undefined;
       }
       const colon = text.indexOf(':', pos);
-      if (colon < 0 || colon >= e) return failure('bad-header', 'Bad Request - Malformed Header Line');
+      if (colon < 0 || colon >= e)
+        return failure('bad-header', 'Bad Request - Malformed Header Line', 400, answerable(msg, canon));
       let ne = colon;
       while (ne > pos && (text.charCodeAt(ne - 1) === 0x20 || text.charCodeAt(ne - 1) === 0x09)) ne--;
       const name = text.slice(pos, ne);
-      if (!allIn(TOKEN, name)) return failure('bad-header', 'Bad Request - Malformed Header Name');
-      if (headers.length >= lim.maxHeaders) return failure('too-many-headers', 'Bad Request - Too Many Headers');
-      if (e - pos > lim.maxHeaderBytes) return failure('header-too-long', 'Bad Request - Header Too Long');
+      if (!allIn(TOKEN, name))
+        return failure('bad-header', 'Bad Request - Malformed Header Name', 400, answerable(msg, canon));
+      if (headers.length >= lim.maxHeaders)
+        return failure('too-many-headers', 'Bad Request - Too Many Headers', 400, answerable(msg, canon));
+      if (e - pos > lim.maxHeaderBytes)
+        return failure('header-too-long', 'Bad Request - Header Too Long', 400, answerable(msg, canon));
       headers.push({ name, value: trimLws(text.slice(colon + 1, e)) });
       // Only names whose length can be one the validation looks at are canonicalized.
       canon.push(RELEVANT_LENGTH[name.length] === 1 ? canonicalName(name) : '');
@@ -202,11 +208,12 @@ export function parseMessage(
     pos = next;
   }
   if (folded !== undefined && !unfold(headers[headers.length - 1]!, folded, lim.maxHeaderBytes)) {
-    return failure('header-too-long', 'Bad Request - Header Too Long');
+    return failure('header-too-long', 'Bad Request - Header Too Long', 400, answerable(msg, canon));
   }
   // A CR not followed by LF inside the header block would let a value smuggle a line break.
   for (let k = text.indexOf('\r'); k >= 0; k = text.indexOf('\r', k + 1)) {
-    if (text.charCodeAt(k + 1) !== 0x0a) return failure('bad-header', 'Bad Request - Bare CR in Header');
+    if (text.charCodeAt(k + 1) !== 0x0a)
+      return failure('bad-header', 'Bad Request - Bare CR in Header', 400, answerable(msg, canon));
   }
 
   const cache = cacheOf(msg);
@@ -261,8 +268,8 @@ function unfold(h: Header, parts: string[], max: number): boolean {
 }
 
 /**
- * The message, when it can be answered statelessly: a request with Via, From, To, Call-ID and CSeq. (A transport
- * sends the response to the source address when the top Via is unusable.)
+ * The message, when it can be answered statelessly: a request with Via, From, To, Call-ID and CSeq among the header
+ * lines read so far. (A transport sends the response to the source address when the top Via is unusable.)
  */
 function answerable(msg: SipMessage, canon: string[]): SipMessage | undefined {
   if (msg.kind !== 'request') return undefined;

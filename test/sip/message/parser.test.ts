@@ -249,3 +249,12 @@ test('reason phrases are printable ASCII without CR/LF', () => {
   ];
   for (const b of bads) assert.match(bad(b).reason, /^[\x20-\x7e]+$/);
 });
+
+test('a malformed header line after the headers needed to answer still leaves a partial message', () => {
+  const f = bad(msg(['Bad Line Without Colon']));
+  assert.equal(f.code, 'bad-header');
+  assert.ok(f.partial, 'Via/From/To/Call-ID/CSeq were read before the fault');
+  assert.equal(getCallId(f.partial), 'a84b4c76e66710@pc33.atlanta.com');
+  const early = bad(Buffer.from('INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nno colon\r\n\r\n'));
+  assert.equal(early.partial, undefined, 'From/To/Call-ID/CSeq not read yet');
+});
