@@ -201,7 +201,11 @@ export function parseMessage(
         return failure('too-many-headers', 'Bad Request - Too Many Headers', 400, answerable(msg, canon));
       if (e - pos > lim.maxHeaderBytes)
         return failure('header-too-long', 'Bad Request - Header Too Long', 400, answerable(msg, canon));
-      headers.push({ name, value: trimLws(text.slice(colon + 1, e)) });
+      let vs = colon + 1;
+      while (vs < e && (text.charCodeAt(vs) === 0x20 || text.charCodeAt(vs) === 0x09)) vs++;
+      let ve = e;
+      while (ve > vs && (text.charCodeAt(ve - 1) === 0x20 || text.charCodeAt(ve - 1) === 0x09)) ve--;
+      headers.push({ name, value: text.slice(vs, ve) });
       // Only names whose length can be one the validation looks at are canonicalized.
       canon.push(RELEVANT_LENGTH[name.length] === 1 ? canonicalName(name) : '');
     }
