@@ -41,6 +41,7 @@ describe('PER known answers', () => {
     Any ::= INTEGER
     S ::= SEQUENCE { a BOOLEAN, ..., b INTEGER (0..255) OPTIONAL }
     S0 ::= SEQUENCE { a BOOLEAN, ... }
+    S2 ::= SEQUENCE { a BOOLEAN, ..., b INTEGER (0..255) OPTIONAL, c BOOLEAN OPTIONAL }
     Octets ::= OCTET STRING
     Digits ::= IA5String (SIZE (1..128)) (FROM ("0123456789#*,"))
     Numeric ::= NumericString (SIZE (0..7))
@@ -88,6 +89,12 @@ describe('PER known answers', () => {
     assert.ok(old.ok);
     assert.deepStrictEqual(old.value, { a: true, $extBits: 1, $unknown: [{ index: 0, bytes: Uint8Array.of(5) }] });
     assert.equal(hex(encodePer(T.S0!, old.value)), 'c0400105');
+    // a received value grows its bit-map when an addition beyond it is set: { $extBits: 1, c } sends 2 bits
+    const fromOld = decodePer(T.S!, Buffer.from('40', 'hex'));
+    assert.ok(fromOld.ok);
+    assert.equal(hex(encodePer(T.S!, { ...(fromOld.value as object), b: 7 })), 'c0400107');
+    // ext 1, a 1, bit-map length-1 = 1 (0 000001), bits 0 1, pad; open type: length 1, 80 (TRUE)
+    assert.equal(hex(encodePer(T.S2!, { a: true, $extBits: 1, c: true })), 'c0a00180');
   });
 
   it('a SEQUENCE with 33 OPTIONAL components: a 33-bit presence bit-map', () => {

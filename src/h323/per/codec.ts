@@ -856,19 +856,22 @@ class Encoder {
       }
     }
     if (!extPresent) return;
-    let n = d.additions.length;
-    if (unknown) for (const u of unknown) n = Math.max(n, u.index + 1);
-    if (extBits !== undefined) n = extBits;
-    const present: boolean[] = new Array(n).fill(false);
+    // The bit-map has one bit per addition we know, or as many as the peer sent ($extBits) when re-encoding a
+    // received value; it grows to cover any addition present beyond that.
     const adds = d.additions;
+    let n = extBits ?? adds.length;
+    const present: boolean[] = [];
     for (let i = 0; i < adds.length; i++) {
       const fields = adds[i]!.fields;
       let p = false;
       for (let j = 0; j < fields.length; j++) if (o[fields[j]!.name] !== undefined) p = true;
-      if (i < n) present[i] = p;
-      else if (p) throw encErr(`$extBits ${n} hides a present addition`);
+      present[i] = p;
+      if (p && i >= n) n = i + 1;
     }
-    if (unknown) for (const u of unknown) if (u.index < n) present[u.index] = true;
+    if (unknown) for (const u of unknown) if (u.index >= n) n = u.index + 1;
+    for (let i = adds.length; i < n; i++) present[i] = false;
+    present.length = n;
+    if (unknown) for (const u of unknown) present[u.index] = true;
     this.normallySmall(n - 1);
     for (let i = 0; i < n; i++) w.bit(present[i]!);
     for (let i = 0; i < n; i++) {
