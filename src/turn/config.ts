@@ -139,6 +139,10 @@ export const turnConfigSchema = z
      * RFC 8656 §7.2 requires; `ignore` relays anyway without DF.
      */
     dontFragment: z.enum(['reject', 'ignore']).default('reject'),
+    /** RFC 6062 TCP relaying (REQUESTED-TRANSPORT TCP, Connect, ConnectionBind) for clients on TCP. */
+    tcpRelay: z.boolean().default(true),
+    /** RFC 6062: how long a peer connection waits for the client's ConnectionBind (s). */
+    connectionBindSeconds: z.number().int().min(1).max(600).default(30),
     /** ALTERNATE-SERVER load spreading: Allocate requests are sent on, round robin, to these servers. */
     alternateServers: z
       .array(

@@ -29,6 +29,7 @@ import {
   type AllocationInfo,
   type ClientTransport,
   newCounters,
+  type PeerConnection,
   type RelayHandle,
   type TurnCounters,
   type TurnIo,
@@ -36,6 +37,8 @@ import {
 
 /** RFC 8656 §18.3: REQUESTED-TRANSPORT value for UDP (the IPv4 protocol number). */
 const PROTO_UDP = 17;
+/** RFC 6062 §6.1: REQUESTED-TRANSPORT value for TCP. */
+const PROTO_TCP = 6;
 const FAMILY_IPV4 = 0x01;
 const FAMILY_IPV6 = 0x02;
 /** RFC 5766 §11 allowed channel numbers 0x4000–0x7FFE; RFC 8656 §12 narrowed them to 0x4000–0x4FFF. */
@@ -72,6 +75,17 @@ interface Channel extends Expiring {
   peerKey: string;
 }
 
+/** RFC 6062 §5: a peer connection; `pending` until the client binds a data connection to it. */
+type TcpLinkState = 'connecting' | 'pending' | 'bound' | 'closed';
+
+interface TcpPeerLink {
+  id: number;
+  state: TcpLinkState;
+  peerKey: string;
+  peer: PeerConnection | undefined;
+  timer: TimerHandle | undefined;
+}
+
 interface Reservation {
   port: number;
   family: 4 | 6;
@@ -89,6 +103,10 @@ class Allocation implements Expiring {
   readonly permissions = new Map<string, Permission>();
   readonly channels = new Map<number, Channel>();
   readonly channelsByPeer = new Map<string, Channel>();
+  /** RFC 6062: a TCP allocation relays TCP connections, not datagrams. */
+  tcp = false;
+  /** RFC 6062 peer connections of a TCP allocation, by CONNECTION-ID. */
+  readonly connections = new Map<number, TcpPeerLink>();
   /** Token bucket for the bandwidth quota. */
   tokens = 0;
   tokensAt = 0;
@@ -142,6 +160,8 @@ export class TurnEngine {
   readonly #portsInUse: Record<4 | 6, Set<number>> = { 4: new Set(), 6: new Set() };
   readonly #reservations = new Map<string, Reservation>();
   #alternateIndex = 0;
+  readonly #links = new Map<number, { alloc: Allocation; link: TcpPeerLink }>();
+  #linkSeq = Math.floor(Math.random() * 0x7fffffff);
   #indicationSeq = 0;
   readonly #indicationBase = randomBytes(12);
   #closed = false;
@@ -242,7 +262,9 @@ export class TurnEngine {
       m === Method.allocate ||
       m === Method.refresh ||
       m === Method.createPermission ||
-      m === Method.channelBind;
+      m === Method.channelBind ||
+      m === Method.connect ||
+      m === Method.connectionBind;
     if (!known) return this.#reply(client, msg, undefined, { code: ErrorCode.badRequest, reason: 'Unknown method' });
     let auth: Auth | undefined;
     if (!(m === Method.binding && this.#cfg.allowUnauthenticatedBinding)) {
@@ -267,6 +289,10 @@ export class TurnEngine {
         return this.#refresh(client, msg, auth!);
       case Method.createPermission:
         return this.#createPermission(client, msg, auth!);
+      case Method.connect:
+        return this.#connect(client, msg, auth!);
+      case Method.connectionBind:
+        return this.#connectionBind(client, msg, auth!);
       default:
         return this.#channelBind(client, msg, auth!);
     }
@@ -379,8 +405,15 @@ export class TurnEngine {
     if (!transportRef) return err(ErrorCode.badRequest, 'Missing REQUESTED-TRANSPORT');
     const transport = readFirstByteOf4(msg, transportRef);
     if (!transport.ok) return err(ErrorCode.badRequest, 'Bad REQUESTED-TRANSPORT');
-    // RFC 8656 §7.2 step 3: only UDP relaying (RFC 6062 TCP relaying is not offered).
-    if (transport.value !== PROTO_UDP) return err(ErrorCode.unsupportedTransportProtocol);
+    const tcpRelay = transport.value === PROTO_TCP && this.#cfg.tcpRelay && this.#io.openTcpRelay !== undefined;
+    // RFC 8656 §7.2 step 3: UDP relaying, and TCP relaying when RFC 6062 is on.
+    if (transport.value !== PROTO_UDP && !tcpRelay) return err(ErrorCode.unsupportedTransportProtocol);
+    if (tcpRelay) {
+      // RFC 6062 §5.1: TCP relaying needs a TCP control connection; no DONT-FRAGMENT, EVEN-PORT or token.
+      if (client.protocol !== 'tcp') return err(ErrorCode.badRequest, 'TCP relay needs a TCP connection');
+      const bad = [Attr.DONT_FRAGMENT, Attr.EVEN_PORT, Attr.RESERVATION_TOKEN, Attr.ADDITIONAL_ADDRESS_FAMILY];
+      if (bad.some((t) => findAttribute(msg, t))) return err(ErrorCode.badRequest, 'Attribute not allowed with TCP');
+    }
     // RFC 8656 §7.2 step 4: DONT-FRAGMENT we cannot honour → 420 listing it.
     if (findAttribute(msg, Attr.DONT_FRAGMENT) && this.#cfg.dontFragment === 'reject') {
       return err(ErrorCode.unknownAttribute, undefined, [
@@ -461,12 +494,15 @@ export class TurnEngine {
           if (alloc) this.#handleRelayPacket(alloc, ip, port, data);
         };
         let handle: RelayHandle | undefined;
+        const open = tcpRelay
+          ? (f: 4 | 6, p: number) => this.#io.openTcpRelay!(f, p, (conn) => alloc && this.#peerConnected(alloc, conn))
+          : (f: 4 | 6, p: number) => this.#io.openRelay(f, p, sink);
         if (reservation) {
-          handle = await this.#io.openRelay(family, reservation.port, sink);
+          handle = await open(family, reservation.port);
           if (!handle) this.#portsInUse[family].delete(reservation.port);
         } else {
           const wantEven = even !== undefined && relays.length === 0;
-          const got = await this.#bindRelay(family, wantEven, wantEven && even!.reserve, sink);
+          const got = await this.#bindRelay(family, wantEven, wantEven && even!.reserve, open);
           if (got) {
             handle = got.handle;
             if (got.reservedPort !== undefined) reservedToken = this.#reserve(family, got.reservedPort);
@@ -490,6 +526,7 @@ export class TurnEngine {
       return;
     }
     alloc = new Allocation(client, auth.username, this.#cfg.realm, relays, tid, undefined);
+    alloc.tcp = tcpRelay;
     alloc.expiresAt = this.#clock.now() + lifetime * 1000;
     alloc.tokens = quota.bandwidthBytesPerSecond;
     alloc.tokensAt = this.#clock.now();
@@ -619,6 +656,138 @@ export class TurnEngine {
     // RFC 8656 §11.2: binding a channel installs or refreshes the permission for the peer's IP.
     this.#installPermission(alloc, peer.value.address);
     this.#reply(client, msg, auth, { attrs: [] });
+  }
+
+  /** RFC 6062 §5.2: receiving a Connect request — the server opens a TCP connection to the peer. */
+  async #connect(client: ClientTransport, msg: StunMessage, auth: Auth): Promise<void> {
+    const alloc = this.#allocations.get(client.key);
+    if (!alloc) return this.#reply(client, msg, auth, { code: ErrorCode.allocationMismatch });
+    if (!alloc.tcp) return this.#reply(client, msg, auth, { code: 400, reason: 'Not a TCP allocation' });
+    const peerRef = findAttribute(msg, Attr.XOR_PEER_ADDRESS);
+    if (!peerRef) return this.#reply(client, msg, auth, { code: 400, reason: 'Missing XOR-PEER-ADDRESS' });
+    const peer = readAddress(msg, peerRef, true);
+    if (!peer.ok) return this.#reply(client, msg, auth, { code: 400, reason: 'Bad XOR-PEER-ADDRESS' });
+    const refusal = this.#checkPeer(alloc, peer.value);
+    if (refusal) return this.#reply(client, msg, auth, { code: refusal });
+    const peerKey = `${peer.value.address}|${peer.value.port}`;
+    // RFC 6062 §5.2: a connection (or a Connect in progress) to this peer already exists → 446.
+    for (const l of alloc.connections.values()) {
+      if (l.peerKey === peerKey) return this.#reply(client, msg, auth, { code: ErrorCode.connectionAlreadyExists });
+    }
+    if (alloc.connections.size >= this.#cfg.quotas.channelsPerAllocation) {
+      return this.#reply(client, msg, auth, { code: ErrorCode.insufficientCapacity, reason: 'Too many connections' });
+    }
+    const link: TcpPeerLink = {
+      id: this.#nextLinkId(),
+      state: 'connecting',
+      peerKey,
+      peer: undefined,
+      timer: undefined,
+    };
+    alloc.connections.set(link.id, link);
+    this.#links.set(link.id, { alloc, link });
+    const conn = await this.#io.connectTcp?.(
+      peer.value.family,
+      peer.value.address,
+      peer.value.port,
+      this.#cfg.connectionBindSeconds * 1000,
+    );
+    if (!conn || link.state === 'closed' || alloc.state !== 'active') {
+      conn?.close();
+      this.#closeLink(alloc, link);
+      // RFC 6062 §5.2: the connection attempt failed or timed out → 447.
+      if (alloc.state === 'active') this.#reply(client, msg, auth, { code: ErrorCode.connectionTimeoutOrFailure });
+      return;
+    }
+    this.#installPermission(alloc, peer.value.address);
+    this.#adoptPeer(alloc, link, conn);
+    this.#reply(client, msg, auth, { attrs: [[Attr.CONNECTION_ID, encodeUint32(link.id)]] });
+  }
+
+  /** RFC 6062 §5.3: a peer connected to the relayed transport address of a TCP allocation. */
+  #peerConnected(alloc: Allocation, conn: PeerConnection): void {
+    const ip = canonicalIp(conn.remoteAddress);
+    const perm = alloc.permissions.get(ip);
+    // RFC 6062 §5.3: no permission for the peer → the connection is closed.
+    if (alloc.state !== 'active' || !perm || perm.expiresAt <= this.#clock.now()) {
+      this.counters.noPermissionDropped++;
+      conn.close();
+      return;
+    }
+    if (alloc.connections.size >= this.#cfg.quotas.channelsPerAllocation) {
+      conn.close();
+      return;
+    }
+    const link: TcpPeerLink = {
+      id: this.#nextLinkId(),
+      state: 'connecting',
+      peerKey: `${ip}|${conn.remotePort}`,
+      peer: undefined,
+      timer: undefined,
+    };
+    alloc.connections.set(link.id, link);
+    this.#links.set(link.id, { alloc, link });
+    this.#adoptPeer(alloc, link, conn);
+    const tid = randomBytes(12);
+    const family = ip.includes(':') ? 6 : 4;
+    alloc.client.send(
+      new StunBuilder(Method.connectionAttempt, StunClass.indication, tid)
+        .add(Attr.CONNECTION_ID, encodeUint32(link.id))
+        .add(Attr.XOR_PEER_ADDRESS, encodeAddress({ family, address: ip, port: conn.remotePort }, true, tid))
+        .finish(),
+    );
+  }
+
+  /** A peer connection waits (paused) for the client's ConnectionBind, at most `connectionBindSeconds`. */
+  #adoptPeer(alloc: Allocation, link: TcpPeerLink, conn: PeerConnection): void {
+    this.counters.tcpConnectionsOpened++;
+    link.peer = conn;
+    link.state = 'pending';
+    conn.pause();
+    conn.onClose(() => this.#closeLink(alloc, link));
+    link.timer = this.#clock.setTimer(this.#cfg.connectionBindSeconds * 1000, () => {
+      link.timer = undefined;
+      if (link.state === 'pending') this.#closeLink(alloc, link);
+    });
+  }
+
+  /** RFC 6062 §5.4: receiving a ConnectionBind request on a new client connection. */
+  #connectionBind(client: ClientTransport, msg: StunMessage, auth: Auth) {
+    const idRef = findAttribute(msg, Attr.CONNECTION_ID);
+    const id = idRef ? readUint32(msg, idRef) : undefined;
+    if (!id?.ok) return this.#reply(client, msg, auth, { code: 400, reason: 'Missing CONNECTION-ID' });
+    const entry = this.#links.get(id.value);
+    // RFC 6062 §5.4: unknown id, a link already bound, or a connection that is not TCP → 400.
+    if (entry?.link.state !== 'pending' || client.protocol !== 'tcp' || !client.attachPeer) {
+      return this.#reply(client, msg, auth, { code: 400, reason: 'Unknown CONNECTION-ID' });
+    }
+    if (this.#allocations.has(client.key)) {
+      return this.#reply(client, msg, auth, { code: 400, reason: 'Connection carries an allocation' });
+    }
+    const { alloc, link } = entry;
+    if (alloc.username !== auth.username) return this.#reply(client, msg, auth, { code: ErrorCode.wrongCredentials });
+    link.timer?.cancel();
+    link.timer = undefined;
+    link.state = 'bound';
+    this.#reply(client, msg, auth, { attrs: [] });
+    client.attachPeer(link.peer!);
+  }
+
+  #closeLink(alloc: Allocation, link: TcpPeerLink): void {
+    if (link.state === 'closed') return;
+    link.state = 'closed';
+    link.timer?.cancel();
+    link.timer = undefined;
+    link.peer?.close();
+    if (alloc.connections.get(link.id) === link) alloc.connections.delete(link.id);
+    if (this.#links.get(link.id)?.link === link) this.#links.delete(link.id);
+  }
+
+  #nextLinkId(): number {
+    do {
+      this.#linkSeq = (this.#linkSeq + 1) >>> 0;
+    } while (this.#linkSeq === 0 || this.#links.has(this.#linkSeq));
+    return this.#linkSeq;
   }
 
   // ─── data ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -795,6 +964,7 @@ export class TurnEngine {
     alloc.permissions.clear();
     alloc.channels.clear();
     alloc.channelsByPeer.clear();
+    for (const link of [...alloc.connections.values()]) this.#closeLink(alloc, link);
     for (const r of alloc.relays) this.#closeRelay(r);
     if (this.#allocations.get(alloc.client.key) === alloc) this.#allocations.delete(alloc.client.key);
     const n = (this.#perUser.get(alloc.username) ?? 1) - 1;
@@ -814,7 +984,7 @@ export class TurnEngine {
     family: 4 | 6,
     even: boolean,
     reserveNext: boolean,
-    sink: (ip: string, port: number, data: Buffer) => void,
+    open: (family: 4 | 6, port: number) => Promise<RelayHandle | undefined>,
   ): Promise<{ handle: RelayHandle; reservedPort?: number } | undefined> {
     const used = this.#portsInUse[family];
     const { from, to } = this.#range;
@@ -833,7 +1003,7 @@ export class TurnEngine {
       if (port < 0) return undefined;
       used.add(port);
       if (reserveNext) used.add(port + 1);
-      const handle = await this.#io.openRelay(family, port, sink);
+      const handle = await open(family, port);
       if (handle) return reserveNext ? { handle, reservedPort: port + 1 } : { handle };
       if (reserveNext) used.delete(port + 1);
       // Taken by another process: leave it marked for a while so we do not retry it at once.

@@ -9,7 +9,31 @@ import { ConfigCredentials, type LongTermCredentials } from './credentials.ts';
 import { TurnEngine } from './engine.ts';
 import { PeerPolicy } from './peer-policy.ts';
 import { TcpFramer } from './tcp-framer.ts';
-import type { AllocationInfo, ClientTransport, RelayHandle, RelaySink, TurnCounters, TurnIo } from './types.ts';
+import type {
+  AllocationInfo,
+  ClientTransport,
+  PeerConnection,
+  RelayHandle,
+  RelaySink,
+  TurnCounters,
+  TurnIo,
+} from './types.ts';
+
+/** The sockets behind the engine's RFC 6062 peer connections. */
+const peerSockets = new WeakMap<PeerConnection, net.Socket>();
+
+function wrapPeer(sock: net.Socket): PeerConnection {
+  const peer: PeerConnection = {
+    remoteAddress: canonicalIp(sock.remoteAddress ?? ''),
+    remotePort: sock.remotePort ?? 0,
+    pause: () => sock.pause(),
+    close: () => sock.destroy(),
+    onClose: (fn) => sock.once('close', fn),
+  };
+  sock.on('error', () => sock.destroy());
+  peerSockets.set(peer, sock);
+  return peer;
+}
 
 /** Options of `startTurnServer`; ports come from the port plan (the role wires them). */
 export interface TurnServerOptions {
@@ -101,6 +125,48 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
     },
   };
 
+  const tcpRelayServers = new Set<net.Server>();
+  io.openTcpRelay = (family, port, onPeer) => {
+    const bindAddress = relayBind[family];
+    if (bindAddress === undefined) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const srv = net.createServer({ noDelay: true, pauseOnConnect: true }, (sock) => onPeer(wrapPeer(sock)));
+      srv.once('error', () => resolve(undefined));
+      srv.listen({ host: bindAddress, port, exclusive: true }, () => {
+        srv.on('error', (err) => log.debug({ err, port }, 'TCP relay listener error => ignored'));
+        tcpRelayServers.add(srv);
+        resolve({
+          address: { family, address: canonicalIp(advertised[family]!), port },
+          send() {},
+          close() {
+            if (tcpRelayServers.delete(srv)) srv.close();
+          },
+        });
+      });
+    });
+  };
+  io.connectTcp = (family, ip, port, timeoutMs) => {
+    const localAddress = relayBind[family];
+    return new Promise((resolve) => {
+      // RFC 6062 §5.2 wants the relayed transport address as the local end; its port is taken by the relay's
+      // listener, so the connection leaves from the relay address with another port.
+      const sock = net.connect({ host: ip, port, ...(localAddress ? { localAddress } : {}), noDelay: true });
+      const timer = setTimeout(() => fail(), timeoutMs);
+      timer.unref();
+      const fail = () => {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(undefined);
+      };
+      sock.once('error', fail);
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        sock.off('error', fail);
+        resolve(wrapPeer(sock));
+      });
+    });
+  };
+
   const own = new Set<string>();
   for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) own.add(i.address);
   for (const a of [...Object.values(relayBind), ...Object.values(advertised)]) if (a) own.add(a);
@@ -184,6 +250,8 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
       engine.close();
       for (const s of relaySockets) s.close();
       relaySockets.clear();
+      for (const s of tcpRelayServers) s.close();
+      tcpRelayServers.clear();
       for (const c of tcpConnections) c.destroy();
       await Promise.all([
         ...udpSockets.map((s) => new Promise<void>((r) => s.close(() => r()))),
@@ -237,7 +305,7 @@ function attachUdp(sock: dgram.Socket, engine: TurnEngine, log: Logger): void {
 function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger): void {
   const remoteAddress = conn.remoteAddress ?? '';
   const localAddress = conn.localAddress ?? '';
-  const client: ClientTransport = {
+  const client: ClientTransport & { attachPeer?: (peer: PeerConnection) => void } = {
     protocol: 'tcp',
     remote: { family: familyOf(remoteAddress), address: canonicalIp(remoteAddress), port: conn.remotePort ?? 0 },
     local: { family: familyOf(localAddress), address: canonicalIp(localAddress), port: conn.localPort ?? 0 },
@@ -253,14 +321,33 @@ function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger): void {
     },
   };
   const framer = new TcpFramer();
-  conn.on('data', (chunk: Buffer) => {
-    const r = framer.push(chunk, (frame) => engine.handleClientData(client, frame));
-    if (!r.ok) {
+  let piped = false;
+  const onData = (chunk: Buffer) => {
+    const r = framer.push(chunk, (frame) => {
+      if (!piped) engine.handleClientData(client, frame);
+    });
+    if (!r.ok && !piped) {
       log.debug({ from: remoteAddress, reason: r.reason }, 'TCP framing error => connection closed');
       engine.counters.malformedDropped++;
       conn.destroy();
     }
-  });
+  };
+  conn.on('data', onData);
+  // RFC 6062 §5.4: after ConnectionBind succeeds the connection is a byte pipe to the peer.
+  client.attachPeer = (peer) => {
+    const peerSock = peerSockets.get(peer);
+    if (!peerSock || peerSock.destroyed) {
+      conn.destroy();
+      return;
+    }
+    piped = true;
+    conn.off('data', onData);
+    conn.pipe(peerSock);
+    peerSock.pipe(conn);
+    peerSock.once('close', () => conn.destroy());
+    conn.once('close', () => peerSock.destroy());
+    peerSock.resume();
+  };
   conn.on('error', () => conn.destroy());
   conn.on('close', () => engine.clientClosed(client));
 }

@@ -11,6 +11,22 @@ export interface ClientTransport {
   readonly key: string;
   /** Sends bytes to the client (one datagram, or written on the stream). */
   send(data: Buffer | readonly Buffer[]): void;
+  /**
+   * RFC 6062 data connection: after a successful ConnectionBind the stream stops carrying STUN and becomes a raw
+   * pipe to the peer connection (TCP clients only).
+   */
+  attachPeer?(peer: PeerConnection): void;
+}
+
+/** An RFC 6062 TCP connection between the relay and a peer. */
+export interface PeerConnection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Stops reading from the peer until the client's data connection is attached. */
+  pause(): void;
+  close(): void;
+  /** Called once when the connection ends, whoever ends it. */
+  onClose(fn: () => void): void;
 }
 
 /** A bound relay socket. */
@@ -33,6 +49,10 @@ export interface TurnIo {
   openRelay(family: 4 | 6, port: number, sink: RelaySink): Promise<RelayHandle | undefined>;
   /** Families the node has relay addresses for. */
   readonly relayFamilies: ReadonlySet<4 | 6>;
+  /** RFC 6062: listens for peer TCP connections on this port; undefined when the port is taken. */
+  openTcpRelay?(family: 4 | 6, port: number, onPeer: (conn: PeerConnection) => void): Promise<RelayHandle | undefined>;
+  /** RFC 6062: opens a TCP connection to a peer; undefined on failure or after `timeoutMs`. */
+  connectTcp?(family: 4 | 6, ip: string, port: number, timeoutMs: number): Promise<PeerConnection | undefined>;
 }
 
 /** Counters of the TURN server (monotonic unless said otherwise). */
@@ -52,6 +72,8 @@ export interface TurnCounters {
   /** Data for a peer without permission, or from a peer without permission: dropped. */
   noPermissionDropped: number;
   bandwidthDropped: number;
+  /** RFC 6062 peer data connections opened (by Connect or by a peer). */
+  tcpConnectionsOpened: number;
   packetsToPeers: number;
   bytesToPeers: number;
   packetsFromPeers: number;
@@ -72,6 +94,7 @@ export function newCounters(): TurnCounters {
     malformedDropped: 0,
     noPermissionDropped: 0,
     bandwidthDropped: 0,
+    tcpConnectionsOpened: 0,
     packetsToPeers: 0,
     bytesToPeers: 0,
     packetsFromPeers: 0,

@@ -8,7 +8,7 @@ import { Attr, Limits, Method, NONCE_COOKIE, StunClass } from '../../src/stun/co
 import { userHash } from '../../src/stun/integrity.ts';
 import { decodeStun, findAttribute, findAttributes } from '../../src/stun/message.ts';
 import { channelData, sendIndication, TurnClientSession, turnAttr } from '../../src/turn/client.ts';
-import { harness, PEER } from './harness.ts';
+import { fakePeer, harness, PEER } from './harness.ts';
 
 const S = 1000;
 
@@ -180,13 +180,13 @@ describe('TURN engine: allocations (RFC 8656 §7–8)', () => {
     assert.equal(other?.error, 437);
   });
 
-  it('refuses a missing or non-UDP REQUESTED-TRANSPORT (400, 442) and DONT-FRAGMENT (420) by default', async () => {
+  it('refuses a missing REQUESTED-TRANSPORT, TCP over UDP (400) and DONT-FRAGMENT (420) by default', async () => {
     const h = harness();
     const c = h.client();
     const s = new TurnClientSession('alice', 'wonderland');
     assert.equal((await h.authed(c, s, Method.allocate)).error, 400);
     const tcp = await h.authed(c, s, Method.allocate, () => [[Attr.REQUESTED_TRANSPORT, encodeFirstByteOf4(6)]]);
-    assert.equal(tcp.error, 442);
+    assert.equal(tcp.error, 400, 'RFC 6062 §5.1: TCP relaying needs a TCP control connection');
     const df = await h.authed(c, s, Method.allocate, () => [
       turnAttr.udpTransport(),
       [Attr.DONT_FRAGMENT, Buffer.alloc(0)],
@@ -475,6 +475,101 @@ describe('TURN engine: permissions, channels and data (RFC 8656 §9–12)', () =
     h.clock.advance(500);
     for (let i = 0; i < 10; i++) h.engine.handleClientData(c.transport, channelData(0x4000, Buffer.alloc(100)));
     assert.equal(h.relays[0]!.sent.length, 15);
+  });
+});
+
+describe('TURN engine: TCP relaying (RFC 6062)', () => {
+  const tcpAlloc = async (h: ReturnType<typeof harness>) => {
+    const c = h.client(41000, 'tcp');
+    const session = new TurnClientSession('alice', 'wonderland');
+    const a = await h.authed(c, session, Method.allocate, () => [[Attr.REQUESTED_TRANSPORT, encodeFirstByteOf4(6)]]);
+    return { c, session, a };
+  };
+  const connectionId = (msg: import('../../src/stun/message.ts').StunMessage) => {
+    const ref = findAttribute(msg, Attr.CONNECTION_ID)!;
+    return msg.raw.readUInt32BE(ref.offset);
+  };
+
+  it('allocates a TCP relay only for a client on TCP', async () => {
+    const h = harness();
+    const udp = await h.allocate(undefined, undefined, []);
+    assert.equal(udp.a.error, undefined);
+    const s = new TurnClientSession('alice', 'wonderland');
+    const overUdp = await h.authed(h.client(7), s, Method.allocate, () => [
+      [Attr.REQUESTED_TRANSPORT, encodeFirstByteOf4(6)],
+    ]);
+    assert.equal(overUdp.error, 400);
+    const { a } = await tcpAlloc(h);
+    assert.equal(a.error, undefined);
+    assert.equal(h.tcpListeners.length, 1);
+    const off = harness({ tcpRelay: false });
+    assert.equal((await tcpAlloc(off)).a.error, 442);
+  });
+
+  it('Connect opens a peer connection, ConnectionBind on a new connection attaches it', async () => {
+    const h = harness();
+    const { c, session } = await tcpAlloc(h);
+    const r = await h.authed(c, session, Method.connect, (tid) => [turnAttr.peer(PEER, tid)]);
+    assert.equal(r.error, undefined);
+    const id = connectionId(r.msg);
+    assert.equal(h.dialed.length, 1);
+    assert.equal(h.dialed[0]!.paused, true, 'peer data waits for the bind');
+    const again = await h.authed(c, session, Method.connect, (tid) => [turnAttr.peer(PEER, tid)]);
+    assert.equal(again.error, 446);
+    const data = h.client(41001, 'tcp');
+    const bind = await h.authed(data, session, Method.connectionBind, () => [
+      [
+        Attr.CONNECTION_ID,
+        Buffer.from(
+          r.msg.raw.subarray(
+            findAttribute(r.msg, Attr.CONNECTION_ID)!.offset,
+            findAttribute(r.msg, Attr.CONNECTION_ID)!.offset + 4,
+          ),
+        ),
+      ],
+    ]);
+    assert.equal(bind.error, undefined);
+    assert.equal(data.attached[0], h.dialed[0]);
+    const twice = await h.authed(h.client(41002, 'tcp'), session, Method.connectionBind, () => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(id, 0);
+      return [[Attr.CONNECTION_ID, b]];
+    });
+    assert.equal(twice.error, 400, 'a connection is bound once');
+    await h.authed(c, session, Method.refresh, () => [turnAttr.lifetime(0)]);
+    assert.equal(h.dialed[0]!.closed, true, 'deleting the allocation closes its connections');
+  });
+
+  it('answers 447 when the peer cannot be reached and 403 for a denied peer', async () => {
+    const h = harness();
+    h.refuse.add(PEER.port);
+    const { c, session } = await tcpAlloc(h);
+    const r = await h.authed(c, session, Method.connect, (tid) => [turnAttr.peer(PEER, tid)]);
+    assert.equal(r.error, 447);
+    const denied = await h.authed(c, session, Method.connect, (tid) => [
+      turnAttr.peer({ family: 4, address: '10.0.0.1', port: 80 }, tid),
+    ]);
+    assert.equal(denied.error, 403);
+  });
+
+  it('announces a permitted peer connection with ConnectionAttempt and drops it without a bind in time', async () => {
+    const h = harness();
+    const { c, session } = await tcpAlloc(h);
+    const stranger = fakePeer('192.0.2.99', 1234);
+    h.tcpListeners[0]!.onPeer(stranger);
+    assert.equal(stranger.closed, true, 'no permission: closed');
+    await h.authed(c, session, Method.createPermission, (tid) => [turnAttr.peer(PEER, tid)]);
+    const before = c.out.length;
+    const peer = fakePeer(PEER.address, 4321);
+    h.tcpListeners[0]!.onPeer(peer);
+    const ind = decodeStun(c.out[before]!);
+    assert.ok(ind.ok);
+    assert.equal(ind.value.method, Method.connectionAttempt);
+    const from = readAddress(ind.value, findAttribute(ind.value, Attr.XOR_PEER_ADDRESS)!, true);
+    assert.deepEqual(from, { ok: true, value: { family: 4, address: PEER.address, port: 4321 } });
+    assert.equal(peer.closed, false);
+    h.clock.advance(30 * S);
+    assert.equal(peer.closed, true, 'no ConnectionBind within 30 s');
   });
 });
 

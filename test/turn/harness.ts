@@ -6,7 +6,35 @@ import { defaultTurnConfig, type TurnConfigInput } from '../../src/turn/config.t
 import { ConfigCredentials } from '../../src/turn/credentials.ts';
 import { TurnEngine } from '../../src/turn/engine.ts';
 import { PeerPolicy } from '../../src/turn/peer-policy.ts';
-import type { ClientTransport, RelayHandle, RelaySink, TurnIo } from '../../src/turn/types.ts';
+import type { ClientTransport, PeerConnection, RelayHandle, RelaySink, TurnIo } from '../../src/turn/types.ts';
+
+export interface FakePeer extends PeerConnection {
+  paused: boolean;
+  closed: boolean;
+  fireClose(): void;
+}
+
+export function fakePeer(remoteAddress: string, remotePort: number): FakePeer {
+  const closers: (() => void)[] = [];
+  const p: FakePeer = {
+    remoteAddress,
+    remotePort,
+    paused: false,
+    closed: false,
+    pause: () => {
+      p.paused = true;
+    },
+    close: () => {
+      if (!p.closed) p.fireClose();
+    },
+    onClose: (fn) => closers.push(fn),
+    fireClose: () => {
+      p.closed = true;
+      for (const f of closers) f();
+    },
+  };
+  return p;
+}
 
 export interface FakeRelay extends RelayHandle {
   sent: { ip: string; port: number; data: Buffer }[];
@@ -21,7 +49,27 @@ export const PEER: TransportAddress = { family: 4, address: '192.0.2.10', port: 
 export function harness(input: TurnConfigInput = {}, opts: { families?: (4 | 6)[]; range?: [number, number] } = {}) {
   const clock = new FakeClock();
   const relays: FakeRelay[] = [];
+  const tcpListeners: { port: number; onPeer: (c: PeerConnection) => void; closed: boolean }[] = [];
+  const dialed: FakePeer[] = [];
+  const refuse = new Set<number>();
   const io: TurnIo = {
+    async openTcpRelay(family, port, onPeer) {
+      const l = { port, onPeer, closed: false };
+      tcpListeners.push(l);
+      return {
+        address: { family, address: family === 4 ? SERVER_IP : '2001:db8::1', port },
+        send() {},
+        close() {
+          l.closed = true;
+        },
+      };
+    },
+    async connectTcp(_family, ip, port) {
+      if (refuse.has(port)) return undefined;
+      const p = fakePeer(ip, port);
+      dialed.push(p);
+      return p;
+    },
     relayFamilies: new Set(opts.families ?? [4]),
     async openRelay(family, port, sink) {
       const r: FakeRelay = {
@@ -67,7 +115,11 @@ export function harness(input: TurnConfigInput = {}, opts: { families?: (4 | 6)[
 
   function client(port = 40000, protocol: 'udp' | 'tcp' = 'udp') {
     const out: Buffer[] = [];
+    const attached: PeerConnection[] = [];
     const transport: ClientTransport = {
+      attachPeer: (p) => {
+        attached.push(p);
+      },
       protocol,
       remote: { family: 4, address: '203.0.113.5', port },
       local: { family: 4, address: SERVER_IP, port: 3478 },
@@ -76,7 +128,7 @@ export function harness(input: TurnConfigInput = {}, opts: { families?: (4 | 6)[
         out.push(Buffer.isBuffer(d) ? Buffer.from(d) : Buffer.concat(d));
       },
     };
-    return { transport, out };
+    return { transport, out, attached };
   }
 
   /** Sends bytes and returns the single answer (parsed by `session`), or undefined when none came. */
@@ -114,5 +166,5 @@ export function harness(input: TurnConfigInput = {}, opts: { families?: (4 | 6)[
     return { c, session, a };
   }
 
-  return { clock, relays, engine, config, client, exchange, authed, allocate, flush };
+  return { clock, relays, engine, config, client, exchange, authed, allocate, flush, tcpListeners, dialed, refuse };
 }
