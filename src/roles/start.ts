@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
@@ -16,6 +16,7 @@ import {
 import type { TransportTlsOptions } from '../sip/transport/index.ts';
 import { NodeStore } from '../store/database.ts';
 import { ensureSelfSignedCertificate } from './certificates.ts';
+import { ControlServer } from './control.ts';
 import { type BoundSocket, type NodeAddresses, SipService } from './sip-service.ts';
 
 /** Loopback addresses of the two halves of a `lab` process: each keeps the seed's ports. */
@@ -35,6 +36,8 @@ export interface RunningNode {
   readonly addresses: ReadonlyMap<NodeKind, NodeAddresses>;
   /** The embedded store of each node kind (in `lab`, `DATADIR/edge` and `DATADIR/core`). */
   readonly stores: ReadonlyMap<NodeKind, NodeStore>;
+  /** The local control socket: modules register the commands the CLI calls on a running node. */
+  readonly control: ControlServer;
   /** Every socket the process bound, for the port-plan check and status. */
   sockets(): BoundSocket[];
   close(): Promise<void>;
@@ -116,15 +119,19 @@ export async function startNode(config: Readonly<CrosswayConfig>, options: Start
   const sip = new Map<NodeKind, SipService>();
   const addresses = new Map<NodeKind, NodeAddresses>();
   const stores = new Map<NodeKind, NodeStore>();
+  const control = new ControlServer(config.dataDir, log);
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
+    await control.close();
     await Promise.allSettled([...sip.values()].map((s) => s.close()));
     for (const s of stores.values()) s.close();
     log.info('stopped');
   };
   try {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    await control.listen();
     for (const kind of kindsOf(config)) {
       const addr = addressesFor(config, kind);
       addresses.set(kind, addr);
@@ -155,12 +162,24 @@ export async function startNode(config: Readonly<CrosswayConfig>, options: Start
     sip,
     addresses,
     stores,
+    control,
     sockets: () => [...sip.values()].flatMap((s) => s.sockets()),
     close,
     get closed() {
       return closed;
     },
   };
+  control.register('sip.status', () =>
+    [...sip.values()].map((s) => ({
+      node: s.kind,
+      sockets: s
+        .sockets()
+        .map((x) => ({ listener: x.listener, protocol: x.protocol, address: x.address, port: x.port })),
+      transport: s.transport.counters(),
+      transactions: { ...s.transactions.size, ...s.transactions.counters },
+      zones: s.zones(),
+    })),
+  );
   log.info(
     {
       role: config.role,
