@@ -77,10 +77,7 @@ async function ramp(name: string, pid: number, target: string): Promise<Step[]> 
 
 const dir = mkdtempSync(join(tmpdir(), 'crossway-bench-'));
 const offset = 5000;
-writeFileSync(
-  join(dir, 'crossway.yaml'),
-  `role: lab\ndataDir: ${dir}/data\nportOffset: ${offset}\n`,
-);
+writeFileSync(join(dir, 'crossway.yaml'), `role: lab\ndataDir: ${dir}/data\nportOffset: ${offset}\n`);
 const results: Record<string, Step[]> = {};
 
 {
