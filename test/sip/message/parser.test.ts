@@ -258,3 +258,11 @@ test('a malformed header line after the headers needed to answer still leaves a 
   const early = bad(Buffer.from('INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nno colon\r\n\r\n'));
   assert.equal(early.partial, undefined, 'From/To/Call-ID/CSeq not read yet');
 });
+
+test('invalid UTF-8 in a header is decoded with U+FFFD, not rejected (known lossy: serialization writes UTF-8)', () => {
+  const head = HEAD.map((l) => (l.startsWith('From:') ? 'From: "M\u00fcller" <sip:alice@atlanta.com>;tag=1' : l));
+  const raw = Buffer.from([...head, 'Content-Length: 0', '', ''].join('\r\n'), 'latin1');
+  assert.ok(raw.includes(0xfc), 'a lone Latin-1 byte, invalid as UTF-8');
+  const m = good(raw);
+  assert.equal(ok(getFrom(m)).displayName, 'M\ufffdller');
+});
