@@ -25,6 +25,8 @@ export interface LongTermCredentials {
 /** Static users and TURN REST credentials from the configuration. */
 export class ConfigCredentials implements LongTermCredentials {
   readonly #users = new Map<string, { password?: string; ha1?: Buffer }>();
+  /** Keys of static users, derived once per realm and algorithm. */
+  readonly #keys = new Map<string, Buffer>();
   readonly #hashes = new Map<string, string>();
   readonly #secret: string | undefined;
   readonly #separator: string;
@@ -46,7 +48,15 @@ export class ConfigCredentials implements LongTermCredentials {
   lookupLongTermKey(username: string, realm: string, algorithm: number = PasswordAlgorithm.md5): Buffer | undefined {
     const u = this.#users.get(username);
     if (u) {
-      if (u.password !== undefined) return longTermKey(username, realm, u.password, algorithm);
+      if (u.password !== undefined) {
+        const k = `${algorithm}|${realm}|${username}`;
+        let key = this.#keys.get(k);
+        if (!key) {
+          key = longTermKey(username, realm, u.password, algorithm);
+          if (this.#keys.size < 100_000) this.#keys.set(k, key);
+        }
+        return key;
+      }
       return algorithm === PasswordAlgorithm.md5 ? u.ha1 : undefined;
     }
     const password = this.restPassword(username);

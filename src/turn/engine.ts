@@ -187,6 +187,11 @@ export class TurnEngine {
     if (this.#range.from > this.#range.to) throw new RangeError('empty relay range');
   }
 
+  /** Whether this client 5-tuple holds an allocation. */
+  hasAllocation(clientKey: string): boolean {
+    return this.#allocations.has(clientKey);
+  }
+
   /** Number of live allocations. */
   get size(): number {
     return this.#allocations.size;

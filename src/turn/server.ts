@@ -52,6 +52,8 @@ export interface TurnServerOptions {
   log?: Logger;
   /** Cap on simultaneous TCP control connections. */
   maxTcpConnections?: number;
+  /** A TCP connection that carries no allocation (and is not an RFC 6062 data connection) is closed after this long idle (s). */
+  tcpIdleSeconds?: number;
   /** Socket buffer sizes for the UDP listeners (bytes). */
   udpBufferBytes?: number;
   /** Socket buffer sizes for each relay socket (bytes; kernel default when absent). */
@@ -212,7 +214,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
           }
           tcpConnections.add(conn);
           conn.on('close', () => tcpConnections.delete(conn));
-          attachTcp(conn, engine, log);
+          attachTcp(conn, engine, log, (options.tcpIdleSeconds ?? 60) * 1000);
         });
         await new Promise<void>((resolve, reject) => {
           srv.once('error', reject);
@@ -302,7 +304,7 @@ function attachUdp(sock: dgram.Socket, engine: TurnEngine, log: Logger): void {
   });
 }
 
-function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger): void {
+function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger, idleMs: number): void {
   const remoteAddress = conn.remoteAddress ?? '';
   const localAddress = conn.localAddress ?? '';
   const client: ClientTransport & { attachPeer?: (peer: PeerConnection) => void } = {
@@ -333,6 +335,9 @@ function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger): void {
     }
   };
   conn.on('data', onData);
+  conn.setTimeout(idleMs, () => {
+    if (!piped && !engine.hasAllocation(client.key)) conn.destroy();
+  });
   // RFC 6062 §5.4: after ConnectionBind succeeds the connection is a byte pipe to the peer.
   client.attachPeer = (peer) => {
     const peerSock = peerSockets.get(peer);
@@ -341,6 +346,7 @@ function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger): void {
       return;
     }
     piped = true;
+    conn.setTimeout(0);
     conn.off('data', onData);
     conn.pipe(peerSock);
     peerSock.pipe(conn);

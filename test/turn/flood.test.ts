@@ -94,3 +94,42 @@ describe('malformed-packet flood against the TURN server', () => {
     }
   });
 });
+
+describe('TCP control connections', () => {
+  it('closes idle connections without an allocation and keeps those with one', async () => {
+    const server = await startTurnServer({
+      config: defaultTurnConfig({ enabled: true, users: [{ username: 'alice', password: 'wonderland' }] }),
+      listen: [{ address: '127.0.0.1', port: 0, protocols: ['tcp'] }],
+      relayAddresses: { ipv4: '127.0.0.1' },
+      relayRange: { from: 47430, to: 47440 },
+      tcpIdleSeconds: 1,
+    });
+    const port = server.listening[0]!.port;
+    try {
+      const idle = net.connect(port, '127.0.0.1');
+      const idleClosed = new Promise<number>((r) => idle.once('close', () => r(Date.now())));
+      const busy = net.connect(port, '127.0.0.1');
+      await new Promise<void>((r) => busy.once('connect', () => r()));
+      const session = new TurnClientSession('alice', 'wonderland');
+      const ask = (req: Buffer) =>
+        new Promise<ReturnType<TurnClientSession['answer']>>((resolve) => {
+          busy.once('data', (d: Buffer) => resolve(session.answer(d)));
+          busy.write(req);
+        });
+      const start = Date.now();
+      assert.equal((await ask(session.request(Method.allocate, [turnAttr.udpTransport()])))?.error, 401);
+      const ok = await ask(session.request(Method.allocate, [turnAttr.udpTransport()]));
+      assert.equal(ok?.error, undefined);
+      const closedAt = await idleClosed;
+      assert.ok(closedAt - start >= 800 && closedAt - start < 5000, `idle closed after ${closedAt - start} ms`);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(busy.destroyed, false, 'a connection with an allocation stays');
+      assert.equal(server.counters.allocationsActive, 1);
+      busy.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(server.counters.allocationsActive, 0, 'closing the connection deletes its allocation');
+    } finally {
+      await server.close();
+    }
+  });
+});
