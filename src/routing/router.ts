@@ -45,6 +45,8 @@ export type RouteDecision<T> =
   | { kind: 'not-found'; searchId: number; alias: string }
   | { kind: 'rejected'; searchId: number; alias: string; reason: string };
 
+type WithoutId<D> = D extends unknown ? Omit<D, 'searchId'> : never;
+
 interface CompiledTransform {
   name: string;
   pattern: CompiledPattern;
@@ -197,11 +199,11 @@ export class Router<T> {
     const t = this.transform(req.alias);
     if (t.applied !== undefined) record.transform = t.applied;
     record.searchedAlias = t.alias;
-    const finish = <D extends RouteDecision<T>>(d: Omit<D, 'searchId'>): D => {
+    const finish = (d: WithoutId<RouteDecision<T>>): RouteDecision<T> => {
       record.result = d.kind;
       record.durationMs = this.#wallNow() - started;
       const id = this.history.add(record);
-      return { ...d, searchId: id } as D;
+      return { ...d, searchId: id } as RouteDecision<T>;
     };
 
     const pol = this.policy(req.sourceAlias ?? '', t.alias);
