@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { routingConfigSchema } from '../routing/config.ts';
 import { turnConfigSchema } from '../turn/config.ts';
 
 /**
@@ -175,6 +176,8 @@ export const configSchema = z
       .strict()
       .default({ enabled: false }),
     /** TURN server (edge): credentials, lifetimes, quotas, peer policy — see src/turn/config.ts. */
+    /** Zones, pre-search transforms, call policy, search rules and proxy settings — see docs/routing.md. */
+    routing: routingConfigSchema.prefault({}),
     turn: turnConfigSchema.prefault({}),
     media: z
       .object({
