@@ -167,6 +167,12 @@ export class BitWriter {
     if (left > 0) this.bits((data[i] ?? 0) >>> (8 - left), left);
   }
 
+  /** Empties the writer for reuse (zeroing only the octets written). */
+  reset(): void {
+    this.buf.fill(0, 0, (this.pos + 7) >>> 3);
+    this.pos = 0;
+  }
+
   /** The encoding, padded with zero bits to a whole octet. */
   finish(): Uint8Array {
     return this.buf.slice(0, (this.pos + 7) >>> 3);

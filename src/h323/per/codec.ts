@@ -167,6 +167,29 @@ class Decoder {
     return total;
   }
 
+  /**
+   * The length of a count that is not fragmented (the usual case), checked against the data left; or -1, with
+   * nothing consumed, when it is a 16K fragment (then `counted` reads it). `s` must not be extensible.
+   */
+  quickLength(s: SizeC, unitBits: number): number {
+    const r = this.r;
+    let n: number;
+    if (s.ub !== undefined) n = s.lb === s.ub ? s.lb : this.constrained(s.lb, s.ub);
+    else {
+      const save = r.pos;
+      r.align();
+      const b = r.bits(8);
+      if ((b & 0x80) === 0) n = b;
+      else if ((b & 0x40) === 0) n = ((b & 0x3f) << 8) | r.bits(8);
+      else {
+        r.pos = save;
+        return -1;
+      }
+    }
+    if (unitBits > 0 && n * unitBits > r.remaining) throw err(`length ${n} exceeds the data`);
+    return n;
+  }
+
   value(d: Desc): unknown {
     if (++this.nodes > this.lim.maxNodes) throw new PerError('ERR_PER_LIMIT', 'too many values');
     const r = this.r;
@@ -273,6 +296,12 @@ class Decoder {
       if (d.ub > 2) r.align();
       return r.bytes(d.ub);
     }
+    const n = this.quickLength(d, 8);
+    if (n >= 0) {
+      if (n === 0) return new Uint8Array(0);
+      r.align();
+      return r.bytes(n);
+    }
     const parts: Uint8Array[] = [];
     this.counted(d, 8, true, (n) => {
       parts.push(r.bytes(n));
@@ -288,37 +317,47 @@ class Decoder {
       return d.kind === 'UTF8String' ? new TextDecoder().decode(bytes) : latin1(bytes);
     }
     const b = d.b;
-    let out = '';
-    const readChars = (n: number) => {
-      const codes = new Array<number>(n);
-      for (let i = 0; i < n; i++) {
-        const c = r.bits(b);
-        if (d.alphabet) {
-          const code = d.alphabet[c];
-          if (code === undefined) throw err(`character index ${c} outside the permitted alphabet`);
-          codes[i] = code;
-        } else {
-          if (c > d.maxCode || (d.permitted && !d.permitted.has(c))) throw err(`character ${c} not permitted`);
-          codes[i] = c;
-        }
-      }
-      out += String.fromCodePoint(...codes);
-    };
-    let extended = false;
-    if (d.ext) extended = r.bit();
+    const extended = d.ext ? r.bit() : false;
     if (!extended && d.ub !== undefined && d.lb === d.ub) {
       // §30.5.6–30.5.7: fixed length: no length determinant; aligned when longer than 16 bits
       if (d.ub === 0) return '';
       if (d.ub * b > 16) r.align();
       if (d.ub * b > r.remaining) throw err(`length ${d.ub} exceeds the data`);
-      readChars(d.ub);
-      return out;
+      return this.chars(d, d.ub);
     }
     // §30.5.7: with a length determinant the characters are always octet-aligned in the ALIGNED variant
     // (OpenH323 encoders and Wireshark agree: nDPI RRQ frame 61, system-id sid "777#").
-    const alignChars = true;
-    this.counted({ lb: d.lb, ub: extended ? undefined : d.ub, ext: false }, b, alignChars, readChars);
+    const size: SizeC = extended ? UNCONSTRAINED : d.ext ? { lb: d.lb, ub: d.ub, ext: false } : d;
+    const n = this.quickLength(size, b);
+    if (n >= 0) {
+      if (n === 0) return '';
+      r.align();
+      return this.chars(d, n);
+    }
+    let out = '';
+    this.counted(size, b, true, (m) => {
+      out += this.chars(d, m);
+    });
     return out;
+  }
+
+  /** n characters of b bits each, as values or as indexes into the permitted alphabet (§30.5.4). */
+  chars(d: Extract<Desc, { k: 'str' }>, n: number): string {
+    const r = this.r;
+    const b = d.b;
+    const codes = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const c = r.bits(b);
+      if (d.alphabet) {
+        const code = d.alphabet[c];
+        if (code === undefined) throw err(`character index ${c} outside the permitted alphabet`);
+        codes[i] = code;
+      } else {
+        if (c > d.maxCode || (d.permitted && !d.permitted.has(c))) throw err(`character ${c} not permitted`);
+        codes[i] = c;
+      }
+    }
+    return n <= 4096 ? String.fromCodePoint(...codes) : codes.map((c) => String.fromCodePoint(c)).join('');
   }
 
   oid(): string {
@@ -384,8 +423,24 @@ class Decoder {
 
   sequenceOf(d: Extract<Desc, { k: 'seqof' }>): unknown[] {
     this.enter();
+    const extended = d.ext ? this.r.bit() : false;
+    const size: SizeC = extended ? UNCONSTRAINED : d.ext ? { lb: d.lb, ub: d.ub, ext: false } : d;
+    const n = this.quickLength(size, 0);
+    if (n >= 0) {
+      if (n > this.lim.maxItems) throw new PerError('ERR_PER_LIMIT', `more than ${this.lim.maxItems} items`);
+      const items = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) {
+        try {
+          items[i] = this.value(d.item);
+        } catch (e) {
+          throw e instanceof PerError ? e.prepend(`[${i}]`) : e;
+        }
+      }
+      this.depth--;
+      return items;
+    }
     const out: unknown[] = [];
-    this.counted(d, 0, false, (n) => {
+    this.counted(size, 0, false, (n) => {
       if (out.length + n > this.lim.maxItems)
         throw new PerError('ERR_PER_LIMIT', `more than ${this.lim.maxItems} items`);
       for (let i = 0; i < n; i++) {
@@ -562,9 +617,16 @@ function descName(d: Desc): string {
 
 // ─────────────────────────────────────────────── encoding ───────────────────────────────────────────────
 
+/**
+ * Scratch writers for open types, shared by all encodes: encoding is synchronous and every writer is reset and
+ * returned before the encode that took it finishes.
+ */
+const SCRATCH: BitWriter[] = [];
+/** The writer top-level encodes use (undefined while one is in use). */
+let rootWriter: BitWriter | undefined = new BitWriter(1024);
+
 class Encoder {
   w: BitWriter;
-  readonly #pool: BitWriter[] = [];
 
   constructor(w: BitWriter) {
     this.w = w;
@@ -683,7 +745,18 @@ class Encoder {
         return;
       case 'seqof': {
         if (!Array.isArray(v)) throw encErr('expected an array');
-        this.counted(d, v.length, false, (from, n) => {
+        const size = this.sizeBit(d, v.length);
+        if (this.quickLength(size, v.length)) {
+          for (let i = 0; i < v.length; i++) {
+            try {
+              this.value(d.item, v[i]);
+            } catch (e) {
+              throw e instanceof PerError ? e.prepend(`[${i}]`) : e;
+            }
+          }
+          return;
+        }
+        this.counted(size, v.length, false, (from, n) => {
           for (let i = from; i < from + n; i++) {
             try {
               this.value(d.item, v[i]);
@@ -738,6 +811,17 @@ class Encoder {
     this.w.bytes(Uint8Array.from(bytes));
   }
 
+  /** Writes the length determinant of a count that needs no fragmenting (`s` in root, not extensible); false if it does. */
+  quickLength(s: SizeC, total: number): boolean {
+    if (s.ub !== undefined) {
+      if (s.lb !== s.ub) this.constrained(total, s.lb, s.ub);
+      return true;
+    }
+    if (total >= FRAG) return false;
+    this.unconstrainedLength(total);
+    return true;
+  }
+
   /**
    * §16.6, §17.3, §30.4: writes the extension bit of an extensible size; returns the size to encode with (the root
    * size without its marker, or none when the value is outside the root).
@@ -764,6 +848,13 @@ class Encoder {
       w.bitField(v.data, d.ub);
       return;
     }
+    if (this.quickLength(d, v.length)) {
+      if (v.length > 0) {
+        w.align();
+        w.bitField(v.data, v.length);
+      }
+      return;
+    }
     this.counted(d, v.length, true, (from, n) => {
       if (from === 0 && n === v.length) w.bitField(v.data, n);
       else for (let i = from; i < from + n; i++) w.bit(((v.data[i >>> 3]! >>> (7 - (i & 7))) & 1) === 1);
@@ -773,12 +864,18 @@ class Encoder {
   octetString(size: SizeC, v: Uint8Array): void {
     if (!(v instanceof Uint8Array)) throw encErr('expected octets');
     const w = this.w;
-    const d = size.ext ? this.sizeBit(size, v.length) : size;
+    const d = this.sizeBit(size, v.length);
     if (d.ub !== undefined && d.lb === d.ub) {
-      if (v.length !== d.ub) throw encErr(`${v.length} octets, expected ${d.ub}`);
       if (d.ub === 0) return;
       if (d.ub > 2) w.align();
       w.bytes(v);
+      return;
+    }
+    if (this.quickLength(d, v.length)) {
+      if (v.length > 0) {
+        w.align();
+        w.bytes(v);
+      }
       return;
     }
     this.counted(d, v.length, true, (from, n) => w.bytes(v, from, from + n));
@@ -808,18 +905,24 @@ class Encoder {
     const w = this.w;
     const b = d.b;
     const n = codes.length;
-    const writeChars = (from: number, count: number) => {
-      for (let i = from; i < from + count; i++) w.bits(codes[i]!, b);
-    };
     const size = this.sizeBit(d, n);
     if (size.ub !== undefined && size.lb === size.ub) {
       // §30.5.6–30.5.7: fixed length: no length determinant; aligned when longer than 16 bits
       if (n === 0) return;
       if (size.ub * b > 16) w.align();
-      writeChars(0, n);
+      for (let i = 0; i < n; i++) w.bits(codes[i]!, b);
       return;
     }
-    this.counted(size, n, true, writeChars);
+    if (this.quickLength(size, n)) {
+      if (n > 0) {
+        w.align();
+        for (let i = 0; i < n; i++) w.bits(codes[i]!, b);
+      }
+      return;
+    }
+    this.counted(size, n, true, (from, count) => {
+      for (let i = from; i < from + count; i++) w.bits(codes[i]!, b);
+    });
   }
 
   sequence(d: Extract<Desc, { k: 'seq' }>, v: unknown): void {
@@ -931,7 +1034,7 @@ class Encoder {
   /** Encodes `v` as an open type through a pooled scratch writer (§11.1: an empty encoding becomes one zero octet). */
   openValue(d: Desc, v: unknown): void {
     const outer = this.w;
-    const scratch = this.#pool.pop() ?? new BitWriter(256);
+    const scratch = SCRATCH.pop() ?? new BitWriter(256);
     this.w = scratch;
     try {
       this.value(d, v);
@@ -939,10 +1042,12 @@ class Encoder {
       this.w = outer;
     }
     const used = (scratch.pos + 7) >>> 3;
-    this.open(used === 0 ? ZERO_OCTET : scratch.buf.subarray(0, used));
-    scratch.buf.fill(0, 0, used);
-    scratch.pos = 0;
-    this.#pool.push(scratch);
+    try {
+      this.open(used === 0 ? ZERO_OCTET : scratch.buf.subarray(0, used));
+    } finally {
+      scratch.reset();
+      SCRATCH.push(scratch);
+    }
   }
 }
 
@@ -950,10 +1055,16 @@ const ZERO_OCTET = new Uint8Array(1);
 
 /** §11.1/§11.2: a complete encoding is padded to an octet, and an empty one becomes a single zero octet. */
 function encodeInner(d: Desc, v: unknown): Uint8Array {
-  const w = new BitWriter(512);
-  new Encoder(w).value(d, v);
-  if (w.pos === 0) return new Uint8Array(1);
-  return w.finish();
+  const w = rootWriter ?? new BitWriter(1024);
+  rootWriter = undefined;
+  try {
+    new Encoder(w).value(d, v);
+    if (w.pos === 0) return new Uint8Array(1);
+    return w.finish();
+  } finally {
+    w.reset();
+    rootWriter = w;
+  }
 }
 
 /**
