@@ -2,7 +2,7 @@ import { fail, ok, type Result } from '../../common/result.ts';
 import { isWs, TOKEN, trimLws } from './chars.ts';
 import { endOfQuoted, formatParams, parseParamsAt, quote, skipWs, unquote } from './params.ts';
 import type { NameAddr, Params } from './types.ts';
-import { formatUri, isAbsoluteUri, parseUri } from './uri.ts';
+import { formatUri, isAbsoluteUri, parseUri, parseUriShaped } from './uri.ts';
 
 /** The syntax of a name-addr / addr-spec with params, for any URI scheme (the URI itself is not parsed). */
 export interface ScannedNameAddr {
@@ -70,7 +70,8 @@ export function scanNameAddr(s: string): Result<ScannedNameAddr, string> {
 export function parseNameAddr(s: string): Result<NameAddr, string> {
   const r = scanNameAddr(s);
   if (!r.ok) return r;
-  const uri = parseUri(r.value.uriText);
+  // scanNameAddr checked the URI's shape (isAbsoluteUri): no need to scan it for forbidden characters again.
+  const uri = r.value.uriText.length > 8192 ? parseUri(r.value.uriText) : parseUriShaped(r.value.uriText);
   if (!uri.ok) return uri;
   const na: NameAddr = { uri: uri.value, params: r.value.params };
   if (r.value.displayName !== undefined) na.displayName = r.value.displayName;

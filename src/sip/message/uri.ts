@@ -59,69 +59,69 @@ function isDottedQuad(s: string): boolean {
   return octets === 4;
 }
 
-/** Validates a host (RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference) and returns it lower-cased. */
-function parseHost(s: string): string | undefined {
-  const n = s.length;
-  if (n === 0 || n > 255) return undefined;
-  let digitsAndDots = true;
-  let upper = false;
-  let labelStart = 0;
-  for (let i = 0; i <= n; i++) {
-    const c = i < n ? s.charCodeAt(i) : 0x2e;
-    if (c === 0x2e) {
-      // Labels are 1..63 characters and do not start or end with "-" (a final "." is allowed).
-      const len = i - labelStart;
-      if (len === 0) {
-        if (i < n || labelStart === 0) return undefined;
-      } else if (len > 63 || s.charCodeAt(labelStart) === 0x2d || s.charCodeAt(i - 1) === 0x2d) {
-        return undefined;
-      }
-      labelStart = i + 1;
-      continue;
-    }
-    if (c >= 128 || HOSTCHAR[c] !== 1) return undefined;
-    if (c < 0x30 || c > 0x39) {
-      digitsAndDots = false;
-      if (c >= 0x41 && c <= 0x5a) upper = true;
-    }
-  }
-  if (digitsAndDots) return isDottedQuad(s) ? s : undefined;
-  return upper ? s.toLowerCase() : s;
-}
+/** Outputs of `scanHostPort` (module scratch: no allocation per call). */
+export const hostPort = { host: '', port: undefined as number | undefined, error: '' };
 
-/** Parses `host[:port]` at the start of `s`; returns host (IPv6 without brackets), port and the index after. */
-export function parseHostPort(s: string, i: number): Result<{ host: string; port?: number; end: number }, string> {
-  let host: string | undefined;
+/**
+ * Scans `host[:port]` at `i` in one pass (RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference; labels of
+ * 1..63 characters not starting or ending with "-", a final "." allowed). Returns the index after it and leaves the
+ * host (lower-cased, IPv6 without brackets) and port in `hostPort`, or returns -1 with `hostPort.error` set.
+ */
+export function scanHostPort(s: string, i: number): number {
+  const n = s.length;
+  hostPort.port = undefined;
   if (s.charCodeAt(i) === 0x5b) {
     const close = s.indexOf(']', i);
-    if (close < 0) return fail('unterminated IPv6 reference');
+    if (close < 0) return hostError('unterminated IPv6 reference');
     const v6 = s.slice(i + 1, close);
-    if (!isIPv6(v6)) return fail('invalid IPv6 reference');
-    host = v6.toLowerCase();
+    if (!isIPv6(v6)) return hostError('invalid IPv6 reference');
+    hostPort.host = v6.toLowerCase();
     i = close + 1;
   } else {
     const start = i;
-    // Host characters only; whatever follows is checked by the caller's grammar (port, params, headers).
-    while (i < s.length) {
-      const c = s.charCodeAt(i);
-      if (c >= 128 || HOSTCHAR[c] !== 1) break;
+    let digitsAndDots = true;
+    let upper = false;
+    let labelStart = i;
+    for (;;) {
+      const c = i < n ? s.charCodeAt(i) : -1;
+      const isHost = c >= 0 && c < 128 && HOSTCHAR[c] === 1;
+      if (c === 0x2e || !isHost) {
+        const len = i - labelStart;
+        if (len === 0) {
+          // Empty label: only a final "." after at least one label is allowed.
+          if (c === 0x2e || labelStart === start) return hostError('invalid host');
+        } else if (len > 63 || s.charCodeAt(labelStart) === 0x2d || s.charCodeAt(i - 1) === 0x2d) {
+          return hostError('invalid host');
+        }
+        if (!isHost) break;
+        labelStart = i + 1;
+      } else if (c < 0x30 || c > 0x39) {
+        digitsAndDots = false;
+        if (c >= 0x41 && c <= 0x5a) upper = true;
+      }
       i++;
     }
-    host = parseHost(s.slice(start, i));
-    if (host === undefined) return fail('invalid host');
+    if (i - start > 255) return hostError('invalid host');
+    const host = s.slice(start, i);
+    if (digitsAndDots && !isDottedQuad(host)) return hostError('invalid host');
+    hostPort.host = upper ? host.toLowerCase() : host;
   }
-  let port: number | undefined;
-  if (i < s.length && s.charCodeAt(i) === 0x3a) {
+  if (i < n && s.charCodeAt(i) === 0x3a) {
     const ps = ++i;
     let v = 0;
-    while (i < s.length && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39 && i - ps < 6) {
+    while (i < n && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39 && i - ps < 6) {
       v = v * 10 + s.charCodeAt(i) - 0x30;
       i++;
     }
-    if (i === ps || i - ps > 5 || v > 65535) return fail('invalid port');
-    port = v;
+    if (i === ps || i - ps > 5 || v > 65535) return hostError('invalid port');
+    hostPort.port = v;
   }
-  return ok(port === undefined ? { host, end: i } : { host, port, end: i });
+  return i;
+}
+
+function hostError(reason: string): number {
+  hostPort.error = reason;
+  return -1;
 }
 
 /** Parses `;name[=value]...` URI parameters (unescaped) from `s` at `i` up to `?` or the end. */
@@ -177,11 +177,11 @@ function parseSip(scheme: 'sip' | 'sips', s: string, i: number): Result<SipUri, 
     i = at + 1;
   }
   if (i >= s.length) return fail('missing host');
-  const hp = parseHostPort(s, i);
-  if (!hp.ok) return hp;
-  uri.host = hp.value.host;
-  if (hp.value.port !== undefined) uri.port = hp.value.port;
-  const p = parseUriParams(s, hp.value.end, uri.params);
+  const end = scanHostPort(s, i);
+  if (end < 0) return fail(hostPort.error);
+  uri.host = hostPort.host;
+  if (hostPort.port !== undefined) uri.port = hostPort.port;
+  const p = parseUriParams(s, end, uri.params);
   if (!p.ok) return p;
   const h = parseUriHeaders(s, p.value, uri.headers);
   if (!h.ok) return h;
@@ -206,9 +206,14 @@ function parseTel(s: string, i: number): Result<SipUri, string> {
  */
 export function parseUri(s: string): Result<SipUri, string> {
   if (s.length > 8192) return fail('URI too long');
+  if (hasForbidden(s)) return fail('invalid character in URI');
+  return parseUriShaped(s);
+}
+
+/** `parseUri` for a string already known to hold no LWS, control, quote or angle bracket (`isAbsoluteUri`). */
+export function parseUriShaped(s: string): Result<SipUri, string> {
   const scheme = uriScheme(s);
   if (scheme === undefined) return fail('missing URI scheme');
-  if (hasForbidden(s)) return fail('invalid character in URI');
   const rest = scheme.length + 1;
   if (scheme === 'sip' || scheme === 'sips') return parseSip(scheme, s, rest);
   if (scheme === 'tel') return parseTel(s, rest);

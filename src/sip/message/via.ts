@@ -2,7 +2,7 @@ import { fail, ok, type Result } from '../../common/result.ts';
 import { tokenEnd } from './chars.ts';
 import { formatParams, parseParamsAt, skipWs } from './params.ts';
 import type { Via } from './types.ts';
-import { parseHostPort } from './uri.ts';
+import { hostPort, scanHostPort } from './uri.ts';
 
 const readToken = tokenEnd;
 
@@ -29,12 +29,14 @@ export function parseVia(s: string): Result<Via, string> {
   const ws = i;
   i = skipWs(s, i);
   if (i === ws || i >= s.length) return fail('missing sent-by');
-  const hp = parseHostPort(s, i);
-  if (!hp.ok) return fail('malformed sent-by: ' + hp.reason);
-  const p = parseParamsAt(s, hp.value.end, false);
+  const end = scanHostPort(s, i);
+  if (end < 0) return fail('malformed sent-by: ' + hostPort.error);
+  const host = hostPort.host;
+  const port = hostPort.port;
+  const p = parseParamsAt(s, end, false);
   if (!p.ok) return p;
-  const via: Via = { transport: parts[2]!.toUpperCase(), host: hp.value.host, params: p.value.params };
-  if (hp.value.port !== undefined) via.port = hp.value.port;
+  const via: Via = { transport: parts[2]!.toUpperCase(), host, params: p.value.params };
+  if (port !== undefined) via.port = port;
   return ok(via);
 }
 
