@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { InternalError } from '../common/errors.ts';
 import { category, type Logger, RateLimitedLog, silentLogger } from '../common/log.ts';
 import type { Clock, TimerHandle } from '../common/timers.ts';
 import { canonicalIp, type TransportAddress } from '../stun/address.ts';
@@ -77,6 +78,20 @@ interface Channel extends Expiring {
 
 /** RFC 6062 §5: a peer connection; `pending` until the client binds a data connection to it. */
 type TcpLinkState = 'connecting' | 'pending' | 'bound' | 'closed';
+
+/** Legal edges of a peer connection's life (RFC 6062 §5.2–5.4). */
+const LINK_EDGES: Readonly<Record<TcpLinkState, readonly TcpLinkState[]>> = {
+  connecting: ['pending', 'closed'],
+  pending: ['bound', 'closed'],
+  bound: ['closed'],
+  closed: [],
+};
+
+/** Moves a peer connection to `to`; an illegal edge is a bug in this engine. */
+function linkTransition(link: { state: TcpLinkState }, to: TcpLinkState): void {
+  if (!LINK_EDGES[link.state].includes(to)) throw new InternalError('ERR_TURN_STATE', `link ${link.state} → ${to}`);
+  link.state = to;
+}
 
 interface TcpPeerLink {
   id: number;
@@ -747,7 +762,7 @@ export class TurnEngine {
   #adoptPeer(alloc: Allocation, link: TcpPeerLink, conn: PeerConnection): void {
     this.counters.tcpConnectionsOpened++;
     link.peer = conn;
-    link.state = 'pending';
+    linkTransition(link, 'pending');
     conn.pause();
     conn.onClose(() => this.#closeLink(alloc, link));
     link.timer = this.#clock.setTimer(this.#cfg.connectionBindSeconds * 1000, () => {
@@ -773,14 +788,14 @@ export class TurnEngine {
     if (alloc.username !== auth.username) return this.#reply(client, msg, auth, { code: ErrorCode.wrongCredentials });
     link.timer?.cancel();
     link.timer = undefined;
-    link.state = 'bound';
+    linkTransition(link, 'bound');
     this.#reply(client, msg, auth, { attrs: [] });
     client.attachPeer(link.peer!);
   }
 
   #closeLink(alloc: Allocation, link: TcpPeerLink): void {
     if (link.state === 'closed') return;
-    link.state = 'closed';
+    linkTransition(link, 'closed');
     link.timer?.cancel();
     link.timer = undefined;
     link.peer?.close();
@@ -961,6 +976,7 @@ export class TurnEngine {
   }
 
   #deleteAllocation(alloc: Allocation, why: string): void {
+    // The only transition of an allocation: active → closed (expired, refreshed to 0, connection gone, shutdown).
     if (alloc.state === 'closed') return;
     alloc.state = 'closed';
     alloc.timer?.cancel();
