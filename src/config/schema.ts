@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { routingConfigSchema } from '../routing/config.ts';
+import { registrarConfigSchema } from '../sip/registrar/config.ts';
 import { turnConfigSchema } from '../turn/config.ts';
 
 /**
@@ -179,6 +180,8 @@ export const configSchema = z
     /** Zones, pre-search transforms, call policy, search rules and proxy settings — see docs/routing.md. */
     routing: routingConfigSchema.prefault({}),
     turn: turnConfigSchema.prefault({}),
+    /** The registrar and its location store (RFC 3261 §10) — see src/sip/registrar/config.ts, docs/registrar.md. */
+    registrar: registrarConfigSchema.prefault({}),
     media: z
       .object({
         /**

@@ -3,6 +3,10 @@ import type { Clock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
 import type { Flow, ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
 import { createRequest, newBranch, newTag } from '../sip/message/index.ts';
+import type { RequestAuthenticator } from '../sip/auth/types.ts';
+import { LocationTable } from '../sip/location/location-table.ts';
+import { SqliteRegistrationStore } from '../sip/location/sqlite-store.ts';
+import { Registrar } from '../sip/registrar/registrar.ts';
 import { TransactionLayer } from '../sip/transaction/transaction-layer.ts';
 import { transportSender } from '../sip/transaction/transport-sender.ts';
 import type { TransactionUser } from '../sip/transaction/types.ts';
@@ -35,6 +39,8 @@ export interface SipServiceOptions {
   addresses: NodeAddresses;
   /** The node's embedded store (registrations, credentials, records). */
   store: NodeStore;
+  /** Digest authentication for the registrar (and later the proxy); without it REGISTER is not authenticated. */
+  authenticator?: RequestAuthenticator;
   tls: TransportTlsOptions | undefined;
   clock: Clock;
   log: Logger;
@@ -64,6 +70,8 @@ export class SipService {
   readonly user: BasicUas;
   readonly #sockets: BoundSocket[] = [];
   readonly #zones: TraversalClientZone[] = [];
+  #registrar: Registrar | undefined;
+  #location: LocationTable | undefined;
   readonly #log: Logger;
   readonly #opts: SipServiceOptions;
 
@@ -80,6 +88,10 @@ export class SipService {
       connections: config.sip.connections,
       outboundPorts: opts.plan.range('outbound-sip'),
       ...(opts.tls ? { tls: opts.tls } : {}),
+      onConnectionEvent: (ev) => {
+        // RFC 5626 §6: a closed connection is a failed flow for the registrations that arrived on it.
+        if (ev.type === 'closed') this.#registrar?.flowClosed(ev.connection.id);
+      },
     });
     const log = this.#log;
     this.transactions = new TransactionLayer({
@@ -102,6 +114,7 @@ export class SipService {
   static async start(opts: SipServiceOptions): Promise<SipService> {
     const svc = new SipService(opts);
     try {
+      await svc.#startRegistrar();
       await svc.#bindAll();
       if (opts.kind === 'core') svc.#startZones();
     } catch (err) {
@@ -109,6 +122,43 @@ export class SipService {
       throw err;
     }
     return svc;
+  }
+
+  /**
+   * The node's registrar, for `sip.domains` and the node's own addresses, on a location table loaded from the node's
+   * store (a restarted node serves its live bindings before its listeners open).
+   */
+  async #startRegistrar(): Promise<void> {
+    const { config, clock, addresses } = this.#opts;
+    const rc = config.registrar;
+    if (!rc.enabled) return;
+    const store = new SqliteRegistrationStore({
+      store: this.#opts.store,
+      clock,
+      flushIntervalMs: rc.store.flushIntervalMs,
+      maxBatch: rc.store.maxBatch,
+      log: this.#log,
+    });
+    this.#location = await LocationTable.open({ clock, store, log: this.#log });
+    this.#registrar = new Registrar({
+      config: rc,
+      domains: [...config.sip.domains, addresses.public, addresses.private],
+      location: this.#location,
+      clock,
+      log: this.#log,
+      ...(this.#opts.authenticator ? { authenticator: this.#opts.authenticator } : {}),
+    });
+    this.user.use(this.#registrar);
+  }
+
+  /** The node's registrar (undefined when `registrar.enabled` is off). */
+  get registrar(): Registrar | undefined {
+    return this.#registrar;
+  }
+
+  /** The location service the proxy looks AORs up in. */
+  get location(): LocationTable | undefined {
+    return this.#location;
   }
 
   async #bindAll(): Promise<void> {
@@ -208,6 +258,9 @@ export class SipService {
     for (const z of this.#zones) z.stop();
     this.user.client.close();
     this.transactions.close();
+    // Connections closed by our own shutdown are not failed flows: bindings must survive a restart.
+    this.#registrar = undefined;
     await this.transport.close();
+    await this.#location?.close();
   }
 }
