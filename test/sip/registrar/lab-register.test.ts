@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { silentLogger } from '../../../src/common/log.ts';
+import { validateConfig } from '../../../src/config/load.ts';
+import { type RunningNode, startNode } from '../../../src/roles/start.ts';
+import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { runSipp } from '../../helpers/sipp.ts';
+import { usersFile } from './users.ts';
+
+const SCENARIOS = new URL('../../sipp/', import.meta.url).pathname;
+
+describe('registrar on a lab node against sipp (no authentication)', () => {
+  let node: RunningNode;
+  let target: string;
+
+  before(async () => {
+    node = await startTestNode({ registrar: { authenticate: false, minExpires: 1 } });
+    target = `127.0.0.2:${node.plan.node('core').port('sip-udp')}`;
+  });
+
+  after(async () => {
+    await node?.close();
+  });
+
+  test('1,000 distinct users register and refresh with zero failures', async () => {
+    const r = await runSipp({
+      scenario: `${SCENARIOS}register.xml`,
+      target,
+      calls: 1000,
+      rate: 500,
+      limit: 200,
+      timeoutSeconds: 60,
+      extraArgs: ['-inf', usersFile('ua', 1000)],
+    });
+    assert.equal(r.exitCode, 0, r.stderr.slice(0, 2000));
+    assert.equal(r.successful, 1000);
+    assert.equal(r.failed, 0);
+    const location = node.sip.get('core')!.location!;
+    assert.equal(location.aorCount, 1000);
+    const [b] = location.lookup('sip:ua0999@127.0.0.2');
+    assert.ok(b, 'ua0999 has a binding');
+    assert.equal(b.cseq, 2);
+    assert.ok(b.expiresIn > 3590 && b.expiresIn <= 3600, `expiresIn ${b.expiresIn}`);
+    assert.equal(b.flow.transport, 'UDP');
+  });
+
+  test('expiry and removal: a 2 s binding is gone after 3 s; "Contact: *" with Expires: 0 removes all', async () => {
+    const r = await runSipp({
+      scenario: `${SCENARIOS}register-expiry.xml`,
+      target,
+      calls: 5,
+      rate: 10,
+      timeoutSeconds: 30,
+      extraArgs: ['-inf', usersFile('exp', 5)],
+    });
+    assert.equal(r.exitCode, 0, r.stderr.slice(0, 2000));
+    assert.equal(r.successful, 5);
+    assert.equal(r.failed, 0);
+    assert.equal(node.sip.get('core')!.location!.lookup('sip:exp0000@127.0.0.2').length, 0);
+  });
+
+  test('a REGISTER for a domain the node does not serve is refused', async () => {
+    const svc = node.sip.get('core')!;
+    const before = svc.registrar!.counters.responses[403] ?? 0;
+    // The edge (127.0.0.1) is not the core's domain: the core answers 403.
+    const r = await runSipp({
+      scenario: `${SCENARIOS}register-foreign.xml`,
+      target,
+      calls: 1,
+      timeoutSeconds: 20,
+      extraArgs: ['-inf', usersFile('f', 1)],
+    });
+    assert.equal(r.exitCode, 0, r.stderr.slice(0, 2000));
+    assert.equal(r.successful, 1);
+    assert.equal((svc.registrar!.counters.responses[403] ?? 0) - before, 1);
+  });
+});
+
+describe('registrar restart: bindings survive a node restart', () => {
+  test('1,000 registrations, restart on the same data directory, every binding is served at once', async () => {
+    const config = validateConfig({
+      dataDir: mkdtempSync(join(tmpdir(), 'crossway-restart-')),
+      portOffset: uniqueOffset(),
+      registrar: { authenticate: false },
+    });
+    const users = usersFile('rs', 1000);
+    let node = await startNode(config, { log: silentLogger });
+    const target = `127.0.0.2:${node.plan.node('core').port('sip-udp')}`;
+    try {
+      const reg = await runSipp({
+        scenario: `${SCENARIOS}register.xml`,
+        target,
+        calls: 1000,
+        rate: 500,
+        timeoutSeconds: 60,
+        extraArgs: ['-inf', users],
+      });
+      assert.equal(reg.successful, 1000, reg.stderr.slice(0, 2000));
+      assert.equal(node.sip.get('core')!.location!.aorCount, 1000);
+    } finally {
+      await node.close();
+    }
+    node = await startNode(config, { log: silentLogger });
+    try {
+      const location = node.sip.get('core')!.location!;
+      // Loaded before the listeners opened: nothing had to re-register.
+      assert.equal(location.aorCount, 1000);
+      assert.equal(location.bindingCount, 1000);
+      const fetch = await runSipp({
+        scenario: `${SCENARIOS}register-fetch.xml`,
+        target,
+        calls: 1000,
+        rate: 500,
+        timeoutSeconds: 60,
+        extraArgs: ['-inf', users],
+      });
+      assert.equal(fetch.exitCode, 0, fetch.stderr.slice(0, 2000));
+      assert.equal(fetch.successful, 1000);
+      assert.equal(fetch.failed, 0);
+    } finally {
+      await node.close();
+    }
+  });
+});
