@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -76,6 +77,66 @@ describe('registrar on a lab node against sipp (no authentication)', () => {
     assert.equal(r.exitCode, 0, r.stderr.slice(0, 2000));
     assert.equal(r.successful, 1);
     assert.equal((svc.registrar!.counters.responses[403] ?? 0) - before, 1);
+  });
+});
+
+describe('registrar: RFC 5626 outbound over a real TCP connection', () => {
+  test('the binding keeps the connection it arrived on; closing that connection removes it', async () => {
+    const node = await startTestNode({ registrar: { authenticate: false } });
+    try {
+      const port = node.plan.node('core').port('sip-tcp');
+      const sock = connect({ host: '127.0.0.2', port });
+      await new Promise<void>((resolve, reject) => {
+        sock.once('connect', resolve);
+        sock.once('error', reject);
+      });
+      const local = `${sock.localAddress}:${sock.localPort}`;
+      sock.write(
+        'REGISTER sip:127.0.0.2 SIP/2.0\r\n' +
+          `Via: SIP/2.0/TCP ${local};branch=z9hG4bKob1;rport\r\n` +
+          'Max-Forwards: 70\r\n' +
+          'From: <sip:obuser@127.0.0.2>;tag=1\r\n' +
+          'To: <sip:obuser@127.0.0.2>\r\n' +
+          'Call-ID: ob-1\r\n' +
+          'CSeq: 1 REGISTER\r\n' +
+          'Supported: outbound, path\r\n' +
+          `Contact: <sip:obuser@${local};transport=tcp;ob>;+sip.instance="<urn:uuid:0f0e0d0c-0000-1000-8000-000000000001>";reg-id=1\r\n` +
+          'Expires: 600\r\n' +
+          'Content-Length: 0\r\n\r\n',
+      );
+      const answer = await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        const t = setTimeout(() => reject(new Error(`no answer: ${buf}`)), 5000);
+        sock.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (buf.includes('\r\n\r\n')) {
+            clearTimeout(t);
+            resolve(buf);
+          }
+        });
+      });
+      assert.match(answer, /^SIP\/2\.0 200 /);
+      assert.match(answer, /\r\nRequire: outbound\r\n/);
+      const location = node.sip.get('core')!.location!;
+      const [b] = location.lookup('sip:obuser@127.0.0.2');
+      assert.ok(b);
+      assert.equal(b.regId, 1);
+      assert.equal(b.flow.transport, 'TCP');
+      assert.deepEqual(b.flow.source, { address: sock.localAddress, port: sock.localPort });
+      const conn = node.sip
+        .get('core')!
+        .transport.connections()
+        .find((c) => c.id === b.flow.connectionId);
+      assert.ok(conn, 'the flow names an open connection of the transport layer');
+      sock.destroy();
+      const deadline = Date.now() + 5000;
+      while (location.lookup('sip:obuser@127.0.0.2').length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(location.lookup('sip:obuser@127.0.0.2').length, 0);
+    } finally {
+      await node.close();
+    }
   });
 });
 
