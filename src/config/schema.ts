@@ -1,5 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { securityConfigSchema } from '../security/config.ts';
+import { authConfigSchema } from '../sip/auth/config.ts';
 import { routingConfigSchema } from '../routing/config.ts';
 import { registrarConfigSchema } from '../sip/registrar/config.ts';
 import { turnConfigSchema } from '../turn/config.ts';
@@ -180,6 +182,10 @@ export const configSchema = z
     /** Zones, pre-search transforms, call policy, search rules and proxy settings — see docs/routing.md. */
     routing: routingConfigSchema.prefault({}),
     turn: turnConfigSchema.prefault({}),
+    /** SIP digest authentication, credential sources, zone policies — see src/sip/auth/config.ts, docs/authentication.md. */
+    auth: authConfigSchema.prefault({}),
+    /** Intrusion protection — see src/security/config.ts, docs/authentication.md. */
+    security: securityConfigSchema.prefault({}),
     /** The registrar and its location store (RFC 3261 §10) — see src/sip/registrar/config.ts, docs/registrar.md. */
     registrar: registrarConfigSchema.prefault({}),
     media: z
