@@ -19,7 +19,12 @@ const category = (threshold: number, windowSeconds: number, blockSeconds: number
       threshold: z.number().int().min(0).max(100_000).default(threshold),
       windowSeconds: z.number().int().min(1).max(86_400).default(windowSeconds),
       /** How long the source stays blocked (s). */
-      blockSeconds: z.number().int().min(1).max(30 * 86_400).default(blockSeconds),
+      blockSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(30 * 86_400)
+        .default(blockSeconds),
     })
     .strict()
     .prefault({});

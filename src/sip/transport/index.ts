@@ -7,5 +7,6 @@ export {
   type ConnectionEvent,
   SipTransportLayer,
   type SipTransportLayerOptions,
+  type SourcePolicy,
 } from './transport-layer.ts';
 export type * from './types.ts';

@@ -47,6 +47,19 @@ export interface SipTransportLayerOptions {
   outboundAddress?: { ipv4?: string; ipv6?: string };
 }
 
+/**
+ * Who may talk to this node, asked before any parsing (intrusion protection, `src/security/`): a source it refuses has
+ * its datagrams dropped, its new connections refused and its open connections closed. Methods must not throw.
+ */
+export interface SourcePolicy {
+  /** Per packet: false drops it. Must be O(1). */
+  allows(address: string): boolean;
+  /** Per new inbound connection (default: `allows`). */
+  allowsConnection?(address: string): boolean;
+  /** A malformed message came from `address`. */
+  onMalformed?(address: string): void;
+}
+
 /** A connection opened (handshake done) or closed (with why). */
 export interface ConnectionEvent {
   type: 'opened' | 'closed';
@@ -113,6 +126,7 @@ export class SipTransportLayer {
   readonly #aliasPolicy: AliasPolicy;
   readonly #outboundAddress: { ipv4?: string; ipv6?: string };
   #onMessage: MessageHandler | undefined;
+  #sourcePolicy: SourcePolicy | undefined;
   readonly #onConnectionEvent: ((event: ConnectionEvent) => void) | undefined;
 
   readonly #udp: UdpListener[] = [];
@@ -157,6 +171,19 @@ export class SipTransportLayer {
   /** Sets the receiver of inbound messages (the transaction layer). */
   set onMessage(handler: MessageHandler | undefined) {
     this.#onMessage = handler;
+  }
+
+  /** Sets (or removes) the source policy asked before parsing anything from a source. */
+  setSourcePolicy(policy: SourcePolicy | undefined): void {
+    this.#sourcePolicy = policy;
+  }
+
+  /** Counts and drops what a refused source sent. */
+  #blocked(address: string): boolean {
+    const p = this.#sourcePolicy;
+    if (!p || p.allows(address)) return false;
+    this.#counters.drops['blocked-source'] = (this.#counters.drops['blocked-source'] ?? 0) + 1;
+    return true;
   }
 
   get closed(): boolean {
@@ -234,6 +261,7 @@ export class SipTransportLayer {
 
   #onDatagram(bytes: Buffer, source: HostPort, listener: UdpListener): void {
     try {
+      if (this.#blocked(source.address)) return;
       if (bytes.length > this.#limits.maxMessageBytes) {
         this.#drop('oversize-datagram', 'oversize UDP datagram', { bytes: bytes.length, source: fmt(source) });
         return;
@@ -270,6 +298,7 @@ export class SipTransportLayer {
   #malformed(failure: ParseFailure, info: InboundInfo, reply: (bytes: Buffer) => Promise<void>): void {
     const reason = `parse:${failure.code}`;
     const partial = failure.partial;
+    this.#sourcePolicy?.onMalformed?.(info.source.address);
     const src = fmt(info.source);
     if (partial && partial.kind === 'request' && partial.method !== 'ACK') {
       this.#counters.drops[reason] = (this.#counters.drops[reason] ?? 0) + 1;
@@ -386,6 +415,14 @@ export class SipTransportLayer {
         return;
       }
       const remote = { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
+      const policy = this.#sourcePolicy;
+      if (
+        policy &&
+        !(policy.allowsConnection ? policy.allowsConnection(remote.address) : policy.allows(remote.address))
+      ) {
+        this.#refuse(socket, 'blocked-source');
+        return;
+      }
       if (this.#conns.size >= this.#conn.maxConnections) {
         this.#refuse(socket, 'connection-limit');
         return;
@@ -458,6 +495,10 @@ export class SipTransportLayer {
 
   #onStreamData(conn: StreamConnection, chunk: Buffer): void {
     try {
+      if (this.#blocked(conn.remote.address)) {
+        conn.close('blocked-source');
+        return;
+      }
       const framer = conn.framer as Framer;
       framer.push(chunk);
       for (let frame = framer.pull(); frame && !conn.closed; frame = framer.pull()) {
