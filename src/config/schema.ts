@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { routingConfigSchema } from '../routing/config.ts';
 import { securityConfigSchema } from '../security/config.ts';
 import { authConfigSchema } from '../sip/auth/config.ts';
-import { routingConfigSchema } from '../routing/config.ts';
 import { registrarConfigSchema } from '../sip/registrar/config.ts';
 import { turnConfigSchema } from '../turn/config.ts';
 
@@ -146,11 +146,106 @@ export const ldapServerSchema = z
   })
   .strict();
 
+/** Feedback event names (docs/management.md has the JSON body of each). */
+export const feedbackEventSchema = z.enum([
+  'registration',
+  'unregistration',
+  'call-attempt',
+  'call-connected',
+  'call-disconnected',
+  'alarm-raised',
+  'alarm-lowered',
+  'config-change',
+  'zone-state',
+]);
+
 export const feedbackSubscriberSchema = z
   .object({
     url: z.string().regex(/^https?:\/\//, 'expected http:// or https://'),
+    /** Events sent to this subscriber; empty: all of them. */
+    events: z.array(feedbackEventSchema).default([]),
+    /** HTTP basic credentials sent with each POST. */
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
   })
   .strict();
+
+/** Access levels of administrators. */
+export const accessLevelSchema = z.enum(['read-write', 'read-only', 'auditor']);
+export type AccessLevel = z.infer<typeof accessLevelSchema>;
+
+/** SNMPv3 user of the agent (USM, SHA authentication, AES privacy). */
+export const snmpUserSchema = z
+  .object({
+    name: z.string().min(1).max(32),
+    /** Authentication passphrase (SHA), at least 8 characters (RFC 3414 §11.2). */
+    authPassword: z.string().min(8),
+    /** Privacy passphrase (AES-128); absent: authNoPriv. */
+    privPassword: z.string().min(8).optional(),
+  })
+  .strict();
+
+/** Administrator login against an LDAP directory (servers: the top-level `ldap.servers`). */
+export const managementLdapSchema = z
+  .object({
+    /** Service account bound before the user search. */
+    bindDn: z.string().min(1).optional(),
+    bindPassword: z.string().optional(),
+    /** Where users are searched. */
+    baseDn: z.string().min(1),
+    /** Attribute matched with the login name (e.g. uid, sAMAccountName). */
+    userAttribute: z.string().min(1).default('uid'),
+    /** Extra filter ANDed with the user match, e.g. `(objectClass=inetOrgPerson)`. */
+    userFilter: z.string().optional(),
+    /** Group DNs giving each access level (membership: groupOfNames `member` holding the user's DN). */
+    groups: z
+      .object({
+        readWrite: z.array(z.string().min(1)).default([]),
+        readOnly: z.array(z.string().min(1)).default([]),
+        auditor: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .prefault({}),
+    /** PEM file of the CAs trusted for the directory's certificate (default: tls.caCertificates, then the system). */
+    caCertificates: z.string().optional(),
+    /** Verify the directory's certificate (StartTLS and ldaps); turn off only in a lab. */
+    verifyCertificate: z.boolean().default(true),
+    timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+  })
+  .strict();
+
+export const managementSchema = z
+  .object({
+    /** HTTPS API and web UI. */
+    https: z.boolean().default(true),
+    /** Plain HTTP: off means port 80 only redirects to HTTPS. */
+    plainHttp: z.boolean().default(false),
+    snmp: z.boolean().default(false),
+    /** Expose management on the public side of an edge (off by default). */
+    exposePublic: z.boolean().default(false),
+    /** An administrator session with no request for this long is closed (minutes). */
+    sessionIdleMinutes: z.number().int().min(1).max(1440).default(15),
+    /** Where administrators are authenticated: local accounts, the LDAP directory, or both (local first). */
+    authSource: z.enum(['local', 'remote', 'both']).default('local'),
+    /** With `remote`: when the directory is unreachable, let local accounts in (logged). */
+    fallbackToLocal: z.boolean().default(false),
+    ldap: managementLdapSchema.optional(),
+    /** SNMPv2c read community; absent: no v2c access. */
+    snmpCommunity: z.string().min(1).max(64).optional(),
+    snmpUsers: z.array(snmpUserSchema).default([]),
+    sysContact: z.string().max(255).default(''),
+    sysLocation: z.string().max(255).default(''),
+    /** Feedback delivery: queued events per subscriber before the oldest are dropped (and counted). */
+    feedbackQueueLimit: z.number().int().min(1).max(100_000).default(1000),
+    /** Feedback delivery retry: first delay, doubled up to the max (ms). */
+    feedbackRetryMinMs: z.number().int().min(10).max(600_000).default(1000),
+    feedbackRetryMaxMs: z.number().int().min(10).max(3_600_000).default(60_000),
+  })
+  .strict()
+  .refine((m) => m.authSource === 'local' || m.ldap !== undefined, {
+    message: 'remote or both authentication needs management.ldap',
+    path: ['ldap'],
+  });
 
 export const configSchema = z
   .object({
@@ -182,12 +277,12 @@ export const configSchema = z
     /** Zones, pre-search transforms, call policy, search rules and proxy settings — see docs/routing.md. */
     routing: routingConfigSchema.prefault({}),
     turn: turnConfigSchema.prefault({}),
+    /** The registrar and its location store (RFC 3261 §10) — see src/sip/registrar/config.ts, docs/registrar.md. */
+    registrar: registrarConfigSchema.prefault({}),
     /** SIP digest authentication, credential sources, zone policies — see src/sip/auth/config.ts, docs/authentication.md. */
     auth: authConfigSchema.prefault({}),
     /** Intrusion protection — see src/security/config.ts, docs/authentication.md. */
     security: securityConfigSchema.prefault({}),
-    /** The registrar and its location store (RFC 3261 §10) — see src/sip/registrar/config.ts, docs/registrar.md. */
-    registrar: registrarConfigSchema.prefault({}),
     media: z
       .object({
         /**
@@ -200,21 +295,8 @@ export const configSchema = z
       })
       .strict()
       .default({ muxPorts: 'default-36000' }),
-    management: z
-      .object({
-        /**
-         * HTTPS API and web UI. Off until the management service is built (issue 8): the port plan must list only
-         * what the node really opens. It becomes the default then.
-         */
-        https: z.boolean().default(false),
-        /** Plain HTTP: off means port 80 only redirects to HTTPS. */
-        plainHttp: z.boolean().default(false),
-        snmp: z.boolean().default(false),
-        /** Expose management on the public side of an edge (off by default). */
-        exposePublic: z.boolean().default(false),
-      })
-      .strict()
-      .default({ https: false, plainHttp: false, snmp: false, exposePublic: false }),
+    /** Management: HTTPS API and web UI, SNMP agent, administrator login (see managementSchema, docs/management.md). */
+    management: managementSchema.prefault({}),
     ldap: z
       .object({ servers: z.array(ldapServerSchema).default([]) })
       .strict()

@@ -5,6 +5,8 @@ import type { Logger } from '../common/log.ts';
 import { createLogger } from '../common/log.ts';
 import { systemClock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
+import { withStoredChanges } from '../management/persisted-config.ts';
+import { type RunningManagement, startManagement } from '../management/service.ts';
 import {
   checkPrivileges,
   computePortPlan,
@@ -38,6 +40,8 @@ export interface RunningNode {
   readonly stores: ReadonlyMap<NodeKind, NodeStore>;
   /** The local control socket: modules register the commands the CLI calls on a running node. */
   readonly control: ControlServer;
+  /** Management (HTTPS API and web UI, SNMP, feedback events, metrics, audit) of each node kind. */
+  readonly management: RunningManagement | undefined;
   /** Every socket the process bound, for the port-plan check and status. */
   sockets(): BoundSocket[];
   close(): Promise<void>;
@@ -48,6 +52,8 @@ export interface StartOptions {
   /** Overrides privilege detection (tests). */
   privileges?: PrivilegeInfo;
   log?: Logger;
+  /** Told the one-time setup token of a node with no administrator (default: printed on stderr). */
+  onSetupToken?: (node: NodeKind, token: string) => void;
 }
 
 function kindsOf(config: Readonly<CrosswayConfig>): NodeKind[] {
@@ -105,8 +111,13 @@ async function tlsFor(config: Readonly<CrosswayConfig>): Promise<TransportTlsOpt
  * node kind's services on the plan's listeners. The composition root: the only code that owns sockets and the real
  * clock.
  */
-export async function startNode(config: Readonly<CrosswayConfig>, options: StartOptions = {}): Promise<RunningNode> {
-  const log = options.log ?? createLogger({ level: config.log.level, name: `crossway-${config.role}` });
+export async function startNode(
+  fileConfig: Readonly<CrosswayConfig>,
+  options: StartOptions = {},
+): Promise<RunningNode> {
+  const log = options.log ?? createLogger({ level: fileConfig.log.level, name: `crossway-${fileConfig.role}` });
+  // Changes made through the management API are kept in the store and laid over the file.
+  const config = withStoredChanges(fileConfig, log);
   const privileges = options.privileges ?? detectPrivileges();
   const plan = computePortPlan(config, privileges);
   const allowed = checkPrivileges(plan, privileges);
@@ -120,10 +131,12 @@ export async function startNode(config: Readonly<CrosswayConfig>, options: Start
   const addresses = new Map<NodeKind, NodeAddresses>();
   const stores = new Map<NodeKind, NodeStore>();
   const control = new ControlServer(config.dataDir, log);
+  let management: RunningManagement | undefined;
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
+    await management?.close();
     await control.close();
     await Promise.allSettled([...sip.values()].map((s) => s.close()));
     for (const s of stores.values()) s.close();
@@ -151,6 +164,18 @@ export async function startNode(config: Readonly<CrosswayConfig>, options: Start
       });
       sip.set(kind, svc);
     }
+    management = await startManagement({
+      config,
+      plan,
+      kinds: kindsOf(config),
+      sip,
+      stores,
+      addresses,
+      tls,
+      clock: systemClock,
+      log,
+      ...(options.onSetupToken ? { onSetupToken: options.onSetupToken } : {}),
+    });
   } catch (err) {
     await close();
     throw err;
@@ -163,7 +188,18 @@ export async function startNode(config: Readonly<CrosswayConfig>, options: Start
     addresses,
     stores,
     control,
-    sockets: () => [...sip.values()].flatMap((s) => s.sockets()),
+    management,
+    sockets: () => [
+      ...[...sip.values()].flatMap((s) => s.sockets()),
+      ...(management?.sockets() ?? []).map((m) => ({
+        node: m.node,
+        listener: m.listener,
+        protocol: m.listener === 'https' ? ('tls' as const) : m.protocol,
+        address: m.address,
+        port: m.port,
+        family: m.address.includes(':') ? ('IPv6' as const) : ('IPv4' as const),
+      })),
+    ],
     close,
     get closed() {
       return closed;

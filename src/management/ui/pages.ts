@@ -1,0 +1,205 @@
+import { formatRange } from '../../ports/port-range.ts';
+import { flowRow, TABLES } from '../../ports/render-table.ts';
+import type { PortPlan } from '../../ports/types.ts';
+import type { AuditRecord } from '../admin-store.ts';
+import { esc, table } from './html.ts';
+
+function iso(ms: unknown): string {
+  return typeof ms === 'number' && Number.isFinite(ms) ? new Date(ms).toISOString() : '';
+}
+
+/** Any list of flat records as a table, columns from the keys of the records. */
+export function recordsTable(id: string, rows: unknown, empty: string): string {
+  if (!Array.isArray(rows)) {
+    return `<p class="empty" id="${esc(id)}">${esc(rows === undefined ? 'not provided by this node' : empty)}</p>`;
+  }
+  const keys = [...new Set(rows.flatMap((r) => (r && typeof r === 'object' ? Object.keys(r) : [])))];
+  return table(
+    id,
+    keys,
+    rows.map((r) =>
+      keys.map((k) => {
+        const v = (r as Record<string, unknown>)[k];
+        return typeof v === 'object' && v !== null ? JSON.stringify(v) : v;
+      }),
+    ),
+    empty,
+  );
+}
+
+export function loginPage(error: string | undefined, preToken: string, setup: boolean): string {
+  return `<div class="box"><form method="post" action="/ui/login">
+<input type="hidden" name="csrf" value="${esc(preToken)}">
+<label for="user">User name</label><input id="user" name="user" autocomplete="username" required>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<p><button type="submit" id="login">Log in</button></p>
+${error ? `<p class="err" id="login-error">${esc(error)}</p>` : ''}</form></div>
+${setup ? '<p class="muted">No administrator yet: <a href="/ui/setup">create the first one with the setup token</a>.</p>' : ''}`;
+}
+
+export function setupPage(error: string | undefined, preToken: string): string {
+  return `<div class="box"><p>The setup token was printed in the node's log at first start (or run
+<code>crossway admin add</code> on the node).</p><form method="post" action="/ui/setup">
+<input type="hidden" name="csrf" value="${esc(preToken)}">
+<label for="token">Setup token</label><input id="token" name="token" required>
+<label for="user">Administrator name</label><input id="user" name="user" required>
+<label for="password">Password (at least 12 characters)</label><input id="password" name="password" type="password" minlength="12" required>
+<p><button type="submit">Create administrator</button></p>
+${error ? `<p class="err">${esc(error)}</p>` : ''}</form></div>`;
+}
+
+export interface StatusView {
+  system: Record<string, unknown>;
+  zones: { name: string; peer: string; state: string; since: number; lastError?: string }[];
+  alarms: { id: string; severity: string; message: string; raisedAt: number }[];
+  sip?: { counters?: { received: Record<string, number>; sent: Record<string, number> } } & Record<string, unknown>;
+  registrations?: unknown;
+  calls?: unknown;
+  turn?: unknown;
+}
+
+export function zonesTable(zones: StatusView['zones']): string {
+  if (zones.length === 0) return '<p class="empty" id="zones">no traversal client zone on this node</p>';
+  const rows = zones
+    .map(
+      (z) => `<tr data-zone="${esc(z.name)}"><td>${esc(z.name)}</td><td>${esc(z.peer)}</td>
+<td class="state-${esc(z.state)}">${esc(z.state)}</td><td>${esc(iso(z.since))}</td><td>${esc(z.lastError ?? '')}</td></tr>`,
+    )
+    .join('\n');
+  return `<table id="zones"><thead><tr><th>Zone</th><th>Peer</th><th>State</th><th>Since</th><th>Last error</th></tr></thead>
+<tbody>${rows}</tbody></table>`;
+}
+
+export function alarmsTable(alarms: StatusView['alarms']): string {
+  return table(
+    'alarms',
+    ['Alarm', 'Severity', 'Message', 'Raised'],
+    alarms.map((a) => [a.id, a.severity, a.message, iso(a.raisedAt)]),
+    'no alarm',
+  );
+}
+
+export function statusPage(v: StatusView): string {
+  const sys = table(
+    'system',
+    ['Field', 'Value'],
+    Object.entries(v.system).map(([k, x]) => [k, typeof x === 'object' ? JSON.stringify(x) : x]),
+  );
+  const c = v.sip?.counters;
+  const sip = c
+    ? table(
+        'sip-counters',
+        ['Transport', 'Received', 'Sent'],
+        Object.keys(c.received).map((t) => [t, c.received[t], c.sent[t]]),
+      )
+    : '<p class="empty">no SIP service</p>';
+  const count = (x: unknown) => (Array.isArray(x) ? String(x.length) : 'not provided');
+  return `<h2>System</h2>${sys}
+<h2>Summary</h2>${table(
+    'summary',
+    ['What', 'Count'],
+    [
+      ['registrations', count(v.registrations)],
+      ['calls', count(v.calls)],
+      ['traversal zones active', `${v.zones.filter((z) => z.state === 'active').length} / ${v.zones.length}`],
+      ['alarms', String(v.alarms.length)],
+    ],
+  )}
+<h2>Traversal zones</h2>${zonesTable(v.zones)}
+<h2>Alarms</h2>${alarmsTable(v.alarms)}
+<h2>SIP transports</h2>${sip}`;
+}
+
+/** The seed's four tables for this node's plan, as HTML, plus listeners and pools. */
+export function portsPage(plan: PortPlan): string {
+  const parts: string[] = [
+    `<p>role ${esc(plan.role)}, size ${esc(plan.size)}, port offset ${esc(plan.portOffset)}</p>`,
+  ];
+  for (const t of TABLES) {
+    const rows = plan.flows.filter((f) => f.table === t.id).map(flowRow);
+    parts.push(`<h2>${esc(t.title)}</h2>`);
+    parts.push(
+      table(
+        `ports-${t.id.replace(/\W/g, '').toLowerCase()}`,
+        ['Purpose', 'Src. IP', 'Src. Ports', 'Protocol', 'Dest. IP', 'Dest. Ports', 'Setting'],
+        rows.map((r) => [...r.cells, r.note ? `${r.setting} — ${r.note}` : r.setting]),
+        '(none in this configuration)',
+      ),
+    );
+  }
+  parts.push('<h2>Listening sockets</h2>');
+  parts.push(
+    table(
+      'listeners',
+      ['Node', 'Id', 'Protocol', 'Side', 'Ports', 'Purpose', 'Setting'],
+      plan.listeners.map((l) => [
+        l.node,
+        l.id,
+        l.security ? `${l.transport.toUpperCase()}/${l.security.toUpperCase()}` : l.transport.toUpperCase(),
+        l.side,
+        formatRange(l.ports),
+        l.purpose,
+        l.setting,
+      ]),
+    ),
+  );
+  parts.push('<h2>Port pools</h2>');
+  parts.push(
+    table(
+      'pools',
+      ['Node', 'Id', 'Ports', 'Purpose', 'Setting'],
+      plan.pools.map((p) => [p.node, p.id, formatRange(p.ports), p.purpose, p.setting]),
+    ),
+  );
+  return parts.join('\n');
+}
+
+export function auditPage(records: readonly AuditRecord[]): string {
+  return table(
+    'audit',
+    ['When', 'Who', 'From', 'Action', 'Detail'],
+    records.map((r) => [iso(r.at), r.who, r.source, r.action, r.detail]),
+    'nothing recorded',
+  );
+}
+
+export interface ConfigFormView {
+  csrf: string;
+  canWrite: boolean;
+  logLevel: string;
+  domains: readonly string[];
+  sessionIdleMinutes: number;
+  json: string;
+  issues?: readonly { path: string; message: string }[];
+  result?: { changed: readonly string[]; live: readonly string[]; restartRequired: readonly string[] };
+}
+
+export function configPage(v: ConfigFormView): string {
+  const dis = v.canWrite ? '' : ' disabled';
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+    .map((l) => `<option${l === v.logLevel ? ' selected' : ''}>${l}</option>`)
+    .join('');
+  const issues = v.issues?.length
+    ? `<div class="box" id="config-issues"><strong>Refused:</strong><ul class="issues">${v.issues
+        .map((i) => `<li><code>${esc(i.path || '(root)')}</code>: ${esc(i.message)}</li>`)
+        .join('')}</ul></div>`
+    : '';
+  const result = v.result
+    ? `<div class="box ok" id="config-result">Saved. Changed: ${esc(v.result.changed.join(', ') || 'nothing')}.
+Applied now: ${esc(v.result.live.join(', ') || 'none')}. After restart: ${esc(v.result.restartRequired.join(', ') || 'none')}.</div>`
+    : '';
+  return `${issues}${result}
+<h2>Settings</h2><div class="box"><form method="post" action="/ui/config" id="settings-form">
+<input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="form" value="settings">
+<label for="logLevel">Log level (<code>log.level</code>, applies now)</label><select id="logLevel" name="logLevel"${dis}>${levels}</select>
+<label for="domains">SIP domains (<code>sip.domains</code>, one per line, after restart)</label>
+<textarea id="domains" name="domains" rows="3"${dis}>${esc(v.domains.join('\n'))}</textarea>
+<label for="sessionIdleMinutes">Administrator session idle timeout, minutes (<code>management.sessionIdleMinutes</code>)</label>
+<input id="sessionIdleMinutes" name="sessionIdleMinutes" type="number" min="1" max="1440" value="${esc(v.sessionIdleMinutes)}"${dis}>
+<p><button type="submit" id="save-settings"${dis}>Save</button></p></form></div>
+<h2>Whole configuration (JSON, same schema as the file; secrets shown as ********)</h2>
+<div class="box"><form method="post" action="/ui/config" id="json-form">
+<input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="form" value="json">
+<textarea id="config-json" name="json" rows="24"${dis}>${esc(v.json)}</textarea>
+<p><button type="submit" id="save-json"${dis}>Validate and save</button></p></form></div>`;
+}
