@@ -273,6 +273,11 @@ export class RelayCore {
     return this.#closed;
   }
 
+  /** Port pairs allocated from the media pool now. */
+  get portsInUse(): number {
+    return this.#o.allocator.inUse;
+  }
+
   /** Mux ids in use (edge). */
   get muxIdCount(): number {
     return this.#muxIds.size;

@@ -62,10 +62,13 @@ export async function startMediaRelay(o: StartRelayOptions): Promise<MediaRelay>
           `cannot bind the traversal media demux ports ${rtpPort}/${rtcpPort} on ${address}`,
         );
       }
-      pairs.push({ rtpHandle, rtcpHandle, rtpPort, rtcpPort });
+      // Port 0 (tests): the ports the kernel chose.
+      const rtpBound = io.localPort(rtpHandle) ?? rtpPort;
+      const rtcpBound = io.localPort(rtcpHandle) ?? rtcpPort;
+      pairs.push({ rtpHandle, rtcpHandle, rtpPort: rtpBound, rtcpPort: rtcpBound });
       muxSockets.push(
-        { listener: 'mux-rtp', address, port: rtpPort },
-        { listener: 'mux-rtcp', address, port: rtcpPort },
+        { listener: 'mux-rtp', address, port: rtpBound },
+        { listener: 'mux-rtcp', address, port: rtcpBound },
       );
     }
     core.attachMuxPairs(pairs);
