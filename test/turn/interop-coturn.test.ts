@@ -136,3 +136,43 @@ describe('interop: coturn turnutils_uclient against Crossway TURN', () => {
     assert.ok(server.counters.authFailures > before);
   });
 });
+
+describe('interop: uclient follows ALTERNATE-SERVER (load spreading)', () => {
+  it('is sent from server A to server B with 300 Try Alternate and relays through B with zero loss', async () => {
+    const base = {
+      enabled: true,
+      realm: 'crossway.test',
+      users: [{ username: 'alice', password: 'wonderland' }],
+      peers: { allowed: ['127.0.0.1/32'] },
+    };
+    const b = await startTurnServer({
+      config: defaultTurnConfig(base),
+      listen: [{ address: '127.0.0.1', port: 0 }],
+      relayAddresses: { ipv4: '127.0.0.1' },
+      relayRange: { from: 47300, to: 47349 },
+    });
+    const a = await startTurnServer({
+      config: defaultTurnConfig({ ...base, alternateServers: [{ address: '127.0.0.1', port: b.listening[0]!.port }] }),
+      listen: [{ address: '127.0.0.1', port: 0 }],
+      relayAddresses: { ipv4: '127.0.0.1' },
+      relayRange: { from: 47350, to: 47399 },
+    });
+    const peerPort = await freeUdpPort();
+    const peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-p', String(peerPort)], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const args = ['-e', '127.0.0.1', '-r', String(peerPort), '-p', String(a.listening[0]!.port)];
+      const r = await uclient([...args, '-m', '2', '-n', '20', '-u', 'alice', '-w', 'wonderland', '127.0.0.1']);
+      assert.match(r.output, /error 300 \(Try Alternate\)/);
+      assert.equal(r.lost, 0, r.output);
+      assert.equal(r.received, r.sent);
+      assert.equal(a.counters.allocationsCreated, 0);
+      assert.ok(b.counters.allocationsCreated >= 2);
+      assert.ok(b.counters.packetsToPeers >= r.sent);
+    } finally {
+      peer.kill();
+      await a.close();
+      await b.close();
+    }
+  });
+});

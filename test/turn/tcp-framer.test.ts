@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { StunBuilder } from '../../src/stun/builder.ts';
 import { Attr, Method, StunClass } from '../../src/stun/constants.ts';
 import { channelData } from '../../src/turn/client.ts';
@@ -43,5 +44,19 @@ describe('TURN over TCP framing (RFC 8656 §12.5)', () => {
     assert.equal(n, 0);
     assert.ok(framer.push(stun.subarray(25), () => n++).ok);
     assert.equal(n, 1);
+  });
+
+  it('never throws on arbitrary bytes in arbitrary chunks, and stops at the first bad frame (fuzz)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 12 }), (chunks) => {
+        const framer = new TcpFramer();
+        for (const c of chunks) {
+          const r = framer.push(Buffer.from(c), (f) => assert.ok(f.length >= 4));
+          if (!r.ok) return true;
+        }
+        return true;
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
