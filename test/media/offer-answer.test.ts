@@ -1,0 +1,256 @@
+/**
+ * The offer/answer engine with a fake I/O: what the proxy sees (rewritten SDP, 503 on exhaustion) across the call
+ * cases of RFC 3264 — re-offers, hold, added video, early media, forking, offers from the callee.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { FakeClock } from '../../src/common/timers.ts';
+import { type MediaIo, mediaConfigSchema, PortAllocator, RelayCore } from '../../src/media/index.ts';
+import { parseSdp } from '../../src/sdp/index.ts';
+
+class FakeIo implements MediaIo {
+  next = 0;
+  open = new Set<number>();
+  taken = new Set<number>();
+  sent: { handle: number; prefix: Buffer | null; data: Buffer; address: string; port: number }[] = [];
+  async openPair(_addr: string, rtpPort: number) {
+    if (this.taken.has(rtpPort)) return undefined;
+    const rtp = this.next++;
+    const rtcp = this.next++;
+    this.open.add(rtp).add(rtcp);
+    return { rtp, rtcp };
+  }
+  closeSocket(h: number) {
+    this.open.delete(h);
+  }
+  send(handle: number, prefix: Buffer | null, data: Buffer, offset: number, address: string, port: number) {
+    this.sent.push({ handle, prefix, data: data.subarray(offset), address, port });
+  }
+}
+
+const PUB = { bind: '203.0.113.1', advertise: '203.0.113.1' };
+const PRIV = { bind: '10.0.0.1', advertise: '10.0.0.1' };
+
+function setup(pairs = 50, log?: pino.Logger) {
+  const io = new FakeIo();
+  const clock = new FakeClock();
+  const core = new RelayCore({
+    node: 'core',
+    config: mediaConfigSchema.parse({}),
+    allocator: new PortAllocator({ ranges: [{ from: 40000, to: 40000 + pairs * 2 - 1, step: 1 }] }),
+    addresses: { endpoint: PUB, traversal: PRIV },
+    io,
+    clock,
+    ...(log ? { log } : {}),
+  });
+  return { io, clock, core };
+}
+
+const sdp = (lines: string[]) => `${['v=0', 'o=- 1 1 IN IP4 192.0.2.1', 's=-', 't=0 0', ...lines].join('\r\n')}\r\n`;
+const audio = (addr: string, port: number, ...extra: string[]) => [
+  `c=IN IP4 ${addr}`,
+  `m=audio ${port} RTP/AVP 0`,
+  ...extra,
+];
+
+function ports(text: string): number[] {
+  const p = parseSdp(text);
+  assert.ok(p.ok);
+  return p.value.media.map((m) => m.port);
+}
+
+async function call(core: RelayCore, id = 'c') {
+  const off = await core.offer({
+    callId: id,
+    fromTag: 'A',
+    sdp: sdp(audio('192.0.2.1', 5000)),
+    from: 'endpoint',
+    to: 'endpoint',
+  });
+  assert.ok(off.ok);
+  const ans = await core.answer({ callId: id, fromTag: 'A', toTag: 'B', sdp: sdp(audio('192.0.2.2', 6000)) });
+  assert.ok(ans.ok);
+  return { off: off.value.sdp, ans: ans.value.sdp };
+}
+
+describe('offer/answer through the relay', () => {
+  it('re-offers of the same call reuse the allocated ports, in either direction', async () => {
+    const { core } = setup();
+    const first = await call(core);
+    assert.equal(core.portsInUse, 2);
+    const re = await core.offer({
+      callId: 'c',
+      fromTag: 'A',
+      sdp: sdp(audio('192.0.2.1', 5010)),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(re.ok);
+    assert.deepEqual(ports(re.value.sdp), ports(first.off));
+    // The callee re-INVITEs (From tag B): its offer goes to A on A's port, A's answer comes back on B's.
+    const rev = await core.offer({
+      callId: 'c',
+      fromTag: 'B',
+      sdp: sdp(audio('192.0.2.2', 6010)),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(rev.ok);
+    assert.deepEqual(ports(rev.value.sdp), ports(first.ans));
+    const revAns = await core.answer({ callId: 'c', fromTag: 'B', toTag: 'A', sdp: sdp(audio('192.0.2.1', 5010)) });
+    assert.ok(revAns.ok);
+    assert.deepEqual(ports(revAns.value.sdp), ports(first.off));
+    assert.equal(core.portsInUse, 2);
+    assert.equal(core.stats('c')!.streams[0]!.sides[1].remote, '192.0.2.2:6010');
+    const stranger = await core.offer({
+      callId: 'c',
+      fromTag: 'Z',
+      sdp: sdp(audio('192.0.2.9', 1)),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(!stranger.ok && stranger.reason.status === 481);
+  });
+
+  it('hold and resume: sendonly and c=0.0.0.0 pass; nothing is sent toward 0.0.0.0; resume restores the address', async () => {
+    const { core, io } = setup();
+    const first = await call(core);
+    const hold = await core.offer({
+      callId: 'c',
+      fromTag: 'A',
+      sdp: sdp(audio('0.0.0.0', 5000, 'a=sendonly')),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(hold.ok);
+    assert.match(hold.value.sdp, /c=IN IP4 0\.0\.0\.0/);
+    assert.match(hold.value.sdp, /a=sendonly/);
+    assert.deepEqual(ports(hold.value.sdp), ports(first.off));
+    assert.equal(core.stats('c')!.streams[0]!.sides[0].remote, '', 'no destination while held');
+    // B's media now has nowhere to go (counted), until A resumes.
+    const bSide = core.stats('c')!.streams[0]!.sides[1];
+    core.receive(
+      bSide.localRtpPort === 40000 ? 0 : 2,
+      Buffer.from([0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5]),
+      '192.0.2.2',
+      6000,
+    );
+    assert.equal(io.sent.length, 0);
+    assert.equal(core.stats('c')!.streams[0]!.sides[0].unroutable, 1);
+    const resume = await core.offer({
+      callId: 'c',
+      fromTag: 'A',
+      sdp: sdp(audio('192.0.2.1', 5000, 'a=sendrecv')),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(resume.ok);
+    assert.match(resume.value.sdp, /c=IN IP4 203\.0\.113\.1/);
+    assert.equal(core.stats('c')!.streams[0]!.sides[0].remote, '192.0.2.1:5000');
+  });
+
+  it('a re-offer adding video allocates for the new m= line only; a removed stream keeps port 0', async () => {
+    const { core } = setup();
+    await call(core);
+    const av = await core.offer({
+      callId: 'c',
+      fromTag: 'A',
+      sdp: sdp([...audio('192.0.2.1', 5000), 'm=video 5002 RTP/AVP 96', 'a=rtpmap:96 H264/90000']),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(av.ok);
+    const [pa, pv] = ports(av.value.sdp);
+    assert.ok(pa !== pv && pv! % 2 === 0);
+    assert.equal(core.portsInUse, 4);
+    const drop = await core.offer({
+      callId: 'c',
+      fromTag: 'A',
+      sdp: sdp([...audio('192.0.2.1', 5000), 'm=video 0 RTP/AVP 96']),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(drop.ok);
+    assert.equal(ports(drop.value.sdp)[1], 0);
+  });
+
+  it('early media and forking: every answer gets the same relay port; the latest to-tag wins', async () => {
+    const { core } = setup();
+    const off = await core.offer({
+      callId: 'f',
+      fromTag: 'A',
+      sdp: sdp(audio('192.0.2.1', 5000)),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(off.ok);
+    const early1 = await core.answer({ callId: 'f', fromTag: 'A', toTag: 'B1', sdp: sdp(audio('192.0.2.21', 7000)) });
+    const early2 = await core.answer({ callId: 'f', fromTag: 'A', toTag: 'B2', sdp: sdp(audio('192.0.2.22', 7100)) });
+    assert.ok(early1.ok && early2.ok);
+    assert.deepEqual(ports(early1.value.sdp), ports(early2.value.sdp), 'the caller keeps one media address');
+    let s = core.stats('f')!;
+    assert.equal(s.tags[1], 'B2');
+    assert.equal(s.streams[0]!.sides[1].remote, '192.0.2.22:7100');
+    const final = await core.answer({ callId: 'f', fromTag: 'A', toTag: 'B1', sdp: sdp(audio('192.0.2.21', 7000)) });
+    assert.ok(final.ok);
+    s = core.stats('f')!;
+    assert.equal(s.tags[1], 'B1');
+    assert.equal(s.streams[0]!.sides[1].remote, '192.0.2.21:7000');
+    assert.equal(core.portsInUse, 2);
+  });
+
+  it('rtcp-mux is honoured only when the answer accepts it; a=rtcp follows the relay port', async () => {
+    const { core } = setup();
+    const off = await core.offer({
+      callId: 'm',
+      fromTag: 'A',
+      sdp: sdp(audio('192.0.2.1', 5000, 'a=rtcp:5001', 'a=rtcp-mux')),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(off.ok);
+    const [p] = ports(off.value.sdp);
+    assert.match(off.value.sdp, new RegExp(`a=rtcp:${p! + 1}\\r\\na=rtcp-mux`));
+    const ans = await core.answer({ callId: 'm', fromTag: 'A', toTag: 'B', sdp: sdp(audio('192.0.2.2', 6000)) });
+    assert.ok(ans.ok);
+    assert.doesNotMatch(ans.value.sdp, /rtcp-mux/);
+  });
+
+  it('port exhaustion answers 503 with a clear code and a log line, and leaks nothing', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (s: string) => lines.push(s) });
+    const { core, io } = setup(3, log);
+    await call(core, 'one');
+    const second = await core.offer({
+      callId: 'two',
+      fromTag: 'A',
+      sdp: sdp(audio('192.0.2.1', 5000)),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    assert.ok(second.ok === false);
+    assert.equal(second.reason.status, 503);
+    assert.equal(second.reason.code, 'ERR_MEDIA_PORTS_EXHAUSTED');
+    assert.ok(lines.some((l) => l.includes('no free media port pair => 503')));
+    assert.ok(!core.has('two'));
+    assert.equal(core.portsInUse, 2);
+    assert.equal(io.open.size, 4);
+  });
+
+  it('a pair taken by another process is skipped, not handed out', async () => {
+    const { core, io } = setup();
+    io.taken.add(40000);
+    const r = await call(core);
+    assert.ok(!ports(r.off).includes(40000) && !ports(r.ans).includes(40000));
+    assert.equal(core.counters.bindFailures, 1);
+  });
+
+  it('refuses a bad SDP with 488 and an unknown call on answer with 481', async () => {
+    const { core } = setup();
+    const bad = await core.offer({ callId: 'b', fromTag: 'A', sdp: 'hello', from: 'endpoint', to: 'endpoint' });
+    assert.ok(!bad.ok && bad.reason.status === 488);
+    const none = await core.answer({ callId: 'nope', fromTag: 'A', toTag: 'B', sdp: sdp(audio('192.0.2.1', 1)) });
+    assert.ok(!none.ok && none.reason.status === 481);
+  });
+});
