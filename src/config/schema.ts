@@ -4,6 +4,7 @@ import { routingConfigSchema } from '../routing/config.ts';
 import { securityConfigSchema } from '../security/config.ts';
 import { authConfigSchema } from '../sip/auth/config.ts';
 import { registrarConfigSchema } from '../sip/registrar/config.ts';
+import { mediaConfigSchema } from '../media/config.ts';
 import { turnConfigSchema } from '../turn/config.ts';
 
 /**
@@ -283,18 +284,8 @@ export const configSchema = z
     auth: authConfigSchema.prefault({}),
     /** Intrusion protection — see src/security/config.ts, docs/authentication.md. */
     security: securityConfigSchema.prefault({}),
-    media: z
-      .object({
-        /**
-         * Traversal-media demultiplexing ports of a small/medium edge: `default-36000` (36000/36001, taken out of the
-         * media pool) or `legacy-2776` (2776/2777). A large edge always uses 36000–36011.
-         */
-        muxPorts: z.enum(['default-36000', 'legacy-2776']).default('default-36000'),
-        /** Overrides the media (RTP/RTCP) port range (seed: 36000–59999). */
-        range: portRange.optional(),
-      })
-      .strict()
-      .default({ muxPorts: 'default-36000' }),
+    /** Media relay: demux ports, media range, ICE, latching, timeouts — see src/media/config.ts, docs/media.md. */
+    media: mediaConfigSchema.prefault({}),
     /** Management: HTTPS API and web UI, SNMP agent, administrator login (see managementSchema, docs/management.md). */
     management: managementSchema.prefault({}),
     ldap: z
