@@ -1,0 +1,90 @@
+/**
+ * Crossway side of bench/register.ts: one UDP listener, the transaction layer, the registrar with digest
+ * authentication (MD5, like the Kamailio script) over the local credential store holding `users` users
+ * (`u000000`…, password `secret`), and the location table on a SQLite store written behind. This is the stack a node
+ * runs (src/roles/sip-service.ts) without the other listeners. Prints its port on stdout; on SIGTERM prints counters.
+ * Run: node --import tsx bench/register-server.ts USERS ADDRESS
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock } from '../src/common/timers.ts';
+import { DigestAuthenticator } from '../src/sip/auth/authenticator.ts';
+import { LocalCredentialStore } from '../src/sip/auth/local-credentials.ts';
+import { NonceCountTracker } from '../src/sip/auth/nc-tracker.ts';
+import { NonceIssuer } from '../src/sip/auth/nonce.ts';
+import { LocationTable } from '../src/sip/location/location-table.ts';
+import { SqliteRegistrationStore } from '../src/sip/location/sqlite-store.ts';
+import { DEFAULT_LIMITS } from '../src/sip/message/index.ts';
+import { registrarConfigSchema } from '../src/sip/registrar/config.ts';
+import { Registrar } from '../src/sip/registrar/registrar.ts';
+import { TransactionLayer } from '../src/sip/transaction/transaction-layer.ts';
+import { transportSender } from '../src/sip/transaction/transport-sender.ts';
+import type { TransactionUser } from '../src/sip/transaction/types.ts';
+import { SipTransportLayer } from '../src/sip/transport/index.ts';
+import { BasicUas } from '../src/sip/tu/basic-uas.ts';
+import { NodeStore } from '../src/store/database.ts';
+
+const users = Number(process.argv[2] ?? 1000);
+const address = process.argv[3] ?? '127.0.0.1';
+const clock = systemClock;
+const store = NodeStore.open(mkdtempSync(join(tmpdir(), 'crossway-bench-reg-')));
+const credentials = new LocalCredentialStore(store);
+store.db.transaction(() => {
+  for (let i = 0; i < users; i++) credentials.add(address, `u${String(i).padStart(6, '0')}`, 'secret');
+})();
+
+const authenticator = new DigestAuthenticator({
+  credentials,
+  nonces: new NonceIssuer({ secret: randomBytes(32), clock, lifetimeMs: 300_000 }),
+  tracker: new NonceCountTracker(200_000, clock.wallNow() - 1),
+  opaque: randomBytes(8).toString('hex'),
+  algorithms: ['MD5'],
+  userhash: false,
+  dummyKey: randomBytes(32),
+  retryAfterSeconds: 5,
+});
+const config = registrarConfigSchema.parse({});
+const location = await LocationTable.open({
+  clock,
+  store: new SqliteRegistrationStore({
+    store,
+    clock,
+    flushIntervalMs: config.store.flushIntervalMs,
+    maxBatch: config.store.maxBatch,
+  }),
+});
+const registrar = new Registrar({ config, domains: [address], location, clock, authenticator });
+const user = new BasicUas();
+user.use(registrar);
+const transport = new SipTransportLayer({
+  clock,
+  limits: DEFAULT_LIMITS,
+  connections: { maxConnections: 100, idleTimeoutSeconds: 600, newConnectionsPerSecondPerSource: 0 },
+  outboundPorts: { from: 40000, to: 40100 },
+});
+const transactions: TransactionLayer = new TransactionLayer({
+  clock,
+  timers: { t1: 500, t2: 4000, t4: 5000 },
+  user: user as TransactionUser,
+  sender: transportSender(transport, (key) => {
+    if (key) transactions.transportError(key);
+  }),
+});
+transport.onMessage = (msg, info) => transactions.receive(msg, info);
+const bound = await transport.listen({ protocol: 'udp', address, port: 0 });
+process.stdout.write(`${bound.port}\n`);
+
+process.on('SIGUSR2', () => {
+  process.stdout.write(`${JSON.stringify({ aors: location.aorCount, bindings: location.bindingCount })}\n`);
+});
+process.on('SIGTERM', async () => {
+  process.stderr.write(
+    `registrar: ${JSON.stringify({ responses: registrar.counters.responses, aors: location.aorCount, auth: authenticator.counters })}\n`,
+  );
+  await transport.close();
+  await location.close();
+  store.close();
+  process.exit(0);
+});

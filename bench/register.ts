@@ -1,0 +1,174 @@
+/**
+ * REGISTER with digest authentication, Crossway vs Kamailio 5.6, same sipp scenario (test/sipp/register-auth.xml:
+ * REGISTER → 401 → REGISTER with MD5 credentials → 200), same users, same run. Each server is ramped in steps of
+ * `--seconds`; a step is clean when fewer than 1 % of its registrations fail and all were attempted. Server CPU comes
+ * from /proc (whole process tree). Then, on each server, `--users` distinct users are registered (default 100,000),
+ * the resident memory is read, and all of them are refreshed at the highest clean rate.
+ *   node --import tsx bench/register.ts [--seconds 4] [--rates 500,1000,...] [--users 100000] [--only crossway|kamailio]
+ * Needs sipp (Debian sip-tester) and kamailio (Debian kamailio).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runSipp } from '../test/helpers/sipp.ts';
+import { startServer, stopServer, treeCpuSeconds, treeRssKiB } from './lib.ts';
+
+const args = process.argv.slice(2);
+const arg = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : def;
+};
+const seconds = Number(arg('seconds', '4'));
+const rates = arg('rates', '500,1000,2000,3000,4000,5000,6000,8000,10000,12000').split(',').map(Number);
+const users = Math.min(Number(arg('users', '100000')), 200_000);
+const only = arg('only', '');
+const root = new URL('..', import.meta.url).pathname;
+const scenario = join(root, 'test/sipp/register-auth.xml');
+const dir = mkdtempSync(join(tmpdir(), 'crossway-bench-register-'));
+const ADDRESS = '127.0.0.1';
+
+/** sipp's injection file: one line per user, the authentication keyword in a field (bench-anchors.md). */
+function usersFile(count: number): string {
+  const lines = ['SEQUENTIAL'];
+  for (let i = 0; i < count; i++) {
+    const u = `u${String(i).padStart(6, '0')}`;
+    lines.push(`${u};[authentication username=${u} password=secret]`);
+  }
+  const file = join(dir, `users-${count}.csv`);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+interface Step {
+  rate: number;
+  calls: number;
+  ok: number;
+  failed: number;
+  retrans: number;
+  achieved: number;
+  cpu: number;
+}
+
+async function load(pid: number, target: string, rate: number, calls: number, inf: string): Promise<Step> {
+  const cpu0 = treeCpuSeconds(pid);
+  const t0 = performance.now();
+  const r = await runSipp({
+    scenario,
+    target,
+    calls,
+    rate,
+    limit: Math.max(500, rate),
+    timeoutSeconds: Math.ceil(calls / rate) * 3 + 15,
+    extraArgs: ['-inf', inf],
+  });
+  const wall = (performance.now() - t0) / 1000;
+  const ok = Number.isNaN(r.successful) ? 0 : r.successful;
+  const failed = calls - ok;
+  return {
+    rate,
+    calls,
+    ok,
+    failed,
+    retrans: Number.isNaN(r.retransmissions) ? 0 : r.retransmissions,
+    achieved: Math.round(ok / wall),
+    cpu: Math.round(((treeCpuSeconds(pid) - cpu0) / wall) * 100),
+  };
+}
+
+const clean = (s: Step) => s.failed < s.calls * 0.01;
+
+interface Result {
+  steps: Step[];
+  best?: Step;
+  rssBaseKiB: number;
+  rssKiB?: number;
+  fill?: Step;
+  refresh?: Step;
+}
+
+async function measure(name: string, child: ChildProcess, target: string): Promise<Result> {
+  const pid = child.pid!;
+  const small = usersFile(Math.min(users, 20_000));
+  const steps: Step[] = [];
+  const rssBaseKiB = treeRssKiB(pid);
+  for (const rate of rates) {
+    const s = await load(pid, target, rate, rate * seconds, small);
+    steps.push(s);
+    console.error(
+      `${name} ${rate}/s: ok ${s.ok}/${s.calls} retrans ${s.retrans} achieved ${s.achieved}/s cpu ${s.cpu}%`,
+    );
+    if (!clean(s)) break;
+  }
+  const best = [...steps].reverse().find(clean);
+  const out: Result = { steps, rssBaseKiB, ...(best ? { best } : {}) };
+  if (!best || users <= 0) return out;
+  const big = usersFile(users);
+  // Fill below the maximum so that no registration is lost, then refresh everything at the maximum.
+  const fillRate = Math.max(500, Math.floor(best.rate * 0.7));
+  out.fill = await load(pid, target, fillRate, users, big);
+  await new Promise((r) => setTimeout(r, 1500));
+  out.rssKiB = treeRssKiB(pid);
+  console.error(`${name} filled ${out.fill.ok}/${users} at ${fillRate}/s; RSS ${Math.round(out.rssKiB / 1024)} MiB`);
+  out.refresh = await load(pid, target, best.rate, users, big);
+  console.error(
+    `${name} refresh of ${users} at ${best.rate}/s: ok ${out.refresh.ok} achieved ${out.refresh.achieved}/s`,
+  );
+  return out;
+}
+
+const results: Record<string, Result> = {};
+if (only !== 'kamailio') {
+  const { child, output } = await startServer(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'bench/register-server.ts'), String(Math.max(users, 20_000)), ADDRESS],
+    /^\d+\n/m,
+    120_000,
+  );
+  const port = Number(output().trim().split('\n')[0]);
+  results['Crossway'] = await measure('crossway', child, `${ADDRESS}:${port}`);
+  await stopServer(child);
+}
+if (only !== 'crossway') {
+  const port = 16060 + (process.pid % 1000);
+  const { child } = await startServer(
+    'kamailio',
+    [
+      ...['-f', join(root, 'bench/kamailio/registrar.cfg'), '-DD', '-E', '-x', 'fm', '-X', 'fm'],
+      ...['-m', '1024', '-M', '16', '-n', '2', '-Y', dir, '-A', `LISTEN=udp:${ADDRESS}:${port}`],
+    ],
+    /INFO|listening on|Listening on/,
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  results['Kamailio 5.6'] = await measure('kamailio', child, `${ADDRESS}:${port}`);
+  await stopServer(child);
+}
+
+const mib = (k?: number) => (k === undefined ? '-' : `${Math.round(k / 1024)}`);
+console.log(
+  `\nREGISTER + MD5 digest over UDP (REGISTER → 401 → REGISTER → 200), ${seconds} s per step, sipp on the same machine (node ${process.version})\n`,
+);
+console.log(
+  '| server | highest clean step (reg/s) | achieved reg/s | failed | server CPU (100 = one core) | first failing step |',
+);
+console.log('|---|---|---|---|---|---|');
+for (const [name, r] of Object.entries(results)) {
+  const b = r.best;
+  const failing = r.steps.find((s) => !clean(s));
+  console.log(
+    `| ${name} | ${b?.rate ?? 'none'} | ${b?.achieved ?? '-'} | ${b ? `${b.failed}/${b.calls}` : '-'} | ${b?.cpu ?? '-'} | ${failing ? `${failing.rate} (${failing.failed}/${failing.calls} failed, ${failing.retrans} retrans)` : 'none'} |`,
+  );
+}
+const c = results['Crossway']?.best;
+const k = results['Kamailio 5.6']?.best;
+if (c && k) console.log(`\nratio Crossway/Kamailio (highest clean step): ${(c.rate / k.rate).toFixed(2)}`);
+console.log(`\n${users} live registrations:\n`);
+console.log(
+  '| server | RSS before (MiB) | RSS with all registered (MiB) | fill: ok / rate | refresh of all: ok, achieved reg/s, CPU |',
+);
+console.log('|---|---|---|---|---|');
+for (const [name, r] of Object.entries(results)) {
+  console.log(
+    `| ${name} | ${mib(r.rssBaseKiB)} | ${mib(r.rssKiB)} | ${r.fill ? `${r.fill.ok} / ${r.fill.rate}/s` : '-'} | ${r.refresh ? `${r.refresh.ok}, ${r.refresh.achieved}/s, ${r.refresh.cpu}%` : '-'} |`,
+  );
+}
