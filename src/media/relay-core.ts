@@ -256,10 +256,13 @@ export class RelayCore {
     this.#warn = new RateLimitedLog(this.#log, () => options.clock.now());
   }
 
-  /** Registers the edge's demux sockets (one RTP/RTCP pair, or six on a large edge). */
-  attachMuxPairs(pairs: readonly MuxPair[]): void {
+  /**
+   * Registers the edge's demux sockets (one RTP/RTCP pair, or six on a large edge) on the side facing the core, and
+   * sockets on the same ports of other addresses (a two-interface edge's public side) that only receive.
+   */
+  attachMuxPairs(pairs: readonly MuxPair[], receiveOnly: readonly MuxPair[] = []): void {
     this.#muxPairs = [...pairs];
-    for (const p of pairs) {
+    for (const p of [...pairs, ...receiveOnly]) {
       this.#endpoints[p.rtpHandle] = { side: null, component: 0 };
       this.#endpoints[p.rtcpHandle] = { side: null, component: 1 };
     }

@@ -16,6 +16,8 @@ export interface StartRelayOptions {
   muxPorts?: { rtp: readonly number[]; rtcp: readonly number[] } | undefined;
   /** Where the demux ports bind (the edge's private address facing the core; `0.0.0.0` for both sides). */
   muxBindAddress?: string;
+  /** Other addresses the demux ports also listen on (receive only): the public side of a two-interface edge. */
+  muxAlsoOn?: readonly string[];
   addresses: Readonly<Record<LegKind, LegAddresses>>;
   clock: Clock;
   log?: Logger;
@@ -49,29 +51,33 @@ export async function startMediaRelay(o: StartRelayOptions): Promise<MediaRelay>
   const muxSockets: { listener: 'mux-rtp' | 'mux-rtcp'; address: string; port: number }[] = [];
   if (o.muxPorts && o.node === 'edge') {
     const address = o.muxBindAddress ?? o.addresses.traversal.bind;
+    const others = [...new Set(o.muxAlsoOn ?? [])].filter((a) => a !== address);
     const pairs: MuxPair[] = [];
+    const extra: MuxPair[] = [];
     for (let i = 0; i < o.muxPorts.rtp.length; i++) {
-      const rtpPort = o.muxPorts.rtp[i]!;
-      const rtcpPort = o.muxPorts.rtcp[i]!;
-      const rtpHandle = await io.bind(address, rtpPort);
-      const rtcpHandle = await io.bind(address, rtcpPort);
-      if (rtpHandle === undefined || rtcpHandle === undefined) {
-        io.closeAll();
-        throw new OperationalError(
-          'ERR_MEDIA_MUX_BIND',
-          `cannot bind the traversal media demux ports ${rtpPort}/${rtcpPort} on ${address}`,
+      for (const at of [address, ...others]) {
+        const rtpPort = o.muxPorts.rtp[i]!;
+        const rtcpPort = o.muxPorts.rtcp[i]!;
+        const rtpHandle = await io.bind(at, rtpPort);
+        const rtcpHandle = await io.bind(at, rtcpPort);
+        if (rtpHandle === undefined || rtcpHandle === undefined) {
+          io.closeAll();
+          throw new OperationalError(
+            'ERR_MEDIA_MUX_BIND',
+            `cannot bind the traversal media demux ports ${rtpPort}/${rtcpPort} on ${at}`,
+          );
+        }
+        // Port 0 (tests): the ports the kernel chose.
+        const rtpBound = io.localPort(rtpHandle) ?? rtpPort;
+        const rtcpBound = io.localPort(rtcpHandle) ?? rtcpPort;
+        (at === address ? pairs : extra).push({ rtpHandle, rtcpHandle, rtpPort: rtpBound, rtcpPort: rtcpBound });
+        muxSockets.push(
+          { listener: 'mux-rtp', address: at, port: rtpBound },
+          { listener: 'mux-rtcp', address: at, port: rtcpBound },
         );
       }
-      // Port 0 (tests): the ports the kernel chose.
-      const rtpBound = io.localPort(rtpHandle) ?? rtpPort;
-      const rtcpBound = io.localPort(rtcpHandle) ?? rtcpPort;
-      pairs.push({ rtpHandle, rtcpHandle, rtpPort: rtpBound, rtcpPort: rtcpBound });
-      muxSockets.push(
-        { listener: 'mux-rtp', address, port: rtpBound },
-        { listener: 'mux-rtcp', address, port: rtcpBound },
-      );
     }
-    core.attachMuxPairs(pairs);
+    core.attachMuxPairs(pairs, extra);
   }
   let closed = false;
   return {

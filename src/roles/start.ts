@@ -7,6 +7,7 @@ import { systemClock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
 import { withStoredChanges } from '../management/persisted-config.ts';
 import { type RunningManagement, startManagement } from '../management/service.ts';
+import { type MediaRelay, startMediaRelay } from '../media/start-relay.ts';
 import {
   checkPrivileges,
   computePortPlan,
@@ -34,6 +35,8 @@ export interface RunningNode {
   readonly plan: PortPlan;
   /** The SIP stack of each node kind this process runs (both in `lab`). */
   readonly sip: ReadonlyMap<NodeKind, SipService>;
+  /** The media relay of each node kind (docs/media.md); an edge with traversal zones binds the demux ports. */
+  readonly media: ReadonlyMap<NodeKind, MediaRelay>;
   /** Where each node kind listens. */
   readonly addresses: ReadonlyMap<NodeKind, NodeAddresses>;
   /** The embedded store of each node kind (in `lab`, `DATADIR/edge` and `DATADIR/core`). */
@@ -130,6 +133,7 @@ export async function startNode(
   const sip = new Map<NodeKind, SipService>();
   const addresses = new Map<NodeKind, NodeAddresses>();
   const stores = new Map<NodeKind, NodeStore>();
+  const media = new Map<NodeKind, MediaRelay>();
   const control = new ControlServer(config.dataDir, log);
   let management: RunningManagement | undefined;
   let closed = false;
@@ -139,6 +143,7 @@ export async function startNode(
     await management?.close();
     await control.close();
     await Promise.allSettled([...sip.values()].map((s) => s.close()));
+    for (const m of media.values()) m.close();
     for (const s of stores.values()) s.close();
     log.info('stopped');
   };
@@ -163,6 +168,23 @@ export async function startNode(
         log,
       });
       sip.set(kind, svc);
+      const publicAdvertise = kind === 'edge' ? (config.network.externalAddress ?? addr.public) : addr.private;
+      media.set(
+        kind,
+        await startMediaRelay({
+          node: kind,
+          config: config.media,
+          pool: plan.mediaPool(kind),
+          muxPorts: plan.node(kind).muxPorts(),
+          muxAlsoOn: [addr.public],
+          addresses: {
+            endpoint: { bind: kind === 'edge' ? addr.public : addr.private, advertise: publicAdvertise },
+            traversal: { bind: addr.private, advertise: addr.private },
+          },
+          clock: systemClock,
+          log,
+        }),
+      );
     }
     management = await startManagement({
       config,
@@ -185,12 +207,23 @@ export async function startNode(
     config,
     plan,
     sip,
+    media,
     addresses,
     stores,
     control,
     management,
     sockets: () => [
       ...[...sip.values()].flatMap((s) => s.sockets()),
+      ...[...media].flatMap(([kind, m]) =>
+        m.muxSockets.map((x) => ({
+          node: kind,
+          listener: x.listener,
+          protocol: 'udp' as const,
+          address: x.address,
+          port: x.port,
+          family: x.address.includes(':') ? ('IPv6' as const) : ('IPv4' as const),
+        })),
+      ),
       ...(management?.sockets() ?? []).map((m) => ({
         node: m.node,
         listener: m.listener,

@@ -36,10 +36,7 @@ function describeReport(r: InventoryReport): string {
  * Listeners the plan has and the node does not open yet, each with the issue that will open it. A listener not in
  * this list must be open; one in it may be (then take it out of the list).
  */
-const PENDING: Record<string, string> = {
-  'mux-rtp': 'traversal media demux (media relay, traversal and media issue)',
-  'mux-rtcp': 'traversal media demux (media relay, traversal and media issue)',
-};
+const PENDING: Record<string, string> = {};
 
 const skip = hasSs() ? false : 'ss (iproute2) is not installed: cannot list the sockets of the process';
 
