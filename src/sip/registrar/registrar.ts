@@ -47,6 +47,8 @@ export interface RegistrarOptions {
   clock: Clock;
   /** Digest authentication; without one (or with `config.authenticate` off) REGISTER is not authenticated. */
   authenticator?: RequestAuthenticator;
+  /** Realm per domain (config `auth.realms`); a domain not listed is its own realm. */
+  realms?: Readonly<Record<string, string>>;
   log?: Logger;
 }
 
@@ -145,7 +147,8 @@ export class Registrar implements RequestHandler {
     // RFC 3261 §10.3 step 3: authenticate the UAC.
     const auth = this.#opts.authenticator;
     if (!auth || !this.#opts.config.authenticate) return this.#afterAuth(req, info, undefined);
-    const realm = ruri.value.host;
+    // RFC 3261 §22.1: the realm names the protection domain; one per SIP domain here (config auth.realms).
+    const realm = this.#opts.realms?.[ruri.value.host] ?? ruri.value.host;
     const result = auth.authenticate(req, { realm, mode: 'registrar', source: info.source });
     if (result instanceof Promise) return result.then((r) => this.#authenticated(req, info, r));
     return this.#authenticated(req, info, result);

@@ -109,6 +109,7 @@ export interface Harness {
 export function harness(
   config: Partial<Record<keyof RegistrarConfig, unknown>> = {},
   authenticator?: RequestAuthenticator,
+  realms?: Record<string, string>,
 ): Harness {
   const clock = new FakeClock();
   const table = new LocationTable({ clock });
@@ -118,6 +119,7 @@ export function harness(
     location: table,
     clock,
     ...(authenticator ? { authenticator } : {}),
+    ...(realms ? { realms } : {}),
   });
   const send = (req: SipRequest, info = UDP_INFO) => {
     const res = registrar.process(req, info);

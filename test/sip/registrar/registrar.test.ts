@@ -44,6 +44,13 @@ describe('registrar: RFC 3261 §10.3', () => {
     assert.equal(h.table.aorCount, 0);
   });
 
+  test('step 3: the realm is the one configured for the Request-URI domain', () => {
+    const auth = new FakeAuthenticator();
+    const h = harness({}, auth, { [DOMAIN]: 'Example Realm' });
+    h.send(register());
+    assert.deepEqual(auth.calls, [{ realm: 'Example Realm', mode: 'registrar' }]);
+  });
+
   test('step 3: a rejected authentication is answered as the authenticator says (403)', () => {
     const h = harness({}, new FakeAuthenticator());
     assert.equal(h.send(register({ extra: ['Authorization: Fake wrong'] })).status, 403);
