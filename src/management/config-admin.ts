@@ -24,6 +24,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Sets an own property even for `__proto__` (plain assignment would replace the prototype instead). */
+function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
 /** A copy with every secret value replaced by `REDACTED`. */
 export function redactSecrets(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(redactSecrets);
@@ -42,7 +47,11 @@ function restoreSecrets(next: unknown, current: unknown): unknown {
   const cur = isObject(current) ? current : {};
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(next)) {
-    out[k] = SECRET_KEYS.has(k) && x === REDACTED ? cur[k] : restoreSecrets(x, cur[k]);
+    setOwn(
+      out,
+      k,
+      SECRET_KEYS.has(k) && x === REDACTED ? cur[k] : restoreSecrets(x, Object.hasOwn(cur, k) ? cur[k] : undefined),
+    );
   }
   return out;
 }
@@ -50,10 +59,11 @@ function restoreSecrets(next: unknown, current: unknown): unknown {
 /** RFC 7396 JSON merge patch. */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return patch;
-  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  const out: Record<string, unknown> = {};
+  if (isObject(target)) for (const [k, v] of Object.entries(target)) setOwn(out, k, v);
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    else setOwn(out, k, mergePatch(Object.hasOwn(out, k) ? out[k] : undefined, v));
   }
   return out;
 }
@@ -62,7 +72,8 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 export function diffPaths(a: unknown, b: unknown, prefix = ''): string[] {
   if (isObject(a) && isObject(b)) {
     const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-    return [...keys].flatMap((k) => diffPaths(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+    const own = (o: Record<string, unknown>, k: string) => (Object.hasOwn(o, k) ? o[k] : undefined);
+    return [...keys].flatMap((k) => diffPaths(own(a, k), own(b, k), prefix ? `${prefix}.${k}` : k));
   }
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(root)'];
 }
@@ -118,8 +129,9 @@ export function makePatch(base: unknown, next: unknown): unknown {
   if (!isObject(base) || !isObject(next)) return JSON.parse(JSON.stringify(next ?? null));
   const out: Record<string, unknown> = {};
   for (const k of new Set([...Object.keys(base), ...Object.keys(next)])) {
-    if (!(k in next)) out[k] = null;
-    else if (JSON.stringify(base[k]) !== JSON.stringify(next[k])) out[k] = makePatch(base[k], next[k]);
+    if (!Object.hasOwn(next, k)) setOwn(out, k, null);
+    else if (!Object.hasOwn(base, k)) setOwn(out, k, makePatch(undefined, next[k]));
+    else if (JSON.stringify(base[k]) !== JSON.stringify(next[k])) setOwn(out, k, makePatch(base[k], next[k]));
   }
   return out;
 }

@@ -49,7 +49,10 @@ describe('management API over HTTPS', () => {
     const { cookie } = await apiLogin(m, ...ADMIN);
     const st = await req(`${m.base()}/api/v1/status`, { ca: m.ca, headers: { cookie } });
     assert.equal(st.status, 200);
-    const s = st.json<Record<string, any>>();
+    const s = st.json<{
+      system: { node: string; role: string };
+      sip: { listeners: { listener: string }[] };
+    }>();
     for (const k of ['system', 'sip', 'zones', 'alarms', 'ports', 'feedback']) assert.ok(k in s, `section ${k}`);
     assert.equal(s.system.node, 'edge');
     assert.equal(s.system.role, 'lab');

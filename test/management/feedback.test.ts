@@ -1,0 +1,180 @@
+/**
+ * Feedback events against real receivers started by the test: an HTTPS server with a test CA (certificate verified),
+ * and the node's own events (configuration change, traversal zone state) arriving in order with basic credentials.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/common/timers.ts';
+import type { ManagementEvent } from '../../src/management/events.ts';
+import { FeedbackDeliverer } from '../../src/management/feedback/deliverer.ts';
+import { httpFeedbackPost } from '../../src/management/feedback/http-post.ts';
+import { createTlsFixtures, type TlsFixtures } from '../helpers/tls-fixtures.ts';
+import { apiLogin, type MgmtNode, req, setupAdmin, startMgmtNode } from './helpers.ts';
+
+interface Received {
+  auth: string | undefined;
+  type: string | undefined;
+  event: ManagementEvent;
+}
+
+function receiver(tls: TlsFixtures, answer: () => number = () => 204) {
+  const got: Received[] = [];
+  const server = createServer(
+    { cert: tls.server.cert, key: tls.server.key },
+    (rq: IncomingMessage, rs: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      rq.on('data', (c: Buffer) => chunks.push(c));
+      rq.on('end', () => {
+        const status = answer();
+        if (status < 300) {
+          got.push({
+            auth: rq.headers.authorization,
+            type: rq.headers['content-type'],
+            event: JSON.parse(Buffer.concat(chunks).toString('utf8')) as ManagementEvent,
+          });
+        }
+        rs.writeHead(status).end();
+      });
+    },
+  );
+  return {
+    got,
+    server,
+    listen: () =>
+      new Promise<number>((resolve) =>
+        server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+      ),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('feedback over HTTPS to a real receiver', () => {
+  let tls: TlsFixtures;
+  before(() => {
+    tls = createTlsFixtures();
+  });
+  after(() => tls?.cleanup());
+
+  it('POSTs JSON events in order with basic credentials, retrying while the receiver answers 503', async () => {
+    let failFirst = 2;
+    const rx = receiver(tls, () => (failFirst-- > 0 ? 503 : 204));
+    const port = await rx.listen();
+    const d = new FeedbackDeliverer({
+      clock: systemClock,
+      post: httpFeedbackPost({ ca: tls.ca.cert }),
+      queueLimit: 100,
+      retryMinMs: 20,
+      retryMaxMs: 100,
+    });
+    try {
+      d.setTargets([
+        { key: 'a', url: `https://localhost:${port}/events`, events: [], username: 'nms', password: 'pw' },
+      ]);
+      for (let i = 1; i <= 20; i++) {
+        d.publish({ seq: i, event: 'call-attempt', node: 'edge', time: new Date().toISOString(), data: { i } });
+      }
+      await until(() => rx.got.length === 20);
+      assert.deepEqual(
+        rx.got.map((g) => g.event.seq),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
+      assert.equal(rx.got[0]!.auth, `Basic ${Buffer.from('nms:pw').toString('base64')}`);
+      assert.equal(rx.got[0]!.type, 'application/json');
+      assert.equal(d.status()[0]!.failures, 2);
+    } finally {
+      d.close();
+      await rx.close();
+    }
+  });
+
+  it('refuses a receiver whose certificate the node does not trust', async () => {
+    const rx = receiver(tls);
+    const port = await rx.listen();
+    const d = new FeedbackDeliverer({
+      clock: systemClock,
+      post: httpFeedbackPost({ ca: tls.otherCa.cert }),
+      queueLimit: 10,
+      retryMinMs: 1000,
+      retryMaxMs: 1000,
+    });
+    try {
+      d.setTargets([{ key: 'a', url: `https://localhost:${port}/events`, events: [] }]);
+      d.publish({ seq: 1, event: 'alarm-raised', node: 'edge', time: '', data: {} });
+      await until(() => d.status()[0]!.failures === 1);
+      assert.match(d.status()[0]!.lastError ?? '', /certificate|self.signed|verify/i);
+      assert.equal(rx.got.length, 0);
+    } finally {
+      d.close();
+      await rx.close();
+    }
+  });
+});
+
+describe('a node sends its own events to a subscriber registered through the API', () => {
+  let tls: TlsFixtures;
+  let m: MgmtNode;
+  let rxh: ReturnType<typeof receiver>;
+  before(async () => {
+    tls = createTlsFixtures();
+    rxh = receiver(tls);
+  });
+  after(async () => {
+    await m?.node.close();
+    await rxh?.close();
+    tls?.cleanup();
+  });
+
+  it('zone-state and config-change events arrive (HTTPS, verified against tls.caCertificates)', async () => {
+    const port = await rxh.listen();
+    // The node trusts the test CA for outbound TLS (tls.caCertificates) — and its own lab certificate stays its identity.
+    m = await startMgmtNode({ tls: { caCertificates: tls.ca.certPath }, traversalZones: [{ name: 'to-edge' }] });
+    await setupAdmin(m, 'admin', 'a long admin password', 'core');
+    const { cookie, csrf } = await apiLogin(m, 'admin', 'a long admin password', 'core');
+    const h = { cookie, 'x-csrf-token': csrf };
+    const sub = await req(`${m.base('core')}/api/v1/subscriptions`, {
+      ca: m.ca,
+      body: {
+        url: `https://localhost:${port}/crossway`,
+        events: ['config-change', 'zone-state'],
+        username: 'nms',
+        password: 'x',
+      },
+      headers: h,
+    });
+    assert.equal(sub.status, 200, sub.text);
+    const ch = await req(`${m.base('core')}/api/v1/config`, {
+      ca: m.ca,
+      method: 'PATCH',
+      body: { sip: { domains: ['events.example'] } },
+      headers: h,
+    });
+    assert.equal(ch.status, 200, ch.text);
+    await until(() => rxh.got.some((g) => g.event.event === 'config-change'));
+    const cc = rxh.got.find((g) => g.event.event === 'config-change')!.event;
+    assert.equal(cc.node, 'core');
+    assert.equal(cc.data.by, 'admin');
+    assert.deepEqual(cc.data.changed, ['sip.domains']);
+    assert.ok(rxh.got.every((g) => ['config-change', 'zone-state'].includes(g.event.event)));
+    const seqs = rxh.got.map((g) => g.event.seq);
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+      'in order',
+    );
+    const list = await req(`${m.base('core')}/api/v1/subscriptions`, { ca: m.ca, headers: { cookie } });
+    const body = list.json<{ registered: { url: string }[]; delivery: { delivered: number }[] }>();
+    assert.equal(body.registered.length, 1);
+    assert.doesNotMatch(list.text, /"password"/, 'credentials are not shown');
+    assert.ok(body.delivery[0]!.delivered >= 1);
+  });
+});
