@@ -45,6 +45,8 @@ const FAMILY_IPV6 = 0x02;
 /** RFC 5766 §11 allowed channel numbers 0x4000–0x7FFE; RFC 8656 §12 narrowed them to 0x4000–0x4FFF. */
 const CHANNEL_MIN = 0x4000;
 const CHANNEL_MAX = 0x7ffe;
+/** RFC 8656 §12: after a channel binding expires, its number and peer are not rebound for 5 minutes. */
+const CHANNEL_COOLDOWN_MS = 5 * 60 * 1000;
 
 export interface TurnEngineOptions {
   config: TurnConfig;
@@ -70,6 +72,8 @@ interface Permission extends Expiring {
 }
 
 interface Channel extends Expiring {
+  /** Runs after expiry: the number and peer stay reserved until it fires. */
+  cooldown: TimerHandle | undefined;
   number: number;
   peerIp: string;
   peerPort: number;
@@ -643,13 +647,10 @@ export class TurnEngine {
     const now = this.#clock.now();
     const peerKey = `${peer.value.address}|${peer.value.port}`;
     let ch = alloc.channels.get(num.value);
-    if (ch && ch.expiresAt <= now) {
-      this.#removeChannel(alloc, ch);
-      ch = undefined;
-    }
     const other = alloc.channelsByPeer.get(peerKey);
-    // RFC 8656 §11.2: the channel is bound to another peer, or the peer to another channel → 400.
-    if ((ch && ch.peerKey !== peerKey) || (other && other !== ch && other.expiresAt > now)) {
+    // RFC 8656 §11.2: the channel is bound to another peer, or the peer to another channel → 400. RFC 8656 §12: an
+    // expired binding keeps its number and peer for 5 more minutes (entries stay in the maps until then).
+    if ((ch && ch.peerKey !== peerKey) || (other && other !== ch)) {
       return this.#reply(client, msg, auth, { code: 400, reason: 'Channel or peer already bound' });
     }
     if (!ch) {
@@ -657,7 +658,6 @@ export class TurnEngine {
         this.counters.quotaRejections++;
         return this.#reply(client, msg, auth, { code: ErrorCode.insufficientCapacity, reason: 'Too many channels' });
       }
-      if (other) this.#removeChannel(alloc, other);
       ch = {
         number: num.value,
         peerIp: peer.value.address,
@@ -666,13 +666,21 @@ export class TurnEngine {
         expiresAt: 0,
         timer: undefined,
         timerDue: 0,
+        cooldown: undefined,
       };
       alloc.channels.set(ch.number, ch);
       alloc.channelsByPeer.set(peerKey, ch);
     }
+    ch.cooldown?.cancel();
+    ch.cooldown = undefined;
     ch.expiresAt = now + this.#cfg.lifetimes.channelSeconds * 1000;
     const bound = ch;
-    this.#armExpiry(bound, () => this.#removeChannel(alloc, bound));
+    this.#armExpiry(bound, () => {
+      bound.cooldown = this.#clock.setTimer(CHANNEL_COOLDOWN_MS, () => {
+        bound.cooldown = undefined;
+        if (bound.expiresAt <= this.#clock.now()) this.#removeChannel(alloc, bound);
+      });
+    });
     // RFC 8656 §11.2: binding a channel installs or refreshes the permission for the peer's IP.
     this.#installPermission(alloc, peer.value.address);
     this.#reply(client, msg, auth, { attrs: [] });
@@ -951,6 +959,8 @@ export class TurnEngine {
   #removeChannel(alloc: Allocation, ch: Channel): void {
     ch.timer?.cancel();
     ch.timer = undefined;
+    ch.cooldown?.cancel();
+    ch.cooldown = undefined;
     if (alloc.channels.get(ch.number) === ch) alloc.channels.delete(ch.number);
     if (alloc.channelsByPeer.get(ch.peerKey) === ch) alloc.channelsByPeer.delete(ch.peerKey);
   }
@@ -981,7 +991,10 @@ export class TurnEngine {
     alloc.state = 'closed';
     alloc.timer?.cancel();
     for (const p of alloc.permissions.values()) p.timer?.cancel();
-    for (const c of alloc.channels.values()) c.timer?.cancel();
+    for (const c of alloc.channels.values()) {
+      c.timer?.cancel();
+      c.cooldown?.cancel();
+    }
     alloc.permissions.clear();
     alloc.channels.clear();
     alloc.channelsByPeer.clear();

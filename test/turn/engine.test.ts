@@ -463,6 +463,18 @@ describe('TURN engine: permissions, channels and data (RFC 8656 §9–12)', () =
     assert.equal(h.relays[0]!.sent.length, 1);
     h.clock.advance(300 * S);
     assert.deepEqual(h.engine.allocations()[0]?.channels, []);
+    const other = { ...PEER, port: 7000 };
+    const early = await h.authed(c, session, Method.channelBind, (tid) => [
+      turnAttr.channel(0x4000),
+      turnAttr.peer(other, tid),
+    ]);
+    assert.equal(early.error, 400, 'RFC 8656 §12: the number is not rebound to another peer for 5 minutes');
+    h.clock.advance(300 * S);
+    const later = await h.authed(c, session, Method.channelBind, (tid) => [
+      turnAttr.channel(0x4000),
+      turnAttr.peer(other, tid),
+    ]);
+    assert.equal(later.error, undefined);
   });
 
   it('drops relayed traffic above the bandwidth quota', async () => {
