@@ -98,6 +98,11 @@ export class Registrar implements RequestHandler {
     this.#log = category(opts.log ?? silentLogger, 'sip.registrar');
   }
 
+  /** True when REGISTER requests are authenticated (an authenticator is present and `authenticate` is on). */
+  get authenticates(): boolean {
+    return this.#opts.authenticator !== undefined && this.#opts.config.authenticate;
+  }
+
   /** The location service the registrar writes (the proxy reads it). */
   get location(): LocationService {
     return this.#opts.location;
