@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { existsSync, mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { buildAcf, buildGcf, buildRcf, fromH225Address, type IpPort, readArq } from '../../src/h323/api.ts';
+import type { RasMessage } from '../../src/h323/per/generated/types.ts';
+import { rasCodec } from '../../src/h323/per/schema.ts';
+
+/**
+ * A real H.323 stack (ooh323c's `simple` endpoint, from ../shared/peers) against RAS answers built with our codec:
+ * two endpoints discover and register, call each other through admission, hang up and unregister. Every RAS PDU
+ * they send must decode and re-encode to the same bytes; that they go on (keep-alive RRQs carrying the endpoint
+ * identifier of our RCF, a Setup sent to the address in our ACF) shows ooh323c decoded our answers.
+ */
+const buildScript = new URL('../../../shared/peers/ooh323c/build.sh', import.meta.url).pathname;
+
+function simpleBinary(): string | undefined {
+  if (!existsSync(buildScript)) return undefined;
+  try {
+    return execFileSync('bash', [buildScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+const bin = simpleBinary();
+
+function freeTcpPort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function waitFor(pred: () => boolean, ms: number, what: string, diag: () => string = () => ''): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const tick = () => {
+      if (pred()) return resolve();
+      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}\n${diag()}`));
+      setTimeout(tick, 25);
+    };
+    tick();
+  });
+}
+
+describe('ooh323c endpoints against RAS answers from our codec', {
+  skip: bin ? false : 'ooh323c peer not available',
+}, () => {
+  const procs: ChildProcessWithoutNullStreams[] = [];
+  after(() => {
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  });
+
+  it('GRQ/GCF, RRQ/RCF with keep-alives, ARQ/ACF both sides, a connected call, DRQ/DCF, URQ/UCF', async () => {
+    const gk = dgram.createSocket('udp4');
+    await new Promise<void>((r) => gk.bind(0, '127.0.0.1', () => r()));
+    const gkPort = gk.address().port;
+    const seen: Array<{ from: string; msg: RasMessage }> = [];
+    const failures: string[] = [];
+    const endpoints = new Map<string, IpPort>(); // alias → call signalling address from its RRQ
+    gk.on('message', (bytes, rinfo) => {
+      const r = rasCodec.decode(bytes);
+      if (!r.ok) {
+        failures.push(r.reason.message);
+        return;
+      }
+      if (!Buffer.from(rasCodec.encode(r.value)).equals(bytes))
+        failures.push(`${r.value.choice} re-encodes differently`);
+      const m = r.value;
+      seen.push({ from: rinfo.address, msg: m });
+      let reply: RasMessage | undefined;
+      switch (m.choice) {
+        case 'gatekeeperRequest':
+          reply = buildGcf(m.value, {
+            rasAddress: { ip: '127.0.0.1', port: gkPort },
+            gatekeeperIdentifier: 'crossway',
+          });
+          break;
+        case 'registrationRequest': {
+          const alias = m.value.terminalAlias?.find((a) => a.choice === 'h323-ID')?.value as string | undefined;
+          const csa = m.value.callSignalAddress[0] && fromH225Address(m.value.callSignalAddress[0]);
+          if (alias && csa) endpoints.set(alias, csa);
+          const ep = m.value.endpointIdentifier ?? `ep-${alias ?? 'x'}`;
+          reply = buildRcf(m.value, { endpointIdentifier: ep, gatekeeperIdentifier: 'crossway', timeToLive: 2 });
+          break;
+        }
+        case 'admissionRequest': {
+          const arq = readArq(m.value);
+          const to = arq.answerCall ? arq.destCallSignalAddress : endpoints.get(arq.destination[0]?.value ?? '');
+          reply = to ? buildAcf(m.value, { destCallSignalAddress: to, callModel: 'direct' }) : undefined;
+          break;
+        }
+        case 'disengageRequest':
+          reply = { choice: 'disengageConfirm', value: { requestSeqNum: m.value.requestSeqNum } };
+          break;
+        case 'unregistrationRequest':
+          reply = { choice: 'unregistrationConfirm', value: { requestSeqNum: m.value.requestSeqNum } };
+          break;
+        default:
+          break;
+      }
+      if (reply) gk.send(rasCodec.encode(reply), rinfo.port, rinfo.address);
+    });
+
+    const cwd = mkdtempSync(join(tmpdir(), 'ooh323c-'));
+    const out = { bob: '', alice: '' };
+    const start = (name: 'bob' | 'alice', ip: string, port: number, extra: string[]) => {
+      const p = spawn(
+        bin!,
+        [
+          '--rtp-test',
+          '--no-video',
+          '--use-ip',
+          ip,
+          '--use-port',
+          String(port),
+          '--h323id',
+          name,
+          '--gk',
+          `127.0.0.1:${gkPort}`,
+          ...extra,
+        ],
+        { cwd, stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      procs.push(p);
+      p.stdout.on('data', (d) => {
+        out[name] += d;
+      });
+      return p;
+    };
+    const diag = () =>
+      `RAS seen: ${seen.map((x) => `${x.from} ${x.msg.choice}`).join(', ')}\nalice: ${out.alice.slice(-1500)}\nbob: ${out.bob.slice(-1500)}`;
+    const registered = (ip: string) =>
+      seen.some((s) => s.from === ip && s.msg.choice === 'registrationRequest' && s.msg.value.keepAlive);
+
+    const bob = start('bob', '127.0.0.3', await freeTcpPort('127.0.0.3'), [
+      '--e164',
+      '2001',
+      '--auto-answer',
+      '--listen',
+    ]);
+    await waitFor(() => registered('127.0.0.3'), 10_000, 'bob to register and send a keep-alive RRQ');
+    const alice = start('alice', '127.0.0.2', await freeTcpPort('127.0.0.2'), ['--listen']);
+    await waitFor(() => registered('127.0.0.2'), 10_000, 'alice to register and send a keep-alive RRQ', diag);
+    alice.stdin.write('c bob\n');
+    await waitFor(
+      () => out.alice.includes('--->Starting transmit channel') && out.bob.includes('--->Starting transmit channel'),
+      15_000,
+      'the call to connect',
+      diag,
+    );
+    alice.stdin.write('h\n');
+    await waitFor(() => seen.filter((s) => s.msg.choice === 'disengageRequest').length >= 2, 10_000, 'two DRQs', diag);
+    alice.stdin.write('q\n');
+    bob.stdin.write('q\n');
+    await waitFor(
+      () => seen.filter((s) => s.msg.choice === 'unregistrationRequest').length >= 2,
+      10_000,
+      'two URQs',
+      diag,
+    );
+    gk.close();
+
+    assert.deepEqual(failures, []);
+    const kinds = new Set(seen.map((s) => s.msg.choice));
+    for (const k of [
+      'gatekeeperRequest',
+      'registrationRequest',
+      'admissionRequest',
+      'disengageRequest',
+      'unregistrationRequest',
+    ])
+      assert.ok(kinds.has(k as never), k);
+    // the keep-alives carry the identifier our RCF assigned: ooh323c decoded it
+    const keepAlives = seen.flatMap((s) =>
+      s.msg.choice === 'registrationRequest' && s.msg.value.keepAlive ? [s.msg.value.endpointIdentifier] : [],
+    );
+    assert.ok(keepAlives.includes('ep-bob') && keepAlives.includes('ep-alice'), JSON.stringify(keepAlives));
+    // both sides asked admission: alice to call bob, bob to answer
+    const arqs = seen.flatMap((s) => (s.msg.choice === 'admissionRequest' ? [readArq(s.msg.value)] : []));
+    assert.ok(arqs.some((a) => !a.answerCall && a.destination.some((d) => d.value === 'bob')));
+    assert.ok(arqs.some((a) => a.answerCall));
+    assert.match(out.bob, /--->Incoming call from/);
+  });
+});
