@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import pino from 'pino';
 import { FakeClock } from '../../src/common/timers.ts';
 import { type MediaIo, mediaConfigSchema, PortAllocator, RelayCore } from '../../src/media/index.ts';
@@ -252,5 +253,106 @@ describe('offer/answer through the relay', () => {
     assert.ok(!bad.ok && bad.reason.status === 488);
     const none = await core.answer({ callId: 'nope', fromTag: 'A', toTag: 'B', sdp: sdp(audio('192.0.2.1', 1)) });
     assert.ok(!none.ok && none.reason.status === 481);
+  });
+});
+
+describe('edge demultiplexing', () => {
+  function edge(pairs: number) {
+    const io = new FakeIo();
+    const core = new RelayCore({
+      node: 'edge',
+      config: mediaConfigSchema.parse({}),
+      allocator: new PortAllocator({ ranges: [{ from: 40000, to: 40999, step: 1 }] }),
+      addresses: { endpoint: PUB, traversal: PRIV },
+      io,
+      clock: new FakeClock(),
+    });
+    core.attachMuxPairs(
+      Array.from({ length: pairs }, (_, i) => ({
+        rtpHandle: 1000 + 2 * i,
+        rtcpHandle: 1001 + 2 * i,
+        rtpPort: 36000 + 2 * i,
+        rtcpPort: 36001 + 2 * i,
+      })),
+    );
+    return { io, core };
+  }
+
+  it('a large edge spreads calls over its six demux pairs, each with its own mux id', async () => {
+    const { core } = edge(6);
+    const seen = new Map<number, number>();
+    const ids = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      const off = await core.offer({
+        callId: `l${i}`,
+        fromTag: 'A',
+        sdp: sdp(audio('198.51.100.1', 5000)),
+        from: 'endpoint',
+        to: 'traversal',
+      });
+      assert.ok(off.ok);
+      const [p] = ports(off.value.sdp);
+      seen.set(p!, (seen.get(p!) ?? 0) + 1);
+      const id = /a=x-crossway-mux:(\d+)/.exec(off.value.sdp)?.[1];
+      assert.ok(id && !ids.has(id));
+      ids.add(id);
+      assert.match(off.value.sdp, new RegExp(`a=rtcp:${p! + 1} IN IP4 10\\.0\\.0\\.1`));
+      assert.match(off.value.sdp, /c=IN IP4 10\.0\.0\.1/, 'the core is told the private address');
+    }
+    assert.deepEqual([...seen.keys()].sort(), [36000, 36002, 36004, 36006, 36008, 36010]);
+    assert.ok([...seen.values()].every((n) => n === 10));
+    assert.equal(core.muxIdCount, 60);
+    assert.equal(core.portsInUse, 60, 'only the endpoint sides take pairs from the pool');
+  });
+
+  it('an edge without demux ports refuses traversal media with 503', async () => {
+    const io = new FakeIo();
+    const core = new RelayCore({
+      node: 'edge',
+      config: mediaConfigSchema.parse({}),
+      allocator: new PortAllocator({ ranges: [{ from: 40000, to: 40099, step: 1 }] }),
+      addresses: { endpoint: PUB, traversal: PRIV },
+      io,
+      clock: new FakeClock(),
+    });
+    const off = await core.offer({
+      callId: 'n',
+      fromTag: 'A',
+      sdp: sdp(audio('198.51.100.1', 5000)),
+      from: 'endpoint',
+      to: 'traversal',
+    });
+    assert.ok(!off.ok && off.reason.code === 'ERR_MEDIA_NO_MUX' && off.reason.status === 503);
+    assert.equal(core.portsInUse, 0);
+  });
+
+  it('never throws on arbitrary datagrams on demux and call sockets; unknown ids are counted, not forwarded', async () => {
+    const { core, io } = edge(1);
+    const off = await core.offer({
+      callId: 'z',
+      fromTag: 'A',
+      sdp: sdp(audio('198.51.100.1', 5000)),
+      from: 'endpoint',
+      to: 'traversal',
+    });
+    assert.ok(off.ok);
+    const id = Number(/a=x-crossway-mux:(\d+)/.exec(off.value.sdp)![1]);
+    fc.assert(
+      fc.property(
+        fc.constantFrom(0, 1, 1000, 1001, 77),
+        fc.uint8Array({ maxLength: 64 }),
+        fc.boolean(),
+        (handle, bytes, withId) => {
+          const b = Buffer.from(bytes);
+          if (withId && b.length >= 4) b.writeUInt32BE(id, 0);
+          core.receive(handle, b, '10.0.0.2', 41000);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    assert.ok(core.counters.muxUnknownId + core.counters.muxMalformed > 0);
+    assert.ok(core.counters.strayPackets > 0);
+    // Whatever was forwarded went to a latched or signalled address, never anywhere else.
+    assert.ok(io.sent.every((s) => s.address === '198.51.100.1' || s.address === '10.0.0.2'));
   });
 });
