@@ -15,9 +15,11 @@ import {
   type NodeKind,
   type PortPlan,
   type PrivilegeInfo,
+  ports as rangePorts,
 } from '../ports/index.ts';
 import type { TransportTlsOptions } from '../sip/transport/index.ts';
 import { NodeStore } from '../store/database.ts';
+import { startTurnServer, type TurnServerHandle } from '../turn/server.ts';
 import { ensureSelfSignedCertificate } from './certificates.ts';
 import { ControlServer } from './control.ts';
 import { type BoundSocket, type NodeAddresses, SipService } from './sip-service.ts';
@@ -41,6 +43,8 @@ export interface RunningNode {
   readonly addresses: ReadonlyMap<NodeKind, NodeAddresses>;
   /** The embedded store of each node kind (in `lab`, `DATADIR/edge` and `DATADIR/core`). */
   readonly stores: ReadonlyMap<NodeKind, NodeStore>;
+  /** The edge's TURN server, when `turn.enabled`. */
+  readonly turn: TurnServerHandle | undefined;
   /** The local control socket: modules register the commands the CLI calls on a running node. */
   readonly control: ControlServer;
   /** Management (HTTPS API and web UI, SNMP, feedback events, metrics, audit) of each node kind. */
@@ -109,6 +113,31 @@ async function tlsFor(config: Readonly<CrosswayConfig>): Promise<TransportTlsOpt
   };
 }
 
+/** The edge's TURN server on the plan's TURN listeners (both sides of the edge) with relays on its public side. */
+async function startTurn(
+  config: Readonly<CrosswayConfig>,
+  plan: PortPlan,
+  edge: NodeAddresses | undefined,
+  log: Logger,
+): Promise<TurnServerHandle | undefined> {
+  if (!edge || !plan.has('turn-udp', 'edge')) return undefined;
+  const udp = plan.node('edge').listener('turn-udp')!;
+  const hosts = [...new Set([edge.public, edge.private])];
+  const listen = hosts.flatMap((address) =>
+    rangePorts(udp.ports).map((port) => ({ address, port, protocols: ['udp', 'tcp'] as const })),
+  );
+  const v6 = edge.public.includes(':');
+  const external = config.network.externalAddress;
+  return startTurnServer({
+    config: config.turn,
+    listen,
+    relayAddresses: v6 ? { ipv6: edge.public } : { ipv4: edge.public },
+    ...(external ? { advertisedRelayAddresses: external.includes(':') ? { ipv6: external } : { ipv4: external } } : {}),
+    relayRange: plan.range('turn-relay', 'edge'),
+    log,
+  });
+}
+
 /**
  * Starts the node for the configured role: computes the port plan, refuses ports it may not bind, and starts each
  * node kind's services on the plan's listeners. The composition root: the only code that owns sockets and the real
@@ -135,6 +164,7 @@ export async function startNode(
   const stores = new Map<NodeKind, NodeStore>();
   const media = new Map<NodeKind, MediaRelay>();
   const control = new ControlServer(config.dataDir, log);
+  let turn: TurnServerHandle | undefined;
   let management: RunningManagement | undefined;
   let closed = false;
   const close = async () => {
@@ -142,6 +172,7 @@ export async function startNode(
     closed = true;
     await management?.close();
     await control.close();
+    await turn?.close();
     await Promise.allSettled([...sip.values()].map((s) => s.close()));
     for (const m of media.values()) m.close();
     for (const s of stores.values()) s.close();
@@ -198,6 +229,7 @@ export async function startNode(
       log,
       ...(options.onSetupToken ? { onSetupToken: options.onSetupToken } : {}),
     });
+    turn = await startTurn(config, plan, addresses.get('edge'), log);
   } catch (err) {
     await close();
     throw err;
@@ -212,7 +244,16 @@ export async function startNode(
     stores,
     control,
     management,
+    turn,
     sockets: () => [
+      ...(turn?.listening ?? []).map((t) => ({
+        node: 'edge' as const,
+        listener: t.protocol === 'udp' ? ('turn-udp' as const) : ('turn-tcp' as const),
+        protocol: t.protocol,
+        address: t.address,
+        port: t.port,
+        family: t.address.includes(':') ? ('IPv6' as const) : ('IPv4' as const),
+      })),
       ...[...sip.values()].flatMap((s) => s.sockets()),
       ...[...media].flatMap(([kind, m]) =>
         m.muxSockets.map((x) => ({
@@ -238,6 +279,20 @@ export async function startNode(
       return closed;
     },
   };
+  if (turn) {
+    const t = turn;
+    control.register('turn.status', () => ({ counters: t.counters, allocations: t.allocations().length }));
+  }
+  control.register('media.status', () =>
+    [...media].map(([kind, m]) => ({
+      node: kind,
+      calls: m.core.callCount,
+      portPairsInUse: m.core.portsInUse,
+      muxIds: m.core.muxIdCount,
+      sockets: m.io.openSockets,
+      counters: { ...m.core.counters },
+    })),
+  );
   control.register('sip.status', () =>
     [...sip.values()].map((s) => ({
       node: s.kind,
