@@ -7,7 +7,13 @@ import type { SipRequest, SipResponse } from '../message/index.ts';
 
 /** Outcome of authenticating one request. */
 export type AuthResult =
-  | { kind: 'authenticated'; username: string; realm: string }
+  | {
+      kind: 'authenticated';
+      username: string;
+      realm: string;
+      /** How: a verified digest (default when absent) or a zone policy that treats requests as authenticated. */
+      method?: 'digest' | 'policy';
+    }
   /** 401 (registrar) / 407 (proxy) with the challenge header(s). */
   | { kind: 'challenge'; response: SipResponse }
   /** 403, 400 (bad Authorization syntax), 503 (directory down). */
