@@ -1,4 +1,4 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { AndFilter, Client, EqualityFilter, FilterParser, InvalidCredentialsError } from 'ldapts';
 import type { z } from 'zod';
@@ -54,7 +54,7 @@ export class AdminDirectory {
   #sourcePort(): number | undefined {
     const r = this.#o.sourcePorts;
     if (!r) return undefined;
-    return r.from + Math.floor(Math.random() * (r.to - r.from + 1));
+    return r.from + r.step * Math.floor(Math.random() * (Math.floor((r.to - r.from) / r.step) + 1));
   }
 
   #client(server: LdapServer): Client {
@@ -65,25 +65,38 @@ export class AdminDirectory {
       ...(this.#o.ca ? { ca: this.#o.ca } : {}),
     };
     const url = new URL(server.url);
-    const servername = url.hostname.replace(/^\[|\]$/g, '');
-    const local = () => ({
-      ...(this.#o.localAddress ? { localAddress: this.#o.localAddress } : {}),
-      ...(this.#sourcePort() !== undefined ? { localPort: this.#sourcePort() } : {}),
-    });
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    // RFC 6066 §3: no IP address as server name (the certificate's IP SAN is checked all the same).
+    const servername = isIP(host) ? undefined : host;
+    const local = () => {
+      const p = this.#sourcePort();
+      return {
+        ...(this.#o.localAddress ? { localAddress: this.#o.localAddress } : {}),
+        ...(p !== undefined ? { localPort: p } : {}),
+      };
+    };
     const createConnection = ((port: number, host: string): Socket =>
       netConnect({ port, host, ...local() })) as unknown as typeof netConnect;
     const createSecureConnection = ((a: unknown, b?: unknown, c?: unknown) => {
       // ldaps:// → (port, host, tlsOptions); StartTLS → (options with the plain socket).
       if (typeof a === 'number') {
-        return tlsConnect({ ...(c as ConnectionOptions), port: a, host: b as string, servername, ...local() });
+        return tlsConnect({
+          ...(c as ConnectionOptions),
+          ...tlsOptions,
+          port: a,
+          host: b as string,
+          ...(servername ? { servername } : {}),
+          ...local(),
+        });
       }
-      return tlsConnect({ servername, ...(a as ConnectionOptions) });
+      return tlsConnect({ ...(servername ? { servername } : {}), ...(a as ConnectionOptions) });
     }) as unknown as typeof tlsConnect;
     return new Client({
       url: server.url,
       timeout: cfg.timeoutMs,
       connectTimeout: cfg.timeoutMs,
-      tlsOptions,
+      // No client-level tlsOptions: with them ldapts breaks StartTLS on ldap:// (the handshake is cut). ldaps:// gets
+      // them in createSecureConnection, StartTLS in startTLS().
       createConnection,
       createSecureConnection,
     });
