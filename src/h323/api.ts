@@ -12,9 +12,20 @@ import type {
   OpenLogicalChannelAck,
   RasMessage,
   RegistrationRequest,
+  ReleaseCompleteReason,
   TerminalCapabilitySet,
   UUIEsRequested,
 } from './per/generated/types.ts';
+import { openLogicalChannelCodec } from './per/schema.ts';
+import type { CallSignallingMessage } from './q931/call-signalling.ts';
+import {
+  encodeBearerCapability,
+  encodeCause,
+  encodeDisplay,
+  IE,
+  type InformationElement,
+  Q931_MESSAGE_TYPES,
+} from './q931/q931.ts';
 
 /**
  * A small typed API over the generated H.225.0/H.245 types for what the gatekeeper and the call code need, so the
@@ -448,4 +459,108 @@ export function buildCloseLogicalChannel(channel: number): CloseLogicalChannel {
 /** UserInputIndication alphanumeric (DTMF as text, H.245 §6.?). */
 export function buildUserInput(text: string): MultimediaSystemControlMessage {
   return { choice: 'indication', value: { choice: 'userInput', value: { choice: 'alphanumeric', value: text } } };
+}
+
+// ───────────────────────────── call signalling ─────────────────────────────
+
+/** What a Setup needs; identifiers are 16 octets (H.225.0 GloballyUniqueID). */
+export interface SetupOptions {
+  callReference: number;
+  callIdentifier: Uint8Array;
+  conferenceID: Uint8Array;
+  source: AliasAddress[];
+  destination?: AliasAddress[];
+  destCallSignalAddress?: IpPort;
+  sourceCallSignalAddress?: IpPort;
+  display?: string;
+  /** Fast-start proposals (H.323 §8.1.7), encoded into `fastStart`. */
+  fastStart?: OpenLogicalChannel[];
+  h245Tunnelling?: boolean;
+}
+
+/** A Q.931 Setup with its H.225.0 Setup-UUIE (bearer capability for unrestricted digital, display when given). */
+export function buildSetup(o: SetupOptions): CallSignallingMessage {
+  const ies: InformationElement[] = [
+    {
+      id: IE.bearerCapability,
+      data: encodeBearerCapability({
+        codingStandard: 0,
+        informationTransferCapability: 0x08,
+        transferMode: 0,
+        informationTransferRate: 0x10,
+        userInfoLayer1: 5,
+      }),
+    },
+  ];
+  if (o.display) ies.push({ id: IE.display, data: encodeDisplay(o.display, true) });
+  return {
+    q931: {
+      callReference: o.callReference,
+      fromDestination: false,
+      callReferenceLength: 2,
+      messageType: Q931_MESSAGE_TYPES.setup,
+      ies,
+    },
+    uu: {
+      'h323-uu-pdu': {
+        'h323-message-body': {
+          choice: 'setup',
+          value: {
+            protocolIdentifier: H225_PROTOCOL_ID,
+            sourceAddress: o.source,
+            sourceInfo: { terminal: {}, mc: false, undefinedNode: false },
+            ...(o.destination ? { destinationAddress: o.destination } : {}),
+            ...(o.destCallSignalAddress
+              ? { destCallSignalAddress: h225Address(o.destCallSignalAddress.ip, o.destCallSignalAddress.port) }
+              : {}),
+            activeMC: false,
+            conferenceID: o.conferenceID,
+            conferenceGoal: { choice: 'create', value: null },
+            callType: { choice: 'pointToPoint', value: null },
+            ...(o.sourceCallSignalAddress
+              ? { sourceCallSignalAddress: h225Address(o.sourceCallSignalAddress.ip, o.sourceCallSignalAddress.port) }
+              : {}),
+            callIdentifier: { guid: o.callIdentifier },
+            ...(o.fastStart ? { fastStart: o.fastStart.map((olc) => openLogicalChannelCodec.encode(olc)) } : {}),
+            mediaWaitForConnect: false,
+            canOverlapSend: false,
+            multipleCalls: false,
+            maintainConnection: false,
+          },
+        },
+        h245Tunnelling: o.h245Tunnelling ?? true,
+      },
+    },
+  };
+}
+
+/** A Q.931 ReleaseComplete with cause 16 (normal call clearing) and its ReleaseComplete-UUIE. */
+export function buildReleaseComplete(
+  callReference: number,
+  fromDestination: boolean,
+  callIdentifier: Uint8Array,
+  reason?: ReleaseCompleteReason,
+): CallSignallingMessage {
+  return {
+    q931: {
+      callReference,
+      fromDestination,
+      callReferenceLength: 2,
+      messageType: Q931_MESSAGE_TYPES.releaseComplete,
+      ies: [{ id: IE.cause, data: encodeCause({ codingStandard: 0, location: 0, value: 16 }) }],
+    },
+    uu: {
+      'h323-uu-pdu': {
+        'h323-message-body': {
+          choice: 'releaseComplete',
+          value: {
+            protocolIdentifier: H225_PROTOCOL_ID,
+            ...(reason ? { reason } : {}),
+            callIdentifier: { guid: callIdentifier },
+          },
+        },
+        h245Tunnelling: false,
+      },
+    },
+  };
 }

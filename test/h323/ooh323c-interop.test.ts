@@ -6,9 +6,30 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { buildAcf, buildGcf, buildRcf, fromH225Address, type IpPort, readArq } from '../../src/h323/api.ts';
-import type { RasMessage } from '../../src/h323/per/generated/types.ts';
+import {
+  buildAcf,
+  buildAudioOlc,
+  buildGcf,
+  buildRcf,
+  buildReleaseComplete,
+  buildSetup,
+  fromH225Address,
+  h245Address,
+  type IpPort,
+  olcAddresses,
+  readArq,
+} from '../../src/h323/api.ts';
+import type { OpenLogicalChannel, RasMessage } from '../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../src/h323/per/schema.ts';
+import {
+  type CallSignallingMessage,
+  decodeCallSignalling,
+  decodeFastStart,
+  encodeCallSignalling,
+  tunnelledH245,
+} from '../../src/h323/q931/call-signalling.ts';
+import { q931MessageName } from '../../src/h323/q931/q931.ts';
+import { encodeTpkt, TpktFramer } from '../../src/h323/transport/tpkt.ts';
 
 /**
  * A real H.323 stack (ooh323c's `simple` endpoint, from ../shared/peers) against RAS answers built with our codec:
@@ -190,5 +211,122 @@ describe('ooh323c endpoints against RAS answers from our codec', {
     assert.ok(arqs.some((a) => !a.answerCall && a.destination.some((d) => d.value === 'bob')));
     assert.ok(arqs.some((a) => a.answerCall));
     assert.match(out.bob, /--->Incoming call from/);
+  });
+
+  it('answers a Setup with fast start that we encoded: CallProceeding/Alerting/Connect, OLC answers, ReleaseComplete', async () => {
+    const port = await freeTcpPort('127.0.0.3');
+    const cwd = mkdtempSync(join(tmpdir(), 'ooh323c-'));
+    let stdout = '';
+    const bob = spawn(
+      bin!,
+      [
+        '--rtp-test',
+        '--no-video',
+        '--use-ip',
+        '127.0.0.3',
+        '--use-port',
+        String(port),
+        '--h323id',
+        'bob',
+        '--auto-answer',
+        '--listen',
+      ],
+      {
+        cwd,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    procs.push(bob);
+    bob.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    await waitFor(
+      () => stdout.includes('Listening for Calls At'),
+      10_000,
+      'bob to listen',
+      () => stdout,
+    );
+
+    const callIdentifier = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+    // H.323 §8.1.7.1: propose what we send (forward G.711) and what we receive (reverse G.711 to our RTP port)
+    const transmit = buildAudioOlc(1, { ip: '127.0.0.1', port: 30001 });
+    const receive: OpenLogicalChannel = {
+      forwardLogicalChannelNumber: 2,
+      forwardLogicalChannelParameters: {
+        dataType: { choice: 'nullData', value: null },
+        multiplexParameters: { choice: 'none', value: null },
+      },
+      reverseLogicalChannelParameters: {
+        dataType: { choice: 'audioData', value: { choice: 'g711Ulaw64k', value: 20 } },
+        multiplexParameters: {
+          choice: 'h2250LogicalChannelParameters',
+          value: {
+            sessionID: 1,
+            mediaChannel: h245Address('127.0.0.1', 30000),
+            mediaControlChannel: h245Address('127.0.0.1', 30001),
+          },
+        },
+      },
+    };
+    const setup = buildSetup({
+      callReference: 77,
+      callIdentifier,
+      conferenceID: callIdentifier,
+      source: [{ choice: 'h323-ID', value: 'crossway' }],
+      destination: [{ choice: 'h323-ID', value: 'bob' }],
+      destCallSignalAddress: { ip: '127.0.0.3', port },
+      display: 'Crossway test',
+      fastStart: [transmit, receive],
+    });
+
+    const socket = net.connect({ host: '127.0.0.3', port });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const framer = new TpktFramer();
+    const got: CallSignallingMessage[] = [];
+    const problems: string[] = [];
+    socket.on('data', (chunk) => {
+      const r = framer.push(chunk);
+      if (!r.ok) return void problems.push(r.reason);
+      for (const pdu of r.value) {
+        const m = decodeCallSignalling(pdu);
+        if (!m.ok) {
+          problems.push(m.reason);
+          continue;
+        }
+        if (!Buffer.from(encodeCallSignalling(m.value)).equals(Buffer.from(pdu))) problems.push('re-encoding differs');
+        for (const t of m.value.uu ? tunnelledH245(m.value.uu) : []) if (!t.ok) problems.push(t.reason);
+        got.push(m.value);
+      }
+    });
+    socket.write(encodeTpkt(encodeCallSignalling(setup)));
+    const names = () => got.map((m) => q931MessageName(m.q931.messageType));
+    await waitFor(
+      () => names().includes('connect'),
+      10_000,
+      'Connect',
+      () => `${names().join(', ')}\n${stdout}`,
+    );
+
+    assert.deepEqual(problems, []);
+    assert.ok(got.every((m) => m.q931.callReference === 77 && m.q931.fromDestination));
+    // the fast-start answer: bob accepted our proposals and gives its own RTP/RTCP addresses (127.0.0.3)
+    const answered = got.flatMap((m) => (m.uu ? decodeFastStart(m.uu) : []));
+    assert.ok(answered.length >= 1, 'fast-start OLCs in the answer');
+    const addrs = answered.flatMap((o) => (o.ok ? olcAddresses(o.value) : assert.fail(o.reason)));
+    assert.ok(
+      addrs.some((a) => a.address.ip === '127.0.0.3'),
+      JSON.stringify(addrs),
+    );
+    assert.match(stdout, /--->Incoming call from/);
+
+    socket.write(encodeTpkt(encodeCallSignalling(buildReleaseComplete(77, false, callIdentifier))));
+    await waitFor(
+      () => /Ended/.test(stdout),
+      10_000,
+      'bob to end the call',
+      () => stdout,
+    );
+    socket.destroy();
+    bob.stdin.write('q\n');
   });
 });
