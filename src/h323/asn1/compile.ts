@@ -323,7 +323,7 @@ export class Compiler {
       // an extensible constraint makes each dimension it constrains extensible
       if (s.hasRange) s.ext = true;
       if (s.size) s.size.ext = true;
-      if (s.alpha) s.alpha = undefined; // X.691 §10.3.21: an extensible permitted alphabet is not PER-visible
+      if (s.alpha) s.alpha = undefined; // X.691: an extensible permitted alphabet is not PER-visible
     }
     return s;
   }
