@@ -36,6 +36,7 @@ import { encodeTpkt, TpktFramer } from '../../src/h323/transport/tpkt.ts';
  * two endpoints discover and register, call each other through admission, hang up and unregister. Every RAS PDU
  * they send must decode and re-encode to the same bytes; that they go on (keep-alive RRQs carrying the endpoint
  * identifier of our RCF, a Setup sent to the address in our ACF) shows ooh323c decoded our answers.
+ * Endpoints use 127.0.23.x so that other suites running ooh323c on 127.0.0.x at the same time do not collide.
  */
 const buildScript = new URL('../../../shared/peers/ooh323c/build.sh', import.meta.url).pathname;
 
@@ -163,15 +164,15 @@ describe('ooh323c endpoints against RAS answers from our codec', {
     const registered = (ip: string) =>
       seen.some((s) => s.from === ip && s.msg.choice === 'registrationRequest' && s.msg.value.keepAlive);
 
-    const bob = start('bob', '127.0.0.3', await freeTcpPort('127.0.0.3'), [
+    const bob = start('bob', '127.0.23.3', await freeTcpPort('127.0.23.3'), [
       '--e164',
       '2001',
       '--auto-answer',
       '--listen',
     ]);
-    await waitFor(() => registered('127.0.0.3'), 10_000, 'bob to register and send a keep-alive RRQ');
-    const alice = start('alice', '127.0.0.2', await freeTcpPort('127.0.0.2'), ['--listen']);
-    await waitFor(() => registered('127.0.0.2'), 10_000, 'alice to register and send a keep-alive RRQ', diag);
+    await waitFor(() => registered('127.0.23.3'), 10_000, 'bob to register and send a keep-alive RRQ');
+    const alice = start('alice', '127.0.23.2', await freeTcpPort('127.0.23.2'), ['--listen']);
+    await waitFor(() => registered('127.0.23.2'), 10_000, 'alice to register and send a keep-alive RRQ', diag);
     alice.stdin.write('c bob\n');
     await waitFor(
       () => out.alice.includes('--->Starting transmit channel') && out.bob.includes('--->Starting transmit channel'),
@@ -214,7 +215,7 @@ describe('ooh323c endpoints against RAS answers from our codec', {
   });
 
   it('answers a Setup with fast start that we encoded: CallProceeding/Alerting/Connect, OLC answers, ReleaseComplete', async () => {
-    const port = await freeTcpPort('127.0.0.3');
+    const port = await freeTcpPort('127.0.23.4');
     const cwd = mkdtempSync(join(tmpdir(), 'ooh323c-'));
     let stdout = '';
     const bob = spawn(
@@ -223,7 +224,7 @@ describe('ooh323c endpoints against RAS answers from our codec', {
         '--rtp-test',
         '--no-video',
         '--use-ip',
-        '127.0.0.3',
+        '127.0.23.4',
         '--use-port',
         String(port),
         '--h323id',
@@ -274,12 +275,12 @@ describe('ooh323c endpoints against RAS answers from our codec', {
       conferenceID: callIdentifier,
       source: [{ choice: 'h323-ID', value: 'crossway' }],
       destination: [{ choice: 'h323-ID', value: 'bob' }],
-      destCallSignalAddress: { ip: '127.0.0.3', port },
+      destCallSignalAddress: { ip: '127.0.23.4', port },
       display: 'Crossway test',
       fastStart: [transmit, receive],
     });
 
-    const socket = net.connect({ host: '127.0.0.3', port });
+    const socket = net.connect({ host: '127.0.23.4', port });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const framer = new TpktFramer();
     const got: CallSignallingMessage[] = [];
@@ -309,12 +310,12 @@ describe('ooh323c endpoints against RAS answers from our codec', {
 
     assert.deepEqual(problems, []);
     assert.ok(got.every((m) => m.q931.callReference === 77 && m.q931.fromDestination));
-    // the fast-start answer: bob accepted our proposals and gives its own RTP/RTCP addresses (127.0.0.3)
+    // the fast-start answer: bob accepted our proposals and gives its own RTP/RTCP addresses (127.0.23.4)
     const answered = got.flatMap((m) => (m.uu ? decodeFastStart(m.uu) : []));
     assert.ok(answered.length >= 1, 'fast-start OLCs in the answer');
     const addrs = answered.flatMap((o) => (o.ok ? olcAddresses(o.value) : assert.fail(o.reason)));
     assert.ok(
-      addrs.some((a) => a.address.ip === '127.0.0.3'),
+      addrs.some((a) => a.address.ip === '127.0.23.4'),
       JSON.stringify(addrs),
     );
     assert.match(stdout, /--->Incoming call from/);
