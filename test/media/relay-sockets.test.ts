@@ -222,6 +222,32 @@ describe('media relay on loopback sockets', () => {
     assert.equal(edge.io.openSockets, 2, 'only the demux sockets stay');
   });
 
+  it('a two-interface edge also demultiplexes on its public address; the core side replies from the private one', async () => {
+    const edge = await relay({ node: 'edge', muxPorts: { rtp: [0], rtcp: [0] }, muxAlsoOn: ['127.0.0.3'] });
+    assert.deepEqual(
+      edge.muxSockets.map((m) => `${m.listener}@${m.address}`),
+      ['mux-rtp@127.0.0.1', 'mux-rtcp@127.0.0.1', 'mux-rtp@127.0.0.3', 'mux-rtcp@127.0.0.3'],
+    );
+    const out = await ep();
+    const off = await edge.core.offer({
+      callId: 'pub',
+      fromTag: 'o',
+      sdp: sdp(out.port),
+      from: 'endpoint',
+      to: 'traversal',
+    });
+    assert.ok(off.ok);
+    assert.equal(mediaPort(off.value.sdp), edge.muxSockets[0]!.port, 'SDP toward the core names the private socket');
+    const id = Number(/a=x-crossway-mux:(\d+)/.exec(off.value.sdp)![1]);
+    const pub = edge.muxSockets[2]!;
+    const probe = await ep();
+    const ka = Buffer.alloc(4);
+    ka.writeUInt32BE(id, 0);
+    probe.sock.send(ka, pub.port, pub.address);
+    await until(() => (edge.core.stats('pub')?.streams[0]?.sides[1].keepalivesIn ?? 0) === 1);
+    edge.core.delete('pub');
+  });
+
   it('releases a call after the media timeout and reports it', async () => {
     const clock = new FakeClock(1000);
     const timeouts: string[] = [];
