@@ -6,7 +6,7 @@ import { createLogger } from '../common/log.ts';
 import { systemClock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
 import { withStoredChanges } from '../management/persisted-config.ts';
-import { type RunningManagement, startManagement } from '../management/service.ts';
+import { registerTurnStatus, type RunningManagement, startManagement } from '../management/service.ts';
 import { type MediaRelay, startMediaRelay } from '../media/start-relay.ts';
 import {
   checkPrivileges,
@@ -17,6 +17,7 @@ import {
   type PrivilegeInfo,
   ports as rangePorts,
 } from '../ports/index.ts';
+import { createNodeSecurity, type NodeSecurity, registerSecurityControl } from '../security/node-security.ts';
 import type { TransportTlsOptions } from '../sip/transport/index.ts';
 import { NodeStore } from '../store/database.ts';
 import { startTurnServer, type TurnServerHandle } from '../turn/server.ts';
@@ -43,6 +44,8 @@ export interface RunningNode {
   readonly addresses: ReadonlyMap<NodeKind, NodeAddresses>;
   /** The embedded store of each node kind (in `lab`, `DATADIR/edge` and `DATADIR/core`). */
   readonly stores: ReadonlyMap<NodeKind, NodeStore>;
+  /** Digest authentication and intrusion protection of each node kind (docs/authentication.md). */
+  readonly security: ReadonlyMap<NodeKind, NodeSecurity>;
   /** The edge's TURN server, when `turn.enabled`. */
   readonly turn: TurnServerHandle | undefined;
   /** The local control socket: modules register the commands the CLI calls on a running node. */
@@ -163,6 +166,7 @@ export async function startNode(
   const addresses = new Map<NodeKind, NodeAddresses>();
   const stores = new Map<NodeKind, NodeStore>();
   const media = new Map<NodeKind, MediaRelay>();
+  const security = new Map<NodeKind, NodeSecurity>();
   const control = new ControlServer(config.dataDir, log);
   let turn: TurnServerHandle | undefined;
   let management: RunningManagement | undefined;
@@ -174,6 +178,7 @@ export async function startNode(
     await control.close();
     await turn?.close();
     await Promise.allSettled([...sip.values()].map((s) => s.close()));
+    await Promise.allSettled([...security.values()].map((s) => s.close()));
     for (const m of media.values()) m.close();
     for (const s of stores.values()) s.close();
     log.info('stopped');
@@ -186,6 +191,15 @@ export async function startNode(
       addresses.set(kind, addr);
       const store = NodeStore.open(config.role === 'lab' ? join(config.dataDir, kind) : config.dataDir);
       stores.set(kind, store);
+      const sec = createNodeSecurity({
+        config,
+        plan: plan.node(kind),
+        store,
+        clock: systemClock,
+        log,
+        localAddress: addr.private,
+      });
+      security.set(kind, sec);
       const svc = await SipService.start({
         kind,
         config,
@@ -197,7 +211,10 @@ export async function startNode(
         tls,
         clock: systemClock,
         log,
+        authenticator: sec.auth.authenticator,
       });
+      // Blocked sources are dropped before parsing (intrusion protection, src/security).
+      svc.transport.setSourcePolicy(sec.guard);
       sip.set(kind, svc);
       const publicAdvertise = kind === 'edge' ? (config.network.externalAddress ?? addr.public) : addr.private;
       media.set(
@@ -230,6 +247,7 @@ export async function startNode(
       ...(options.onSetupToken ? { onSetupToken: options.onSetupToken } : {}),
     });
     turn = await startTurn(config, plan, addresses.get('edge'), log);
+    registerTurnStatus(management, turn);
   } catch (err) {
     await close();
     throw err;
@@ -242,6 +260,7 @@ export async function startNode(
     media,
     addresses,
     stores,
+    security,
     control,
     management,
     turn,
@@ -283,6 +302,7 @@ export async function startNode(
     const t = turn;
     control.register('turn.status', () => ({ counters: t.counters, allocations: t.allocations().length }));
   }
+  registerSecurityControl(control, security, systemClock);
   control.register('media.status', () =>
     [...media].map(([kind, m]) => ({
       node: kind,

@@ -43,8 +43,11 @@ export const securityConfigSchema = z
         authFailures: category(10, 60, 600),
         /** Malformed SIP messages and malformed credentials. */
         malformed: category(50, 60, 300),
-        /** Networks never blocked (CIDRs or addresses): management stations, trusted peers. Loopback is not exempt. */
-        exempt: z.array(cidr).default([]),
+        /**
+         * Networks never blocked (CIDRs or addresses): management stations, trusted peers. Default: loopback (local
+         * tools, and a lab's two halves talking to each other); set `[]` to protect loopback too.
+         */
+        exempt: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
         /** Sources tracked at once (memory bound); the least recent is forgotten first. */
         maxTrackedSources: z.number().int().min(100).max(10_000_000).default(100_000),
       })
