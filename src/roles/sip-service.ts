@@ -1,11 +1,17 @@
+import { CallRegistry } from '../calls/call-registry.ts';
+import { SqliteCallStore } from '../calls/call-store.ts';
 import { category, type Logger } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
 import type { Flow, ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
-import { createRequest, newBranch, newTag } from '../sip/message/index.ts';
+import { Router } from '../routing/router.ts';
 import type { RequestAuthenticator } from '../sip/auth/types.ts';
 import { LocationTable } from '../sip/location/location-table.ts';
 import { SqliteRegistrationStore } from '../sip/location/sqlite-store.ts';
+import { createRequest, newBranch, newTag } from '../sip/message/index.ts';
+import { StatefulProxy, sipZoneSearcher } from '../sip/proxy/proxy.ts';
+import { systemDns } from '../sip/proxy/resolver.ts';
+import type { ProxyListener, SipTarget } from '../sip/proxy/types.ts';
 import { Registrar } from '../sip/registrar/registrar.ts';
 import { TransactionLayer } from '../sip/transaction/transaction-layer.ts';
 import { transportSender } from '../sip/transaction/transport-sender.ts';
@@ -71,6 +77,10 @@ export class SipService {
   readonly #sockets: BoundSocket[] = [];
   readonly #zones: TraversalClientZone[] = [];
   #registrar: Registrar | undefined;
+  #proxy: StatefulProxy | undefined;
+  #router: Router<SipTarget> | undefined;
+  #calls: CallRegistry | undefined;
+  #callStore: SqliteCallStore | undefined;
   #location: LocationTable | undefined;
   readonly #log: Logger;
   readonly #opts: SipServiceOptions;
@@ -115,6 +125,7 @@ export class SipService {
     const svc = new SipService(opts);
     try {
       await svc.#startRegistrar();
+      svc.#startProxy();
       await svc.#bindAll();
       if (opts.kind === 'core') svc.#startZones();
     } catch (err) {
@@ -149,6 +160,64 @@ export class SipService {
       ...(this.#opts.authenticator ? { authenticator: this.#opts.authenticator } : {}),
     });
     this.user.use(this.#registrar);
+  }
+
+  /**
+   * The stateful proxy after the registrar: routing (transforms, call policy, search rules over the local zone, neighbor
+   * and DNS zones), calls and their records in the node's store.
+   */
+  #startProxy(): void {
+    const { config, clock, store } = this.#opts;
+    this.#callStore = new SqliteCallStore(store);
+    this.#calls = new CallRegistry({
+      historySize: config.routing.callHistorySize,
+      wallNow: () => clock.wallNow(),
+      sink: this.#callStore,
+    });
+    this.#router = new Router<SipTarget>({
+      config: config.routing,
+      domains: config.sip.domains,
+      searcher: sipZoneSearcher({ ...(this.#location ? { location: this.#location } : {}), dns: systemDns }),
+      wallNow: () => clock.wallNow(),
+    });
+    const transports: Record<string, ProxyListener['transport']> = { udp: 'UDP', tcp: 'TCP', tls: 'TLS' };
+    let listeners: ProxyListener[] | undefined;
+    this.#proxy = new StatefulProxy({
+      settings: config.routing.proxy,
+      router: this.#router,
+      transactions: this.transactions,
+      listeners: () => {
+        listeners ??= this.#sockets
+          .filter((x) => transports[x.protocol] !== undefined && !x.listener.startsWith('traversal'))
+          .map((x) => ({ transport: transports[x.protocol]!, address: x.address, port: x.port }));
+        return listeners;
+      },
+      domains: config.sip.domains,
+      clock,
+      dns: systemDns,
+      ...(this.#location ? { location: this.#location } : {}),
+      ...(this.#opts.authenticator ? { authenticator: this.#opts.authenticator } : {}),
+      calls: this.#calls,
+      log: this.#log,
+    });
+    this.user.use(this.#proxy);
+  }
+
+  /** The proxy core, its router and the node's calls. */
+  get proxy(): StatefulProxy | undefined {
+    return this.#proxy;
+  }
+
+  get router(): Router<SipTarget> | undefined {
+    return this.#router;
+  }
+
+  get calls(): CallRegistry | undefined {
+    return this.#calls;
+  }
+
+  get callStore(): SqliteCallStore | undefined {
+    return this.#callStore;
   }
 
   /** The node's registrar (undefined when `registrar.enabled` is off). */
@@ -262,5 +331,6 @@ export class SipService {
     this.#registrar = undefined;
     await this.transport.close();
     await this.#location?.close();
+    this.#callStore?.close();
   }
 }

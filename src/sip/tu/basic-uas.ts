@@ -55,6 +55,14 @@ export interface RequestHandler {
   handle(request: SipRequest, transaction: ServerTransactionHandle, info: TransportInfo): boolean;
   /** An ACK no server transaction absorbed (for a 2xx); return true when it was the handler's. */
   handleAck?(ack: SipRequest, info: TransportInfo): boolean;
+  /** A response to a client transaction the handler started (a proxy's branch); true when it was the handler's. */
+  onResponse?(response: SipResponse, transaction: ClientTransactionHandle, info: TransportInfo): boolean;
+  /** Timer B/F (or H) of a transaction of the handler; true when it was the handler's. */
+  onTimeout?(transaction: TransactionHandle): boolean;
+  /** A transport failure of a transaction of the handler; true when it was the handler's. */
+  onTransportError?(transaction: TransactionHandle): boolean;
+  /** A transaction left the layer's table; true when it was the handler's. */
+  onTerminated?(transaction: TransactionHandle): boolean;
 }
 
 /** Content types the node accepts in bodies it processes. */
@@ -175,17 +183,24 @@ export class BasicUas implements TransactionUser {
     for (const h of this.#handlers) if (h.handleAck?.(ack, info)) return;
   }
 
-  onResponse(response: SipResponse, transaction: ClientTransactionHandle, _info: TransportInfo): void {
-    this.client.onResponse(response, transaction);
+  onResponse(response: SipResponse, transaction: ClientTransactionHandle, info: TransportInfo): void {
+    if (this.client.onResponse(response, transaction)) return;
+    for (const h of this.#handlers) if (h.onResponse?.(response, transaction, info)) return;
   }
 
   onStrayResponse(_response: SipResponse, _info: TransportInfo): void {}
 
   onTimeout(transaction: TransactionHandle): void {
-    this.client.onTimeout(transaction);
+    if (this.client.onTimeout(transaction)) return;
+    for (const h of this.#handlers) if (h.onTimeout?.(transaction)) return;
   }
 
   onTransportError(transaction: TransactionHandle): void {
-    this.client.onTransportError(transaction);
+    if (this.client.onTransportError(transaction)) return;
+    for (const h of this.#handlers) if (h.onTransportError?.(transaction)) return;
+  }
+
+  onTerminated(transaction: TransactionHandle): void {
+    for (const h of this.#handlers) if (h.onTerminated?.(transaction)) return;
   }
 }

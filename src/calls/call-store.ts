@@ -1,0 +1,124 @@
+import type { NodeStore } from '../store/database.ts';
+import type { CallRecord, CallRecordSink } from './call-registry.ts';
+
+/** Migrations of the `calls` module (append only). */
+export const CALL_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE call_records (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     call_id TEXT NOT NULL,
+     protocol TEXT NOT NULL,
+     state TEXT NOT NULL,
+     from_alias TEXT NOT NULL,
+     to_alias TEXT NOT NULL,
+     source_zone TEXT NOT NULL,
+     target_zone TEXT,
+     legs INTEGER NOT NULL,
+     search_id INTEGER,
+     started_at INTEGER NOT NULL,
+     answered_at INTEGER,
+     ended_at INTEGER NOT NULL,
+     status INTEGER NOT NULL,
+     cause TEXT NOT NULL
+   );
+   CREATE INDEX call_records_ended ON call_records (ended_at);`,
+];
+
+/** A stored call detail record. */
+export interface StoredCallRecord {
+  id: number;
+  callId: string;
+  protocol: string;
+  state: string;
+  from: string;
+  to: string;
+  sourceZone: string;
+  targetZone: string | null;
+  legs: number;
+  startedAt: number;
+  answeredAt: number | null;
+  endedAt: number;
+  status: number;
+  cause: string;
+}
+
+/**
+ * Call detail records in the node's SQLite store. Writes are batched: records queue in memory and go to the database
+ * in one transaction per `flushMs` (or at 500 queued), so a call burst costs one commit, not one per call; `flush()`
+ * writes what is queued. At most `maxRecords` rows are kept (oldest deleted at flush).
+ */
+export class SqliteCallStore implements CallRecordSink {
+  readonly #store: NodeStore;
+  readonly #queue: CallRecord[] = [];
+  readonly #insert;
+  readonly #trim;
+  readonly #maxRecords: number;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #flushMs: number;
+
+  constructor(store: NodeStore, opts: { maxRecords?: number; flushMs?: number } = {}) {
+    this.#store = store;
+    store.migrate('calls', CALL_MIGRATIONS);
+    this.#maxRecords = opts.maxRecords ?? 100_000;
+    this.#flushMs = opts.flushMs ?? 1000;
+    this.#insert = store.db.prepare(
+      'INSERT INTO call_records (call_id, protocol, state, from_alias, to_alias, source_zone, target_zone, legs, ' +
+        'search_id, started_at, answered_at, ended_at, status, cause) ' +
+        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#trim = store.db.prepare('DELETE FROM call_records WHERE id <= (SELECT MAX(id) FROM call_records) - ?');
+  }
+
+  write(record: CallRecord): void {
+    this.#queue.push(record);
+    if (this.#queue.length >= 500) this.flush();
+    else if (!this.#timer) {
+      this.#timer = setTimeout(() => this.flush(), this.#flushMs);
+      this.#timer.unref();
+    }
+  }
+
+  /** Writes every queued record now (one transaction). */
+  flush(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#queue.length === 0 || this.#store.closed) return;
+    const batch = this.#queue.splice(0);
+    this.#store.db.transaction(() => {
+      for (const r of batch) {
+        this.#insert.run(
+          r.id,
+          r.protocol,
+          r.state,
+          r.from,
+          r.to,
+          r.sourceZone,
+          r.targetZone ?? null,
+          r.legs.length,
+          r.searchId ?? null,
+          r.startedAt,
+          r.answeredAt ?? null,
+          r.endedAt ?? r.startedAt,
+          r.status ?? 0,
+          r.cause ?? '',
+        );
+      }
+      this.#trim.run(this.#maxRecords);
+    })();
+  }
+
+  /** The most recent records, newest first. */
+  recent(limit = 50): StoredCallRecord[] {
+    this.flush();
+    return this.#store.db
+      .prepare(
+        'SELECT id, call_id AS callId, protocol, state, from_alias AS "from", to_alias AS "to", ' +
+          'source_zone AS sourceZone, target_zone AS targetZone, legs, started_at AS startedAt, ' +
+          'answered_at AS answeredAt, ended_at AS endedAt, status, cause FROM call_records ORDER BY id DESC LIMIT ?',
+      )
+      .all(limit) as StoredCallRecord[];
+  }
+
+  close(): void {
+    this.flush();
+  }
+}

@@ -1,0 +1,934 @@
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { CallRegistry } from '../../calls/call-registry.ts';
+import { category, type Logger, silentLogger } from '../../common/log.ts';
+import type { Clock, TimerHandle } from '../../common/timers.ts';
+import type { ProxySettings } from '../../routing/config.ts';
+import { DEFAULT_ZONE, LOCAL_ZONE, type Router, type Zone, type ZoneSearcher } from '../../routing/router.ts';
+import type { AuthResult, RequestAuthenticator } from '../auth/types.ts';
+import { canonicalName, splitList } from '../message/headers.ts';
+import {
+  createResponse,
+  findHeaders,
+  getCallId,
+  getContacts,
+  getCSeq,
+  getFrom,
+  getFromTag,
+  getHeader,
+  getHeaders,
+  getMaxForwards,
+  getParam,
+  getRequestUri,
+  getRoutes,
+  getToTag,
+  getVias,
+  newBranch,
+  newTag,
+  parseUri,
+  prependHeader,
+  prependVia,
+  removeTopVia,
+  setHeader,
+} from '../message/index.ts';
+import type { SipRequest, SipResponse, SipUri } from '../message/types.ts';
+import type {
+  ClientTransactionHandle,
+  Destination,
+  ServerTransactionHandle,
+  TransactionHandle,
+  TransportInfo,
+} from '../transaction/types.ts';
+import { type DnsLookup, resolveUri } from './resolver.ts';
+import type { ProxyListener, ProxyLocation, ProxyTransactions, SipTarget } from './types.ts';
+
+/**
+ * The stateful proxy core (RFC 3261 §16): validates each request (§16.3), processes Route (§16.4), asks routing where
+ * an out-of-dialog request goes (transforms, call policy, search rules over zones), forks in parallel to every target
+ * (§16.6), collects the responses and forwards the best (§16.7), cancels what is left on a 2xx or 6xx (§16.7 step 10)
+ * or on the caller's CANCEL (§16.10), runs Timer C (§16.8), and forwards ACKs for 2xx and in-dialog requests along
+ * their Route. Sans-I/O: it talks to the transaction layer, and reads time from the injected clock.
+ */
+
+/** Methods the proxy forwards. */
+export const PROXY_METHODS: readonly string[] = [
+  'INVITE',
+  'ACK',
+  'BYE',
+  'CANCEL',
+  'OPTIONS',
+  'MESSAGE',
+  'INFO',
+  'UPDATE',
+  'PRACK',
+  'SUBSCRIBE',
+  'NOTIFY',
+  'REFER',
+  'PUBLISH',
+];
+
+/** Requests that create a dialog: Record-Routed when out of dialog. */
+const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
+/** Out-of-dialog requests challenged when `authenticateCalls` is on. */
+const AUTHENTICATED_METHODS = new Set(['INVITE', 'MESSAGE', 'SUBSCRIBE', 'REFER']);
+
+/** State of one response context (RFC 3261 §16.7): one per proxied request. */
+export type ContextState = 'routing' | 'forwarding' | 'completed';
+const CONTEXT_EDGES: Record<ContextState, readonly ContextState[]> = {
+  routing: ['forwarding', 'completed'],
+  forwarding: ['completed'],
+  completed: [],
+};
+
+/** State of one branch (a forwarded copy in its own client transaction). */
+export type BranchState = 'trying' | 'proceeding' | 'completed';
+const BRANCH_EDGES: Record<BranchState, readonly BranchState[]> = {
+  trying: ['proceeding', 'completed'],
+  proceeding: ['completed'],
+  completed: [],
+};
+
+interface Branch {
+  index: number;
+  state: BranchState;
+  zone: string;
+  request: SipRequest;
+  destinations: Destination[];
+  destIndex: number;
+  tx: ClientTransactionHandle | undefined;
+  timerC: TimerHandle | undefined;
+  /** Any provisional (100 included) seen: a CANCEL may be sent. */
+  provisional: boolean;
+  response: SipResponse | undefined;
+}
+
+interface Context {
+  state: ContextState;
+  request: SipRequest;
+  server: ServerTransactionHandle;
+  info: TransportInfo;
+  branches: Branch[];
+  cancelled: boolean;
+  /** A final response went upstream (a 2xx, or the best after all branches ended). */
+  callId?: string;
+  /** Live client transactions still mapped to this context. */
+  live: number;
+  serverDone: boolean;
+}
+
+/** Counters of the proxy, for status and tests. */
+export interface ProxyCounters {
+  requests: number;
+  forwarded: number;
+  branches: number;
+  responsesForwarded: Record<number, number>;
+  acksForwarded: number;
+  cancelsReceived: number;
+  cancelsSent: number;
+  timerC: number;
+  failovers: number;
+  loops: number;
+}
+
+export interface StatefulProxyOptions {
+  settings: Readonly<ProxySettings>;
+  router: Router<SipTarget>;
+  transactions: ProxyTransactions;
+  /** This node's SIP listeners (Via sent-by, Record-Route, recognising our own Route and Request-URI). */
+  listeners: () => readonly ProxyListener[];
+  /** Domains the node serves (realm for challenges). */
+  domains: readonly string[];
+  clock: Clock;
+  dns: DnsLookup;
+  location?: ProxyLocation;
+  authenticator?: RequestAuthenticator;
+  calls?: CallRegistry;
+  log?: Logger;
+}
+
+/** RFC 3263 for a URI string; [] when it does not parse. */
+async function resolveString(uri: string, dns: DnsLookup): Promise<Destination[]> {
+  const u = parseUri(uri);
+  return u.ok ? resolveUri(u.value, dns) : [];
+}
+
+/** `user@host` (or a bare host) of a SIP URI: the alias routing sees. */
+export function aliasOf(uri: SipUri): string {
+  const host = uri.host.includes(':') ? `[${uri.host}]` : uri.host.toLowerCase();
+  return uri.user !== undefined && uri.user !== '' ? `${uri.user}@${host}` : host;
+}
+
+/** The SIP searcher of routing's zones: the location service, a neighbor's address, or RFC 3263 for DNS zones. */
+export function sipZoneSearcher(opts: {
+  location?: ProxyLocation;
+  dns: DnsLookup;
+  scheme?: (alias: string) => string;
+}): ZoneSearcher<SipTarget> {
+  return {
+    async search(zone: Zone, alias: string): Promise<SipTarget[]> {
+      if (zone.type === 'local') {
+        if (!opts.location) return [];
+        const at = alias.lastIndexOf('@');
+        const aor = at >= 0 ? `sip:${alias.slice(0, at)}@${alias.slice(at + 1).toLowerCase()}` : `sip:@${alias}`;
+        return opts.location.lookup(aor).map((b) => {
+          const transport = b.flow.transport.toUpperCase();
+          const d: Destination = { transport, address: b.flow.source.address, port: b.flow.source.port };
+          if (b.flow.connectionId !== undefined) d.connectionId = b.flow.connectionId;
+          return b.path.length > 0
+            ? { uri: b.contact, routes: b.path }
+            : { uri: b.contact, routes: [], destinations: [d] };
+        });
+      }
+      const uri = `sip:${alias}`;
+      if (zone.type === 'neighbor') {
+        const transport = zone.transport.toUpperCase() as 'UDP' | 'TCP' | 'TLS';
+        const host = zone.address!.includes(':') && isIP(zone.address!) === 6 ? `[${zone.address}]` : zone.address!;
+        const port = zone.port ?? (transport === 'TLS' ? 5061 : 5060);
+        const destinations = await resolveString(`sip:${host}:${port};transport=${transport.toLowerCase()}`, opts.dns);
+        const target = alias.includes('@') ? uri : `sip:${alias}@${host}`;
+        return destinations.length > 0 ? [{ uri: target, routes: [], destinations }] : [];
+      }
+      // DNS zone: found when RFC 3263 gives at least one destination.
+      const destinations = await resolveString(uri, opts.dns);
+      return destinations.length > 0 ? [{ uri, routes: [], destinations }] : [];
+    },
+  };
+}
+
+const formatHost = (h: string) => (h.includes(':') ? `[${h}]` : h);
+
+/** Removes the first Route value (the line, or the first element of a comma list). */
+function removeTopRoute(msg: SipRequest): void {
+  const at = msg.headers.findIndex((h) => canonicalName(h.name) === 'route');
+  if (at < 0) return;
+  const h = msg.headers[at]!;
+  const parts = splitList(h.value);
+  if (parts.length <= 1) msg.headers.splice(at, 1);
+  else msg.headers[at] = { name: h.name, value: parts.slice(1).join(', ') };
+}
+
+function copyRequest(req: SipRequest): SipRequest {
+  return {
+    kind: 'request',
+    method: req.method,
+    uri: req.uri,
+    version: req.version,
+    headers: req.headers.map((h) => ({ name: h.name, value: h.value })),
+    body: req.body,
+  };
+}
+
+/** The stateful proxy core; a `RequestHandler` of the node's transaction user. */
+export class StatefulProxy {
+  readonly name = 'proxy';
+  readonly methods = PROXY_METHODS;
+  readonly counters: ProxyCounters = {
+    requests: 0,
+    forwarded: 0,
+    branches: 0,
+    responsesForwarded: {},
+    acksForwarded: 0,
+    cancelsReceived: 0,
+    cancelsSent: 0,
+    timerC: 0,
+    failovers: 0,
+    loops: 0,
+  };
+  readonly #opts: StatefulProxyOptions;
+  readonly #log: Logger;
+  /** Client transaction key → its context and branch. */
+  readonly #byClient = new Map<string, { ctx: Context; branch: Branch }>();
+  /** INVITE server transaction key → context (for CANCEL). */
+  readonly #byServer = new Map<string, Context>();
+  #seq = 0;
+
+  constructor(opts: StatefulProxyOptions) {
+    this.#opts = opts;
+    this.#log = category(opts.log ?? silentLogger, 'sip.proxy');
+  }
+
+  /** Contexts still open (server side), for status and leak tests. */
+  get contexts(): number {
+    return this.#byServer.size;
+  }
+
+  /** Client transactions the proxy still follows. */
+  get branchesInFlight(): number {
+    return this.#byClient.size;
+  }
+
+  // ───────────────────────────── requests ─────────────────────────────
+
+  handle(request: SipRequest, transaction: ServerTransactionHandle, info: TransportInfo): boolean {
+    if (request.method === 'CANCEL') return this.#cancelFromCaller(request, transaction);
+    const ruri = getRequestUri(request);
+    const inDialog = getToTag(request) !== undefined;
+    // Requests for the node itself (OPTIONS sip:node, a stray in-dialog request with no Route) are the basic UAS's.
+    if (ruri.ok && this.#isOurs(ruri.value) && !this.#hasForeignRoute(request)) {
+      if (inDialog || ruri.value.user === undefined || ruri.value.user === '') return false;
+    }
+    this.counters.requests++;
+    // RFC 3261 §16.3 step 3: "If the request does not contain a Max-Forwards header field, this check is passed.
+    // If the request contains a Max-Forwards header field with a field value of zero (0), the element MUST NOT
+    // forward the request. If the request was for OPTIONS, the element MAY act as the final recipient".
+    const mf = getMaxForwards(request);
+    if (mf && !mf.ok) return this.#reject(transaction, 400, 'Bad Max-Forwards');
+    if (mf?.ok && mf.value === 0) {
+      if (request.method === 'OPTIONS') return false;
+      return this.#reject(transaction, 483, 'Too Many Hops');
+    }
+    // §16.3 step 2: URI scheme.
+    if (!ruri.ok) return this.#reject(transaction, 416, 'Unsupported URI Scheme');
+    // §16.3 step 5: "If the request contains a Proxy-Require header field ... with one or more option-tags this
+    // element does not understand, the element MUST return a 420 (Bad Extension) response."
+    const proxyRequire = getHeaders(request, 'proxy-require').filter((t) => t.trim() !== '');
+    if (proxyRequire.length > 0) {
+      transaction.respond(
+        createResponse(request, 420, 'Bad Extension', {
+          toTag: newTag(),
+          headers: [['Unsupported', proxyRequire.join(', ')]],
+        }),
+      );
+      return true;
+    }
+    // §16.3 step 4: loop detection.
+    if (this.#isLoop(request)) {
+      this.counters.loops++;
+      return this.#reject(transaction, 482, 'Loop Detected');
+    }
+    const routes = getRoutes(request);
+    if (routes && !routes.ok) return this.#reject(transaction, 400, 'Bad Route');
+    void this.#process(request, transaction, info, inDialog).catch((err: unknown) => {
+      this.#log.error({ err, method: request.method }, 'proxy failed => 500');
+      this.#reject(transaction, 500, 'Server Internal Error');
+    });
+    return true;
+  }
+
+  /** RFC 3261 §16.11 (stateful proxies forward an ACK for a 2xx like any in-dialog request, without a transaction). */
+  handleAck(ack: SipRequest, _info: TransportInfo): boolean {
+    const ruri = getRequestUri(ack);
+    if (!ruri.ok) return false;
+    const fwd = copyRequest(ack);
+    this.#preprocessRoute(fwd);
+    const target = getRequestUri(fwd);
+    if (!this.#hasForeignRoute(fwd) && (!target.ok || this.#isOurs(target.value))) return false;
+    const mf = getMaxForwards(ack);
+    if (mf?.ok && mf.value === 0) return true;
+    setHeader(fwd, 'Max-Forwards', String(mf?.ok ? mf.value - 1 : 70));
+    void this.#nextHop(fwd, undefined).then((dests) => {
+      const dest = dests[0];
+      if (!dest) return;
+      const l = this.#listenerFor(dest);
+      if (!l) return;
+      prependVia(fwd, this.#via(l, newBranch()));
+      this.#opts.transactions.sendStateless(fwd, dest);
+      this.counters.acksForwarded++;
+    });
+    return true;
+  }
+
+  async #process(request: SipRequest, server: ServerTransactionHandle, info: TransportInfo, inDialog: boolean) {
+    const fwd = copyRequest(request);
+    // RFC 3261 §16.4 Route information preprocessing.
+    this.#preprocessRoute(fwd);
+    const ctx: Context = {
+      state: 'routing',
+      request,
+      server,
+      info,
+      branches: [],
+      cancelled: false,
+      live: 0,
+      serverDone: false,
+    };
+    if (request.method === 'INVITE') this.#byServer.set(server.key, ctx);
+
+    // §16.5: a pre-loaded Route, or an in-dialog request: the target is the Request-URI as it is.
+    if (inDialog || this.#hasForeignRoute(fwd)) {
+      if (inDialog && request.method === 'BYE') ctx.callId = this.#callKey(request);
+      this.#transition(ctx, 'forwarding');
+      await this.#forward(ctx, fwd, { uri: fwd.uri, routes: [] }, 'route', false);
+      return;
+    }
+
+    // Out of dialog: who is calling, authenticated or not, then routing.
+    const sourceZone = this.#sourceZone(request, info);
+    let authenticated = sourceZone.trusted;
+    const auth = this.#opts.authenticator;
+    if (this.#opts.settings.authenticateCalls && auth && !authenticated && AUTHENTICATED_METHODS.has(request.method)) {
+      const result: AuthResult = await auth.authenticate(request, {
+        realm: this.#realm(),
+        mode: 'proxy',
+        source: info.source,
+      });
+      if (result.kind !== 'authenticated') {
+        this.#sendFinal(ctx, result.response);
+        return;
+      }
+      authenticated = true;
+      this.#stripOwnCredentials(fwd);
+    }
+
+    const ruri = getRequestUri(request);
+    const from = getFrom(request);
+    const alias = ruri.ok ? aliasOf(ruri.value) : request.uri;
+    const sourceAlias = from?.ok ? aliasOf(from.value.uri) : '';
+    const calls = this.#opts.calls;
+    if (request.method === 'INVITE' && calls) {
+      const id = this.#callKey(request);
+      if (calls.start({ id, protocol: 'sip', from: sourceAlias, to: alias, sourceZone: sourceZone.name }))
+        ctx.callId = id;
+    }
+    const decision = await this.#opts.router.route({
+      protocol: 'sip',
+      alias,
+      sourceAlias,
+      sourceZone: sourceZone.name,
+      authenticated,
+      label: `${request.method} ${getCallId(request) ?? ''}`,
+    });
+    if (ctx.cancelled) {
+      this.#sendFinal(ctx, createResponse(request, 487, 'Request Terminated', { toTag: newTag() }));
+      return;
+    }
+    if (decision.kind === 'rejected') {
+      this.#sendFinal(ctx, createResponse(request, 403, 'Forbidden', { toTag: newTag() }));
+      return;
+    }
+    if (decision.kind === 'not-found') {
+      this.#sendFinal(ctx, createResponse(request, 404, 'Not Found', { toTag: newTag() }));
+      return;
+    }
+    this.#transition(ctx, 'forwarding');
+    const targets = decision.targets.slice(0, this.#opts.settings.maxBranches);
+    const recordRoute = this.#opts.settings.recordRoute && DIALOG_CREATING.has(request.method);
+    // §16.6: one copy per target, forwarded in parallel.
+    await Promise.all(
+      targets.map((t) => this.#forward(ctx, copyRequest(fwd), t.target, t.zone, recordRoute, decision.searchId)),
+    );
+  }
+
+  /** RFC 3261 §16.6 Request Forwarding, steps 1–11, for one target. */
+  async #forward(
+    ctx: Context,
+    req: SipRequest,
+    target: SipTarget,
+    zone: string,
+    recordRoute: boolean,
+    searchId?: number,
+  ): Promise<void> {
+    // Step 2: Request-URI.
+    req.uri = target.uri;
+    // Step 3: Max-Forwards.
+    const mf = getMaxForwards(req);
+    setHeader(req, 'Max-Forwards', String(mf?.ok ? Math.max(0, mf.value - 1) : 70));
+    // Step 6: postprocess routing information — the registration's Path become Route headers, in order.
+    for (let i = target.routes.length - 1; i >= 0; i--) prependHeader(req, 'Route', `<${target.routes[i]}>`);
+    // Step 7: the next hop.
+    const destinations = await this.#nextHop(req, target.destinations);
+    const branch: Branch = {
+      index: ctx.branches.length,
+      state: 'trying',
+      zone,
+      request: req,
+      destinations,
+      destIndex: 0,
+      tx: undefined,
+      timerC: undefined,
+      provisional: false,
+      response: undefined,
+    };
+    ctx.branches.push(branch);
+    this.counters.branches++;
+    if (ctx.callId && ctx.request.method === 'INVITE') this.#opts.calls?.addLeg(ctx.callId, zone, target.uri, searchId);
+    if (ctx.cancelled) {
+      this.#branchFinal(ctx, branch, createResponse(ctx.request, 487, 'Request Terminated'));
+      return;
+    }
+    const dest = destinations[0];
+    if (!dest) {
+      this.#branchFinal(ctx, branch, createResponse(ctx.request, 503, 'No Route To Target'));
+      return;
+    }
+    // Step 4: Record-Route — twice when the request leaves on another transport or interface than it came in on.
+    if (recordRoute) {
+      const out = this.#listenerFor(dest);
+      const inbound = this.#inboundListener(ctx.info);
+      if (out) {
+        if (inbound && (inbound.transport !== out.transport || inbound.address !== out.address)) {
+          prependHeader(req, 'Record-Route', this.#recordRoute(inbound));
+        }
+        prependHeader(req, 'Record-Route', this.#recordRoute(out));
+      }
+    }
+    this.#send(ctx, branch);
+  }
+
+  /** Steps 8–11: Via, then a client transaction to the current destination; Timer C for INVITE. */
+  #send(ctx: Context, branch: Branch): void {
+    const dest = branch.destinations[branch.destIndex]!;
+    const listener = this.#listenerFor(dest);
+    if (!listener) {
+      this.#branchFinal(ctx, branch, createResponse(ctx.request, 503, 'No Transport'));
+      return;
+    }
+    // Step 8: "The proxy MUST insert a Via header field value into the copy before the existing Via header field
+    // values"; the branch carries the loop-detection hash (§16.6 step 8, §16.3 step 4).
+    prependVia(branch.request, this.#via(listener, this.#branchId(ctx.request)));
+    let tx: ClientTransactionHandle;
+    try {
+      tx = this.#opts.transactions.sendRequest(branch.request, dest);
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'cannot start client transaction => 503');
+      removeTopVia(branch.request);
+      this.#branchFinal(ctx, branch, createResponse(ctx.request, 503, 'Service Unavailable'));
+      return;
+    }
+    branch.tx = tx;
+    ctx.live++;
+    this.#byClient.set(tx.key, { ctx, branch });
+    this.counters.forwarded++;
+    // Step 11: Timer C.
+    if (ctx.request.method === 'INVITE') this.#armTimerC(ctx, branch);
+  }
+
+  #armTimerC(ctx: Context, branch: Branch): void {
+    branch.timerC?.cancel();
+    branch.timerC = this.#opts.clock.setTimer(this.#opts.settings.timerCSeconds * 1000, () => {
+      this.counters.timerC++;
+      // RFC 3261 §16.8: "If the client transaction has received a provisional response, the proxy MUST generate a
+      // CANCEL request matching that transaction. If the client transaction has not received a provisional
+      // response, the proxy MUST behave as if the transaction received a 408 (Request Timeout) response."
+      if (branch.state === 'completed') return;
+      if (branch.provisional && branch.tx) this.#cancelBranch(branch);
+      else this.#branchFinal(ctx, branch, createResponse(ctx.request, 408, 'Request Timeout'));
+    });
+  }
+
+  // ───────────────────────────── responses ─────────────────────────────
+
+  /** A response to one of the proxy's client transactions; false when the transaction is not the proxy's. */
+  onResponse(response: SipResponse, transaction: ClientTransactionHandle): boolean {
+    const entry = this.#byClient.get(transaction.key);
+    if (!entry) return false;
+    const { ctx, branch } = entry;
+    // RFC 3261 §16.7 step 3: "The proxy removes the topmost Via header field value from the response."
+    const res: SipResponse = { ...response, headers: response.headers.map((h) => ({ name: h.name, value: h.value })) };
+    removeTopVia(res);
+    // "If no Via header field values remain in the response, the response was meant for this element and MUST NOT
+    // be forwarded." A response to a CANCEL we originated ends here; but a UAS that built its 487 from the
+    // CANCEL (one Via) instead of the INVITE still answers our branch: its upstream Vias are the request's own.
+    if (!getVias(res)) {
+      if (transaction.request.method !== ctx.request.method) return true;
+      for (const h of findHeaders(ctx.request, 'via').reverse()) prependHeader(res, h.name, h.value);
+    }
+    const status = res.status;
+    if (ctx.callId) this.#opts.calls?.legStatus(ctx.callId, branch.index, status);
+    if (status < 200) {
+      branch.provisional = true;
+      if (branch.state === 'trying') branch.state = 'proceeding';
+      if (status === 100) return true;
+      // §16.8: "Timer C MUST be reset when the proxy receives a provisional response with status between 101 and 199".
+      if (ctx.request.method === 'INVITE' && branch.state !== 'completed') this.#armTimerC(ctx, branch);
+      // §16.7 step 5: provisional responses (other than 100) are forwarded immediately.
+      if (ctx.state !== 'completed') this.#forwardUp(ctx, res);
+      return true;
+    }
+    if (status < 300) {
+      // 2xx: forwarded at once, each of them (forked 2xx and retransmissions alike, RFC 6026 §8.2/§8.3).
+      const first = branch.state !== 'completed';
+      this.#completeBranch(branch, res);
+      this.#forwardUp(ctx, res);
+      if (ctx.state !== 'completed') {
+        this.#transition(ctx, 'completed');
+        if (ctx.callId) {
+          if (ctx.request.method === 'INVITE') this.#opts.calls?.answered(ctx.callId, branch.index);
+          else if (ctx.request.method === 'BYE') this.#endCall(ctx);
+        }
+      }
+      // §16.7 step 10: "If a final response has been sent for the server transaction ... the proxy MUST cancel all
+      // pending client transactions".
+      if (first && ctx.request.method === 'INVITE') this.#cancelPending(ctx);
+      this.#releaseIfDone(ctx);
+      return true;
+    }
+    if (branch.state === 'completed') return true;
+    if (status >= 300 && status < 400 && this.#opts.settings.redirects === 'recurse' && !ctx.cancelled) {
+      if (this.#recurse(ctx, branch, res)) return true;
+    }
+    // RFC 3263 §4.3: a 503 moves on to the next destination of the same target.
+    if (status === 503 && !branch.provisional && this.#failover(ctx, branch)) return true;
+    this.#branchFinal(ctx, branch, res);
+    return true;
+  }
+
+  /** Timer B/F of a client transaction: as a 408 (§16.8); next destination first when there is one. */
+  onTimeout(transaction: TransactionHandle): boolean {
+    const entry = this.#byClient.get(transaction.key);
+    if (!entry) return false;
+    const { ctx, branch } = entry;
+    if (branch.state === 'completed') return true;
+    if (!branch.provisional && this.#failover(ctx, branch)) return true;
+    this.#branchFinal(ctx, branch, createResponse(ctx.request, 408, 'Request Timeout'));
+    return true;
+  }
+
+  /** RFC 3261 §16.9: "the proxy MUST behave as if the forwarded request received a 503"; RFC 3263: try the next. */
+  onTransportError(transaction: TransactionHandle): boolean {
+    const entry = this.#byClient.get(transaction.key);
+    if (!entry) return false;
+    const { ctx, branch } = entry;
+    if (branch.state === 'completed') return true;
+    if (this.#failover(ctx, branch)) return true;
+    this.#branchFinal(ctx, branch, createResponse(ctx.request, 503, 'Service Unavailable'));
+    return true;
+  }
+
+  /** A transaction left the table: the proxy forgets it, and the context once nothing of it is live. */
+  onTerminated(transaction: TransactionHandle): boolean {
+    const entry = this.#byClient.get(transaction.key);
+    if (entry) {
+      this.#byClient.delete(transaction.key);
+      entry.ctx.live--;
+      entry.branch.timerC?.cancel();
+      this.#releaseIfDone(entry.ctx);
+      return true;
+    }
+    const ctx = this.#byServer.get(transaction.key);
+    if (ctx && ctx.server === transaction) {
+      ctx.serverDone = true;
+      this.#releaseIfDone(ctx);
+      return true;
+    }
+    return false;
+  }
+
+  #failover(ctx: Context, branch: Branch): boolean {
+    if (ctx.cancelled || branch.destIndex + 1 >= branch.destinations.length) return false;
+    this.#unmap(branch);
+    removeTopVia(branch.request);
+    branch.destIndex++;
+    branch.state = 'trying';
+    this.counters.failovers++;
+    this.#send(ctx, branch);
+    return true;
+  }
+
+  /** 3xx with redirects = recurse: the Contacts become new branches (bounded by maxBranches). */
+  #recurse(ctx: Context, branch: Branch, res: SipResponse): boolean {
+    const contacts = getContacts(res);
+    if (!contacts?.ok || contacts.value === '*' || contacts.value.length === 0) return false;
+    const room = this.#opts.settings.maxBranches - ctx.branches.length;
+    const uris = contacts.value.slice(0, Math.max(0, room)).map((c) => c.uri);
+    if (uris.length === 0) return false;
+    this.#completeBranch(branch, res);
+    const base = copyRequest(branch.request);
+    removeTopVia(base);
+    for (const uri of uris) {
+      const u = `${uri.scheme}:${uri.user ? `${uri.user}@` : ''}${formatHost(uri.host)}${uri.port ? `:${uri.port}` : ''}`;
+      void this.#forward(ctx, copyRequest(base), { uri: u, routes: [] }, branch.zone, false);
+    }
+    return true;
+  }
+
+  /** A branch got its final answer (real or synthesized); send the best upstream when every branch is done. */
+  #branchFinal(ctx: Context, branch: Branch, res: SipResponse): void {
+    if (branch.state === 'completed') return;
+    this.#completeBranch(branch, res);
+    // §16.7 step 10 for 6xx: "the proxy SHOULD cancel all client pending transactions".
+    if (res.status >= 600 && ctx.request.method === 'INVITE') this.#cancelPending(ctx);
+    if (ctx.state === 'forwarding' && ctx.branches.every((b) => b.state === 'completed')) {
+      this.#sendFinal(ctx, this.#best(ctx));
+    }
+  }
+
+  #completeBranch(branch: Branch, res: SipResponse): void {
+    if (branch.state === 'completed') return;
+    if (!BRANCH_EDGES[branch.state].includes('completed')) return;
+    branch.state = 'completed';
+    branch.response = res;
+    branch.timerC?.cancel();
+    branch.timerC = undefined;
+  }
+
+  /**
+   * RFC 3261 §16.7 step 6: "the proxy MUST choose from the 6xx class responses if any exist in the context. If no 6xx
+   * class responses are present, the proxy SHOULD choose from the lowest response class stored in the response
+   * context ... If no final response has been received, 408. ... If the selected response is a 503, the proxy MUST
+   * generate a 500 (Server Error) response". Challenges of every 401/407 are gathered into the chosen one (§16.7
+   * step 7).
+   */
+  #best(ctx: Context): SipResponse {
+    const finals = ctx.branches.map((b) => b.response).filter((r): r is SipResponse => r !== undefined);
+    if (ctx.cancelled) return createResponse(ctx.request, 487, 'Request Terminated', { toTag: newTag() });
+    let best = finals.find((r) => r.status >= 600);
+    if (!best) {
+      for (const r of finals) {
+        if (!best) best = r;
+        else if (Math.floor(r.status / 100) < Math.floor(best.status / 100)) best = r;
+        // Within the class, prefer an answer from the far end over our own timeout or overload reports.
+        else if (Math.floor(r.status / 100) === Math.floor(best.status / 100) && [408, 503].includes(best.status)) {
+          if (![408, 503].includes(r.status)) best = r;
+        }
+      }
+    }
+    if (!best) return createResponse(ctx.request, 408, 'Request Timeout', { toTag: newTag() });
+    if (best.status === 503) return createResponse(ctx.request, 500, 'Server Internal Error', { toTag: newTag() });
+    if (best.status === 401 || best.status === 407) {
+      const out = { ...best, headers: best.headers.map((h) => ({ ...h })) };
+      for (const r of finals) {
+        if (r === best || (r.status !== 401 && r.status !== 407)) continue;
+        for (const name of ['www-authenticate', 'proxy-authenticate']) {
+          for (const h of findHeaders(r, name)) out.headers.push({ name: h.name, value: h.value });
+        }
+      }
+      return out;
+    }
+    // A response the proxy made itself for a branch needs the To tag of a UAS (§8.2.6.2).
+    if (best.status >= 300 && getToTag(best) === undefined) {
+      setHeader(best, 'To', `${getHeader(best, 'to') ?? ''};tag=${newTag()}`);
+    }
+    return best;
+  }
+
+  #sendFinal(ctx: Context, res: SipResponse): void {
+    if (ctx.state === 'completed') return;
+    this.#transition(ctx, 'completed');
+    this.#forwardUp(ctx, res);
+    if (ctx.callId) {
+      if (ctx.request.method === 'INVITE') {
+        const cause = ctx.cancelled ? 'cancelled by caller' : `${res.status} ${res.reason}`;
+        this.#opts.calls?.finish(ctx.callId, res.status, cause);
+      } else if (ctx.request.method === 'BYE') {
+        this.#endCall(ctx);
+      }
+    }
+    this.#releaseIfDone(ctx);
+  }
+
+  #forwardUp(ctx: Context, res: SipResponse): void {
+    if (ctx.server.respond(res)) {
+      this.counters.responsesForwarded[res.status] = (this.counters.responsesForwarded[res.status] ?? 0) + 1;
+    }
+  }
+
+  #endCall(ctx: Context): void {
+    const calls = this.#opts.calls;
+    if (!calls || !ctx.callId) return;
+    const fromTag = getFromTag(ctx.request);
+    const caller = ctx.callId.endsWith(`;${fromTag}`);
+    calls.finish(ctx.callId, 200, caller ? 'bye from caller' : 'bye from callee');
+  }
+
+  // ───────────────────────────── CANCEL ─────────────────────────────
+
+  /** RFC 3261 §16.10: answer the CANCEL 200 and cancel every pending branch of the INVITE it matches. */
+  #cancelFromCaller(cancel: SipRequest, transaction: ServerTransactionHandle): boolean {
+    const invite = transaction.cancels;
+    const ctx = invite ? this.#byServer.get(invite.key) : undefined;
+    if (!ctx) return false;
+    this.counters.cancelsReceived++;
+    transaction.respond(createResponse(cancel, 200, 'OK', { toTag: newTag() }));
+    if (ctx.state === 'completed') return true;
+    ctx.cancelled = true;
+    this.#cancelPending(ctx);
+    if (ctx.state === 'forwarding' && ctx.branches.every((b) => b.state === 'completed')) {
+      this.#sendFinal(ctx, this.#best(ctx));
+    }
+    return true;
+  }
+
+  #cancelPending(ctx: Context): void {
+    for (const b of ctx.branches) if (b.state !== 'completed') this.#cancelBranch(b);
+  }
+
+  #cancelBranch(branch: Branch): void {
+    if (!branch.tx) return;
+    const out = this.#opts.transactions.cancel(branch.tx);
+    if (out.status !== 'too-late') this.counters.cancelsSent++;
+  }
+
+  // ───────────────────────────── helpers ─────────────────────────────
+
+  #transition(ctx: Context, to: ContextState): void {
+    if (ctx.state === to) return;
+    if (!CONTEXT_EDGES[ctx.state].includes(to)) {
+      this.#log.error({ from: ctx.state, to }, 'illegal response-context transition => ignored');
+      return;
+    }
+    ctx.state = to;
+  }
+
+  #unmap(branch: Branch): void {
+    if (branch.tx && this.#byClient.get(branch.tx.key)?.branch === branch) {
+      // The old transaction stays in the layer until it terminates; its late messages are not ours any more.
+      this.#byClient.delete(branch.tx.key);
+      branch.tx = undefined;
+    }
+  }
+
+  #releaseIfDone(ctx: Context): void {
+    if (ctx.state !== 'completed') return;
+    // The server transaction stays mapped while it lives (CANCEL after the 2xx gets its 200 from us, not a 481).
+    if (ctx.serverDone || ctx.request.method !== 'INVITE') this.#byServer.delete(ctx.server.key);
+  }
+
+  #reject(tx: ServerTransactionHandle, status: number, reason: string): boolean {
+    tx.respond(createResponse(tx.request, status, reason, { toTag: newTag() }));
+    return true;
+  }
+
+  #callKey(req: SipRequest): string {
+    return `${getCallId(req) ?? ''};${getFromTag(req) ?? ''}`;
+  }
+
+  #realm(): string {
+    return this.#opts.domains[0] ?? this.#opts.listeners()[0]?.address ?? 'crossway';
+  }
+
+  /** RFC 3261 §22.3: credentials for our own realm are consumed here, not forwarded. */
+  #stripOwnCredentials(req: SipRequest): void {
+    const realm = this.#realm();
+    req.headers = req.headers.filter(
+      (h) =>
+        canonicalName(h.name) !== 'proxy-authorization' ||
+        !new RegExp(`realm\\s*=\\s*"?${realm.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?`, 'i').test(h.value),
+    );
+  }
+
+  /** Where the request comes from: a configured zone by address, the local zone for a registered endpoint, else default. */
+  #sourceZone(req: SipRequest, info: TransportInfo): { name: string; trusted: boolean } {
+    for (const z of this.#opts.router.zones()) {
+      if (z.type === 'neighbor' && z.address === info.source.address) return { name: z.name, trusted: z.trusted };
+    }
+    const from = getFrom(req);
+    if (from?.ok && this.#opts.location) {
+      const u = from.value.uri;
+      const bindings = this.#opts.location.lookup(`sip:${u.user ?? ''}@${u.host.toLowerCase()}`);
+      if (bindings.some((b) => b.flow.source.address === info.source.address))
+        return { name: LOCAL_ZONE, trusted: false };
+    }
+    return { name: DEFAULT_ZONE, trusted: false };
+  }
+
+  #isOurs(uri: SipUri): boolean {
+    const port = (t: string) => (t === 'TLS' ? 5061 : 5060);
+    for (const l of this.#opts.listeners()) {
+      if (l.address === uri.host && (uri.port ?? port(l.transport)) === l.port) return true;
+    }
+    return false;
+  }
+
+  #routeIsOurs(value: string): boolean {
+    const u = parseUri(value.replace(/^.*<|>.*$/g, ''));
+    return u.ok && this.#isOurs(u.value);
+  }
+
+  /** True when the request still has a Route that is not ours (after preprocessing). */
+  #hasForeignRoute(req: SipRequest): boolean {
+    const routes = getRoutes(req);
+    return routes?.ok === true && routes.value.length > 0 && !this.#isOurs(routes.value[0]!.uri);
+  }
+
+  /**
+   * RFC 3261 §16.4: "If the Request-URI contains a value this proxy previously placed into a Record-Route header
+   * field, the proxy MUST replace the Request-URI in the request with the last value from the Route header field,
+   * and remove that value from the Route header field" (a strict router upstream); then "If the first value in the
+   * Route header field indicates this proxy, the proxy MUST remove that value" — twice after a double Record-Route.
+   */
+  #preprocessRoute(req: SipRequest): void {
+    const ruri = getRequestUri(req);
+    const routes = getRoutes(req);
+    if (ruri.ok && this.#isOurs(ruri.value) && getParam(ruri.value.params, 'lr') !== undefined && routes?.ok) {
+      const last = routes.value[routes.value.length - 1];
+      if (last) {
+        const lines = findHeaders(req, 'route');
+        const lastLine = lines[lines.length - 1]!;
+        const parts = splitList(lastLine.value);
+        parts.pop();
+        if (parts.length === 0) req.headers.splice(req.headers.indexOf(lastLine), 1);
+        else lastLine.value = parts.join(', ');
+        const u = last.uri;
+        req.uri = `${u.scheme}:${u.user ? `${u.user}@` : ''}${formatHost(u.host)}${u.port ? `:${u.port}` : ''}`;
+      }
+    }
+    for (let i = 0; i < 4; i++) {
+      const top = findHeaders(req, 'route')[0];
+      if (!top) break;
+      const first = splitList(top.value)[0];
+      if (first === undefined || !this.#routeIsOurs(first)) break;
+      removeTopRoute(req);
+    }
+  }
+
+  /** RFC 3261 §16.6 step 7: the top Route if any (loose routing), else the known destinations, else the Request-URI. */
+  async #nextHop(req: SipRequest, known: Destination[] | undefined): Promise<Destination[]> {
+    const routes = getRoutes(req);
+    if (routes?.ok && routes.value.length > 0) return resolveUri(routes.value[0]!.uri, this.#opts.dns);
+    if (known && known.length > 0) return known;
+    const u = getRequestUri(req);
+    return u.ok ? resolveUri(u.value, this.#opts.dns) : [];
+  }
+
+  #listenerFor(dest: Destination): ProxyListener | undefined {
+    const family = isIP(dest.address) === 6 ? 6 : 4;
+    const ls = this.#opts.listeners();
+    const t = dest.transport.toUpperCase();
+    return (
+      ls.find((l) => l.transport === t && (isIP(l.address) === 6 ? 6 : 4) === family) ??
+      ls.find((l) => l.transport === t)
+    );
+  }
+
+  #inboundListener(info: TransportInfo): ProxyListener | undefined {
+    const t = info.transport.toUpperCase();
+    return (
+      this.#opts.listeners().find((l) => l.transport === t && l.address === info.local.address) ?? {
+        transport: t as ProxyListener['transport'],
+        address: info.local.address,
+        port: info.local.port,
+      }
+    );
+  }
+
+  #via(l: ProxyListener, branch: string): string {
+    return `SIP/2.0/${l.transport} ${formatHost(l.address)}:${l.port};branch=${branch};rport`;
+  }
+
+  #recordRoute(l: ProxyListener): string {
+    const t = l.transport === 'UDP' ? '' : `;transport=${l.transport.toLowerCase()}`;
+    return `<sip:${formatHost(l.address)}:${l.port}${t};lr>`;
+  }
+
+  /**
+   * RFC 3261 §16.6 step 8: the branch of a forwarded request carries a hash of what identifies the request as received
+   * (Request-URI, From tag, Call-ID, CSeq number), so a request coming back unchanged is a loop (§16.3 step 4).
+   */
+  #loopHash(req: SipRequest): string {
+    const cseq = getCSeq(req);
+    return createHash('md5')
+      .update(`${req.uri}\n${getFromTag(req) ?? ''}\n${getCallId(req) ?? ''}\n${cseq?.ok ? cseq.value.seq : ''}`)
+      .digest('hex')
+      .slice(0, 12);
+  }
+
+  #branchId(req: SipRequest): string {
+    return `z9hG4bKcw${this.#loopHash(req)}.${(++this.#seq).toString(36)}${newTag().slice(0, 6)}`;
+  }
+
+  #isLoop(req: SipRequest): boolean {
+    const vias = getVias(req);
+    if (!vias?.ok) return false;
+    let prefix: string | undefined;
+    for (const v of vias.value) {
+      const b = getParam(v.params, 'branch');
+      if (typeof b !== 'string' || !b.startsWith('z9hG4bKcw')) continue;
+      const l = this.#opts.listeners().find((x) => x.address === v.host && (v.port ?? 5060) === x.port);
+      if (!l) continue;
+      prefix ??= `z9hG4bKcw${this.#loopHash(req)}.`;
+      if (b.startsWith(prefix)) return true;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,53 @@
+import type { SipMessage, SipRequest } from '../message/types.ts';
+import type { CancelOutcome } from '../transaction/transaction-layer.ts';
+import type { ClientTransactionHandle, Destination, OutboundTarget } from '../transaction/types.ts';
+
+/**
+ * What the proxy core needs from its neighbours, as small interfaces: the location service (registrar), the
+ * transaction layer, and the node's own listeners.
+ */
+
+/** A registered contact as the proxy needs it (structurally a subset of the location service's binding). */
+export interface ProxyBinding {
+  contact: string;
+  /** Path URIs (RFC 3327), first = nearest to the registrar: become Route headers, in order. */
+  path: readonly string[];
+  /** q in thousandths. */
+  q: number;
+  /** The flow the REGISTER came on: requests go back to its source (NAT) on its connection. */
+  flow: {
+    transport: string;
+    source: { address: string; port: number };
+    local: { address: string; port: number };
+    connectionId?: string;
+  };
+}
+
+/** The location service lookup: live bindings of a canonical AOR (`sip:user@host`), best first. */
+export interface ProxyLocation {
+  lookup(aor: string): readonly ProxyBinding[];
+}
+
+/** The transaction layer as the proxy uses it (structurally `TransactionLayer`). */
+export interface ProxyTransactions {
+  sendRequest(request: SipRequest, destination: Destination): ClientTransactionHandle;
+  cancel(invite: ClientTransactionHandle): CancelOutcome;
+  sendStateless(message: SipMessage, target: Destination | OutboundTarget): void;
+}
+
+/** One SIP listener of this node: where its Via and Record-Route point. */
+export interface ProxyListener {
+  transport: 'UDP' | 'TCP' | 'TLS';
+  address: string;
+  port: number;
+}
+
+/** A place a request is forwarded to, as the SIP side of routing finds it. */
+export interface SipTarget {
+  /** The new Request-URI. */
+  uri: string;
+  /** Routes to push (Path of a registration). */
+  routes: readonly string[];
+  /** Where to send, when already known (a registration's flow, a neighbor zone's resolved address). */
+  destinations?: Destination[];
+}
