@@ -26,6 +26,15 @@ import { SnmpAgent } from './snmp/agent.ts';
 import { StatusRegistry } from './status.ts';
 
 const VERSION = '0.1.0';
+/** Longest list a status section returns (the counts stay exact). */
+const STATUS_LIST_CAP = 1000;
+
+/** What management reads from a call registry. */
+interface CallsView {
+  active(): unknown[];
+  readonly activeCount: number;
+  history(limit?: number): unknown[];
+}
 
 /** One socket management opened (for the port-plan check and status). */
 export interface ManagementSocket {
@@ -86,9 +95,14 @@ export class NodeManagement {
     this.setupToken = admin.ensureSetupToken();
   }
 
+  /** Exact counts modules expose (a status section may be capped for display). */
+  readonly countSources = new Map<string, () => number>();
+
   /** Counts for metrics and SNMP, from the sections other modules provide (absent: 0). */
   counts(): Record<string, number> {
     const n = (section: string) => {
+      const exact = this.countSources.get(section);
+      if (exact) return exact();
       const v = this.status.get(section);
       return Array.isArray(v)
         ? v.length
@@ -272,6 +286,35 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
           : null,
       );
       n.status.register('zones', () => sip?.zones() ?? []);
+      const location = sip?.location;
+      if (location) {
+        n.status.register('registrations', () => {
+          const out: Record<string, unknown>[] = [];
+          for (const aor of location.aors()) {
+            for (const b of location.lookup(aor)) {
+              out.push({
+                aor: b.aor,
+                contact: b.contact,
+                expiresIn: b.expiresIn,
+                transport: b.flow.transport,
+                source: `${b.flow.source.address}:${b.flow.source.port}`,
+                natted: b.natted,
+                userAgent: b.userAgent ?? '',
+              });
+              if (out.length >= STATUS_LIST_CAP) return out;
+            }
+          }
+          return out;
+        });
+        n.countSources.set('registrations', () => location.bindingCount);
+      }
+      // Calls: the call registry of the SIP service, when this build has one (read structurally).
+      const calls = (sip as unknown as { calls?: CallsView } | undefined)?.calls;
+      if (calls) {
+        n.status.register('calls', () => calls.active().slice(0, STATUS_LIST_CAP));
+        n.status.register('callHistory', () => calls.history(STATUS_LIST_CAP));
+        n.countSources.set('calls', () => calls.activeCount);
+      }
       n.status.register('alarms', () => n.alarms.list());
       n.status.register('ports', () => planToDocument(o.plan));
       n.status.register('feedback', () => deliverer.status());
@@ -425,4 +468,22 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
   }
 
   return { nodes, config: configAdmin, sockets: () => [...sockets], close };
+}
+
+/** What management reads from the edge's TURN server. */
+export interface TurnView {
+  readonly counters: { readonly allocationsActive: number };
+  allocations(): unknown[];
+}
+
+/** Adds the TURN server's status (allocations, counters) to the edge's management (the TURN server starts later). */
+export function registerTurnStatus(management: RunningManagement | undefined, turn: TurnView | undefined): void {
+  const edge = management?.nodes.get('edge');
+  if (!edge || !turn) return;
+  edge.status.register('turn', () => ({
+    count: turn.counters.allocationsActive,
+    counters: { ...turn.counters },
+    allocations: turn.allocations().slice(0, STATUS_LIST_CAP),
+  }));
+  edge.countSources.set('turn', () => turn.counters.allocationsActive);
 }
