@@ -179,6 +179,18 @@ describe('decode errors name the failing field; limits hold', () => {
       );
   });
 
+  it('a constrained number beyond its upper bound is refused (an ENUMERATED or CHOICE index, a length)', () => {
+    const t = compile(`E DEFINITIONS AUTOMATIC TAGS ::= BEGIN
+      Three ::= ENUMERATED { a, b, c }
+      Word ::= INTEGER (1..1000)
+    END`);
+    assert.equal(hex(encodePer(t.Three!, 'c')), '80');
+    const bad = decodePer(t.Three!, Uint8Array.of(0xc0), 'Three');
+    assert.ok(!bad.ok && bad.reason.message === 'Three: value 3 above 2', bad.ok ? '' : bad.reason.message);
+    const big = decodePer(t.Word!, Uint8Array.of(0xff, 0xff), 'Word');
+    assert.ok(!big.ok && /above 1000/.test(big.reason.message));
+  });
+
   it('nesting, item-count and size limits are enforced with ERR_PER_LIMIT', () => {
     const t = compile(`L DEFINITIONS AUTOMATIC TAGS ::= BEGIN
       Tree ::= SEQUENCE { kids SEQUENCE OF Tree }

@@ -99,14 +99,20 @@ class Decoder {
     const range = ub - lb + 1;
     const r = this.r;
     if (range <= 1) return lb;
-    if (range <= 255) return lb + r.bits(bitsFor(range));
+    if (range <= 255) {
+      const v = r.bits(bitsFor(range));
+      if (v >= range) throw err(`value ${lb + v} above ${ub}`);
+      return lb + v;
+    }
     if (range === 256) {
       r.align();
       return lb + r.bits(8);
     }
     if (range <= K64) {
       r.align();
-      return lb + r.bits(16);
+      const v = r.bits(16);
+      if (v >= range) throw err(`value ${lb + v} above ${ub}`);
+      return lb + v;
     }
     // §11.5.7.4: indefinite-length case: octet count as a constrained length 1..octets(range-1), then the octets.
     const maxOct = octetsFor(range - 1);
