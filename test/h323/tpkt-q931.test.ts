@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { decodeCallSignalling } from '../../src/h323/q931/call-signalling.ts';
 import {
   decodeBearerCapability,
   decodeCause,
@@ -134,6 +135,20 @@ describe('Q.931 (H.225.0 §7)', () => {
     };
     assert.equal(Buffer.from(encodeBearerCapability(bc)).toString('hex'), '8890a5');
     assert.deepEqual(decodeBearerCapability(encodeBearerCapability(bc)), { ok: true, value: bc });
+  });
+
+  it('random bytes behind a Q.931 header never make the decoders throw', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.boolean(), (tail, withUu) => {
+        const b = Uint8Array.from([8, 2, 0, 1, 5, ...(withUu ? [0x7e, 0, tail.length] : []), ...tail]);
+        const q = decodeQ931(b);
+        if (q.ok) assert.deepEqual(Buffer.from(encodeQ931(q.value)), Buffer.from(b));
+        const cs = decodeCallSignalling(b);
+        if (!cs.ok) assert.equal(typeof cs.reason, 'string');
+        for (const d of [decodeBearerCapability, decodeCause, decodePartyNumber]) d(tail);
+      }),
+      { numRuns: 1000, seed: 11 },
+    );
   });
 
   it('refuses truncated and malformed messages without throwing', () => {
