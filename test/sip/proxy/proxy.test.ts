@@ -1,0 +1,474 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { CallRegistry } from '../../../src/calls/call-registry.ts';
+import { FakeClock } from '../../../src/common/timers.ts';
+import { routingConfigSchema } from '../../../src/routing/config.ts';
+import { Router, type Zone } from '../../../src/routing/router.ts';
+import {
+  createResponse,
+  findHeaders,
+  getHeader,
+  getHeaders,
+  getTopVia,
+  parseMessage,
+  serializeMessage,
+} from '../../../src/sip/message/index.ts';
+import type { SipRequest, SipResponse } from '../../../src/sip/message/types.ts';
+import { StatefulProxy } from '../../../src/sip/proxy/proxy.ts';
+import type { DnsLookup } from '../../../src/sip/proxy/resolver.ts';
+import type { ProxyTransactions, SipTarget } from '../../../src/sip/proxy/types.ts';
+import type {
+  ClientTransactionHandle,
+  Destination,
+  ServerTransactionHandle,
+  TransportInfo,
+} from '../../../src/sip/transaction/types.ts';
+
+const noDns: DnsLookup = {
+  naptr: async () => [],
+  srv: async () => [],
+  a: async () => [],
+  aaaa: async () => [],
+};
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+function parse(text: string): SipRequest {
+  const r = parseMessage(Buffer.from(text.replace(/\n/g, '\r\n')));
+  assert.ok(r.ok, r.ok ? '' : r.reason.reason);
+  return r.value as SipRequest;
+}
+
+function invite(opts: { uri?: string; extra?: string; method?: string; toTag?: string } = {}): SipRequest {
+  const method = opts.method ?? 'INVITE';
+  return parse(
+    `${method} ${opts.uri ?? 'sip:bob@example.com'} SIP/2.0\n` +
+      'Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKcaller1;rport\n' +
+      'Max-Forwards: 70\n' +
+      'From: <sip:alice@example.com>;tag=ft1\n' +
+      `To: <sip:bob@example.com>${opts.toTag ? `;tag=${opts.toTag}` : ''}\n` +
+      'Call-ID: call-1@198.51.100.7\n' +
+      `CSeq: 1 ${method}\n` +
+      'Contact: <sip:alice@198.51.100.7>\n' +
+      (opts.extra ?? '') +
+      'Content-Length: 0\n\n',
+  );
+}
+
+/** The message as the next hop would parse it. */
+function reparse(msg: SipRequest): SipRequest {
+  const r = parseMessage(serializeMessage(msg));
+  assert.ok(r.ok);
+  return r.value as SipRequest;
+}
+
+const UDP_IN: TransportInfo = {
+  transport: 'UDP',
+  reliable: false,
+  source: { address: '198.51.100.7', port: 5060 },
+  local: { address: '192.0.2.1', port: 5060 },
+};
+
+/** A transaction layer that records what the proxy sends. */
+class FakeLayer implements ProxyTransactions {
+  sent: { req: SipRequest; dest: Destination; tx: ClientTransactionHandle }[] = [];
+  stateless: { msg: unknown; target: unknown }[] = [];
+  cancelled: ClientTransactionHandle[] = [];
+  #n = 0;
+  sendRequest(request: SipRequest, destination: Destination): ClientTransactionHandle {
+    const tx = {
+      key: `c${++this.#n}`,
+      kind: request.method === 'INVITE' ? 'ict' : 'nict',
+      state: 'Calling',
+      request,
+      branch: 'x',
+      destination,
+    } as ClientTransactionHandle;
+    this.sent.push({ req: request, dest: destination, tx });
+    return tx;
+  }
+  cancel(invite: ClientTransactionHandle) {
+    this.cancelled.push(invite);
+    return { status: 'pending' as const };
+  }
+  sendStateless(msg: unknown, target: unknown): void {
+    this.stateless.push({ msg, target });
+  }
+}
+
+function server(request: SipRequest, info = UDP_IN) {
+  const responses: SipResponse[] = [];
+  const tx = {
+    key: `s-${Math.random()}`,
+    kind: request.method === 'INVITE' ? 'ist' : 'nist',
+    state: 'Proceeding',
+    request,
+    transportInfo: info,
+    respond(r: SipResponse) {
+      responses.push(r);
+      return true;
+    },
+  } as ServerTransactionHandle & { cancels?: ServerTransactionHandle };
+  return { tx, responses };
+}
+
+const dest = (address: string, port = 5060, transport = 'UDP'): Destination => ({ transport, address, port });
+
+/** A proxy whose zone Z returns the given targets for any alias. */
+function setup(targets: SipTarget[], settings: Record<string, unknown> = {}, routing: Record<string, unknown> = {}) {
+  const clock = new FakeClock();
+  const layer = new FakeLayer();
+  const config = routingConfigSchema.parse({
+    zones: [{ name: 'Z', type: 'neighbor', address: '203.0.113.1' }],
+    searchRules: [{ name: 'all', pattern: { type: 'anyAlias' }, targetZone: 'Z' }],
+    proxy: settings,
+    ...routing,
+  });
+  const router = new Router<SipTarget>({
+    config,
+    domains: ['example.com'],
+    wallNow: () => clock.wallNow(),
+    searcher: { search: (_z: Zone) => targets },
+  });
+  const calls = new CallRegistry({ historySize: 10, wallNow: () => clock.wallNow() });
+  const proxy = new StatefulProxy({
+    settings: config.proxy,
+    router,
+    transactions: layer,
+    listeners: () => [
+      { transport: 'UDP', address: '192.0.2.1', port: 5060 },
+      { transport: 'TCP', address: '192.0.2.1', port: 5060 },
+    ],
+    domains: ['example.com'],
+    clock,
+    dns: noDns,
+    calls,
+  });
+  return { clock, layer, proxy, router, calls };
+}
+
+/** The response a downstream element sends for the forwarded request `req`. */
+const answer = (req: SipRequest, status: number, headers: [string, string][] = []) =>
+  createResponse(req, status, undefined, { toTag: `tt${status}`, headers });
+
+const target = (address: string, extra: Partial<SipTarget> = {}): SipTarget => ({
+  uri: `sip:bob@${address}`,
+  routes: [],
+  destinations: [dest(address)],
+  ...extra,
+});
+
+describe('proxy core: request validation (RFC 3261 §16.3)', () => {
+  test('Max-Forwards 0: 483 for INVITE; OPTIONS is left to the node itself', () => {
+    const { proxy } = setup([target('192.0.2.50')]);
+    const req = invite({ extra: '' });
+    req.headers = req.headers.map((h) => (h.name === 'Max-Forwards' ? { ...h, value: '0' } : h));
+    const s = server(req);
+    assert.equal(proxy.handle(req, s.tx, UDP_IN), true);
+    assert.equal(s.responses[0]?.status, 483);
+    const opt = invite({ method: 'OPTIONS' });
+    opt.headers = opt.headers.map((h) => (h.name === 'Max-Forwards' ? { ...h, value: '0' } : h));
+    assert.equal(proxy.handle(opt, server(opt).tx, UDP_IN), false);
+  });
+
+  test('Proxy-Require with an unknown option tag: 420 listing it in Unsupported', () => {
+    const { proxy, layer } = setup([target('192.0.2.50')]);
+    const req = invite({ extra: 'Proxy-Require: foo\n' });
+    const s = server(req);
+    proxy.handle(req, s.tx, UDP_IN);
+    assert.equal(s.responses[0]?.status, 420);
+    assert.equal(getHeader(s.responses[0]!, 'unsupported'), 'foo');
+    assert.equal(layer.sent.length, 0);
+  });
+
+  test('a request coming back unchanged through this proxy is a loop: 482; a retargeted one (spiral) is not', async () => {
+    const { proxy, layer } = setup([{ uri: 'sip:bob@example.com', routes: [], destinations: [dest('192.0.2.50')] }]);
+    const req = invite();
+    proxy.handle(req, server(req).tx, UDP_IN);
+    await tick();
+    const forwarded = layer.sent[0]!.req;
+    const back = reparse(forwarded);
+    const s = server(back);
+    proxy.handle(back, s.tx, UDP_IN);
+    assert.equal(s.responses[0]?.status, 482);
+    const spiral = reparse(forwarded);
+    spiral.uri = 'sip:bob-retargeted@example.com';
+    const s2 = server(spiral);
+    proxy.handle(spiral, s2.tx, UDP_IN);
+    await tick();
+    assert.notEqual(s2.responses[0]?.status, 482);
+    assert.equal(layer.sent.length, 2);
+  });
+});
+
+describe('proxy core: routing and forwarding (§16.4–§16.6)', () => {
+  test('in-dialog request: our Route removed, next hop from the next Route, Max-Forwards decremented, our Via on top', async () => {
+    const { proxy, layer } = setup([]);
+    const req = invite({
+      method: 'BYE',
+      uri: 'sip:bob@192.0.2.60:5070',
+      toTag: 'b1',
+      extra: 'Route: <sip:192.0.2.1:5060;lr>, <sip:192.0.2.99:5080;lr>\n',
+    });
+    proxy.handle(req, server(req).tx, UDP_IN);
+    await tick();
+    const { req: out, dest: d } = layer.sent[0]!;
+    assert.deepEqual(getHeaders(out, 'route'), ['<sip:192.0.2.99:5080;lr>']);
+    assert.deepEqual([d.address, d.port], ['192.0.2.99', 5080]);
+    assert.equal(getHeader(out, 'max-forwards'), '69');
+    const via = getTopVia(out)!;
+    assert.ok(via.ok && via.value.host === '192.0.2.1');
+    assert.equal(out.uri, 'sip:bob@192.0.2.60:5070');
+  });
+
+  test('strict router upstream: our URI in the Request-URI is replaced by the last Route (§16.4)', async () => {
+    const { proxy, layer } = setup([]);
+    const req = invite({
+      method: 'BYE',
+      uri: 'sip:192.0.2.1:5060;lr',
+      toTag: 'b1',
+      extra: 'Route: <sip:192.0.2.70:5060;lr>, <sip:bob@192.0.2.60:5070>\n',
+    });
+    proxy.handle(req, server(req).tx, UDP_IN);
+    await tick();
+    const { req: out, dest: d } = layer.sent[0]!;
+    assert.equal(out.uri, 'sip:bob@192.0.2.60:5070');
+    assert.deepEqual(getHeaders(out, 'route'), ['<sip:192.0.2.70:5060;lr>']);
+    assert.equal(d.address, '192.0.2.70');
+  });
+
+  test('Record-Route once on the same transport, twice when crossing from TCP to UDP (outbound side on top)', async () => {
+    const same = setup([target('192.0.2.50')]);
+    const r1 = invite();
+    same.proxy.handle(r1, server(r1).tx, UDP_IN);
+    await tick();
+    assert.deepEqual(getHeaders(same.layer.sent[0]!.req, 'record-route'), ['<sip:192.0.2.1:5060;lr>']);
+
+    const cross = setup([target('192.0.2.50')]);
+    const r2 = invite();
+    const tcpIn: TransportInfo = { ...UDP_IN, transport: 'TCP', reliable: true };
+    cross.proxy.handle(r2, server(r2, tcpIn).tx, tcpIn);
+    await tick();
+    assert.deepEqual(getHeaders(cross.layer.sent[0]!.req, 'record-route'), [
+      '<sip:192.0.2.1:5060;lr>',
+      '<sip:192.0.2.1:5060;transport=tcp;lr>',
+    ]);
+  });
+
+  test('a registration Path becomes Route headers, and the next hop is the first of them (RFC 3327)', async () => {
+    const { proxy, layer } = setup([
+      { uri: 'sip:bob@10.0.0.5:5060', routes: ['sip:192.0.2.80:5062;lr', 'sip:192.0.2.81;lr'] },
+    ]);
+    const r = invite();
+    proxy.handle(r, server(r).tx, UDP_IN);
+    await tick();
+    const { req: out, dest: d } = layer.sent[0]!;
+    assert.deepEqual(getHeaders(out, 'route'), ['<sip:192.0.2.80:5062;lr>', '<sip:192.0.2.81;lr>']);
+    assert.deepEqual([d.address, d.port], ['192.0.2.80', 5062]);
+    assert.equal(out.uri, 'sip:bob@10.0.0.5:5060');
+  });
+
+  test('ACK for a 2xx is forwarded statelessly along the route set', () => {
+    const { proxy, layer } = setup([]);
+    const ack = invite({
+      method: 'ACK',
+      uri: 'sip:bob@192.0.2.60:5070',
+      toTag: 'b1',
+      extra: 'Route: <sip:192.0.2.1:5060;lr>\n',
+    });
+    assert.equal(proxy.handleAck(ack, UDP_IN), true);
+    return tick().then(() => {
+      const sent = layer.stateless[0]!;
+      const msg = sent.msg as SipRequest;
+      assert.equal(findHeaders(msg, 'route').length, 0);
+      assert.equal((sent.target as Destination).port, 5070);
+      assert.equal(getHeaders(msg, 'via').length, 2);
+      assert.equal(proxy.counters.acksForwarded, 1);
+    });
+  });
+});
+
+describe('proxy core: responses (§16.7), CANCEL (§16.10), Timer C (§16.8)', () => {
+  test('forking: provisional forwarded at once; the first 2xx forwarded and the other branch cancelled; a late 487 is not', async () => {
+    const { proxy, layer, calls } = setup([target('192.0.2.50'), target('192.0.2.51')]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    assert.equal(layer.sent.length, 2, 'parallel fork to both targets');
+    const [a, b] = layer.sent;
+    proxy.onResponse(answer(a!.req, 100), a!.tx);
+    proxy.onResponse(answer(a!.req, 180), a!.tx);
+    proxy.onResponse(answer(b!.req, 200), b!.tx);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [180, 200],
+    );
+    // Our Via is gone from what goes upstream.
+    assert.equal(getHeaders(s.responses[1]!, 'via').length, 1);
+    assert.deepEqual(layer.cancelled, [a!.tx]);
+    proxy.onResponse(answer(a!.req, 487), a!.tx);
+    assert.equal(s.responses.length, 2);
+    assert.equal(calls.active()[0]?.state, 'active');
+  });
+
+  test('best response: lowest class wins, 6xx beats everything, 503 becomes 500, no answer at all is 408', async () => {
+    const run = async (statuses: number[]) => {
+      const { proxy, layer } = setup(statuses.map((_, i) => target(`192.0.2.${50 + i}`)));
+      const r = invite();
+      const s = server(r);
+      proxy.handle(r, s.tx, UDP_IN);
+      await tick();
+      statuses.forEach((st, i) => proxy.onResponse(answer(layer.sent[i]!.req, st), layer.sent[i]!.tx));
+      return s.responses.at(-1)!.status;
+    };
+    assert.equal(await run([503, 404]), 404);
+    assert.equal(await run([486, 302]), 302);
+    assert.equal(await run([404, 603]), 603);
+    assert.equal(await run([503]), 500);
+    assert.equal(await run([408, 486]), 486);
+  });
+
+  test('a 6xx cancels the branches still pending', async () => {
+    const { proxy, layer } = setup([target('192.0.2.50'), target('192.0.2.51')]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 603), layer.sent[0]!.tx);
+    assert.deepEqual(layer.cancelled, [layer.sent[1]!.tx]);
+    proxy.onResponse(answer(layer.sent[1]!.req, 487), layer.sent[1]!.tx);
+    assert.equal(s.responses.at(-1)!.status, 603);
+  });
+
+  test('401 and 407 from two branches: the challenges are gathered into the response sent upstream', async () => {
+    const { proxy, layer } = setup([target('192.0.2.50'), target('192.0.2.51')]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(
+      answer(layer.sent[0]!.req, 401, [['WWW-Authenticate', 'Digest realm="a", nonce="1"']]),
+      layer.sent[0]!.tx,
+    );
+    proxy.onResponse(
+      answer(layer.sent[1]!.req, 407, [['Proxy-Authenticate', 'Digest realm="b", nonce="2"']]),
+      layer.sent[1]!.tx,
+    );
+    const out = s.responses.at(-1)!;
+    assert.equal(out.status, 401);
+    assert.equal(getHeaders(out, 'www-authenticate').length, 1);
+    assert.equal(getHeaders(out, 'proxy-authenticate').length, 1);
+  });
+
+  test('CANCEL from the caller: 200 at once, every pending branch cancelled, then 487 upstream', async () => {
+    const { proxy, layer, calls } = setup([target('192.0.2.50'), target('192.0.2.51')]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 180), layer.sent[0]!.tx);
+    const cancel = invite({ method: 'CANCEL' });
+    const c = server(cancel);
+    (c.tx as { cancels?: ServerTransactionHandle }).cancels = s.tx;
+    assert.equal(proxy.handle(cancel, c.tx, UDP_IN), true);
+    assert.equal(c.responses[0]?.status, 200);
+    assert.equal(layer.cancelled.length, 2);
+    proxy.onResponse(answer(layer.sent[0]!.req, 487), layer.sent[0]!.tx);
+    proxy.onResponse(answer(layer.sent[1]!.req, 487), layer.sent[1]!.tx);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [180, 487],
+    );
+    assert.equal(calls.history()[0]?.cause, 'cancelled by caller');
+  });
+
+  test('Timer C: a ringing branch is cancelled; a silent one counts as 408; reset by each provisional', async () => {
+    const { proxy, layer, clock } = setup([target('192.0.2.50'), target('192.0.2.51')], { timerCSeconds: 200 });
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    clock.advance(150_000);
+    proxy.onResponse(answer(layer.sent[0]!.req, 180), layer.sent[0]!.tx);
+    clock.advance(60_000);
+    // Branch 2 (no provisional) timed out at 200 s: treated as a 408; branch 1 was reset at 150 s.
+    assert.equal(layer.cancelled.length, 0);
+    clock.advance(150_000);
+    assert.deepEqual(layer.cancelled, [layer.sent[0]!.tx]);
+    assert.equal(proxy.counters.timerC, 2);
+    proxy.onResponse(answer(layer.sent[0]!.req, 487), layer.sent[0]!.tx);
+    assert.equal(s.responses.at(-1)!.status, 487);
+  });
+
+  test('RFC 3263 failover: 503 or a transport error moves to the next destination of the target', async () => {
+    const { proxy, layer } = setup([
+      {
+        uri: 'sip:bob@example.net',
+        routes: [],
+        destinations: [dest('192.0.2.50'), dest('192.0.2.51'), dest('192.0.2.52')],
+      },
+    ]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 503), layer.sent[0]!.tx);
+    assert.equal(layer.sent[1]!.dest.address, '192.0.2.51');
+    assert.equal(getHeaders(layer.sent[1]!.req, 'via').length, 2, 'one Via of ours, replaced');
+    proxy.onTransportError(layer.sent[1]!.tx);
+    assert.equal(layer.sent[2]!.dest.address, '192.0.2.52');
+    proxy.onResponse(answer(layer.sent[2]!.req, 200), layer.sent[2]!.tx);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [200],
+    );
+    assert.equal(proxy.counters.failovers, 2);
+  });
+
+  test('3xx with redirects=recurse: the Contacts become new branches', async () => {
+    const { proxy, layer } = setup([target('192.0.2.50')], { redirects: 'recurse' });
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 302, [['Contact', '<sip:bob@192.0.2.77:5090>']]), layer.sent[0]!.tx);
+    await tick();
+    assert.equal(layer.sent[1]!.req.uri, 'sip:bob@192.0.2.77:5090');
+    assert.equal(layer.sent[1]!.dest.port, 5090);
+    proxy.onResponse(answer(layer.sent[1]!.req, 200), layer.sent[1]!.tx);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [200],
+    );
+  });
+
+  test('404 when routing finds nothing, 403 when call policy rejects', async () => {
+    const nf = setup([]);
+    const r = invite();
+    const s = server(r);
+    nf.proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    assert.equal(s.responses[0]?.status, 404);
+    const pol = setup([target('192.0.2.50')], {}, { callPolicy: [{ source: 'alice@.*', action: 'reject' }] });
+    const r2 = invite();
+    const s2 = server(r2);
+    pol.proxy.handle(r2, s2.tx, UDP_IN);
+    await tick();
+    assert.equal(s2.responses[0]?.status, 403);
+    assert.equal(pol.layer.sent.length, 0);
+  });
+
+  test('contexts and branches are released when their transactions end', async () => {
+    const { proxy, layer } = setup([target('192.0.2.50')]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 486), layer.sent[0]!.tx);
+    assert.equal(proxy.onTerminated(layer.sent[0]!.tx), true);
+    assert.equal(proxy.onTerminated(s.tx), true);
+    assert.equal(proxy.contexts, 0);
+    assert.equal(proxy.branchesInFlight, 0);
+  });
+});
