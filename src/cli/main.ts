@@ -1,8 +1,11 @@
 import { Command } from 'commander';
 import { CrosswayError } from '../common/errors.ts';
+import { registerAdminCommand } from './commands/admin.ts';
+import { registerBlocksCommand } from './commands/blocks.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerPortsCommand } from './commands/ports.ts';
 import { registerStartCommand } from './commands/start.ts';
+import { registerUsersCommand } from './commands/users.ts';
 
 /** The `crossway` command. Each subcommand lives in `commands/<name>.ts` and registers itself here. */
 export function buildProgram(): Command {
@@ -13,6 +16,9 @@ export function buildProgram(): Command {
   registerStartCommand(program);
   registerConfigCommand(program);
   registerPortsCommand(program);
+  registerUsersCommand(program);
+  registerBlocksCommand(program);
+  registerAdminCommand(program);
   return program;
 }
 
