@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { CrosswayError } from '../common/errors.ts';
 import { registerAdminCommand } from './commands/admin.ts';
+import { registerAdminCommand } from './commands/admin.ts';
 import { registerBlocksCommand } from './commands/blocks.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerPortsCommand } from './commands/ports.ts';
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerStartCommand(program);
   registerConfigCommand(program);
   registerPortsCommand(program);
+  registerAdminCommand(program);
   registerUsersCommand(program);
   registerBlocksCommand(program);
   registerAdminCommand(program);

@@ -1,0 +1,68 @@
+/** `crossway admin` works offline on the node store; the account it creates logs in over HTTPS. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { uniqueOffset } from '../helpers/lab-node.ts';
+import { apiLogin, req, startMgmtNode } from './helpers.ts';
+
+const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+function crossway(args: string[], stdin = '') {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  child.stdin.end(stdin);
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+describe('crossway admin', () => {
+  it('adds, lists and deletes administrators; the account logs in; short passwords are refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crossway-admin-'));
+    const cfg = join(dir, 'lab.yaml');
+    writeFileSync(cfg, `dataDir: ${join(dir, 'data')}\nportOffset: ${uniqueOffset()}\n`);
+    const short = await crossway(['admin', 'add', 'ops', '--config', cfg, '--password-stdin'], 'short\n');
+    assert.equal(short.code, 1);
+    assert.match(short.err, /at least 12 characters/);
+    const add = await crossway(
+      ['admin', 'add', 'ops', '--level', 'read-write', '--config', cfg, '--password-stdin'],
+      'operator password 1\n',
+    );
+    assert.equal(add.code, 0, add.err);
+    assert.match(add.out, /edge: administrator ops \(read-write\) saved/);
+    assert.match(add.out, /core: administrator ops \(read-write\) saved/);
+    assert.doesNotMatch(add.out + add.err, /operator password/, 'the password is never printed');
+    const list = await crossway(['admin', 'list', '--config', cfg, '--node', 'core']);
+    assert.equal(list.out, 'core\tops\tread-write\n');
+
+    const m = await startMgmtNode({}, join(dir, 'data'));
+    try {
+      assert.equal(m.tokens.size, 0, 'no setup token once an administrator exists');
+      const { cookie } = await apiLogin(m, 'ops', 'operator password 1');
+      const audit = await req(`${m.base()}/api/v1/audit`, { ca: m.ca, headers: { cookie } });
+      const recs = audit.json<{ who: string; source: string; action: string }[]>();
+      assert.ok(recs.some((r) => r.who === 'cli' && r.source === 'local' && r.action === 'account-set'));
+    } finally {
+      await m.node.close();
+    }
+    const del = await crossway(['admin', 'delete', 'ops', '--config', cfg, '--node', 'edge']);
+    assert.equal(del.code, 0);
+    assert.match(del.out, /edge: deleted ops/);
+    const gone = await crossway(['admin', 'delete', 'ops', '--config', cfg, '--node', 'edge']);
+    assert.equal(gone.code, 1);
+  });
+});
