@@ -1,7 +1,5 @@
 import { Command } from 'commander';
 import { CrosswayError } from '../common/errors.ts';
-import { registerAdminCommand } from './commands/admin.ts';
-import { registerAdminCommand } from './commands/admin.ts';
 import { registerBlocksCommand } from './commands/blocks.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerPortsCommand } from './commands/ports.ts';
@@ -17,10 +15,8 @@ export function buildProgram(): Command {
   registerStartCommand(program);
   registerConfigCommand(program);
   registerPortsCommand(program);
-  registerAdminCommand(program);
   registerUsersCommand(program);
   registerBlocksCommand(program);
-  registerAdminCommand(program);
   return program;
 }
 
