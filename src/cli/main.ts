@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { CrosswayError } from '../common/errors.ts';
+import { registerAdminCommand } from './commands/admin.ts';
 import { registerBlocksCommand } from './commands/blocks.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerPortsCommand } from './commands/ports.ts';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerPortsCommand(program);
   registerUsersCommand(program);
   registerBlocksCommand(program);
+  registerAdminCommand(program);
   return program;
 }
 
