@@ -32,6 +32,44 @@ describe('PER known answers', () => {
     roundTrip(t.Ax!, { a: 253, b: true, c: { choice: 'e', value: true }, g: '123', h: true }, '9e000180010291a4');
   });
 
+  const record = (sex?: string) => ({
+    name: { givenName: 'John', initial: 'P', familyName: 'Smith' },
+    title: 'Director',
+    number: 51,
+    dateOfHire: '19710917',
+    nameOfSpouse: { givenName: 'Mary', initial: 'T', familyName: 'Smith' },
+    children: [
+      { name: { givenName: 'Ralph', initial: 'T', familyName: 'Smith' }, dateOfBirth: '19571111' },
+      {
+        name: { givenName: 'Susan', initial: 'B', familyName: 'Jones' },
+        dateOfBirth: '19590717',
+        ...(sex ? { sex } : {}),
+      },
+    ],
+  });
+
+  it('X.691 A.2.2: the PersonnelRecord with constraints (tags order the SET components)', () => {
+    const t = compile(readFileSync(new URL('../vectors/asn1/x691-a2.asn', import.meta.url), 'utf8'));
+    roundTrip(
+      t.PersonnelRecord!,
+      record(),
+      '864a6f686e5010536d6974680133084469726563746f72197109170c4d617279' +
+        '5410536d697468021052616c70685410536d6974681957111110537573616e42' +
+        '104a6f6e657319590717',
+    );
+  });
+
+  it('X.691 A.3.2: the PersonnelRecord with extensibility (an extension addition in a child)', () => {
+    const t = compile(readFileSync(new URL('../vectors/asn1/x691-a3.asn', import.meta.url), 'utf8'));
+    roundTrip(
+      t.PersonnelRecord!,
+      record('female'),
+      '40c04a6f686e5008536d697468000033084469726563746f720019710917034d' +
+        '6172795408536d697468010052616c70685408536d6974680019571111820053' +
+        '7573616e42084a6f6e65730019590717010140',
+    );
+  });
+
   const T = compile(`K DEFINITIONS AUTOMATIC TAGS ::= BEGIN
     Small ::= INTEGER (0..7)
     Word ::= INTEGER (1..65535)

@@ -49,6 +49,12 @@ export interface NamedNumber {
   value?: bigint;
 }
 
+/** An ASN.1 tag written in the module (`[APPLICATION 1]`, `[0]`); only its order matters to PER (SET, CHOICE). */
+export interface Tag {
+  cls: 'UNIVERSAL' | 'APPLICATION' | 'CONTEXT' | 'PRIVATE';
+  num: number;
+}
+
 export type TypeNode = (
   | { t: 'BOOLEAN' }
   | { t: 'NULL' }
@@ -64,7 +70,7 @@ export type TypeNode = (
   | { t: 'CHOICE'; root: Component[]; extensible: boolean; additions: Array<Component | { group: Component[] }> }
   | { t: 'open'; what: string }
   | { t: 'ref'; name: string; module?: string; args?: TypeNode[] }
-) & { constraints?: Constraint[] };
+) & { constraints?: Constraint[]; tag?: Tag };
 
 export interface Assignment {
   name: string;
@@ -77,6 +83,8 @@ export interface Assignment {
 
 export interface Module {
   name: string;
+  /** The module's tag default: AUTOMATIC, or EXPLICIT/IMPLICIT (then components keep the tags written). */
+  tagDefault: 'AUTOMATIC' | 'EXPLICIT' | 'IMPLICIT';
   imports: Array<{ from: string; symbols: string[] }>;
   assignments: Assignment[];
 }

@@ -1,5 +1,5 @@
 import type { RawField, RawNode, StringKind } from '../per/descriptor.ts';
-import type { Component, Constraint, Elem, Module, TypeNode, Value } from './ast.ts';
+import type { Component, Constraint, Elem, Module, Tag, TypeNode, Value } from './ast.ts';
 
 /**
  * Compiles parsed ASN.1 modules into the PER descriptor table (`RawNode[]`) and TypeScript type declarations.
@@ -258,7 +258,11 @@ export class Compiler {
       case 'SET': {
         const cl = t.components;
         const field = (c: Component): RawField => [c.name, this.#index(c.type, ctx, [], c.name), c.optional ? 1 : 0];
-        const n: Extract<RawNode, { k: 'seq' }> = { k: 'seq', f: [...cl.root, ...cl.root2].map(field) };
+        let root = [...cl.root, ...cl.root2];
+        // X.691 §21: a SET's root components are encoded in the canonical order of their tags (AUTOMATIC TAGS
+        // numbers them in textual order, so only modules with written tags reorder)
+        if (t.t === 'SET') root = this.#canonical(root, ctx);
+        const n: Extract<RawNode, { k: 'seq' }> = { k: 'seq', f: root.map(field) };
         if (hint) n.n = hint;
         if (cl.extensible) {
           n.x = 1;
@@ -268,7 +272,8 @@ export class Compiler {
       }
       case 'CHOICE': {
         const alt = (c: Component): [string, number] => [c.name, this.#index(c.type, ctx, [], c.name)];
-        const n: Extract<RawNode, { k: 'choice' }> = { k: 'choice', r: t.root.map(alt) };
+        // X.691 §23: the root alternatives are indexed in the canonical order of their tags
+        const n: Extract<RawNode, { k: 'choice' }> = { k: 'choice', r: this.#canonical(t.root, ctx).map(alt) };
         if (hint) n.n = hint;
         if (t.extensible) {
           n.x = 1;
@@ -282,6 +287,71 @@ export class Compiler {
         if (s.inner) n.t = this.#index(s.inner.type, s.inner.ctx);
         return n;
       }
+    }
+  }
+
+  /** Components in canonical tag order (X.680 §8.6) when the module writes tags; else as written. */
+  #canonical(comps: Component[], ctx: Ctx): Component[] {
+    if (this.#mods.get(ctx.module)?.tagDefault === 'AUTOMATIC' && comps.every((c) => !c.type.tag)) return comps;
+    const rank = { UNIVERSAL: 0, APPLICATION: 1, CONTEXT: 2, PRIVATE: 3 } as const;
+    const key = (c: Component) => {
+      const tg = this.#tagOf(c.type, ctx, 0);
+      return tg ? rank[tg.cls] * 1e9 + tg.num : Number.MAX_SAFE_INTEGER;
+    };
+    return comps
+      .map((c, i) => ({ c, i, k: key(c) }))
+      .sort((a, b) => a.k - b.k || a.i - b.i)
+      .map((x) => x.c);
+  }
+
+  /** The outermost tag of a type: written, inherited through references, universal, or a CHOICE's smallest. */
+  #tagOf(t: TypeNode, ctx: Ctx, depth: number): Tag | undefined {
+    if (t.tag) return t.tag;
+    if (depth > 50) return undefined;
+    const universal: Record<string, number> = {
+      BOOLEAN: 1,
+      INTEGER: 2,
+      'BIT STRING': 3,
+      'OCTET STRING': 4,
+      NULL: 5,
+      'OBJECT IDENTIFIER': 6,
+      ENUMERATED: 10,
+      SEQUENCE: 16,
+      'SEQUENCE OF': 16,
+      SET: 17,
+    };
+    const strings: Record<string, number> = {
+      UTF8String: 12,
+      NumericString: 18,
+      PrintableString: 19,
+      TeletexString: 20,
+      T61String: 20,
+      IA5String: 22,
+      GraphicString: 25,
+      VisibleString: 26,
+      ISO646String: 26,
+      GeneralString: 27,
+      UniversalString: 28,
+      BMPString: 30,
+    };
+    switch (t.t) {
+      case 'string':
+        return { cls: 'UNIVERSAL', num: strings[t.kind] ?? 0 };
+      case 'CHOICE': {
+        const tags = t.root.map((c) => this.#tagOf(c.type, ctx, depth + 1)).filter((x): x is Tag => x !== undefined);
+        const rank = { UNIVERSAL: 0, APPLICATION: 1, CONTEXT: 2, PRIVATE: 3 } as const;
+        return tags.sort((a, b) => rank[a.cls] - rank[b.cls] || a.num - b.num)[0];
+      }
+      case 'ref': {
+        const p = t.module ? undefined : ctx.params?.get(t.name);
+        if (p) return this.#tagOf(p.type, p.ctx, depth + 1);
+        const { module: m, a } = this.#lookup(t.module ?? ctx.module, t.name);
+        return a.type ? this.#tagOf(a.type, { module: m }, depth + 1) : undefined;
+      }
+      case 'open':
+        return undefined;
+      default:
+        return universal[t.t] === undefined ? undefined : { cls: 'UNIVERSAL', num: universal[t.t]! };
     }
   }
 

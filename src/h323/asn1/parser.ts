@@ -93,10 +93,14 @@ export class Parser {
     const name = this.#ident();
     if (this.#is('{')) this.#skipBalanced();
     this.#expect('DEFINITIONS');
-    while (!this.#is('::=')) this.#next(); // AUTOMATIC TAGS, EXTENSIBILITY IMPLIED …
+    let tagDefault: Module['tagDefault'] = 'EXPLICIT';
+    while (!this.#is('::=')) {
+      const w = this.#next().text; // AUTOMATIC TAGS, EXTENSIBILITY IMPLIED …
+      if (w === 'AUTOMATIC' || w === 'IMPLICIT' || w === 'EXPLICIT') tagDefault = w;
+    }
     this.#expect('::=');
     this.#expect('BEGIN');
-    const mod: Module = { name, imports: [], assignments: [] };
+    const mod: Module = { name, tagDefault, imports: [], assignments: [] };
     if (this.#accept('EXPORTS')) while (!this.#accept(';')) this.#next();
     if (this.#accept('IMPORTS')) {
       let symbols: string[] = [];
@@ -138,7 +142,21 @@ export class Parser {
   }
 
   #type(): TypeNode {
+    let tag: TypeNode['tag'];
+    if (this.#accept('[')) {
+      // X.680 §31: [class number] IMPLICIT|EXPLICIT Type
+      let cls: NonNullable<TypeNode['tag']>['cls'] = 'CONTEXT';
+      const c = this.#peek()?.text;
+      if (c === 'UNIVERSAL' || c === 'APPLICATION' || c === 'PRIVATE') {
+        cls = c;
+        this.#next();
+      }
+      tag = { cls, num: Number(this.#next().text) };
+      this.#expect(']');
+      if (!this.#accept('IMPLICIT')) this.#accept('EXPLICIT');
+    }
     const t = this.#baseType();
+    if (tag) t.tag = tag;
     const constraints: Constraint[] = [];
     while (this.#is('(')) constraints.push(this.#constraint());
     if (constraints.length) t.constraints = [...(t.constraints ?? []), ...constraints];
