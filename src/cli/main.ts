@@ -5,6 +5,7 @@ import { registerBlocksCommand } from './commands/blocks.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerPortsCommand } from './commands/ports.ts';
 import { registerStartCommand } from './commands/start.ts';
+import { registerStatusCommand } from './commands/status.ts';
 import { registerUsersCommand } from './commands/users.ts';
 
 /** The `crossway` command. Each subcommand lives in `commands/<name>.ts` and registers itself here. */
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerStartCommand(program);
   registerConfigCommand(program);
   registerPortsCommand(program);
+  registerStatusCommand(program);
   registerUsersCommand(program);
   registerBlocksCommand(program);
   registerAdminCommand(program);

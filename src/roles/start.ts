@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { nodeStatus } from '../calls/status.ts';
 import { ConfigError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { createLogger } from '../common/log.ts';
@@ -313,6 +314,7 @@ export async function startNode(
       counters: { ...m.core.counters },
     })),
   );
+  control.register('calls.status', (args) => [...sip.values()].map((s) => nodeStatus(s, Number(args.limit) || 20)));
   control.register('sip.status', () =>
     [...sip.values()].map((s) => ({
       node: s.kind,
