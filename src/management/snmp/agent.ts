@@ -132,8 +132,10 @@ export class SnmpAgent {
         accessControlModelType: snmp.AccessControlModelType.None,
       },
       (err) => {
-        if (err)
-          errLog.warn(`snmp:${err.message.slice(0, 40)}`, 'SNMP request refused => dropped', { reason: err.message });
+        if (!err) return;
+        // net-snmp names the community a request offered: a wrong one may be a typo of the real one, never log it.
+        const reason = err.message.replace(/(with community)\s[\s\S]*$/, '$1 [redacted]').slice(0, 200);
+        errLog.warn(`snmp:${reason.slice(0, 40)}`, 'SNMP request refused => dropped', { reason });
       },
     );
     try {
