@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { category, type Logger, silentLogger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
 import type { AuthResult, RequestAuthenticator } from '../auth/types.ts';
@@ -14,7 +15,6 @@ import {
   getParam,
   getRequestUri,
   getTo,
-  newTag,
   parseNameAddrList,
   parseUri,
   UNSUPPORTED_SCHEME,
@@ -359,7 +359,7 @@ export class Registrar implements RequestHandler {
       if (b.regId !== undefined) v += `;reg-id=${b.regId}`;
       headers.push(['Contact', v]);
     }
-    headers.push(['Date', new Date(now).toUTCString()]);
+    headers.push(['Date', httpDate(now)]);
     // RFC 3327 §5.3: the stored Path goes back in the 200 only when the UA said it supports path.
     if (supports(req, 'path')) for (const p of getHeaders(req, 'path')) headers.push(['Path', p]);
     if (outbound) {
@@ -378,8 +378,36 @@ export class Registrar implements RequestHandler {
   }
 }
 
+/**
+ * To tags from a pooled random buffer: RFC 3261 §19.3 wants tags cryptographically random with at least 32 bits;
+ * these have 64, drawn 512 at a time instead of one `randomBytes` call per response.
+ */
+let tagPool = Buffer.alloc(0);
+let tagAt = 0;
+function poolTag(): string {
+  if (tagAt + 8 > tagPool.length) {
+    tagPool = randomBytes(4096);
+    tagAt = 0;
+  }
+  const tag = tagPool.toString('hex', tagAt, tagAt + 8);
+  tagAt += 8;
+  return tag;
+}
+
 function reply(req: SipRequest, status: number, reason: string, headers: [string, string][] = []): SipResponse {
-  return createResponse(req, status, reason, { toTag: newTag(), headers });
+  return createResponse(req, status, reason, { toTag: poolTag(), headers });
+}
+
+/** RFC 1123 dates change once a second: cache the last one formatted. */
+let dateSecond = -1;
+let dateText = '';
+function httpDate(wallMs: number): string {
+  const s = Math.floor(wallMs / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateText = new Date(s * 1000).toUTCString();
+  }
+  return dateText;
 }
 
 function outOfOrder(req: SipRequest): SipResponse {
