@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { nodeStatus } from '../calls/status.ts';
 import { ConfigError } from '../common/errors.ts';
 import { category, type Logger, RateLimitedLog } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
@@ -308,8 +309,17 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
         });
         n.countSources.set('registrations', () => location.bindingCount);
       }
-      // Calls: the call registry of the SIP service, when this build has one (read structurally).
-      const calls = (sip as unknown as { calls?: CallsView } | undefined)?.calls;
+      // Routing: search history and the routing zones (local, neighbor, DNS, traversal).
+      const router = sip?.router;
+      if (sip && router) {
+        n.status.register(
+          'searchHistory',
+          () => nodeStatus({ kind, router, zones: () => [] }, STATUS_LIST_CAP).searches,
+        );
+        n.status.register('routingZones', () => nodeStatus({ kind, router, zones: () => [] }, STATUS_LIST_CAP).zones);
+      }
+      // Calls: the call registry of the SIP service.
+      const calls: CallsView | undefined = sip?.calls;
       if (calls) {
         n.status.register('calls', () => calls.active().slice(0, STATUS_LIST_CAP));
         n.status.register('callHistory', () => calls.history(STATUS_LIST_CAP));

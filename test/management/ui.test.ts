@@ -1,7 +1,7 @@
 /**
  * The web UI in headless Chromium (playwright-core + Debian's chromium): log in, see a registration appear after a
- * real sipp REGISTER, see the traversal zone active, change settings through the form (and see a refused change with
- * its field path), take a screenshot of the status page (test-artifacts/), log out.
+ * real sipp REGISTER, see the traversal zone active, change settings and a search rule through their forms (and see
+ * refused changes with their field paths), take a screenshot of the status page (test-artifacts/), log out.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -112,6 +112,27 @@ describe('management web UI in headless Chromium', { skip }, () => {
     assert.equal(m.node.management?.config.current.sip.timers.t1, 500, 'refused change not applied');
   });
 
+  it('changes a search rule through its form; a bad pattern is refused with the field path', async () => {
+    await page.goto(`${m.base('core')}/ui/search-rules`);
+    assert.match((await page.textContent('#search-rules')) ?? '', /LocalZoneMatch/);
+    await page.click('#edit-0');
+    await page.fill('#rule-priority', '40');
+    await page.fill('#rule-target', 'LocalZone');
+    await page.click('#save-rule');
+    assert.match((await page.textContent('#config-result')) ?? '', /After restart: routing\.searchRules/);
+    const rules = m.node.management?.config.current.routing.searchRules ?? [];
+    assert.equal(rules[0]?.name, 'LocalZoneMatch');
+    assert.equal(rules[0]?.priority, 40);
+    assert.match((await page.textContent('tr[data-rule="LocalZoneMatch"]')) ?? '', /^\s*40/);
+
+    await page.click('#edit-0');
+    await page.selectOption('#rule-pattern-type', 'regex');
+    await page.fill('#rule-pattern-value', '(unclosed');
+    await page.click('#save-rule');
+    assert.match((await page.textContent('#config-issues')) ?? '', /routing\.searchRules\[0\]\.pattern\.value/);
+    assert.equal(m.node.management?.config.current.routing.searchRules[0]?.pattern.type, 'anyAlias', 'not applied');
+  });
+
   it('renders the status page and the port reference (screenshot in test-artifacts/)', async () => {
     await page.goto(`${m.base('core')}/ui/status`);
     assert.match((await page.textContent('#summary')) ?? '', /registrations\s*1/);
@@ -121,6 +142,10 @@ describe('management web UI in headless Chromium', { skip }, () => {
     const mgmt = (await page.textContent('#ports-management')) ?? '';
     assert.match(mgmt, /HTTPS Management of the core/);
     await page.screenshot({ path: join(ARTIFACTS, 'management-ports.png'), fullPage: true });
+    await page.goto(`${m.base('core')}/ui/searches`);
+    assert.equal(await page.locator('#searches').count(), 1, 'search history page renders its table or empty note');
+    await page.goto(`${m.base('core')}/ui/zones`);
+    assert.equal(await page.locator('#routing-zones').count(), 1);
   });
 
   it('logs out: the session is gone', async () => {

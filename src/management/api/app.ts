@@ -20,7 +20,9 @@ import {
   loginPage,
   portsPage,
   recordsTable,
+  type SearchRuleView,
   type StatusView,
+  searchRulesPage,
   setupPage,
   statusPage,
   zonesTable,
@@ -556,7 +558,16 @@ export function buildApp(ctx: AppContext, options: { secure: boolean }): Fastify
   app.get('/ui/zones', async (req, reply) => {
     const s = await uiGuard(req, reply, 'read');
     if (!s) return reply;
-    return page(reply, s, 'zones', 'Zones', zonesTable(statusView().zones), 5);
+    const body = `<h2>Traversal client zones</h2>${zonesTable(statusView().zones)}
+<h2>Routing zones</h2>${recordsTable('routing-zones', ctx.status.get('routingZones'), 'no routing zone')}`;
+    return page(reply, s, 'zones', 'Zones', body, 5);
+  });
+
+  app.get('/ui/searches', async (req, reply) => {
+    const s = await uiGuard(req, reply, 'read');
+    if (!s) return reply;
+    const body = recordsTable('searches', ctx.status.get('searchHistory'), 'no search yet');
+    return page(reply, s, 'searches', 'Search history', body, 5);
   });
 
   app.get('/ui/alarms', async (req, reply) => {
@@ -589,6 +600,83 @@ export function buildApp(ctx: AppContext, options: { secure: boolean }): Fastify
       ...extra,
     });
   };
+
+  const rules = () =>
+    (ctx.config.current as { routing?: { searchRules?: SearchRuleView[] } }).routing?.searchRules ?? [];
+
+  app.get<{ Querystring: { edit?: string } }>('/ui/search-rules', async (req, reply) => {
+    const s = await uiGuard(req, reply, 'read');
+    if (!s) return reply;
+    const e = req.query.edit;
+    const edit = e === 'new' ? 'new' : e !== undefined && /^\d+$/.test(e) ? Number(e) : undefined;
+    const body = searchRulesPage({
+      csrf: s.csrf,
+      canWrite: s.level === 'read-write',
+      rules: rules(),
+      ...(edit !== undefined ? { edit } : {}),
+    });
+    return page(reply, s, 'search-rules', 'Search rules', body);
+  });
+
+  app.post('/ui/search-rules', async (req, reply) => {
+    const s = await uiGuard(req, reply, 'write');
+    if (!s) return reply;
+    const b = (req.body ?? {}) as Record<string, string>;
+    const current = rules().map((r) => ({ ...r }));
+    const index = b.index === 'new' ? 'new' : Number(b.index);
+    if (index !== 'new' && !(Number.isInteger(index) && index >= 0 && index < current.length)) {
+      return reply
+        .code(400)
+        .type('text/html')
+        .send(layout({ title: 'Refused', node: ctx.nodeName }, '<p>No such rule.</p>'));
+    }
+    let next: unknown[];
+    if (b.action === 'delete' && index !== 'new') next = current.filter((_, i) => i !== index);
+    else {
+      const old = index === 'new' ? {} : current[index];
+      const rule = {
+        ...old,
+        name: String(b.name ?? ''),
+        priority:
+          b.priority !== undefined && b.priority !== '' && Number.isFinite(Number(b.priority))
+            ? Number(b.priority)
+            : b.priority,
+        source: b.source,
+        pattern: { type: b.patternType, ...(b.patternValue ? { value: b.patternValue } : {}) },
+        onMatch: b.onMatch,
+        onSuccess: b.onSuccess,
+        targetZone: String(b.targetZone ?? ''),
+        enabled: b.enabled === 'on',
+      };
+      next = index === 'new' ? [...current, rule] : current.map((r, i) => (i === index ? rule : r));
+    }
+    const r = ctx.config.check({ routing: { searchRules: next } }, 'patch');
+    if (!r.ok) {
+      ctx.store.audit(
+        s.user,
+        source(req),
+        'config-change-refused',
+        r.issues.map((i) => `${i.path}: ${i.message}`).join('; '),
+      );
+      reply.code(400);
+      const body = searchRulesPage({
+        csrf: s.csrf,
+        canWrite: true,
+        rules: rules(),
+        edit: index,
+        issues: r.issues,
+      });
+      return page(reply, s, 'search-rules', 'Search rules', body);
+    }
+    ctx.applyConfig(r, s.user, source(req));
+    return page(
+      reply,
+      s,
+      'search-rules',
+      'Search rules',
+      searchRulesPage({ csrf: s.csrf, canWrite: true, rules: rules(), result: r }),
+    );
+  });
 
   app.get('/ui/config', async (req, reply) => {
     const s = await uiGuard(req, reply, 'read');

@@ -75,8 +75,8 @@ export const OPENAPI = {
     '/api/v1/status/{section}': {
       get: {
         summary:
-          'One status section: system, sip, zones, alarms, ports, feedback, and registrations, calls, turn, ' +
-          'searchHistory where the node provides them',
+          'One status section: system, sip, zones, alarms, ports, feedback, and registrations, calls, ' +
+          'callHistory, searchHistory, routingZones, turn where the node provides them',
         parameters: [{ name: 'section', in: 'path', required: true, schema: { type: 'string' } }],
         responses: { ...ok('the section'), 404: { description: 'no such section on this node' } },
       },

@@ -48,6 +48,8 @@ const NAV: readonly [string, string][] = [
   ['registrations', 'Registrations'],
   ['calls', 'Calls'],
   ['zones', 'Zones'],
+  ['searches', 'Search history'],
+  ['search-rules', 'Search rules'],
   ['alarms', 'Alarms'],
   ['ports', 'Port reference'],
   ['config', 'Configuration'],

@@ -203,3 +203,83 @@ Applied now: ${esc(v.result.live.join(', ') || 'none')}. After restart: ${esc(v.
 <textarea id="config-json" name="json" rows="24"${dis}>${esc(v.json)}</textarea>
 <p><button type="submit" id="save-json"${dis}>Validate and save</button></p></form></div>`;
 }
+
+/** One search rule as the form edits it (fields of `routing.searchRules[]`). */
+export interface SearchRuleView {
+  name: string;
+  priority: number;
+  source: string;
+  pattern: { type: string; value?: string };
+  onMatch: string;
+  onSuccess: string;
+  targetZone: string;
+  enabled: boolean;
+}
+
+const PATTERN_TYPES = ['exact', 'prefix', 'suffix', 'regex', 'anyAlias', 'anyIp'];
+
+function options(values: readonly string[], selected: string): string {
+  return values.map((v) => `<option${v === selected ? ' selected' : ''}>${esc(v)}</option>`).join('');
+}
+
+export function searchRulesPage(v: {
+  csrf: string;
+  canWrite: boolean;
+  rules: readonly SearchRuleView[];
+  edit?: number | 'new';
+  issues?: readonly { path: string; message: string }[];
+  result?: { changed: readonly string[]; live: readonly string[]; restartRequired: readonly string[] };
+}): string {
+  const rows = v.rules
+    .map(
+      (
+        r,
+        i,
+      ) => `<tr data-rule="${esc(r.name)}"><td>${esc(r.priority)}</td><td>${esc(r.name)}</td><td>${esc(r.source)}</td>
+<td>${esc(r.pattern.type)}</td><td>${esc(r.pattern.value ?? '')}</td><td>${esc(r.onMatch)}</td><td>${esc(r.onSuccess)}</td>
+<td>${esc(r.targetZone)}</td><td>${r.enabled ? 'yes' : 'no'}</td><td>${v.canWrite ? `<a href="/ui/search-rules?edit=${i}" id="edit-${i}">Edit</a>` : ''}</td></tr>`,
+    )
+    .join('\n');
+  const table = `<table id="search-rules"><thead><tr><th>Priority</th><th>Name</th><th>Source</th><th>Pattern</th><th>Value</th>
+<th>On match</th><th>On success</th><th>Target zone</th><th>Enabled</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
+  const issues = v.issues?.length
+    ? `<div class="box" id="config-issues"><strong>Refused:</strong><ul class="issues">${v.issues
+        .map((i) => `<li><code>${esc(i.path || '(root)')}</code>: ${esc(i.message)}</li>`)
+        .join('')}</ul></div>`
+    : '';
+  const result = v.result
+    ? `<div class="box ok" id="config-result">Saved. Changed: ${esc(v.result.changed.join(', ') || 'nothing')}.
+Applied now: ${esc(v.result.live.join(', ') || 'none')}. After restart: ${esc(v.result.restartRequired.join(', ') || 'none')}.</div>`
+    : '';
+  let form = v.canWrite ? '<p><a href="/ui/search-rules?edit=new" id="add-rule">Add a search rule</a></p>' : '';
+  if (v.canWrite && v.edit !== undefined) {
+    const r: SearchRuleView =
+      v.edit === 'new' || !v.rules[v.edit]
+        ? {
+            name: '',
+            priority: 100,
+            source: 'any',
+            pattern: { type: 'prefix', value: '' },
+            onMatch: 'leave',
+            onSuccess: 'continue',
+            targetZone: 'LocalZone',
+            enabled: true,
+          }
+        : v.rules[v.edit]!;
+    form = `<h2>${v.edit === 'new' ? 'New search rule' : `Edit search rule ${esc(r.name)}`}</h2>
+<div class="box"><form method="post" action="/ui/search-rules" id="rule-form">
+<input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="index" value="${esc(v.edit)}">
+<label for="rule-name">Name</label><input id="rule-name" name="name" value="${esc(r.name)}" required maxlength="64">
+<label for="rule-priority">Priority (1 first – 65534)</label><input id="rule-priority" name="priority" type="number" value="${esc(r.priority)}">
+<label for="rule-source">Source</label><select id="rule-source" name="source">${options(['any', 'localZone', 'zone'], r.source)}</select>
+<label for="rule-pattern-type">Pattern type</label><select id="rule-pattern-type" name="patternType">${options(PATTERN_TYPES, r.pattern.type)}</select>
+<label for="rule-pattern-value">Pattern value</label><input id="rule-pattern-value" name="patternValue" value="${esc(r.pattern.value ?? '')}">
+<label for="rule-on-match">On match</label><select id="rule-on-match" name="onMatch">${options(['leave', 'strip', 'replace'], r.onMatch)}</select>
+<label for="rule-on-success">On success</label><select id="rule-on-success" name="onSuccess">${options(['continue', 'stop'], r.onSuccess)}</select>
+<label for="rule-target">Target zone</label><input id="rule-target" name="targetZone" value="${esc(r.targetZone)}" required>
+<label><input type="checkbox" name="enabled" value="on"${r.enabled ? ' checked' : ''}> Enabled</label>
+<p><button type="submit" name="action" value="save" id="save-rule">Save</button>
+${v.edit === 'new' ? '' : '<button type="submit" name="action" value="delete" id="delete-rule">Delete</button>'}</p></form></div>`;
+  }
+  return `${issues}${result}${table}${form}`;
+}
