@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { systemClock } from '../src/common/timers.ts';
 import { DigestAuthenticator } from '../src/sip/auth/authenticator.ts';
 import { LocalCredentialStore } from '../src/sip/auth/local-credentials.ts';
@@ -75,6 +76,8 @@ const transactions: TransactionLayer = new TransactionLayer({
 transport.onMessage = (msg, info) => transactions.receive(msg, info);
 const bound = await transport.listen({ protocol: 'udp', address, port: 0 });
 process.stdout.write(`${bound.port}\n`);
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 
 // SIGUSR2: a full collection first (when started with --expose-gc), then the figures on stdout: the heap that is
 // live, not what the collector has not come back for yet.
@@ -83,7 +86,7 @@ process.on('SIGUSR2', () => {
   const m = process.memoryUsage();
   const mib = (n: number) => Math.round(n / 1048576);
   process.stdout.write(
-    `${JSON.stringify({ aors: location.aorCount, bindings: location.bindingCount, transactions: transactions.size, rss: mib(m.rss), heap: mib(m.heapUsed), external: mib(m.external) })}\n`,
+    `${JSON.stringify({ aors: location.aorCount, bindings: location.bindingCount, transactions: transactions.size, rss: mib(m.rss), heap: mib(m.heapUsed), external: mib(m.external), loopDelayMs: { p99: Math.round(loopDelay.percentile(99) / 1e6), max: Math.round(loopDelay.max / 1e6) } })}\n`,
   );
 });
 process.on('SIGTERM', async () => {

@@ -103,7 +103,9 @@ async function measure(name: string, child: ChildProcess, target: string, output
     console.error(
       `${name} ${rate}/s: ok ${s.ok}/${s.calls} retrans ${s.retrans} achieved ${s.achieved}/s cpu ${s.cpu}%`,
     );
-    if (!clean(s)) break;
+    // A shared machine has blips: stop after two unclean steps in a row, report the highest clean one.
+    const n = steps.length;
+    if (n >= 2 && !clean(steps[n - 1]!) && !clean(steps[n - 2]!)) break;
   }
   const best = [...steps].reverse().find(clean);
   const out: Result = { steps, rssBaseKiB, ...(best ? { best } : {}) };
@@ -180,9 +182,10 @@ console.log(
 console.log('|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results)) {
   const b = r.best;
-  const failing = r.steps.find((s) => !clean(s));
+  const unclean = r.steps.filter((s) => !clean(s));
+  const perReg = b && b.achieved > 0 ? ((b.cpu / 100 / b.achieved) * 1000).toFixed(3) : '-';
   console.log(
-    `| ${name} | ${b?.rate ?? 'none'} | ${b?.achieved ?? '-'} | ${b ? `${b.failed}/${b.calls}` : '-'} | ${b?.cpu ?? '-'} | ${failing ? `${failing.rate} (${failing.failed}/${failing.calls} failed, ${failing.retrans} retrans)` : 'none'} |`,
+    `| ${name} | ${b?.rate ?? 'none'} | ${b?.achieved ?? '-'} | ${b ? `${b.failed}/${b.calls}` : '-'} | ${b?.cpu ?? '-'} | ${perReg} | ${unclean.map((s) => `${s.rate} (${s.failed}/${s.calls} failed, ${s.retrans} retrans, ${s.achieved}/s)`).join('; ') || 'none'} |`,
   );
 }
 const c = results['Crossway']?.best;
@@ -190,7 +193,7 @@ const k = results['Kamailio 5.6']?.best;
 if (c && k) console.log(`\nratio Crossway/Kamailio (highest clean step): ${(c.rate / k.rate).toFixed(2)}`);
 console.log(`\n${users} live registrations:\n`);
 console.log(
-  '| server | RSS before (MiB) | RSS with all registered (MiB) | fill: ok / rate | refresh of all: ok, achieved reg/s, CPU |',
+  '| server | RSS before (MiB) | RSS with all registered (MiB) | live heap after GC, transactions ended (MiB) | fill: ok / rate | refresh of all: ok, achieved reg/s, CPU |',
 );
 console.log('|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results)) {
