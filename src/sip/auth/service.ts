@@ -92,7 +92,7 @@ export class AuthService {
       credentials: this.credentials,
       nonces: new NonceIssuer({ secret, clock: o.clock, lifetimeMs: a.nonceLifetimeSeconds * 1000 }),
       // Nonces issued before this start are re-challenged once (stale=true): their counts were not kept.
-      tracker: new NonceCountTracker(a.nonceTrackerEntries, o.clock.wallNow()),
+      tracker: new NonceCountTracker(a.nonceTrackerEntries, o.clock.wallNow() - 1),
       opaque: nodeSecret(o.store, 'digest-opaque', 12).toString('base64url'),
       algorithms: a.algorithms,
       userhash: a.userhash,
