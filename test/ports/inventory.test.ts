@@ -48,7 +48,10 @@ describe('socket inventory against the plan', () => {
   });
 
   it('reports what is missing, what is unexpected, and allows pooled ports', () => {
-    const plan = computePortPlan(defaultConfig({ role: 'lab', traversalZones: [{ name: 'z' }] }));
+    // Management off: this case is about SIP listeners (HTTPS management is on by default).
+    const plan = computePortPlan(
+      defaultConfig({ role: 'lab', traversalZones: [{ name: 'z' }], management: { https: false } }),
+    );
     const sockets: OpenSocket[] = [
       { transport: 'tcp', address: '127.0.0.1', port: 5061 },
       { transport: 'tcp', address: '127.0.0.1', port: 5062 },
