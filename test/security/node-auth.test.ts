@@ -96,7 +96,7 @@ class Phone {
   /** REGISTER, answer the challenge, return the final answer. */
   async login(target: number, user: string, password: string): Promise<SipResponse | undefined> {
     const first = await this.register(target, user);
-    if (!first || first.status !== 401) return first;
+    if (first?.status !== 401) return first;
     const ch = pickChallenge(
       first.headers.filter((h) => h.name.toLowerCase() === 'www-authenticate').map((h) => h.value),
     );
