@@ -4,9 +4,18 @@
  * and audited, status sections, port plan, OpenAPI, metrics, HTTP → HTTPS redirect, TLS 1.2 minimum.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:tls';
+import { createLogger } from '../../src/common/log.ts';
+import { validateConfig } from '../../src/config/load.ts';
 import { OPENAPI } from '../../src/management/api/openapi.ts';
+import type { NodeKind } from '../../src/ports/index.ts';
+import { startNode } from '../../src/roles/start.ts';
+import { uniqueOffset } from '../helpers/lab-node.ts';
 import { apiLogin, cookieHeader, cookieOf, type MgmtNode, req, setupAdmin, startMgmtNode } from './helpers.ts';
 
 const ADMIN = ['root-admin', 'correct horse battery staple'] as const;
@@ -275,6 +284,69 @@ describe('configuration changed through the API survives a restart', () => {
       assert.equal(m2.tokens.size, 0);
     } finally {
       await m2.node.close();
+    }
+  });
+});
+
+describe('plain HTTP and secrets in logs', () => {
+  it('with plainHttp the API answers on HTTP too (cookies without Secure); no password or token reaches the log', async () => {
+    let logged = '';
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        logged += chunk.toString();
+        cb();
+      },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'crossway-mgmt-log-'));
+    const tokens = new Map<NodeKind, string>();
+    const node = await startNode(
+      validateConfig({ dataDir: dir, portOffset: uniqueOffset(), management: { plainHttp: true } }),
+      { log: createLogger({ level: 'trace', destination: sink }), onSetupToken: (k, t) => tokens.set(k, t) },
+    );
+    try {
+      const m: MgmtNode = {
+        node,
+        dataDir: dir,
+        tokens,
+        ca: readFileSync(join(dir, 'tls', 'node-cert.pem'), 'utf8'),
+        httpsPort: node.plan.port('https', 'edge'),
+        base: () => `https://127.0.0.1:${node.plan.port('https', 'edge')}`,
+      };
+      await setupAdmin(m, 'logcheck', 'never-log-this-password');
+      const bad = await req(`${m.base()}/api/v1/login`, {
+        ca: m.ca,
+        body: { user: 'logcheck', password: 'wrong-password-never-logged' },
+      });
+      assert.equal(bad.status, 401);
+      const httpBase = `http://127.0.0.1:${node.plan.port('http', 'edge')}`;
+      const login = await req(`${httpBase}/api/v1/login`, {
+        body: { user: 'logcheck', password: 'never-log-this-password' },
+      });
+      assert.equal(login.status, 200, 'plain HTTP serves the API');
+      assert.doesNotMatch(String(login.headers['set-cookie']), /Secure/);
+      const { csrf } = login.json<{ csrf: string }>();
+      const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+      const ch = await req(`${httpBase}/api/v1/config`, {
+        method: 'PATCH',
+        body: { feedback: { subscribers: [{ url: 'https://127.0.0.1:9/x', password: 'subscriber-secret-1' }] } },
+        headers: { cookie, 'x-csrf-token': csrf },
+      });
+      assert.equal(ch.status, 200, ch.text);
+      assert.deepEqual(ch.json<{ live: string[] }>().live, ['feedback.subscribers']);
+      assert.match(logged, /administrator logged in/);
+      assert.match(logged, /configuration changed/);
+      for (const secret of [
+        'never-log-this-password',
+        'wrong-password-never-logged',
+        'subscriber-secret-1',
+        tokens.get('edge')!,
+        csrf,
+        cookie.split('=')[1]!,
+      ]) {
+        assert.ok(!logged.includes(secret), `the log holds a secret: ${secret.slice(0, 6)}…`);
+      }
+    } finally {
+      await node.close();
     }
   });
 });
