@@ -198,6 +198,9 @@ export class SipService {
       dns: systemDns,
       ...(this.#location ? { location: this.#location } : {}),
       ...(this.#opts.authenticator ? { authenticator: this.#opts.authenticator } : {}),
+      authPolicy: (zone) =>
+        config.auth.zones[zone === 'DefaultZone' ? 'default' : zone] ?? config.auth.zones.default ?? 'check',
+      realms: config.auth.realms,
       calls: this.#calls,
       log: this.#log,
     });

@@ -142,6 +142,10 @@ export interface StatefulProxyOptions {
   dns: DnsLookup;
   location?: ProxyLocation;
   authenticator?: RequestAuthenticator;
+  /** Authentication policy of a source zone (config `auth.zones`); default `check`. */
+  authPolicy?: (zone: string) => 'check' | 'treat-as-authenticated' | 'do-not-check';
+  /** Realm per domain (config `auth.realms`); a domain not listed is its own realm, as for the registrar. */
+  realms?: Readonly<Record<string, string>>;
   calls?: CallRegistry;
   log?: Logger;
 }
@@ -355,23 +359,30 @@ export class StatefulProxy {
     // Out of dialog: who is calling, authenticated or not, then routing.
     const sourceZone = this.#sourceZone(request, info);
     let authenticated = sourceZone.trusted;
+    const policy = this.#opts.authPolicy?.(sourceZone.name) ?? 'check';
+    if (policy === 'treat-as-authenticated') authenticated = true;
     const auth = this.#opts.authenticator;
-    if (this.#opts.settings.authenticateCalls && auth && !authenticated && AUTHENTICATED_METHODS.has(request.method)) {
-      const result: AuthResult = await auth.authenticate(request, {
-        realm: this.#realm(),
-        mode: 'proxy',
-        source: info.source,
-      });
+    const from = getFrom(request);
+    if (
+      this.#opts.settings.authenticateCalls &&
+      auth &&
+      !authenticated &&
+      policy === 'check' &&
+      AUTHENTICATED_METHODS.has(request.method)
+    ) {
+      // RFC 3261 §22.3: a proxy challenges with 407 in the realm of the caller's domain.
+      const host = from?.ok ? from.value.uri.host.toLowerCase() : this.#realm();
+      const realm = this.#opts.realms?.[host] ?? host;
+      const result: AuthResult = await auth.authenticate(request, { realm, mode: 'proxy', source: info.source });
       if (result.kind !== 'authenticated') {
         this.#sendFinal(ctx, result.response);
         return;
       }
       authenticated = true;
-      this.#stripOwnCredentials(fwd);
+      this.#stripOwnCredentials(fwd, realm);
     }
 
     const ruri = getRequestUri(request);
-    const from = getFrom(request);
     const alias = ruri.ok ? aliasOf(ruri.value) : request.uri;
     const sourceAlias = from?.ok ? aliasOf(from.value.uri) : '';
     const calls = this.#opts.calls;
@@ -788,8 +799,7 @@ export class StatefulProxy {
   }
 
   /** RFC 3261 §22.3: credentials for our own realm are consumed here, not forwarded. */
-  #stripOwnCredentials(req: SipRequest): void {
-    const realm = this.#realm();
+  #stripOwnCredentials(req: SipRequest, realm: string): void {
     req.headers = req.headers.filter(
       (h) =>
         canonicalName(h.name) !== 'proxy-authorization' ||

@@ -319,7 +319,7 @@ describe('proxy core: responses (§16.7), CANCEL (§16.10), Timer C (§16.8)', (
       const s = server(r);
       proxy.handle(r, s.tx, UDP_IN);
       await tick();
-      statuses.forEach((st, i) => proxy.onResponse(answer(layer.sent[i]!.req, st), layer.sent[i]!.tx));
+      for (const [i, st] of statuses.entries()) proxy.onResponse(answer(layer.sent[i]!.req, st), layer.sent[i]!.tx);
       return s.responses.at(-1)!.status;
     };
     assert.equal(await run([503, 404]), 404);
