@@ -15,6 +15,8 @@ export interface AuthenticatorOptions {
   fallbackToLocal: boolean;
   directory?: AdminDirectory;
   log: Logger;
+  /** Told whether the directory answered at each remote attempt (alarm raise/lower). */
+  onDirectory?: (reachable: boolean, reason?: string) => void;
 }
 
 /**
@@ -41,6 +43,7 @@ export class Authenticator {
     const dir = this.#o.directory;
     if (!dir) return { ok: false, reason: 'no directory configured', outage: true };
     const r = await dir.login(user, password);
+    this.#o.onDirectory?.(r.ok || r.kind !== 'outage', r.ok ? undefined : r.reason);
     if (r.ok) return { ok: true, user, level: r.level, via: 'ldap' };
     return { ok: false, reason: `directory: ${r.reason}`, outage: r.kind === 'outage' };
   }

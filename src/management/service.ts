@@ -375,6 +375,15 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
         fallbackToLocal: m.fallbackToLocal,
         ...(directory ? { directory } : {}),
         log: nlog,
+        onDirectory: (up, reason) => {
+          if (up) n.alarms.lower('ldap-directory');
+          else
+            n.alarms.raise(
+              'ldap-directory',
+              'major',
+              `LDAP directory unreachable for administrator login: ${reason ?? ''}`,
+            );
+        },
       });
 
       // ---- HTTP(S) ------------------------------------------------------------------------------------------

@@ -142,12 +142,14 @@ describe('administrator login against slapd', { skip }, () => {
     const admin = new AdminStore(store);
     await admin.setAccount('local-admin', 'read-write', 'local-password-1');
     const dir = new AdminDirectory({ servers: [{ url: slapd.url, startTls: true }], config: ldapCfg(), ca });
+    const seen: boolean[] = [];
     const strict = new Authenticator({
       store: admin,
       source: 'remote',
       fallbackToLocal: false,
       directory: dir,
       log: silentLogger,
+      onDirectory: (up) => seen.push(up),
     });
     const lenient = new Authenticator({
       store: admin,
@@ -176,6 +178,8 @@ describe('administrator login against slapd', { skip }, () => {
       store.close();
     }
     assert.equal((await strict.login('alice', 'alice-password')).ok, true, 'back up');
+    // The directory's reachability as the alarm sees it: up, down, up.
+    assert.deepEqual(seen, [true, false, true]);
   });
 
   it('connections leave from the configured source port range', async () => {
