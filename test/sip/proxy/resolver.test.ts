@@ -13,10 +13,22 @@ function dns(records: {
   const queries: string[] = [];
   return {
     queries,
-    naptr: async (n) => (queries.push(`NAPTR ${n}`), records.naptr?.[n] ?? []),
-    srv: async (n) => (queries.push(`SRV ${n}`), records.srv?.[n] ?? []),
-    a: async (n) => (queries.push(`A ${n}`), records.a?.[n] ?? []),
-    aaaa: async (n) => (queries.push(`AAAA ${n}`), records.aaaa?.[n] ?? []),
+    naptr: async (n) => {
+      queries.push(`NAPTR ${n}`);
+      return records.naptr?.[n] ?? [];
+    },
+    srv: async (n) => {
+      queries.push(`SRV ${n}`);
+      return records.srv?.[n] ?? [];
+    },
+    a: async (n) => {
+      queries.push(`A ${n}`);
+      return records.a?.[n] ?? [];
+    },
+    aaaa: async (n) => {
+      queries.push(`AAAA ${n}`);
+      return records.aaaa?.[n] ?? [];
+    },
   };
 }
 
