@@ -211,7 +211,6 @@ export class Baresip {
       }, timeoutMs);
       this.#pending.set(token, (r) => {
         clearTimeout(t);
-        // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes
         resolve({ ok: r.ok, data: r.data.replace(/\x1b\[[0-9;]*m/g, '') });
       });
       this.#sock?.write(netstring({ command, ...(params !== undefined ? { params } : {}), token }));
