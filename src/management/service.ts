@@ -47,7 +47,10 @@ export interface ManagementSocket {
 }
 
 export interface ManagementOptions {
+  /** The running configuration (the file with the changes saved through the API laid over it). */
   config: Readonly<CrosswayConfig>;
+  /** The file's configuration: what the store keeps is the API's changes relative to it (default: `config`). */
+  fileConfig?: Readonly<CrosswayConfig>;
   plan: PortPlan;
   kinds: readonly NodeKind[];
   sip: ReadonlyMap<NodeKind, SipService>;
@@ -206,7 +209,7 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
     configAdmin.commit(check.config);
     const cfg = check.config;
     if (check.live.some((p) => p.startsWith('log.level'))) o.log.level = cfg.log.level;
-    const patch = makePatch(o.config, cfg);
+    const patch = makePatch(o.fileConfig ?? o.config, cfg);
     for (const n of nodes.values()) {
       n.admin.saveConfig(patch, who);
       n.sessions.idleMs = cfg.management.sessionIdleMinutes * 60_000;

@@ -7,7 +7,7 @@ import { createLogger } from '../common/log.ts';
 import { systemClock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
 import { withStoredChanges } from '../management/persisted-config.ts';
-import { registerTurnStatus, type RunningManagement, startManagement } from '../management/service.ts';
+import { type RunningManagement, registerTurnStatus, startManagement } from '../management/service.ts';
 import { type MediaRelay, startMediaRelay } from '../media/start-relay.ts';
 import {
   checkPrivileges,
@@ -237,6 +237,7 @@ export async function startNode(
     }
     management = await startManagement({
       config,
+      fileConfig,
       plan,
       kinds: kindsOf(config),
       sip,

@@ -280,10 +280,26 @@ describe('configuration changed through the API survives a restart', () => {
     const m2 = await startMgmtNode({}, dir);
     try {
       assert.deepEqual(m2.node.config.sip.domains, ['persist.example']);
-      // The edge has an administrator; the core's token was printed at the first start and is not printed again.
-      assert.equal(m2.tokens.size, 0);
+      // A second change after the restart keeps the first one (the store holds changes relative to the file).
+      const { cookie, csrf } = await apiLogin(m2, ...ADMIN);
+      const r = await req(`${m2.base()}/api/v1/config`, {
+        ca: m2.ca,
+        method: 'PATCH',
+        body: { log: { level: 'error' } },
+        headers: { cookie, 'x-csrf-token': csrf },
+      });
+      assert.equal(r.status, 200);
     } finally {
       await m2.node.close();
+    }
+    const m3 = await startMgmtNode({}, dir);
+    try {
+      assert.deepEqual(m3.node.config.sip.domains, ['persist.example']);
+      assert.equal(m3.node.config.log.level, 'error');
+      // The edge has an administrator; the core's token was printed at the first start and is not printed again.
+      assert.equal(m3.tokens.size, 0);
+    } finally {
+      await m3.node.close();
     }
   });
 });
