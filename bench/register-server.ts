@@ -3,10 +3,15 @@
  * authentication (MD5, like the Kamailio script) over the local credential store holding `users` users
  * (`u000000`…, password `secret`), and the location table on a SQLite store written behind. This is the stack a node
  * runs (src/roles/sip-service.ts) without the other listeners. Prints its port on stdout; on SIGTERM prints counters.
- * Run: node --import tsx bench/register-server.ts USERS ADDRESS
+ * Run: node --import tsx bench/register-server.ts USERS ADDRESS [RCVBUF_BYTES]
+ * RCVBUF_BYTES (bench only): the UDP receive buffer of the SIP socket, set by wrapping dgram.createSocket before the
+ * transport is loaded, because the SIP transport has no such setting yet. Without it the system default applies
+ * (net.core.rmem_default, 208 KiB here).
  */
 import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -23,12 +28,22 @@ import { Registrar } from '../src/sip/registrar/registrar.ts';
 import { TransactionLayer } from '../src/sip/transaction/transaction-layer.ts';
 import { transportSender } from '../src/sip/transaction/transport-sender.ts';
 import type { TransactionUser } from '../src/sip/transaction/types.ts';
-import { SipTransportLayer } from '../src/sip/transport/index.ts';
 import { BasicUas } from '../src/sip/tu/basic-uas.ts';
 import { NodeStore } from '../src/store/database.ts';
 
 const users = Number(process.argv[2] ?? 1000);
 const address = process.argv[3] ?? '127.0.0.1';
+const rcvbuf = Number(process.argv[4] ?? 0);
+if (rcvbuf > 0) {
+  const original = dgram.createSocket;
+  (dgram as { createSocket: unknown }).createSocket = (opts: dgram.SocketOptions | dgram.SocketType, cb?: never) =>
+    original(
+      typeof opts === 'string' ? { type: opts, recvBufferSize: rcvbuf } : { ...opts, recvBufferSize: rcvbuf },
+      cb,
+    );
+  syncBuiltinESMExports();
+}
+const { SipTransportLayer } = await import('../src/sip/transport/index.ts');
 const clock = systemClock;
 const store = NodeStore.open(mkdtempSync(join(tmpdir(), 'crossway-bench-reg-')));
 const credentials = new LocalCredentialStore(store);

@@ -23,6 +23,8 @@ const seconds = Number(arg('seconds', '4'));
 const rates = arg('rates', '500,1000,2000,3000,4000,5000,6000,8000,10000,12000').split(',').map(Number);
 const users = Math.min(Number(arg('users', '100000')), 200_000);
 const only = arg('only', '');
+/** Crossway's UDP receive buffer (bytes, bench only; 0: the system default). */
+const rcvbuf = Number(arg('rcvbuf', '0'));
 const root = new URL('..', import.meta.url).pathname;
 const scenario = join(root, 'test/sipp/register-auth.xml');
 const dir = mkdtempSync(join(tmpdir(), 'crossway-bench-register-'));
@@ -149,6 +151,7 @@ if (only !== 'kamailio') {
       join(root, 'bench/register-server.ts'),
       String(Math.max(users, 20_000)),
       ADDRESS,
+      String(rcvbuf),
     ],
     /^\d+\n/m,
     120_000,
