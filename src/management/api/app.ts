@@ -56,6 +56,8 @@ const SESSION_COOKIE = 'cw_session';
 const PRE_COOKIE = 'cw_pre';
 const MAX_FAILURES = 10;
 const FAILURE_WINDOW_MS = 60_000;
+/** Subscriptions registered through the API (each has its own queue of up to `feedbackQueueLimit` events). */
+const MAX_SUBSCRIPTIONS = 100;
 
 function cookies(req: FastifyRequest): Record<string, string> {
   const out: Record<string, string> = {};
@@ -418,6 +420,9 @@ export function buildApp(ctx: AppContext, options: { secure: boolean }): Fastify
     if (!c) return reply;
     const b = subscriptionBody.safeParse(req.body);
     if (!b.success) return reply.code(400).send({ error: 'bad-request', issues: b.error.issues.map((i) => i.message) });
+    if (ctx.store.listSubscriptions().length >= MAX_SUBSCRIPTIONS) {
+      return reply.code(409).send({ error: 'limit', message: `at most ${MAX_SUBSCRIPTIONS} registered subscriptions` });
+    }
     const s = ctx.store.addSubscription({
       url: b.data.url,
       events: b.data.events,
