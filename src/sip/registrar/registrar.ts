@@ -221,9 +221,10 @@ export class Registrar implements RequestHandler {
       if (withRegId.length > 0) {
         // RFC 5626 §6: more than one Contact with a reg-id → 400.
         if (withRegId.length > 1) return reply(req, 400, 'More than one Contact with reg-id');
-        // RFC 5626 §6: the first hop must support outbound: with a Path, its first URI must carry "ob".
-        const first = path.value.parsed[0];
-        if (first && getParam(first.uri.params, 'ob') === undefined) {
+        // RFC 5626 §6: the first hop (the edge proxy nearest the UA) must support outbound: its Path URI must carry
+        // "ob". Proxies prepend their Path (RFC 3327 §4.2), so the first hop's entry is the last value.
+        const firstHop = path.value.parsed[path.value.parsed.length - 1];
+        if (firstHop && getParam(firstHop.uri.params, 'ob') === undefined) {
           return reply(req, 439, 'First Hop Lacks Outbound Support');
         }
         outbound = true;

@@ -395,7 +395,7 @@ describe('registrar: RFC 5626 Outbound and RFC 3581 flows', () => {
     assert.equal(res.status, 400);
   });
 
-  test('§6: with a Path whose first URI lacks "ob", an outbound REGISTER gets 439', () => {
+  test('§6: when the first hop’s Path URI lacks "ob", an outbound REGISTER gets 439', () => {
     const h = harness();
     const res = h.send(
       register({ contacts: [`<sip:alice@10.0.0.5>;${INSTANCE};reg-id=1`], extra: ['Path: <sip:edge.example.com;lr>'] }),
@@ -410,6 +410,25 @@ describe('registrar: RFC 5626 Outbound and RFC 3581 flows', () => {
       TCP_INFO,
     );
     assert.equal(ok.status, 200);
+    // Two proxies: the first hop's Path is the last value (each proxy prepends its own).
+    const twoHops = h.send(
+      register({
+        contacts: [`<sip:alice@10.0.0.5>;${INSTANCE};reg-id=1`],
+        callId: 'two-hops',
+        extra: ['Path: <sip:core.example.com;lr>, <sip:edge.example.com;lr;ob>'],
+      }),
+      TCP_INFO,
+    );
+    assert.equal(twoHops.status, 200);
+    const edgeWithoutOb = h.send(
+      register({
+        contacts: [`<sip:alice@10.0.0.5>;${INSTANCE};reg-id=1`],
+        callId: 'two-hops-2',
+        extra: ['Path: <sip:core.example.com;lr;ob>, <sip:edge.example.com;lr>'],
+      }),
+      TCP_INFO,
+    );
+    assert.equal(edgeWithoutOb.status, 439);
   });
 
   test('§6: when the flow fails (connection closed) its outbound bindings are removed, others forget the flow', () => {
