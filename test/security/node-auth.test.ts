@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunningNode } from '../../src/roles/start.ts';
-import { answerChallenge, pickChallenge } from '../../src/sip/auth/client.ts';
-import { parseMessage } from '../../src/sip/message/index.ts';
-import type { SipResponse } from '../../src/sip/message/types.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
+import { Phone } from './phone.ts';
 
 const DOMAIN = 'example.com';
 const THRESHOLD = 4;
@@ -26,91 +23,6 @@ function cli(args: string[], stdin?: string): Promise<{ code: number; stdout: st
     );
     child.stdin?.end(stdin ?? '');
   });
-}
-
-/** A UDP SIP client on 127.0.0.1 that registers with digest. */
-class Phone {
-  readonly sock: Socket = createSocket('udp4');
-  readonly #queue: SipResponse[] = [];
-  #waiter: (() => void) | undefined;
-  #seq = 0;
-  readonly callId = `${Math.random().toString(36).slice(2)}@phone`;
-
-  async open(): Promise<this> {
-    await new Promise<void>((r) => this.sock.bind(0, '127.0.0.1', r));
-    this.sock.on('message', (m) => {
-      const p = parseMessage(m);
-      if (p.ok && p.value.kind === 'response') {
-        this.#queue.push(p.value);
-        this.#waiter?.();
-      }
-    });
-    return this;
-  }
-
-  get port(): number {
-    return this.sock.address().port;
-  }
-
-  async next(ms: number): Promise<SipResponse | undefined> {
-    const deadline = Date.now() + ms;
-    while (this.#queue.length === 0) {
-      const left = deadline - Date.now();
-      if (left <= 0) return undefined;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.#waiter = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-    }
-    return this.#queue.shift();
-  }
-
-  async register(target: number, user: string, authorization?: string): Promise<SipResponse | undefined> {
-    const n = ++this.#seq;
-    const lines = [
-      `REGISTER sip:${DOMAIN} SIP/2.0`,
-      `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK-${this.callId}-${n};rport`,
-      'Max-Forwards: 70',
-      `From: <sip:${user}@${DOMAIN}>;tag=t${n}`,
-      `To: <sip:${user}@${DOMAIN}>`,
-      `Call-ID: ${user}-${this.callId}`,
-      `CSeq: ${n} REGISTER`,
-      `Contact: <sip:${user}@127.0.0.1:${this.port}>`,
-      'Expires: 300',
-      ...(authorization ? [`Authorization: ${authorization}`] : []),
-      'Content-Length: 0',
-      '',
-      '',
-    ];
-    await new Promise<void>((r, j) => this.sock.send(lines.join('\r\n'), target, '127.0.0.2', (e) => (e ? j(e) : r())));
-    // Skip provisional answers.
-    for (;;) {
-      const res = await this.next(1500);
-      if (!res || res.status >= 200) return res;
-    }
-  }
-
-  /** REGISTER, answer the challenge, return the final answer. */
-  async login(target: number, user: string, password: string): Promise<SipResponse | undefined> {
-    const first = await this.register(target, user);
-    if (first?.status !== 401) return first;
-    const ch = pickChallenge(
-      first.headers.filter((h) => h.name.toLowerCase() === 'www-authenticate').map((h) => h.value),
-    );
-    assert.ok(ch, 'a digest challenge');
-    return this.register(
-      target,
-      user,
-      answerChallenge(ch, { username: user, password, method: 'REGISTER', uri: `sip:${DOMAIN}` }),
-    );
-  }
-
-  close(): void {
-    this.sock.close();
-  }
 }
 
 let node: RunningNode;
@@ -142,7 +54,7 @@ after(async () => {
 
 describe('a lab node authenticates REGISTER and blocks password guessing (real UDP)', () => {
   it('a user added with the CLI registers with digest (401 then 200)', async () => {
-    const phone = await new Phone().open();
+    const phone = await new Phone(DOMAIN).open();
     try {
       const first = await phone.register(port, 'alice');
       assert.equal(first?.status, 401);
@@ -154,7 +66,7 @@ describe('a lab node authenticates REGISTER and blocks password guessing (real U
   });
 
   it('the running node sees a user added, re-keyed and removed with the CLI at once', async () => {
-    const phone = await new Phone().open();
+    const phone = await new Phone(DOMAIN).open();
     try {
       assert.equal((await phone.login(port, 'bob', 'bob-pw'))?.status, 403);
       const add = await cli(
@@ -193,7 +105,7 @@ describe('a lab node authenticates REGISTER and blocks password guessing (real U
   });
 
   it(`after ${THRESHOLD} wrong passwords the source is blocked (dropped before parsing), listed and clearable with the CLI`, async () => {
-    const phone = await new Phone().open();
+    const phone = await new Phone(DOMAIN).open();
     const guard = node.security.get('core')!.guard;
     guard.clearAll();
     try {

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../../../src/common/log.ts';
@@ -14,7 +17,9 @@ import { NonceCountTracker } from '../../../src/sip/auth/nc-tracker.ts';
 import { NonceIssuer } from '../../../src/sip/auth/nonce.ts';
 import type { AuthResult } from '../../../src/sip/auth/types.ts';
 import { createRequest, getHeaders, type SipResponse } from '../../../src/sip/message/index.ts';
+import { startTestNode } from '../../helpers/lab-node.ts';
 import { type Slapd, startSlapd } from '../../helpers/slapd.ts';
+import { Phone } from '../../security/phone.ts';
 
 const REALM = 'example.com';
 const H350 = fileURLToPath(new URL('../../vectors/auth/h350-sipidentity.schema', import.meta.url));
@@ -243,6 +248,49 @@ describe('LDAP credential source against a real slapd', () => {
       assert.equal(await dir.verifyPassword('uid=alice,ou=people,dc=example,dc=com', ''), false);
     } finally {
       await dir.close();
+    }
+  });
+});
+
+describe('a lab node with LDAP credentials (real slapd, real UDP REGISTER)', () => {
+  it('authenticates against the directory from the port plan ldap-outbound range, and answers 503 while it is down', async () => {
+    const caPath = join(mkdtempSync(join(tmpdir(), 'crossway-ldap-ca-')), 'ca.pem');
+    writeFileSync(caPath, slapd.tls.ca.cert);
+    const node = await startTestNode({
+      sip: { domains: [REALM] },
+      ldap: { servers: [{ url: slapd.url, startTls: true }] },
+      auth: {
+        credentials: {
+          source: 'ldap',
+          ldap: {
+            baseDn: 'ou=people,dc=example,dc=com',
+            bindDn: 'cn=sip-reader,dc=example,dc=com',
+            bindPassword: 'reader-pw',
+            caCertificates: caPath,
+            cacheSeconds: 0,
+          },
+        },
+      },
+    });
+    const phone = await new Phone(REALM).open();
+    try {
+      const port = node.sockets().find((x) => x.node === 'core' && x.listener === 'sip-udp')!.port;
+      assert.equal((await phone.login(port, 'alice', 'alice-pw'))?.status, 200);
+      assert.equal((await phone.login(port, 'alice', 'nope'))?.status, 403);
+      const sec = node.security.get('core')!;
+      assert.equal(sec.auth.credentials.name, 'ldap');
+      const range = node.plan.node('core').range('ldap-outbound');
+      const source = sec.auth.credentials as LdapCredentialSource;
+      const localPort = source.directory.connection?.localPort ?? 0;
+      assert.ok(localPort >= range.from && localPort <= range.to, `${localPort} in ${range.from}-${range.to}`);
+      await slapd.stop();
+      const down = await phone.login(port, 'alice', 'alice-pw');
+      assert.equal(down?.status, 503);
+      assert.ok(down?.headers.some((h) => h.name === 'Retry-After'));
+    } finally {
+      phone.close();
+      if (!slapd.running) await slapd.start();
+      await node.close();
     }
   });
 });

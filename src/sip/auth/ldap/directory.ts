@@ -109,6 +109,8 @@ export class LdapDirectory {
   #client: Client | undefined;
   #info: ConnectionInfo | undefined;
   #connecting: Promise<Client> | undefined;
+  /** Clients whose TCP connection closed. */
+  readonly #dead = new WeakSet<Client>();
   #closed = false;
 
   constructor(o: LdapDirectoryOptions) {
@@ -121,7 +123,11 @@ export class LdapDirectory {
 
   /** The current connection, if one is open. */
   get connection(): ConnectionInfo | undefined {
-    return this.#client?.isConnected ? this.#info : undefined;
+    return this.#usable(this.#client) ? this.#info : undefined;
+  }
+
+  #usable(c: Client | undefined): c is Client {
+    return c !== undefined && c.isConnected && !this.#dead.has(c);
   }
 
   #tlsOptions(host: string): ConnectionOptions {
@@ -189,6 +195,10 @@ export class LdapDirectory {
       throw err;
     }
     this.#info = { url: server.url, localPort, tls: u.secure ? 'ldaps' : server.startTls ? 'starttls' : 'none' };
+    // ldapts watches only its current socket: after StartTLS the TCP socket's close goes unnoticed and the next
+    // operation would wait for its timeout on a dead connection. Watch the TCP socket ourselves.
+    if (raw.destroyed) this.#dead.add(client);
+    else raw.once('close', () => this.#dead.add(client));
     return client;
   }
 
@@ -213,7 +223,7 @@ export class LdapDirectory {
 
   async #bound(): Promise<Client> {
     if (this.#closed) throw new OperationalError('ERR_LDAP_CLOSED', 'directory client closed');
-    if (this.#client?.isConnected) return this.#client;
+    if (this.#usable(this.#client)) return this.#client;
     this.#client = undefined;
     this.#connecting ??= this.#connect().finally(() => {
       this.#connecting = undefined;

@@ -118,6 +118,11 @@ export class LdapCredentialSource implements CredentialSource {
     return found;
   }
 
+  /** The directory client (connection status). */
+  get directory(): LdapDirectory {
+    return this.#dir;
+  }
+
   async close(): Promise<void> {
     this.#cache.clear();
     await this.#dir.close();
