@@ -127,7 +127,7 @@ export class LdapDirectory {
   }
 
   #usable(c: Client | undefined): c is Client {
-    return c !== undefined && c.isConnected && !this.#dead.has(c);
+    return c?.isConnected === true && !this.#dead.has(c);
   }
 
   #tlsOptions(host: string): ConnectionOptions {
