@@ -49,7 +49,8 @@ describe('SNMP agent with snmpget/snmpwalk', { skip }, () => {
   before(async () => {
     m = await startMgmtNode({
       name: 'lab-gw',
-      traversalZones: [{ name: 'to-edge' }],
+      // The second zone points at an address where no edge listens: it fails and raises an alarm.
+      traversalZones: [{ name: 'to-edge' }, { name: 'nowhere', peerAddress: '127.0.0.3', retryMinSeconds: 0.2 }],
       management: {
         snmp: true,
         snmpCommunity: 'crossway-ro',
@@ -107,8 +108,25 @@ describe('SNMP agent with snmpget/snmpwalk', { skip }, () => {
     assert.match(out, new RegExp(`\\.${e}\\.4\\.1 = INTEGER: 2`), 'cwZoneState active(2)');
     const role = await tool('snmpget', [...V3, core, `${OIDS.nodeRole}.0`, `${OIDS.zoneCount}.0`, '1.3.6.1.2.1.1.2.0']);
     assert.match(role, /STRING: "?core/);
-    assert.match(role, /Gauge32: 1/);
+    assert.match(role, /Gauge32: 2/, 'two zones');
     assert.match(role, new RegExp(`OID: \\.${OIDS.products.core.replace(/\./g, '\\.')}`));
+  });
+
+  it('a failed traversal zone shows in cwZoneTable and as an alarm in cwAlarmTable', async () => {
+    let out = '';
+    for (let i = 0; i < 30; i++) {
+      out = await tool('snmpwalk', ['-v2c', '-c', 'crossway-ro', core, OIDS.alarmEntry.replace(/\.1$/, '')]);
+      if (/zone:nowhere/.test(out)) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const a = OIDS.alarmEntry.replace(/\./g, '\\.');
+    assert.match(out, new RegExp(`\\.${a}\\.2\\.1 = STRING: "?zone:nowhere`));
+    assert.match(out, new RegExp(`\\.${a}\\.3\\.1 = INTEGER: 2`), 'severity major(2)');
+    const zones = await tool('snmpwalk', ['-v2c', '-c', 'crossway-ro', core, OIDS.zoneEntry.replace(/\.1$/, '')]);
+    const z = OIDS.zoneEntry.replace(/\./g, '\\.');
+    assert.match(zones, new RegExp(`\\.${z}\\.4\\.2 = INTEGER: 3`), 'cwZoneState failed(3) for the second zone');
+    const count = await tool('snmpget', ['-v2c', '-c', 'crossway-ro', core, `${OIDS.alarmCount}.0`]);
+    assert.match(count, /Gauge32: 1/);
   });
 
   it('refuses a wrong community and a wrong v3 password (no answer)', async () => {
