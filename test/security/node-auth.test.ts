@@ -133,4 +133,36 @@ describe('a lab node authenticates REGISTER and blocks password guessing (real U
       phone.close();
     }
   });
+
+  it('blocks survive a restart, and the CLI lists and clears them in the store while no node runs', async () => {
+    node.security.get('core')!.guard.block('192.0.2.50', 'manual', 600_000);
+    await node.close();
+    const offline = await cli(['blocks', 'list', '--data-dir', dataDir, '--json']);
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.match(offline.stderr, /no node running/);
+    const rows = JSON.parse(offline.stdout) as { node: string; blocks: { address: string }[] }[];
+    assert.deepEqual(
+      rows.find((r) => r.node === 'core')?.blocks.map((b) => b.address),
+      ['192.0.2.50'],
+    );
+    const again = await startTestNode({ dataDir, sip: { domains: [DOMAIN] } });
+    try {
+      assert.deepEqual(
+        again.security
+          .get('core')!
+          .guard.blocks()
+          .map((b) => b.address),
+        ['192.0.2.50'],
+        'restored at start',
+      );
+    } finally {
+      await again.close();
+    }
+    const cleared = await cli(['blocks', 'clear', '--all', '--data-dir', dataDir]);
+    assert.match(cleared.stdout, /1 block\(s\) cleared \(no node running/);
+    const empty = JSON.parse((await cli(['blocks', 'list', '--data-dir', dataDir, '--json'])).stdout) as {
+      blocks: unknown[];
+    }[];
+    assert.equal(empty.flatMap((r) => r.blocks).length, 0);
+  });
 });

@@ -23,6 +23,7 @@ function offline(err: unknown): boolean {
 function print(rows: { node: string; blocks: BlockView[] }[], json: boolean | undefined, note: string): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    if (note) process.stderr.write(`${note.trim()}\n`);
     return;
   }
   let n = 0;
