@@ -350,7 +350,16 @@ export class StatefulProxy {
 
     // §16.5: a pre-loaded Route, or an in-dialog request: the target is the Request-URI as it is.
     if (inDialog || this.#hasForeignRoute(fwd)) {
-      if (inDialog && request.method === 'BYE') ctx.callId = this.#callKey(request);
+      if (inDialog && request.method === 'BYE') {
+        // The call is keyed by the caller's From tag: a BYE from the callee carries it in To.
+        const byCaller = this.#callKey(request);
+        const byCallee = `${getCallId(request) ?? ''};${getToTag(request) ?? ''}`;
+        ctx.callId = this.#opts.calls?.get(byCaller)
+          ? byCaller
+          : this.#opts.calls?.get(byCallee)
+            ? byCallee
+            : undefined;
+      }
       this.#transition(ctx, 'forwarding');
       await this.#forward(ctx, fwd, { uri: fwd.uri, routes: [] }, 'route', false);
       return;

@@ -472,3 +472,31 @@ describe('proxy core: responses (§16.7), CANCEL (§16.10), Timer C (§16.8)', (
     assert.equal(proxy.branchesInFlight, 0);
   });
 });
+
+describe('proxy core: calls', () => {
+  test('a BYE from either side ends the call, and the record says who hung up', async () => {
+    for (const who of ['caller', 'callee'] as const) {
+      const { proxy, layer, calls } = setup([target('192.0.2.50')]);
+      const r = invite();
+      proxy.handle(r, server(r).tx, UDP_IN);
+      await tick();
+      proxy.onResponse(answer(layer.sent[0]!.req, 200), layer.sent[0]!.tx);
+      assert.equal(calls.activeCount, 1);
+      // The callee's BYE swaps the tags: its From tag is the callee's, its To tag the caller's.
+      const bye =
+        who === 'caller'
+          ? invite({ method: 'BYE', uri: 'sip:bob@192.0.2.50', toTag: 'tt200' })
+          : parse(
+              'BYE sip:alice@198.51.100.7 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bKcallee1\n' +
+                'Max-Forwards: 70\nFrom: <sip:bob@example.com>;tag=tt200\nTo: <sip:alice@example.com>;tag=ft1\n' +
+                'Call-ID: call-1@198.51.100.7\nCSeq: 7 BYE\nContent-Length: 0\n\n',
+            );
+      proxy.handle(bye, server(bye).tx, UDP_IN);
+      await tick();
+      const fwd = layer.sent[1]!;
+      proxy.onResponse(answer(fwd.req, 200), fwd.tx);
+      assert.equal(calls.activeCount, 0, who);
+      assert.equal(calls.history()[0]!.cause, `bye from ${who}`);
+    }
+  });
+});
