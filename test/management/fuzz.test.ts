@@ -25,6 +25,13 @@ describe('management app under random input', () => {
 
   const ok = (status: number) => status >= 200 && status < 500;
 
+  it('a malformed %-escape in a cookie is not a 500 (found by this fuzz test)', async () => {
+    for (const cookie of [' =%', 'cw_session=%', 'cw_session=%zz; cw_pre=%E0%A4%A']) {
+      const r = await app.inject({ method: 'GET', url: '/api/v1/status', headers: { cookie } });
+      assert.equal(r.statusCode, 401);
+    }
+  });
+
   it('headers: cookies and authorization', async () => {
     await fc.assert(
       fc.asyncProperty(fc.string({ maxLength: 200 }), fc.string({ maxLength: 200 }), async (cookie, authz) => {

@@ -148,6 +148,21 @@ describe('management web UI in headless Chromium', { skip }, () => {
     assert.equal(await page.locator('#routing-zones').count(), 1);
   });
 
+  it('manages local accounts: adds a read-only one, refuses to delete the last read-write administrator', async () => {
+    await page.goto(`${m.base('core')}/ui/accounts`);
+    await page.fill('#acct-name', 'night-shift');
+    await page.selectOption('#acct-level', 'read-only');
+    await page.fill('#acct-password', 'night shift password');
+    await page.click('#save-account');
+    assert.match((await page.textContent('#accounts-message')) ?? '', /Saved night-shift \(read-only\)/);
+    assert.match((await page.textContent('tr[data-account="night-shift"]')) ?? '', /read-only/);
+    await page.click('#delete-ui-admin');
+    assert.match((await page.textContent('#accounts-message')) ?? '', /last read-write administrator/);
+    await page.click('#delete-night-shift');
+    assert.match((await page.textContent('#accounts-message')) ?? '', /Deleted night-shift/);
+    assert.equal(await page.locator('tr[data-account="night-shift"]').count(), 0);
+  });
+
   it('logs out: the session is gone', async () => {
     await page.goto(`${m.base('core')}/ui/status`);
     await page.click('#logout');

@@ -14,6 +14,7 @@ import { type Session, SessionTable } from '../sessions.ts';
 import type { StatusRegistry } from '../status.ts';
 import { CSS, esc, layout } from '../ui/html.ts';
 import {
+  accountsPage,
   alarmsTable,
   auditPage,
   configPage,
@@ -65,7 +66,14 @@ function cookies(req: FastifyRequest): Record<string, string> {
   if (!h) return out;
   for (const part of h.split(';')) {
     const i = part.indexOf('=');
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    if (i <= 0) continue;
+    const raw = part.slice(i + 1).trim();
+    try {
+      out[part.slice(0, i).trim()] = decodeURIComponent(raw);
+    } catch {
+      // A malformed %-escape (`%`, `%zz`): keep the raw value, it matches nothing.
+      out[part.slice(0, i).trim()] = raw;
+    }
   }
   return out;
 }
@@ -404,11 +412,18 @@ export function buildApp(ctx: AppContext, options: { secure: boolean }): Fastify
   app.delete<{ Params: { name: string } }>('/api/v1/accounts/:name', async (req, reply) => {
     const c = await apiGuard(req, reply, 'write');
     if (!c) return reply;
+    if (isLastWriter(req.params.name)) return reply.code(409).send({ error: 'last-administrator' });
     if (!ctx.store.deleteAccount(req.params.name)) return reply.code(404).send({ error: 'not-found' });
     ctx.sessions.endUser(req.params.name);
     ctx.store.audit(c.user, source(req), 'account-delete', req.params.name);
     return { deleted: req.params.name };
   });
+
+  /** Deleting the last local read-write account would leave the node without anyone to administer it. */
+  function isLastWriter(name: string): boolean {
+    const writers = ctx.store.listAccounts().filter((a) => a.level === 'read-write');
+    return writers.length === 1 && writers[0]!.name === name;
+  }
 
   app.get('/api/v1/subscriptions', async (req, reply) => {
     if (!(await apiGuard(req, reply, 'read'))) return reply;
@@ -591,6 +606,53 @@ export function buildApp(ctx: AppContext, options: { secure: boolean }): Fastify
     const s = await uiGuard(req, reply, 'audit');
     if (!s) return reply;
     return page(reply, s, 'audit', 'Audit log', auditPage(ctx.store.auditLog(500)));
+  });
+
+  app.get('/ui/accounts', async (req, reply) => {
+    const s = await uiGuard(req, reply, 'write');
+    if (!s) return reply;
+    return page(
+      reply,
+      s,
+      'accounts',
+      'Accounts',
+      accountsPage({ csrf: s.csrf, accounts: ctx.store.listAccounts(), self: s.user }),
+    );
+  });
+
+  app.post('/ui/accounts', async (req, reply) => {
+    const s = await uiGuard(req, reply, 'write');
+    if (!s) return reply;
+    const b = (req.body ?? {}) as Record<string, string>;
+    const name = String(b.name ?? '');
+    let message: { ok: boolean; text: string };
+    if (b.action === 'delete') {
+      if (isLastWriter(name))
+        message = { ok: false, text: `${name} is the last read-write administrator: not deleted.` };
+      else if (ctx.store.deleteAccount(name)) {
+        ctx.sessions.endUser(name);
+        ctx.store.audit(s.user, source(req), 'account-delete', name);
+        message = { ok: true, text: `Deleted ${name}.` };
+      } else message = { ok: false, text: `No account ${name}.` };
+    } else {
+      const parsed = accountBody.safeParse({ name, level: b.level, password: String(b.password ?? '') });
+      if (!parsed.success) {
+        message = { ok: false, text: 'Name: letters, digits, . _ @ - (64 at most); password: 12 characters or more.' };
+      } else {
+        await ctx.store.setAccount(parsed.data.name, parsed.data.level, parsed.data.password);
+        if (parsed.data.name !== s.user) ctx.sessions.endUser(parsed.data.name);
+        ctx.store.audit(s.user, source(req), 'account-set', `${parsed.data.name} (${parsed.data.level})`);
+        message = { ok: true, text: `Saved ${parsed.data.name} (${parsed.data.level}).` };
+      }
+    }
+    if (!message.ok) reply.code(400);
+    return page(
+      reply,
+      s,
+      'accounts',
+      'Accounts',
+      accountsPage({ csrf: s.csrf, accounts: ctx.store.listAccounts(), self: s.user, message }),
+    );
   });
 
   const configView = (s: Session, extra: Partial<Parameters<typeof configPage>[0]> = {}) => {

@@ -54,6 +54,7 @@ const NAV: readonly [string, string][] = [
   ['ports', 'Port reference'],
   ['config', 'Configuration'],
   ['audit', 'Audit log'],
+  ['accounts', 'Accounts'],
 ];
 
 /** The page frame: navigation, the logged-in user and the logout form (with its CSRF token). */

@@ -283,3 +283,33 @@ ${v.edit === 'new' ? '' : '<button type="submit" name="action" value="delete" id
   }
   return `${issues}${result}${table}${form}`;
 }
+
+export function accountsPage(v: {
+  csrf: string;
+  accounts: readonly { name: string; level: string; updatedAt: number }[];
+  self: string;
+  message?: { ok: boolean; text: string };
+}): string {
+  const rows = v.accounts
+    .map(
+      (
+        a,
+      ) => `<tr data-account="${esc(a.name)}"><td>${esc(a.name)}</td><td>${esc(a.level)}</td><td>${esc(iso(a.updatedAt))}</td>
+<td><form method="post" action="/ui/accounts"><input type="hidden" name="csrf" value="${esc(v.csrf)}">
+<input type="hidden" name="action" value="delete"><input type="hidden" name="name" value="${esc(a.name)}">
+<button type="submit" id="delete-${esc(a.name)}">Delete</button></form></td></tr>`,
+    )
+    .join('\n');
+  const msg = v.message
+    ? `<div class="box ${v.message.ok ? 'ok' : 'err'}" id="accounts-message">${esc(v.message.text)}</div>`
+    : '';
+  return `${msg}<table id="accounts"><thead><tr><th>Name</th><th>Level</th><th>Changed</th><th></th></tr></thead>
+<tbody>${rows}</tbody></table>
+<h2>Add or replace a local administrator</h2><div class="box"><form method="post" action="/ui/accounts" id="account-form">
+<input type="hidden" name="csrf" value="${esc(v.csrf)}"><input type="hidden" name="action" value="set">
+<label for="acct-name">Name</label><input id="acct-name" name="name" required maxlength="64">
+<label for="acct-level">Access level</label><select id="acct-level" name="level">${options(['read-only', 'auditor', 'read-write'], 'read-only')}</select>
+<label for="acct-password">Password (at least 12 characters)</label><input id="acct-password" name="password" type="password" minlength="12" required>
+<p><button type="submit" id="save-account">Save</button></p></form></div>
+<p class="muted">Signed in as ${esc(v.self)}. Directory (LDAP) administrators are managed in the directory.</p>`;
+}
