@@ -39,7 +39,7 @@ describe('management app under random input', () => {
         assert.ok(ok(r.statusCode), `${r.statusCode} ${r.body}`);
         assert.ok(r.statusCode === 401 || r.statusCode === 200);
       }),
-      { numRuns: 150 },
+      { numRuns: 500 },
     );
   });
 
