@@ -83,6 +83,9 @@ const transport = new SipTransportLayer({
 const transactions: TransactionLayer = new TransactionLayer({
   clock,
   timers: { t1: 500, t2: 4000, t4: 5000 },
+  // A completed non-INVITE server transaction lives 64*T1 = 32 s on UDP (Timer J), and a digest registration is two
+  // of them: the default cap of 100,000 allows only ~1,560 registrations/s sustained. Kamailio answers statelessly.
+  maxTransactions: 1_000_000,
   user: user as TransactionUser,
   sender: transportSender(transport, (key) => {
     if (key) transactions.transportError(key);

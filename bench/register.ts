@@ -180,9 +180,9 @@ console.log(
   `\nREGISTER + MD5 digest over UDP (REGISTER → 401 → REGISTER → 200), ${seconds} s per step, sipp on the same machine (node ${process.version})\n`,
 );
 console.log(
-  '| server | highest clean step (reg/s) | achieved reg/s | failed | server CPU (100 = one core) | first failing step |',
+  '| server | highest clean step (reg/s) | achieved reg/s | failed | server CPU (100 = one core) | CPU ms per registration at that step | unclean steps |',
 );
-console.log('|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results)) {
   const b = r.best;
   const unclean = r.steps.filter((s) => !clean(s));
@@ -198,7 +198,7 @@ console.log(`\n${users} live registrations:\n`);
 console.log(
   '| server | RSS before (MiB) | RSS with all registered (MiB) | live heap after GC, transactions ended (MiB) | fill: ok / rate | refresh of all: ok, achieved reg/s, CPU |',
 );
-console.log('|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results)) {
   console.log(
     `| ${name} | ${mib(r.rssBaseKiB)} | ${mib(r.rssKiB)} | ${r.settled ? `${r.settled.heapMiB} (RSS ${r.settled.rssMiB})` : '-'} | ${r.fill ? `${r.fill.ok} / ${r.fill.rate}/s` : '-'} | ${r.refresh ? `${r.refresh.ok}, ${r.refresh.achieved}/s, ${r.refresh.cpu}%` : '-'} |`,
