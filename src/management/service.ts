@@ -30,6 +30,16 @@ const VERSION = '0.1.0';
 /** Longest list a status section returns (the counts stay exact). */
 const STATUS_LIST_CAP = 1000;
 
+/** What management reads from a media relay. */
+export interface MediaView {
+  readonly core: {
+    readonly callCount: number;
+    readonly portsInUse: number;
+    readonly muxIdCount: number;
+    readonly counters: Readonly<Record<string, number>>;
+  };
+}
+
 /** What management reads from a call registry. */
 interface CallsView {
   active(): unknown[];
@@ -59,6 +69,8 @@ export interface ManagementOptions {
   tls: TransportTlsOptions | undefined;
   clock: Clock;
   log: Logger;
+  /** The media relay of each node kind (status: calls relayed, port pairs in use). */
+  media?: ReadonlyMap<NodeKind, MediaView>;
   /** Told the one-time setup token of a node with no administrator (default: printed on stderr). */
   onSetupToken?: (node: NodeKind, token: string) => void;
   /** Feedback POSTs (tests may inject); default: real HTTP(S) with certificate verification. */
@@ -114,7 +126,12 @@ export class NodeManagement {
           ? (v as { count: number }).count
           : 0;
     };
-    return { registrations: n('registrations'), calls: n('calls'), 'turn-allocations': n('turn') };
+    return {
+      registrations: n('registrations'),
+      calls: n('calls'),
+      'turn-allocations': n('turn'),
+      'media-port-pairs': n('media-port-pairs'),
+    };
   }
 
   /** Traversal zone changes → `zone-state` events and alarms (checked once a second: zones are few). */
@@ -311,6 +328,19 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
           return out;
         });
         n.countSources.set('registrations', () => location.bindingCount);
+      }
+      // Media relay usage: relayed calls and port pairs against the pool.
+      const relay = o.media?.get(kind);
+      if (relay) {
+        const pairs = o.plan.mediaPool(kind).pairs;
+        n.status.register('media', () => ({
+          calls: relay.core.callCount,
+          portPairsInUse: relay.core.portsInUse,
+          portPairsTotal: pairs,
+          muxIds: relay.core.muxIdCount,
+          counters: { ...relay.core.counters },
+        }));
+        n.countSources.set('media-port-pairs', () => relay.core.portsInUse);
       }
       // Routing: search history and the routing zones (local, neighbor, DNS, traversal).
       const router = sip?.router;

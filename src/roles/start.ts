@@ -241,6 +241,7 @@ export async function startNode(
       plan,
       kinds: kindsOf(config),
       sip,
+      media,
       stores,
       addresses,
       tls,

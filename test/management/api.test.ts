@@ -60,11 +60,28 @@ describe('management API over HTTPS', () => {
     assert.equal(st.status, 200);
     const s = st.json<{
       system: { node: string; role: string };
+      media: { portPairsTotal: number; portPairsInUse: number };
       sip: { listeners: { listener: string }[] };
     }>();
-    for (const k of ['system', 'sip', 'zones', 'alarms', 'ports', 'feedback']) assert.ok(k in s, `section ${k}`);
+    for (const k of [
+      'system',
+      'sip',
+      'zones',
+      'alarms',
+      'ports',
+      'feedback',
+      'registrations',
+      'calls',
+      'callHistory',
+      'searchHistory',
+      'routingZones',
+      'media',
+    ]) {
+      assert.ok(k in s, `section ${k}`);
+    }
     assert.equal(s.system.node, 'edge');
     assert.equal(s.system.role, 'lab');
+    assert.ok(s.media.portPairsTotal > 1000 && s.media.portPairsInUse === 0, JSON.stringify(s.media));
     assert.ok(s.sip.listeners.some((l: { listener: string }) => l.listener === 'sip-tls'));
     const ports = await req(`${m.base()}/api/v1/ports`, { ca: m.ca, headers: { cookie } });
     const doc = ports.json<{ version: number; nodes: { listeners: { id: string }[] }[] }>();
