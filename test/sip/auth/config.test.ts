@@ -28,7 +28,9 @@ describe('auth and security configuration', () => {
     assert.ok(issues({ auth: { credentials: { source: 'ldap' } } }).some((p) => p.startsWith('auth.credentials')));
     assert.ok(issues({ auth: { algorithms: ['SHA-1'] } }).includes('auth.algorithms[0]'));
     assert.ok(issues({ auth: { zones: { trunk: 'maybe' } } }).includes('auth.zones.trunk'));
-    assert.ok(issues({ security: { intrusion: { exempt: ['10.0.0.0/33'] } } }).includes('security.intrusion.exempt[0]'));
+    assert.ok(
+      issues({ security: { intrusion: { exempt: ['10.0.0.0/33'] } } }).includes('security.intrusion.exempt[0]'),
+    );
     assert.ok(issues({ security: { intrusion: { exempt: ['not-an-ip'] } } }).includes('security.intrusion.exempt[0]'));
     assert.ok(
       issues({
