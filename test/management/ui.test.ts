@@ -136,6 +136,7 @@ describe('management web UI in headless Chromium', { skip }, () => {
   it('renders the status page and the port reference (screenshot in test-artifacts/)', async () => {
     await page.goto(`${m.base('core')}/ui/status`);
     assert.match((await page.textContent('#summary')) ?? '', /registrations\s*1/);
+    assert.match((await page.textContent('#summary')) ?? '', /media port pairs in use\s*0 \/ \d+/);
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'management-status.png'), fullPage: true });
     await page.goto(`${m.base('core')}/ui/ports`);

@@ -294,6 +294,7 @@ export function buildApp(ctx: AppContext, options: { secure: boolean }): Fastify
     registrations: ctx.status.get('registrations'),
     calls: ctx.status.get('calls'),
     turn: ctx.status.get('turn'),
+    media: ctx.status.get('media'),
   });
 
   const page = (reply: FastifyReply, s: Session, active: string, title: string, body: string, refresh?: number) =>
