@@ -56,6 +56,7 @@ export interface StatusView {
   registrations?: unknown;
   calls?: unknown;
   turn?: unknown;
+  media?: unknown;
 }
 
 export function zonesTable(zones: StatusView['zones']): string {
@@ -77,6 +78,12 @@ export function alarmsTable(alarms: StatusView['alarms']): string {
     alarms.map((a) => [a.id, a.severity, a.message, iso(a.raisedAt)]),
     'no alarm',
   );
+}
+
+function mediaRow(media: unknown): string[][] {
+  if (!media || typeof media !== 'object') return [];
+  const m = media as { portPairsInUse?: number; portPairsTotal?: number };
+  return [['media port pairs in use', `${m.portPairsInUse ?? 0} / ${m.portPairsTotal ?? 0}`]];
 }
 
 export function statusPage(v: StatusView): string {
@@ -103,6 +110,10 @@ export function statusPage(v: StatusView): string {
       ['calls', count(v.calls)],
       ['traversal zones active', `${v.zones.filter((z) => z.state === 'active').length} / ${v.zones.length}`],
       ['alarms', String(v.alarms.length)],
+      ...mediaRow(v.media),
+      ...(v.turn && typeof v.turn === 'object'
+        ? [['TURN allocations', String((v.turn as { count: number }).count)]]
+        : []),
     ],
   )}
 <h2>Traversal zones</h2>${zonesTable(v.zones)}
