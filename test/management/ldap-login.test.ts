@@ -207,6 +207,23 @@ describe('administrator login against slapd', { skip }, () => {
     }
   });
 
+  it('a source port held by another socket is skipped for the next one of the range', async () => {
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(34100, '127.0.0.1', () => r()));
+    try {
+      const dir = new AdminDirectory({
+        servers: [{ url: slapd.url, startTls: true }],
+        config: ldapCfg(),
+        ca,
+        localAddress: '127.0.0.1',
+        sourcePorts: { from: 34100, to: 34101, step: 1 },
+      });
+      for (let i = 0; i < 4; i++) assert.equal((await dir.login('alice', 'alice-password')).ok, true, `login ${i}`);
+    } finally {
+      holder.close();
+    }
+  });
+
   describe('through the node: a lab node with authSource both', () => {
     let m: MgmtNode;
     before(async () => {

@@ -51,10 +51,15 @@ export class AdminDirectory {
     this.#o = options;
   }
 
+  /** Next source port: a cursor starting at a random place of the range, so a port in use is followed by another. */
+  #cursor = -1;
   #sourcePort(): number | undefined {
     const r = this.#o.sourcePorts;
     if (!r) return undefined;
-    return r.from + r.step * Math.floor(Math.random() * (Math.floor((r.to - r.from) / r.step) + 1));
+    const size = Math.floor((r.to - r.from) / r.step) + 1;
+    if (this.#cursor < 0) this.#cursor = Math.floor(Math.random() * size);
+    this.#cursor = (this.#cursor + 1) % size;
+    return r.from + r.step * this.#cursor;
   }
 
   #client(server: LdapServer): Client {
@@ -108,7 +113,11 @@ export class AdminDirectory {
     if (this.#o.servers.length === 0) return { ok: false, kind: 'outage', reason: 'no LDAP server configured' };
     let last = 'no server';
     for (const server of this.#o.servers) {
-      const r = await this.#loginOn(server, user, password);
+      let r = await this.#loginOn(server, user, password);
+      // A source port someone else holds: the next one of the range (a few times).
+      for (let i = 0; i < 4 && !r.ok && r.kind === 'outage' && /EADDRINUSE/.test(r.reason); i++) {
+        r = await this.#loginOn(server, user, password);
+      }
       if (r.ok || r.kind === 'rejected') return r;
       last = `${server.url}: ${r.reason}`;
     }
