@@ -99,6 +99,19 @@ describe('management API over HTTPS', () => {
     assert.ok(missing.status === 200 || missing.status === 404);
   });
 
+  it('every operation of the OpenAPI document is a route of the app', () => {
+    const app = m.node.management!.nodes.get('edge')!.apps[0]!;
+    let n = 0;
+    for (const [path, ops] of Object.entries(OPENAPI.paths)) {
+      for (const method of Object.keys(ops)) {
+        const url = path.replace(/\{(\w+)\}/g, ':$1');
+        assert.ok(app.hasRoute({ method: method.toUpperCase() as 'GET', url }), `${method} ${path}`);
+        n++;
+      }
+    }
+    assert.ok(n >= 18, `${n} operations`);
+  });
+
   it('the core has its own management on 127.0.0.2 showing its traversal zone becoming active', async () => {
     await setupAdmin(m, ...ADMIN, 'core');
     const { cookie } = await apiLogin(m, ...ADMIN, 'core');
