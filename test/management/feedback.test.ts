@@ -179,3 +179,42 @@ describe('a node sends its own events to a subscriber registered through the API
     assert.ok(body.delivery[0]!.delivered >= 1);
   });
 });
+
+describe('a configured subscriber receives the alarm of a failing traversal zone', () => {
+  it('zone-state failed and alarm-raised arrive at the receiver named in feedback.subscribers', async () => {
+    const tls = createTlsFixtures();
+    const rx = receiver(tls);
+    let m: MgmtNode | undefined;
+    try {
+      const port = await rx.listen();
+      m = await startMgmtNode({
+        tls: { caCertificates: tls.ca.certPath },
+        traversalZones: [{ name: 'nowhere', peerAddress: '127.0.0.3', retryMinSeconds: 0.2 }],
+        feedback: {
+          subscribers: [
+            {
+              url: `https://localhost:${port}/nms`,
+              events: ['alarm-raised', 'zone-state'],
+              username: 'nms',
+              password: 'pw',
+            },
+          ],
+        },
+      });
+      await until(() => rx.got.some((g) => g.event.event === 'alarm-raised'));
+      const alarm = rx.got.find((g) => g.event.event === 'alarm-raised')!;
+      assert.equal(alarm.event.node, 'core');
+      assert.equal(alarm.event.data.id, 'zone:nowhere');
+      assert.equal(alarm.event.data.severity, 'major');
+      assert.equal(alarm.auth, `Basic ${Buffer.from('nms:pw').toString('base64')}`);
+      const zone = rx.got.find((g) => g.event.event === 'zone-state');
+      assert.ok(zone, 'zone-state event');
+      assert.equal(zone.event.data.state, 'failed');
+      assert.ok(zone.event.seq < alarm.event.seq, 'state change before its alarm, in order');
+    } finally {
+      await m?.node.close();
+      await rx.close();
+      tls.cleanup();
+    }
+  });
+});
