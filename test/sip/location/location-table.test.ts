@@ -166,6 +166,22 @@ describe('SQLite registration store', () => {
     node.close();
   });
 
+  test('a failed commit keeps the writes queued and retries them at the next interval', () => {
+    const clock = new FakeClock();
+    const { node, store } = openStore(':memory:', clock, 100);
+    const t = new LocationTable({ clock, store });
+    node.db.exec('ALTER TABLE registrar_bindings RENAME TO registrar_bindings_away');
+    t.replace('sip:a@x', [binding(clock, 'sip:a@x', 'sip:1@h', 600)]);
+    clock.advance(100);
+    assert.equal(store.stats.failures, 1);
+    assert.equal(store.pending, 1);
+    node.db.exec('ALTER TABLE registrar_bindings_away RENAME TO registrar_bindings');
+    clock.advance(100);
+    assert.equal(store.pending, 0);
+    assert.equal(rowCount(node), 1);
+    node.close();
+  });
+
   test('removals reach the store', async () => {
     const clock = new FakeClock();
     const { node, store } = openStore(':memory:', clock);
