@@ -44,6 +44,8 @@ export function sipp(opts: {
   limit?: number;
   timeoutSeconds?: number;
   extra?: string[];
+  /** Stops sipp early (a uas left waiting for calls that failed on the caller's side). */
+  signal?: AbortSignal;
 }): Promise<SippRun> {
   const dir = mkdtempSync(join(tmpdir(), 'crossway-sipp-call-'));
   const stat = join(dir, 'stat.csv');
@@ -81,7 +83,11 @@ export function sipp(opts: {
     ...(opts.extra ?? []),
   ];
   return new Promise((resolve, reject) => {
-    const child = spawn('sipp', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sipp', args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      killSignal: 'SIGKILL',
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     let output = '';
     const keep = (d: Buffer) => {
       if (output.length < 100_000) output += d.toString();
@@ -90,6 +96,7 @@ export function sipp(opts: {
     child.stderr.on('data', keep);
     const killer = setTimeout(() => child.kill('SIGKILL'), (timeout + 10) * 1000);
     child.on('error', (err) => {
+      if (opts.signal?.aborted) return;
       clearTimeout(killer);
       reject(err);
     });
