@@ -5,6 +5,7 @@ import type { Clock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
 import type { Flow, ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
 import { Router } from '../routing/router.ts';
+import { policyFor } from '../sip/auth/policy.ts';
 import type { RequestAuthenticator } from '../sip/auth/types.ts';
 import { LocationTable } from '../sip/location/location-table.ts';
 import { SqliteRegistrationStore } from '../sip/location/sqlite-store.ts';
@@ -158,6 +159,8 @@ export class SipService {
       clock,
       log: this.#log,
       realms: config.auth.realms,
+      // REGISTERs from endpoints arrive on the default zone (zone classification of sources comes with routing).
+      authPolicy: () => policyFor(config.auth.zones, 'default'),
       ...(this.#opts.authenticator ? { authenticator: this.#opts.authenticator } : {}),
     });
     this.user.use(this.#registrar);
@@ -188,9 +191,14 @@ export class SipService {
       router: this.#router,
       transactions: this.transactions,
       listeners: () => {
-        listeners ??= this.#sockets
-          .filter((x) => transports[x.protocol] !== undefined && !x.listener.startsWith('traversal'))
-          .map((x) => ({ transport: transports[x.protocol]!, address: x.address, port: x.port }));
+        // Every SIP socket is the node's own (Route and Request-URI recognition); the plain listeners come first
+        // so that Via and Record-Route name them rather than the MTLS or traversal ports.
+        const plain = (x: BoundSocket) => x.protocol !== 'mtls' && !x.listener.startsWith('traversal');
+        listeners ??= [...this.#sockets.filter(plain), ...this.#sockets.filter((x) => !plain(x))].map((x) => ({
+          transport: transports[x.protocol] ?? 'TLS',
+          address: x.address,
+          port: x.port,
+        }));
         return listeners;
       },
       domains: config.sip.domains,

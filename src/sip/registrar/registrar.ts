@@ -10,6 +10,7 @@ import {
   getContacts,
   getCSeq,
   getExpires,
+  getFrom,
   getHeader,
   getHeaders,
   getParam,
@@ -49,6 +50,11 @@ export interface RegistrarOptions {
   authenticator?: RequestAuthenticator;
   /** Realm per domain (config `auth.realms`); a domain not listed is its own realm. */
   realms?: Readonly<Record<string, string>>;
+  /**
+   * The authentication policy of the zone a REGISTER arrived on (config `auth.zones`): `check` (digest, the
+   * default), `treat-as-authenticated` (the From user is the identity, no challenge), `do-not-check`.
+   */
+  authPolicy?: (info: TransportInfo) => 'check' | 'treat-as-authenticated' | 'do-not-check';
   log?: Logger;
 }
 
@@ -149,9 +155,19 @@ export class Registrar implements RequestHandler {
     if (unsupported.length > 0) {
       return reply(req, 420, 'Bad Extension', [['Unsupported', unsupported.join(', ')]]);
     }
-    // RFC 3261 §10.3 step 3: authenticate the UAC.
+    // RFC 3261 §10.3 step 3: authenticate the UAC (as the zone's policy says).
     const auth = this.#opts.authenticator;
-    if (!auth || !this.#opts.config.authenticate) return this.#afterAuth(req, info, undefined);
+    const policy = this.#opts.authPolicy?.(info) ?? 'check';
+    if (!auth || !this.#opts.config.authenticate || policy === 'do-not-check') {
+      return this.#afterAuth(req, info, undefined);
+    }
+    if (policy === 'treat-as-authenticated') {
+      // The zone is trusted: the From user is who registers, so step 4 still refuses third-party registrations.
+      const from = getFrom(req);
+      const user = from?.ok ? from.value.uri.user : undefined;
+      if (user === undefined || user === '') return reply(req, 403, 'Forbidden (no identity in From)');
+      return this.#afterAuth(req, info, user);
+    }
     // RFC 3261 §22.1: the realm names the protection domain; one per SIP domain here (config auth.realms).
     const realm = this.#opts.realms?.[ruri.value.host] ?? ruri.value.host;
     const result = auth.authenticate(req, { realm, mode: 'registrar', source: info.source });

@@ -110,6 +110,7 @@ export function harness(
   config: Partial<Record<keyof RegistrarConfig, unknown>> = {},
   authenticator?: RequestAuthenticator,
   realms?: Record<string, string>,
+  authPolicy?: 'check' | 'treat-as-authenticated' | 'do-not-check',
 ): Harness {
   const clock = new FakeClock();
   const table = new LocationTable({ clock });
@@ -120,6 +121,7 @@ export function harness(
     clock,
     ...(authenticator ? { authenticator } : {}),
     ...(realms ? { realms } : {}),
+    ...(authPolicy ? { authPolicy: () => authPolicy } : {}),
   });
   const send = (req: SipRequest, info = UDP_INFO) => {
     const res = registrar.process(req, info);

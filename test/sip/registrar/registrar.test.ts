@@ -77,6 +77,25 @@ describe('registrar: RFC 3261 §10.3', () => {
     assert.equal(auth.calls.length, 0);
   });
 
+  test('step 3: zone policy do-not-check registers without asking the authenticator', () => {
+    const auth = new FakeAuthenticator();
+    const h = harness({}, auth, undefined, 'do-not-check');
+    assert.equal(h.send(register()).status, 200);
+    assert.equal(auth.calls.length, 0);
+  });
+
+  test('step 3/4: zone policy treat-as-authenticated takes the From user as identity (no challenge, no third party)', () => {
+    const auth = new FakeAuthenticator();
+    const h = harness({}, auth, undefined, 'treat-as-authenticated');
+    assert.equal(h.send(register()).status, 200);
+    assert.equal(auth.calls.length, 0);
+    const third = register({ user: 'bob' });
+    const from = third.headers.find((x) => x.name === 'From')!;
+    from.value = `<sip:alice@${DOMAIN}>;tag=3p`;
+    assert.equal(h.send(third).status, 403);
+    assert.equal(h.table.lookup(`sip:bob@${DOMAIN}`).length, 0);
+  });
+
   test('step 4: an authenticated user may not register another user’s AOR (403)', () => {
     const h = harness({}, new FakeAuthenticator());
     const res = h.send(register({ user: 'bob', extra: ['Authorization: Fake alice'] }));
