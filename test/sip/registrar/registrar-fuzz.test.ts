@@ -70,5 +70,6 @@ test('registrar: any REGISTER from the network gets an answer and never throws (
     { numRuns: 3000 },
   );
   // The generator reaches both the success path and the refusals, not just one of them.
-  for (const status of [200, 400, 401, 403, 404]) assert.ok((seen.get(status) ?? 0) > 0, `no ${status} in ${[...seen]}`);
+  for (const status of [200, 400, 401, 403, 404])
+    assert.ok((seen.get(status) ?? 0) > 0, `no ${status} in ${[...seen]}`);
 });
