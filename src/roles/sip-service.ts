@@ -191,9 +191,15 @@ export class SipService {
       router: this.#router,
       transactions: this.transactions,
       listeners: () => {
-        listeners ??= this.#sockets
-          .filter((x) => transports[x.protocol] !== undefined && !x.listener.startsWith('traversal'))
-          .map((x) => ({ transport: transports[x.protocol]!, address: x.address, port: x.port }));
+        // Every SIP socket is the node's own (Route and Request-URI recognition); the plain listeners come first
+        // so that Via and Record-Route name them rather than the MTLS or traversal ports.
+        const plain = (x: BoundSocket) => x.protocol !== 'mtls' && !x.listener.startsWith('traversal');
+        if (listeners?.length === this.#sockets.length) return listeners;
+        listeners = [...this.#sockets.filter(plain), ...this.#sockets.filter((x) => !plain(x))].map((x) => ({
+          transport: transports[x.protocol] ?? 'TLS',
+          address: x.address,
+          port: x.port,
+        }));
         return listeners;
       },
       domains: config.sip.domains,

@@ -831,12 +831,18 @@ export class StatefulProxy {
     return { name: DEFAULT_ZONE, trusted: false };
   }
 
+  /**
+   * True for a URI naming this node: one of its listeners (address and port; the default port when none is given),
+   * or, without a port, one of its addresses or served domains.
+   */
   #isOurs(uri: SipUri): boolean {
     const port = (t: string) => (t === 'TLS' ? 5061 : 5060);
+    const host = uri.host.toLowerCase();
     for (const l of this.#opts.listeners()) {
-      if (l.address === uri.host && (uri.port ?? port(l.transport)) === l.port) return true;
+      if (l.address === host && (uri.port ?? port(l.transport)) === l.port) return true;
+      if (uri.port === undefined && l.address === host) return true;
     }
-    return false;
+    return uri.port === undefined && this.#opts.domains.includes(host);
   }
 
   #routeIsOurs(value: string): boolean {
@@ -903,7 +909,9 @@ export class StatefulProxy {
   #inboundListener(info: TransportInfo): ProxyListener | undefined {
     const t = info.transport.toUpperCase();
     return (
-      this.#opts.listeners().find((l) => l.transport === t && l.address === info.local.address) ?? {
+      this.#opts
+        .listeners()
+        .find((l) => l.transport === t && l.address === info.local.address && l.port === info.local.port) ?? {
         transport: t as ProxyListener['transport'],
         address: info.local.address,
         port: info.local.port,
