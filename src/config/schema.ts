@@ -1,10 +1,10 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { mediaConfigSchema } from '../media/config.ts';
 import { routingConfigSchema } from '../routing/config.ts';
 import { securityConfigSchema } from '../security/config.ts';
 import { authConfigSchema } from '../sip/auth/config.ts';
 import { registrarConfigSchema } from '../sip/registrar/config.ts';
-import { mediaConfigSchema } from '../media/config.ts';
 import { turnConfigSchema } from '../turn/config.ts';
 
 /**
