@@ -48,6 +48,32 @@ describe('registrar on a lab node against sipp (no authentication)', () => {
     assert.equal(b.flow.transport, 'UDP');
   });
 
+  test('sipp over TCP: plain (non-outbound) bindings survive the close of their connection and forget it', async () => {
+    const tcpTarget = `127.0.0.2:${node.plan.node('core').port('sip-tcp')}`;
+    const r = await runSipp({
+      scenario: `${SCENARIOS}register.xml`,
+      target: tcpTarget,
+      transport: 't1',
+      calls: 200,
+      rate: 200,
+      timeoutSeconds: 30,
+      extraArgs: ['-inf', usersFile('tcp', 200)],
+    });
+    assert.equal(r.exitCode, 0, r.stderr.slice(0, 2000));
+    assert.equal(r.successful, 200);
+    const location = node.sip.get('core')!.location!;
+    const [b] = location.lookup('sip:tcp0199@127.0.0.2');
+    assert.ok(b);
+    assert.equal(b.flow.transport, 'TCP');
+    // sipp has exited and its connection is closed: a plain (non-outbound) binding stays, without the dead flow.
+    const deadline = Date.now() + 5000;
+    while (location.lookup('sip:tcp0199@127.0.0.2')[0]?.flow.connectionId !== undefined && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.equal(location.lookup('sip:tcp0199@127.0.0.2')[0]?.flow.connectionId, undefined);
+    assert.equal(location.lookup('sip:tcp0000@127.0.0.2').length, 1);
+  });
+
   test('expiry and removal: a 2 s binding is gone after 3 s; "Contact: *" with Expires: 0 removes all', async () => {
     const r = await runSipp({
       scenario: `${SCENARIOS}register-expiry.xml`,
