@@ -80,6 +80,7 @@ type Step<T> = { ok: true; value: T } | { ok: false; response: SipResponse };
 const Q_RE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/;
 const DIGITS = /^\d{1,10}$/;
 const ONE_HOUR = 3600;
+const MAX_DELTA = 0xffffffff;
 
 /**
  * The registrar (RFC 3261 §10.3) as a request handler in front of the basic UAS. It authenticates (when an
@@ -214,14 +215,23 @@ export class Registrar implements RequestHandler {
         ? reply(req, 400, 'Unsupported Contact URI scheme')
         : reply(req, 400, 'Bad Contact');
     }
-    const expiresHeader = getExpires(req);
-    if (expiresHeader && !expiresHeader.ok) return reply(req, 400, 'Bad Expires');
+    const expiresParsed = getExpires(req);
+    // RFC 3261 §20.19: "Malformed values SHOULD be treated as equivalent to 3600"; the only other failure of the
+    // parser is a value above 2^32-1, which §10.2.1.1 caps there — above any maxExpires either way.
+    const headerExpires =
+      expiresParsed === undefined
+        ? undefined
+        : expiresParsed.ok
+          ? expiresParsed.value
+          : /^\d+$/.test(getHeader(req, 'expires') ?? '')
+            ? MAX_DELTA
+            : ONE_HOUR;
 
     let next: Binding[];
     let outbound = false;
     if (contacts.value === '*') {
       // RFC 3261 §10.3 step 6: "*" only with Expires: 0 (and alone, which getContacts checks).
-      if (expiresHeader?.value !== 0) return reply(req, 400, 'Wildcard Contact requires Expires: 0');
+      if (headerExpires !== 0) return reply(req, 400, 'Wildcard Contact requires Expires: 0');
       for (const b of current) {
         // RFC 3261 §10.3 step 6: same Call-ID → remove only when the CSeq is higher; otherwise the request fails.
         if (b.callId === callId && cseq.value.seq <= b.cseq) return outOfOrder(req);
@@ -229,7 +239,7 @@ export class Registrar implements RequestHandler {
       next = [];
       this.counters.removals++;
     } else {
-      const parsed = this.#contacts(req, contacts.value, expiresHeader?.value);
+      const parsed = this.#contacts(req, contacts.value, headerExpires);
       if (!parsed.ok) return parsed.response;
       const path = this.#path(req);
       if (!path.ok) return path.response;
@@ -308,8 +318,8 @@ export class Registrar implements RequestHandler {
       let expires: number;
       const ep = getParam(na.params, 'expires');
       if (ep !== undefined) {
-        if (ep === null || !DIGITS.test(ep)) return { ok: false, response: reply(req, 400, 'Bad expires parameter') };
-        expires = Number(ep);
+        // RFC 3261 §10.2.1.1: a value above 2^32-1 counts as 2^32-1; §20.19: a malformed one as 3600.
+        expires = ep !== null && /^\d+$/.test(ep) ? Math.min(Number(ep), MAX_DELTA) : ONE_HOUR;
       } else {
         expires = headerExpires ?? cfg.defaultExpires;
       }

@@ -275,10 +275,16 @@ describe('registrar: RFC 3261 §10.3', () => {
     assert.equal(h.table.aorCount, 0);
   });
 
-  test('a bad Expires header or expires parameter is a bad request', () => {
-    const h = harness();
-    assert.equal(h.send(register({ extra: ['Expires: soon'] })).status, 400);
-    assert.equal(h.send(register({ contacts: ['<sip:a@192.0.2.1>;expires=-1'] })).status, 400);
+  test('§20.19: a malformed Expires header or expires parameter counts as 3600; one above 2^32-1 as 2^32-1', () => {
+    const h = harness({ maxExpires: 7200, defaultExpires: 60 });
+    assert.equal(h.send(register({ extra: ['Expires: soon'], cseq: 1 })).status, 200);
+    assert.equal(h.table.lookup(`sip:alice@${DOMAIN}`)[0]?.expiresIn, 3600);
+    h.send(register({ contacts: ['<sip:alice@192.0.2.10:5060>;expires=-1'], cseq: 2 }));
+    assert.equal(h.table.lookup(`sip:alice@${DOMAIN}`)[0]?.expiresIn, 3600);
+    h.send(register({ contacts: ['<sip:alice@192.0.2.10:5060>;expires=99999999999'], cseq: 3 }));
+    assert.equal(h.table.lookup(`sip:alice@${DOMAIN}`)[0]?.expiresIn, 7200);
+    h.send(register({ expires: undefined, extra: ['Expires: 99999999999'], cseq: 4 }));
+    assert.equal(h.table.lookup(`sip:alice@${DOMAIN}`)[0]?.expiresIn, 7200);
   });
 
   test('more contacts than maxContactsPerAor are refused (403) and none is added', () => {
