@@ -500,3 +500,38 @@ describe('proxy core: calls', () => {
     }
   });
 });
+
+describe('proxy core: hostile input', () => {
+  test('random Request-URIs, Max-Forwards, Route and Proxy-Require values never throw and always get an outcome', async () => {
+    const fc = (await import('fast-check')).default;
+    const tokenChar = fc.constantFrom(...'abcXYZ019-_.!~*%+;=,@:<>[]" '.split(''));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: tokenChar, maxLength: 30 }),
+        fc.string({ unit: tokenChar, maxLength: 30 }),
+        fc.string({ unit: tokenChar, maxLength: 40 }),
+        fc.constantFrom('70', '0', '1', '256', 'x', ''),
+        fc.boolean(),
+        async (user, host, route, mf, toTag) => {
+          const { proxy, layer } = setup([target('192.0.2.50')]);
+          const text =
+            `INVITE sip:${user}@${host || 'h'} SIP/2.0\r\n` +
+            'Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKfuzz\r\n' +
+            `Max-Forwards: ${mf}\r\n` +
+            'From: <sip:alice@example.com>;tag=f\r\n' +
+            `To: <sip:bob@example.com>${toTag ? ';tag=t' : ''}\r\n` +
+            'Call-ID: fuzz\r\nCSeq: 1 INVITE\r\n' +
+            (route ? `Route: ${route}\r\n` : '') +
+            'Content-Length: 0\r\n\r\n';
+          const parsed = parseMessage(Buffer.from(text));
+          if (!parsed.ok || parsed.value.kind !== 'request') return;
+          const s = server(parsed.value);
+          const taken = proxy.handle(parsed.value, s.tx, UDP_IN);
+          await tick();
+          if (taken) assert.ok(s.responses.length + layer.sent.length > 0, text);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
