@@ -55,6 +55,12 @@ export interface CallRecordSink {
 
 export interface CallRegistryOptions {
   historySize: number;
+  /**
+   * Most calls followed at once (default 100 000). Beyond it the oldest active call is closed with cause
+   * `evicted: no BYE seen`: the proxy keeps no dialog timer, so a dialog whose BYE never crosses the node would
+   * otherwise stay forever.
+   */
+  maxActive?: number;
   wallNow: () => number;
   sink?: CallRecordSink;
 }
@@ -79,6 +85,10 @@ export class CallRegistry {
     sourceZone: string;
   }): CallInfo | undefined {
     if (this.#active.has(init.id)) return undefined;
+    if (this.#active.size >= (this.#opts.maxActive ?? 100_000)) {
+      const oldest = this.#active.keys().next().value;
+      if (oldest !== undefined) this.finish(oldest, 0, 'evicted: no BYE seen');
+    }
     const call: CallInfo = { ...init, state: 'routing', legs: [], startedAt: this.#opts.wallNow() };
     this.#active.set(init.id, call);
     this.counters.started++;

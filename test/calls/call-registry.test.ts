@@ -78,3 +78,13 @@ test('call detail records persist in the node store, batched, newest first', () 
   sink.close();
   store.close();
 });
+
+test('beyond maxActive the oldest call is closed as evicted, so calls whose BYE never comes cannot pile up', () => {
+  const reg = new CallRegistry({ historySize: 10, maxActive: 2, wallNow: () => 0 });
+  for (const id of ['a', 'b', 'c']) reg.start({ id, protocol: 'sip', from: 'x', to: 'y', sourceZone: 'LocalZone' });
+  assert.deepEqual(
+    reg.active().map((c) => c.id),
+    ['b', 'c'],
+  );
+  assert.equal(reg.history()[0]!.cause, 'evicted: no BYE seen');
+});
