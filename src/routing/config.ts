@@ -123,8 +123,8 @@ export const callPolicyRuleSchema = z
 
 export const proxySettingsSchema = z
   .object({
-    /** RFC 3261 §16.6 step 11: Timer C, the longest an INVITE branch may stay in Proceeding (s); ≥ 181. */
-    timerCSeconds: z.number().int().min(1).max(3600).default(180),
+    /** RFC 3261 §16.6 step 11: Timer C "MUST be set for each client transaction ... greater than 3 minutes" (s). */
+    timerCSeconds: z.number().int().min(1).max(3600).default(181),
     /** 3xx from a branch: `forward` it upstream (default) or `recurse` on its Contacts. */
     redirects: z.enum(['forward', 'recurse']).default('forward'),
     /** Record-Route dialog-creating requests (needed for traversal; on by default). */
