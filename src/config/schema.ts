@@ -100,6 +100,11 @@ export const sipSchema = z
     }),
     /** Domains this node is authoritative for (registrar, routing patterns). */
     domains: z.array(z.string().min(1)).default([]),
+    /**
+     * Receive buffer of each SIP UDP socket (bytes). A burst arriving during a garbage-collection pause must wait in
+     * the kernel, not be dropped into a retransmission storm. The kernel caps it at net.core.rmem_max.
+     */
+    udpReceiveBufferBytes: z.number().int().min(65_536).max(268_435_456).default(4_194_304),
   })
   .strict();
 
@@ -266,6 +271,7 @@ export const configSchema = z
       limits: { maxMessageBytes: 65_535, maxHeaders: 128, maxHeaderBytes: 8192 },
       connections: { maxConnections: 10_000, idleTimeoutSeconds: 600, newConnectionsPerSecondPerSource: 0 },
       domains: [],
+      udpReceiveBufferBytes: 4_194_304,
     }),
     /** Outbound TCP/TLS source-port range for SIP (seed: 25000–29999). */
     outboundPorts: portRange.optional(),

@@ -98,6 +98,7 @@ export class SipService {
       limits: config.sip.limits,
       connections: config.sip.connections,
       outboundPorts: opts.plan.range('outbound-sip'),
+      udpReceiveBufferBytes: config.sip.udpReceiveBufferBytes,
       ...(opts.tls ? { tls: opts.tls } : {}),
       onConnectionEvent: (ev) => {
         // RFC 5626 §6: a closed connection is a failed flow for the registrations that arrived on it.

@@ -1,5 +1,4 @@
 /** SIP transports: UDP, TCP, TLS and MTLS listeners, connection reuse, outbound source ports, response routing. */
-export { type TransportDeps, transportLayerOptions } from './from-config.ts';
 export { CONNECT_ERRORS, type PortRange } from './outbound-ports.ts';
 export { defaultPort, responseTarget, viaTransport } from './response-target.ts';
 export {

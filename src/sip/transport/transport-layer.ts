@@ -45,6 +45,8 @@ export interface SipTransportLayerOptions {
   aliasPolicy?: AliasPolicy;
   /** Local address to bind outbound connections to, per family; default: the address of a listener of that family. */
   outboundAddress?: { ipv4?: string; ipv6?: string };
+  /** SO_RCVBUF of UDP listeners (bytes; the kernel caps it at net.core.rmem_max). Default: the kernel's. */
+  udpReceiveBufferBytes?: number;
 }
 
 /**
@@ -125,6 +127,7 @@ export class SipTransportLayer {
   readonly #tls: TransportTlsOptions | undefined;
   readonly #aliasPolicy: AliasPolicy;
   readonly #outboundAddress: { ipv4?: string; ipv6?: string };
+  readonly #udpReceiveBufferBytes: number | undefined;
   #onMessage: MessageHandler | undefined;
   #sourcePolicy: SourcePolicy | undefined;
   readonly #onConnectionEvent: ((event: ConnectionEvent) => void) | undefined;
@@ -145,6 +148,7 @@ export class SipTransportLayer {
 
   constructor(o: SipTransportLayerOptions) {
     this.#clock = o.clock;
+    this.#udpReceiveBufferBytes = o.udpReceiveBufferBytes;
     this.#log = category(o.log ?? silentLogger, 'sip.transport');
     this.#badInput = new RateLimitedLog(this.#log, () => o.clock.now());
     this.#limits = o.limits;
@@ -202,9 +206,10 @@ export class SipTransportLayer {
         spec.port,
         (bytes, source, listener) => this.#onDatagram(bytes, source, listener),
         (err) => this.#log.warn({ err: err.message }, 'udp socket error => ignored'),
+        this.#udpReceiveBufferBytes,
       );
       this.#udp.push(l);
-      this.#log.info(l.info, 'listening');
+      this.#log.info({ ...l.info, receiveBufferBytes: l.receiveBufferBytes }, 'listening');
       return { ...l.info };
     }
     let tlsSide: TlsServerSide | undefined;

@@ -28,6 +28,7 @@ export class UdpListener {
     port: number,
     onDatagram: DatagramHandler,
     onError: (err: Error) => void,
+    receiveBufferBytes?: number,
   ): Promise<UdpListener> {
     const ipv6 = isIPv6(address);
     const socket = createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6, reuseAddr: false });
@@ -43,6 +44,13 @@ export class UdpListener {
         resolve();
       });
     });
+    if (receiveBufferBytes) {
+      try {
+        socket.setRecvBufferSize(receiveBufferBytes);
+      } catch {
+        // refused by the kernel: keep its default size
+      }
+    }
     const a = socket.address();
     l.#info = { protocol: 'udp', address: a.address, port: a.port, family: ipv6 ? 'IPv6' : 'IPv4' };
     socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
@@ -52,6 +60,11 @@ export class UdpListener {
     // Errors after bind (ICMP unreachable surfaced on some systems) never end the listener.
     socket.on('error', onError);
     return l;
+  }
+
+  /** The receive buffer the kernel granted (bytes; Linux reports twice the requested size). */
+  get receiveBufferBytes(): number {
+    return this.#socket.getRecvBufferSize();
   }
 
   get info(): ListenerInfo {

@@ -211,3 +211,25 @@ describe('UDP transport', () => {
     }
   });
 });
+
+test('UDP listeners get the configured receive buffer (bursts wait in the kernel instead of being dropped)', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const small = makeLayer();
+  const big = makeLayer({ udpReceiveBufferBytes: 1_048_576 });
+  try {
+    const a = await small.layer.listen({ protocol: 'udp', address: '127.0.0.1', port: 0 });
+    const b = await big.layer.listen({ protocol: 'udp', address: '127.0.0.1', port: 0 });
+    // ss shows each socket's rcvbuf as "rb<bytes>" in its skmem field.
+    const rb = (port: number) => {
+      const out = execFileSync('ss', ['-uamnH', 'src', `127.0.0.1:${port}`], { encoding: 'utf8' });
+      const m = /rb(\d+)/.exec(out);
+      assert.ok(m, out);
+      return Number(m[1]);
+    };
+    assert.ok(rb(b.port) >= 1_048_576, `configured socket has rb ${rb(b.port)}`);
+    assert.ok(rb(b.port) > rb(a.port), 'larger than the kernel default');
+  } finally {
+    await small.layer.close();
+    await big.layer.close();
+  }
+});
