@@ -46,6 +46,21 @@ export function cacheOf(msg: SipMessage): MessageCache {
   return c;
 }
 
+/**
+ * Drops the parsed header values a message keeps (they are recomputed on the next access). For messages that must be
+ * kept for a while but are rarely read again, such as a completed transaction's request and response.
+ */
+export function releaseParsed(msg: SipMessage): void {
+  const c = (msg as WithCache)[CACHE] ?? fallback.get(msg);
+  if (c === undefined) return;
+  c.hs = [];
+  c.vs = [];
+  c.ks = [];
+  c.rs = [];
+  c.ruriV = undefined;
+  c.ruriR = undefined;
+}
+
 /** Parses a header value once per message, header object and kind; recomputed when the value changed. */
 export function memo<T>(msg: SipMessage, h: Header, kind: string, parse: (value: string) => T): T {
   return memoIn(cacheOf(msg), h, kind, parse);

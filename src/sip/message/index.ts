@@ -41,6 +41,7 @@ export {
   type RequestInit,
   type ResponseOptions,
 } from './build.ts';
+export { releaseParsed } from './cache.ts';
 export { canonicalName, isListHeader, splitList } from './headers.ts';
 export {
   addHeader,

@@ -1,4 +1,5 @@
 import { InternalError } from '../../common/errors.ts';
+import { releaseParsed } from '../message/index.ts';
 import type { SipRequest, SipResponse } from '../message/types.ts';
 import { TransactionBase, type TransactionEnv } from './transaction.ts';
 import type { ServerTransactionHandle, TransportInfo } from './types.ts';
@@ -99,8 +100,14 @@ export class NonInviteServerTransaction extends TransactionBase implements Serve
         // RFC 3261 §17.2.2: "When the server transaction enters the Completed state, it MUST set Timer J to fire in
         // 64*T1 seconds for unreliable transports, and zero seconds for reliable transports."
         const j = this.env.timers.J;
-        if (j <= 0) this.transition('Terminated');
-        else this.arm('J', j, () => this.transition('Terminated'));
+        if (j <= 0) {
+          this.transition('Terminated');
+          return;
+        }
+        this.arm('J', j, () => this.transition('Terminated'));
+        // Completed lasts 64*T1 on UDP and only re-sends: keep the messages, not their parsed headers (≈ 5 KiB).
+        releaseParsed(this.request);
+        if (this.#lastResponse) releaseParsed(this.#lastResponse);
         return;
       }
       case 'Terminated':
