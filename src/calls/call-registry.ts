@@ -65,8 +65,16 @@ export interface CallRegistryOptions {
   sink?: CallRecordSink;
 }
 
+/** What the registry reports to listeners (management feedback): a call attempt, its answer, its end. */
+export type CallEvent =
+  | { kind: 'attempt'; call: Readonly<CallInfo> }
+  | { kind: 'connected'; call: Readonly<CallInfo> }
+  | { kind: 'disconnected'; call: Readonly<CallRecord> };
+
 /** Active calls and a bounded ring of finished ones. */
 export class CallRegistry {
+  /** Told of every call attempt, answer and end; must not throw (a throw is swallowed). */
+  onEvent: ((event: CallEvent) => void) | undefined;
   readonly #active = new Map<string, CallInfo>();
   readonly #history: CallRecord[] = [];
   readonly #opts: CallRegistryOptions;
@@ -92,6 +100,7 @@ export class CallRegistry {
     const call: CallInfo = { ...init, state: 'routing', legs: [], startedAt: this.#opts.wallNow() };
     this.#active.set(init.id, call);
     this.counters.started++;
+    this.#notify({ kind: 'attempt', call });
     return call;
   }
 
@@ -123,6 +132,7 @@ export class CallRegistry {
     if (l) call.targetZone = l.zone;
     this.#transition(call, 'active');
     this.counters.answered++;
+    this.#notify({ kind: 'connected', call });
   }
 
   /** The call ended (active → ended) or failed before an answer; recorded with its cause. */
@@ -140,6 +150,15 @@ export class CallRegistry {
     this.#history.push(record);
     if (this.#history.length > this.#opts.historySize) this.#history.shift();
     this.#opts.sink?.write(record);
+    this.#notify({ kind: 'disconnected', call: record });
+  }
+
+  #notify(event: CallEvent): void {
+    try {
+      this.onEvent?.(event);
+    } catch {
+      // a listener's failure is not the call's
+    }
   }
 
   active(): CallInfo[] {

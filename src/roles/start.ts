@@ -117,6 +117,26 @@ async function tlsFor(config: Readonly<CrosswayConfig>): Promise<TransportTlsOpt
   };
 }
 
+/** Registrations and calls of each node kind reported on its management event bus (feedback, metrics). */
+function wireEvents(sip: ReadonlyMap<NodeKind, SipService>, management: RunningManagement): void {
+  for (const [kind, svc] of sip) {
+    const bus = management.nodes.get(kind)?.bus;
+    if (!bus) continue;
+    if (svc.location) {
+      svc.location.onChange = (aor, change, bindings) =>
+        bus.emit(change === 'registered' ? 'registration' : 'unregistration', { aor, bindings });
+    }
+    if (svc.calls) {
+      svc.calls.onEvent = (e) => {
+        const base = { callId: e.call.id, protocol: e.call.protocol, from: e.call.from, to: e.call.to };
+        if (e.kind === 'attempt') bus.emit('call-attempt', { ...base, sourceZone: e.call.sourceZone });
+        else if (e.kind === 'connected') bus.emit('call-connected', { ...base, targetZone: e.call.targetZone ?? null });
+        else bus.emit('call-disconnected', { ...base, status: e.call.status ?? null, cause: e.call.cause ?? null });
+      };
+    }
+  }
+}
+
 /** The edge's TURN server on the plan's TURN listeners (both sides of the edge) with relays on its public side. */
 async function startTurn(
   config: Readonly<CrosswayConfig>,
@@ -251,6 +271,7 @@ export async function startNode(
     });
     turn = await startTurn(config, plan, addresses.get('edge'), log);
     registerTurnStatus(management, turn);
+    if (management) wireEvents(sip, management);
   } catch (err) {
     await close();
     throw err;

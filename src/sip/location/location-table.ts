@@ -41,6 +41,11 @@ export class LocationTable implements LocationService {
   readonly #store: RegistrationStore | undefined;
   readonly #log: Logger;
   readonly #aors = new Map<string, AorEntry>();
+  /**
+   * Told when an AOR gains its first binding (`registered`) or loses its last one (`unregistered`: removed, expired or
+   * its flow failed); refreshes are not reported. Must not throw (a throw is swallowed).
+   */
+  onChange: ((aor: string, change: 'registered' | 'unregistered', bindings: number) => void) | undefined;
   /** connection id → AORs with a binding on that flow. */
   readonly #flows = new Map<string, Set<string>>();
   #bindings = 0;
@@ -151,6 +156,13 @@ export class LocationTable implements LocationService {
     const oldCount = entry?.bindings.length ?? 0;
     if (entry) this.#unindexFlows(aor, entry.bindings);
     this.#bindings += bindings.length - oldCount;
+    if ((oldCount === 0) !== (bindings.length === 0) && this.onChange) {
+      try {
+        this.onChange(aor, bindings.length > 0 ? 'registered' : 'unregistered', bindings.length);
+      } catch {
+        // a listener's failure is not the registrar's
+      }
+    }
     if (bindings.length === 0) {
       if (entry) {
         entry.timer?.cancel();
