@@ -1,0 +1,573 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock, TimerHandle } from '../../common/timers.ts';
+import {
+  type AliasText,
+  aliasToText,
+  buildAcf,
+  buildGcf,
+  buildRcf,
+  fromH225Address,
+  H225_PROTOCOL_ID,
+  h225Address,
+  type IpPort,
+  readArq,
+} from '../api.ts';
+import type {
+  AdmissionRejectReason,
+  AdmissionRequest,
+  AliasAddress,
+  BandwidthRequest,
+  DisengageRequest,
+  GatekeeperRequest,
+  InfoRequestResponse,
+  RasMessage,
+  RegistrationRejectReason,
+  RegistrationRequest,
+  UnregistrationRequest,
+  UnregRequestReason,
+} from '../per/generated/types.ts';
+import { rasCodec } from '../per/schema.ts';
+
+/**
+ * The RAS gatekeeper (H.225.0 §7, H.323 §7.2): discovery, registration with lightweight keep-alives and expiry,
+ * unregistration both ways, admission in the gatekeeper-routed model (every call's signalling goes to the node),
+ * bandwidth, disengage and info reports. Sans-I/O: datagrams and timer firings in, datagrams out; the clock is
+ * injected and the composition root owns the socket (see `ras-server.ts`).
+ */
+
+/** Who may register (aliases matched against `patterns`: exact, or `*` as a wildcard). */
+export interface RegistrationPolicy {
+  mode: 'allow-all' | 'allow-list' | 'deny-list';
+  patterns: readonly string[];
+}
+
+export interface GatekeeperOptions {
+  gatekeeperIdentifier: string;
+  /** The RAS address endpoints must use (the plan's `h323-ras` listener). */
+  rasAddress: IpPort;
+  /** Where admitted calls are sent in routed mode: the node's `h323-q931` listener. */
+  callSignalAddress: IpPort;
+  /** Seconds a registration lives without a keep-alive (H.225.0 timeToLive); the RCF grants at most this. */
+  timeToLive: number;
+  /** Seconds past `timeToLive` before an unrefreshed registration is dropped. */
+  expiryGraceSeconds: number;
+  maxRegistrations: number;
+  policy: RegistrationPolicy;
+  /** Whether an ARQ naming only an IP address (no alias) is admitted. */
+  allowDialledIp: boolean;
+  /** Largest bandwidth (100 bit/s units) granted per call in ARQ/BRQ. */
+  maxBandwidthPerCall: number;
+}
+
+/** One registered endpoint (what the listing shows and the store keeps). */
+export interface H323Registration {
+  endpointIdentifier: string;
+  aliases: AliasText[];
+  callSignalAddresses: IpPort[];
+  rasAddress: IpPort;
+  timeToLive: number;
+  /** Wall-clock ms of the full registration. */
+  registeredAt: number;
+  /** Wall-clock ms of the last RRQ (full or keep-alive) or IRR. */
+  refreshedAt: number;
+  vendor: string | undefined;
+}
+
+/** Where an admitted call goes, as the call-signalling side resolves it. */
+export type H323Target = { kind: 'endpoint'; registration: H323Registration } | { kind: 'address'; address: IpPort };
+
+export interface GatekeeperSend {
+  to: IpPort;
+  message: RasMessage;
+  bytes: Uint8Array;
+}
+
+/** What happened to a registration, for the event bus, the store and the logs. */
+export type GatekeeperEvent =
+  | { kind: 'registered'; registration: H323Registration }
+  | {
+      kind: 'unregistered';
+      registration: H323Registration;
+      reason: 'endpoint' | 'expired' | 'administrator' | 'replaced';
+    };
+
+export interface GatekeeperCounters {
+  received: Record<string, number>;
+  sent: Record<string, number>;
+  malformed: number;
+  ignored: number;
+  rejected: Record<string, number>;
+  expired: number;
+}
+
+interface Entry {
+  reg: H323Registration;
+  keys: string[];
+  timer: TimerHandle | undefined;
+}
+
+interface AdmittedCall {
+  endpointIdentifier: string;
+  bandWidth: number;
+  answerCall: boolean;
+}
+
+/** Index key of an alias: E.164 forms share one namespace, the others are kept by type. */
+export function aliasKey(a: AliasText): string {
+  switch (a.kind) {
+    case 'dialledDigits':
+    case 'partyNumber':
+      return `e164:${a.value}`;
+    case 'h323-ID':
+      return `h323:${a.value}`;
+    case 'url-ID':
+      return `url:${a.value}`;
+    case 'email-ID':
+      return `email:${a.value.toLowerCase()}`;
+    default:
+      return `${a.kind}:${a.value}`;
+  }
+}
+
+function globMatch(pattern: string, value: string): boolean {
+  if (!pattern.includes('*')) return pattern === value;
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
+  return re.test(value);
+}
+
+/** Whether the policy lets an endpoint with these aliases register. */
+export function policyAllows(policy: RegistrationPolicy, aliases: readonly AliasText[]): boolean {
+  const hit = aliases.some((a) => policy.patterns.some((p) => globMatch(p, a.value)));
+  if (policy.mode === 'allow-all') return true;
+  if (policy.mode === 'allow-list') return hit;
+  return !hit;
+}
+
+function guidHex(g: Uint8Array | undefined, crv: number): string {
+  return g ? Buffer.from(g).toString('hex') : `crv:${crv}`;
+}
+
+export class Gatekeeper {
+  readonly #o: GatekeeperOptions;
+  readonly #clock: Clock;
+  readonly #byId = new Map<string, Entry>();
+  readonly #byAlias = new Map<string, string>();
+  readonly #byAddr = new Map<string, string>();
+  readonly #calls = new Map<string, AdmittedCall>();
+  readonly #listeners: Array<(e: GatekeeperEvent) => void> = [];
+  #seq = 0;
+  #closed = false;
+  readonly counters: GatekeeperCounters = {
+    received: {},
+    sent: {},
+    malformed: 0,
+    ignored: 0,
+    rejected: {},
+    expired: 0,
+  };
+  /** Sends the gatekeeper originates (URQ on removal by an administrator); set by the adapter. */
+  onSend: (s: GatekeeperSend) => void = () => {};
+
+  constructor(options: GatekeeperOptions, clock: Clock) {
+    this.#o = options;
+    this.#clock = clock;
+  }
+
+  get options(): Readonly<GatekeeperOptions> {
+    return this.#o;
+  }
+
+  /** Subscribes to registration events; a throwing listener never breaks the gatekeeper. */
+  on(listener: (e: GatekeeperEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  #emit(e: GatekeeperEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(e);
+      } catch {
+        // a listener's fault is its own
+      }
+    }
+  }
+
+  /** A datagram from `from`: decoded, answered (the reply, if any, returned); malformed PDUs dropped and counted. */
+  handleDatagram(bytes: Uint8Array, from: IpPort): GatekeeperSend | undefined {
+    if (this.#closed) return undefined;
+    const r = rasCodec.decode(bytes);
+    if (!r.ok) {
+      this.counters.malformed++;
+      return undefined;
+    }
+    return this.handle(r.value, from);
+  }
+
+  /** A decoded RAS message from `from`; returns the answer to send back to `from`. */
+  handle(m: RasMessage, from: IpPort): GatekeeperSend | undefined {
+    this.counters.received[m.choice] = (this.counters.received[m.choice] ?? 0) + 1;
+    let reply: RasMessage | undefined;
+    switch (m.choice) {
+      case 'gatekeeperRequest':
+        reply = this.#grq(m.value);
+        break;
+      case 'registrationRequest':
+        reply = this.#rrq(m.value, from);
+        break;
+      case 'unregistrationRequest':
+        reply = this.#urq(m.value);
+        break;
+      case 'admissionRequest':
+        reply = this.#arq(m.value);
+        break;
+      case 'bandwidthRequest':
+        reply = this.#brq(m.value);
+        break;
+      case 'disengageRequest':
+        reply = this.#drq(m.value);
+        break;
+      case 'infoRequestResponse':
+        reply = this.#irr(m.value);
+        break;
+      case 'unregistrationConfirm':
+      case 'unregistrationReject':
+      case 'infoRequestAck':
+        // answers to requests we sent: nothing more to do
+        break;
+      default:
+        this.counters.ignored++;
+        break;
+    }
+    if (!reply) return undefined;
+    return this.#out(reply, from);
+  }
+
+  #out(message: RasMessage, to: IpPort): GatekeeperSend {
+    this.counters.sent[message.choice] = (this.counters.sent[message.choice] ?? 0) + 1;
+    if (message.choice.endsWith('Reject')) {
+      const reason = (message.value as { rejectReason?: { choice: string } }).rejectReason?.choice ?? '?';
+      const k = `${message.choice}:${reason}`;
+      this.counters.rejected[k] = (this.counters.rejected[k] ?? 0) + 1;
+    }
+    return { to, message, bytes: rasCodec.encode(message) };
+  }
+
+  // H.225.0 §7.2.1: a GRQ naming another gatekeeper is refused; otherwise GCF with our RAS address.
+  #grq(g: GatekeeperRequest): RasMessage {
+    const reject = (reason: 'terminalExcluded' | 'securityDenial'): RasMessage => ({
+      choice: 'gatekeeperReject',
+      value: {
+        requestSeqNum: g.requestSeqNum,
+        protocolIdentifier: H225_PROTOCOL_ID,
+        gatekeeperIdentifier: this.#o.gatekeeperIdentifier,
+        rejectReason: { choice: reason, value: null },
+      },
+    });
+    if (g.gatekeeperIdentifier && g.gatekeeperIdentifier !== this.#o.gatekeeperIdentifier)
+      return reject('terminalExcluded');
+    const aliases = (g.endpointAlias ?? []).map(aliasToText);
+    if (aliases.length > 0 && !policyAllows(this.#o.policy, aliases)) return reject('securityDenial');
+    return buildGcf(g, { rasAddress: this.#o.rasAddress, gatekeeperIdentifier: this.#o.gatekeeperIdentifier });
+  }
+
+  #rrj(r: RegistrationRequest, reason: RegistrationRejectReason): RasMessage {
+    return {
+      choice: 'registrationReject',
+      value: {
+        requestSeqNum: r.requestSeqNum,
+        protocolIdentifier: H225_PROTOCOL_ID,
+        rejectReason: reason,
+        gatekeeperIdentifier: this.#o.gatekeeperIdentifier,
+      },
+    };
+  }
+
+  #grant(requested: number | undefined): number {
+    return Math.max(1, Math.min(requested ?? this.#o.timeToLive, this.#o.timeToLive));
+  }
+
+  #rrq(r: RegistrationRequest, from: IpPort): RasMessage {
+    const nul = { value: null } as const;
+    if (r.keepAlive) {
+      // H.225.0 §7.9.1: a lightweight RRQ names the endpoint by its identifier; an unknown one must register fully.
+      const e = r.endpointIdentifier ? this.#live(r.endpointIdentifier) : undefined;
+      if (!e) return this.#rrj(r, { choice: 'fullRegistrationRequired', ...nul });
+      e.reg.timeToLive = this.#grant(r.timeToLive);
+      e.reg.refreshedAt = this.#clock.wallNow();
+      this.#arm(e);
+      return buildRcf(r, {
+        endpointIdentifier: e.reg.endpointIdentifier,
+        gatekeeperIdentifier: this.#o.gatekeeperIdentifier,
+        timeToLive: e.reg.timeToLive,
+        terminalAlias: undefined,
+      });
+    }
+    if (r.gatekeeperIdentifier && r.gatekeeperIdentifier !== this.#o.gatekeeperIdentifier)
+      return this.#rrj(r, { choice: 'undefinedReason', ...nul });
+    const csa = r.callSignalAddress.map(fromH225Address);
+    if (csa.length === 0 || csa.some((a) => !a || a.port === 0))
+      return this.#rrj(r, { choice: 'invalidCallSignalAddress', ...nul });
+    const ras = r.rasAddress.map(fromH225Address);
+    if (ras.length === 0 || ras.some((a) => !a)) return this.#rrj(r, { choice: 'invalidRASAddress', ...nul });
+    const aliases = (r.terminalAlias ?? []).map(aliasToText);
+    if (!policyAllows(this.#o.policy, aliases)) return this.#rrj(r, { choice: 'securityDenial', ...nul });
+    const callSignalAddresses = csa as IpPort[];
+    // the same endpoint registering again (same identifier, or same call signalling address) replaces itself
+    const previous =
+      (r.endpointIdentifier ? this.#live(r.endpointIdentifier) : undefined) ??
+      this.#findByAddress(callSignalAddresses[0]!);
+    const dup: AliasAddress[] = [];
+    for (const [i, a] of aliases.entries()) {
+      const owner = this.#byAlias.get(aliasKey(a));
+      if (owner !== undefined && owner !== previous?.reg.endpointIdentifier && this.#live(owner))
+        dup.push((r.terminalAlias ?? [])[i]!);
+    }
+    if (dup.length > 0) return this.#rrj(r, { choice: 'duplicateAlias', value: dup });
+    if (!previous && this.#byId.size >= this.#o.maxRegistrations)
+      return this.#rrj(r, { choice: 'resourceUnavailable', ...nul });
+    const now = this.#clock.wallNow();
+    const reg: H323Registration = {
+      endpointIdentifier: previous?.reg.endpointIdentifier ?? this.#newId(),
+      aliases,
+      callSignalAddresses,
+      rasAddress: (ras[0] as IpPort | undefined) ?? from,
+      timeToLive: this.#grant(r.timeToLive),
+      registeredAt: now,
+      refreshedAt: now,
+      vendor: vendorText(r),
+    };
+    if (previous) this.#drop(previous, undefined);
+    this.#insert(reg);
+    this.#emit({ kind: 'registered', registration: reg });
+    return buildRcf(r, {
+      endpointIdentifier: reg.endpointIdentifier,
+      gatekeeperIdentifier: this.#o.gatekeeperIdentifier,
+      timeToLive: reg.timeToLive,
+    });
+  }
+
+  #newId(): string {
+    for (;;) {
+      const id = randomBytes(6).toString('hex');
+      if (!this.#byId.has(id)) return id;
+    }
+  }
+
+  #insert(reg: H323Registration): Entry {
+    const keys = reg.aliases.map(aliasKey);
+    const e: Entry = { reg, keys, timer: undefined };
+    this.#byId.set(reg.endpointIdentifier, e);
+    for (const k of keys) this.#byAlias.set(k, reg.endpointIdentifier);
+    for (const a of reg.callSignalAddresses) this.#byAddr.set(`${a.ip}:${a.port}`, reg.endpointIdentifier);
+    this.#arm(e);
+    return e;
+  }
+
+  #arm(e: Entry): void {
+    e.timer?.cancel();
+    const ms = (e.reg.timeToLive + this.#o.expiryGraceSeconds) * 1000;
+    e.timer = this.#clock.setTimer(ms, () => {
+      if (this.#byId.get(e.reg.endpointIdentifier) !== e) return;
+      this.counters.expired++;
+      this.#drop(e, 'expired');
+    });
+  }
+
+  #drop(e: Entry, reason: 'endpoint' | 'expired' | 'administrator' | undefined): void {
+    e.timer?.cancel();
+    this.#byId.delete(e.reg.endpointIdentifier);
+    for (const k of e.keys) if (this.#byAlias.get(k) === e.reg.endpointIdentifier) this.#byAlias.delete(k);
+    for (const a of e.reg.callSignalAddresses) {
+      const k = `${a.ip}:${a.port}`;
+      if (this.#byAddr.get(k) === e.reg.endpointIdentifier) this.#byAddr.delete(k);
+    }
+    this.#emit({ kind: 'unregistered', registration: e.reg, reason: reason ?? 'replaced' });
+  }
+
+  #live(id: string): Entry | undefined {
+    return this.#byId.get(id);
+  }
+
+  #findByAddress(a: IpPort): Entry | undefined {
+    const id = this.#byAddr.get(`${a.ip}:${a.port}`);
+    return id === undefined ? undefined : this.#byId.get(id);
+  }
+
+  // H.225.0 §7.10: URQ from the endpoint; UCF when registered, URJ notCurrentlyRegistered otherwise.
+  #urq(u: UnregistrationRequest): RasMessage {
+    const csa = u.callSignalAddress.map(fromH225Address).filter((a): a is IpPort => !!a);
+    const e =
+      (u.endpointIdentifier ? this.#live(u.endpointIdentifier) : undefined) ??
+      (csa[0] ? this.#findByAddress(csa[0]) : undefined);
+    if (!e)
+      return {
+        choice: 'unregistrationReject',
+        value: { requestSeqNum: u.requestSeqNum, rejectReason: { choice: 'notCurrentlyRegistered', value: null } },
+      };
+    this.#drop(e, 'endpoint');
+    return { choice: 'unregistrationConfirm', value: { requestSeqNum: u.requestSeqNum } };
+  }
+
+  #arj(a: AdmissionRequest, reason: AdmissionRejectReason['choice']): RasMessage {
+    return {
+      choice: 'admissionReject',
+      value: { requestSeqNum: a.requestSeqNum, rejectReason: { choice: reason, value: null } as AdmissionRejectReason },
+    };
+  }
+
+  // H.225.0 §7.11 / H.323 §8.1.3: routed model — the ACF's destCallSignalAddress is the node itself.
+  #arq(a: AdmissionRequest): RasMessage {
+    const s = readArq(a);
+    if (!this.#live(s.endpointIdentifier)) return this.#arj(a, 'callerNotRegistered');
+    if (!s.answerCall) {
+      const target = this.resolve(s.destination, s.destCallSignalAddress);
+      if (!target) return this.#arj(a, s.destination.length > 0 ? 'calledPartyNotRegistered' : 'incompleteAddress');
+      if (target.kind === 'address' && !this.#o.allowDialledIp) return this.#arj(a, 'requestDenied');
+    }
+    const bandWidth = Math.min(s.bandWidth, this.#o.maxBandwidthPerCall);
+    this.#calls.set(`${s.endpointIdentifier}/${guidHex(s.callIdentifier, a.callReferenceValue)}`, {
+      endpointIdentifier: s.endpointIdentifier,
+      bandWidth,
+      answerCall: s.answerCall,
+    });
+    return buildAcf(a, { destCallSignalAddress: this.#o.callSignalAddress, callModel: 'gatekeeperRouted', bandWidth });
+  }
+
+  #brq(b: BandwidthRequest): RasMessage {
+    if (!this.#live(b.endpointIdentifier))
+      return {
+        choice: 'bandwidthReject',
+        value: {
+          requestSeqNum: b.requestSeqNum,
+          rejectReason: { choice: 'notBound', value: null },
+          allowedBandWidth: 0,
+        },
+      };
+    const bandWidth = Math.min(b.bandWidth, this.#o.maxBandwidthPerCall);
+    const call = this.#calls.get(`${b.endpointIdentifier}/${guidHex(b.callIdentifier?.guid, b.callReferenceValue)}`);
+    if (call) call.bandWidth = bandWidth;
+    return { choice: 'bandwidthConfirm', value: { requestSeqNum: b.requestSeqNum, bandWidth } };
+  }
+
+  #drq(d: DisengageRequest): RasMessage {
+    if (!this.#live(d.endpointIdentifier))
+      return {
+        choice: 'disengageReject',
+        value: { requestSeqNum: d.requestSeqNum, rejectReason: { choice: 'notRegistered', value: null } },
+      };
+    this.#calls.delete(`${d.endpointIdentifier}/${guidHex(d.callIdentifier?.guid, d.callReferenceValue)}`);
+    return { choice: 'disengageConfirm', value: { requestSeqNum: d.requestSeqNum } };
+  }
+
+  // H.225.0 §7.15.2: an IRR counts as a sign of life; IACK when the endpoint asks for a response.
+  #irr(i: InfoRequestResponse): RasMessage | undefined {
+    const e = this.#live(i.endpointIdentifier);
+    if (e) {
+      e.reg.refreshedAt = this.#clock.wallNow();
+      this.#arm(e);
+    }
+    if (!i.needResponse) return undefined;
+    if (!e)
+      return {
+        choice: 'infoRequestNak',
+        value: { requestSeqNum: i.requestSeqNum, nakReason: { choice: 'notRegistered', value: null } },
+      };
+    return { choice: 'infoRequestAck', value: { requestSeqNum: i.requestSeqNum } };
+  }
+
+  #nextSeq(): number {
+    this.#seq = (this.#seq % 65535) + 1;
+    return this.#seq;
+  }
+
+  /** The target of a call to these aliases (first registered one wins), or a dialled address when no alias names one. */
+  resolve(destination: readonly AliasText[], address?: IpPort): H323Target | undefined {
+    for (const d of destination) {
+      const id =
+        this.#byAlias.get(aliasKey(d)) ?? (d.kind === 'h323-ID' ? this.#byAlias.get(`e164:${d.value}`) : undefined);
+      const e = id ? this.#live(id) : undefined;
+      if (e) return { kind: 'endpoint', registration: e.reg };
+    }
+    if (address) {
+      const e = this.#findByAddress(address);
+      if (e) return { kind: 'endpoint', registration: e.reg };
+      if (destination.length === 0) return { kind: 'address', address };
+    }
+    return undefined;
+  }
+
+  /**
+   * Removes a registration on an administrator's request and tells the endpoint with a URQ (H.225.0 §7.10.2,
+   * reason maintenance). Returns false when no such registration exists.
+   */
+  unregister(endpointIdentifier: string, reason: UnregRequestReason['choice'] = 'maintenance'): boolean {
+    const e = this.#live(endpointIdentifier);
+    if (!e) return false;
+    this.#drop(e, 'administrator');
+    const urq: RasMessage = {
+      choice: 'unregistrationRequest',
+      value: {
+        requestSeqNum: this.#nextSeq(),
+        callSignalAddress: e.reg.callSignalAddresses.map((a) => h225Address(a.ip, a.port)),
+        endpointIdentifier,
+        gatekeeperIdentifier: this.#o.gatekeeperIdentifier,
+        reason: { choice: reason, value: null } as UnregRequestReason,
+      },
+    };
+    this.onSend(this.#out(urq, e.reg.rasAddress));
+    return true;
+  }
+
+  /**
+   * Puts back registrations kept in the store (after a restart): each gets a fresh `timeToLive` from now, so an
+   * endpoint's next keep-alive is recognised; one that never comes expires as usual.
+   */
+  restore(regs: readonly H323Registration[]): number {
+    let n = 0;
+    for (const r of regs) {
+      if (this.#byId.has(r.endpointIdentifier) || this.#byId.size >= this.#o.maxRegistrations) continue;
+      if (r.aliases.some((a) => this.#byAlias.has(aliasKey(a)))) continue;
+      this.#insert({ ...r, aliases: [...r.aliases], callSignalAddresses: [...r.callSignalAddresses] });
+      n++;
+    }
+    return n;
+  }
+
+  /** The registrations (a copy). */
+  list(): H323Registration[] {
+    return [...this.#byId.values()].map((e) => ({ ...e.reg }));
+  }
+
+  get(endpointIdentifier: string): H323Registration | undefined {
+    return this.#byId.get(endpointIdentifier)?.reg;
+  }
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  get activeCalls(): number {
+    return this.#calls.size;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const e of this.#byId.values()) e.timer?.cancel();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
+
+function vendorText(r: RegistrationRequest): string | undefined {
+  const v = r.endpointVendor;
+  if (!v.productId) return undefined;
+  const text = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('latin1').replace(/\0+$/, '') : '');
+  return `${text(v.productId)} ${text(v.versionId)}`.trim();
+}
