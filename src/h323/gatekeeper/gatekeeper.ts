@@ -98,6 +98,8 @@ export interface GatekeeperCounters {
   ignored: number;
   rejected: Record<string, number>;
   expired: number;
+  /** Lightweight RRQs (keepAlive TRUE) confirmed. */
+  keepAlives: number;
 }
 
 interface Entry {
@@ -169,17 +171,24 @@ export class Gatekeeper {
     ignored: 0,
     rejected: {},
     expired: 0,
+    keepAlives: 0,
   };
   /** Sends the gatekeeper originates (URQ on removal by an administrator); set by the adapter. */
   onSend: (s: GatekeeperSend) => void = () => {};
 
   constructor(options: GatekeeperOptions, clock: Clock) {
-    this.#o = options;
+    this.#o = { ...options, policy: { ...options.policy, patterns: [...options.policy.patterns] } };
     this.#clock = clock;
   }
 
   get options(): Readonly<GatekeeperOptions> {
     return this.#o;
+  }
+
+  /** Sets the addresses once the sockets are bound (ephemeral ports in tests). */
+  setAddresses(a: { rasAddress?: IpPort; callSignalAddress?: IpPort }): void {
+    if (a.rasAddress) this.#o.rasAddress = a.rasAddress;
+    if (a.callSignalAddress) this.#o.callSignalAddress = a.callSignalAddress;
   }
 
   /** Subscribes to registration events; a throwing listener never breaks the gatekeeper. */
@@ -300,6 +309,7 @@ export class Gatekeeper {
       e.reg.timeToLive = this.#grant(r.timeToLive);
       e.reg.refreshedAt = this.#clock.wallNow();
       this.#arm(e);
+      this.counters.keepAlives++;
       return buildRcf(r, {
         endpointIdentifier: e.reg.endpointIdentifier,
         gatekeeperIdentifier: this.#o.gatekeeperIdentifier,
