@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { h323ConfigSchema } from '../h323/config.ts';
 import { mediaConfigSchema } from '../media/config.ts';
 import { routingConfigSchema } from '../routing/config.ts';
 import { securityConfigSchema } from '../security/config.ts';
@@ -138,8 +139,22 @@ export const traversalZoneSchema = z
     /** Core: first reconnect delay after a failure (s); doubles up to `retryMaxSeconds`. */
     retryMinSeconds: z.number().min(0.05).max(3600).default(1),
     retryMaxSeconds: z.number().min(0.05).max(3600).default(60),
+    /** Core: the zone's username, answered to the edge's digest challenge (docs/traversal.md). */
+    username: z.string().min(1).max(256).optional(),
+    /** Core: the zone's password (never logged). */
+    password: z.string().min(1).max(1024).optional(),
+    /** Edge: realm of the zone's digest challenge; the edge's credential store holds the zone's user in it. */
+    realm: z.string().min(1).max(256).default('traversal'),
+    /** Edge: the flow must authenticate before it carries anything (default); false accepts an unauthenticated core. */
+    authenticate: z.boolean().default(true),
+    /** Edge: domains served by the core behind this zone — REGISTERs for them are proxied down the zone with Path. */
+    domains: z.array(z.string().min(1).max(253)).default([]),
   })
   .strict()
+  .refine((z) => (z.username === undefined) === (z.password === undefined), {
+    message: 'username and password go together',
+    path: ['password'],
+  })
   .refine((z) => z.retryMinSeconds <= z.retryMaxSeconds, {
     message: 'retryMinSeconds must not exceed retryMaxSeconds',
     path: ['retryMinSeconds'],
@@ -276,10 +291,8 @@ export const configSchema = z
     /** Outbound TCP/TLS source-port range for SIP (seed: 25000–29999). */
     outboundPorts: portRange.optional(),
     traversalZones: z.array(traversalZoneSchema).default([]),
-    h323: z
-      .object({ enabled: z.boolean().default(false) })
-      .strict()
-      .default({ enabled: false }),
+    /** H.323 gatekeeper and call signalling — see src/h323/config.ts, docs/h323.md. */
+    h323: h323ConfigSchema.prefault({}),
     /** TURN server (edge): credentials, lifetimes, quotas, peer policy — see src/turn/config.ts. */
     /** Zones, pre-search transforms, call policy, search rules and proxy settings — see docs/routing.md. */
     routing: routingConfigSchema.prefault({}),

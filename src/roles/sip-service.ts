@@ -9,10 +9,9 @@ import { policyFor } from '../sip/auth/policy.ts';
 import type { RequestAuthenticator } from '../sip/auth/types.ts';
 import { LocationTable } from '../sip/location/location-table.ts';
 import { SqliteRegistrationStore } from '../sip/location/sqlite-store.ts';
-import { createRequest, newBranch, newTag } from '../sip/message/index.ts';
 import { StatefulProxy, sipZoneSearcher } from '../sip/proxy/proxy.ts';
 import { systemDns } from '../sip/proxy/resolver.ts';
-import type { ProxyListener, SipTarget } from '../sip/proxy/types.ts';
+import type { ProxyListener, ProxyMedia, SipTarget } from '../sip/proxy/types.ts';
 import { Registrar } from '../sip/registrar/registrar.ts';
 import { TransactionLayer } from '../sip/transaction/transaction-layer.ts';
 import { transportSender } from '../sip/transaction/transport-sender.ts';
@@ -26,8 +25,9 @@ import {
 import { BasicUas } from '../sip/tu/basic-uas.ts';
 import type { NodeStore } from '../store/database.ts';
 import { TraversalClientZone, type ZoneStatus } from '../traversal/client-zone.ts';
-
-const formatHost = (h: string) => (h.includes(':') ? `[${h}]` : h);
+import { type ClientZoneRoute, TraversalRoutes } from '../traversal/routes.ts';
+import { type ServerZoneStatus, TraversalServerZone } from '../traversal/server-zone.ts';
+import { zoneProbe } from '../traversal/zone-probe.ts';
 
 /** The addresses one node binds: its public side (edge) and its private side; equal on a one-interface node. */
 export interface NodeAddresses {
@@ -77,6 +77,10 @@ export class SipService {
   readonly user: BasicUas;
   readonly #sockets: BoundSocket[] = [];
   readonly #zones: TraversalClientZone[] = [];
+  readonly #serverZones: TraversalServerZone[] = [];
+  readonly #clientRoutes: ClientZoneRoute[] = [];
+  #traversal: TraversalRoutes | undefined;
+  #media: ProxyMedia | undefined;
   #registrar: Registrar | undefined;
   #proxy: StatefulProxy | undefined;
   #router: Router<SipTarget> | undefined;
@@ -102,7 +106,10 @@ export class SipService {
       ...(opts.tls ? { tls: opts.tls } : {}),
       onConnectionEvent: (ev) => {
         // RFC 5626 §6: a closed connection is a failed flow for the registrations that arrived on it.
-        if (ev.type === 'closed') this.#registrar?.flowClosed(ev.connection.id);
+        if (ev.type === 'closed') {
+          this.#registrar?.flowClosed(ev.connection.id);
+          for (const z of this.#serverZones) z.connectionClosed(ev.connection.id);
+        }
       },
     });
     const log = this.#log;
@@ -126,6 +133,7 @@ export class SipService {
   static async start(opts: SipServiceOptions): Promise<SipService> {
     const svc = new SipService(opts);
     try {
+      svc.#startTraversal();
       await svc.#startRegistrar();
       svc.#startProxy();
       await svc.#bindAll();
@@ -135,6 +143,59 @@ export class SipService {
       throw err;
     }
     return svc;
+  }
+
+  /**
+   * Traversal zones (docs/traversal.md). On the edge, each zone's listener is guarded by a server zone (the core
+   * authenticates on its flow) placed before every other handler, and REGISTERs for the zone's domains go to the proxy
+   * before the registrar sees them. On the core, the client zones start after the listeners are bound.
+   */
+  #startTraversal(): void {
+    const { config, plan, clock } = this.#opts;
+    if (this.kind === 'edge') {
+      config.traversalZones.forEach((zone, i) => {
+        const l = plan.listener(`traversal-sip:${i + 1}`);
+        if (!l) return;
+        const log = this.#log.child({ zone: zone.name });
+        const sz = new TraversalServerZone({
+          name: zone.name,
+          port: zone.port ?? l.ports.from,
+          realm: zone.realm,
+          ...(zone.authenticate && this.#opts.authenticator ? { authenticator: this.#opts.authenticator } : {}),
+          clock,
+          onChange: (st) => {
+            const fields = { state: st.state, peer: st.peer, lastError: st.lastError };
+            if (st.state === 'failed') log.warn(fields, 'traversal server zone failed');
+            else log.info(fields, `traversal server zone ${st.state}`);
+          },
+        });
+        this.#serverZones.push(sz);
+        this.user.use(sz);
+      });
+    }
+    this.#traversal = new TraversalRoutes({
+      servers: this.#serverZones,
+      clients: this.#clientRoutes,
+      domains: new Map(config.traversalZones.flatMap((z) => z.domains.map((d) => [d.toLowerCase(), z.name] as const))),
+      zoneNames: new Set(config.routing.zones.filter((z) => z.type === 'traversal').map((z) => z.name)),
+    });
+    if (this.#serverZones.length > 0) {
+      this.user.use({
+        name: 'traversal-register',
+        methods: ['REGISTER'],
+        handle: (req, tx, info) => req.method === 'REGISTER' && (this.#proxy?.handleRegister(req, tx, info) ?? false),
+      });
+    }
+  }
+
+  /** The node's media relay: from now on the proxy anchors the SDP of the calls it forwards (docs/media.md). */
+  attachMedia(media: ProxyMedia): void {
+    this.#media = media;
+  }
+
+  /** The traversal wiring (zones' flows, source zones, REGISTER targets). */
+  get traversal(): TraversalRoutes | undefined {
+    return this.#traversal;
   }
 
   /**
@@ -179,10 +240,12 @@ export class SipService {
       wallNow: () => clock.wallNow(),
       sink: this.#callStore,
     });
+    const base = sipZoneSearcher({ ...(this.#location ? { location: this.#location } : {}), dns: systemDns });
+    const traversal = this.#traversal;
     this.#router = new Router<SipTarget>({
       config: config.routing,
       domains: config.sip.domains,
-      searcher: sipZoneSearcher({ ...(this.#location ? { location: this.#location } : {}), dns: systemDns }),
+      searcher: traversal ? traversal.searcher(base) : base,
       wallNow: () => clock.wallNow(),
     });
     const transports: Record<string, ProxyListener['transport']> = { udp: 'UDP', tcp: 'TCP', tls: 'TLS' };
@@ -212,6 +275,8 @@ export class SipService {
         config.auth.zones[zone === 'DefaultZone' ? 'default' : zone] ?? config.auth.zones.default ?? 'check',
       realms: config.auth.realms,
       calls: this.#calls,
+      ...(traversal ? { traversal } : {}),
+      media: () => this.#media,
       log: this.#log,
     });
     this.user.use(this.#proxy);
@@ -287,8 +352,7 @@ export class SipService {
       const local = this.#opts.addresses.private;
       const localPort = this.#opts.plan.listener(transport === 'TLS' ? 'sip-tls' : 'sip-tcp')?.ports.from;
       const log = this.#log.child({ zone: zone.name });
-      let cseq = 0;
-      const callId = `${newTag()}${newTag()}@${local}`;
+      this.#clientRoutes.push({ name: zone.name, transport, host, port });
       const tz = new TraversalClientZone({
         name: zone.name,
         peer: `${host}:${port}`,
@@ -296,26 +360,18 @@ export class SipService {
         keepaliveMs: zone.keepaliveSeconds * 1000,
         retryMinMs: zone.retryMinSeconds * 1000,
         retryMaxMs: zone.retryMaxSeconds * 1000,
-        probe: async () => {
-          const req = createRequest({
-            method: 'OPTIONS',
-            uri: `sip:${formatHost(host)}:${port};transport=${transport.toLowerCase()}`,
-            headers: [
-              [
-                'Via',
-                `SIP/2.0/${transport} ${formatHost(local)}${localPort ? `:${localPort}` : ''};branch=${newBranch()};rport`,
-              ],
-              ['Max-Forwards', '70'],
-              ['From', `<sip:${zone.name}@${formatHost(local)}>;tag=${newTag()}`],
-              ['To', `<sip:${formatHost(host)}:${port}>`],
-              ['Call-ID', callId],
-              ['CSeq', `${++cseq} OPTIONS`],
-            ],
-          });
-          const res = await this.user.client.send(req, { transport, address: host, port });
-          // Any final answer proves the flow carries SIP both ways; zone authentication comes with the traversal work.
-          if (res.status >= 500) throw new Error(`edge answered ${res.status} ${res.reason}`);
-        },
+        probe: zoneProbe({
+          client: this.user.client,
+          zone: zone.name,
+          transport,
+          host,
+          port,
+          local,
+          ...(localPort ? { localPort } : {}),
+          ...(zone.username && zone.password
+            ? { credentials: { username: zone.username, password: zone.password } }
+            : {}),
+        }),
         onChange: (st) => {
           const fields = { state: st.state, peer: st.peer, lastError: st.lastError, retryInMs: st.retryInMs };
           if (st.state === 'failed') log.warn(fields, 'traversal zone failed');
@@ -330,6 +386,11 @@ export class SipService {
   /** Status of the core's traversal client zones. */
   zones(): ZoneStatus[] {
     return this.#zones.map((z) => z.status());
+  }
+
+  /** Status of the edge's traversal server zones (which core flow is authenticated, since when, last error). */
+  serverZones(): ServerZoneStatus[] {
+    return this.#serverZones.map((z) => z.status());
   }
 
   /** Every socket this service bound. */

@@ -6,6 +6,7 @@ import type { Logger } from '../common/log.ts';
 import { createLogger } from '../common/log.ts';
 import { systemClock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
+import { type GatekeeperService, startGatekeeperService } from '../h323/gatekeeper/service.ts';
 import { withStoredChanges } from '../management/persisted-config.ts';
 import { type RunningManagement, registerTurnStatus, startManagement } from '../management/service.ts';
 import { type MediaRelay, startMediaRelay } from '../media/start-relay.ts';
@@ -47,6 +48,8 @@ export interface RunningNode {
   readonly stores: ReadonlyMap<NodeKind, NodeStore>;
   /** Digest authentication and intrusion protection of each node kind (docs/authentication.md). */
   readonly security: ReadonlyMap<NodeKind, NodeSecurity>;
+  /** The H.323 gatekeeper of each node kind, when `h323.enabled` (docs/h323.md). */
+  readonly h323: ReadonlyMap<NodeKind, GatekeeperService>;
   /** The edge's TURN server, when `turn.enabled`. */
   readonly turn: TurnServerHandle | undefined;
   /** The local control socket: modules register the commands the CLI calls on a running node. */
@@ -188,6 +191,7 @@ export async function startNode(
   const stores = new Map<NodeKind, NodeStore>();
   const media = new Map<NodeKind, MediaRelay>();
   const security = new Map<NodeKind, NodeSecurity>();
+  const h323 = new Map<NodeKind, GatekeeperService>();
   const control = new ControlServer(config.dataDir, log);
   let turn: TurnServerHandle | undefined;
   let management: RunningManagement | undefined;
@@ -200,6 +204,7 @@ export async function startNode(
     await turn?.close();
     await Promise.allSettled([...sip.values()].map((s) => s.close()));
     await Promise.allSettled([...security.values()].map((s) => s.close()));
+    await Promise.allSettled([...h323.values()].map((g) => g.close()));
     for (const m of media.values()) m.close();
     for (const s of stores.values()) s.close();
     log.info('stopped');
@@ -254,6 +259,20 @@ export async function startNode(
           log,
         }),
       );
+      // The proxy anchors the media of the calls it forwards on this node's relay.
+      svc.attachMedia(media.get(kind)!.core);
+    }
+    for (const [kind, addr] of addresses) {
+      const gk = await startGatekeeperService({
+        kind,
+        config: config.h323,
+        plan: plan.node(kind),
+        address: kind === 'edge' ? addr.public : addr.private,
+        store: stores.get(kind)!,
+        clock: systemClock,
+        log,
+      });
+      if (gk) h323.set(kind, gk);
     }
     management = await startManagement({
       config,
@@ -285,6 +304,7 @@ export async function startNode(
     addresses,
     stores,
     security,
+    h323,
     control,
     management,
     turn,
@@ -298,6 +318,14 @@ export async function startNode(
         family: t.address.includes(':') ? ('IPv6' as const) : ('IPv4' as const),
       })),
       ...[...sip.values()].flatMap((s) => s.sockets()),
+      ...[...h323.values()].map((g) => ({
+        node: g.kind,
+        listener: 'h323-ras' as const,
+        protocol: 'udp' as const,
+        address: g.server.address().ip,
+        port: g.server.address().port,
+        family: g.server.address().ip.includes(':') ? ('IPv6' as const) : ('IPv4' as const),
+      })),
       ...[...media].flatMap(([kind, m]) =>
         m.muxSockets.map((x) => ({
           node: kind,
@@ -327,6 +355,13 @@ export async function startNode(
     control.register('turn.status', () => ({ counters: t.counters, allocations: t.allocations().length }));
   }
   registerSecurityControl(control, security, systemClock);
+  control.register('h323.status', () => [...h323.values()].map((g) => g.status()));
+  control.register('h323.registrations', () =>
+    [...h323.values()].map((g) => ({ node: g.kind, registrations: g.gatekeeper.list() })),
+  );
+  control.register('h323.unregister', (args) =>
+    [...h323.values()].some((g) => g.gatekeeper.unregister(String(args.endpointIdentifier))),
+  );
   control.register('media.status', () =>
     [...media].map(([kind, m]) => ({
       node: kind,
@@ -347,6 +382,7 @@ export async function startNode(
       transport: s.transport.counters(),
       transactions: { ...s.transactions.size, ...s.transactions.counters },
       zones: s.zones(),
+      serverZones: s.serverZones(),
     })),
   );
   log.info(

@@ -33,8 +33,11 @@ export const zoneSchema = z
       .min(1)
       .max(64)
       .refine((n) => n !== LOCAL_ZONE && n !== DEFAULT_ZONE, { message: 'LocalZone and DefaultZone are built in' }),
-    /** `neighbor`: a peer SIP server at `address`; `dns`: the destination's domain resolved by RFC 3263. */
-    type: z.enum(['neighbor', 'dns']),
+    /**
+     * `neighbor`: a peer SIP server at `address`; `dns`: the destination's domain resolved by RFC 3263; `traversal`: the
+     * traversal zone of the same name in `traversalZones` (the edge sends down the core's flow, the core up to the edge).
+     */
+    type: z.enum(['neighbor', 'dns', 'traversal']),
     /** Neighbor: host name or IP address of the peer. */
     address: z.string().min(1).optional(),
     /** Neighbor: port of the peer (default 5060, 5061 for TLS). */

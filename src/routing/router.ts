@@ -10,7 +10,9 @@ import { SearchHistory, type SearchRecord, type SearchRuleTrace } from './search
  */
 
 /** A zone as the router and the searchers see it. */
-export type Zone = { name: typeof LOCAL_ZONE; type: 'local' } | (ZoneConfig & { type: 'neighbor' | 'dns' });
+export type Zone =
+  | { name: typeof LOCAL_ZONE; type: 'local' }
+  | (ZoneConfig & { type: 'neighbor' | 'dns' | 'traversal' });
 
 /** One routing question. */
 export interface SearchRequest {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { CallRegistry } from '../../calls/call-registry.ts';
 import { category, type Logger, silentLogger } from '../../common/log.ts';
@@ -40,7 +40,14 @@ import type {
   TransportInfo,
 } from '../transaction/types.ts';
 import { type DnsLookup, resolveUri } from './resolver.ts';
-import type { ProxyListener, ProxyLocation, ProxyTransactions, SipTarget } from './types.ts';
+import type {
+  ProxyListener,
+  ProxyLocation,
+  ProxyMedia,
+  ProxyTransactions,
+  ProxyTraversal,
+  SipTarget,
+} from './types.ts';
 
 /**
  * The stateful proxy core (RFC 3261 §16): validates each request (§16.3), processes Route (§16.4), asks routing where
@@ -114,6 +121,8 @@ interface Context {
   /** Live client transactions still mapped to this context. */
   live: number;
   serverDone: boolean;
+  /** Media anchored for this request's SDP: responses carrying SDP go through the relay, in order. */
+  media?: { callId: string; initial: boolean; chain: Promise<void> };
 }
 
 /** Counters of the proxy, for status and tests. */
@@ -147,7 +156,21 @@ export interface StatefulProxyOptions {
   /** Realm per domain (config `auth.realms`); a domain not listed is its own realm, as for the registrar. */
   realms?: Readonly<Record<string, string>>;
   calls?: CallRegistry;
+  /** Traversal zones: flows, source zones, REGISTER proxied to the core (docs/traversal.md). */
+  traversal?: ProxyTraversal;
+  /** The node's media relay: SDP of proxied calls is anchored when present (docs/media.md). */
+  media?: () => ProxyMedia | undefined;
   log?: Logger;
+}
+
+/** True for a message whose body is SDP. */
+function hasSdp(msg: SipRequest | SipResponse): boolean {
+  return msg.body.length > 0 && /^\s*application\/sdp/i.test(getHeader(msg, 'content-type') ?? '');
+}
+
+function setBody(msg: SipRequest | SipResponse, sdp: string): void {
+  msg.body = Buffer.from(sdp);
+  setHeader(msg, 'Content-Length', String(msg.body.length));
 }
 
 /** RFC 3263 for a URI string; [] when it does not parse. */
@@ -245,10 +268,52 @@ export class StatefulProxy {
   /** INVITE server transaction key → context (for CANCEL). */
   readonly #byServer = new Map<string, Context>();
   #seq = 0;
+  /** Key of the flow tokens this proxy puts in Path (RFC 5626 §5.2: only this node can make or read them). */
+  readonly #flowKey = randomBytes(16);
 
   constructor(opts: StatefulProxyOptions) {
     this.#opts = opts;
     this.#log = category(opts.log ?? silentLogger, 'sip.proxy');
+  }
+
+  /**
+   * A REGISTER for a domain served behind a traversal zone (edge): proxied down the zone with a Path naming this node
+   * and the endpoint's flow (RFC 3327, RFC 5626 §5.2), so calls to the endpoint come back on that flow. False: the
+   * local registrar's.
+   */
+  handleRegister(request: SipRequest, transaction: ServerTransactionHandle, info: TransportInfo): boolean {
+    const ruri = getRequestUri(request);
+    if (!ruri.ok || !this.#opts.traversal) return false;
+    const found = this.#opts.traversal.registerTarget(ruri.value.host.toLowerCase());
+    if (!found) return false;
+    this.counters.requests++;
+    const mf = getMaxForwards(request);
+    if (mf?.ok && mf.value === 0) return this.#reject(transaction, 483, 'Too Many Hops');
+    const fwd = copyRequest(request);
+    const ctx: Context = {
+      state: 'forwarding',
+      request,
+      server: transaction,
+      info,
+      branches: [],
+      cancelled: false,
+      live: 0,
+      serverDone: false,
+    };
+    // RFC 3327 §5.1: "the proxy MUST insert a Path header field value ... that resolves to itself" — on top of any.
+    const inbound = this.#inboundListener(info);
+    prependHeader(fwd, 'Path', this.#flowRoute(inbound, info));
+    void this.#forward(
+      ctx,
+      fwd,
+      { uri: fwd.uri, routes: [], ...(found.target.destinations ? { destinations: found.target.destinations } : {}) },
+      found.zone,
+      false,
+    ).catch((err: unknown) => {
+      this.#log.error({ err }, 'REGISTER forwarding failed => 500');
+      this.#reject(transaction, 500, 'Server Internal Error');
+    });
+    return true;
   }
 
   /** Contexts still open (server side), for status and leak tests. */
@@ -314,13 +379,13 @@ export class StatefulProxy {
     const ruri = getRequestUri(ack);
     if (!ruri.ok) return false;
     const fwd = copyRequest(ack);
-    this.#preprocessRoute(fwd);
+    const flow = this.#preprocessRoute(fwd);
     const target = getRequestUri(fwd);
-    if (!this.#hasForeignRoute(fwd) && (!target.ok || this.#isOurs(target.value))) return false;
+    if (!flow && !this.#hasForeignRoute(fwd) && (!target.ok || this.#isOurs(target.value))) return false;
     const mf = getMaxForwards(ack);
     if (mf?.ok && mf.value === 0) return true;
     setHeader(fwd, 'Max-Forwards', String(mf?.ok ? mf.value - 1 : 70));
-    void this.#nextHop(fwd, undefined).then((dests) => {
+    void this.#nextHop(fwd, flow ? [flow] : undefined).then((dests) => {
       const dest = dests[0];
       if (!dest) return;
       const l = this.#listenerFor(dest);
@@ -334,8 +399,8 @@ export class StatefulProxy {
 
   async #process(request: SipRequest, server: ServerTransactionHandle, info: TransportInfo, inDialog: boolean) {
     const fwd = copyRequest(request);
-    // RFC 3261 §16.4 Route information preprocessing.
-    this.#preprocessRoute(fwd);
+    // RFC 3261 §16.4 Route information preprocessing; a Path of ours carries the flow of the endpoint it names.
+    const flow = this.#preprocessRoute(fwd);
     const ctx: Context = {
       state: 'routing',
       request,
@@ -349,7 +414,7 @@ export class StatefulProxy {
     if (request.method === 'INVITE') this.#byServer.set(server.key, ctx);
 
     // §16.5: a pre-loaded Route, or an in-dialog request: the target is the Request-URI as it is.
-    if (inDialog || this.#hasForeignRoute(fwd)) {
+    if (inDialog || this.#hasForeignRoute(fwd) || flow) {
       if (inDialog && request.method === 'BYE') {
         // The call is keyed by the caller's From tag: a BYE from the callee carries it in To.
         const byCaller = this.#callKey(request);
@@ -360,8 +425,11 @@ export class StatefulProxy {
             ? byCallee
             : undefined;
       }
+      if (!(await this.#anchorInDialog(ctx, fwd, inDialog, info, flow))) return;
       this.#transition(ctx, 'forwarding');
-      await this.#forward(ctx, fwd, { uri: fwd.uri, routes: [] }, 'route', false);
+      const rr = !inDialog && this.#opts.settings.recordRoute && DIALOG_CREATING.has(request.method);
+      const target: SipTarget = { uri: fwd.uri, routes: [], ...(flow ? { destinations: [flow] } : {}) };
+      await this.#forward(ctx, fwd, target, 'route', rr);
       return;
     }
 
@@ -420,8 +488,9 @@ export class StatefulProxy {
       this.#sendFinal(ctx, createResponse(request, 404, 'Not Found', { toTag: newTag() }));
       return;
     }
-    this.#transition(ctx, 'forwarding');
     const targets = decision.targets.slice(0, this.#opts.settings.maxBranches);
+    if (!(await this.#anchorOffer(ctx, fwd, info, targets[0]?.zone ?? ''))) return;
+    this.#transition(ctx, 'forwarding');
     const recordRoute = this.#opts.settings.recordRoute && DIALOG_CREATING.has(request.method);
     // §16.6: one copy per target, forwarded in parallel.
     await Promise.all(
@@ -543,6 +612,21 @@ export class StatefulProxy {
       if (transaction.request.method !== ctx.request.method) return true;
       for (const h of findHeaders(ctx.request, 'via').reverse()) prependHeader(res, h.name, h.value);
     }
+    const media = ctx.media;
+    if (media) {
+      // Responses of an anchored request keep their order while SDP goes through the relay.
+      media.chain = media.chain
+        .then(() => this.#anchorAnswer(ctx, res))
+        .then(() => {
+          this.#branchResponse(ctx, branch, res);
+        })
+        .catch((err: unknown) => this.#log.error({ err }, 'response after media anchoring failed => dropped'));
+      return true;
+    }
+    return this.#branchResponse(ctx, branch, res);
+  }
+
+  #branchResponse(ctx: Context, branch: Branch, res: SipResponse): boolean {
     const status = res.status;
     if (ctx.callId) this.#opts.calls?.legStatus(ctx.callId, branch.index, status);
     if (status < 200) {
@@ -715,6 +799,8 @@ export class StatefulProxy {
   #sendFinal(ctx: Context, res: SipResponse): void {
     if (ctx.state === 'completed') return;
     this.#transition(ctx, 'completed');
+    // A failed first INVITE (CANCEL included) ends the call: its ports go back.
+    if (ctx.media?.initial && res.status >= 300) this.#opts.media?.()?.delete(ctx.media.callId);
     this.#forwardUp(ctx, res);
     if (ctx.callId) {
       if (ctx.request.method === 'INVITE') {
@@ -739,6 +825,118 @@ export class StatefulProxy {
     const fromTag = getFromTag(ctx.request);
     const caller = ctx.callId.endsWith(`;${fromTag}`);
     calls.finish(ctx.callId, 200, caller ? 'bye from caller' : 'bye from callee');
+  }
+
+  // ───────────────────────────── media anchoring ─────────────────────────────
+
+  /**
+   * The first INVITE's SDP offer goes through the relay (docs/media.md): the leg it came from and the leg it goes to
+   * are `traversal` when they face the other Crossway node. False when the relay refused and the caller was answered.
+   */
+  async #anchorOffer(ctx: Context, fwd: SipRequest, info: TransportInfo, targetZone: string): Promise<boolean> {
+    const media = this.#opts.media?.();
+    if (!media || ctx.request.method !== 'INVITE' || !hasSdp(fwd)) return true;
+    const t = this.#opts.traversal;
+    const from = t?.sourceZone(info) !== undefined ? 'traversal' : 'endpoint';
+    const to = t?.isTraversalZone(targetZone) ? 'traversal' : 'endpoint';
+    return this.#offer(ctx, fwd, media, from, to, true);
+  }
+
+  /**
+   * In-dialog offers (re-INVITE, UPDATE) of an anchored call reuse its ports; a BYE releases them; an INVITE steered by
+   * a flow token (the core calling an endpoint registered through this edge) is a first offer from the traversal side.
+   */
+  async #anchorInDialog(
+    ctx: Context,
+    fwd: SipRequest,
+    inDialog: boolean,
+    info: TransportInfo,
+    flow: Destination | undefined,
+  ): Promise<boolean> {
+    const media = this.#opts.media?.();
+    const callId = getCallId(fwd);
+    if (!media || callId === undefined) return true;
+    const method = ctx.request.method;
+    if (inDialog && method === 'BYE') {
+      media.delete(callId);
+      return true;
+    }
+    if (!hasSdp(fwd) || (method !== 'INVITE' && method !== 'UPDATE')) return true;
+    if (inDialog) return media.has(callId) ? this.#offer(ctx, fwd, media, 'endpoint', 'endpoint', false) : true;
+    if (method !== 'INVITE') return true;
+    const from = this.#opts.traversal?.sourceZone(info) !== undefined ? 'traversal' : 'endpoint';
+    return this.#offer(ctx, fwd, media, from, flow ? 'endpoint' : 'traversal', true);
+  }
+
+  async #offer(
+    ctx: Context,
+    fwd: SipRequest,
+    media: ProxyMedia,
+    from: 'endpoint' | 'traversal',
+    to: 'endpoint' | 'traversal',
+    initial: boolean,
+  ): Promise<boolean> {
+    const callId = getCallId(fwd) ?? '';
+    const r = await media.offer({ callId, fromTag: getFromTag(fwd) ?? '', sdp: fwd.body.toString('utf8'), from, to });
+    if (!r.ok) {
+      this.#log.warn({ callId, status: r.reason.status, why: r.reason.message }, 'media offer refused => answered');
+      this.#transition(ctx, 'forwarding');
+      const reason = r.reason.status === 503 ? 'Service Unavailable' : 'Not Acceptable Here';
+      this.#sendFinal(ctx, createResponse(ctx.request, r.reason.status, reason, { toTag: newTag() }));
+      return false;
+    }
+    setBody(fwd, r.value.sdp);
+    ctx.media = { callId, initial, chain: Promise.resolve() };
+    return true;
+  }
+
+  /** An SDP answer in a 18x/2xx of an anchored offer: rewritten toward the offerer. */
+  async #anchorAnswer(ctx: Context, res: SipResponse): Promise<void> {
+    const media = this.#opts.media?.();
+    if (!media || !ctx.media || res.status < 101 || res.status >= 300 || !hasSdp(res)) return;
+    const r = await media.answer({
+      callId: ctx.media.callId,
+      fromTag: getFromTag(ctx.request) ?? '',
+      toTag: getToTag(res) ?? '',
+      sdp: res.body.toString('utf8'),
+    });
+    if (r.ok) setBody(res, r.value.sdp);
+    else this.#log.warn({ callId: ctx.media.callId, why: r.reason.message }, 'media answer refused => passed as is');
+  }
+
+  // ───────────────────────────── flow tokens ─────────────────────────────
+
+  /**
+   * A Path / Record-Route URI naming this node and the flow a request came on (RFC 5626 §5.2): the user part is the
+   * flow, signed with a key only this node holds, so a request routed back with it goes out on that flow.
+   */
+  #flowRoute(l: ProxyListener | undefined, info: TransportInfo): string {
+    const flow = JSON.stringify([info.transport, info.source.address, info.source.port, info.connectionId ?? '']);
+    const body = Buffer.from(flow).toString('base64url');
+    const mac = createHmac('sha256', this.#flowKey).update(body).digest('base64url').slice(0, 16);
+    const listener = l ?? { transport: 'UDP' as const, address: info.local.address, port: info.local.port };
+    const t = listener.transport === 'UDP' ? '' : `;transport=${listener.transport.toLowerCase()}`;
+    return `<sip:cw-${body}.${mac}@${formatHost(listener.address)}:${listener.port}${t};lr;ob>`;
+  }
+
+  #readFlowToken(route: string): Destination | undefined {
+    const m = /sip:cw-([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{16})@/.exec(route);
+    if (!m) return undefined;
+    const want = createHmac('sha256', this.#flowKey).update(m[1]!).digest('base64url').slice(0, 16);
+    if (!timingSafeEqual(Buffer.from(want), Buffer.from(m[2]!))) return undefined;
+    try {
+      const [transport, address, port, connectionId] = JSON.parse(Buffer.from(m[1]!, 'base64url').toString()) as [
+        string,
+        string,
+        number,
+        string,
+      ];
+      const d: Destination = { transport, address, port };
+      if (connectionId) d.connectionId = connectionId;
+      return d;
+    } catch {
+      return undefined;
+    }
   }
 
   // ───────────────────────────── CANCEL ─────────────────────────────
@@ -818,6 +1016,9 @@ export class StatefulProxy {
 
   /** Where the request comes from: a configured zone by address, the local zone for a registered endpoint, else default. */
   #sourceZone(req: SipRequest, info: TransportInfo): { name: string; trusted: boolean } {
+    // The other node's authenticated flow: its zone, trusted (it authenticated its own endpoints).
+    const tz = this.#opts.traversal?.sourceZone(info);
+    if (tz !== undefined) return { name: tz, trusted: true };
     for (const z of this.#opts.router.zones()) {
       if (z.type === 'neighbor' && z.address === info.source.address) return { name: z.name, trusted: z.trusted };
     }
@@ -862,7 +1063,8 @@ export class StatefulProxy {
    * and remove that value from the Route header field" (a strict router upstream); then "If the first value in the
    * Route header field indicates this proxy, the proxy MUST remove that value" — twice after a double Record-Route.
    */
-  #preprocessRoute(req: SipRequest): void {
+  #preprocessRoute(req: SipRequest): Destination | undefined {
+    let flow: Destination | undefined;
     const ruri = getRequestUri(req);
     const routes = getRoutes(req);
     if (ruri.ok && this.#isOurs(ruri.value) && getParam(ruri.value.params, 'lr') !== undefined && routes?.ok) {
@@ -883,17 +1085,24 @@ export class StatefulProxy {
       if (!top) break;
       const first = splitList(top.value)[0];
       if (first === undefined || !this.#routeIsOurs(first)) break;
+      flow ??= this.#readFlowToken(first);
       removeTopRoute(req);
     }
+    return flow;
   }
 
   /** RFC 3261 §16.6 step 7: the top Route if any (loose routing), else the known destinations, else the Request-URI. */
   async #nextHop(req: SipRequest, known: Destination[] | undefined): Promise<Destination[]> {
+    const t = this.#opts.traversal;
     const routes = getRoutes(req);
-    if (routes?.ok && routes.value.length > 0) return resolveUri(routes.value[0]!.uri, this.#opts.dns);
-    if (known && known.length > 0) return known;
-    const u = getRequestUri(req);
-    return u.ok ? resolveUri(u.value, this.#opts.dns) : [];
+    let out: Destination[];
+    if (routes?.ok && routes.value.length > 0) out = await resolveUri(routes.value[0]!.uri, this.#opts.dns);
+    else if (known && known.length > 0) out = known;
+    else {
+      const u = getRequestUri(req);
+      out = u.ok ? await resolveUri(u.value, this.#opts.dns) : [];
+    }
+    return t ? out.map((d) => t.viaFlow(d)) : out;
   }
 
   #listenerFor(dest: Destination): ProxyListener | undefined {
@@ -908,10 +1117,11 @@ export class StatefulProxy {
 
   #inboundListener(info: TransportInfo): ProxyListener | undefined {
     const t = info.transport.toUpperCase();
+    const ls = this.#opts.listeners();
     return (
-      this.#opts
-        .listeners()
-        .find((l) => l.transport === t && l.address === info.local.address && l.port === info.local.port) ?? {
+      ls.find((l) => l.transport === t && l.address === info.local.address && l.port === info.local.port) ??
+      // A request on a connection this node opened (the core's traversal flow): our listener of that transport.
+      ls.find((l) => l.transport === t && l.address === info.local.address) ?? {
         transport: t as ProxyListener['transport'],
         address: info.local.address,
         port: info.local.port,

@@ -51,3 +51,38 @@ export interface SipTarget {
   /** Where to send, when already known (a registration's flow, a neighbor zone's resolved address). */
   destinations?: Destination[];
 }
+
+/** Traversal zones as the proxy sees them (docs/traversal.md); the node's traversal wiring implements it. */
+export interface ProxyTraversal {
+  /** The traversal zone a request arrived from (on that zone's flow), else undefined. */
+  sourceZone(info: {
+    transport: string;
+    source: { address: string; port: number };
+    connectionId?: string;
+  }): string | undefined;
+  /** True for a routing zone that is a traversal zone. */
+  isTraversalZone(zone: string): boolean;
+  /** A next hop naming the other node is moved onto the zone's flow (edge: the core's connection; core: edge:7001). */
+  viaFlow(destination: Destination): Destination;
+  /** A REGISTER for `domain` served behind a traversal zone: where to proxy it; undefined: the local registrar's. */
+  registerTarget(domain: string): { zone: string; target: SipTarget } | undefined;
+}
+
+/** The media relay as the proxy drives it (structurally `RelayCore`, docs/media.md). */
+export interface ProxyMedia {
+  offer(req: {
+    callId: string;
+    fromTag: string;
+    sdp: string;
+    from: 'endpoint' | 'traversal';
+    to: 'endpoint' | 'traversal';
+  }): Promise<{ ok: true; value: { sdp: string } } | { ok: false; reason: { status: number; message: string } }>;
+  answer(req: {
+    callId: string;
+    fromTag: string;
+    toTag: string;
+    sdp: string;
+  }): Promise<{ ok: true; value: { sdp: string } } | { ok: false; reason: { status: number; message: string } }>;
+  delete(callId: string): boolean;
+  has(callId: string): boolean;
+}

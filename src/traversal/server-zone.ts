@@ -1,0 +1,166 @@
+import type { Clock } from '../common/timers.ts';
+import type { RequestAuthenticator } from '../sip/auth/types.ts';
+import { createResponse, newTag } from '../sip/message/index.ts';
+import type { SipRequest } from '../sip/message/types.ts';
+import type { Destination, ServerTransactionHandle, TransportInfo } from '../sip/transaction/types.ts';
+import { KNOWN_METHODS, type RequestHandler } from '../sip/tu/basic-uas.ts';
+
+/** States of an edge's traversal server zone: `checking` until a core authenticated, then `active` or `failed`. */
+export type ServerZoneState = 'checking' | 'active' | 'failed';
+
+export interface ServerZoneStatus {
+  readonly name: string;
+  readonly role: 'server';
+  /** `address:port` of the core's flow (its outbound connection), '' before the first one. */
+  readonly peer: string;
+  readonly state: ServerZoneState;
+  /** Wall-clock ms since the zone is in this state. */
+  readonly since: number;
+  readonly lastError?: string;
+  /** Requests refused on the zone's listener because the flow had not authenticated. */
+  readonly challenged: number;
+}
+
+export interface ServerZoneOptions {
+  name: string;
+  /** Port of the zone's `traversal-sip:N` listener: requests arriving on it belong to the zone. */
+  port: number;
+  /** Realm of the digest challenge. */
+  realm: string;
+  /** Checks the core's credentials against the edge's credential store; without it every flow is accepted. */
+  authenticator?: RequestAuthenticator;
+  clock: Clock;
+  onChange?: (status: ServerZoneStatus) => void;
+}
+
+const EDGES: Readonly<Record<ServerZoneState, readonly ServerZoneState[]>> = {
+  checking: ['active', 'failed'],
+  active: ['failed', 'active'],
+  failed: ['active'],
+};
+
+/**
+ * The edge's end of a traversal zone. A request on the zone's listener from a flow that has not authenticated is
+ * challenged (401, digest against the edge's credential store); once one succeeds, that connection is the zone's flow
+ * and everything on it passes to the rest of the node (the basic UAS answers keepalives, the proxy the rest). The
+ * proxy sends requests for the inside down {@link flow}: the inside firewall never opens an inbound port.
+ */
+export class TraversalServerZone implements RequestHandler {
+  readonly name = 'traversal-server-zone';
+  /** Every request on the zone's listener passes here first (ACK has no response to carry a challenge). */
+  readonly methods: readonly string[] = [...KNOWN_METHODS].filter((m) => m !== 'ACK');
+  readonly #o: ServerZoneOptions;
+  #state: ServerZoneState = 'checking';
+  #since: number;
+  #lastError: string | undefined;
+  #challenged = 0;
+  #flow: (Destination & { connectionId: string }) | undefined;
+
+  constructor(o: ServerZoneOptions) {
+    this.#o = o;
+    this.#since = o.clock.wallNow();
+  }
+
+  get zoneName(): string {
+    return this.#o.name;
+  }
+
+  get state(): ServerZoneState {
+    return this.#state;
+  }
+
+  /** Where requests for the inside go: the authenticated connection of the core, while it is open. */
+  get flow(): Readonly<Destination & { connectionId: string }> | undefined {
+    return this.#state === 'active' ? this.#flow : undefined;
+  }
+
+  status(): ServerZoneStatus {
+    const f = this.#flow;
+    return {
+      name: this.#o.name,
+      role: 'server',
+      peer: f ? `${f.address}:${f.port}` : '',
+      state: this.#state,
+      since: this.#since,
+      challenged: this.#challenged,
+      ...(this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
+    };
+  }
+
+  /** True when the request arrived on this zone's authenticated flow. */
+  isZoneFlow(info: TransportInfo): boolean {
+    return (
+      this.#state === 'active' && info.connectionId !== undefined && info.connectionId === this.#flow?.connectionId
+    );
+  }
+
+  handle(request: SipRequest, tx: ServerTransactionHandle, info: TransportInfo): boolean {
+    if (info.local.port !== this.#o.port || info.transport === 'UDP') return false;
+    if (this.isZoneFlow(info)) return false;
+    const auth = this.#o.authenticator;
+    if (!auth) {
+      this.#accept(info);
+      return false;
+    }
+    // The core authenticates on its flow before anything else: its keepalive OPTIONS is the first request.
+    void Promise.resolve(
+      auth.authenticate(request, { realm: this.#o.realm, mode: 'registrar', source: info.source }),
+    ).then(
+      (r) => {
+        if (r.kind === 'authenticated') {
+          this.#accept(info);
+          tx.respond(createResponse(request, 200, 'OK', { toTag: newTag() }));
+          return;
+        }
+        this.#challenged++;
+        if (r.kind === 'rejected') this.#fail(`credentials refused (${r.response.status}) from ${info.source.address}`);
+        tx.respond(r.response);
+      },
+      (err: unknown) => {
+        this.#fail(`credential check failed: ${(err as Error)?.message ?? String(err)}`);
+        tx.respond(createResponse(request, 503, 'Service Unavailable', { toTag: newTag() }));
+      },
+    );
+    return true;
+  }
+
+  /** The transport closed a connection: the zone fails when it was the zone's flow. */
+  connectionClosed(connectionId: string): void {
+    if (this.#flow?.connectionId !== connectionId || this.#state !== 'active') return;
+    this.#fail('flow closed', true);
+  }
+
+  #accept(info: TransportInfo): void {
+    if (info.connectionId === undefined) return;
+    this.#flow = {
+      transport: info.transport,
+      address: info.source.address,
+      port: info.source.port,
+      connectionId: info.connectionId,
+    };
+    this.#transition('active');
+  }
+
+  /** Records why; a refused stranger does not fail a zone whose flow is up, only a closed flow does. */
+  #fail(reason: string, flowLost = false): void {
+    this.#lastError = reason;
+    if (this.#state === 'active' && !flowLost) return;
+    if (this.#state === 'failed') this.#notify();
+    else this.#transition('failed');
+  }
+
+  #transition(to: ServerZoneState): void {
+    if (!EDGES[this.#state].includes(to)) return;
+    if (this.#state !== to) this.#since = this.#o.clock.wallNow();
+    this.#state = to;
+    this.#notify();
+  }
+
+  #notify(): void {
+    try {
+      this.#o.onChange?.(this.status());
+    } catch {
+      // a listener's failure is not the zone's
+    }
+  }
+}
