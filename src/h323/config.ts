@@ -1,0 +1,39 @@
+import { z } from 'zod';
+
+/**
+ * The `h323` section of the node's configuration (docs/configuration.md, docs/h323.md): whether the node runs the
+ * H.323 gatekeeper and call signalling, and the gatekeeper's identity, lifetimes, limits and registration policy.
+ * Ports come from the port plan (`h323-ras`, `h323-q931`, pool `h323-dynamic`).
+ */
+export const h323ConfigSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    gatekeeper: z
+      .object({
+        /** The gatekeeperIdentifier sent in GCF/RCF (default: `crossway-<node kind>`). */
+        identifier: z.string().min(1).max(128).optional(),
+        /** Seconds granted in RCF.timeToLive (H.225.0); endpoints keep alive with lightweight RRQs before it ends. */
+        timeToLive: z.number().int().min(1).max(86_400).default(1800),
+        /** Seconds past timeToLive before an unrefreshed registration is dropped. */
+        expiryGraceSeconds: z.number().int().min(0).max(3600).default(30),
+        maxRegistrations: z.number().int().min(1).max(1_000_000).default(100_000),
+        /** Who may register: every alias, only aliases matching `patterns` (allow-list), or all but those (deny-list). */
+        policy: z
+          .object({
+            mode: z.enum(['allow-all', 'allow-list', 'deny-list']).default('allow-all'),
+            /** Exact aliases, or with `*` as a wildcard (`2*`, `*@example.com`). */
+            patterns: z.array(z.string().min(1).max(256)).max(10_000).default([]),
+          })
+          .strict()
+          .prefault({}),
+        /** Admit calls that name only an IP address (no alias). */
+        allowDialledIp: z.boolean().default(false),
+        /** Largest bandwidth granted per call in ACF/BCF, in units of 100 bit/s. */
+        maxBandwidthPerCall: z.number().int().min(1).max(4_294_967_295).default(20_000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type H323Config = z.infer<typeof h323ConfigSchema>;

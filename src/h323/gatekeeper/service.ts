@@ -1,0 +1,76 @@
+import type { Logger } from '../../common/log.ts';
+import type { Clock } from '../../common/timers.ts';
+import { type NodeKind, type NodePlan, ports as rangePorts } from '../../ports/index.ts';
+import type { NodeStore } from '../../store/database.ts';
+import type { H323Config } from '../config.ts';
+import { Gatekeeper } from './gatekeeper.ts';
+import { RasServer } from './ras-server.ts';
+import { RegistrationStore } from './registration-store.ts';
+
+/** A node's running gatekeeper: the engine, its RAS socket and what the control socket shows. */
+export interface GatekeeperService {
+  readonly kind: NodeKind;
+  readonly gatekeeper: Gatekeeper;
+  readonly server: RasServer;
+  status(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the gatekeeper of one node kind on the plan's `h323-ras` listener (the edge's public address, the core's
+ * private one), with registrations restored from the node's store. Admitted calls are routed to the plan's
+ * `h323-q931` port on the same address. Returns undefined when the plan has no RAS listener for this node.
+ */
+export async function startGatekeeperService(o: {
+  kind: NodeKind;
+  config: Readonly<H323Config>;
+  plan: NodePlan;
+  address: string;
+  store: NodeStore;
+  clock: Clock;
+  log: Logger;
+}): Promise<GatekeeperService | undefined> {
+  const ras = o.plan.listener('h323-ras');
+  if (!o.config.enabled || !ras) return undefined;
+  const rasPort = rangePorts(ras.ports)[0]!;
+  const q931 = o.plan.listener('h323-q931');
+  const q931Port = q931 ? rangePorts(q931.ports)[0]! : 1720;
+  const g = o.config.gatekeeper;
+  const gatekeeper = new Gatekeeper(
+    {
+      gatekeeperIdentifier: g.identifier ?? `crossway-${o.kind}`,
+      rasAddress: { ip: o.address, port: rasPort },
+      callSignalAddress: { ip: o.address, port: q931Port },
+      timeToLive: g.timeToLive,
+      expiryGraceSeconds: g.expiryGraceSeconds,
+      maxRegistrations: g.maxRegistrations,
+      policy: g.policy,
+      allowDialledIp: g.allowDialledIp,
+      maxBandwidthPerCall: g.maxBandwidthPerCall,
+    },
+    o.clock,
+  );
+  const restored = new RegistrationStore(o.store).attach(gatekeeper);
+  const log = o.log.child({ category: 'h323.gk', node: o.kind });
+  gatekeeper.on((e) => {
+    if (e.kind === 'registered')
+      log.info({ endpoint: e.registration.endpointIdentifier, aliases: e.registration.aliases }, 'H.323 registered');
+    else log.info({ endpoint: e.registration.endpointIdentifier, reason: e.reason }, 'H.323 unregistered');
+  });
+  const server = await RasServer.start(gatekeeper, o.address, rasPort);
+  log.info({ address: o.address, port: rasPort, restored }, 'gatekeeper listening');
+  return {
+    kind: o.kind,
+    gatekeeper,
+    server,
+    status: () => ({
+      node: o.kind,
+      gatekeeperIdentifier: gatekeeper.options.gatekeeperIdentifier,
+      ras: server.address(),
+      registrations: gatekeeper.size,
+      admittedCalls: gatekeeper.activeCalls,
+      counters: gatekeeper.counters,
+    }),
+    close: () => server.close(),
+  };
+}
