@@ -13,6 +13,7 @@ export { resolveTimers, type TimerValues } from './timer-values.ts';
 export {
   type CancelOutcome,
   type ClientTransaction,
+  DEFAULT_MAX_COMPLETED_TRANSACTIONS,
   DEFAULT_MAX_TRANSACTIONS,
   type ReceiveOutcome,
   type ServerTransaction,

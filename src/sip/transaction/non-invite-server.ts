@@ -2,7 +2,7 @@ import { InternalError } from '../../common/errors.ts';
 import { releaseParsed } from '../message/index.ts';
 import type { SipRequest, SipResponse } from '../message/types.ts';
 import { TransactionBase, type TransactionEnv } from './transaction.ts';
-import type { ServerTransactionHandle, TransportInfo } from './types.ts';
+import type { OutboundTarget, PreparedSend, ServerTransactionHandle, TransportInfo } from './types.ts';
 
 /** RFC 3261 Figure 8. */
 export type NonInviteServerState = 'Trying' | 'Proceeding' | 'Completed' | 'Terminated';
@@ -22,6 +22,8 @@ export class NonInviteServerTransaction extends TransactionBase implements Serve
   cancels: ServerTransactionHandle | undefined;
   #state: NonInviteServerState = 'Trying';
   #lastResponse: SipResponse | undefined;
+  /** Completed is run by the layer's compact record (Timer J included). */
+  #compact = false;
 
   constructor(key: string, request: SipRequest, transportInfo: TransportInfo, env: TransactionEnv) {
     super(key, request, env);
@@ -30,6 +32,11 @@ export class NonInviteServerTransaction extends TransactionBase implements Serve
 
   get state(): NonInviteServerState {
     return this.#state;
+  }
+
+  /** Timer J of a compact Completed is armed in the layer's expiry ring, on this transaction's behalf. */
+  override get armedTimers(): string[] {
+    return this.#compact && this.#state === 'Completed' ? ['J'] : super.armedTimers;
   }
 
   /** Entry work of Trying: none (the layer passes the request to the TU). */
@@ -92,9 +99,10 @@ export class NonInviteServerTransaction extends TransactionBase implements Serve
     this.env.log.trace({ key: this.key, from, to }, 'nist transition');
     switch (to) {
       case 'Completed': {
+        let prepared: PreparedSend | undefined;
         if (response) {
           this.#lastResponse = response;
-          this.#sendResponse(response);
+          prepared = this.sendOnce(response, this.#target());
         }
         if (this.#state !== 'Completed') return;
         // RFC 3261 §17.2.2: "When the server transaction enters the Completed state, it MUST set Timer J to fire in
@@ -104,8 +112,17 @@ export class NonInviteServerTransaction extends TransactionBase implements Serve
           this.transition('Terminated');
           return;
         }
+        // Completed lasts 64*T1 on UDP and only re-sends: the layer keeps a compact record (key, response bytes,
+        // destination) and runs Timer J for it; this object lets go of its messages.
+        const last = this.#lastResponse;
+        if (last && this.env.events.completed?.(this, last, prepared, this.#target())) {
+          this.#compact = true;
+          this.#lastResponse = undefined;
+          releaseParsed(this.request);
+          return;
+        }
         this.arm('J', j, () => this.transition('Terminated'));
-        // Completed lasts 64*T1 on UDP and only re-sends: keep the messages, not their parsed headers (≈ 5 KiB).
+        // Kept here: the messages, not their parsed headers (≈ 5 KiB).
         releaseParsed(this.request);
         if (this.#lastResponse) releaseParsed(this.#lastResponse);
         return;
@@ -120,7 +137,11 @@ export class NonInviteServerTransaction extends TransactionBase implements Serve
     }
   }
 
+  #target(): OutboundTarget {
+    return { kind: 'response', replyTo: this.transportInfo, request: this.request };
+  }
+
   #sendResponse(response: SipResponse): void {
-    this.send(response, { kind: 'response', replyTo: this.transportInfo, request: this.request });
+    this.send(response, this.#target());
   }
 }

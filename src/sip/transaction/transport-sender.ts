@@ -1,11 +1,14 @@
+import { serializeMessage } from '../message/index.ts';
 import type { SipMessage } from '../message/types.ts';
 import { responseTarget, viaTransport } from '../transport/index.ts';
 import type { InboundInfo, SendTarget } from '../transport/types.ts';
-import type { OutboundTarget, TransactionSender } from './types.ts';
+import type { OutboundTarget, PreparedSend, TransactionSender } from './types.ts';
 
 /** The one method of the SIP transport layer (`SipTransportLayer`) the transaction layer needs. */
 export interface MessageTransport {
   send(message: SipMessage, target: SendTarget): Promise<void>;
+  /** Already serialized bytes (retransmissions from a compact record). */
+  sendBytes?(bytes: Buffer, target: SendTarget): Promise<void>;
 }
 
 /**
@@ -29,6 +32,19 @@ export function transportSender(
       }
       transport.send(message, sendTarget).catch((err: unknown) => onError(transactionKey, err));
     },
+    ...(transport.sendBytes
+      ? {
+          prepare(message: SipMessage, target: OutboundTarget): PreparedSend | undefined {
+            const to = toSendTarget(message, target);
+            return typeof to === 'string' ? undefined : { bytes: serializeMessage(message), to };
+          },
+          sendPrepared(prepared: PreparedSend, transactionKey?: string): void {
+            transport.sendBytes!(prepared.bytes, prepared.to as SendTarget).catch((err: unknown) =>
+              onError(transactionKey, err),
+            );
+          },
+        }
+      : {}),
   };
 }
 

@@ -53,9 +53,25 @@ export type OutboundTarget =
       request?: SipRequest;
     };
 
+/**
+ * A message serialized once with its resolved destination, opaque to the transaction layer: what a completed non-INVITE
+ * server transaction keeps to answer retransmissions without its messages.
+ */
+export interface PreparedSend {
+  readonly bytes: Buffer;
+  readonly to: unknown;
+}
+
 /** Implemented by the transport layer. Must not throw; failures come back through `TransactionLayer.transportError`. */
 export interface TransactionSender {
   send(message: SipMessage, target: OutboundTarget, transactionKey?: string): void;
+  /**
+   * Optional: serializes `message` and resolves where `target` sends it, once, so that it can be re-sent by
+   * `sendPrepared` byte for byte. Undefined when it has nowhere to go (then `send` reports the error as usual).
+   */
+  prepare?(message: SipMessage, target: OutboundTarget): PreparedSend | undefined;
+  /** Sends what `prepare` made. */
+  sendPrepared?(prepared: PreparedSend, transactionKey?: string): void;
 }
 
 /** T1/T2/T4 (RFC 3261 Table 4, config `sip.timers`) plus the two values RFC 3261 does not derive from them. */
@@ -130,6 +146,10 @@ export interface TransactionUser {
   onTimeout(transaction: TransactionHandle): void;
   /** The transport layer reported a failure for this transaction. */
   onTransportError(transaction: TransactionHandle): void;
-  /** The transaction entered Terminated and left the table. */
+  /**
+   * The transaction entered Terminated and left the table. A non-INVITE server transaction completed over UDP lives on
+   * as a compact record (key, response bytes, destination) until Timer J; at that point this is called with its handle
+   * if the handle is still referenced (by the TU, the only party that can have kept state about it).
+   */
   onTerminated?(transaction: TransactionHandle): void;
 }
