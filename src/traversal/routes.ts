@@ -72,6 +72,11 @@ export class TraversalRoutes implements ProxyTraversal {
     return d;
   }
 
+  isFlow(d: Destination): boolean {
+    if (this.#o.servers.some((s) => s.flow !== undefined && s.flow.connectionId === d.connectionId)) return true;
+    return this.#o.clients.some((c) => c.host === d.address && c.port === d.port);
+  }
+
   registerTarget(domain: string): { zone: string; target: SipTarget } | undefined {
     const zone = this.#o.domains.get(domain);
     if (zone === undefined || !this.#o.servers.some((s) => s.zoneName === zone)) return undefined;

@@ -201,8 +201,9 @@ export function sipZoneSearcher(opts: {
           const transport = b.flow.transport.toUpperCase();
           const d: Destination = { transport, address: b.flow.source.address, port: b.flow.source.port };
           if (b.flow.connectionId !== undefined) d.connectionId = b.flow.connectionId;
+          // The registrar keeps Path header values (`<uri>`); routes are bare URIs.
           return b.path.length > 0
-            ? { uri: b.contact, routes: b.path }
+            ? { uri: b.contact, routes: b.path.map((p) => /<([^>]*)>/.exec(p)?.[1] ?? p.trim()) }
             : { uri: b.contact, routes: [], destinations: [d] };
         });
       }
@@ -489,7 +490,7 @@ export class StatefulProxy {
       return;
     }
     const targets = decision.targets.slice(0, this.#opts.settings.maxBranches);
-    if (!(await this.#anchorOffer(ctx, fwd, info, targets[0]?.zone ?? ''))) return;
+    if (!(await this.#anchorOffer(ctx, fwd, info, targets[0]))) return;
     this.#transition(ctx, 'forwarding');
     const recordRoute = this.#opts.settings.recordRoute && DIALOG_CREATING.has(request.method);
     // §16.6: one copy per target, forwarded in parallel.
@@ -833,12 +834,23 @@ export class StatefulProxy {
    * The first INVITE's SDP offer goes through the relay (docs/media.md): the leg it came from and the leg it goes to
    * are `traversal` when they face the other Crossway node. False when the relay refused and the caller was answered.
    */
-  async #anchorOffer(ctx: Context, fwd: SipRequest, info: TransportInfo, targetZone: string): Promise<boolean> {
+  async #anchorOffer(
+    ctx: Context,
+    fwd: SipRequest,
+    info: TransportInfo,
+    first: { zone: string; target: SipTarget } | undefined,
+  ): Promise<boolean> {
     const media = this.#opts.media?.();
     if (!media || ctx.request.method !== 'INVITE' || !hasSdp(fwd)) return true;
     const t = this.#opts.traversal;
     const from = t?.sourceZone(info) !== undefined ? 'traversal' : 'endpoint';
-    const to = t?.isTraversalZone(targetZone) ? 'traversal' : 'endpoint';
+    let to: 'endpoint' | 'traversal' = 'endpoint';
+    if (t && first) {
+      // A traversal zone, or a target whose next hop is a zone's flow (an endpoint registered through the edge).
+      const route = first.target.routes[0];
+      const hops = route !== undefined ? await resolveString(route, this.#opts.dns) : (first.target.destinations ?? []);
+      if (t.isTraversalZone(first.zone) || hops.some((d) => t.isFlow(t.viaFlow(d)))) to = 'traversal';
+    }
     return this.#offer(ctx, fwd, media, from, to, true);
   }
 

@@ -64,6 +64,8 @@ export interface ProxyTraversal {
   isTraversalZone(zone: string): boolean;
   /** A next hop naming the other node is moved onto the zone's flow (edge: the core's connection; core: edge:7001). */
   viaFlow(destination: Destination): Destination;
+  /** True when a destination is a traversal zone's flow (the leg faces the other Crossway node). */
+  isFlow(destination: Destination): boolean;
   /** A REGISTER for `domain` served behind a traversal zone: where to proxy it; undefined: the local registrar's. */
   registerTarget(domain: string): { zone: string; target: SipTarget } | undefined;
 }

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { RunningNode } from '../../src/roles/start.ts';
+import type { LocalCredentialStore } from '../../src/sip/auth/local-credentials.ts';
+import { startTestNode } from '../helpers/lab-node.ts';
+import { hdr, hdrs, TestUa } from './helpers-ua.ts';
+
+async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const DOMAIN = 'example.com';
+
+/** A lab (edge 127.0.0.1, core 127.0.0.2) with one authenticated traversal zone serving example.com. */
+async function startLab(): Promise<RunningNode> {
+  const node = await startTestNode({
+    sip: { domains: [DOMAIN], transports: { udp: { enabled: true } } },
+    traversalZones: [
+      {
+        name: 'tz1',
+        keepaliveSeconds: 1,
+        retryMinSeconds: 0.1,
+        retryMaxSeconds: 0.5,
+        username: 'tz1-core',
+        password: 'zone-secret',
+        domains: [DOMAIN],
+      },
+    ],
+    routing: {
+      zones: [{ name: 'tz1', type: 'traversal' }],
+      searchRules: [
+        { name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' },
+        { name: 'across', priority: 100, pattern: { type: 'anyAlias' }, targetZone: 'tz1' },
+      ],
+    },
+  });
+  const cred = (k: 'edge' | 'core') => node.security.get(k)!.auth.credentials as LocalCredentialStore;
+  cred('edge').add('traversal', 'tz1-core', 'zone-secret');
+  cred('core').add(DOMAIN, 'alice', 'alice-pw');
+  cred('core').add(DOMAIN, 'bob', 'bob-pw');
+  await waitFor('zone active on both nodes', () => {
+    const c = node.sip.get('core')!.zones()[0];
+    const e = node.sip.get('edge')!.serverZones()[0];
+    return c?.state === 'active' && e?.state === 'active';
+  });
+  return node;
+}
+
+test('lab traversal: outside registers through the edge, calls cross the zone both ways with media relayed, hang-up frees every port', async () => {
+  let node: RunningNode | undefined;
+  const uas: TestUa[] = [];
+  try {
+    node = await startLab();
+    const edgePort = node.plan.port('sip-udp', 'edge');
+    const corePort = node.plan.port('sip-udp', 'core');
+    const edge = node.sip.get('edge')!;
+    const core = node.sip.get('core')!;
+    // The edge's server zone names the core's flow (from the core's outbound range) and the core's zone is active.
+    const sz = edge.serverZones()[0]!;
+    assert.match(sz.peer, /^127\.0\.0\.2:\d+$/);
+
+    // Outside: alice on 127.0.0.4 registers to the edge; the core is the registrar and challenges her.
+    const alice = await TestUa.create('alice', DOMAIN, '127.0.0.4');
+    const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
+    uas.push(alice, bob);
+    const regA = await alice.register('127.0.0.1', edgePort, 'alice-pw');
+    assert.equal(regA.status, 200, regA.raw);
+    // Inside: bob registers to the core directly.
+    const regB = await bob.register('127.0.0.2', corePort, 'bob-pw');
+    assert.equal(regB.status, 200, regB.raw);
+    // The edge kept no binding: the core holds alice's, with the edge's Path (a flow token with ;ob).
+    assert.equal(edge.location?.lookup(`sip:alice@${DOMAIN}`).length ?? 0, 0);
+    const bindings = core.location!.lookup(`sip:alice@${DOMAIN}`);
+    assert.equal(bindings.length, 1);
+    assert.match(bindings[0]!.path[0] ?? '', /^<sip:cw-[^@]+@127\.0\.0\.1:\d+;lr;ob>$/);
+
+    // Outside → inside: alice calls bob through the edge.
+    const okAB = await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);
+    // Record-Route names both nodes, so the BYE follows them.
+    const rr = hdrs(okAB, 'record-route').join(' ');
+    assert.match(rr, /127\.0\.0\.1/);
+    assert.match(rr, /127\.0\.0\.2/);
+    // Each party sees the relay of its own node, never the other party's address.
+    assert.match(okAB.body, /c=IN IP4 127\.0\.0\.1/);
+    assert.match(bob.offerSeen, /c=IN IP4 127\.0\.0\.2/);
+    assert.doesNotMatch(bob.offerSeen, /x-crossway-mux/);
+    assert.equal(node.media.get('edge')!.core.callCount, 1);
+    assert.equal(node.media.get('core')!.core.callCount, 1);
+    await Promise.all([alice.sendRtp(okAB.body, 100), bob.sendRtp(bob.offerSeen, 100)]);
+    await new Promise((r) => setTimeout(r, 200));
+    // Counted at the endpoints: alice receives from the edge, bob from the core.
+    assert.ok(alice.rtpIn >= 90, `alice received ${alice.rtpIn} of 100`);
+    assert.ok(bob.rtpIn >= 90, `bob received ${bob.rtpIn} of 100`);
+    assert.match(alice.rtpFrom, /^127\.0\.0\.1:/);
+    assert.match(bob.rtpFrom, /^127\.0\.0\.2:/);
+    alice.inDialog('BYE');
+    const byeOk = await alice.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200');
+    assert.equal(byeOk.status, 200);
+    await waitFor('ports released', () =>
+      node!.media.get('edge')!.core.portsInUse === 0 && node!.media.get('core')!.core.portsInUse === 0
+        ? true
+        : undefined,
+    );
+    assert.equal(node.media.get('edge')!.core.callCount, 0);
+    assert.equal(node.media.get('core')!.core.callCount, 0);
+
+    // Inside → outside: bob calls alice; the core routes by her binding's Path, up the zone's flow, and the edge sends
+    // the INVITE on alice's own flow.
+    alice.rtpIn = 0;
+    bob.rtpIn = 0;
+    const okBA = await bob.call(`alice@${DOMAIN}`, '127.0.0.2', corePort);
+    assert.match(okBA.body, /c=IN IP4 127\.0\.0\.2/);
+    assert.match(alice.offerSeen, /c=IN IP4 127\.0\.0\.1/);
+    await Promise.all([bob.sendRtp(okBA.body, 100), alice.sendRtp(alice.offerSeen, 100)]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(alice.rtpIn >= 90, `alice received ${alice.rtpIn} of 100`);
+    assert.ok(bob.rtpIn >= 90, `bob received ${bob.rtpIn} of 100`);
+    // The callee hangs up this time: its BYE follows the Record-Route back through edge and core.
+    alice.inDialog('BYE');
+    await alice.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200 from bob');
+    await waitFor('ports released after the second call', () =>
+      node!.media.get('edge')!.core.portsInUse === 0 && node!.media.get('core')!.core.portsInUse === 0
+        ? true
+        : undefined,
+    );
+    // The inside never accepted a connection: every connection of the core is outbound.
+    assert.deepEqual(
+      core.transport.connections().filter((c) => c.direction === 'inbound'),
+      [],
+    );
+  } finally {
+    for (const u of uas) u.close();
+    await node?.close();
+  }
+});
