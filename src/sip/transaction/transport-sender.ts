@@ -9,6 +9,8 @@ export interface MessageTransport {
   send(message: SipMessage, target: SendTarget): Promise<void>;
   /** Already serialized bytes (retransmissions from a compact record). */
   sendBytes?(bytes: Buffer, target: SendTarget): Promise<void>;
+  /** `sendBytes` without a promise: `onError` is called, asynchronously, only on failure. */
+  sendBytesNoWait?(bytes: Buffer, target: SendTarget, onError: (err: Error) => void): void;
 }
 
 /**
@@ -30,6 +32,17 @@ export function transportSender(
         queueMicrotask(() => onError(transactionKey, new Error(reason)));
         return;
       }
+      if (transport.sendBytesNoWait) {
+        let bytes: Buffer;
+        try {
+          bytes = serializeMessage(message);
+        } catch (err) {
+          queueMicrotask(() => onError(transactionKey, err));
+          return;
+        }
+        transport.sendBytesNoWait(bytes, sendTarget, (err) => onError(transactionKey, err));
+        return;
+      }
       transport.send(message, sendTarget).catch((err: unknown) => onError(transactionKey, err));
     },
     ...(transport.sendBytes
@@ -39,6 +52,12 @@ export function transportSender(
             return typeof to === 'string' ? undefined : { bytes: serializeMessage(message), to };
           },
           sendPrepared(prepared: PreparedSend, transactionKey?: string): void {
+            if (transport.sendBytesNoWait) {
+              transport.sendBytesNoWait(prepared.bytes, prepared.to as SendTarget, (err) =>
+                onError(transactionKey, err),
+              );
+              return;
+            }
             transport.sendBytes!(prepared.bytes, prepared.to as SendTarget).catch((err: unknown) =>
               onError(transactionKey, err),
             );

@@ -640,6 +640,36 @@ export class SipTransportLayer {
     this.#counters.sent[target.transport]++;
   }
 
+  /**
+   * Like `sendBytes` without a promise (one per datagram adds up under load): UDP goes straight to the socket;
+   * `onError` is called at most once, asynchronously, when the bytes could not be handed to the network.
+   */
+  sendBytesNoWait(bytes: Buffer, target: SendTarget, onError: (err: Error) => void): void {
+    if (this.#closed || target.transport !== 'UDP' || bytes.length > MAX_DATAGRAM) {
+      this.sendBytes(bytes, target).catch(onError);
+      return;
+    }
+    let l: UdpListener;
+    try {
+      l = this.#udpFor(target.address, target.local);
+    } catch (err) {
+      queueMicrotask(() => onError(err as Error));
+      return;
+    }
+    const address = normHost(target.address);
+    l.sendCb(bytes, address, target.port, (err) => {
+      if (!err) {
+        this.#counters.sent.UDP++;
+        return;
+      }
+      onError(
+        new OperationalError('ERR_SIP_TRANSPORT_SEND', `udp send to ${address}:${target.port} failed: ${err.message}`, {
+          cause: err,
+        }),
+      );
+    });
+  }
+
   #udpFor(address: string, local: SendTarget['local']): UdpListener {
     if (local) {
       const a = normHost(local.address);

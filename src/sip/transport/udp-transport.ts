@@ -1,8 +1,26 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import { OperationalError } from '../../common/errors.ts';
 import { plainAddress } from './stream-connection.ts';
 import type { HostPort, ListenerInfo } from './types.ts';
+
+/**
+ * dgram resolves every destination with `dns.lookup`, which for an IP literal still costs a `process.nextTick` and
+ * an async scope per datagram; an IP is answered at once here (names still go to `dns.lookup`).
+ */
+function ipLookup(
+  address: string,
+  family: number | LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const f = isIP(address);
+  if (f !== 0) {
+    callback(null, address, f);
+    return;
+  }
+  dnsLookup(address, typeof family === 'number' ? { family } : family, callback);
+}
 
 /** Receives every datagram; must not throw. */
 export type DatagramHandler = (bytes: Buffer, source: HostPort, listener: UdpListener) => void;
@@ -31,7 +49,7 @@ export class UdpListener {
     receiveBufferBytes?: number,
   ): Promise<UdpListener> {
     const ipv6 = isIPv6(address);
-    const socket = createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6, reuseAddr: false });
+    const socket = createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6, reuseAddr: false, lookup: ipLookup });
     const l = new UdpListener(socket, onDatagram);
     await new Promise<void>((resolve, reject) => {
       const onBindError = (err: Error) =>
@@ -90,6 +108,18 @@ export class UdpListener {
         } else resolve();
       });
     });
+  }
+
+  /**
+   * Sends one datagram without a promise: `done` is called once the kernel took it (or with the error). The cheap
+   * path for answers and retransmissions.
+   */
+  sendCb(bytes: Buffer, address: string, port: number, done: (err: Error | null) => void): void {
+    if (this.#closed) {
+      process.nextTick(done, new OperationalError('ERR_SIP_TRANSPORT_CLOSED', 'udp listener closed'));
+      return;
+    }
+    this.#socket.send(bytes, port, address, done);
   }
 
   close(): Promise<void> {
