@@ -134,6 +134,32 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
       core.transport.connections().filter((c) => c.direction === 'inbound'),
       [],
     );
+
+    // The zone's flow breaks mid-test (the edge drops the core's connection): the edge shows the zone failed, the core
+    // reconnects from its outbound range and authenticates again, and the next call crosses the new flow.
+    const before = edge.serverZones()[0]!;
+    const flowConn = edge.transport.connections().find((c) => `${c.remote.address}:${c.remote.port}` === before.peer)!;
+    assert.ok(edge.transport.closeConnection(flowConn.id));
+    await waitFor('edge zone failed', () => (edge.serverZones()[0]!.state === 'failed' ? true : undefined), 3000);
+    assert.equal(edge.serverZones()[0]!.lastError, 'flow closed');
+    const after = await waitFor('edge zone active on a new flow', () => {
+      const z = edge.serverZones()[0]!;
+      return z.state === 'active' && z.peer !== before.peer ? z : undefined;
+    });
+    assert.match(after.peer, /^127\.0\.0\.2:\d+$/);
+    alice.rtpIn = 0;
+    bob.rtpIn = 0;
+    const again = await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);
+    await Promise.all([alice.sendRtp(again.body, 50), bob.sendRtp(bob.offerSeen, 50)]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(alice.rtpIn >= 45 && bob.rtpIn >= 45, `after reconnect: alice ${alice.rtpIn}, bob ${bob.rtpIn} of 50`);
+    bob.inDialog('BYE');
+    await bob.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200 after reconnect');
+    await waitFor('ports released after the reconnect call', () =>
+      node!.media.get('edge')!.core.portsInUse === 0 && node!.media.get('core')!.core.portsInUse === 0
+        ? true
+        : undefined,
+    );
   } finally {
     for (const u of uas) u.close();
     await node?.close();
