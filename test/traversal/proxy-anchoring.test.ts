@@ -1,0 +1,275 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FakeClock } from '../../src/common/timers.ts';
+import { routingConfigSchema } from '../../src/routing/config.ts';
+import { Router } from '../../src/routing/router.ts';
+import { createResponse, getHeader, getHeaders, parseMessage } from '../../src/sip/message/index.ts';
+import type { SipRequest, SipResponse } from '../../src/sip/message/types.ts';
+import { StatefulProxy } from '../../src/sip/proxy/proxy.ts';
+import type { DnsLookup } from '../../src/sip/proxy/resolver.ts';
+import type { ProxyMedia, ProxyTransactions, ProxyTraversal, SipTarget } from '../../src/sip/proxy/types.ts';
+import type {
+  ClientTransactionHandle,
+  Destination,
+  ServerTransactionHandle,
+  TransportInfo,
+} from '../../src/sip/transaction/types.ts';
+
+/*
+ * The proxy's calls into the media relay and the traversal wiring (docs/traversal.md), with a fake relay that records
+ * what it is asked and a fake transaction layer: each rule of "Media anchoring in the proxy" and the flow-token Path.
+ */
+
+const noDns: DnsLookup = { naptr: async () => [], srv: async () => [], a: async () => [], aaaa: async () => [] };
+const tick = async () => {
+  for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
+};
+
+const SDP = 'v=0\r\no=a 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n';
+
+function request(method: string, opts: { toTag?: string; body?: string; route?: string; uri?: string } = {}) {
+  const body = opts.body ?? '';
+  const text =
+    `${method} ${opts.uri ?? 'sip:bob@example.com'} SIP/2.0\r\n` +
+    'Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKc' +
+    Math.random().toString(36).slice(2) +
+    ';rport\r\n' +
+    'Max-Forwards: 70\r\n' +
+    (opts.route ? `Route: ${opts.route}\r\n` : '') +
+    'From: <sip:alice@example.com>;tag=ft1\r\n' +
+    `To: <sip:bob@example.com>${opts.toTag ? `;tag=${opts.toTag}` : ''}\r\n` +
+    'Call-ID: call-1\r\n' +
+    `CSeq: 1 ${method}\r\n` +
+    'Contact: <sip:alice@198.51.100.7>\r\n' +
+    (body ? 'Content-Type: application/sdp\r\n' : '') +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const r = parseMessage(Buffer.from(text));
+  assert.ok(r.ok);
+  return r.value as SipRequest;
+}
+
+const UDP_IN: TransportInfo = {
+  transport: 'UDP',
+  reliable: false,
+  source: { address: '198.51.100.7', port: 5060 },
+  local: { address: '192.0.2.1', port: 5060 },
+};
+const FLOW: Destination = { transport: 'TLS', address: '10.0.0.2', port: 25001, connectionId: 'core-flow' };
+
+class FakeLayer implements ProxyTransactions {
+  sent: { req: SipRequest; dest: Destination; tx: ClientTransactionHandle }[] = [];
+  stateless: { msg: unknown; target: unknown }[] = [];
+  #n = 0;
+  sendRequest(request: SipRequest, destination: Destination): ClientTransactionHandle {
+    const tx = { key: `c${++this.#n}`, kind: 'ict', request, destination } as unknown as ClientTransactionHandle;
+    this.sent.push({ req: request, dest: destination, tx });
+    return tx;
+  }
+  cancel() {
+    return { status: 'pending' as const };
+  }
+  sendStateless(msg: unknown, target: unknown): void {
+    this.stateless.push({ msg, target });
+  }
+}
+
+function server(req: SipRequest) {
+  const responses: SipResponse[] = [];
+  const tx = {
+    key: `s-${Math.random()}`,
+    kind: 'ist',
+    request: req,
+    transportInfo: UDP_IN,
+    respond: (r: SipResponse) => {
+      responses.push(r);
+      return true;
+    },
+  } as unknown as ServerTransactionHandle;
+  return { tx, responses };
+}
+
+class FakeMedia implements ProxyMedia {
+  offers: Parameters<ProxyMedia['offer']>[0][] = [];
+  answers: Parameters<ProxyMedia['answer']>[0][] = [];
+  deleted: string[] = [];
+  calls = new Set<string>();
+  refuse: { status: number; message: string } | undefined;
+  async offer(req: Parameters<ProxyMedia['offer']>[0]) {
+    this.offers.push(req);
+    if (this.refuse) return { ok: false as const, reason: this.refuse };
+    this.calls.add(req.callId);
+    return { ok: true as const, value: { sdp: req.sdp.replace(/198\.51\.100\.7|10\.9\.9\.9/g, 'RELAY') } };
+  }
+  async answer(req: Parameters<ProxyMedia['answer']>[0]) {
+    this.answers.push(req);
+    return { ok: true as const, value: { sdp: req.sdp.replace(/10\.9\.9\.9/g, 'RELAY') } };
+  }
+  delete(callId: string) {
+    this.deleted.push(callId);
+    return this.calls.delete(callId);
+  }
+  has(callId: string) {
+    return this.calls.has(callId);
+  }
+}
+
+function setup() {
+  const clock = new FakeClock();
+  const layer = new FakeLayer();
+  const media = new FakeMedia();
+  const config = routingConfigSchema.parse({
+    zones: [{ name: 'tz1', type: 'traversal' }],
+    searchRules: [{ name: 'all', pattern: { type: 'anyAlias' }, targetZone: 'tz1' }],
+  });
+  const traversal: ProxyTraversal = {
+    sourceZone: (info) => (info.connectionId === FLOW.connectionId ? 'tz1' : undefined),
+    isTraversalZone: (z) => z === 'tz1',
+    viaFlow: (d) => (d.address === FLOW.address ? { ...FLOW } : d),
+    isFlow: (d) => d.connectionId === FLOW.connectionId,
+    registerTarget: (domain) =>
+      domain === 'example.com'
+        ? { zone: 'tz1', target: { uri: '', routes: [], destinations: [{ ...FLOW }] } }
+        : undefined,
+  };
+  const router = new Router<SipTarget>({
+    config,
+    domains: ['example.com'],
+    wallNow: () => clock.wallNow(),
+    searcher: { search: () => [{ uri: 'sip:bob@example.com', routes: [], destinations: [{ ...FLOW }] }] },
+  });
+  const proxy = new StatefulProxy({
+    settings: config.proxy,
+    router,
+    transactions: layer,
+    listeners: () => [
+      { transport: 'UDP', address: '192.0.2.1', port: 5060 },
+      { transport: 'TLS', address: '192.0.2.1', port: 5061 },
+    ],
+    domains: ['example.com'],
+    clock,
+    dns: noDns,
+    traversal,
+    media: () => media,
+  });
+  return { layer, media, proxy };
+}
+
+const withSdp = (req: SipRequest, status: number, sdp: string, toTag = 'tt1'): SipResponse =>
+  createResponse(req, status, undefined, {
+    toTag,
+    headers: [['Content-Type', 'application/sdp']],
+    body: Buffer.from(sdp),
+  } as Parameters<typeof createResponse>[3]);
+
+test('anchoring: the first INVITE offer goes through the relay (endpoint → traversal), the 200 answer back through it', async () => {
+  const { layer, media, proxy } = setup();
+  const inv = request('INVITE', { body: SDP });
+  const s = server(inv);
+  assert.equal(proxy.handle(inv, s.tx, UDP_IN), true);
+  await tick();
+  assert.deepEqual(
+    media.offers.map((o) => [o.callId, o.fromTag, o.from, o.to]),
+    [['call-1', 'ft1', 'endpoint', 'traversal']],
+  );
+  const fwd = layer.sent[0]!;
+  assert.match(fwd.req.body.toString(), /c=IN IP4 RELAY/);
+  assert.equal(getHeader(fwd.req, 'content-length'), String(fwd.req.body.length));
+  assert.deepEqual(fwd.dest, FLOW);
+  const ok = withSdp(fwd.req, 200, SDP.replace(/198\.51\.100\.7/g, '10.9.9.9'));
+  proxy.onResponse(ok, fwd.tx);
+  await tick();
+  assert.deepEqual(
+    media.answers.map((a) => [a.fromTag, a.toTag]),
+    [['ft1', 'tt1']],
+  );
+  assert.equal(s.responses.at(-1)?.status, 200);
+  assert.match(s.responses.at(-1)!.body.toString(), /c=IN IP4 RELAY/);
+});
+
+test('anchoring: a relay refusal (no free port pair) answers the caller 503 and forwards nothing', async () => {
+  const { layer, media, proxy } = setup();
+  media.refuse = { status: 503, message: 'no free media port pair in the media range' };
+  const inv = request('INVITE', { body: SDP });
+  const s = server(inv);
+  proxy.handle(inv, s.tx, UDP_IN);
+  await tick();
+  assert.equal(layer.sent.length, 0);
+  assert.equal(s.responses.at(-1)?.status, 503);
+});
+
+test('anchoring: a failed first INVITE releases the call; a re-INVITE re-offers on the call; a BYE releases it', async () => {
+  const { layer, media, proxy } = setup();
+  const inv = request('INVITE', { body: SDP });
+  const s = server(inv);
+  proxy.handle(inv, s.tx, UDP_IN);
+  await tick();
+  proxy.onResponse(createResponse(layer.sent[0]!.req, 486, 'Busy Here', { toTag: 'tt2' }), layer.sent[0]!.tx);
+  await tick();
+  assert.equal(s.responses.at(-1)?.status, 486);
+  assert.deepEqual(media.deleted, ['call-1']);
+
+  // A fresh call answered, then a re-INVITE (hold) inside it, then BYE.
+  const inv2 = request('INVITE', { body: SDP });
+  proxy.handle(inv2, server(inv2).tx, UDP_IN);
+  await tick();
+  const reinv = request('INVITE', {
+    toTag: 'tt1',
+    body: SDP.replace('m=audio', 'a=sendonly\r\nm=audio'),
+    uri: 'sip:bob@10.0.0.2:5061;transport=tls',
+  });
+  proxy.handle(reinv, server(reinv).tx, UDP_IN);
+  await tick();
+  const last = media.offers.at(-1)!;
+  assert.equal(media.offers.length, 3);
+  assert.match(last.sdp, /a=sendonly/);
+  assert.match(layer.sent.at(-1)!.req.body.toString(), /c=IN IP4 RELAY/);
+  const bye = request('BYE', { toTag: 'tt1', uri: 'sip:bob@10.0.0.2:5061;transport=tls' });
+  proxy.handle(bye, server(bye).tx, UDP_IN);
+  await tick();
+  assert.deepEqual(media.deleted, ['call-1', 'call-1']);
+  assert.equal(layer.sent.at(-1)!.req.method, 'BYE');
+  // The request for the core went down the core's flow, not to a new connection.
+  assert.deepEqual(layer.sent.at(-1)!.dest, FLOW);
+});
+
+test('REGISTER through the edge: Path with a signed flow token; a request routed back with it goes out on that flow', async () => {
+  const { layer, proxy } = setup();
+  const reg = request('REGISTER', { uri: 'sip:example.com' });
+  const s = server(reg);
+  assert.equal(proxy.handleRegister(reg, s.tx, UDP_IN), true);
+  await tick();
+  const fwd = layer.sent[0]!;
+  assert.deepEqual(fwd.dest, FLOW);
+  const path = getHeaders(fwd.req, 'path')[0]!;
+  assert.match(path, /^<sip:cw-[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16}@192\.0\.2\.1:5060;lr;ob>$/);
+  // A REGISTER for a domain not behind a zone is the local registrar's.
+  const other = request('REGISTER', { uri: 'sip:elsewhere.org' });
+  assert.equal(proxy.handleRegister(other, server(other).tx, UDP_IN), false);
+
+  // The core calls the registered contact with the Path as Route: the edge sends it to alice's own flow.
+  const inv = request('INVITE', { uri: 'sip:alice@198.51.100.7', route: path, body: SDP });
+  const coreFlowIn: TransportInfo = {
+    transport: 'TLS',
+    reliable: true,
+    source: { address: FLOW.address, port: FLOW.port },
+    local: { address: '192.0.2.1', port: 7001 },
+    connectionId: FLOW.connectionId!,
+  };
+  const si = server(inv);
+  proxy.handle(inv, si.tx, coreFlowIn);
+  await tick();
+  const out = layer.sent.at(-1)!;
+  assert.equal(out.req.method, 'INVITE');
+  assert.deepEqual(out.dest, { transport: 'UDP', address: '198.51.100.7', port: 5060 });
+  assert.equal(getHeaders(out.req, 'route').length, 0);
+  assert.ok(getHeaders(out.req, 'record-route').length >= 1, 'Record-Routed so the dialog stays on the edge');
+
+  // A forged token (same shape, wrong signature) is not a flow: the request is not sent to the forged address.
+  const forged = path.replace(/\.([A-Za-z0-9_-]{16})@/, '.AAAAAAAAAAAAAAAA@');
+  const bad = request('INVITE', { uri: 'sip:alice@198.51.100.7', route: forged });
+  const before = layer.sent.length;
+  proxy.handle(bad, server(bad).tx, coreFlowIn);
+  await tick();
+  const sentBad = layer.sent.slice(before);
+  assert.ok(sentBad.every((x) => x.dest.connectionId === FLOW.connectionId || x.dest.address !== '198.51.100.7'));
+});
