@@ -113,7 +113,7 @@ class FakeMedia implements ProxyMedia {
   }
 }
 
-function setup() {
+function setup(flowUp = true) {
   const clock = new FakeClock();
   const layer = new FakeLayer();
   const media = new FakeMedia();
@@ -128,7 +128,7 @@ function setup() {
     isFlow: (d) => d.connectionId === FLOW.connectionId,
     registerTarget: (domain) =>
       domain === 'example.com'
-        ? { zone: 'tz1', target: { uri: '', routes: [], destinations: [{ ...FLOW }] } }
+        ? { zone: 'tz1', target: { uri: '', routes: [], ...(flowUp ? { destinations: [{ ...FLOW }] } : {}) } }
         : undefined,
   };
   const router = new Router<SipTarget>({
@@ -272,4 +272,15 @@ test('REGISTER through the edge: Path with a signed flow token; a request routed
   await tick();
   const sentBad = layer.sent.slice(before);
   assert.ok(sentBad.every((x) => x.dest.connectionId === FLOW.connectionId || x.dest.address !== '198.51.100.7'));
+});
+
+test('REGISTER through the edge while the zone is down: 503 with Retry-After, nothing forwarded', async () => {
+  const { layer, proxy } = setup(false);
+  const reg = request('REGISTER', { uri: 'sip:example.com' });
+  const s = server(reg);
+  assert.equal(proxy.handleRegister(reg, s.tx, UDP_IN), true);
+  await tick();
+  assert.equal(layer.sent.length, 0);
+  assert.equal(s.responses[0]?.status, 503);
+  assert.equal(getHeader(s.responses[0]!, 'retry-after'), '30');
 });

@@ -288,6 +288,13 @@ export class StatefulProxy {
     const found = this.#opts.traversal.registerTarget(ruri.value.host.toLowerCase());
     if (!found) return false;
     this.counters.requests++;
+    // The zone's flow is down: the registrar behind it is unreachable (never resolve the domain instead).
+    if (!found.target.destinations?.length) {
+      transaction.respond(
+        createResponse(request, 503, 'Service Unavailable', { toTag: newTag(), headers: [['Retry-After', '30']] }),
+      );
+      return true;
+    }
     const mf = getMaxForwards(request);
     if (mf?.ok && mf.value === 0) return this.#reject(transaction, 483, 'Too Many Hops');
     const fwd = copyRequest(request);
