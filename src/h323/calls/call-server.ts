@@ -1,0 +1,164 @@
+import net from 'node:net';
+import type { Logger } from '../../common/log.ts';
+import type { Clock } from '../../common/timers.ts';
+import type { IpPort } from '../api.ts';
+import type { Gatekeeper } from '../gatekeeper/gatekeeper.ts';
+import { encodeTpkt, TpktFramer } from '../transport/tpkt.ts';
+import { type Leg, RoutedCall, type RoutedCallInfo } from './routed-call.ts';
+
+export interface CallServerOptions {
+  gatekeeper: Gatekeeper;
+  /** Where the node listens for call signalling (the plan's `h323-q931` listener). */
+  listen: IpPort;
+  /** Source ports of the node's own call signalling connections (the plan's `h323-dynamic` pool). */
+  outboundPorts: { from: number; to: number };
+  clock: Clock;
+  log: Logger;
+  /** Largest TPKT accepted on a leg (octets). */
+  maxPduBytes?: number;
+  /** Ended calls kept for the status listing. */
+  keepEnded?: number;
+}
+
+/**
+ * The call signalling side of the routed model: accepts the caller's leg on `h323-q931`, runs a `RoutedCall` per
+ * connection and opens leg B from the `h323-dynamic` range. A malformed or oversize TPKT ends that call, never
+ * the node.
+ */
+export class CallServer {
+  readonly #o: CallServerOptions;
+  readonly #server: net.Server;
+  readonly #active = new Map<string, RoutedCall>();
+  readonly ended: RoutedCallInfo[] = [];
+  #seq = 0;
+  #cursor = 0;
+  #closed = false;
+  readonly #sockets = new Set<net.Socket>();
+  readonly counters = { accepted: 0, malformed: 0, connectFailures: 0 };
+
+  private constructor(o: CallServerOptions, server: net.Server) {
+    this.#o = o;
+    this.#server = server;
+    server.on('connection', (s) => this.#accept(s));
+  }
+
+  static async start(o: CallServerOptions): Promise<CallServer> {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.listen.port, o.listen.ip, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return new CallServer(o, server);
+  }
+
+  address(): IpPort {
+    const a = this.#server.address() as net.AddressInfo;
+    return { ip: a.address, port: a.port };
+  }
+
+  /** Calls in progress. */
+  active(): RoutedCallInfo[] {
+    return [...this.#active.values()].map((c) => ({ ...c.info }));
+  }
+
+  #framed(socket: net.Socket, onPdu: (pdu: Uint8Array) => void, onBroken: (why: string) => void): void {
+    const framer = new TpktFramer(this.#o.maxPduBytes ? { maxPacketBytes: this.#o.maxPduBytes } : {});
+    socket.on('data', (chunk) => {
+      const r = framer.push(chunk);
+      if (!r.ok) {
+        this.counters.malformed++;
+        onBroken(r.reason);
+        return;
+      }
+      for (const pdu of r.value) onPdu(pdu);
+    });
+  }
+
+  #accept(a: net.Socket): void {
+    if (this.#closed) {
+      a.destroy();
+      return;
+    }
+    this.counters.accepted++;
+    this.#sockets.add(a);
+    a.once('close', () => this.#sockets.delete(a));
+    const id = `h323-${++this.#seq}`;
+    let b: net.Socket | undefined;
+    const sockets: Record<Leg, () => net.Socket | undefined> = { a: () => a, b: () => b };
+    const local = a.address() as net.AddressInfo;
+    const call = new RoutedCall(
+      id,
+      {
+        resolve: (dest) => this.#o.gatekeeper.resolve(dest),
+        connectB: (to) => {
+          b = this.#connect(to, local.address, (ok, why) => (ok ? call.bConnected() : call.bFailed(why)));
+          this.#framed(
+            b,
+            (pdu) => call.fromB(pdu),
+            (why) => call.broken('b', why),
+          );
+          b.on('close', () => call.closed('b'));
+          b.on('error', () => {});
+        },
+        send: (leg, pdu) => {
+          const s = sockets[leg]();
+          if (s && !s.destroyed && s.writable) s.write(encodeTpkt(pdu));
+        },
+        close: (leg) => sockets[leg]()?.end(),
+        localAddress: { ip: local.address, port: this.#o.listen.port || local.port },
+      },
+      this.#seq & 0x7fff,
+      () => this.#o.clock.wallNow(),
+    );
+    call.onEnd = (info) => {
+      this.#active.delete(id);
+      this.ended.push({ ...info });
+      if (this.ended.length > (this.#o.keepEnded ?? 100)) this.ended.shift();
+      this.#o.log.info({ call: info }, 'H.323 call ended');
+    };
+    this.#active.set(id, call);
+    this.#framed(
+      a,
+      (pdu) => call.fromA(pdu),
+      (why) => call.broken('a', why),
+    );
+    a.on('close', () => call.closed('a'));
+    a.on('error', () => {});
+  }
+
+  /** Opens a TCP connection to `to` from the next free port of the outbound range. */
+  #connect(to: IpPort, localAddress: string, done: (ok: boolean, why: string) => void): net.Socket {
+    const { from, to: last } = this.#o.outboundPorts;
+    const span = last - from + 1;
+    const localPort = from + (this.#cursor++ % span);
+    const s = net.connect({ host: to.ip, port: to.port, localAddress, localPort });
+    this.#sockets.add(s);
+    s.once('close', () => this.#sockets.delete(s));
+    let settled = false;
+    s.once('connect', () => {
+      settled = true;
+      done(true, '');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      if (settled) return;
+      settled = true;
+      this.counters.connectFailures++;
+      done(false, e.message);
+    });
+    return s;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    for (const s of this.#sockets) s.destroy();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { silentLogger } from '../../../src/common/log.ts';
+import { systemClock } from '../../../src/common/timers.ts';
+import { CallServer } from '../../../src/h323/calls/call-server.ts';
+import { Gatekeeper } from '../../../src/h323/gatekeeper/gatekeeper.ts';
+import { RasServer } from '../../../src/h323/gatekeeper/ras-server.ts';
+
+/**
+ * Two real ooh323c endpoints registered to our gatekeeper call each other in the gatekeeper-routed model: the ACF
+ * sends the caller's Setup to our call signalling server, which opens its own leg to the callee from the outbound
+ * range and relays Q.931/H.225.0 (fast start and tunnelled H.245 pass through). Media is NOT anchored yet: the
+ * endpoints' RTP flows between them directly. Endpoints use 127.0.25.x.
+ */
+const buildScript = new URL('../../../../shared/peers/ooh323c/build.sh', import.meta.url).pathname;
+
+function simpleBinary(): string | undefined {
+  if (!existsSync(buildScript)) return undefined;
+  try {
+    return execFileSync('bash', [buildScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+const bin = simpleBinary();
+
+function freeTcpPort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function waitFor(pred: () => boolean, ms: number, what: string, diag: () => string = () => ''): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const tick = () => {
+      if (pred()) return resolve();
+      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}\n${diag()}`));
+      setTimeout(tick, 25);
+    };
+    tick();
+  });
+}
+
+const count = (s: string, needle: string) => s.split(needle).length - 1;
+
+describe('routed calls between ooh323c endpoints through the Crossway gatekeeper', {
+  skip: bin ? false : 'ooh323c peer not available',
+}, () => {
+  const procs: ChildProcessWithoutNullStreams[] = [];
+  after(() => {
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  });
+
+  for (const mode of ['fast start + tunnelling', 'no fast start, no tunnelling'] as const) {
+    it(`A calls B by H.323-ID and by E.164, B auto-answers, A hangs up; DRQs answered (${mode})`, async () => {
+      const extra = mode === 'fast start + tunnelling' ? [] : ['--no-faststart', '--no-tunneling'];
+      const net4 = mode === 'fast start + tunnelling' ? '127.0.25' : '127.0.26';
+      const gk = new Gatekeeper(
+        {
+          gatekeeperIdentifier: 'crossway-test',
+          rasAddress: { ip: '127.0.0.1', port: 0 },
+          callSignalAddress: { ip: '127.0.0.1', port: 0 },
+          timeToLive: 30,
+          expiryGraceSeconds: 5,
+          maxRegistrations: 100,
+          policy: { mode: 'allow-all', patterns: [] },
+          allowDialledIp: false,
+          maxBandwidthPerCall: 20_000,
+        },
+        systemClock,
+      );
+      const ras = await RasServer.start(gk, '127.0.0.1', 0);
+      const base = 20_000 + Math.floor(Math.random() * 3900);
+      const calls = await CallServer.start({
+        gatekeeper: gk,
+        listen: { ip: '127.0.0.1', port: 0 },
+        outboundPorts: { from: base, to: base + 99 },
+        clock: systemClock,
+        log: silentLogger,
+      });
+      gk.setAddresses({ rasAddress: ras.address(), callSignalAddress: calls.address() });
+
+      const cwd = mkdtempSync(join(tmpdir(), 'ooh323c-routed-'));
+      const out = { alice: '', bob: '' };
+      const start = (name: 'alice' | 'bob', ip: string, port: number, more: string[]) => {
+        const p = spawn(
+          bin!,
+          [
+            '--rtp-test',
+            '--no-video',
+            '--use-ip',
+            ip,
+            '--use-port',
+            String(port),
+            '--h323id',
+            name,
+            '--gk',
+            `127.0.0.1:${ras.address().port}`,
+            ...extra,
+            ...more,
+          ],
+          { cwd, stdio: ['pipe', 'pipe', 'pipe'] },
+        );
+        procs.push(p);
+        p.stdout.on('data', (d) => {
+          out[name] += d;
+        });
+        return p;
+      };
+      const diag = () =>
+        `gk: ${JSON.stringify(gk.counters)}\ncalls: ${JSON.stringify([calls.counters, calls.active(), calls.ended])}\nalice: ${out.alice.slice(-1500)}\nbob: ${out.bob.slice(-1500)}`;
+      const bob = start('bob', `${net4}.3`, await freeTcpPort(`${net4}.3`), [
+        '--e164',
+        '2001',
+        '--auto-answer',
+        '--listen',
+      ]);
+      const alice = start('alice', `${net4}.2`, await freeTcpPort(`${net4}.2`), ['--listen']);
+      await waitFor(() => gk.size === 2, 10_000, 'both registered', diag);
+
+      for (const [i, dest] of ['bob', '2001'].entries()) {
+        alice.stdin.write(`c ${dest}\n`);
+        await waitFor(
+          () =>
+            count(out.alice, '--->Starting transmit channel') > i &&
+            count(out.bob, '--->Starting transmit channel') > i,
+          15_000,
+          `the call to ${dest} to connect`,
+          diag,
+        );
+        const active = calls.active();
+        assert.equal(active.length, 1, diag());
+        assert.equal(active[0]!.state, 'connected');
+        assert.ok(active[0]!.destination.some((d) => d.value === dest));
+        assert.equal(active[0]!.target?.ip, `${net4}.3`);
+        await new Promise((r) => setTimeout(r, 1000));
+        alice.stdin.write('h\n');
+        await waitFor(() => (gk.counters.sent.disengageConfirm ?? 0) >= 2 * (i + 1), 10_000, 'two DCFs', diag);
+        await waitFor(() => calls.ended.length === i + 1, 5_000, 'the call to end on the node', diag);
+        await waitFor(() => count(out.bob, 'Ended') > i, 5_000, 'bob to see the call end', diag);
+      }
+      // both sides asked admission for each call (caller and answerCall), each answered with a routed ACF
+      assert.equal(gk.counters.sent.admissionConfirm, 4);
+      assert.equal(calls.counters.malformed, 0);
+      assert.deepEqual(
+        calls.ended.map((c) => c.endReason),
+        ['released by caller', 'released by caller'],
+      );
+      alice.stdin.write('q\n');
+      bob.stdin.write('q\n');
+      await waitFor(() => gk.size === 0, 8_000, 'both unregistered', diag);
+      await calls.close();
+      await ras.close();
+    });
+  }
+});
