@@ -1,5 +1,5 @@
 import type { Zone, ZoneSearcher } from '../routing/router.ts';
-import type { ProxyTraversal, SipTarget } from '../sip/proxy/types.ts';
+import type { ProxyListener, ProxyTraversal, SipTarget } from '../sip/proxy/types.ts';
 import type { Destination } from '../sip/transaction/types.ts';
 import type { TraversalServerZone } from './server-zone.ts';
 
@@ -75,6 +75,17 @@ export class TraversalRoutes implements ProxyTraversal {
   isFlow(d: Destination): boolean {
     if (this.#o.servers.some((s) => s.flow !== undefined && s.flow.connectionId === d.connectionId)) return true;
     return this.#o.clients.some((c) => c.host === d.address && c.port === d.port);
+  }
+
+  flowListener(d: Destination): ProxyListener | undefined {
+    for (const s of this.#o.servers) {
+      const f = s.flow;
+      const l = s.local;
+      if (f && l && f.connectionId === d.connectionId) {
+        return { transport: f.transport.toUpperCase() === 'TCP' ? 'TCP' : 'TLS', address: l.address, port: l.port };
+      }
+    }
+    return undefined;
   }
 
   registerTarget(domain: string): { zone: string; target: SipTarget } | undefined {

@@ -55,6 +55,7 @@ export class TraversalServerZone implements RequestHandler {
   #lastError: string | undefined;
   #challenged = 0;
   #flow: (Destination & { connectionId: string }) | undefined;
+  #local: { address: string; port: number } | undefined;
 
   constructor(o: ServerZoneOptions) {
     this.#o = o;
@@ -72,6 +73,11 @@ export class TraversalServerZone implements RequestHandler {
   /** Where requests for the inside go: the authenticated connection of the core, while it is open. */
   get flow(): Readonly<Destination & { connectionId: string }> | undefined {
     return this.#state === 'active' ? this.#flow : undefined;
+  }
+
+  /** This edge's end of the flow (its traversal listener's address and port), while active. */
+  get local(): { address: string; port: number } | undefined {
+    return this.#state === 'active' ? this.#local : undefined;
   }
 
   status(): ServerZoneStatus {
@@ -132,6 +138,7 @@ export class TraversalServerZone implements RequestHandler {
 
   #accept(info: TransportInfo): void {
     if (info.connectionId === undefined) return;
+    this.#local = { address: info.local.address, port: info.local.port };
     this.#flow = {
       transport: info.transport,
       address: info.source.address,

@@ -50,6 +50,9 @@ test("edge routes: requests for the core (its address, its zone, its domains) go
     port: 5060,
   });
   assert.equal(r.isFlow(flow), true);
+  // Requests sent down the flow are Record-Routed with the edge's traversal listener (the flow's local end).
+  assert.deepEqual(r.flowListener(flow), { transport: 'TLS', address: '192.0.2.1', port: 7001 });
+  assert.equal(r.flowListener({ transport: 'UDP', address: '198.51.100.7', port: 5060 }), undefined);
   assert.equal(r.isFlow({ transport: 'UDP', address: '198.51.100.7', port: 5060 }), false);
   assert.equal(
     r.sourceZone({ transport: 'TLS', source: { address: '10.0.0.2', port: 25007 }, connectionId: 'conn-1' }),

@@ -550,7 +550,7 @@ export class StatefulProxy {
     }
     // Step 4: Record-Route — twice when the request leaves on another transport or interface than it came in on.
     if (recordRoute) {
-      const out = this.#listenerFor(dest);
+      const out = this.#opts.traversal?.flowListener?.(dest) ?? this.#listenerFor(dest);
       const inbound = this.#inboundListener(ctx.info);
       if (out) {
         if (inbound && (inbound.transport !== out.transport || inbound.address !== out.address)) {

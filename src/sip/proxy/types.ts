@@ -66,6 +66,11 @@ export interface ProxyTraversal {
   viaFlow(destination: Destination): Destination;
   /** True when a destination is a traversal zone's flow (the leg faces the other Crossway node). */
   isFlow(destination: Destination): boolean;
+  /**
+   * The node's own socket a zone flow runs on (the edge's traversal listener), for the Record-Route of requests sent
+   * down it: the other node's in-dialog requests then come back on the flow. Undefined: the listener of the transport.
+   */
+  flowListener?(destination: Destination): ProxyListener | undefined;
   /** A REGISTER for `domain` served behind a traversal zone: where to proxy it; undefined: the local registrar's. */
   registerTarget(domain: string): { zone: string; target: SipTarget } | undefined;
 }
