@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { answerChallenge, pickChallenge } from '../../src/sip/auth/client.ts';
+import { LocalCredentialStore } from '../../src/sip/auth/local-credentials.ts';
+import { NodeStore } from '../../src/store/database.ts';
 
 /** A parsed SIP message, just enough for the test user agents. */
 export interface Msg {
@@ -299,5 +303,20 @@ export class TestUa {
   close(): void {
     this.sip.close();
     this.rtp.close();
+  }
+}
+
+/**
+ * Writes digest users into a lab node kind's store before the node starts (`DATADIR/edge` or `DATADIR/core`), so a
+ * traversal zone authenticates on its first keepalive instead of failing until the test adds them.
+ */
+export function seedCredentials(dataDir: string, kind: 'edge' | 'core', users: [string, string, string][]): void {
+  mkdirSync(join(dataDir, kind), { recursive: true, mode: 0o700 });
+  const store = NodeStore.open(join(dataDir, kind));
+  try {
+    const creds = new LocalCredentialStore(store);
+    for (const [realm, user, password] of users) creds.add(realm, user, password);
+  } finally {
+    store.close();
   }
 }

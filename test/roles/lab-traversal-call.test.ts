@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { RunningNode } from '../../src/roles/start.ts';
-import type { LocalCredentialStore } from '../../src/sip/auth/local-credentials.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
-import { hdr, hdrs, TestUa } from './helpers-ua.ts';
+import { hdr, hdrs, seedCredentials, TestUa } from './helpers-ua.ts';
 
 async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -19,7 +21,14 @@ const DOMAIN = 'example.com';
 
 /** A lab (edge 127.0.0.1, core 127.0.0.2) with one authenticated traversal zone serving example.com. */
 async function startLab(): Promise<RunningNode> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
+  seedCredentials(dataDir, 'edge', [['traversal', 'tz1-core', 'zone-secret']]);
+  seedCredentials(dataDir, 'core', [
+    [DOMAIN, 'alice', 'alice-pw'],
+    [DOMAIN, 'bob', 'bob-pw'],
+  ]);
   const node = await startTestNode({
+    dataDir,
     sip: { domains: [DOMAIN], transports: { udp: { enabled: true } } },
     traversalZones: [
       {
@@ -40,10 +49,6 @@ async function startLab(): Promise<RunningNode> {
       ],
     },
   });
-  const cred = (k: 'edge' | 'core') => node.security.get(k)!.auth.credentials as LocalCredentialStore;
-  cred('edge').add('traversal', 'tz1-core', 'zone-secret');
-  cred('core').add(DOMAIN, 'alice', 'alice-pw');
-  cred('core').add(DOMAIN, 'bob', 'bob-pw');
   await waitFor('zone active on both nodes', () => {
     const c = node.sip.get('core')!.zones()[0];
     const e = node.sip.get('edge')!.serverZones()[0];

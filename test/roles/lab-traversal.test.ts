@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { contains } from '../../src/ports/index.ts';
 import type { RunningNode } from '../../src/roles/start.ts';
-import type { LocalCredentialStore } from '../../src/sip/auth/local-credentials.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
+import { seedCredentials } from './helpers-ua.ts';
 
 async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -18,13 +21,15 @@ async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_
 test('lab: the core opens its traversal zone to the edge over TLS from its outbound range and keeps it active', async () => {
   let node: RunningNode | undefined;
   try {
+    // The edge checks the zone's credentials against its own credential store (docs/traversal.md).
+    const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
+    seedCredentials(dataDir, 'edge', [['traversal', 'tz1-core', 'zone-secret']]);
     node = await startTestNode({
+      dataDir,
       traversalZones: [
         { name: 'tz1', keepaliveSeconds: 1, retryMinSeconds: 0.1, username: 'tz1-core', password: 'zone-secret' },
       ],
     });
-    // The edge checks the zone's credentials against its own credential store (docs/traversal.md).
-    (node.security.get('edge')!.auth.credentials as LocalCredentialStore).add('traversal', 'tz1-core', 'zone-secret');
     const core = node.sip.get('core')!;
     const edge = node.sip.get('edge')!;
     const zone = await waitFor('zone active', () => core.zones().find((z) => z.state === 'active'));
