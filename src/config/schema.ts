@@ -139,22 +139,24 @@ export const traversalZoneSchema = z
     /** Core: first reconnect delay after a failure (s); doubles up to `retryMaxSeconds`. */
     retryMinSeconds: z.number().min(0.05).max(3600).default(1),
     retryMaxSeconds: z.number().min(0.05).max(3600).default(60),
-    /** Core: the zone's username, answered to the edge's digest challenge (docs/traversal.md). */
+    /**
+     * Core: the zone's username, answered to the edge's digest challenge. Edge: the username the core must authenticate
+     * as (checked against the edge's credential store); setting it turns the zone's authentication on (docs/traversal.md).
+     */
     username: z.string().min(1).max(256).optional(),
     /** Core: the zone's password (never logged). */
     password: z.string().min(1).max(1024).optional(),
     /** Edge: realm of the zone's digest challenge; the edge's credential store holds the zone's user in it. */
     realm: z.string().min(1).max(256).default('traversal'),
-    /** Edge: the flow must authenticate before it carries anything (default); false accepts an unauthenticated core. */
-    authenticate: z.boolean().default(true),
+    /**
+     * Edge: the flow must authenticate before it carries anything. Default: on when `username` is set; off (logged as a
+     * warning at start) when not.
+     */
+    authenticate: z.boolean().optional(),
     /** Edge: domains served by the core behind this zone — REGISTERs for them are proxied down the zone with Path. */
     domains: z.array(z.string().min(1).max(253)).default([]),
   })
   .strict()
-  .refine((z) => (z.username === undefined) === (z.password === undefined), {
-    message: 'username and password go together',
-    path: ['password'],
-  })
   .refine((z) => z.retryMinSeconds <= z.retryMaxSeconds, {
     message: 'retryMinSeconds must not exceed retryMaxSeconds',
     path: ['retryMinSeconds'],

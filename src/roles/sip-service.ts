@@ -157,11 +157,14 @@ export class SipService {
         const l = plan.listener(`traversal-sip:${i + 1}`);
         if (!l) return;
         const log = this.#log.child({ zone: zone.name });
+        const authenticate = zone.authenticate ?? zone.username !== undefined;
+        if (!authenticate) log.warn('traversal zone accepts an unauthenticated core => set its username');
         const sz = new TraversalServerZone({
           name: zone.name,
           port: zone.port ?? l.ports.from,
           realm: zone.realm,
-          ...(zone.authenticate && this.#opts.authenticator ? { authenticator: this.#opts.authenticator } : {}),
+          ...(authenticate && this.#opts.authenticator ? { authenticator: this.#opts.authenticator } : {}),
+          ...(zone.username !== undefined ? { username: zone.username } : {}),
           clock,
           onChange: (st) => {
             const fields = { state: st.state, peer: st.peer, lastError: st.lastError };
@@ -383,9 +386,9 @@ export class SipService {
     });
   }
 
-  /** Status of the core's traversal client zones. */
+  /** Status of the node's traversal zones: the core's client zones and the edge's server zones (`role: server`). */
   zones(): ZoneStatus[] {
-    return this.#zones.map((z) => z.status());
+    return [...this.#zones.map((z) => z.status()), ...this.#serverZones.map((z) => z.status())];
   }
 
   /** Status of the edge's traversal server zones (which core flow is authenticated, since when, last error). */

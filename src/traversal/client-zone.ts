@@ -6,6 +6,8 @@ export type ZoneState = 'checking' | 'active' | 'failed' | 'stopped';
 
 export interface ZoneStatus {
   readonly name: string;
+  /** `server`: the edge's end of a zone (src/traversal/server-zone.ts); absent: the core's client zone. */
+  readonly role?: 'client' | 'server';
   /** `host:port` of the edge's traversal listener. */
   readonly peer: string;
   readonly state: ZoneState;

@@ -4,19 +4,21 @@ import { createResponse, newTag } from '../sip/message/index.ts';
 import type { SipRequest } from '../sip/message/types.ts';
 import type { Destination, ServerTransactionHandle, TransportInfo } from '../sip/transaction/types.ts';
 import { KNOWN_METHODS, type RequestHandler } from '../sip/tu/basic-uas.ts';
+import type { ZoneStatus } from './client-zone.ts';
 
 /** States of an edge's traversal server zone: `checking` until a core authenticated, then `active` or `failed`. */
 export type ServerZoneState = 'checking' | 'active' | 'failed';
 
-export interface ServerZoneStatus {
-  readonly name: string;
+/** The edge's zone status, in the client zone's shape so management, SNMP and events show both alike. */
+export interface ServerZoneStatus extends ZoneStatus {
   readonly role: 'server';
   /** `address:port` of the core's flow (its outbound connection), '' before the first one. */
   readonly peer: string;
   readonly state: ServerZoneState;
-  /** Wall-clock ms since the zone is in this state. */
-  readonly since: number;
-  readonly lastError?: string;
+  /** Requests that arrived on the authenticated flow (keepalives included). */
+  readonly probes: number;
+  /** Times the zone failed (flow closed, credentials refused while no flow was up). */
+  readonly failures: number;
   /** Requests refused on the zone's listener because the flow had not authenticated. */
   readonly challenged: number;
 }
@@ -29,6 +31,8 @@ export interface ServerZoneOptions {
   realm: string;
   /** Checks the core's credentials against the edge's credential store; without it every flow is accepted. */
   authenticator?: RequestAuthenticator;
+  /** The username the core must authenticate as (any user of the realm when absent). */
+  username?: string;
   clock: Clock;
   onChange?: (status: ServerZoneStatus) => void;
 }
@@ -54,6 +58,8 @@ export class TraversalServerZone implements RequestHandler {
   #since: number;
   #lastError: string | undefined;
   #challenged = 0;
+  #passed = 0;
+  #failures = 0;
   #flow: (Destination & { connectionId: string }) | undefined;
   #local: { address: string; port: number } | undefined;
 
@@ -88,6 +94,8 @@ export class TraversalServerZone implements RequestHandler {
       peer: f ? `${f.address}:${f.port}` : '',
       state: this.#state,
       since: this.#since,
+      probes: this.#passed,
+      failures: this.#failures,
       challenged: this.#challenged,
       ...(this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
     };
@@ -102,7 +110,10 @@ export class TraversalServerZone implements RequestHandler {
 
   handle(request: SipRequest, tx: ServerTransactionHandle, info: TransportInfo): boolean {
     if (info.local.port !== this.#o.port || info.transport === 'UDP') return false;
-    if (this.isZoneFlow(info)) return false;
+    if (this.isZoneFlow(info)) {
+      this.#passed++;
+      return false;
+    }
     const auth = this.#o.authenticator;
     if (!auth) {
       this.#accept(info);
@@ -113,6 +124,13 @@ export class TraversalServerZone implements RequestHandler {
       auth.authenticate(request, { realm: this.#o.realm, mode: 'registrar', source: info.source }),
     ).then(
       (r) => {
+        const expected = this.#o.username;
+        if (r.kind === 'authenticated' && expected !== undefined && r.username !== expected) {
+          this.#challenged++;
+          this.#fail(`authenticated as ${r.username}, the zone expects ${expected}`);
+          tx.respond(createResponse(request, 403, 'Forbidden', { toTag: newTag() }));
+          return;
+        }
         if (r.kind === 'authenticated') {
           this.#accept(info);
           tx.respond(createResponse(request, 200, 'OK', { toTag: newTag() }));
@@ -159,6 +177,7 @@ export class TraversalServerZone implements RequestHandler {
   #transition(to: ServerZoneState): void {
     if (!EDGES[this.#state].includes(to)) return;
     if (this.#state !== to) this.#since = this.#o.clock.wallNow();
+    if (to === 'failed' && this.#state !== 'failed') this.#failures++;
     this.#state = to;
     this.#notify();
   }

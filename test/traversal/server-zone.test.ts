@@ -149,3 +149,23 @@ test('server zone: refused credentials before any flow fail the zone with the re
   assert.equal(z.state, 'failed');
   assert.match(z.status().lastError ?? '', /credentials refused/);
 });
+
+test('server zone: a core authenticated as another user than the zone names is refused (403) and the zone fails', async () => {
+  const z = new TraversalServerZone({
+    name: 'tz1',
+    port: ZONE_PORT,
+    realm: 'traversal',
+    authenticator,
+    username: 'tz2-core',
+    clock: new FakeClock(),
+  });
+  const req = options();
+  req.headers.push({ name: 'Authorization', value: 'good' });
+  const t = tx(req);
+  z.handle(req, t, info('c1'));
+  await settle();
+  assert.equal(t.sent[0]?.status, 403);
+  assert.equal(z.state, 'failed');
+  assert.equal(z.status().lastError, 'authenticated as tz1-core, the zone expects tz2-core');
+  assert.equal(z.flow, undefined);
+});
