@@ -318,14 +318,13 @@ export async function startNode(
         family: t.address.includes(':') ? ('IPv6' as const) : ('IPv4' as const),
       })),
       ...[...sip.values()].flatMap((s) => s.sockets()),
-      ...[...h323.values()].map((g) => ({
-        node: g.kind,
-        listener: 'h323-ras' as const,
-        protocol: 'udp' as const,
-        address: g.server.address().ip,
-        port: g.server.address().port,
-        family: g.server.address().ip.includes(':') ? ('IPv6' as const) : ('IPv4' as const),
-      })),
+      ...[...h323.values()].flatMap((g) =>
+        g.sockets().map((x) => ({
+          node: g.kind,
+          ...x,
+          family: x.address.includes(':') ? ('IPv6' as const) : ('IPv4' as const),
+        })),
+      ),
       ...[...media].flatMap(([kind, m]) =>
         m.muxSockets.map((x) => ({
           node: kind,

@@ -2,6 +2,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
 import { type NodeKind, type NodePlan, ports as rangePorts } from '../../ports/index.ts';
 import type { NodeStore } from '../../store/database.ts';
+import { CallServer } from '../calls/call-server.ts';
 import type { H323Config } from '../config.ts';
 import { Gatekeeper } from './gatekeeper.ts';
 import { RasServer } from './ras-server.ts';
@@ -12,6 +13,10 @@ export interface GatekeeperService {
   readonly kind: NodeKind;
   readonly gatekeeper: Gatekeeper;
   readonly server: RasServer;
+  /** Routed call signalling on `h323-q931`, when the plan has it. */
+  readonly calls: CallServer | undefined;
+  /** The sockets this service listens on, for the port-plan check. */
+  sockets(): Array<{ listener: 'h323-ras' | 'h323-q931'; protocol: 'udp' | 'tcp'; address: string; port: number }>;
   status(): Record<string, unknown>;
   close(): Promise<void>;
 }
@@ -58,7 +63,23 @@ export async function startGatekeeperService(o: {
     else log.info({ endpoint: e.registration.endpointIdentifier, reason: e.reason }, 'H.323 unregistered');
   });
   const server = await RasServer.start(gatekeeper, o.address, rasPort);
-  log.info({ address: o.address, port: rasPort, restored }, 'gatekeeper listening');
+  let calls: CallServer | undefined;
+  if (q931 && o.plan.pools.some((p) => p.id === 'h323-dynamic')) {
+    const r = o.plan.range('h323-dynamic');
+    try {
+      calls = await CallServer.start({
+        gatekeeper,
+        listen: { ip: o.address, port: q931Port },
+        outboundPorts: { from: r.from, to: r.to },
+        clock: o.clock,
+        log,
+      });
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+  }
+  log.info({ address: o.address, port: rasPort, q931: calls ? q931Port : null, restored }, 'gatekeeper listening');
   return {
     kind: o.kind,
     gatekeeper,
@@ -70,7 +91,20 @@ export async function startGatekeeperService(o: {
       registrations: gatekeeper.size,
       admittedCalls: gatekeeper.activeCalls,
       counters: gatekeeper.counters,
+      calls: calls ? { counters: calls.counters, active: calls.active(), ended: calls.ended.slice(-20) } : null,
     }),
-    close: () => server.close(),
+    calls,
+    sockets: () => [
+      { listener: 'h323-ras', protocol: 'udp', ...ipPort(server.address()) },
+      ...(calls ? [{ listener: 'h323-q931' as const, protocol: 'tcp' as const, ...ipPort(calls.address()) }] : []),
+    ],
+    close: async () => {
+      await calls?.close();
+      await server.close();
+    },
   };
+}
+
+function ipPort(a: { ip: string; port: number }): { address: string; port: number } {
+  return { address: a.ip, port: a.port };
 }

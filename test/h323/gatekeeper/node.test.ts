@@ -55,6 +55,14 @@ test('a lab node with h323.enabled runs a gatekeeper per node on the plan port; 
     );
     const core = ras.find((s) => s.node === 'core')!;
     assert.equal(core.port, 1719 + portOffset);
+    const q931 = node.sockets().filter((s) => s.listener === 'h323-q931');
+    assert.deepEqual(
+      q931.map((s) => [s.node, s.protocol, s.port]),
+      [
+        ['edge', 'tcp', 1720 + portOffset],
+        ['core', 'tcp', 1720 + portOffset],
+      ],
+    );
     const gcf = await ask(
       sock,
       {
