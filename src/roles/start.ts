@@ -381,7 +381,6 @@ export async function startNode(
       transport: s.transport.counters(),
       transactions: { ...s.transactions.size, ...s.transactions.counters },
       zones: s.zones(),
-      serverZones: s.serverZones(),
     })),
   );
   log.info(
