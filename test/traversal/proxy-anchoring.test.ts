@@ -284,3 +284,36 @@ test('REGISTER through the edge while the zone is down: 503 with Retry-After, no
   assert.equal(s.responses[0]?.status, 503);
   assert.equal(getHeader(s.responses[0]!, 'retry-after'), '30');
 });
+
+test('anchoring a late offer: no offer in the INVITE, the callee offers in the 200, the caller answers in the ACK', async () => {
+  const { layer, media, proxy } = setup();
+  const inv = request('INVITE');
+  const s = server(inv);
+  proxy.handle(inv, s.tx, UDP_IN);
+  await tick();
+  assert.equal(media.offers.length, 0);
+  const fwd = layer.sent[0]!;
+  proxy.onResponse(withSdp(fwd.req, 200, SDP.replace(/198\.51\.100\.7/g, '10.9.9.9')), fwd.tx);
+  await tick();
+  // The callee (To tag tt1) is the offerer; its leg faces the zone, the caller's is an endpoint.
+  assert.deepEqual(
+    media.offers.map((o) => [o.fromTag, o.from, o.to]),
+    [['tt1', 'traversal', 'endpoint']],
+  );
+  assert.match(s.responses.at(-1)!.body.toString(), /c=IN IP4 RELAY/);
+  const ack = request('ACK', {
+    toTag: 'tt1',
+    body: SDP.replace(/198\.51\.100\.7/g, '10.9.9.9'),
+    uri: 'sip:bob@10.0.0.2:5061;transport=tls',
+  });
+  assert.equal(proxy.handleAck(ack, UDP_IN), true);
+  await tick();
+  assert.deepEqual(
+    media.answers.map((a) => [a.fromTag, a.toTag]),
+    [['tt1', 'ft1']],
+  );
+  const sentAck = layer.stateless.at(-1)!.msg as SipRequest;
+  assert.equal(sentAck.method, 'ACK');
+  assert.match(sentAck.body.toString(), /c=IN IP4 RELAY/);
+  assert.equal(getHeader(sentAck, 'content-length'), String(sentAck.body.length));
+});

@@ -122,7 +122,13 @@ interface Context {
   live: number;
   serverDone: boolean;
   /** Media anchored for this request's SDP: responses carrying SDP go through the relay, in order. */
-  media?: { callId: string; initial: boolean; chain: Promise<void> };
+  media?: {
+    callId: string;
+    initial: boolean;
+    chain: Promise<void>;
+    /** Late offer (INVITE without SDP): the leg kinds of caller and callee, for the offer in the 18x/2xx. */
+    late?: { caller: 'endpoint' | 'traversal'; callee: 'endpoint' | 'traversal' };
+  };
 }
 
 /** Counters of the proxy, for status and tests. */
@@ -393,15 +399,18 @@ export class StatefulProxy {
     const mf = getMaxForwards(ack);
     if (mf?.ok && mf.value === 0) return true;
     setHeader(fwd, 'Max-Forwards', String(mf?.ok ? mf.value - 1 : 70));
-    void this.#nextHop(fwd, flow ? [flow] : undefined).then((dests) => {
-      const dest = dests[0];
-      if (!dest) return;
-      const l = this.#listenerFor(dest);
-      if (!l) return;
-      prependVia(fwd, this.#via(l, newBranch()));
-      this.#opts.transactions.sendStateless(fwd, dest);
-      this.counters.acksForwarded++;
-    });
+    void this.#ackAnswer(fwd)
+      .then(() => this.#nextHop(fwd, flow ? [flow] : undefined))
+      .then((dests) => {
+        const dest = dests[0];
+        if (!dest) return;
+        const l = this.#listenerFor(dest);
+        if (!l) return;
+        prependVia(fwd, this.#via(l, newBranch()));
+        this.#opts.transactions.sendStateless(fwd, dest);
+        this.counters.acksForwarded++;
+      })
+      .catch((err: unknown) => this.#log.warn({ err }, 'ACK forwarding failed => dropped'));
     return true;
   }
 
@@ -848,7 +857,8 @@ export class StatefulProxy {
     first: { zone: string; target: SipTarget } | undefined,
   ): Promise<boolean> {
     const media = this.#opts.media?.();
-    if (!media || ctx.request.method !== 'INVITE' || !hasSdp(fwd)) return true;
+    if (!media || ctx.request.method !== 'INVITE') return true;
+    if (fwd.body.length > 0 && !hasSdp(fwd)) return true;
     const t = this.#opts.traversal;
     const from = t?.sourceZone(info) !== undefined ? 'traversal' : 'endpoint';
     let to: 'endpoint' | 'traversal' = 'endpoint';
@@ -857,6 +867,17 @@ export class StatefulProxy {
       const route = first.target.routes[0];
       const hops = route !== undefined ? await resolveString(route, this.#opts.dns) : (first.target.destinations ?? []);
       if (t.isTraversalZone(first.zone) || hops.some((d) => t.isFlow(t.viaFlow(d)))) to = 'traversal';
+    }
+    if (fwd.body.length === 0) {
+      // RFC 3264 §4 / RFC 3261 §13.2.1: no offer in the INVITE — the callee offers in its 18x/2xx, the caller answers
+      // in the ACK.
+      ctx.media = {
+        callId: getCallId(fwd) ?? '',
+        initial: true,
+        chain: Promise.resolve(),
+        late: { caller: from, callee: to },
+      };
+      return true;
     }
     return this.#offer(ctx, fwd, media, from, to, true);
   }
@@ -913,6 +934,21 @@ export class StatefulProxy {
   async #anchorAnswer(ctx: Context, res: SipResponse): Promise<void> {
     const media = this.#opts.media?.();
     if (!media || !ctx.media || res.status < 101 || res.status >= 300 || !hasSdp(res)) return;
+    const late = ctx.media.late;
+    if (late) {
+      // The callee's offer: the relay learns the callee as the offerer (rtpengine's convention for a late offer).
+      const r = await media.offer({
+        callId: ctx.media.callId,
+        fromTag: getToTag(res) ?? '',
+        sdp: res.body.toString('utf8'),
+        from: late.callee,
+        to: late.caller,
+      });
+      if (r.ok) setBody(res, r.value.sdp);
+      else
+        this.#log.warn({ callId: ctx.media.callId, why: r.reason.message }, 'media late offer refused => passed as is');
+      return;
+    }
     const r = await media.answer({
       callId: ctx.media.callId,
       fromTag: getFromTag(ctx.request) ?? '',
@@ -921,6 +957,21 @@ export class StatefulProxy {
     });
     if (r.ok) setBody(res, r.value.sdp);
     else this.#log.warn({ callId: ctx.media.callId, why: r.reason.message }, 'media answer refused => passed as is');
+  }
+
+  /** The caller's answer in the ACK of a late-offer call goes through the relay (offerer: the callee, the To tag). */
+  async #ackAnswer(ack: SipRequest): Promise<void> {
+    const media = this.#opts.media?.();
+    const callId = getCallId(ack);
+    if (!media || callId === undefined || !hasSdp(ack) || !media.has(callId)) return;
+    const r = await media.answer({
+      callId,
+      fromTag: getToTag(ack) ?? '',
+      toTag: getFromTag(ack) ?? '',
+      sdp: ack.body.toString('utf8'),
+    });
+    if (r.ok) setBody(ack, r.value.sdp);
+    else this.#log.warn({ callId, why: r.reason.message }, 'media answer in ACK refused => passed as is');
   }
 
   // ───────────────────────────── flow tokens ─────────────────────────────
