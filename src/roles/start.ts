@@ -257,6 +257,17 @@ export async function startNode(
           },
           clock: systemClock,
           log,
+          // The relay already released the call's ports; the node reports it (one alarm, the latest call named).
+          onTimeout: (t) => {
+            log.warn({ node: kind, callId: t.callId, idleMs: Math.round(t.idleMs) }, 'media timeout => call released');
+            management?.nodes
+              .get(kind)
+              ?.alarms.raise(
+                'media-timeout',
+                'warning',
+                `no media for ${Math.round(t.idleMs / 1000)} s on call ${t.callId}: its media ports were released`,
+              );
+          },
         }),
       );
       // The proxy anchors the media of the calls it forwards on this node's relay.

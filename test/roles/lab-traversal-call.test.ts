@@ -20,7 +20,7 @@ async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_
 const DOMAIN = 'example.com';
 
 /** A lab (edge 127.0.0.1, core 127.0.0.2) with one authenticated traversal zone serving example.com. */
-async function startLab(): Promise<RunningNode> {
+async function startLab(extra: { media?: { timeoutSeconds: number } } = {}): Promise<RunningNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
   seedCredentials(dataDir, 'edge', [['traversal', 'tz1-core', 'zone-secret']]);
   seedCredentials(dataDir, 'core', [
@@ -28,6 +28,7 @@ async function startLab(): Promise<RunningNode> {
     [DOMAIN, 'bob', 'bob-pw'],
   ]);
   const node = await startTestNode({
+    ...extra,
     dataDir,
     sip: { domains: [DOMAIN], transports: { udp: { enabled: true } } },
     traversalZones: [
@@ -165,6 +166,42 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
         ? true
         : undefined,
     );
+  } finally {
+    for (const u of uas) u.close();
+    await node?.close();
+  }
+});
+
+test('lab traversal: a call whose media stops is released on both relays after media.timeoutSeconds, with an alarm', async () => {
+  let node: RunningNode | undefined;
+  const uas: TestUa[] = [];
+  try {
+    node = await startLab({ media: { timeoutSeconds: 1 } });
+    const edgePort = node.plan.port('sip-udp', 'edge');
+    const corePort = node.plan.port('sip-udp', 'core');
+    const alice = await TestUa.create('alice', DOMAIN, '127.0.0.4');
+    const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
+    uas.push(alice, bob);
+    assert.equal((await bob.register('127.0.0.2', corePort, 'bob-pw')).status, 200);
+    await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);
+    assert.ok(node.media.get('edge')!.core.portsInUse > 0 && node.media.get('core')!.core.portsInUse > 0);
+    // No RTP at all: each relay's timer releases the call.
+    await waitFor(
+      'both relays released by the media timeout',
+      () =>
+        node!.media.get('edge')!.core.portsInUse === 0 && node!.media.get('core')!.core.portsInUse === 0
+          ? true
+          : undefined,
+      8000,
+    );
+    for (const kind of ['edge', 'core'] as const) {
+      const alarm = node.management?.nodes
+        .get(kind)
+        ?.alarms.list()
+        .find((a) => a.id === 'media-timeout');
+      assert.ok(alarm, `${kind} raised the media-timeout alarm`);
+      assert.match(alarm.message, /no media for \d+ s on call .+: its media ports were released/);
+    }
   } finally {
     for (const u of uas) u.close();
     await node?.close();
