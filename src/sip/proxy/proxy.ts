@@ -5,6 +5,7 @@ import { category, type Logger, silentLogger } from '../../common/log.ts';
 import type { Clock, TimerHandle } from '../../common/timers.ts';
 import type { ProxySettings } from '../../routing/config.ts';
 import { DEFAULT_ZONE, LOCAL_ZONE, type Router, type Zone, type ZoneSearcher } from '../../routing/router.ts';
+import { assertIdentity, removeUntrustedIdentity } from '../auth/identity.ts';
 import type { AuthResult, RequestAuthenticator } from '../auth/types.ts';
 import { canonicalName, splitList } from '../message/headers.ts';
 import {
@@ -121,6 +122,8 @@ interface Context {
   /** Live client transactions still mapped to this context. */
   live: number;
   serverDone: boolean;
+  /** RFC 3325: the identity this node vouches for toward trusted zones (the authenticated caller), if any. */
+  identity?: string;
   /** Media anchored for this request's SDP: responses carrying SDP go through the relay, in order. */
   media?: {
     callId: string;
@@ -452,6 +455,8 @@ export class StatefulProxy {
 
     // Out of dialog: who is calling, authenticated or not, then routing.
     const sourceZone = this.#sourceZone(request, info);
+    // RFC 3325 §5: P-Asserted-Identity from outside the trust domain is removed before anything reads it.
+    removeUntrustedIdentity(fwd, sourceZone.trusted);
     let authenticated = sourceZone.trusted;
     const policy = this.#opts.authPolicy?.(sourceZone.name) ?? 'check';
     if (policy === 'treat-as-authenticated') authenticated = true;
@@ -474,6 +479,7 @@ export class StatefulProxy {
       }
       authenticated = true;
       this.#stripOwnCredentials(fwd, realm);
+      ctx.identity = `sip:${result.username}@${host}`;
     }
 
     const ruri = getRequestUri(request);
@@ -529,6 +535,11 @@ export class StatefulProxy {
     // Step 3: Max-Forwards.
     const mf = getMaxForwards(req);
     setHeader(req, 'Max-Forwards', String(mf?.ok ? Math.max(0, mf.value - 1) : 70));
+    // RFC 3325 §5/§6: vouch for the authenticated caller toward a trusted zone only; never leak P-Preferred-Identity.
+    assertIdentity(req, {
+      ...(ctx.identity ? { identity: ctx.identity } : {}),
+      toTrusted: this.#zoneTrusted(zone),
+    });
     // Step 6: postprocess routing information — the registration's Path become Route headers, in order.
     for (let i = target.routes.length - 1; i >= 0; i--) prependHeader(req, 'Route', `<${target.routes[i]}>`);
     // Step 7: the next hop.
@@ -1082,6 +1093,12 @@ export class StatefulProxy {
         canonicalName(h.name) !== 'proxy-authorization' ||
         !new RegExp(`realm\\s*=\\s*"?${realm.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?`, 'i').test(h.value),
     );
+  }
+
+  /** Whether a routing zone is inside the trust domain (RFC 3325): the other node's traversal zone, or configured so. */
+  #zoneTrusted(zone: string): boolean {
+    if (this.#opts.traversal?.isTraversalZone(zone)) return true;
+    return this.#opts.router.zones().some((z) => z.name === zone && z.type === 'neighbor' && z.trusted === true);
   }
 
   /** Where the request comes from: a configured zone by address, the local zone for a registered endpoint, else default. */

@@ -115,7 +115,12 @@ function server(request: SipRequest, info = UDP_IN) {
 const dest = (address: string, port = 5060, transport = 'UDP'): Destination => ({ transport, address, port });
 
 /** A proxy whose zone Z returns the given targets for any alias. */
-function setup(targets: SipTarget[], settings: Record<string, unknown> = {}, routing: Record<string, unknown> = {}) {
+function setup(
+  targets: SipTarget[],
+  settings: Record<string, unknown> = {},
+  routing: Record<string, unknown> = {},
+  extra: Partial<ConstructorParameters<typeof StatefulProxy>[0]> = {},
+) {
   const clock = new FakeClock();
   const layer = new FakeLayer();
   const config = routingConfigSchema.parse({
@@ -143,6 +148,7 @@ function setup(targets: SipTarget[], settings: Record<string, unknown> = {}, rou
     clock,
     dns: noDns,
     calls,
+    ...extra,
   });
   return { clock, layer, proxy, router, calls };
 }
@@ -533,5 +539,47 @@ describe('proxy core: hostile input', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('asserted identity (RFC 3325)', () => {
+  const alice = {
+    authenticate: () => ({ kind: 'authenticated' as const, username: 'alice', realm: 'example.com' }),
+  };
+  const zones = (trusted: boolean) => ({
+    zones: [{ name: 'Z', type: 'neighbor', address: '203.0.113.1', trusted }],
+  });
+
+  test('§5: P-Asserted-Identity from an untrusted source is removed before forwarding', async () => {
+    const { proxy, layer } = setup([target('192.0.2.50')], {}, zones(true));
+    const req = invite({ extra: 'P-Asserted-Identity: <sip:ceo@example.com>\n' });
+    proxy.handle(req, server(req).tx, UDP_IN);
+    await tick();
+    assert.equal(layer.sent.length, 1);
+    assert.deepEqual(getHeaders(reparse(layer.sent[0]!.req), 'p-asserted-identity'), []);
+  });
+
+  test('§5/§6: an authenticated caller is asserted toward a trusted zone, P-Preferred-Identity never forwarded', async () => {
+    const { proxy, layer } = setup([target('192.0.2.50')], { authenticateCalls: true }, zones(true), {
+      authenticator: alice,
+    });
+    const req = invite({ extra: 'P-Preferred-Identity: <sip:boss@example.com>\n' });
+    proxy.handle(req, server(req).tx, UDP_IN);
+    await tick();
+    await tick();
+    const fwd = reparse(layer.sent[0]!.req);
+    assert.deepEqual(getHeaders(fwd, 'p-asserted-identity'), ['<sip:alice@example.com>']);
+    assert.deepEqual(getHeaders(fwd, 'p-preferred-identity'), []);
+  });
+
+  test('§5: no identity is asserted toward an untrusted zone', async () => {
+    const { proxy, layer } = setup([target('192.0.2.50')], { authenticateCalls: true }, zones(false), {
+      authenticator: alice,
+    });
+    const req = invite();
+    proxy.handle(req, server(req).tx, UDP_IN);
+    await tick();
+    await tick();
+    assert.deepEqual(getHeaders(reparse(layer.sent[0]!.req), 'p-asserted-identity'), []);
   });
 });
