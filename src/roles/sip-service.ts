@@ -277,6 +277,7 @@ export class SipService {
       authPolicy: (zone) =>
         config.auth.zones[zone === 'DefaultZone' ? 'default' : zone] ?? config.auth.zones.default ?? 'check',
       realms: config.auth.realms,
+      trustedZones: config.auth.trustedZones,
       calls: this.#calls,
       ...(traversal ? { traversal } : {}),
       media: () => this.#media,

@@ -162,6 +162,8 @@ export interface StatefulProxyOptions {
   authenticator?: RequestAuthenticator;
   /** Authentication policy of a source zone (config `auth.zones`); default `check`. */
   authPolicy?: (zone: string) => 'check' | 'treat-as-authenticated' | 'do-not-check';
+  /** Zones inside the trust domain (RFC 3325) besides traversal zones and trusted neighbors (`auth.trustedZones`). */
+  trustedZones?: readonly string[];
   /** Realm per domain (config `auth.realms`); a domain not listed is its own realm, as for the registrar. */
   realms?: Readonly<Record<string, string>>;
   calls?: CallRegistry;
@@ -1097,7 +1099,7 @@ export class StatefulProxy {
 
   /** Whether a routing zone is inside the trust domain (RFC 3325): the other node's traversal zone, or configured so. */
   #zoneTrusted(zone: string): boolean {
-    if (this.#opts.traversal?.isTraversalZone(zone)) return true;
+    if (this.#opts.traversal?.isTraversalZone(zone) || this.#opts.trustedZones?.includes(zone)) return true;
     return this.#opts.router.zones().some((z) => z.name === zone && z.type === 'neighbor' && z.trusted === true);
   }
 
