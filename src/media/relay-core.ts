@@ -192,6 +192,8 @@ class Side {
   rtcpMux = false;
   offeredRtcpMux = false;
   hold = false;
+  /** Send only to the signalled address, never latch (H.323: H.245 names the receive port; senders use another). */
+  fixed = false;
   readonly latch: [LatchState, LatchState] = [newLatchState(), newLatchState()];
   readonly stats: SideStats = newStats();
   peer!: Side;
@@ -370,7 +372,7 @@ export class RelayCore {
         side.stats.dropped++;
         return;
       }
-    } else if (l.latched && port === l.port && address === l.address) {
+    } else if (side.fixed || (l.latched && port === l.port && address === l.address)) {
       l.lastAt = now;
     } else if (latchPacket(l, address, port, packetSsrc(data, off), now, this.#o.config.latching) === 'drop') {
       side.stats.dropped++;
@@ -492,6 +494,86 @@ export class RelayCore {
       s.sides[1].rtcpMux = mux;
     });
     return ok({ sdp: this.#rewriteToward(call, call.offerer, sd) });
+  }
+
+  // ---- leg-level entry points (H.323: media addresses come from H.245, not SDP) ---------------------------------
+
+  /**
+   * Opens one more stream of call `callId` (created when new, both legs `endpoint`): a port pair facing each party.
+   * `latching: false` sends only to the addresses given by `setStreamRemote`, whatever the packets' sources.
+   * Returns the stream's index, the relay's address and the RTP/RTCP ports facing party 0 and party 1.
+   */
+  openStream(
+    callId: string,
+    options: { latching?: boolean } = {},
+  ): Promise<
+    Result<
+      { index: number; address: string; ports: [{ rtp: number; rtcp: number }, { rtp: number; rtcp: number }] },
+      MediaReject
+    >
+  > {
+    return this.#serial(callId, async () => {
+      if (this.#closed) return fail(REJECTS.closed());
+      let call = this.#calls.get(callId);
+      const isNew = call === undefined;
+      if (!call) {
+        const now = this.#o.clock.now();
+        call = {
+          id: callId,
+          tags: ['0', '1'],
+          kinds: ['endpoint', 'endpoint'],
+          streams: [],
+          offerer: 0,
+          createdAt: now,
+          touchedAt: now,
+          timer: undefined,
+          released: false,
+        };
+      }
+      const a = await this.#allocateSide(call, 0);
+      if (!a.ok) return fail(a.reason);
+      const b = await this.#allocateSide(call, 1);
+      if (!b.ok) {
+        this.#freeSide(a.value);
+        return fail(b.reason);
+      }
+      a.value.peer = b.value;
+      b.value.peer = a.value;
+      a.value.fixed = b.value.fixed = options.latching === false;
+      const index = call.streams.length;
+      call.streams.push({ index, media: 'audio', sides: [a.value, b.value] });
+      if (isNew) {
+        this.#calls.set(callId, call);
+        this.#armTimeout(call);
+      }
+      call.touchedAt = this.#o.clock.now();
+      return ok({
+        index,
+        address: this.#o.addresses.endpoint.advertise,
+        ports: [
+          { rtp: a.value.rtpPort, rtcp: a.value.rtcpPort },
+          { rtp: b.value.rtpPort, rtcp: b.value.rtcpPort },
+        ],
+      });
+    });
+  }
+
+  /**
+   * Where `party` of stream `index` receives RTP (`rtp`) or RTCP (`rtcp`), as its H.245 OLC/OLCAck said: the relay
+   * sends there (latching may still move it to where that party's media really comes from). False when unknown.
+   */
+  setStreamRemote(
+    callId: string,
+    index: number,
+    party: 0 | 1,
+    component: 'rtp' | 'rtcp',
+    ip: string,
+    port: number,
+  ): boolean {
+    const side = this.#calls.get(callId)?.streams[index]?.sides[party];
+    if (!side) return false;
+    resetLatch(side.latch[component === 'rtp' ? 0 : 1], ip, port);
+    return true;
   }
 
   /** Records where the party `side` faces wants media, from its SDP's media description `m`. */

@@ -1,9 +1,11 @@
 import net from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
+import type { RelayCore } from '../../media/relay-core.ts';
 import type { IpPort } from '../api.ts';
 import type { Gatekeeper } from '../gatekeeper/gatekeeper.ts';
 import { encodeTpkt, TpktFramer } from '../transport/tpkt.ts';
+import { MediaAnchor } from './media-anchor.ts';
 import { type Leg, RoutedCall, type RoutedCallInfo } from './routed-call.ts';
 
 export interface CallServerOptions {
@@ -14,6 +16,8 @@ export interface CallServerOptions {
   outboundPorts: { from: number; to: number };
   clock: Clock;
   log: Logger;
+  /** The node's media relay: fast-start media is anchored on it when given. */
+  media?: RelayCore;
   /** Largest TPKT accepted on a leg (octets). */
   maxPduBytes?: number;
   /** Ended calls kept for the status listing. */
@@ -89,6 +93,7 @@ export class CallServer {
     let b: net.Socket | undefined;
     const sockets: Record<Leg, () => net.Socket | undefined> = { a: () => a, b: () => b };
     const local = a.address() as net.AddressInfo;
+    const anchor = this.#o.media ? new MediaAnchor(this.#o.media, id) : undefined;
     const call = new RoutedCall(
       id,
       {
@@ -109,11 +114,15 @@ export class CallServer {
         },
         close: (leg) => sockets[leg]()?.end(),
         localAddress: { ip: local.address, port: this.#o.listen.port || local.port },
+        ...(anchor
+          ? { anchorFastStart: (from: Leg, olcs: readonly Uint8Array[]) => anchor.rewriteFastStart(from, olcs) }
+          : {}),
       },
       this.#seq & 0x7fff,
       () => this.#o.clock.wallNow(),
     );
     call.onEnd = (info) => {
+      anchor?.close();
       this.#active.delete(id);
       this.ended.push({ ...info });
       if (this.ended.length > (this.#o.keepEnded ?? 100)) this.ended.shift();

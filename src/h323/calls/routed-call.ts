@@ -33,6 +33,11 @@ export interface CallIo {
   send(leg: Leg, pdu: Uint8Array): void;
   /** Closes a leg's TCP connection (after the last PDU written). */
   close(leg: Leg): void;
+  /**
+   * Media anchoring (optional): fast-start OLCs from a leg rewritten onto the node's relay. Without it fast start
+   * passes through unchanged.
+   */
+  anchorFastStart?: (from: Leg, olcs: readonly Uint8Array[]) => Promise<Uint8Array[]>;
   /** The node's own call signalling address (put in Setup.sourceCallSignalAddress toward B). */
   readonly localAddress: IpPort;
 }
@@ -133,8 +138,66 @@ export class RoutedCall {
     return true;
   }
 
+  #busy = false;
+  readonly #backlog: Array<() => undefined | Promise<void>> = [];
+
+  /** Runs PDU handlers in arrival order; one that waits (media anchoring) holds back the ones after it. */
+  #run(fn: () => undefined | Promise<void>): void {
+    if (this.#busy) {
+      this.#backlog.push(fn);
+      return;
+    }
+    const r = fn();
+    if (!r) return;
+    this.#busy = true;
+    void r
+      .catch((e: unknown) => this.#abort(`media anchoring failed: ${(e as Error).message}`))
+      .finally(() => {
+        this.#busy = false;
+        const next = this.#backlog.shift();
+        if (next) this.#run(next);
+        while (!this.#busy && this.#backlog.length > 0) this.#run(this.#backlog.shift()!);
+      });
+  }
+
   /** A PDU from the caller's leg; a malformed one ends the call (ReleaseComplete undefinedReason both ways). */
   fromA(pdu: Uint8Array): void {
+    this.#run(() => this.#fromA(pdu));
+  }
+
+  /** A PDU from the callee's leg. */
+  fromB(pdu: Uint8Array): void {
+    this.#run(() => this.#fromB(pdu));
+  }
+
+  #withFastStart(
+    m: CallSignallingMessage,
+    from: Leg,
+    then: (m: CallSignallingMessage) => void,
+  ): undefined | Promise<void> {
+    const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
+    const fs = body && 'value' in body ? (body.value as { fastStart?: Uint8Array[] } | null)?.fastStart : undefined;
+    const anchor = this.#io.anchorFastStart;
+    if (!anchor || !fs || fs.length === 0 || !body) {
+      then(m);
+      return undefined;
+    }
+    return anchor(from, fs).then((olcs) => {
+      const uu = m.uu!;
+      then({
+        ...m,
+        uu: {
+          ...uu,
+          'h323-uu-pdu': {
+            ...uu['h323-uu-pdu'],
+            'h323-message-body': { ...body, value: { ...(body.value as object), fastStart: olcs } } as typeof body,
+          },
+        },
+      });
+    });
+  }
+
+  #fromA(pdu: Uint8Array): undefined | Promise<void> {
     const d = decodeCallSignalling(pdu);
     if (!d.ok) {
       this.#abort(`malformed PDU from the caller: ${d.reason}`);
@@ -149,8 +212,7 @@ export class RoutedCall {
         this.#abort('first PDU is not a Setup');
         return;
       }
-      this.#setup(m);
-      return;
+      return this.#withFastStart(m, 'a', (x) => this.#setup(x));
     }
     if (this.#state === 'released') return;
     if (this.#state === 'routing' && !this.#bUp) {
@@ -158,18 +220,19 @@ export class RoutedCall {
       if (this.#queued.length < 32) this.#queued.push(m);
       return;
     }
-    this.#relay(m, 'b');
+    return this.#withFastStart(m, 'a', (x) => this.#relay(x, 'b'));
   }
 
-  /** A PDU from the callee's leg. */
-  fromB(pdu: Uint8Array): void {
+  #fromB(pdu: Uint8Array): undefined | Promise<void> {
     if (this.#state === 'released') return;
     const d = decodeCallSignalling(pdu);
     if (!d.ok) {
       this.#abort(`malformed PDU from the callee: ${d.reason}`);
       return;
     }
-    this.#relay(d.value, 'a');
+    return this.#withFastStart(d.value, 'b', (x) => {
+      if (this.#state !== 'released') this.#relay(x, 'a');
+    });
   }
 
   #setup(m: CallSignallingMessage): void {

@@ -1,5 +1,6 @@
 import type { Logger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
+import type { RelayCore } from '../../media/relay-core.ts';
 import { type NodeKind, type NodePlan, ports as rangePorts } from '../../ports/index.ts';
 import type { NodeStore } from '../../store/database.ts';
 import { CallServer } from '../calls/call-server.ts';
@@ -34,6 +35,8 @@ export async function startGatekeeperService(o: {
   store: NodeStore;
   clock: Clock;
   log: Logger;
+  /** The node's media relay, on which routed calls anchor their fast-start media. */
+  media?: RelayCore;
 }): Promise<GatekeeperService | undefined> {
   const ras = o.plan.listener('h323-ras');
   if (!o.config.enabled || !ras) return undefined;
@@ -73,6 +76,7 @@ export async function startGatekeeperService(o: {
         outboundPorts: { from: r.from, to: r.to },
         clock: o.clock,
         log,
+        ...(o.media ? { media: o.media } : {}),
       });
     } catch (err) {
       await server.close();
