@@ -282,6 +282,7 @@ export async function startNode(
         store: stores.get(kind)!,
         clock: systemClock,
         log,
+        media: media.get(kind)!.core,
       });
       if (gk) h323.set(kind, gk);
     }
