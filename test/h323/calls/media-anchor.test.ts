@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { after, describe, it } from 'node:test';
+import { systemClock } from '../../../src/common/timers.ts';
+import { buildAudioOlc, h245Address, olcAddresses } from '../../../src/h323/api.ts';
+import { MediaAnchor } from '../../../src/h323/calls/media-anchor.ts';
+import type { OpenLogicalChannel } from '../../../src/h323/per/generated/types.ts';
+import { openLogicalChannelCodec } from '../../../src/h323/per/schema.ts';
+import { type MediaRelay, mediaConfigSchema, startMediaRelay } from '../../../src/media/index.ts';
+
+async function udp(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  return s;
+}
+
+const rtp = (seq: number) => {
+  const b = Buffer.alloc(172);
+  b[0] = 0x80;
+  b.writeUInt16BE(seq, 2);
+  b.writeUInt32BE(0x1234, 8);
+  return b;
+};
+
+describe('MediaAnchor on the relay (leg-level entry points)', () => {
+  const closers: Array<() => void> = [];
+  after(() => {
+    for (const c of closers) c();
+  });
+
+  it("rewrites each leg's OLC addresses to the relay pair facing the other leg and relays to the H.245 ports", async () => {
+    const base = 44_000 + 2 * Math.floor(Math.random() * 5000);
+    const relay: MediaRelay = await startMediaRelay({
+      node: 'core',
+      config: mediaConfigSchema.parse({}),
+      pool: { ranges: [{ from: base, to: base + 19, step: 1 }] },
+      addresses: {
+        endpoint: { bind: '127.0.0.1', advertise: '127.0.0.1' },
+        traversal: { bind: '127.0.0.1', advertise: '127.0.0.1' },
+      },
+      clock: systemClock,
+    });
+    closers.push(() => relay.close());
+    const aRecv = await udp();
+    const aSend = await udp(); // A sends from another port than it receives on (as ooh323c does)
+    const bRecv = await udp();
+    closers.push(() => {
+      for (const s of [aRecv, aSend, bRecv]) s.close();
+    });
+    const anchor = new MediaAnchor(relay.core, 'call-1');
+    // A (caller) proposes: it receives RTP at aRecv (reverse channel), RTCP at aRecv+1
+    const receive: OpenLogicalChannel = {
+      forwardLogicalChannelNumber: 2,
+      forwardLogicalChannelParameters: {
+        dataType: { choice: 'nullData', value: null },
+        multiplexParameters: { choice: 'none', value: null },
+      },
+      reverseLogicalChannelParameters: {
+        dataType: { choice: 'audioData', value: { choice: 'g711Ulaw64k', value: 20 } },
+        multiplexParameters: {
+          choice: 'h2250LogicalChannelParameters',
+          value: {
+            sessionID: 1,
+            mediaChannel: h245Address('127.0.0.1', aRecv.address().port),
+            mediaControlChannel: h245Address('127.0.0.1', aRecv.address().port + 1),
+          },
+        },
+      },
+    };
+    const [fromA] = await anchor.rewriteFastStart('a', [openLogicalChannelCodec.encode(receive)]);
+    const da = openLogicalChannelCodec.decode(fromA!);
+    assert.ok(da.ok);
+    const seenByB = olcAddresses(da.value);
+    const bSendsTo = seenByB.find((x) => x.role === 'media')!.address;
+    assert.equal(bSendsTo.ip, '127.0.0.1');
+    assert.ok(bSendsTo.port >= base && bSendsTo.port <= base + 19, JSON.stringify(seenByB));
+
+    // B answers A's transmit channel: it receives at bRecv
+    const answer = buildAudioOlc(1, { ip: '127.0.0.1', port: bRecv.address().port + 1 });
+    const fwd = answer.forwardLogicalChannelParameters.multiplexParameters;
+    if (fwd.choice === 'h2250LogicalChannelParameters')
+      (fwd.value as { mediaChannel?: unknown }).mediaChannel = h245Address('127.0.0.1', bRecv.address().port);
+    const [fromB] = await anchor.rewriteFastStart('b', [openLogicalChannelCodec.encode(answer)]);
+    const d = openLogicalChannelCodec.decode(fromB!);
+    assert.ok(d.ok);
+    const aSendsTo = olcAddresses(d.value).find((x) => x.role === 'media')!.address;
+    assert.notEqual(aSendsTo.port, bSendsTo.port, 'a port pair facing each leg');
+
+    const got = { a: 0, b: 0, aFrom: '', bFrom: '' };
+    aRecv.on('message', (_m, r) => {
+      got.a++;
+      got.aFrom = `${r.address}:${r.port}`;
+    });
+    bRecv.on('message', (_m, r) => {
+      got.b++;
+      got.bFrom = `${r.address}:${r.port}`;
+    });
+    for (let i = 0; i < 20; i++) {
+      aSend.send(rtp(i), aSendsTo.port, aSendsTo.ip);
+      bRecv.send(rtp(i), bSendsTo.port, bSendsTo.ip);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    // no latching: everything reaches the H.245 receive ports (A sent from another port than it receives on)
+    assert.equal(got.a, 20);
+    assert.equal(got.b, 20);
+    // symmetric: each leg receives from the relay port it sends to
+    assert.equal(got.aFrom, `127.0.0.1:${aSendsTo.port}`);
+    assert.equal(got.bFrom, `127.0.0.1:${bSendsTo.port}`);
+    assert.equal(relay.core.portsInUse, 2);
+    anchor.close();
+    assert.equal(relay.core.portsInUse, 0);
+  });
+});
