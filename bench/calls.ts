@@ -14,13 +14,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeUdpPort, type SippRun, sipp } from '../test/sip/proxy/sipp-peers.ts';
-import { startServer, stopServer, treeCpuSeconds, treeRssKiB } from './lib.ts';
+import { benchArg, startKamailio, startServer, stopServer, treeCpuSeconds, treeRssKiB } from './lib.ts';
 
-const args = process.argv.slice(2);
-const arg = (name: string, def: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : def;
-};
+const arg = benchArg;
 const seconds = Number(arg('seconds', '5'));
 const rates = arg('rates', '200,400,700,1000,1400,1800,2400').split(',').map(Number);
 const hold = Number(arg('hold', '10000'));
@@ -151,33 +147,13 @@ if (only !== 'kamailio') {
 if (only !== 'crossway') {
   const uasPort = await freeUdpPort();
   const port = 16060 + (process.pid % 1000);
-  const { child } = await startServer(
-    'kamailio',
-    [
-      '-f',
-      join(root, 'bench/kamailio/proxy.cfg'),
-      '-DD',
-      '-E',
-      '-x',
-      'fm',
-      '-X',
-      'fm',
-      '-m',
-      '1024',
-      '-M',
-      '64',
-      '-n',
-      '2',
-      '-Y',
-      dir,
-      '-A',
-      `LISTEN=udp:127.0.0.1:${port}`,
-      '-A',
-      `UAS="sip:127.0.0.1:${uasPort}"`,
-    ],
-    /INFO|listening on|Listening on/,
-  );
-  await new Promise((r) => setTimeout(r, 1000));
+  const { child } = await startKamailio({
+    config: join(root, 'bench/kamailio/proxy.cfg'),
+    runDir: dir,
+    sharedMiB: 1024,
+    privateMiB: 64,
+    defines: { LISTEN: `udp:127.0.0.1:${port}`, UAS: `"sip:127.0.0.1:${uasPort}"` },
+  });
   const target = `127.0.0.1:${port}`;
   const steps = await ramp('kamailio', child.pid!, target, uasPort);
   const mem = await memory('kamailio', child.pid!, target, uasPort);

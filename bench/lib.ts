@@ -87,3 +87,30 @@ export function stopServer(child: ChildProcess): Promise<void> {
     child.kill('SIGTERM');
   });
 }
+
+/** `--name value` from the command line, or `def`. */
+export function benchArg(name: string, def: string): string {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : def;
+}
+
+/**
+ * Starts Kamailio 5.6 the way every comparison here runs it: foreground, the fast allocator (`-x fm -X fm`: Debian's
+ * default debug allocator would be an unfair handicap), two UDP workers, `-A NAME=value` defines for the
+ * configuration (`LISTEN` at least), then waits a second for the workers.
+ */
+export async function startKamailio(o: {
+  config: string;
+  runDir: string;
+  sharedMiB: number;
+  privateMiB: number;
+  defines: Record<string, string>;
+}): Promise<{ child: ChildProcess; output: () => string }> {
+  const defines = Object.entries(o.defines).flatMap(([k, v]) => ['-A', `${k}=${v}`]);
+  const args = ['-f', o.config, '-DD', '-E', '-x', 'fm', '-X', 'fm', '-m', String(o.sharedMiB)];
+  args.push('-M', String(o.privateMiB), '-n', '2', '-Y', o.runDir, ...defines);
+  const started = await startServer('kamailio', args, /INFO|listening on|Listening on/);
+  await new Promise((r) => setTimeout(r, 1000));
+  return started;
+}

@@ -12,13 +12,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runSipp } from '../test/helpers/sipp.ts';
-import { startServer, stopServer, treeCpuSeconds, treeRssKiB } from './lib.ts';
+import { benchArg, startKamailio, startServer, stopServer, treeCpuSeconds, treeRssKiB } from './lib.ts';
 
-const args = process.argv.slice(2);
-const arg = (name: string, def: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : def;
-};
+const arg = benchArg;
 const seconds = Number(arg('seconds', '4'));
 const rates = arg('rates', '500,1000,2000,3000,4000,5000,6000,8000,10000,12000').split(',').map(Number);
 const users = Math.min(Number(arg('users', '100000')), 200_000);
@@ -162,15 +158,13 @@ if (only !== 'kamailio') {
 }
 if (only !== 'crossway') {
   const port = 16060 + (process.pid % 1000);
-  const { child } = await startServer(
-    'kamailio',
-    [
-      ...['-f', join(root, 'bench/kamailio/registrar.cfg'), '-DD', '-E', '-x', 'fm', '-X', 'fm'],
-      ...['-m', '1024', '-M', '16', '-n', '2', '-Y', dir, '-A', `LISTEN=udp:${ADDRESS}:${port}`],
-    ],
-    /INFO|listening on|Listening on/,
-  );
-  await new Promise((r) => setTimeout(r, 1000));
+  const { child } = await startKamailio({
+    config: join(root, 'bench/kamailio/registrar.cfg'),
+    runDir: dir,
+    sharedMiB: 1024,
+    privateMiB: 16,
+    defines: { LISTEN: `udp:${ADDRESS}:${port}` },
+  });
   results['Kamailio 5.6'] = await measure('kamailio', child, `${ADDRESS}:${port}`);
   await stopServer(child);
 }

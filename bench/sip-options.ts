@@ -12,13 +12,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runSipp } from '../test/helpers/sipp.ts';
-import { startServer, stopServer, treeCpuSeconds } from './lib.ts';
+import { benchArg, startKamailio, startServer, stopServer, treeCpuSeconds } from './lib.ts';
 
-const args = process.argv.slice(2);
-const arg = (name: string, def: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : def;
-};
+const arg = benchArg;
 const seconds = Number(arg('seconds', '5'));
 const rates = arg('rates', '2000,4000,6000,8000,10000,12000,14000,17000,20000').split(',').map(Number);
 const root = new URL('..', import.meta.url).pathname;
@@ -92,31 +88,13 @@ const results: Record<string, Step[]> = {};
 }
 {
   const port = 15060 + (process.pid % 1000);
-  const { child } = await startServer(
-    'kamailio',
-    [
-      '-f',
-      join(root, 'bench/kamailio/options.cfg'),
-      '-DD',
-      '-E',
-      '-x',
-      'fm',
-      '-X',
-      'fm',
-      '-m',
-      '256',
-      '-M',
-      '16',
-      '-n',
-      '2',
-      '-Y',
-      dir,
-      '-A',
-      `LISTEN=udp:127.0.0.1:${port}`,
-    ],
-    /INFO|listening on|Listening on/,
-  );
-  await new Promise((r) => setTimeout(r, 1000));
+  const { child } = await startKamailio({
+    config: join(root, 'bench/kamailio/options.cfg'),
+    runDir: dir,
+    sharedMiB: 256,
+    privateMiB: 16,
+    defines: { LISTEN: `udp:127.0.0.1:${port}` },
+  });
   results['Kamailio 5.6'] = await ramp('kamailio', child.pid!, `127.0.0.1:${port}`);
   await stopServer(child);
 }
