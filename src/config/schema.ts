@@ -77,7 +77,7 @@ export const sipTransportLimitsSchema = z
     /** A connection with no traffic for this long is closed (s). */
     idleTimeoutSeconds: z.number().int().min(1).max(86_400).default(600),
     /** New inbound connections accepted per source address per second (0: no limit). */
-    newConnectionsPerSecondPerSource: z.number().int().min(0).max(100_000).default(0),
+    newConnectionsPerSecondPerSource: z.number().int().min(0).max(100_000).default(200),
   })
   .strict();
 
@@ -97,7 +97,7 @@ export const sipSchema = z
     connections: sipTransportLimitsSchema.default({
       maxConnections: 10_000,
       idleTimeoutSeconds: 600,
-      newConnectionsPerSecondPerSource: 0,
+      newConnectionsPerSecondPerSource: 200,
     }),
     /** Domains this node is authoritative for (registrar, routing patterns). */
     domains: z.array(z.string().min(1)).default([]),
@@ -286,7 +286,7 @@ export const configSchema = z
       transports: { udp: {}, tcp: {}, tls: {}, mtls: {} },
       timers: { t1: 500, t2: 4000, t4: 5000 },
       limits: { maxMessageBytes: 65_535, maxHeaders: 128, maxHeaderBytes: 8192 },
-      connections: { maxConnections: 10_000, idleTimeoutSeconds: 600, newConnectionsPerSecondPerSource: 0 },
+      connections: { maxConnections: 10_000, idleTimeoutSeconds: 600, newConnectionsPerSecondPerSource: 200 },
       domains: [],
       udpReceiveBufferBytes: 4_194_304,
     }),
