@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,7 @@ import {
 } from '../../src/h323/q931/call-signalling.ts';
 import { q931MessageName } from '../../src/h323/q931/q931.ts';
 import { encodeTpkt, TpktFramer } from '../../src/h323/transport/tpkt.ts';
+import { freeTcpPort, ooh323cBinary, waitFor } from '../helpers/ooh323c.ts';
 
 /**
  * A real H.323 stack (ooh323c's `simple` endpoint, from ../shared/peers) against RAS answers built with our codec:
@@ -38,41 +39,7 @@ import { encodeTpkt, TpktFramer } from '../../src/h323/transport/tpkt.ts';
  * identifier of our RCF, a Setup sent to the address in our ACF) shows ooh323c decoded our answers.
  * Endpoints use 127.0.23.x so that other suites running ooh323c on 127.0.0.x at the same time do not collide.
  */
-const buildScript = new URL('../../../shared/peers/ooh323c/build.sh', import.meta.url).pathname;
-
-function simpleBinary(): string | undefined {
-  if (!existsSync(buildScript)) return undefined;
-  try {
-    return execFileSync('bash', [buildScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-const bin = simpleBinary();
-
-function freeTcpPort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function waitFor(pred: () => boolean, ms: number, what: string, diag: () => string = () => ''): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now();
-    const tick = () => {
-      if (pred()) return resolve();
-      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}\n${diag()}`));
-      setTimeout(tick, 25);
-    };
-    tick();
-  });
-}
+const bin = ooh323cBinary();
 
 describe('ooh323c endpoints against RAS answers from our codec', {
   skip: bin ? false : 'ooh323c peer not available',

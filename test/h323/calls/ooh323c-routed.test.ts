@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import net from 'node:net';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -11,48 +10,15 @@ import { CallServer } from '../../../src/h323/calls/call-server.ts';
 import { Gatekeeper } from '../../../src/h323/gatekeeper/gatekeeper.ts';
 import { RasServer } from '../../../src/h323/gatekeeper/ras-server.ts';
 import { mediaConfigSchema, startMediaRelay } from '../../../src/media/index.ts';
+import { freeTcpPort, ooh323cBinary, waitFor } from '../../helpers/ooh323c.ts';
 
 /**
  * Two real ooh323c endpoints registered to our gatekeeper call each other in the gatekeeper-routed model: the ACF
  * sends the caller's Setup to our call signalling server, which opens its own leg to the callee from the outbound
- * range and relays Q.931/H.225.0 (fast start and tunnelled H.245 pass through). Media is NOT anchored yet: the
- * endpoints' RTP flows between them directly. Endpoints use 127.0.25.x.
+ * range and relays Q.931/H.225.0; fast-start media is anchored on the node's relay (each side must receive what the
+ * other sent, from the relay's address). Endpoints use 127.0.25.x.
  */
-const buildScript = new URL('../../../../shared/peers/ooh323c/build.sh', import.meta.url).pathname;
-
-function simpleBinary(): string | undefined {
-  if (!existsSync(buildScript)) return undefined;
-  try {
-    return execFileSync('bash', [buildScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-const bin = simpleBinary();
-
-function freeTcpPort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function waitFor(pred: () => boolean, ms: number, what: string, diag: () => string = () => ''): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now();
-    const tick = () => {
-      if (pred()) return resolve();
-      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}\n${diag()}`));
-      setTimeout(tick, 25);
-    };
-    tick();
-  });
-}
+const bin = ooh323cBinary();
 
 const count = (s: string, needle: string) => s.split(needle).length - 1;
 

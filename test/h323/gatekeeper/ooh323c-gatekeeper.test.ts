@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import net from 'node:net';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { systemClock } from '../../../src/common/timers.ts';
 import { Gatekeeper, type GatekeeperEvent } from '../../../src/h323/gatekeeper/gatekeeper.ts';
 import { RasServer } from '../../../src/h323/gatekeeper/ras-server.ts';
+import { freeTcpPort, ooh323cBinary, waitFor } from '../../helpers/ooh323c.ts';
 
 /**
  * The real ooh323c endpoint (../shared/peers/ooh323c) against our gatekeeper on a UDP socket: discovery,
@@ -15,41 +15,7 @@ import { RasServer } from '../../../src/h323/gatekeeper/ras-server.ts';
  * registered refused with ARJ, removal by an administrator (URQ from the gatekeeper), URQ at quit.
  * Endpoints use 127.0.24.x so that other suites running ooh323c at the same time do not collide.
  */
-const buildScript = new URL('../../../../shared/peers/ooh323c/build.sh', import.meta.url).pathname;
-
-function simpleBinary(): string | undefined {
-  if (!existsSync(buildScript)) return undefined;
-  try {
-    return execFileSync('bash', [buildScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-const bin = simpleBinary();
-
-function freeTcpPort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function waitFor(pred: () => boolean, ms: number, what: string, diag: () => string = () => ''): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now();
-    const tick = () => {
-      if (pred()) return resolve();
-      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}\n${diag()}`));
-      setTimeout(tick, 25);
-    };
-    tick();
-  });
-}
+const bin = ooh323cBinary();
 
 describe('ooh323c endpoints against the Crossway gatekeeper', {
   skip: bin ? false : 'ooh323c peer not available',
