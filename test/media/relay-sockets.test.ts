@@ -290,9 +290,9 @@ describe('media relay on loopback sockets', () => {
         assert.ok((await r.core.answer({ callId: `k${i}`, fromTag: 'a', toTag: 'b', sdp: sdp(4002) })).ok);
       assert.ok(r.core.delete(`k${i}`));
     }
-    assert.equal(r.core.portsInUse, 0);
-    // Closing a dgram socket completes asynchronously: give the last ones a bounded moment.
-    for (let t = 0; t < 100 && r.io.openSockets > 0; t++) await new Promise((res) => setTimeout(res, 20));
+    // A pair another process holds (test files run in parallel and bind ports of this range) is skipped and kept out
+    // of the pool for 60 s: those, and only those, may still count as in use.
+    assert.equal(r.core.portsInUse, r.core.counters.bindFailures);
     assert.equal(r.io.openSockets, 0);
     assert.equal(r.core.callCount, 0);
     assert.ok(fds() <= fd0 + 2, `descriptors ${fd0} → ${fds()}`);
