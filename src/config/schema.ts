@@ -106,6 +106,16 @@ export const sipSchema = z
      * the kernel, not be dropped into a retransmission storm. The kernel caps it at net.core.rmem_max.
      */
     udpReceiveBufferBytes: z.number().int().min(65_536).max(268_435_456).default(4_194_304),
+    /** Transaction table caps (src/sip/transaction/transaction-layer.ts). */
+    transactions: z
+      .object({
+        /** Live transactions (client plus server); beyond it a new request gets a stateless 503. */
+        maxTransactions: z.number().int().min(100).max(10_000_000).default(100_000),
+        /** Compact records of non-INVITE server transactions completed over UDP (Timer J); the oldest ends early. */
+        maxCompletedTransactions: z.number().int().min(1000).max(50_000_000).default(1_000_000),
+      })
+      .strict()
+      .default({ maxTransactions: 100_000, maxCompletedTransactions: 1_000_000 }),
   })
   .strict();
 
@@ -289,6 +299,7 @@ export const configSchema = z
       connections: { maxConnections: 10_000, idleTimeoutSeconds: 600, newConnectionsPerSecondPerSource: 200 },
       domains: [],
       udpReceiveBufferBytes: 4_194_304,
+      transactions: { maxTransactions: 100_000, maxCompletedTransactions: 1_000_000 },
     }),
     /** Outbound TCP/TLS source-port range for SIP (seed: 25000–29999). */
     outboundPorts: portRange.optional(),

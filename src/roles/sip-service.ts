@@ -116,6 +116,8 @@ export class SipService {
     this.transactions = new TransactionLayer({
       clock: opts.clock,
       timers: config.sip.timers,
+      maxTransactions: config.sip.transactions.maxTransactions,
+      maxCompletedTransactions: config.sip.transactions.maxCompletedTransactions,
       log: opts.log.child({ node: opts.kind }),
       user: this.user as TransactionUser,
       sender: transportSender(this.transport, (key, err) => {

@@ -46,6 +46,25 @@ test('t1 larger than t2 is refused at sip.timers.t1', () => {
   }
 });
 
+test('the transaction table caps are validated: defaults 100,000 live / 1,000,000 completed, too small refused', () => {
+  const cfg = defaultConfig();
+  assert.equal(cfg.sip.transactions.maxTransactions, 100_000);
+  assert.equal(cfg.sip.transactions.maxCompletedTransactions, 1_000_000);
+  const set = validateConfig({ sip: { transactions: { maxCompletedTransactions: 50_000 } } });
+  assert.equal(set.sip.transactions.maxCompletedTransactions, 50_000);
+  assert.equal(set.sip.transactions.maxTransactions, 100_000);
+  try {
+    validateConfig({ sip: { transactions: { maxCompletedTransactions: 10 } } });
+    assert.fail('expected a ConfigError');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    assert.deepEqual(
+      e.issues.map((i) => i.path),
+      ['sip.transactions.maxCompletedTransactions'],
+    );
+  }
+});
+
 test('unknown fields are refused, not silently ignored', () => {
   try {
     validateConfig({ sip: { tranports: {} } });
