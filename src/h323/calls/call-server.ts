@@ -38,7 +38,11 @@ export class CallServer {
   #cursor = 0;
   #closed = false;
   readonly #sockets = new Set<net.Socket>();
-  readonly counters = { accepted: 0, malformed: 0, connectFailures: 0 };
+  readonly counters = { accepted: 0, refused: 0, malformed: 0, connectFailures: 0 };
+  /** Told of every call's state changes (the node's call registry and records); must not throw. */
+  onCallState: (info: Readonly<RoutedCallInfo>) => void = () => {};
+  /** Asked for each new connection (intrusion protection: blocked or flooding sources are refused). */
+  allowConnection: (address: string) => boolean = () => true;
 
   private constructor(o: CallServerOptions, server: net.Server) {
     this.#o = o;
@@ -82,7 +86,8 @@ export class CallServer {
   }
 
   #accept(a: net.Socket): void {
-    if (this.#closed) {
+    if (this.#closed || !this.allowConnection(a.remoteAddress ?? '')) {
+      if (!this.#closed) this.counters.refused++;
       a.destroy();
       return;
     }
@@ -121,6 +126,7 @@ export class CallServer {
       this.#seq & 0x7fff,
       () => this.#o.clock.wallNow(),
     );
+    call.onState = (info) => this.onCallState(info);
     call.onEnd = (info) => {
       anchor?.close();
       this.#active.delete(id);

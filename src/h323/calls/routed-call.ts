@@ -104,6 +104,8 @@ export class RoutedCall {
   readonly info: RoutedCallInfo;
   /** Told once when the call ends. */
   onEnd: (info: RoutedCallInfo) => void = () => {};
+  /** Told of every state change, the end included (call records, status); must not throw. */
+  onState: (info: RoutedCallInfo) => void = () => {};
 
   constructor(id: string, io: CallIo, callReferenceB: number, now: () => number) {
     this.#io = io;
@@ -131,10 +133,13 @@ export class RoutedCall {
     this.#state = next;
     this.info.state = next;
     if (next === 'connected') this.info.connectedAt = this.#now();
-    if (next === 'released') {
-      this.info.endedAt = this.#now();
-      this.onEnd(this.info);
+    if (next === 'released') this.info.endedAt = this.#now();
+    try {
+      this.onState(this.info);
+    } catch {
+      // a listener's fault is its own
     }
+    if (next === 'released') this.onEnd(this.info);
     return true;
   }
 
