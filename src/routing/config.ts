@@ -40,8 +40,16 @@ export const zoneSchema = z
     type: z.enum(['neighbor', 'dns', 'traversal']),
     /** Neighbor: host name or IP address of the peer. */
     address: z.string().min(1).optional(),
-    /** Neighbor: port of the peer (default 5060, 5061 for TLS). */
+    /** Neighbor: port of the peer (default 5060, 5061 for TLS; 1719 for an H.323 neighbor gatekeeper's RAS). */
     port: port.optional(),
+    /** Neighbor: a SIP server (`sip`, the default) or an H.323 neighbor gatekeeper asked with LRQ (`h323`). */
+    protocol: z.enum(['sip', 'h323']).optional(),
+    /** H.323 neighbor: its gatekeeperIdentifier (LRQs naming it identify the neighbor, with its address). */
+    gatekeeperIdentifier: z.string().min(1).max(128).optional(),
+    /** H.323 neighbor: hopCount put in the LRQs sent to it (default 2; 1: it must not forward them further). */
+    hopCount: z.number().int().min(1).max(255).optional(),
+    /** H.323 neighbor: how long an LRQ waits for LCF/LRJ (ms, default 2000); a RIP from the neighbor extends it. */
+    lrqTimeoutMs: z.number().int().min(100).max(30_000).optional(),
     transport: z.enum(['udp', 'tcp', 'tls']).default('udp'),
     /** Requests arriving from this zone's peer count as authenticated (a trusted neighbor). */
     trusted: z.boolean().default(false),

@@ -27,11 +27,13 @@ export interface SearchRequest {
   authenticated: boolean;
   /** Free text shown in the history (the request method and Call-ID, for instance). */
   label?: string;
+  /** Passed as is to the zone searcher (e.g. an H.323 LRQ's remaining hop count); opaque to the router. */
+  context?: unknown;
 }
 
 /** Searches one zone for an alias; an empty array means not found there. Must not throw (a throw counts as not found). */
 export interface ZoneSearcher<T> {
-  search(zone: Zone, alias: string): T[] | Promise<T[]>;
+  search(zone: Zone, alias: string, context?: unknown): T[] | Promise<T[]>;
 }
 
 /** One place the request may go: found in `zone` by `rule`, under `alias`. */
@@ -42,8 +44,35 @@ export interface RouteTarget<T> {
   target: T;
 }
 
+/**
+ * Where a search that found targets may go on: the next priority levels. Given with a `found` decision when no rule that
+ * matched said `stop` and lower-priority rules remain; the protocol layer hands it back to {@link Router.resume} when
+ * every target it was given failed (a neighbor's 404, say), and the search goes on from there.
+ */
+export interface SearchContinuation {
+  readonly searchId: number;
+  /** Index of the next priority level to try. */
+  readonly next: number;
+  /** The alias after transforms. */
+  readonly alias: string;
+  readonly request: Readonly<SearchRequest>;
+}
+
+/** How one target of a resumed search ended: the zone's final answer. */
+export interface TargetOutcome {
+  zone: string;
+  status: number;
+}
+
 export type RouteDecision<T> =
-  | { kind: 'found'; searchId: number; alias: string; targets: RouteTarget<T>[] }
+  | {
+      kind: 'found';
+      searchId: number;
+      alias: string;
+      targets: RouteTarget<T>[];
+      /** Present when the search may go on should every target fail. */
+      continuation?: SearchContinuation;
+    }
   | { kind: 'not-found'; searchId: number; alias: string }
   | { kind: 'rejected'; searchId: number; alias: string; reason: string };
 
@@ -201,20 +230,65 @@ export class Router<T> {
     const t = this.transform(req.alias);
     if (t.applied !== undefined) record.transform = t.applied;
     record.searchedAlias = t.alias;
-    const finish = (d: WithoutId<RouteDecision<T>>): RouteDecision<T> => {
-      record.result = d.kind;
-      record.durationMs = this.#wallNow() - started;
-      const id = this.history.add(record);
-      return { ...d, searchId: id } as RouteDecision<T>;
-    };
 
     const pol = this.policy(req.sourceAlias ?? '', t.alias);
     record.policy = pol.rule === undefined ? 'allow (no rule)' : `${pol.action} (rule ${pol.rule})`;
     if (pol.action === 'reject') {
-      return finish({ kind: 'rejected', alias: t.alias, reason: `call policy rule ${pol.rule}` });
+      return this.#finish(record, started, { kind: 'rejected', alias: t.alias, reason: `call policy rule ${pol.rule}` });
     }
+    return this.#search(req, t.alias, 0, record, started);
+  }
 
-    for (const group of this.#groups) {
+  /**
+   * Goes on with a search whose targets all failed: their answers are written into the search history record (on the
+   * rules that found them), then the priority levels after the one that found them are tried, as `route` would have.
+   * The same record is updated (same search id); `durationMs` then spans both steps.
+   */
+  async resume(cont: SearchContinuation, outcomes: readonly TargetOutcome[]): Promise<RouteDecision<T>> {
+    const record = this.history.get(cont.searchId);
+    const started = record?.at ?? this.#wallNow();
+    const rec: SearchRecord = record ?? {
+      id: 0,
+      at: started,
+      protocol: cont.request.protocol,
+      label: cont.request.label ?? '',
+      sourceZone: cont.request.sourceZone,
+      sourceAlias: cont.request.sourceAlias ?? '',
+      authenticated: cont.request.authenticated,
+      alias: cont.request.alias,
+      searchedAlias: cont.alias,
+      rules: [],
+      result: 'not-found',
+      targets: [],
+      durationMs: 0,
+    };
+    for (const trace of rec.rules) {
+      if (trace.result !== 'found' || trace.answer !== undefined) continue;
+      const answers = outcomes.filter((o) => o.zone === trace.zone).map((o) => o.status);
+      if (answers.length > 0) trace.answer = answers.join(',');
+    }
+    rec.continued = (rec.continued ?? 0) + 1;
+    return this.#search(cont.request, cont.alias, cont.next, rec, started);
+  }
+
+  #finish(record: SearchRecord, started: number, d: WithoutId<RouteDecision<T>>): RouteDecision<T> {
+    record.result = d.kind;
+    record.durationMs = this.#wallNow() - started;
+    // A resumed search updates the record it already has in the ring.
+    const id = record.id !== 0 ? record.id : this.history.add(record);
+    return { ...d, searchId: id } as RouteDecision<T>;
+  }
+
+  /** Search rules from priority level `from` on. */
+  async #search(
+    req: SearchRequest,
+    alias: string,
+    from: number,
+    record: SearchRecord,
+    started: number,
+  ): Promise<RouteDecision<T>> {
+    for (let g = from; g < this.#groups.length; g++) {
+      const group = this.#groups[g]!;
       const tries: { rule: CompiledRule; alias: string; trace: SearchRuleTrace }[] = [];
       let stop = false;
       for (const rule of group) {
@@ -233,25 +307,25 @@ export class Router<T> {
           trace.result = 'skipped-unauthenticated';
           continue;
         }
-        const alias = this.#match(rule, t.alias);
-        if (alias === undefined) continue;
-        trace.alias = alias;
+        const matched = this.#match(rule, alias);
+        if (matched === undefined) continue;
+        trace.alias = matched;
         if (rule.onSuccess === 'stop') stop = true;
-        tries.push({ rule, alias, trace });
+        tries.push({ rule, alias: matched, trace });
       }
       if (tries.length === 0) continue;
       // Rules of equal priority: searched in parallel.
       const results = await Promise.all(
-        tries.map(async ({ rule, alias, trace }) => {
+        tries.map(async ({ rule, alias: a, trace }) => {
           const zone = this.#zones.get(rule.targetZone);
           if (!zone) {
             trace.result = 'no-zone';
             return [];
           }
           try {
-            const hits = await this.#searcher.search(zone, alias);
+            const hits = await this.#searcher.search(zone, a);
             trace.result = hits.length > 0 ? 'found' : 'not-found';
-            return hits.map((target) => ({ zone: zone.name, rule: rule.name, alias, target }));
+            return hits.map((target) => ({ zone: zone.name, rule: rule.name, alias: a, target }));
           } catch (err) {
             trace.result = 'error';
             trace.error = (err as Error)?.message ?? String(err);
@@ -262,11 +336,17 @@ export class Router<T> {
       const targets = results.flat();
       if (targets.length > 0) {
         record.targets = targets.map((x) => ({ zone: x.zone, alias: x.alias }));
-        return finish({ kind: 'found', alias: t.alias, targets });
+        const found: WithoutId<RouteDecision<T>> = { kind: 'found', alias, targets };
+        const d = this.#finish(record, started, found);
+        if (!stop && g + 1 < this.#groups.length && d.kind === 'found') {
+          d.continuation = { searchId: d.searchId, next: g + 1, alias, request: req };
+        }
+        return d;
       }
       if (stop) break;
     }
-    return finish({ kind: 'not-found', alias: t.alias });
+    record.targets = [];
+    return this.#finish(record, started, { kind: 'not-found', alias });
   }
 
   #sourceOk(rule: CompiledRule, sourceZone: string): boolean {

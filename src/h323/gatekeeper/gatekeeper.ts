@@ -73,8 +73,25 @@ export interface H323Registration {
   vendor: string | undefined;
 }
 
-/** Where an admitted call goes, as the call-signalling side resolves it. */
-export type H323Target = { kind: 'endpoint'; registration: H323Registration } | { kind: 'address'; address: IpPort };
+/** Where an admitted call goes, as the call-signalling side resolves it (`zone`: found in that neighbor zone). */
+export type H323Target =
+  | { kind: 'endpoint'; registration: H323Registration }
+  | { kind: 'address'; address: IpPort; zone?: string };
+
+/**
+ * What `neighbours.ts` plugs into the gatekeeper: the RAS of neighbor gatekeepers (LRQ, LCF, LRJ, RIP), and the
+ * routing of admissions when search rules may find an alias beyond this gatekeeper.
+ */
+export interface NeighbourHook {
+  /** LRQ/LCF/LRJ/RIP from `from`; returns an answer to send back now, if any (later ones go through `send`). */
+  handle(m: RasMessage, from: IpPort): RasMessage | undefined;
+  /** When true, ARQs naming aliases are decided by `route` (asynchronously) instead of the local table alone. */
+  readonly routesAdmissions: boolean;
+  route(
+    destination: AliasText[],
+    caller: { endpointIdentifier: string; aliases: AliasText[] },
+  ): Promise<H323Target | undefined>;
+}
 
 export interface GatekeeperSend {
   to: IpPort;
@@ -175,6 +192,12 @@ export class Gatekeeper {
   };
   /** Sends the gatekeeper originates (URQ on removal by an administrator); set by the adapter. */
   onSend: (s: GatekeeperSend) => void = () => {};
+  /** Neighbor gatekeepers (LRQ/LCF/LRJ) and routed admission, when configured (`neighbours.ts`). */
+  neighbours: NeighbourHook | undefined;
+  /** ARQs waiting for routing (key: source address and requestSeqNum): retransmissions are not routed twice. */
+  readonly #routing = new Set<string>();
+  /** A RIP goes to an endpoint whose ARQ is still being routed after this many ms. */
+  ripAfterMs = 500;
 
   constructor(options: GatekeeperOptions, clock: Clock) {
     this.#o = { ...options, policy: { ...options.policy, patterns: [...options.policy.patterns] } };
@@ -232,7 +255,14 @@ export class Gatekeeper {
         reply = this.#urq(m.value);
         break;
       case 'admissionRequest':
-        reply = this.#arq(m.value);
+        reply = this.#arq(m.value, from);
+        break;
+      case 'locationRequest':
+      case 'locationConfirm':
+      case 'locationReject':
+      case 'requestInProgress':
+        if (this.neighbours) reply = this.neighbours.handle(m, from);
+        else this.counters.ignored++;
         break;
       case 'bandwidthRequest':
         reply = this.#brq(m.value);
@@ -431,14 +461,49 @@ export class Gatekeeper {
   }
 
   // H.225.0 §7.11 / H.323 §8.1.3: routed model — the ACF's destCallSignalAddress is the node itself.
-  #arq(a: AdmissionRequest): RasMessage {
+  #arq(a: AdmissionRequest, from: IpPort): RasMessage | undefined {
     const s = readArq(a);
-    if (!this.#live(s.endpointIdentifier)) return this.#arj(a, 'callerNotRegistered');
+    const caller = this.#live(s.endpointIdentifier);
+    if (!caller) return this.#arj(a, 'callerNotRegistered');
+    if (!s.answerCall && s.destination.length > 0 && this.neighbours?.routesAdmissions) {
+      this.#routeArq(a, s, from, caller.reg.aliases);
+      return undefined;
+    }
     if (!s.answerCall) {
       const target = this.resolve(s.destination, s.destCallSignalAddress);
       if (!target) return this.#arj(a, s.destination.length > 0 ? 'calledPartyNotRegistered' : 'incompleteAddress');
       if (target.kind === 'address' && !this.#o.allowDialledIp) return this.#arj(a, 'requestDenied');
     }
+    return this.#admit(a, s);
+  }
+
+  /** ARQ decided by the search rules (neighbor zones): RIP when slow, then ACF or ARJ through `onSend`. */
+  #routeArq(a: AdmissionRequest, s: ReturnType<typeof readArq>, from: IpPort, aliases: AliasText[]): void {
+    const key = `${from.ip}:${from.port}/${a.requestSeqNum}`;
+    if (this.#routing.has(key)) return; // a retransmission: the answer is on its way
+    this.#routing.add(key);
+    const rip = this.#clock.setTimer(this.ripAfterMs, () => {
+      if (this.#closed) return;
+      const delay = 5000;
+      this.onSend(this.#out({ choice: 'requestInProgress', value: { requestSeqNum: a.requestSeqNum, delay } }, from));
+    });
+    const done = (target: H323Target | undefined) => {
+      rip.cancel();
+      this.#routing.delete(key);
+      if (this.#closed) return;
+      let reply: RasMessage;
+      if (!target) reply = this.#arj(a, 'calledPartyNotRegistered');
+      else if (target.kind === 'address' && target.zone === undefined && !this.#o.allowDialledIp)
+        reply = this.#arj(a, 'requestDenied');
+      else reply = this.#admit(a, s);
+      this.onSend(this.#out(reply, from));
+    };
+    this.neighbours!.route(s.destination, { endpointIdentifier: s.endpointIdentifier, aliases }).then(done, () =>
+      done(undefined),
+    );
+  }
+
+  #admit(a: AdmissionRequest, s: ReturnType<typeof readArq>): RasMessage {
     const bandWidth = Math.min(s.bandWidth, this.#o.maxBandwidthPerCall);
     this.#calls.set(`${s.endpointIdentifier}/${guidHex(s.callIdentifier, a.callReferenceValue)}`, {
       endpointIdentifier: s.endpointIdentifier,
@@ -488,6 +553,11 @@ export class Gatekeeper {
         value: { requestSeqNum: i.requestSeqNum, nakReason: { choice: 'notRegistered', value: null } },
       };
     return { choice: 'infoRequestAck', value: { requestSeqNum: i.requestSeqNum } };
+  }
+
+  /** Sends a RAS message the gatekeeper originates (LRQ, a late LCF/LRJ), counted like its answers. */
+  send(message: RasMessage, to: IpPort): void {
+    if (!this.#closed) this.onSend(this.#out(message, to));
   }
 
   #nextSeq(): number {

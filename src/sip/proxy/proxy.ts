@@ -219,6 +219,8 @@ export function sipZoneSearcher(opts: {
         });
       }
       const uri = `sip:${alias}`;
+      // An H.323 neighbor gatekeeper is searched by the H.323 side only (src/h323/gatekeeper/neighbours.ts).
+      if (zone.type === 'neighbor' && zone.protocol === 'h323') return [];
       if (zone.type === 'neighbor') {
         const transport = zone.transport.toUpperCase() as 'UDP' | 'TCP' | 'TLS';
         const host = zone.address!.includes(':') && isIP(zone.address!) === 6 ? `[${zone.address}]` : zone.address!;
@@ -1109,7 +1111,8 @@ export class StatefulProxy {
     const tz = this.#opts.traversal?.sourceZone(info);
     if (tz !== undefined) return { name: tz, trusted: true };
     for (const z of this.#opts.router.zones()) {
-      if (z.type === 'neighbor' && z.address === info.source.address) return { name: z.name, trusted: z.trusted };
+      if (z.type === 'neighbor' && z.protocol !== 'h323' && z.address === info.source.address)
+        return { name: z.name, trusted: z.trusted };
     }
     const from = getFrom(req);
     if (from?.ok && this.#opts.location) {
