@@ -285,6 +285,18 @@ test('REGISTER through the edge while the zone is down: 503 with Retry-After, no
   assert.equal(getHeader(s.responses[0]!, 'retry-after'), '30');
 });
 
+test('REGISTER through the edge with a Route naming the edge (outbound proxy): the Route is consumed, the REGISTER goes down the zone', async () => {
+  const { layer, proxy } = setup();
+  const reg = request('REGISTER', { uri: 'sip:example.com', route: '<sip:192.0.2.1:5060;lr>' });
+  assert.equal(proxy.handleRegister(reg, server(reg).tx, UDP_IN), true);
+  await tick();
+  assert.equal(layer.sent.length, 1);
+  const fwd = layer.sent[0]!;
+  assert.deepEqual(fwd.dest, FLOW);
+  assert.equal(getHeaders(fwd.req, 'route').length, 0);
+  assert.equal(getHeaders(fwd.req, 'path').length, 1);
+});
+
 test('anchoring a late offer: no offer in the INVITE, the callee offers in the 200, the caller answers in the ACK', async () => {
   const { layer, media, proxy } = setup();
   const inv = request('INVITE');

@@ -311,6 +311,8 @@ export class StatefulProxy {
     const mf = getMaxForwards(request);
     if (mf?.ok && mf.value === 0) return this.#reject(transaction, 483, 'Too Many Hops');
     const fwd = copyRequest(request);
+    // RFC 3261 §16.4: a Route naming this node (the phone's outbound proxy) is removed, else it is the next hop.
+    this.#preprocessRoute(fwd);
     const ctx: Context = {
       state: 'forwarding',
       request,
