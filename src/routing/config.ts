@@ -53,7 +53,10 @@ export const zoneSchema = z
     transport: z.enum(['udp', 'tcp', 'tls']).default('udp'),
     /** Requests arriving from this zone's peer count as authenticated (a trusted neighbor). */
     trusted: z.boolean().default(false),
-    /** Credentials answered to the peer's 401/407 challenges (reserved; not used yet by the proxy). */
+    /**
+     * Credentials the proxy answers this zone's 401/407 challenges with: the request goes again, once, with
+     * Authorization / Proxy-Authorization (digest MD5, SHA-256 or SHA-512-256, qop=auth) and CSeq + 1.
+     */
     authentication: z
       .object({ username: z.string().min(1), password: z.string().min(1) })
       .strict()
@@ -144,6 +147,14 @@ export const proxySettingsSchema = z
     maxBranches: z.number().int().min(1).max(64).default(16),
     /** Challenge out-of-dialog requests with 407 (needs the authenticator); trusted zones are never challenged. */
     authenticateCalls: z.boolean().default(false),
+    /**
+     * Final answers from a searched zone (not LocalZone) after which the search goes on with the next priority level,
+     * when every target failed so and no matching rule said `stop`.
+     */
+    searchContinueOn: z
+      .array(z.number().int().min(300).max(699))
+      .max(64)
+      .default([404, 408, 410, 480, 484, 500, 502, 503, 504]),
   })
   .strict();
 

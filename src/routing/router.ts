@@ -234,7 +234,11 @@ export class Router<T> {
     const pol = this.policy(req.sourceAlias ?? '', t.alias);
     record.policy = pol.rule === undefined ? 'allow (no rule)' : `${pol.action} (rule ${pol.rule})`;
     if (pol.action === 'reject') {
-      return this.#finish(record, started, { kind: 'rejected', alias: t.alias, reason: `call policy rule ${pol.rule}` });
+      return this.#finish(record, started, {
+        kind: 'rejected',
+        alias: t.alias,
+        reason: `call policy rule ${pol.rule}`,
+      });
     }
     return this.#search(req, t.alias, 0, record, started);
   }

@@ -7,6 +7,11 @@ export interface SearchRuleTrace {
   alias?: string;
   result: 'no-match' | 'skipped-source' | 'skipped-unauthenticated' | 'found' | 'not-found' | 'no-zone' | 'error';
   error?: string;
+  /**
+   * Found, but the request forwarded there failed and the search went on: the zone's final answers (`404`, or
+   * `404,480` for several targets).
+   */
+  answer?: string;
 }
 
 /** One routed request: what came in, what the transforms, policy and rules did, and where it went. */
@@ -27,7 +32,10 @@ export interface SearchRecord {
   policy?: string;
   rules: SearchRuleTrace[];
   result: 'found' | 'not-found' | 'rejected';
+  /** Where the request went last (a resumed search: the targets of its last step). */
   targets: { zone: string; alias: string }[];
+  /** Times the search went on after every target it had found failed. */
+  continued?: number;
   durationMs: number;
 }
 
@@ -69,7 +77,10 @@ export class SearchHistory {
     return out;
   }
 
+  /** A record still in the ring, by id (ids are sequential: its slot is known). */
   get(id: number): SearchRecord | undefined {
-    return this.recent().find((r) => r.id === id);
+    if (id <= this.#id - this.#count || id > this.#id) return undefined;
+    const r = this.#ring[(id - 1) % this.#ring.length];
+    return r?.id === id ? r : undefined;
   }
 }
