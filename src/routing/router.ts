@@ -327,7 +327,7 @@ export class Router<T> {
             return [];
           }
           try {
-            const hits = await this.#searcher.search(zone, a);
+            const hits = await this.#searcher.search(zone, a, req.context);
             trace.result = hits.length > 0 ? 'found' : 'not-found';
             return hits.map((target) => ({ zone: zone.name, rule: rule.name, alias: a, target }));
           } catch (err) {
