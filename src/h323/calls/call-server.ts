@@ -2,8 +2,8 @@ import net from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
 import type { RelayCore } from '../../media/relay-core.ts';
-import type { IpPort } from '../api.ts';
-import type { Gatekeeper } from '../gatekeeper/gatekeeper.ts';
+import type { AliasText, IpPort } from '../api.ts';
+import type { Gatekeeper, H323Target } from '../gatekeeper/gatekeeper.ts';
 import { encodeTpkt, TpktFramer } from '../transport/tpkt.ts';
 import { MediaAnchor } from './media-anchor.ts';
 import { type Leg, RoutedCall, type RoutedCallInfo } from './routed-call.ts';
@@ -18,6 +18,11 @@ export interface CallServerOptions {
   log: Logger;
   /** The node's media relay: fast-start media is anchored on it when given. */
   media?: RelayCore;
+  /**
+   * Routes a Setup through the search rules (neighbor zones, `gatekeeper/neighbours.ts`); without it the called
+   * aliases are looked up in the gatekeeper's registrations only.
+   */
+  route?: (destination: AliasText[], source: AliasText[], from: IpPort) => Promise<H323Target | undefined>;
   /** Largest TPKT accepted on a leg (octets). */
   maxPduBytes?: number;
   /** Ended calls kept for the status listing. */
@@ -102,7 +107,10 @@ export class CallServer {
     const call = new RoutedCall(
       id,
       {
-        resolve: (dest) => this.#o.gatekeeper.resolve(dest),
+        resolve: (dest, src) =>
+          this.#o.route
+            ? this.#o.route(dest, src, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 })
+            : this.#o.gatekeeper.resolve(dest),
         connectB: (to) => {
           b = this.#connect(to, local.address, (ok, why) => (ok ? call.bConnected() : call.bFailed(why)));
           this.#framed(

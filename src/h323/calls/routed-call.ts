@@ -26,8 +26,8 @@ export type Leg = 'a' | 'b';
 
 /** What a call asks its server to do. */
 export interface CallIo {
-  /** Resolves the called aliases (the gatekeeper's registrations, later the routing module). */
-  resolve(destination: AliasText[]): H323Target | undefined;
+  /** Resolves the called aliases: the gatekeeper's registrations, or the search rules (neighbor zones: async). */
+  resolve(destination: AliasText[], source: AliasText[]): H323Target | undefined | Promise<H323Target | undefined>;
   /** Opens leg B to `to`; the server answers with `bConnected()` or `bFailed()`. */
   connectB(to: IpPort): void;
   send(leg: Leg, pdu: Uint8Array): void;
@@ -178,18 +178,18 @@ export class RoutedCall {
   #withFastStart(
     m: CallSignallingMessage,
     from: Leg,
-    then: (m: CallSignallingMessage) => void,
+    then: (m: CallSignallingMessage) => void | Promise<void>,
   ): undefined | Promise<void> {
     const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
     const fs = body && 'value' in body ? (body.value as { fastStart?: Uint8Array[] } | null)?.fastStart : undefined;
     const anchor = this.#io.anchorFastStart;
     if (!anchor || !fs || fs.length === 0 || !body) {
-      then(m);
-      return undefined;
+      const r = then(m);
+      return r instanceof Promise ? r : undefined;
     }
     return anchor(from, fs).then((olcs) => {
       const uu = m.uu!;
-      then({
+      return then({
         ...m,
         uu: {
           ...uu,
@@ -240,7 +240,7 @@ export class RoutedCall {
     });
   }
 
-  #setup(m: CallSignallingMessage): void {
+  #setup(m: CallSignallingMessage): undefined | Promise<void> {
     const body = m.uu!['h323-uu-pdu']['h323-message-body'];
     if (body.choice !== 'setup') return;
     const setup = body.value;
@@ -249,7 +249,16 @@ export class RoutedCall {
     this.info.source = (setup.sourceAddress ?? []).map(aliasToText);
     this.info.destination = (setup.destinationAddress ?? []).map(aliasToText);
     this.#to('routing');
-    const target = this.#io.resolve(this.info.destination);
+    const found = this.#io.resolve(this.info.destination, this.info.source);
+    if (!(found instanceof Promise)) return this.#routed(m, found);
+    // a neighbor zone is being asked (LRQ): the caller may hang up meanwhile
+    return found.then((t) => (this.#state === 'routing' ? this.#routed(m, t) : undefined));
+  }
+
+  #routed(m: CallSignallingMessage, target: H323Target | undefined): undefined {
+    const body = m.uu!['h323-uu-pdu']['h323-message-body'];
+    if (body.choice !== 'setup') return;
+    const setup = body.value;
     if (!target) {
       // H.225.0 §7.3.8 / Q.850: nobody by that alias — cause 1 (unallocated number), calledPartyNotRegistered
       this.#io.send(
