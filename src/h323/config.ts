@@ -30,6 +30,33 @@ export const h323ConfigSchema = z
         allowDialledIp: z.boolean().default(false),
         /** Largest bandwidth granted per call in ACF/BCF, in units of 100 bit/s. */
         maxBandwidthPerCall: z.number().int().min(1).max(4_294_967_295).default(20_000),
+        /**
+         * H.235.1 (baseline security profile, procedure I: HMAC-SHA1-96 over the whole RAS message, key SHA-1 of the
+         * password) checked against the local credential store (`crossway users`). `off`: tokens ignored;
+         * `optional`: a token present must be good, unsigned requests go on; `required`: every request must carry one.
+         */
+        security: z
+          .object({
+            mode: z.enum(['off', 'optional', 'required']).default('off'),
+            /** The realm whose users sign RAS (default: the realm of the only SIP domain). */
+            realm: z.string().min(1).max(128).optional(),
+            /** Largest difference between a token's timeStamp and the node's clock (s). */
+            timestampWindowSeconds: z.number().int().min(1).max(86_400).default(300),
+          })
+          .strict()
+          .prefault({}),
+        /**
+         * Flood limits per source address (0: none). RAS requests and new call signalling connections over the
+         * limit are dropped, counted, and each one counts against the source in intrusion protection (category
+         * `flood`, `security.intrusion.flood`).
+         */
+        floodLimits: z
+          .object({
+            rasPerSecondPerSource: z.number().int().min(0).max(1_000_000).default(50),
+            setupsPerSecondPerSource: z.number().int().min(0).max(100_000).default(20),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

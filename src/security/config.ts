@@ -43,6 +43,8 @@ export const securityConfigSchema = z
         authFailures: category(10, 60, 600),
         /** Malformed SIP messages and malformed credentials. */
         malformed: category(50, 60, 300),
+        /** Requests over a per-source rate limit (H.323: `h323.gatekeeper.floodLimits`). */
+        flood: category(200, 10, 300),
         /**
          * Networks never blocked (CIDRs or addresses): management stations, trusted peers. Default: loopback (local
          * tools, and a lab's two halves talking to each other); set `[]` to protect loopback too.

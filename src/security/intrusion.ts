@@ -8,7 +8,7 @@ import { BlockList, isIP } from 'node:net';
 import type { Clock } from '../common/timers.ts';
 
 /** What is counted against a source. */
-export type IntrusionCategory = 'auth' | 'malformed';
+export type IntrusionCategory = 'auth' | 'malformed' | 'flood';
 
 /** Thresholds of one category: `threshold` events within `windowMs` block the source for `blockMs`. */
 export interface CategoryLimits {
@@ -105,7 +105,7 @@ export class IntrusionGuard implements SourcePolicy {
     blocksStarted: 0,
     droppedPackets: 0,
     refusedConnections: 0,
-    events: { auth: 0, malformed: 0 },
+    events: { auth: 0, malformed: 0, flood: 0 },
   };
 
   constructor(o: IntrusionGuardOptions) {
@@ -160,6 +160,11 @@ export class IntrusionGuard implements SourcePolicy {
   /** A failed authentication from `address`. */
   onAuthFailure(address: string): void {
     this.record(address, 'auth');
+  }
+
+  /** A request over a rate limit from `address` (H.323 RAS/Setup floods). */
+  onFlood(address: string): void {
+    this.record(address, 'flood');
   }
 
   /** Counts one event; returns the block it started, if any. */

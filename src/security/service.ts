@@ -37,7 +37,7 @@ export function createIntrusionProtection(o: IntrusionProtectionOptions): {
   const guard = new IntrusionGuard({
     clock: o.clock,
     enabled: c.enabled,
-    limits: { auth: limits(c.authFailures), malformed: limits(c.malformed) },
+    limits: { auth: limits(c.authFailures), malformed: limits(c.malformed), flood: limits(c.flood) },
     exempt: c.exempt,
     maxTrackedSources: c.maxTrackedSources,
     onBlock: (b) => {

@@ -12,6 +12,7 @@ import { eventually, makeLayer, request, streamClient, tcpConnect, udpClient } f
 const LIMITS = {
   auth: { threshold: 3, windowMs: 10_000, blockMs: 60_000 },
   malformed: { threshold: 2, windowMs: 1000, blockMs: 5000 },
+  flood: { threshold: 5, windowMs: 1000, blockMs: 30_000 },
 };
 
 function guard(clock = new FakeClock(), exempt: string[] = [], max = 1000) {
@@ -30,6 +31,20 @@ describe('IntrusionGuard', () => {
     assert.equal(g.allows('192.0.2.2'), true);
     assert.equal(g.counters.droppedPackets, 1);
     assert.equal(g.blocks()[0]?.category, 'auth');
+  });
+
+  it('flood events (requests over a rate limit) block a source by their own threshold, counted apart', () => {
+    const clock = new FakeClock();
+    const g = guard(clock);
+    for (let i = 0; i < 4; i++) g.onFlood('192.0.2.5');
+    assert.equal(g.allows('192.0.2.5'), true);
+    g.onFlood('192.0.2.5');
+    assert.equal(g.allows('192.0.2.5'), false);
+    assert.equal(g.blocks()[0]?.category, 'flood');
+    assert.equal(g.counters.events.flood, 5);
+    assert.equal(g.counters.events.auth, 0);
+    clock.advance(30_001);
+    assert.equal(g.allows('192.0.2.5'), true);
   });
 
   it('the window slides: events spread wider than the window never block', () => {

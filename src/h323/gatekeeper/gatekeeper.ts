@@ -27,6 +27,7 @@ import type {
   UnregRequestReason,
 } from '../per/generated/types.ts';
 import { rasCodec } from '../per/schema.ts';
+import { type RasAuth, type RasSecurity, securityDenial } from '../security/ras-security.ts';
 
 /**
  * The RAS gatekeeper (H.225.0 §7, H.323 §7.2): discovery, registration with lightweight keep-alives and expiry,
@@ -71,6 +72,23 @@ export interface H323Registration {
   /** Wall-clock ms of the last RRQ (full or keep-alive) or IRR. */
   refreshedAt: number;
   vendor: string | undefined;
+  /** The user the registration was authenticated as (H.235.1), when it was. */
+  authUser?: string;
+}
+
+/** Largest RAS datagram read; anything longer is dropped and counted as malformed. */
+export const MAX_RAS_DATAGRAM = 4096;
+
+/**
+ * Intrusion protection as the gatekeeper uses it (`IntrusionGuard` of the node): blocked sources dropped before
+ * decoding; malformed PDUs, bad H.235.1 tokens and requests over the flood limit counted against their source.
+ */
+export interface RasProtection {
+  allows(address: string): boolean;
+  isExempt(address: string): boolean;
+  onMalformed(address: string): void;
+  onAuthFailure(address: string): void;
+  onFlood(address: string): void;
 }
 
 /** Where an admitted call goes, as the call-signalling side resolves it (`zone`: found in that neighbor zone). */
@@ -117,6 +135,12 @@ export interface GatekeeperCounters {
   expired: number;
   /** Lightweight RRQs (keepAlive TRUE) confirmed. */
   keepAlives: number;
+  /** Datagrams dropped because their source is blocked by intrusion protection. */
+  blocked: number;
+  /** Requests dropped over the per-source flood limit. */
+  rateLimited: number;
+  /** Requests refused with securityDenial by the H.235.1 check. */
+  securityDenied: number;
 }
 
 interface Entry {
@@ -189,7 +213,17 @@ export class Gatekeeper {
     rejected: {},
     expired: 0,
     keepAlives: 0,
+    blocked: 0,
+    rateLimited: 0,
+    securityDenied: 0,
   };
+  /** H.235.1 checks (`setSecurity`); absent: no tokens are looked at. */
+  #security: RasSecurity | undefined;
+  #protection: RasProtection | undefined;
+  #rate: { allow(address: string): boolean } | undefined;
+  /** The sender of the datagram being handled, when its token was good (answers to it are signed). */
+  #auth: RasAuth | undefined;
+  #random = 0;
   /** Sends the gatekeeper originates (URQ on removal by an administrator); set by the adapter. */
   onSend: (s: GatekeeperSend) => void = () => {};
   /** Neighbor gatekeepers (LRQ/LCF/LRJ) and routed admission, when configured (`neighbours.ts`). */
@@ -229,15 +263,66 @@ export class Gatekeeper {
     }
   }
 
-  /** A datagram from `from`: decoded, answered (the reply, if any, returned); malformed PDUs dropped and counted. */
+  /** Turns on H.235.1 checks of RAS tokens (see `ras-security.ts`). */
+  setSecurity(security: RasSecurity | undefined): void {
+    this.#security = security;
+  }
+
+  /** Intrusion protection and the per-source flood limit on RAS requests. */
+  setProtection(protection: RasProtection | undefined, rate?: { allow(address: string): boolean }): void {
+    this.#protection = protection;
+    this.#rate = rate;
+  }
+
+  /** The user an endpoint registered as (H.235.1), if it did. */
+  userOf(endpointIdentifier: string): string | undefined {
+    return this.#byId.get(endpointIdentifier)?.reg.authUser;
+  }
+
+  get gatekeeperIdentifier(): string {
+    return this.#o.gatekeeperIdentifier;
+  }
+
+  /**
+   * A datagram from `from`: dropped when its source is blocked or over the flood limit, decoded (malformed or
+   * oversize PDUs dropped and counted, also against the source), its H.235.1 token checked when security is on,
+   * then answered (the reply, if any, returned; signed when the request was authenticated).
+   */
   handleDatagram(bytes: Uint8Array, from: IpPort): GatekeeperSend | undefined {
     if (this.#closed) return undefined;
-    const r = rasCodec.decode(bytes);
-    if (!r.ok) {
-      this.counters.malformed++;
+    const p = this.#protection;
+    if (p && !p.allows(from.ip)) {
+      this.counters.blocked++;
       return undefined;
     }
-    return this.handle(r.value, from);
+    if (this.#rate && !this.#rate.allow(from.ip) && !p?.isExempt(from.ip)) {
+      this.counters.rateLimited++;
+      p?.onFlood(from.ip);
+      return undefined;
+    }
+    const r = bytes.length > MAX_RAS_DATAGRAM ? undefined : rasCodec.decode(bytes);
+    if (!r?.ok) {
+      this.counters.malformed++;
+      p?.onMalformed(from.ip);
+      return undefined;
+    }
+    const m = r.value;
+    const sec = this.#security;
+    if (!sec) return this.handle(m, from);
+    const verdict = sec.check(m, bytes, this);
+    if (verdict.kind === 'deny') {
+      this.counters.received[m.choice] = (this.counters.received[m.choice] ?? 0) + 1;
+      this.counters.securityDenied++;
+      if (verdict.failure) p?.onAuthFailure(from.ip);
+      const reply = securityDenial(m, this.#o.gatekeeperIdentifier);
+      return reply ? this.#out(reply, from) : undefined;
+    }
+    this.#auth = verdict.auth;
+    try {
+      return this.handle(m, from);
+    } finally {
+      this.#auth = undefined;
+    }
   }
 
   /** A decoded RAS message from `from`; returns the answer to send back to `from`. */
@@ -286,12 +371,18 @@ export class Gatekeeper {
     return this.#out(reply, from);
   }
 
-  #out(message: RasMessage, to: IpPort): GatekeeperSend {
+  #out(message: RasMessage, to: IpPort, auth: RasAuth | undefined = this.#auth): GatekeeperSend {
     this.counters.sent[message.choice] = (this.counters.sent[message.choice] ?? 0) + 1;
     if (message.choice.endsWith('Reject')) {
       const reason = (message.value as { rejectReason?: { choice: string } }).rejectReason?.choice ?? '?';
       const k = `${message.choice}:${reason}`;
       this.counters.rejected[k] = (this.counters.rejected[k] ?? 0) + 1;
+    }
+    // H.235.1: the answer to an authenticated request carries our token (generalID: the endpoint, sendersID: us)
+    if (auth && this.#security) {
+      this.#random = (this.#random + 1) % 0x7fffffff;
+      const bytes = this.#security.sign(message, auth, this.#o.gatekeeperIdentifier, this.#random);
+      return { to, message, bytes };
     }
     return { to, message, bytes: rasCodec.encode(message) };
   }
@@ -368,6 +459,9 @@ export class Gatekeeper {
         dup.push((r.terminalAlias ?? [])[i]!);
     }
     if (dup.length > 0) return this.#rrj(r, { choice: 'duplicateAlias', value: dup });
+    // an authenticated registration is replaced only by its own user
+    if (previous?.reg.authUser !== undefined && previous.reg.authUser !== this.#auth?.username)
+      return this.#rrj(r, { choice: 'securityDenial', ...nul });
     if (!previous && this.#byId.size >= this.#o.maxRegistrations)
       return this.#rrj(r, { choice: 'resourceUnavailable', ...nul });
     const now = this.#clock.wallNow();
@@ -380,6 +474,7 @@ export class Gatekeeper {
       registeredAt: now,
       refreshedAt: now,
       vendor: vendorText(r),
+      ...(this.#auth ? { authUser: this.#auth.username } : {}),
     };
     if (previous) this.#drop(previous, undefined);
     this.#insert(reg);
@@ -482,10 +577,13 @@ export class Gatekeeper {
     const key = `${from.ip}:${from.port}/${a.requestSeqNum}`;
     if (this.#routing.has(key)) return; // a retransmission: the answer is on its way
     this.#routing.add(key);
+    const auth = this.#auth;
     const rip = this.#clock.setTimer(this.ripAfterMs, () => {
       if (this.#closed) return;
       const delay = 5000;
-      this.onSend(this.#out({ choice: 'requestInProgress', value: { requestSeqNum: a.requestSeqNum, delay } }, from));
+      this.onSend(
+        this.#out({ choice: 'requestInProgress', value: { requestSeqNum: a.requestSeqNum, delay } }, from, auth),
+      );
     });
     const done = (target: H323Target | undefined) => {
       rip.cancel();
@@ -496,7 +594,7 @@ export class Gatekeeper {
       else if (target.kind === 'address' && target.zone === undefined && !this.#o.allowDialledIp)
         reply = this.#arj(a, 'requestDenied');
       else reply = this.#admit(a, s);
-      this.onSend(this.#out(reply, from));
+      this.onSend(this.#out(reply, from, auth));
     };
     this.neighbours!.route(s.destination, { endpointIdentifier: s.endpointIdentifier, aliases }).then(done, () =>
       done(undefined),

@@ -2,8 +2,7 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Gatekeeper, GatekeeperSend } from './gatekeeper.ts';
 
-/** Largest RAS datagram read; anything longer is dropped and counted as malformed. */
-export const MAX_RAS_DATAGRAM = 4096;
+export { MAX_RAS_DATAGRAM } from './gatekeeper.ts';
 
 /**
  * The UDP side of the gatekeeper: one socket on the plan's `h323-ras` listener. Datagrams go to the sans-I/O
@@ -19,10 +18,7 @@ export class RasServer {
     this.#gk = gk;
     gk.onSend = (s) => this.#send(s);
     socket.on('message', (msg, rinfo) => {
-      if (msg.length > MAX_RAS_DATAGRAM) {
-        gk.counters.malformed++;
-        return;
-      }
+      // oversize datagrams, blocked and flooding sources are dropped and counted by the gatekeeper
       const reply = gk.handleDatagram(msg, { ip: rinfo.address, port: rinfo.port });
       if (reply) this.#send(reply);
     });

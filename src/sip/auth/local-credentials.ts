@@ -4,7 +4,7 @@
  * through to SQLite on each lookup (an indexed read of a few µs), so users added by `crossway users add` on the same
  * store file are seen at once, without a restart or a cache to go stale.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { OperationalError } from '../../common/errors.ts';
 import type { NodeStore } from '../../store/database.ts';
@@ -29,6 +29,9 @@ const MIGRATIONS = [
    CREATE INDEX credentials_userhash_sha256 ON credentials (userhash_sha256);
    CREATE INDEX credentials_userhash_sha512_256 ON credentials (userhash_sha512_256);
    CREATE TABLE auth_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL, created_at INTEGER NOT NULL);`,
+  // H.235.1 (H.323 RAS tokens) keys on SHA-1 of the password: kept beside the HA1s, set by add/passwd. Users made
+  // before this migration have none until their next passwd.
+  'ALTER TABLE credentials ADD COLUMN h235_key TEXT',
 ];
 
 const COLUMN: Readonly<Record<DigestAlgorithm, { ha1: string; userhash: string }>> = {
@@ -86,6 +89,7 @@ export class LocalCredentialStore implements CredentialSource {
   readonly supportsUserhash = true;
   readonly #store: NodeStore;
   readonly #byName: Statement<[string, string]>;
+  readonly #h235: Statement<[string, string]>;
   readonly #byHash: Readonly<Record<DigestAlgorithm, Statement<[string, string]>>>;
 
   constructor(store: NodeStore) {
@@ -93,6 +97,7 @@ export class LocalCredentialStore implements CredentialSource {
     this.#store = store;
     const db = store.db;
     this.#byName = db.prepare<[string, string]>('SELECT * FROM credentials WHERE realm = ? AND username = ?');
+    this.#h235 = db.prepare<[string, string]>('SELECT h235_key FROM credentials WHERE realm = ? AND username = ?');
     const byHash = (alg: DigestAlgorithm) =>
       db.prepare<[string, string]>(`SELECT * FROM credentials WHERE realm = ? AND ${COLUMN[alg].userhash} = ?`);
     this.#byHash = { MD5: byHash('MD5'), 'SHA-256': byHash('SHA-256'), 'SHA-512-256': byHash('SHA-512-256') };
@@ -130,6 +135,8 @@ export class LocalCredentialStore implements CredentialSource {
       out[COLUMN[alg].ha1] = computeHa1(alg, username, realm, password);
       out[COLUMN[alg].userhash] = computeUserhash(alg, username, realm);
     }
+    // H.235.1 §: the HMAC-SHA1-96 key is SHA-1 of the password (a password equivalent, like HA1, for H.323 only).
+    out['h235_key'] = createHash('sha1').update(password, 'utf8').digest('hex');
     return out;
   }
 
@@ -141,9 +148,9 @@ export class LocalCredentialStore implements CredentialSource {
       this.#store.db
         .prepare(
           `INSERT INTO credentials (realm, username, ha1_md5, ha1_sha256, ha1_sha512_256, userhash_md5, userhash_sha256,
-             userhash_sha512_256, created_at, updated_at)
+             userhash_sha512_256, h235_key, created_at, updated_at)
            VALUES (@realm, @username, @ha1_md5, @ha1_sha256, @ha1_sha512_256, @userhash_md5, @userhash_sha256,
-             @userhash_sha512_256, @now, @now)`,
+             @userhash_sha512_256, @h235_key, @now, @now)`,
         )
         .run({ realm, username, now, ...v });
     } catch (err) {
@@ -161,10 +168,28 @@ export class LocalCredentialStore implements CredentialSource {
       .prepare(
         `UPDATE credentials SET ha1_md5 = @ha1_md5, ha1_sha256 = @ha1_sha256, ha1_sha512_256 = @ha1_sha512_256,
            userhash_md5 = @userhash_md5, userhash_sha256 = @userhash_sha256, userhash_sha512_256 = @userhash_sha512_256,
-           updated_at = @now WHERE realm = @realm AND username = @username`,
+           h235_key = @h235_key, updated_at = @now WHERE realm = @realm AND username = @username`,
       )
       .run({ realm, username, now: Date.now(), ...v });
     if (r.changes === 0) throw new OperationalError('ERR_AUTH_NO_USER', `no user ${username} in realm ${realm}`);
+  }
+
+  /**
+   * The H.235.1 key of a user (SHA-1 of the password, 20 octets): `unknown` for no such user or one whose password
+   * was set before H.235.1 keys were kept (a `users passwd` gives it one).
+   */
+  h235Key(
+    realm: string,
+    username: string,
+  ): { kind: 'found'; key: Buffer } | { kind: 'unknown' } | { kind: 'unavailable' } {
+    if (this.#store.closed) return { kind: 'unavailable' };
+    try {
+      const row = this.#h235.get(realm, username) as { h235_key: string | null } | undefined;
+      if (!row?.h235_key) return { kind: 'unknown' };
+      return { kind: 'found', key: Buffer.from(row.h235_key, 'hex') };
+    } catch {
+      return { kind: 'unavailable' };
+    }
   }
 
   /** Removes a user; returns false when there was none. */
