@@ -297,6 +297,64 @@ test('REGISTER through the edge with a Route naming the edge (outbound proxy): t
   assert.equal(getHeaders(fwd.req, 'path').length, 1);
 });
 
+test('Record-Route facing an endpoint carries its flow: in-dialog requests from the core reach a NATed endpoint whose Contact is private', async () => {
+  const coreFlowIn: TransportInfo = {
+    transport: 'TLS',
+    reliable: true,
+    source: { address: FLOW.address, port: FLOW.port },
+    local: { address: '192.0.2.1', port: 7001 },
+    connectionId: FLOW.connectionId!,
+  };
+  const privateContact = 'sip:alice@10.1.1.1:5060';
+  const byeFromCore = async (proxy: StatefulProxy, layer: FakeLayer, routes: string[]) => {
+    const bye = request('BYE', { uri: privateContact, toTag: 'tt1', route: routes.join(', ') });
+    const before = layer.sent.length;
+    proxy.handle(bye, server(bye).tx, coreFlowIn);
+    await tick();
+    const out = layer.sent.slice(before);
+    assert.equal(out.length, 1);
+    return out[0]!;
+  };
+
+  // alice (behind NAT, arriving from 198.51.100.7:5060) calls in: the Record-Route facing her names her flow.
+  {
+    const { layer, proxy } = setup();
+    const inv = request('INVITE', { body: SDP });
+    proxy.handle(inv, server(inv).tx, UDP_IN);
+    await tick();
+    const rr = getHeaders(layer.sent[0]!.req, 'record-route');
+    assert.equal(rr.length, 2);
+    assert.doesNotMatch(rr[0]!, /@/, 'the entry facing the core names no flow');
+    assert.match(rr[1]!, /^<sip:cw-[^@]+@192\.0\.2\.1:5060;lr;ob>$/);
+    // The callee's BYE comes up the zone with the route set in Record-Route order; the edge sends it to alice's flow.
+    const bye = await byeFromCore(proxy, layer, rr);
+    assert.deepEqual(bye.dest, { transport: 'UDP', address: '198.51.100.7', port: 5060 });
+    assert.equal(bye.req.uri, privateContact);
+    assert.equal(getHeaders(bye.req, 'route').length, 0);
+  }
+
+  // The core calls alice through her registration's Path: the Record-Route facing her names her flow.
+  {
+    const { layer, proxy } = setup();
+    const reg = request('REGISTER', { uri: 'sip:example.com' });
+    proxy.handleRegister(reg, server(reg).tx, UDP_IN);
+    await tick();
+    const path = getHeaders(layer.sent[0]!.req, 'path')[0]!;
+    const inv = request('INVITE', { uri: privateContact, route: path, body: SDP });
+    proxy.handle(inv, server(inv).tx, coreFlowIn);
+    await tick();
+    const sent = layer.sent.at(-1)!;
+    assert.deepEqual(sent.dest, { transport: 'UDP', address: '198.51.100.7', port: 5060 });
+    const rr = getHeaders(sent.req, 'record-route');
+    assert.equal(rr.length, 2);
+    assert.match(rr[0]!, /^<sip:cw-[^@]+@192\.0\.2\.1:5060;lr;ob>$/);
+    assert.doesNotMatch(rr[1]!, /@/);
+    // The caller's BYE (its route set is Record-Route reversed) goes to alice's flow, not to her private Contact.
+    const bye = await byeFromCore(proxy, layer, [...rr].reverse());
+    assert.deepEqual(bye.dest, { transport: 'UDP', address: '198.51.100.7', port: 5060 });
+  }
+});
+
 test('anchoring a late offer: no offer in the INVITE, the callee offers in the 200, the caller answers in the ACK', async () => {
   const { layer, media, proxy } = setup();
   const inv = request('INVITE');

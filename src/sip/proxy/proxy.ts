@@ -579,10 +579,19 @@ export class StatefulProxy {
       const out = this.#opts.traversal?.flowListener?.(dest) ?? this.#listenerFor(dest);
       const inbound = this.#inboundListener(ctx.info);
       if (out) {
+        // With a traversal zone, a Record-Route facing an endpoint carries the endpoint's flow (token as in Path), so
+        // in-dialog requests from the other side reach it on that flow even when its Contact is a private address.
+        const t = this.#opts.traversal;
         if (inbound && (inbound.transport !== out.transport || inbound.address !== out.address)) {
-          prependHeader(req, 'Record-Route', this.#recordRoute(inbound));
-        }
-        prependHeader(req, 'Record-Route', this.#recordRoute(out));
+          const endpointIn = t !== undefined && t.sourceZone(ctx.info) === undefined;
+          prependHeader(
+            req,
+            'Record-Route',
+            endpointIn ? this.#flowRoute(inbound, ctx.info) : this.#recordRoute(inbound),
+          );
+          const endpointOut = t !== undefined && target.destinations !== undefined && !t.isFlow(dest);
+          prependHeader(req, 'Record-Route', endpointOut ? this.#flowRouteTo(out, dest) : this.#recordRoute(out));
+        } else prependHeader(req, 'Record-Route', this.#recordRoute(out));
       }
     }
     this.#send(ctx, branch);
@@ -1225,6 +1234,17 @@ export class StatefulProxy {
 
   #via(l: ProxyListener, branch: string): string {
     return `SIP/2.0/${l.transport} ${formatHost(l.address)}:${l.port};branch=${branch};rport`;
+  }
+
+  /** A Record-Route naming this node and the flow a request leaves on (`#flowRoute` for a destination). */
+  #flowRouteTo(l: ProxyListener, dest: Destination): string {
+    return this.#flowRoute(l, {
+      transport: dest.transport,
+      reliable: dest.transport !== 'UDP',
+      source: { address: dest.address, port: dest.port },
+      local: { address: l.address, port: l.port },
+      ...(dest.connectionId !== undefined ? { connectionId: dest.connectionId } : {}),
+    });
   }
 
   #recordRoute(l: ProxyListener): string {
