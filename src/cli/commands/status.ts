@@ -20,8 +20,9 @@ const time = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).
 
 function call(c: CallInfo | CallRecord): string {
   const legs = c.legs.map((l) => `${l.zone}:${l.status || '…'}`).join(',');
+  const proto = c.protocol === 'h323' ? 'H.323 ' : '';
   const tail = c.cause ? `  ${c.cause}` : '';
-  return `  ${time(c.startedAt)}  ${c.state.padEnd(10)} ${c.from} → ${c.to}  [${c.sourceZone} → ${c.targetZone ?? '?'}] legs ${legs}${tail}`;
+  return `  ${time(c.startedAt)}  ${proto}${c.state.padEnd(10)} ${c.from} → ${c.to}  [${c.sourceZone} → ${c.targetZone ?? '?'}] legs ${legs}${tail}`;
 }
 
 function search(s: SearchRecord): string {
@@ -37,6 +38,14 @@ export function formatStatus(n: NodeStatus): string {
   out.push(`registrations: ${n.registrations.aors} AOR(s), ${n.registrations.bindings} binding(s)`);
   for (const r of n.registrations.list) {
     for (const c of r.contacts) out.push(`  ${r.aor}  ${c.contact}  via ${c.via}  ${c.expiresIn}s left`);
+  }
+  if (n.registrations.h323 !== undefined) {
+    out.push(`H.323 registrations: ${n.registrations.h323}`);
+    for (const r of n.registrations.h323List ?? []) {
+      out.push(
+        `  ${r.aliases.join(' ')}  id ${r.endpointIdentifier}  signalling ${r.callSignalAddress}  ras ${r.rasAddress}  ttl ${r.timeToLive}s, ${r.expiresIn}s left${r.authUser ? `  user ${r.authUser}` : ''}`,
+      );
+    }
   }
   out.push(`active calls: ${n.calls.active.length}`);
   for (const c of n.calls.active) out.push(call(c));

@@ -1,0 +1,49 @@
+import type { CallRegistry } from '../calls/call-registry.ts';
+import type { AliasText } from './api.ts';
+import type { RoutedCallInfo } from './calls/routed-call.ts';
+
+/** Zone name of H.323 call legs in call records (the gatekeeper's own zone). */
+export const H323_ZONE = 'h323';
+
+/** Aliases as a record shows them: `h323-ID:alice,dialledDigits:2001`. */
+export function aliasList(aliases: readonly AliasText[]): string {
+  return aliases.map((a) => `${a.kind}:${a.value}`).join(',');
+}
+
+/**
+ * Feeds a node's call registry (active calls, history, call detail records in the store — the ones SIP calls write)
+ * from routed H.323 calls: one record per call, protocol `h323`, `from`/`to` the caller's and called aliases, one leg
+ * toward the callee's call signalling address, the cause the call ended with. Returns the listener to hand to
+ * `CallServer.onCallState`.
+ */
+export function h323CallRecorder(registry: CallRegistry): (info: Readonly<RoutedCallInfo>) => void {
+  const legged = new Set<string>();
+  return (info) => {
+    const id = `h323:${info.id}`;
+    if (info.state === 'routing') {
+      registry.start({
+        id,
+        protocol: 'h323',
+        from: aliasList(info.source),
+        to: aliasList(info.destination),
+        sourceZone: H323_ZONE,
+      });
+      return;
+    }
+    if (!registry.get(id)) return; // released before a Setup was read: no call to record
+    if (info.target && !legged.has(id) && info.state !== 'released') {
+      legged.add(id);
+      registry.addLeg(id, H323_ZONE, `${info.target.ip}:${info.target.port}`);
+    }
+    if (info.state === 'alerting') registry.legStatus(id, 0, 180);
+    if (info.state === 'connected') {
+      registry.legStatus(id, 0, 200);
+      registry.answered(id, 0);
+    }
+    if (info.state === 'released') {
+      legged.delete(id);
+      const answered = info.connectedAt !== undefined;
+      registry.finish(id, answered ? 200 : 0, info.endReason ?? (answered ? 'released' : 'not connected'));
+    }
+  };
+}

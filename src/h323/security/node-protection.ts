@@ -1,0 +1,77 @@
+import { ConfigError } from '../../common/errors.ts';
+import type { Logger } from '../../common/log.ts';
+import type { Clock } from '../../common/timers.ts';
+import type { IntrusionGuard } from '../../security/intrusion.ts';
+import { SourceRateLimiter } from '../../security/source-rate.ts';
+import { LocalCredentialStore } from '../../sip/auth/local-credentials.ts';
+import type { NodeStore } from '../../store/database.ts';
+import type { CallServer } from '../calls/call-server.ts';
+import type { H323Config } from '../config.ts';
+import type { Gatekeeper } from '../gatekeeper/gatekeeper.ts';
+import { RasSecurity } from './ras-security.ts';
+
+export interface GatekeeperProtectionOptions {
+  gatekeeper: Gatekeeper;
+  calls: CallServer | undefined;
+  config: Readonly<H323Config>;
+  /** `sip.domains` and `auth.realms`: the default H.235.1 realm is the realm of the only SIP domain. */
+  sip: { domains: readonly string[]; realms: Readonly<Record<string, string>> };
+  /** The node's intrusion guard (the one SIP uses). */
+  guard: IntrusionGuard | undefined;
+  store: NodeStore;
+  clock: Clock;
+  log: Logger;
+}
+
+/** The realm whose users sign RAS: configured, else the realm of the only SIP domain. */
+export function h235Realm(config: Readonly<H323Config>, sip: GatekeeperProtectionOptions['sip']): string {
+  const r = config.gatekeeper.security.realm;
+  if (r) return r;
+  if (sip.domains.length === 1) {
+    const d = sip.domains[0]!.toLowerCase();
+    return sip.realms[d] ?? d;
+  }
+  throw new ConfigError([
+    {
+      path: 'h323.gatekeeper.security.realm',
+      message: `H.235.1 needs the realm of its users (${sip.domains.length} SIP domains configured, none chosen)`,
+    },
+  ]);
+}
+
+/**
+ * Wires a node's gatekeeper and call server to its security: H.235.1 checks against the local credential store
+ * (`h323.gatekeeper.security`), intrusion protection (blocked sources dropped; malformed RAS, bad tokens and
+ * floods counted against their source) and the per-source flood limits on RAS requests and new call signalling
+ * connections (`h323.gatekeeper.floodLimits`; sources in `security.intrusion.exempt` are not limited).
+ */
+export function protectGatekeeper(o: GatekeeperProtectionOptions): { security: RasSecurity | undefined } {
+  const g = o.config.gatekeeper;
+  let security: RasSecurity | undefined;
+  if (g.security.mode !== 'off') {
+    const realm = h235Realm(o.config, o.sip);
+    const local = new LocalCredentialStore(o.store);
+    security = new RasSecurity({
+      mode: g.security.mode,
+      keys: { keyFor: (user) => local.h235Key(realm, user) },
+      timestampWindowSeconds: g.security.timestampWindowSeconds,
+      wallNow: () => o.clock.wallNow(),
+    });
+    o.gatekeeper.setSecurity(security);
+    o.log.info({ category: 'h323.gk', mode: g.security.mode, realm }, 'H.235.1 RAS authentication on');
+  }
+  const now = () => o.clock.now();
+  o.gatekeeper.setProtection(o.guard, new SourceRateLimiter(g.floodLimits.rasPerSecondPerSource, now));
+  const guard = o.guard;
+  const calls = o.calls;
+  if (calls) {
+    const setups = new SourceRateLimiter(g.floodLimits.setupsPerSecondPerSource, now);
+    calls.allowConnection = (address) => {
+      if (guard && !guard.allowsConnection(address)) return false;
+      if (setups.allow(address) || guard?.isExempt(address)) return true;
+      guard?.onFlood(address);
+      return false;
+    };
+  }
+  return { security };
+}
