@@ -2,7 +2,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { nodeStatus } from '../calls/status.ts';
+import { type H323RegistrationSource, h323Registrations, nodeStatus } from '../calls/status.ts';
 import { ConfigError } from '../common/errors.ts';
 import { category, type Logger, RateLimitedLog } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
@@ -71,6 +71,8 @@ export interface ManagementOptions {
   log: Logger;
   /** The media relay of each node kind (status: calls relayed, port pairs in use). */
   media?: ReadonlyMap<NodeKind, MediaView>;
+  /** The H.323 gatekeeper of each node kind: its registrations are listed and counted with the SIP bindings. */
+  h323?: ReadonlyMap<NodeKind, { gatekeeper: H323RegistrationSource }>;
   /** Told the one-time setup token of a node with no administrator (default: printed on stderr). */
   onSetupToken?: (node: NodeKind, token: string) => void;
   /** Feedback POSTs (tests may inject); default: real HTTP(S) with certificate verification. */
@@ -308,12 +310,15 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
       );
       n.status.register('zones', () => sip?.zones() ?? []);
       const location = sip?.location;
-      if (location) {
+      const gk = o.h323?.get(kind)?.gatekeeper;
+      if (location || gk) {
+        // SIP bindings and H.323 registrations in one listing (`protocol` tells them apart), one count
         n.status.register('registrations', () => {
           const out: Record<string, unknown>[] = [];
-          for (const aor of location.aors()) {
-            for (const b of location.lookup(aor)) {
+          for (const aor of location?.aors() ?? []) {
+            for (const b of location!.lookup(aor)) {
               out.push({
+                protocol: 'sip',
                 aor: b.aor,
                 contact: b.contact,
                 expiresIn: b.expiresIn,
@@ -325,9 +330,15 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
               if (out.length >= STATUS_LIST_CAP) return out;
             }
           }
+          if (gk) {
+            for (const r of h323Registrations(gk, o.clock.wallNow(), STATUS_LIST_CAP - out.length)) {
+              out.push({ protocol: 'h323', ...r });
+            }
+          }
           return out;
         });
-        n.countSources.set('registrations', () => location.bindingCount);
+        n.countSources.set('registrations', () => (location?.bindingCount ?? 0) + (gk?.size ?? 0));
+        if (gk) n.countSources.set('h323-registrations', () => gk.size);
       }
       // Media relay usage: relayed calls and port pairs against the pool.
       const relay = o.media?.get(kind);
