@@ -4,6 +4,7 @@ import type { Clock } from '../../common/timers.ts';
 import type { RelayCore } from '../../media/relay-core.ts';
 import type { AliasText, IpPort } from '../api.ts';
 import type { Gatekeeper, H323Target } from '../gatekeeper/gatekeeper.ts';
+import type { OpenLogicalChannel, OpenLogicalChannelAck } from '../per/generated/types.ts';
 import { encodeTpkt, TpktFramer } from '../transport/tpkt.ts';
 import { MediaAnchor } from './media-anchor.ts';
 import { type Leg, RoutedCall, type RoutedCallInfo } from './routed-call.ts';
@@ -43,6 +44,10 @@ export class CallServer {
   #cursor = 0;
   #closed = false;
   readonly #sockets = new Set<net.Socket>();
+  /** H.245 listeners open now. */
+  readonly #servers = new Set<net.Server>();
+  /** Ports of the outbound range our own sockets and listeners hold. */
+  readonly #held = new Set<number>();
   readonly counters = { accepted: 0, refused: 0, malformed: 0, connectFailures: 0 };
   /** Told of every call's state changes (the node's call registry and records); must not throw. */
   onCallState: (info: Readonly<RoutedCallInfo>) => void = () => {};
@@ -104,6 +109,19 @@ export class CallServer {
     const sockets: Record<Leg, () => net.Socket | undefined> = { a: () => a, b: () => b };
     const local = a.address() as net.AddressInfo;
     const anchor = this.#o.media ? new MediaAnchor(this.#o.media, id) : undefined;
+    // separate H.245 connections (H.245 not tunnelled), per leg: ours to the leg or the leg's to our listener
+    const h245: Record<Leg, net.Socket | undefined> = { a: undefined, b: undefined };
+    const h245Servers: Record<Leg, net.Server | undefined> = { a: undefined, b: undefined };
+    const attachH245 = (leg: Leg, s: net.Socket) => {
+      h245[leg] = s;
+      this.#framed(
+        s,
+        (pdu) => call.fromH245(leg, pdu),
+        (why) => call.broken(leg, `H.245: ${why}`),
+      );
+      s.on('close', () => call.h245Closed(leg));
+      s.on('error', () => {});
+    };
     const call = new RoutedCall(
       id,
       {
@@ -128,8 +146,44 @@ export class CallServer {
         close: (leg) => sockets[leg]()?.end(),
         localAddress: { ip: local.address, port: this.#o.listen.port || local.port },
         ...(anchor
-          ? { anchorFastStart: (from: Leg, olcs: readonly Uint8Array[]) => anchor.rewriteFastStart(from, olcs) }
+          ? {
+              anchorFastStart: (from: Leg, olcs: readonly Uint8Array[]) => anchor.rewriteFastStart(from, olcs),
+              anchorOlc: (from: Leg, olc: OpenLogicalChannel) => anchor.rewriteOlc(from, olc),
+              anchorOlcAck: (from: Leg, ack: OpenLogicalChannelAck, session: number) =>
+                anchor.rewriteOlcAck(from, ack, session),
+            }
           : {}),
+        h245: {
+          listen: async (leg) => {
+            const server = await this.#listenH245(local.address);
+            h245Servers[leg] = server;
+            server.once('connection', (s) => {
+              // one H.245 connection per leg: the listener closes once the leg has connected
+              server.close();
+              this.#sockets.add(s);
+              s.once('close', () => this.#sockets.delete(s));
+              if (this.#closed || h245[leg]) {
+                s.destroy();
+                return;
+              }
+              attachH245(leg, s);
+              call.h245Up(leg);
+            });
+            return { ip: local.address, port: (server.address() as net.AddressInfo).port };
+          },
+          connect: (leg, to) => {
+            const s = this.#connect(to, local.address, (ok) => (ok ? call.h245Up(leg) : call.h245Closed(leg)));
+            attachH245(leg, s);
+          },
+          send: (leg, pdu) => {
+            const s = h245[leg];
+            if (s && !s.destroyed && s.writable) s.write(encodeTpkt(pdu));
+          },
+          close: (leg) => {
+            h245[leg]?.end();
+            h245Servers[leg]?.close();
+          },
+        },
       },
       this.#seq & 0x7fff,
       () => this.#o.clock.wallNow(),
@@ -152,12 +206,54 @@ export class CallServer {
     a.on('error', () => {});
   }
 
-  /** Opens a TCP connection to `to` from the next free port of the outbound range. */
-  #connect(to: IpPort, localAddress: string, done: (ok: boolean, why: string) => void): net.Socket {
+  /** The next port of the outbound range that none of our own connections or H.245 listeners holds. */
+  #nextPort(): number {
     const { from, to: last } = this.#o.outboundPorts;
     const span = last - from + 1;
-    const localPort = from + (this.#cursor++ % span);
+    for (let i = 0; i < span; i++) {
+      const port = from + (this.#cursor++ % span);
+      if (!this.#held.has(port)) return port;
+    }
+    return from + (this.#cursor++ % span);
+  }
+
+  #hold(port: number, on: net.Socket | net.Server): void {
+    this.#held.add(port);
+    on.once('close', () => this.#held.delete(port));
+  }
+
+  /** An H.245 listener (H.323 §8.2) on a port of the outbound range; a port taken by another program is skipped. */
+  async #listenH245(ip: string): Promise<net.Server> {
+    let last: Error | undefined;
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const port = this.#nextPort();
+      const server = net.createServer();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, ip, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (e) {
+        last = e as Error;
+        continue;
+      }
+      this.#hold(port, server);
+      this.#servers.add(server);
+      server.once('close', () => this.#servers.delete(server));
+      server.on('error', () => {});
+      return server;
+    }
+    throw last ?? new Error('no free port for H.245');
+  }
+
+  /** Opens a TCP connection to `to` from the next free port of the outbound range. */
+  #connect(to: IpPort, localAddress: string, done: (ok: boolean, why: string) => void): net.Socket {
+    const localPort = this.#nextPort();
     const s = net.connect({ host: to.ip, port: to.port, localAddress, localPort });
+    this.#hold(localPort, s);
     this.#sockets.add(s);
     s.once('close', () => this.#sockets.delete(s));
     let settled = false;
@@ -182,6 +278,7 @@ export class CallServer {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     for (const s of this.#sockets) s.destroy();
+    for (const s of this.#servers) s.close();
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 }

@@ -1,12 +1,13 @@
 import type { RelayCore } from '../../media/relay-core.ts';
-import { rewriteOlcAddresses } from '../api.ts';
-import type { OpenLogicalChannel } from '../per/generated/types.ts';
+import { type AddressMapper, rewriteOlcAckAddresses, rewriteOlcAddresses } from '../api.ts';
+import type { OpenLogicalChannel, OpenLogicalChannelAck } from '../per/generated/types.ts';
 import { openLogicalChannelCodec } from '../per/schema.ts';
 import type { Leg } from './routed-call.ts';
 
 type Stream = { index: number; address: string; ports: [{ rtp: number; rtcp: number }, { rtp: number; rtcp: number }] };
 
-function sessionOf(olc: OpenLogicalChannel): number {
+/** The RTP session (H.225.0 sessionID) an OLC opens; 0 when it names none. */
+export function sessionOf(olc: OpenLogicalChannel): number {
   const f = olc.forwardLogicalChannelParameters.multiplexParameters;
   if (f.choice === 'h2250LogicalChannelParameters') return (f.value as { sessionID: number }).sessionID;
   const r = olc.reverseLogicalChannelParameters?.multiplexParameters;
@@ -40,29 +41,35 @@ export class MediaAnchor {
     return s;
   }
 
-  /** Fast-start OLCs (or H.245 OLC bytes) from leg `from`, with their media addresses moved onto the relay. */
-  async rewriteFastStart(from: Leg, olcs: readonly Uint8Array[]): Promise<Uint8Array[]> {
+  /** Maps every address from leg `from` onto stream `s`: the relay sends there, the other leg is given the relay. */
+  #mapper(from: Leg, s: Stream): AddressMapper {
     const party = from === 'a' ? 0 : 1;
-    const other = 1 - party;
+    const p = s.ports[1 - party]!;
+    return (addr, where) => {
+      const component = where.role === 'media' ? 'rtp' : 'rtcp';
+      this.#relay.setStreamRemote(this.#callId, s.index, party, component, addr.ip, addr.port);
+      return { ip: s.address, port: component === 'rtp' ? p.rtp : p.rtcp };
+    };
+  }
+
+  /** An OpenLogicalChannel from leg `from` (fast start or H.245) with its media addresses moved onto the relay. */
+  async rewriteOlc(from: Leg, olc: OpenLogicalChannel): Promise<OpenLogicalChannel> {
+    const s = await this.#stream(sessionOf(olc));
+    return s ? rewriteOlcAddresses(olc, this.#mapper(from, s)) : olc;
+  }
+
+  /** An OpenLogicalChannelAck from leg `from` for RTP session `session`, its addresses moved onto the relay. */
+  async rewriteOlcAck(from: Leg, ack: OpenLogicalChannelAck, session: number): Promise<OpenLogicalChannelAck> {
+    const s = await this.#stream(session);
+    return s ? rewriteOlcAckAddresses(ack, this.#mapper(from, s)) : ack;
+  }
+
+  /** Fast-start OLCs (encoded) from leg `from`, with their media addresses moved onto the relay. */
+  async rewriteFastStart(from: Leg, olcs: readonly Uint8Array[]): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
     for (const bytes of olcs) {
       const d = openLogicalChannelCodec.decode(bytes);
-      if (!d.ok) {
-        out.push(bytes);
-        continue;
-      }
-      const s = await this.#stream(sessionOf(d.value));
-      if (!s) {
-        out.push(bytes);
-        continue;
-      }
-      const rewritten = rewriteOlcAddresses(d.value, (addr, where) => {
-        const component = where.role === 'media' ? 'rtp' : 'rtcp';
-        this.#relay.setStreamRemote(this.#callId, s.index, party, component, addr.ip, addr.port);
-        const p = s.ports[other]!;
-        return { ip: s.address, port: component === 'rtp' ? p.rtp : p.rtcp };
-      });
-      out.push(openLogicalChannelCodec.encode(rewritten));
+      out.push(d.ok ? openLogicalChannelCodec.encode(await this.rewriteOlc(from, d.value)) : bytes);
     }
     return out;
   }

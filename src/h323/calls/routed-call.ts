@@ -1,8 +1,15 @@
-import { type AliasText, aliasToText, h225Address, type IpPort } from '../api.ts';
+import { type AliasText, aliasToText, fromH225Address, H225_PROTOCOL_ID, h225Address, type IpPort } from '../api.ts';
 import type { H323Target } from '../gatekeeper/gatekeeper.ts';
-import type { ReleaseCompleteReason } from '../per/generated/types.ts';
+import type {
+  H225_TransportAddress,
+  OpenLogicalChannel,
+  OpenLogicalChannelAck,
+  ReleaseCompleteReason,
+} from '../per/generated/types.ts';
+import { h245Codec } from '../per/schema.ts';
 import { type CallSignallingMessage, decodeCallSignalling, encodeCallSignalling } from '../q931/call-signalling.ts';
-import { encodeCause, IE, q931MessageName } from '../q931/q931.ts';
+import { encodeCause, IE, Q931_MESSAGE_TYPES, q931MessageName } from '../q931/q931.ts';
+import { sessionOf } from './media-anchor.ts';
 
 /**
  * One gatekeeper-routed call (H.323 §8.1.3, routed model): the node terminates the caller's call signalling leg
@@ -38,6 +45,24 @@ export interface CallIo {
    * passes through unchanged.
    */
   anchorFastStart?: (from: Leg, olcs: readonly Uint8Array[]) => Promise<Uint8Array[]>;
+  /** Media anchoring of an H.245 OpenLogicalChannel from a leg (tunnelled or on a separate connection). */
+  anchorOlc?: (from: Leg, olc: OpenLogicalChannel) => Promise<OpenLogicalChannel>;
+  /** Media anchoring of an H.245 OpenLogicalChannelAck from a leg, for RTP session `session`. */
+  anchorOlcAck?: (from: Leg, ack: OpenLogicalChannelAck, session: number) => Promise<OpenLogicalChannelAck>;
+  /**
+   * The node's own H.245 per leg (H.323 §8.2): without it H.245 passes through untouched (tunnelled messages
+   * relayed, h245Address given end to end). With it the node takes every H.245 PDU out of the tunnel or off
+   * the leg's connection and places it on the other leg's transport.
+   */
+  h245?: {
+    /** Opens a listener for leg `leg`'s H.245 connection; its connection is told with `h245Up`. */
+    listen(leg: Leg): Promise<IpPort>;
+    /** Connects to the H.245 address a leg gave; told with `h245Up` or `h245Closed`. */
+    connect(leg: Leg, to: IpPort): void;
+    send(leg: Leg, pdu: Uint8Array): void;
+    /** Closes a leg's H.245 connection and listener (call end). */
+    close(leg: Leg): void;
+  };
   /** The node's own call signalling address (put in Setup.sourceCallSignalAddress toward B). */
   readonly localAddress: IpPort;
 }
@@ -91,6 +116,35 @@ export function releaseComplete(
   return encodeCallSignalling(m);
 }
 
+/** A leg's H.245 transport as the node sees it. */
+interface H245Leg {
+  /** Tunnelled in H.225.0 (`h245Control`); undefined until the leg has said (leg B before its first answer). */
+  tunnelling: boolean | undefined;
+  /** The separate H.245 connection: none, our listener given to the leg, our connection opening, up, gone. */
+  channel: 'none' | 'listening' | 'connecting' | 'up' | 'closed';
+  /** H.245 PDUs waiting for this leg's transport (tunnel or connection). */
+  queue: Uint8Array[];
+  /** This leg's OpenLogicalChannel forward channel numbers → RTP session (to place the other leg's Ack). */
+  olcSessions: Map<number, number>;
+}
+
+/** Q.931 messages that may carry an `h245Address` toward the caller (H.225.0 §7.3–7.4, 7.9). */
+const CARRIES_H245_ADDRESS = new Set(['callProceeding', 'alerting', 'connect', 'progress', 'facility']);
+
+type UuBody = { h245Address?: H225_TransportAddress; fastStart?: Uint8Array[] };
+
+const otherLeg = (leg: Leg): Leg => (leg === 'a' ? 'b' : 'a');
+
+/** H.245 statistics of a call (status and tests). */
+export interface H245Counters {
+  /** H.245 PDUs passed from one leg to the other. */
+  relayed: number;
+  /** OLC/OLCAck whose media addresses were moved onto the relay. */
+  anchored: number;
+  /** H.245 PDUs that arrived after the call ended or could not be placed. */
+  dropped: number;
+}
+
 export class RoutedCall {
   readonly #io: CallIo;
   readonly #now: () => number;
@@ -101,6 +155,11 @@ export class RoutedCall {
   #pendingSetup: CallSignallingMessage | undefined;
   #bUp = false;
   readonly #queued: CallSignallingMessage[] = [];
+  readonly #h245: Record<Leg, H245Leg> = {
+    a: { tunnelling: undefined, channel: 'none', queue: [], olcSessions: new Map() },
+    b: { tunnelling: undefined, channel: 'none', queue: [], olcSessions: new Map() },
+  };
+  readonly h245Counters: H245Counters = { relayed: 0, anchored: 0, dropped: 0 };
   readonly info: RoutedCallInfo;
   /** Told once when the call ends. */
   onEnd: (info: RoutedCallInfo) => void = () => {};
@@ -124,8 +183,19 @@ export class RoutedCall {
     };
   }
 
+  /** A method, not a field read: TypeScript must not narrow the state across an await. */
+  #ended(): boolean {
+    return this.#state === 'released';
+  }
+
   get state(): RoutedCallState {
     return this.#state;
+  }
+
+  /** How each leg carries H.245 (status and tests). */
+  h245Mode(leg: Leg): { tunnelling: boolean | undefined; channel: H245Leg['channel'] } {
+    const l = this.#h245[leg];
+    return { tunnelling: l.tunnelling, channel: l.channel };
   }
 
   #to(next: RoutedCallState): boolean {
@@ -139,30 +209,30 @@ export class RoutedCall {
     } catch {
       // a listener's fault is its own
     }
-    if (next === 'released') this.onEnd(this.info);
+    if (next === 'released') {
+      this.#io.h245?.close('a');
+      this.#io.h245?.close('b');
+      this.onEnd(this.info);
+    }
     return true;
   }
 
-  #busy = false;
-  readonly #backlog: Array<() => undefined | Promise<void>> = [];
+  #chain: Promise<void> = Promise.resolve();
 
-  /** Runs PDU handlers in arrival order; one that waits (media anchoring) holds back the ones after it. */
-  #run(fn: () => undefined | Promise<void>): void {
-    if (this.#busy) {
-      this.#backlog.push(fn);
-      return;
-    }
-    const r = fn();
-    if (!r) return;
-    this.#busy = true;
-    void r
-      .catch((e: unknown) => this.#abort(`media anchoring failed: ${(e as Error).message}`))
-      .finally(() => {
-        this.#busy = false;
-        const next = this.#backlog.shift();
-        if (next) this.#run(next);
-        while (!this.#busy && this.#backlog.length > 0) this.#run(this.#backlog.shift()!);
-      });
+  /**
+   * Runs every event (PDUs of both legs, on Q.931 and H.245, and the server's connection news) one after the
+   * other in arrival order: one that waits (media anchoring, opening an H.245 listener) holds back the ones after.
+   */
+  #run(fn: () => void | Promise<void>): void {
+    this.#chain = this.#chain
+      .then(() => fn())
+      .then(() => this.#flushTunnels())
+      .catch((e: unknown) => this.#abort(`call handling failed: ${(e as Error).message}`));
+  }
+
+  /** Resolves once every event handed to the call so far has been handled (tests, orderly shutdown). */
+  settled(): Promise<void> {
+    return this.#chain;
   }
 
   /** A PDU from the caller's leg; a malformed one ends the call (ReleaseComplete undefinedReason both ways). */
@@ -175,34 +245,46 @@ export class RoutedCall {
     this.#run(() => this.#fromB(pdu));
   }
 
-  #withFastStart(
-    m: CallSignallingMessage,
-    from: Leg,
-    then: (m: CallSignallingMessage) => void | Promise<void>,
-  ): undefined | Promise<void> {
-    const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
-    const fs = body && 'value' in body ? (body.value as { fastStart?: Uint8Array[] } | null)?.fastStart : undefined;
-    const anchor = this.#io.anchorFastStart;
-    if (!anchor || !fs || fs.length === 0 || !body) {
-      const r = then(m);
-      return r instanceof Promise ? r : undefined;
-    }
-    return anchor(from, fs).then((olcs) => {
-      const uu = m.uu!;
-      return then({
-        ...m,
-        uu: {
-          ...uu,
-          'h323-uu-pdu': {
-            ...uu['h323-uu-pdu'],
-            'h323-message-body': { ...body, value: { ...(body.value as object), fastStart: olcs } } as typeof body,
-          },
-        },
-      });
+  /** An H.245 PDU that arrived on a leg's separate H.245 connection. */
+  fromH245(leg: Leg, pdu: Uint8Array): void {
+    this.#run(async () => {
+      if (this.#ended()) {
+        this.h245Counters.dropped++;
+        return;
+      }
+      await this.#h245In(leg, pdu);
     });
   }
 
-  #fromA(pdu: Uint8Array): undefined | Promise<void> {
+  /** A leg's separate H.245 connection is up (we connected to it, or it connected to our listener). */
+  h245Up(leg: Leg): void {
+    this.#run(() => {
+      const l = this.#h245[leg];
+      if (this.#ended()) return;
+      l.channel = 'up';
+      // the leg chose a separate connection: whatever it said before, H.245 is not tunnelled on it now
+      l.tunnelling = false;
+      for (const pdu of l.queue.splice(0)) this.#io.h245?.send(leg, pdu);
+    });
+  }
+
+  /** A leg's separate H.245 connection closed (or could not be opened). */
+  h245Closed(leg: Leg): void {
+    this.#run(() => {
+      this.#h245[leg].channel = 'closed';
+    });
+  }
+
+  async #fastStart(m: CallSignallingMessage, from: Leg): Promise<CallSignallingMessage> {
+    const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
+    const fs = body && 'value' in body ? (body.value as UuBody | null)?.fastStart : undefined;
+    const anchor = this.#io.anchorFastStart;
+    if (!anchor || !fs || fs.length === 0 || !body) return m;
+    const olcs = await anchor(from, fs);
+    return withBody(m, { fastStart: olcs });
+  }
+
+  async #fromA(pdu: Uint8Array): Promise<void> {
     const d = decodeCallSignalling(pdu);
     if (!d.ok) {
       this.#abort(`malformed PDU from the caller: ${d.reason}`);
@@ -217,30 +299,192 @@ export class RoutedCall {
         this.#abort('first PDU is not a Setup');
         return;
       }
-      return this.#withFastStart(m, 'a', (x) => this.#setup(x));
+      const x = await this.#h245FromQ931(await this.#fastStart(m, 'a'), 'a');
+      if (this.#state === 'setup-received') await this.#setup(x);
+      return;
     }
-    if (this.#state === 'released') return;
+    if (this.#ended()) return;
     if (this.#state === 'routing' && !this.#bUp) {
       // leg B is being opened: what the caller sends meanwhile (tunnelled H.245, Information) waits for it
       if (this.#queued.length < 32) this.#queued.push(m);
       return;
     }
-    return this.#withFastStart(m, 'a', (x) => this.#relay(x, 'b'));
+    await this.#forward(m, 'a');
   }
 
-  #fromB(pdu: Uint8Array): undefined | Promise<void> {
-    if (this.#state === 'released') return;
+  async #fromB(pdu: Uint8Array): Promise<void> {
+    if (this.#ended()) return;
     const d = decodeCallSignalling(pdu);
     if (!d.ok) {
       this.#abort(`malformed PDU from the callee: ${d.reason}`);
       return;
     }
-    return this.#withFastStart(d.value, 'b', (x) => {
-      if (this.#state !== 'released') this.#relay(x, 'a');
-    });
+    await this.#forward(d.value, 'b');
   }
 
-  #setup(m: CallSignallingMessage): undefined | Promise<void> {
+  /** A Q.931 message from leg `from` to the other leg: fast start anchored, H.245 taken out and placed, relayed. */
+  async #forward(m: CallSignallingMessage, from: Leg): Promise<void> {
+    let x = await this.#fastStart(m, from);
+    if (this.#ended()) return;
+    x = await this.#h245FromQ931(x, from);
+    if (this.#ended()) return;
+    x = await this.#h245ToQ931(x, otherLeg(from));
+    if (this.#ended()) return;
+    this.#relay(x, otherLeg(from));
+    if (from === 'b' && this.#io.h245) this.#maybeStartH245B(m);
+  }
+
+  /**
+   * What a leg's Q.931 message says about its H.245 (H.323 §8.2.1, H.225.0 §7.?): whether it tunnels, where it
+   * listens for a separate H.245 connection (we connect there), and the H.245 PDUs it tunnels (each handled as if
+   * it came on a connection). The message is returned without them: the node places H.245 itself.
+   */
+  async #h245FromQ931(m: CallSignallingMessage, from: Leg): Promise<CallSignallingMessage> {
+    if (!this.#io.h245 || !m.uu) return m;
+    const l = this.#h245[from];
+    const pdu = m.uu['h323-uu-pdu'];
+    const body = pdu['h323-message-body'];
+    const name = body.choice;
+    const value = 'value' in body ? (body.value as UuBody | null) : null;
+    const address = value?.h245Address ? fromH225Address(value.h245Address) : undefined;
+    if (name !== 'releaseComplete') {
+      // tunnelling is on only while every message says so; an h245Address in a Setup turns it off (H.323 §8.2.1)
+      const says = pdu.h245Tunnelling === true && !(name === 'setup' && address);
+      if (l.tunnelling === undefined) l.tunnelling = says && l.channel !== 'up';
+      else if (!says) l.tunnelling = false;
+    }
+    if (address && l.channel === 'none') {
+      l.channel = 'connecting';
+      l.tunnelling = false;
+      this.#io.h245.connect(from, address);
+    }
+    for (const h of pdu.h245Control ?? []) {
+      await this.#h245In(from, h);
+      if (this.#ended()) break;
+    }
+    const out = value?.h245Address ? withBody(m, { h245Address: undefined }) : m;
+    const { h245Control: _dropped, ...rest } = out.uu!['h323-uu-pdu'];
+    return { ...out, uu: { ...out.uu!, 'h323-uu-pdu': rest } };
+  }
+
+  /**
+   * Places H.245 in a message toward leg `to`: tunnelling as that leg does (offered to B in the Setup), the H.245
+   * waiting for a tunnelled leg piggybacked, and our own H.245 listener given to a leg that does not tunnel and
+   * has no H.245 connection yet.
+   */
+  async #h245ToQ931(m: CallSignallingMessage, to: Leg): Promise<CallSignallingMessage> {
+    if (!this.#io.h245 || !m.uu) return m;
+    const l = this.#h245[to];
+    const name = m.uu['h323-uu-pdu']['h323-message-body'].choice;
+    const tunnel = name === 'setup' ? true : l.tunnelling !== false;
+    let out: CallSignallingMessage = m;
+    if (l.tunnelling === false && l.channel === 'none' && CARRIES_H245_ADDRESS.has(name)) {
+      l.channel = 'listening';
+      const at = await this.#io.h245.listen(to);
+      out = withBody(out, { h245Address: h225Address(at.ip, at.port) });
+    }
+    const control = l.tunnelling === true && name !== 'releaseComplete' ? l.queue.splice(0) : [];
+    return {
+      ...out,
+      uu: {
+        ...out.uu!,
+        'h323-uu-pdu': {
+          ...out.uu!['h323-uu-pdu'],
+          h245Tunnelling: tunnel,
+          ...(control.length > 0 ? { h245Control: control } : {}),
+        },
+      },
+    };
+  }
+
+  /**
+   * Leg B connected without tunnelling and without telling where its H.245 listens: we ask it to open its own
+   * connection to our listener (Facility startH245, H.225.0 §7.4).
+   */
+  #maybeStartH245B(m: CallSignallingMessage): void {
+    const l = this.#h245.b;
+    if (this.#state !== 'connected' || q931MessageName(m.q931.messageType) !== 'connect') return;
+    if (l.tunnelling !== false || l.channel !== 'none') return;
+    l.channel = 'listening';
+    void this.#io.h245!.listen('b').then(
+      (at) => {
+        if (this.#ended()) return;
+        this.#io.send(
+          'b',
+          encodeCallSignalling(
+            facility(this.#crB, false, this.#callIdentifier, 'startH245', { h245Address: h225Address(at.ip, at.port) }),
+          ),
+        );
+      },
+      (e: unknown) => this.#abort(`no H.245 listener for leg b: ${(e as Error).message}`),
+    );
+  }
+
+  /** H.245 waiting for a tunnelled leg with nothing else to ride on goes in a Facility (transportedInformation). */
+  #flushTunnels(): void {
+    if (this.#state === 'released' || !this.#io.h245) return;
+    for (const leg of ['a', 'b'] as const) {
+      const l = this.#h245[leg];
+      if (l.tunnelling !== true || l.queue.length === 0) continue;
+      if (leg === 'b' && !this.#bUp) continue;
+      const control = l.queue.splice(0);
+      const cr = leg === 'a' ? this.#crA : this.#crB;
+      this.#io.send(
+        leg,
+        encodeCallSignalling(facility(cr, leg === 'a', this.#callIdentifier, 'transportedInformation', {}, control)),
+      );
+    }
+  }
+
+  /**
+   * One H.245 PDU from leg `from` (tunnelled or on its connection), passed to the other leg. Master/slave
+   * determination, capabilities, UserInputIndication, CloseLogicalChannel, EndSessionCommand… pass through as
+   * they are (the two endpoints negotiate end to end); OpenLogicalChannel and its Ack get the node's relay
+   * addresses. A PDU that does not decode ends the call.
+   */
+  async #h245In(from: Leg, bytes: Uint8Array): Promise<void> {
+    const to = otherLeg(from);
+    const d = h245Codec.decode(bytes);
+    if (!d.ok) {
+      this.#abort(`malformed H.245 from leg ${from}: ${d.reason.message}`);
+      return;
+    }
+    let out = bytes;
+    const msg = d.value;
+    if (msg.choice === 'request' && msg.value.choice === 'openLogicalChannel') {
+      const olc = msg.value.value;
+      this.#h245[from].olcSessions.set(olc.forwardLogicalChannelNumber, sessionOf(olc));
+      if (this.#io.anchorOlc) {
+        const value = await this.#io.anchorOlc(from, olc);
+        out = h245Codec.encode({ choice: 'request', value: { choice: 'openLogicalChannel', value } });
+        this.h245Counters.anchored++;
+      }
+    } else if (msg.choice === 'response' && msg.value.choice === 'openLogicalChannelAck') {
+      const ack = msg.value.value;
+      const p = ack.forwardMultiplexAckParameters;
+      const session =
+        (p?.choice === 'h2250LogicalChannelAckParameters' ? p.value.sessionID : undefined) ??
+        this.#h245[to].olcSessions.get(ack.forwardLogicalChannelNumber) ??
+        0;
+      if (this.#io.anchorOlcAck) {
+        const value = await this.#io.anchorOlcAck(from, ack, session);
+        out = h245Codec.encode({ choice: 'response', value: { choice: 'openLogicalChannelAck', value } });
+        this.h245Counters.anchored++;
+      }
+    }
+    if (this.#ended()) return;
+    this.#h245Out(to, out);
+  }
+
+  #h245Out(to: Leg, pdu: Uint8Array): void {
+    const l = this.#h245[to];
+    this.h245Counters.relayed++;
+    if (l.channel === 'up' && l.tunnelling === false) this.#io.h245!.send(to, pdu);
+    else if (l.queue.length < 256) l.queue.push(pdu);
+    else this.h245Counters.dropped++;
+  }
+
+  async #setup(m: CallSignallingMessage): Promise<void> {
     const body = m.uu!['h323-uu-pdu']['h323-message-body'];
     if (body.choice !== 'setup') return;
     const setup = body.value;
@@ -249,16 +493,9 @@ export class RoutedCall {
     this.info.source = (setup.sourceAddress ?? []).map(aliasToText);
     this.info.destination = (setup.destinationAddress ?? []).map(aliasToText);
     this.#to('routing');
-    const found = this.#io.resolve(this.info.destination, this.info.source);
-    if (!(found instanceof Promise)) return this.#routed(m, found);
-    // a neighbor zone is being asked (LRQ): the caller may hang up meanwhile
-    return found.then((t) => (this.#state === 'routing' ? this.#routed(m, t) : undefined));
-  }
-
-  #routed(m: CallSignallingMessage, target: H323Target | undefined): undefined {
-    const body = m.uu!['h323-uu-pdu']['h323-message-body'];
-    if (body.choice !== 'setup') return;
-    const setup = body.value;
+    // a neighbor zone may be asked (LRQ): later events of the call wait for the answer
+    const target = await this.#io.resolve(this.info.destination, this.info.source);
+    if ((this.#state as RoutedCallState) !== 'routing') return;
     if (!target) {
       // H.225.0 §7.3.8 / Q.850: nobody by that alias — cause 1 (unallocated number), calledPartyNotRegistered
       this.#io.send(
@@ -278,6 +515,8 @@ export class RoutedCall {
         ...m.uu!,
         'h323-uu-pdu': {
           ...m.uu!['h323-uu-pdu'],
+          // the node offers B tunnelling whatever A does; B's answer decides how leg B carries H.245
+          ...(this.#io.h245 ? { h245Tunnelling: true } : {}),
           'h323-message-body': {
             choice: 'setup',
             value: {
@@ -295,41 +534,53 @@ export class RoutedCall {
 
   /** Leg B's TCP connection is up: the Setup goes out. */
   bConnected(): void {
-    if (this.#state !== 'routing' || !this.#pendingSetup) return;
-    this.#io.send('b', encodeCallSignalling(this.#pendingSetup));
-    this.#pendingSetup = undefined;
-    this.#bUp = true;
-    for (const m of this.#queued.splice(0)) this.#relay(m, 'b');
+    this.#run(async () => {
+      if (this.#state !== 'routing' || !this.#pendingSetup) return;
+      this.#io.send('b', encodeCallSignalling(this.#pendingSetup));
+      this.#pendingSetup = undefined;
+      this.#bUp = true;
+      for (const m of this.#queued.splice(0)) {
+        await this.#forward(m, 'a');
+        if (this.#ended()) return;
+      }
+    });
   }
 
   /** Leg B could not be opened: the caller is told the destination is unreachable. */
   bFailed(why: string): void {
-    if (this.#state === 'released') return;
-    this.#io.send('a', releaseComplete(this.#crA, true, this.#callIdentifier, CAUSE.noRoute, 'unreachableDestination'));
-    this.info.endReason = `unreachableDestination: ${why}`;
-    this.#io.close('a');
-    this.#to('released');
+    this.#run(() => {
+      if (this.#ended()) return;
+      this.#io.send(
+        'a',
+        releaseComplete(this.#crA, true, this.#callIdentifier, CAUSE.noRoute, 'unreachableDestination'),
+      );
+      this.info.endReason = `unreachableDestination: ${why}`;
+      this.#io.close('a');
+      this.#to('released');
+    });
   }
 
   /** A leg's byte stream is broken (bad or oversize TPKT): the call ends with ReleaseComplete undefinedReason. */
   broken(leg: Leg, why: string): void {
-    this.#abort(`leg ${leg}: ${why}`);
+    this.#run(() => this.#abort(`leg ${leg}: ${why}`));
   }
 
   /** A leg's connection closed without a ReleaseComplete: the other leg is released. */
   closed(leg: Leg): void {
-    if (this.#state === 'released') return;
-    const other: Leg = leg === 'a' ? 'b' : 'a';
-    if (other === 'a' || this.#state !== 'routing')
-      this.#io.send(
-        other,
-        other === 'a'
-          ? releaseComplete(this.#crA, true, this.#callIdentifier, CAUSE.normalClearing, 'undefinedReason')
-          : releaseComplete(this.#crB, false, this.#callIdentifier, CAUSE.normalClearing, 'undefinedReason'),
-      );
-    this.info.endReason = `connection of leg ${leg} closed`;
-    this.#io.close(other);
-    this.#to('released');
+    this.#run(() => {
+      if (this.#ended()) return;
+      const other = otherLeg(leg);
+      if (other === 'a' || this.#state !== 'routing')
+        this.#io.send(
+          other,
+          other === 'a'
+            ? releaseComplete(this.#crA, true, this.#callIdentifier, CAUSE.normalClearing, 'undefinedReason')
+            : releaseComplete(this.#crB, false, this.#callIdentifier, CAUSE.normalClearing, 'undefinedReason'),
+        );
+      this.info.endReason = `connection of leg ${leg} closed`;
+      this.#io.close(other);
+      this.#to('released');
+    });
   }
 
   #relay(m: CallSignallingMessage, toward: Leg): void {
@@ -357,7 +608,7 @@ export class RoutedCall {
   }
 
   #abort(why: string): void {
-    if (this.#state === 'released') return;
+    if (this.#ended()) return;
     this.info.endReason = why;
     this.#io.send(
       'a',
@@ -372,4 +623,48 @@ export class RoutedCall {
     this.#io.close('b');
     this.#to('released');
   }
+}
+
+/** The message with fields of its UUIE body replaced (undefined removes one). */
+function withBody(m: CallSignallingMessage, fields: Partial<UuBody>): CallSignallingMessage {
+  const uu = m.uu!;
+  const body = uu['h323-uu-pdu']['h323-message-body'];
+  const value: Record<string, unknown> = { ...(body.value as object) };
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) delete value[k];
+    else value[k] = v;
+  }
+  return {
+    ...m,
+    uu: { ...uu, 'h323-uu-pdu': { ...uu['h323-uu-pdu'], 'h323-message-body': { ...body, value } as typeof body } },
+  };
+}
+
+/** A Facility the node sends on a leg: tunnelled H.245 (transportedInformation) or startH245 with our address. */
+export function facility(
+  callReference: number,
+  fromDestination: boolean,
+  callIdentifier: Uint8Array | undefined,
+  reason: 'transportedInformation' | 'startH245',
+  extra: { h245Address?: H225_TransportAddress },
+  h245Control: Uint8Array[] = [],
+): CallSignallingMessage {
+  return {
+    q931: { callReference, fromDestination, callReferenceLength: 2, messageType: Q931_MESSAGE_TYPES.facility, ies: [] },
+    uu: {
+      'h323-uu-pdu': {
+        'h323-message-body': {
+          choice: 'facility',
+          value: {
+            protocolIdentifier: H225_PROTOCOL_ID,
+            reason: { choice: reason, value: null },
+            ...(callIdentifier ? { callIdentifier: { guid: callIdentifier } } : {}),
+            ...extra,
+          },
+        },
+        h245Tunnelling: reason === 'transportedInformation',
+        ...(h245Control.length > 0 ? { h245Control } : {}),
+      },
+    },
+  };
 }

@@ -92,12 +92,14 @@ const rcReason = (m: CallSignallingMessage) => {
 };
 
 describe('routed call (sans-I/O)', () => {
-  it('Setup → leg B opened to the registered callee, Setup out with our call reference; answers mapped back', () => {
+  it('Setup → leg B opened to the registered callee, Setup out with our call reference; answers mapped back', async () => {
     const h = harness(true);
     h.call.fromA(setup('bob'));
+    await h.call.settled();
     assert.deepEqual(h.connects, [BOB]);
     assert.equal(h.call.state, 'routing');
     h.call.bConnected();
+    await h.call.settled();
     const out = h.sent[0]!;
     assert.equal(out.leg, 'b');
     assert.equal(q931MessageName(out.m.q931.messageType), 'setup');
@@ -105,6 +107,7 @@ describe('routed call (sans-I/O)', () => {
     assert.equal(out.m.q931.fromDestination, false);
     h.call.fromB(answer(Q931_MESSAGE_TYPES.alerting, 900, 'alerting'));
     h.call.fromB(answer(Q931_MESSAGE_TYPES.connect, 900, 'connect'));
+    await h.call.settled();
     assert.equal(h.call.state, 'connected');
     const toA = h.sent.filter((s) => s.leg === 'a');
     assert.deepEqual(
@@ -115,14 +118,16 @@ describe('routed call (sans-I/O)', () => {
       ],
     );
     h.call.fromA(answer(Q931_MESSAGE_TYPES.releaseComplete, 33, 'releaseComplete'));
+    await h.call.settled();
     assert.equal(h.call.state, 'released');
     assert.equal(h.call.info.endReason, 'released by caller');
     assert.deepEqual(h.closed.sort(), ['a', 'b']);
   });
 
-  it('a Setup to an alias nobody registered → ReleaseComplete cause 1, reason calledPartyNotRegistered', () => {
+  it('a Setup to an alias nobody registered → ReleaseComplete cause 1, reason calledPartyNotRegistered', async () => {
     const h = harness(false);
     h.call.fromA(setup('nobody'));
+    await h.call.settled();
     assert.equal(h.sent.length, 1);
     const rc = h.sent[0]!;
     assert.equal(rc.leg, 'a');
@@ -134,17 +139,18 @@ describe('routed call (sans-I/O)', () => {
     assert.deepEqual(h.connects, []);
   });
 
-  it('leg B unreachable → ReleaseComplete unreachableDestination to the caller', () => {
+  it('leg B unreachable → ReleaseComplete unreachableDestination to the caller', async () => {
     const h = harness(true);
     h.call.fromA(setup('bob'));
     h.call.bFailed('ECONNREFUSED');
+    await h.call.settled();
     assert.equal(rcReason(h.sent[0]!.m), 'unreachableDestination');
     assert.equal(h.call.state, 'released');
   });
 
-  it('garbage on either leg ends the call with ReleaseComplete undefinedReason and never throws', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (junk, afterSetup) => {
+  it('garbage on either leg ends the call with ReleaseComplete undefinedReason and never throws', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.boolean(), async (junk, afterSetup) => {
         const h = harness(true);
         if (afterSetup) {
           h.call.fromA(setup('bob'));
@@ -152,6 +158,7 @@ describe('routed call (sans-I/O)', () => {
           h.call.fromB(answer(Q931_MESSAGE_TYPES.connect, 900, 'connect'));
           h.call.fromB(junk);
         } else h.call.fromA(junk);
+        await h.call.settled();
         if (h.call.state === 'released') {
           const rcs = h.sent.filter((s) => q931MessageName(s.m.q931.messageType) === 'releaseComplete');
           assert.ok(rcs.length >= 1);
@@ -161,6 +168,7 @@ describe('routed call (sans-I/O)', () => {
     );
     const h = harness(true);
     h.call.fromA(Uint8Array.of(8, 2, 0, 1, 5));
+    await h.call.settled();
     assert.equal(h.call.state, 'released');
     assert.equal(rcReason(h.sent[0]!.m), 'undefinedReason');
   });
