@@ -283,6 +283,8 @@ export async function startNode(
         clock: systemClock,
         log,
         media: media.get(kind)!.core,
+        routing: config.routing,
+        domains: config.sip.domains,
       });
       if (gk) h323.set(kind, gk);
     }

@@ -2,10 +2,12 @@ import type { Logger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
 import type { RelayCore } from '../../media/relay-core.ts';
 import { type NodeKind, type NodePlan, ports as rangePorts } from '../../ports/index.ts';
+import { type RoutingConfig, routingConfigSchema } from '../../routing/config.ts';
 import type { NodeStore } from '../../store/database.ts';
 import { CallServer } from '../calls/call-server.ts';
 import type { H323Config } from '../config.ts';
 import { Gatekeeper } from './gatekeeper.ts';
+import { Neighbours } from './neighbours.ts';
 import { RasServer } from './ras-server.ts';
 import { RegistrationStore } from './registration-store.ts';
 
@@ -14,6 +16,8 @@ export interface GatekeeperService {
   readonly kind: NodeKind;
   readonly gatekeeper: Gatekeeper;
   readonly server: RasServer;
+  /** Neighbor gatekeepers (LRQ/LCF/LRJ) and the search rules H.323 calls are routed by. */
+  readonly neighbours: Neighbours;
   /** Routed call signalling on `h323-q931`, when the plan has it. */
   readonly calls: CallServer | undefined;
   /** The sockets this service listens on, for the port-plan check. */
@@ -37,6 +41,10 @@ export async function startGatekeeperService(o: {
   log: Logger;
   /** The node's media relay, on which routed calls anchor their fast-start media. */
   media?: RelayCore;
+  /** The node's routing (zones, search rules): H.323 neighbor zones and the rules that search them. */
+  routing?: Readonly<RoutingConfig>;
+  /** `sip.domains`, for `%localdomains%` in routing patterns. */
+  domains?: readonly string[];
 }): Promise<GatekeeperService | undefined> {
   const ras = o.plan.listener('h323-ras');
   if (!o.config.enabled || !ras) return undefined;
@@ -65,6 +73,13 @@ export async function startGatekeeperService(o: {
       log.info({ endpoint: e.registration.endpointIdentifier, aliases: e.registration.aliases }, 'H.323 registered');
     else log.info({ endpoint: e.registration.endpointIdentifier, reason: e.reason }, 'H.323 unregistered');
   });
+  const neighbours = new Neighbours({
+    gatekeeper,
+    routing: o.routing ?? routingConfigSchema.parse({}),
+    domains: o.domains ?? [],
+    clock: o.clock,
+  });
+  gatekeeper.neighbours = neighbours;
   const server = await RasServer.start(gatekeeper, o.address, rasPort);
   let calls: CallServer | undefined;
   if (q931 && o.plan.pools.some((p) => p.id === 'h323-dynamic')) {
@@ -77,6 +92,7 @@ export async function startGatekeeperService(o: {
         clock: o.clock,
         log,
         ...(o.media ? { media: o.media } : {}),
+        ...(neighbours.routesAdmissions ? { route: (dest, src, from) => neighbours.routeSetup(dest, src, from) } : {}),
       });
     } catch (err) {
       await server.close();
@@ -88,6 +104,7 @@ export async function startGatekeeperService(o: {
     kind: o.kind,
     gatekeeper,
     server,
+    neighbours,
     status: () => ({
       node: o.kind,
       gatekeeperIdentifier: gatekeeper.options.gatekeeperIdentifier,
@@ -95,6 +112,7 @@ export async function startGatekeeperService(o: {
       registrations: gatekeeper.size,
       admittedCalls: gatekeeper.activeCalls,
       counters: gatekeeper.counters,
+      neighbours: neighbours.status(),
       calls: calls ? { counters: calls.counters, active: calls.active(), ended: calls.ended.slice(-20) } : null,
     }),
     calls,
@@ -103,6 +121,7 @@ export async function startGatekeeperService(o: {
       ...(calls ? [{ listener: 'h323-q931' as const, protocol: 'tcp' as const, ...ipPort(calls.address()) }] : []),
     ],
     close: async () => {
+      neighbours.close();
       await calls?.close();
       await server.close();
     },

@@ -1,0 +1,457 @@
+import type { Clock, TimerHandle } from '../../common/timers.ts';
+import type { RoutingConfig } from '../../routing/config.ts';
+import { LOCAL_ZONE, Router, type Zone, type ZoneSearcher } from '../../routing/router.ts';
+import { type AliasText, aliasFromText, aliasToText, fromH225Address, h225Address, type IpPort } from '../api.ts';
+import type {
+  AliasAddress,
+  LocationConfirm,
+  LocationReject,
+  LocationRejectReason,
+  LocationRequest,
+  RasMessage,
+  RequestInProgress,
+} from '../per/generated/types.ts';
+import type { Gatekeeper, H323Target, NeighbourHook } from './gatekeeper.ts';
+
+/**
+ * Neighbor gatekeepers (H.225.0 §7.8 location, H.323 §7.2.2 zones): routing zones of type `neighbor` with
+ * `protocol: h323`. The node's search rules (src/routing, the same ones SIP uses) decide where an alias is looked
+ * for; a neighbor zone is searched by sending it an LRQ and waiting for LCF/LRJ (a RIP extends the wait, silence
+ * ends it after the zone's `lrqTimeoutMs`). LRQs from neighbors are answered by the same rules: an alias registered
+ * here gets an LCF whose callSignalAddress is the node itself (routed model), others LRJ. Loops are cut by hop count
+ * (an LRQ is forwarded with hopCount − 1, never back to the zone it came from, and never without hops left) and by
+ * refusing an LRQ that comes back while we are still forwarding it. Sans-I/O: RAS goes out through the gatekeeper's
+ * `send`, timers through the injected clock.
+ */
+
+/** A configured H.323 neighbor gatekeeper. */
+export interface NeighbourZone {
+  name: string;
+  address: IpPort;
+  gatekeeperIdentifier: string | undefined;
+  hopCount: number;
+  lrqTimeoutMs: number;
+  trusted: boolean;
+}
+
+/** What a search carries through the router to the zone searcher. */
+interface SearchContext {
+  /** Hops an LRQ sent from this search may have (undefined: the zone's own hopCount). */
+  hops?: number;
+  /** The zone the request came from: never searched again (loop). */
+  fromZone?: string;
+  /** Set when a neighbor zone would have been searched but no hop was left. */
+  exhausted?: boolean;
+  sourceInfo?: AliasAddress[];
+  callIdentifier?: Uint8Array;
+}
+
+interface Pending {
+  zone: NeighbourZone;
+  alias: string;
+  timer: TimerHandle;
+  done: (a: IpPort | undefined) => void;
+}
+
+export interface NeighbourCounters {
+  lrqReceived: number;
+  lcfSent: number;
+  lrjSent: Record<string, number>;
+  ripSent: number;
+  lrqSent: number;
+  lcfReceived: number;
+  lrjReceived: Record<string, number>;
+  ripReceived: number;
+  timeouts: number;
+  /** LCF/LRJ/RIP that match no LRQ in flight, or come from another address than the LRQ went to. */
+  unexpected: number;
+  /** LRQs from an address that is no neighbor zone (answered LRJ requestDenied). */
+  unknownSource: number;
+  /** LRQs refused because they came back while being forwarded. */
+  loops: number;
+  cacheHits: number;
+}
+
+export interface NeighboursOptions {
+  gatekeeper: Gatekeeper;
+  routing: Readonly<RoutingConfig>;
+  /** `sip.domains`, for `%localdomains%` in patterns. */
+  domains?: readonly string[];
+  clock: Clock;
+  /** How long an LCF's address is reused for the same zone and alias (ARQ then Setup ask once); 0: never. */
+  cacheMs?: number;
+  /** A RIP goes to a neighbor whose LRQ is still being searched after this many ms. */
+  ripAfterMs?: number;
+}
+
+/** The H.323 neighbor zones of a routing configuration (zones of type neighbor with protocol h323). */
+export function h323NeighbourZones(routing: Readonly<RoutingConfig>): NeighbourZone[] {
+  return routing.zones
+    .filter((z) => z.type === 'neighbor' && z.protocol === 'h323' && z.address !== undefined)
+    .map((z) => ({
+      name: z.name,
+      address: { ip: z.address!, port: z.port ?? 1719 },
+      gatekeeperIdentifier: z.gatekeeperIdentifier,
+      hopCount: z.hopCount ?? 2,
+      lrqTimeoutMs: z.lrqTimeoutMs ?? 2000,
+      trusted: z.trusted,
+    }));
+}
+
+/** The ways a text alias from the router may be registered here (an H.323-ID also finds an E.164 of the same text). */
+function candidates(alias: string): AliasText[] {
+  const typed = aliasToText(aliasFromText(alias));
+  return typed.kind === 'h323-ID' ? [typed] : [{ kind: 'h323-ID', value: alias }, typed];
+}
+
+const hex = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('hex') : '');
+
+export class Neighbours implements NeighbourHook {
+  readonly router: Router<H323Target>;
+  readonly zones = new Map<string, NeighbourZone>();
+  readonly counters: NeighbourCounters = {
+    lrqReceived: 0,
+    lcfSent: 0,
+    lrjSent: {},
+    ripSent: 0,
+    lrqSent: 0,
+    lcfReceived: 0,
+    lrjReceived: {},
+    ripReceived: 0,
+    timeouts: 0,
+    unexpected: 0,
+    unknownSource: 0,
+    loops: 0,
+    cacheHits: 0,
+  };
+  readonly #gk: Gatekeeper;
+  readonly #clock: Clock;
+  readonly #cacheMs: number;
+  readonly #ripAfterMs: number;
+  readonly #pending = new Map<number, Pending>();
+  readonly #cache = new Map<string, { address: IpPort; until: number }>();
+  /** LRQs being searched because a neighbor asked (loop key → count). */
+  readonly #inProgress = new Map<string, number>();
+  #seq = 0;
+  #closed = false;
+
+  constructor(o: NeighboursOptions) {
+    this.#gk = o.gatekeeper;
+    this.#clock = o.clock;
+    this.#cacheMs = o.cacheMs ?? 10_000;
+    this.#ripAfterMs = o.ripAfterMs ?? 500;
+    for (const z of h323NeighbourZones(o.routing)) this.zones.set(z.name, z);
+    const searcher: ZoneSearcher<H323Target> = { search: (zone, alias, ctx) => this.#search(zone, alias, ctx) };
+    this.router = new Router<H323Target>({
+      config: o.routing,
+      domains: o.domains ?? [],
+      searcher,
+      wallNow: () => o.clock.wallNow(),
+    });
+  }
+
+  /** Admissions and Setups go through the search rules only when a neighbor zone exists (else the local table). */
+  get routesAdmissions(): boolean {
+    return this.zones.size > 0;
+  }
+
+  /** The neighbor zone a request from `ip` (naming `gatekeeperIdentifier`, when it does) comes from. */
+  zoneOf(ip: string, gatekeeperIdentifier?: string): NeighbourZone | undefined {
+    for (const z of this.zones.values()) {
+      if (z.address.ip !== ip) continue;
+      if (gatekeeperIdentifier && z.gatekeeperIdentifier && gatekeeperIdentifier !== z.gatekeeperIdentifier) continue;
+      return z;
+    }
+    return undefined;
+  }
+
+  /** LRQ, LCF, LRJ and RIP handed over by the gatekeeper. Answers to LRQs go out through `send`, to replyAddress. */
+  handle(m: RasMessage, from: IpPort): RasMessage | undefined {
+    if (this.#closed) return undefined;
+    switch (m.choice) {
+      case 'locationRequest':
+        this.#lrq(m.value, from);
+        return undefined;
+      case 'locationConfirm':
+      case 'locationReject':
+      case 'requestInProgress':
+        this.#answer(m.choice, m.value, from);
+        return undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  /** Routes a call from a registered endpoint (ARQ) through the search rules; the first alias found wins. */
+  route(
+    destination: AliasText[],
+    caller: { endpointIdentifier: string; aliases: AliasText[] },
+  ): Promise<H323Target | undefined> {
+    return this.#routeAliases(destination, {
+      sourceZone: LOCAL_ZONE,
+      sourceAlias: caller.aliases[0]?.value ?? '',
+      authenticated: false,
+      label: `ARQ from ${caller.endpointIdentifier}`,
+      sourceInfo: caller.aliases.map((a) => aliasFromText(a.value)),
+    });
+  }
+
+  /**
+   * Routes a Setup that reached the node's call signalling from `from`: a neighbor's Setup comes from that zone (and
+   * is never sent back to it); any other comes from the local zone (the endpoint was admitted by this gatekeeper).
+   */
+  routeSetup(destination: AliasText[], source: AliasText[], from: IpPort): Promise<H323Target | undefined> {
+    const zone = this.zoneOf(from.ip);
+    return this.#routeAliases(destination, {
+      sourceZone: zone?.name ?? LOCAL_ZONE,
+      sourceAlias: source[0]?.value ?? '',
+      authenticated: zone?.trusted ?? false,
+      label: `Setup from ${from.ip}`,
+      sourceInfo: source.map((a) => aliasFromText(a.value)),
+      ...(zone ? { fromZone: zone.name } : {}),
+    });
+  }
+
+  async #routeAliases(
+    destination: AliasText[],
+    o: {
+      sourceZone: string;
+      sourceAlias: string;
+      authenticated: boolean;
+      label: string;
+      sourceInfo: AliasAddress[];
+      fromZone?: string;
+    },
+  ): Promise<H323Target | undefined> {
+    for (const d of destination) {
+      if (!d.value) continue;
+      const context: SearchContext = { sourceInfo: o.sourceInfo };
+      if (o.fromZone !== undefined) context.fromZone = o.fromZone;
+      const r = await this.router.route({
+        protocol: 'h323',
+        alias: d.value,
+        sourceAlias: o.sourceAlias,
+        sourceZone: o.sourceZone,
+        authenticated: o.authenticated,
+        label: o.label,
+        context,
+      });
+      if (r.kind === 'found') return r.targets[0]!.target;
+      if (r.kind === 'rejected') return undefined;
+    }
+    return undefined;
+  }
+
+  async #search(zone: Zone, alias: string, context: unknown): Promise<H323Target[]> {
+    const ctx = (context ?? {}) as SearchContext;
+    if (zone.type === 'local') {
+      const t = this.#gk.resolve(candidates(alias));
+      return t ? [t] : [];
+    }
+    if (zone.type !== 'neighbor' || zone.protocol !== 'h323') return [];
+    const nz = this.zones.get(zone.name);
+    if (!nz || ctx.fromZone === nz.name) return [];
+    const hops = ctx.hops === undefined ? nz.hopCount : Math.min(ctx.hops, nz.hopCount);
+    if (hops < 1) {
+      ctx.exhausted = true;
+      return [];
+    }
+    const address = await this.locate(nz, alias, {
+      hops,
+      sourceInfo: ctx.sourceInfo,
+      callIdentifier: ctx.callIdentifier,
+    });
+    return address ? [{ kind: 'address', address, zone: nz.name }] : [];
+  }
+
+  /**
+   * Asks a neighbor where `alias` is: LRQ, then the callSignalAddress of its LCF, or undefined after an LRJ or
+   * silence. A recent LCF for the same zone and alias is reused.
+   */
+  locate(
+    zone: NeighbourZone,
+    alias: string,
+    o: { hops?: number; sourceInfo?: AliasAddress[] | undefined; callIdentifier?: Uint8Array | undefined } = {},
+  ): Promise<IpPort | undefined> {
+    if (this.#closed) return Promise.resolve(undefined);
+    const key = `${zone.name}|${alias}`;
+    const hit = this.#cache.get(key);
+    if (hit && hit.until > this.#clock.now()) {
+      this.counters.cacheHits++;
+      return Promise.resolve(hit.address);
+    }
+    if (hit) this.#cache.delete(key);
+    this.#seq = (this.#seq % 65535) + 1;
+    const seq = this.#seq;
+    const gk = this.#gk.options;
+    const lrq: LocationRequest = {
+      requestSeqNum: seq,
+      destinationInfo: [aliasFromText(alias)],
+      replyAddress: h225Address(gk.rasAddress.ip, gk.rasAddress.port),
+      gatekeeperIdentifier: gk.gatekeeperIdentifier,
+      hopCount: Math.max(1, Math.min(255, o.hops ?? zone.hopCount)),
+      canMapAlias: false,
+    };
+    if (o.sourceInfo && o.sourceInfo.length > 0) lrq.sourceInfo = o.sourceInfo;
+    if (o.callIdentifier) lrq.callIdentifier = { guid: o.callIdentifier };
+    return new Promise<IpPort | undefined>((resolve) => {
+      const done = (a: IpPort | undefined) => {
+        this.#pending.delete(seq);
+        if (a && this.#cacheMs > 0) this.#cache.set(key, { address: a, until: this.#clock.now() + this.#cacheMs });
+        resolve(a);
+      };
+      const timer = this.#clock.setTimer(zone.lrqTimeoutMs, () => {
+        this.counters.timeouts++;
+        done(undefined);
+      });
+      this.#pending.get(seq)?.done(undefined); // a wrapped sequence number: the old request gives up
+      this.#pending.set(seq, { zone, alias, timer, done });
+      this.counters.lrqSent++;
+      this.#gk.send({ choice: 'locationRequest', value: lrq }, zone.address);
+    });
+  }
+
+  #answer(
+    kind: 'locationConfirm' | 'locationReject' | 'requestInProgress',
+    v: LocationConfirm | LocationReject | RequestInProgress,
+    from: IpPort,
+  ): void {
+    const p = this.#pending.get(v.requestSeqNum);
+    if (!p || p.zone.address.ip !== from.ip) {
+      this.counters.unexpected++;
+      return;
+    }
+    if (kind === 'requestInProgress') {
+      // H.225.0 §7.8: the neighbor needs more time; wait for what it says (at most 30 s more).
+      this.counters.ripReceived++;
+      p.timer.cancel();
+      const delay = Math.min(30_000, Math.max(0, (v as RequestInProgress).delay)) + p.zone.lrqTimeoutMs;
+      p.timer = this.#clock.setTimer(delay, () => {
+        this.counters.timeouts++;
+        p.done(undefined);
+      });
+      return;
+    }
+    p.timer.cancel();
+    if (kind === 'locationConfirm') {
+      this.counters.lcfReceived++;
+      p.done(fromH225Address((v as LocationConfirm).callSignalAddress));
+      return;
+    }
+    const reason = (v as LocationReject).rejectReason.choice;
+    this.counters.lrjReceived[reason] = (this.counters.lrjReceived[reason] ?? 0) + 1;
+    p.done(undefined);
+  }
+
+  #lrj(l: LocationRequest, to: IpPort, reason: LocationRejectReason['choice']): void {
+    this.counters.lrjSent[reason] = (this.counters.lrjSent[reason] ?? 0) + 1;
+    this.#gk.send(
+      {
+        choice: 'locationReject',
+        value: {
+          requestSeqNum: l.requestSeqNum,
+          rejectReason: { choice: reason, value: null } as LocationRejectReason,
+        },
+      },
+      to,
+    );
+  }
+
+  // H.225.0 §7.8: an LRQ from a neighbor — LCF naming the node (routed model) when the search rules find the alias.
+  #lrq(l: LocationRequest, from: IpPort): void {
+    this.counters.lrqReceived++;
+    const reply = (l.replyAddress && fromH225Address(l.replyAddress)) || from;
+    const zone = this.zoneOf(from.ip, l.gatekeeperIdentifier);
+    if (!zone) {
+      this.counters.unknownSource++;
+      this.#lrj(l, reply, 'requestDenied');
+      return;
+    }
+    const aliases = l.destinationInfo.map(aliasToText).filter((a) => a.value !== '');
+    if (aliases.length === 0) {
+      this.#lrj(l, reply, 'incompleteAddress');
+      return;
+    }
+    const loopKey = `${hex(l.callIdentifier?.guid)}|${aliases.map((a) => a.value).join(',')}|${(l.sourceInfo ?? [])
+      .map((a) => aliasToText(a).value)
+      .join(',')}`;
+    if (this.#inProgress.has(loopKey)) {
+      // It came back to us while we are still looking for it: a loop through the neighbors.
+      this.counters.loops++;
+      this.#lrj(l, reply, 'requestDenied');
+      return;
+    }
+    this.#inProgress.set(loopKey, 1);
+    // hopCount absent: the LRQ is not forwarded; present: it may go on with one hop less.
+    const context: SearchContext = { hops: (l.hopCount ?? 1) - 1, fromZone: zone.name };
+    if (l.sourceInfo) context.sourceInfo = l.sourceInfo;
+    if (l.callIdentifier) context.callIdentifier = l.callIdentifier.guid;
+    const rip = this.#clock.setTimer(this.#ripAfterMs, () => {
+      if (this.#closed) return;
+      this.counters.ripSent++;
+      this.#gk.send({ choice: 'requestInProgress', value: { requestSeqNum: l.requestSeqNum, delay: 5000 } }, reply);
+    });
+    const finish = (found: AliasText | undefined, reason: LocationRejectReason['choice']) => {
+      rip.cancel();
+      this.#inProgress.delete(loopKey);
+      if (this.#closed) return;
+      if (!found) {
+        this.#lrj(l, reply, reason);
+        return;
+      }
+      const gk = this.#gk.options;
+      this.counters.lcfSent++;
+      this.#gk.send(
+        {
+          choice: 'locationConfirm',
+          value: {
+            requestSeqNum: l.requestSeqNum,
+            callSignalAddress: h225Address(gk.callSignalAddress.ip, gk.callSignalAddress.port),
+            rasAddress: h225Address(gk.rasAddress.ip, gk.rasAddress.port),
+            destinationInfo: [aliasFromText(found.value)],
+          },
+        },
+        reply,
+      );
+    };
+    void (async () => {
+      let rejected = false;
+      for (const a of aliases) {
+        const r = await this.router.route({
+          protocol: 'h323',
+          alias: a.value,
+          sourceAlias: (l.sourceInfo ?? []).map(aliasToText)[0]?.value ?? '',
+          sourceZone: zone.name,
+          authenticated: zone.trusted,
+          label: `LRQ from ${zone.name}`,
+          context,
+        });
+        if (r.kind === 'found') return finish(a, 'notRegistered');
+        if (r.kind === 'rejected') rejected = true;
+      }
+      finish(undefined, rejected ? 'requestDenied' : context.exhausted ? 'hopCountExceeded' : 'notRegistered');
+    })().catch(() => finish(undefined, 'undefinedReason'));
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      zones: [...this.zones.values()].map((z) => ({
+        name: z.name,
+        address: z.address,
+        gatekeeperIdentifier: z.gatekeeperIdentifier ?? null,
+        hopCount: z.hopCount,
+      })),
+      pendingLrqs: this.#pending.size,
+      counters: this.counters,
+    };
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const p of [...this.#pending.values()]) {
+      p.timer.cancel();
+      p.done(undefined);
+    }
+    this.#cache.clear();
+  }
+}

@@ -1,0 +1,409 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FakeClock } from '../../../src/common/timers.ts';
+import { aliasFromText, fromH225Address, H225_PROTOCOL_ID, h225Address, type IpPort } from '../../../src/h323/api.ts';
+import { Gatekeeper, type GatekeeperSend } from '../../../src/h323/gatekeeper/gatekeeper.ts';
+import { Neighbours } from '../../../src/h323/gatekeeper/neighbours.ts';
+import type { LocationRequest, RasMessage } from '../../../src/h323/per/generated/types.ts';
+import { rasCodec } from '../../../src/h323/per/schema.ts';
+import { routingConfigSchema } from '../../../src/routing/config.ts';
+
+/**
+ * H.323 neighbor zones, sans-I/O: LRQ/LCF/LRJ both ways through the node's search rules, hop counts, loops, and a
+ * neighbor that never answers (RIP to the endpoint, then ARJ after the zone's LRQ timeout).
+ */
+
+const NODE_RAS: IpPort = { ip: '192.0.2.1', port: 1719 };
+const NODE_Q931: IpPort = { ip: '192.0.2.1', port: 1720 };
+const GK_A: IpPort = { ip: '203.0.113.1', port: 1719 };
+const GK_B: IpPort = { ip: '203.0.113.2', port: 1719 };
+const EP: IpPort = { ip: '198.51.100.7', port: 1719 };
+
+const routing = routingConfigSchema.parse({
+  zones: [
+    { name: 'GkA', type: 'neighbor', protocol: 'h323', address: GK_A.ip, gatekeeperIdentifier: 'gk-a', hopCount: 3 },
+    { name: 'GkB', type: 'neighbor', protocol: 'h323', address: GK_B.ip, hopCount: 2, lrqTimeoutMs: 1500 },
+    { name: 'Sip', type: 'neighbor', address: '203.0.113.9' },
+  ],
+  searchRules: [
+    { name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' },
+    { name: 'to-a', priority: 100, pattern: { type: 'prefix', value: '33' }, targetZone: 'GkA' },
+    { name: 'to-b', priority: 100, pattern: { type: 'prefix', value: '44' }, targetZone: 'GkB' },
+    { name: 'sip-only', priority: 100, pattern: { type: 'prefix', value: '55' }, targetZone: 'Sip' },
+    { name: 'bounce', priority: 100, pattern: { type: 'prefix', value: '66' }, targetZone: 'GkA' },
+    { name: 'bounce-b', priority: 100, pattern: { type: 'prefix', value: '66' }, targetZone: 'GkB' },
+  ],
+});
+
+function setup() {
+  const clock = new FakeClock();
+  const gk = new Gatekeeper(
+    {
+      gatekeeperIdentifier: 'crossway',
+      rasAddress: NODE_RAS,
+      callSignalAddress: NODE_Q931,
+      timeToLive: 60,
+      expiryGraceSeconds: 5,
+      maxRegistrations: 100,
+      policy: { mode: 'allow-all', patterns: [] },
+      allowDialledIp: false,
+      maxBandwidthPerCall: 20_000,
+    },
+    clock,
+  );
+  const sent: Array<{ to: IpPort; m: RasMessage }> = [];
+  const onWire = (s: GatekeeperSend) => {
+    const d = rasCodec.decode(s.bytes);
+    assert.ok(d.ok, `what we send decodes: ${s.message.choice}`);
+    sent.push({ to: s.to, m: d.value });
+  };
+  gk.onSend = onWire;
+  const nb = new Neighbours({ gatekeeper: gk, routing, clock });
+  gk.neighbours = nb;
+  /** A datagram in; its direct answer (if any) goes on the wire list too. */
+  const rx = (m: RasMessage, from: IpPort) => {
+    const out = gk.handleDatagram(rasCodec.encode(m), from);
+    if (out) onWire(out);
+  };
+  return { clock, gk, nb, sent, rx };
+}
+
+const flush = async () => {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
+
+let seq = 100;
+function lrq(alias: string, over: Partial<LocationRequest> = {}, reply: IpPort = GK_A): RasMessage {
+  return {
+    choice: 'locationRequest',
+    value: {
+      requestSeqNum: ++seq,
+      destinationInfo: [aliasFromText(alias)],
+      replyAddress: h225Address(reply.ip, reply.port),
+      ...over,
+    },
+  };
+}
+
+function register(t: ReturnType<typeof setup>, aliases: string[], csa: IpPort): string {
+  t.rx(
+    {
+      choice: 'registrationRequest',
+      value: {
+        requestSeqNum: ++seq,
+        protocolIdentifier: H225_PROTOCOL_ID,
+        discoveryComplete: true,
+        callSignalAddress: [h225Address(csa.ip, csa.port)],
+        rasAddress: [h225Address(csa.ip, 1719)],
+        terminalType: { terminal: {}, mc: false, undefinedNode: false },
+        terminalAlias: aliases.map(aliasFromText),
+        endpointVendor: { vendor: { t35CountryCode: 181, t35Extension: 0, manufacturerCode: 1 } },
+      },
+    },
+    csa,
+  );
+  const rcf = t.sent.pop();
+  assert.equal(rcf?.m.choice, 'registrationConfirm');
+  return (rcf.m.value as { endpointIdentifier: string }).endpointIdentifier;
+}
+
+function arq(endpointIdentifier: string, dest: string, requestSeqNum = ++seq): RasMessage {
+  return {
+    choice: 'admissionRequest',
+    value: {
+      requestSeqNum,
+      callType: { choice: 'pointToPoint', value: null },
+      endpointIdentifier,
+      destinationInfo: [aliasFromText(dest)],
+      srcInfo: [aliasFromText('alice')],
+      bandWidth: 640,
+      callReferenceValue: 7,
+      conferenceID: new Uint8Array(16).fill(1),
+      activeMC: false,
+      answerCall: false,
+      callIdentifier: { guid: new Uint8Array(16).fill(requestSeqNum & 0xff) },
+    },
+  };
+}
+
+const reason = (s: { m: RasMessage } | undefined) =>
+  (s?.m.value as { rejectReason?: { choice: string } } | undefined)?.rejectReason?.choice;
+
+const ofKind = (t: ReturnType<typeof setup>, kind: RasMessage['choice']) => t.sent.filter((s) => s.m.choice === kind);
+
+describe('LRQ from a neighbor gatekeeper', () => {
+  it('an alias registered here gets an LCF naming the node (routed model), sent to the replyAddress', async () => {
+    const t = setup();
+    register(t, ['bob', '2001'], { ip: '198.51.100.20', port: 1720 });
+    t.rx(lrq('2001', { hopCount: 1 }, { ip: GK_A.ip, port: 1800 }), GK_A);
+    await flush();
+    const [lcf] = ofKind(t, 'locationConfirm');
+    assert.ok(lcf, JSON.stringify(t.sent));
+    assert.deepEqual(lcf.to, { ip: GK_A.ip, port: 1800 });
+    const v = lcf.m.value as { callSignalAddress: never; rasAddress: never; requestSeqNum: number };
+    assert.deepEqual(fromH225Address(v.callSignalAddress), NODE_Q931);
+    assert.deepEqual(fromH225Address(v.rasAddress), NODE_RAS);
+    assert.equal(v.requestSeqNum, seq);
+    assert.equal(t.nb.counters.lcfSent, 1);
+  });
+
+  it('an alias nobody registered gets LRJ notRegistered', async () => {
+    const t = setup();
+    t.rx(lrq('nobody', { hopCount: 1 }), GK_A);
+    await flush();
+    const [lrj] = ofKind(t, 'locationReject');
+    assert.equal(reason(lrj), 'notRegistered');
+  });
+
+  it('an LRQ from an address that is no neighbor zone gets LRJ requestDenied, even for a registered alias', async () => {
+    const t = setup();
+    register(t, ['bob'], { ip: '198.51.100.20', port: 1720 });
+    const stranger = { ip: '203.0.113.66', port: 1719 };
+    t.rx(lrq('bob', {}, stranger), stranger);
+    await flush();
+    const [lrj] = ofKind(t, 'locationReject');
+    assert.equal(reason(lrj), 'requestDenied');
+    assert.equal(t.nb.counters.unknownSource, 1);
+    assert.equal(ofKind(t, 'locationConfirm').length, 0);
+  });
+
+  it('an LRQ naming another gatekeeperIdentifier than the zone configured is not from that zone', async () => {
+    const t = setup();
+    register(t, ['bob'], { ip: '198.51.100.20', port: 1720 });
+    t.rx(lrq('bob', { gatekeeperIdentifier: 'impostor' }), GK_A);
+    t.rx(lrq('bob', { gatekeeperIdentifier: 'gk-a' }), GK_A);
+    await flush();
+    assert.equal(ofKind(t, 'locationReject').length, 1);
+    assert.equal(ofKind(t, 'locationConfirm').length, 1);
+  });
+
+  it('an LRQ without a usable destination gets LRJ incompleteAddress', async () => {
+    const t = setup();
+    t.rx(lrq('x', { destinationInfo: [] }), GK_A);
+    await flush();
+    const [lrj] = ofKind(t, 'locationReject');
+    assert.equal(reason(lrj), 'incompleteAddress');
+  });
+
+  it('hop count: forwarded with one hop less; with none left it is not forwarded and gets LRJ hopCountExceeded', async () => {
+    const t = setup();
+    t.rx(lrq('4400', { hopCount: 3 }), GK_A);
+    await flush();
+    const [fwd] = ofKind(t, 'locationRequest');
+    assert.ok(fwd, 'forwarded to GkB');
+    assert.deepEqual(fwd.to, GK_B);
+    const f = fwd.m.value as LocationRequest;
+    assert.equal(f.hopCount, 2, 'min(3 - 1, zone hopCount 2)');
+    assert.deepEqual(fromH225Address(f.replyAddress), NODE_RAS);
+    // GkB confirms: the node confirms to GkA with its own address (calls go through the node)
+    t.rx(
+      {
+        choice: 'locationConfirm',
+        value: {
+          requestSeqNum: f.requestSeqNum,
+          callSignalAddress: h225Address(GK_B.ip, 1720),
+          rasAddress: h225Address(GK_B.ip, 1719),
+        },
+      },
+      GK_B,
+    );
+    await flush();
+    const [lcf] = ofKind(t, 'locationConfirm');
+    assert.deepEqual(lcf?.to, GK_A);
+    assert.deepEqual(
+      fromH225Address((lcf!.m.value as unknown as { callSignalAddress: never }).callSignalAddress),
+      NODE_Q931,
+    );
+
+    t.sent.length = 0;
+    t.rx(lrq('4401', { hopCount: 1 }), GK_A);
+    t.rx(lrq('4402'), GK_A); // no hopCount: never forwarded
+    await flush();
+    assert.equal(ofKind(t, 'locationRequest').length, 0, 'nothing forwarded');
+    const reasons = ofKind(t, 'locationReject').map(reason);
+    assert.deepEqual(reasons, ['hopCountExceeded', 'hopCountExceeded']);
+  });
+
+  it('loops: an LRQ is never sent back to the zone it came from, and one that comes back while forwarded is refused', async () => {
+    const t = setup();
+    const callIdentifier = { guid: new Uint8Array(16).fill(9) };
+    // '66…' matches rules toward GkA and GkB: from GkA it may only go to GkB
+    t.rx(lrq('6600', { hopCount: 5, callIdentifier }), GK_A);
+    await flush();
+    const fwd = ofKind(t, 'locationRequest');
+    assert.deepEqual(
+      fwd.map((s) => s.to),
+      [GK_B],
+    );
+    // GkB sends the same request back to us (a loop through the neighbors)
+    t.rx(lrq('6600', { hopCount: 1, callIdentifier, gatekeeperIdentifier: 'gk-a' }, GK_A), GK_A);
+    await flush();
+    const lrj = ofKind(t, 'locationReject');
+    assert.equal(lrj.length, 1);
+    assert.equal(reason(lrj[0]), 'requestDenied');
+    assert.equal(t.nb.counters.loops, 1);
+  });
+
+  it('a slow search answers the neighbor with a RIP first', async () => {
+    const t = setup();
+    t.rx(lrq('4400', { hopCount: 3 }), GK_A);
+    await flush();
+    t.clock.advance(600);
+    const [rip] = ofKind(t, 'requestInProgress');
+    assert.deepEqual(rip?.to, GK_A);
+    t.clock.advance(1000); // GkB's LRQ times out (1500 ms)
+    await flush();
+    const [lrj] = ofKind(t, 'locationReject');
+    assert.equal(reason(lrj), 'notRegistered');
+  });
+});
+
+describe('ARQ for an alias that a search rule sends to a neighbor zone', () => {
+  it('LRQ to the neighbor (its hop count, our identifier and RAS address); its LCF gives an ACF to the node', async () => {
+    const t = setup();
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    t.rx(arq(alice, '4412'), EP);
+    await flush();
+    const [out] = ofKind(t, 'locationRequest');
+    assert.ok(out);
+    assert.deepEqual(out.to, GK_B);
+    const l = out.m.value as LocationRequest;
+    assert.equal(l.hopCount, 2);
+    assert.equal(l.gatekeeperIdentifier, 'crossway');
+    assert.deepEqual(l.destinationInfo, [aliasFromText('4412')]);
+    assert.deepEqual(l.sourceInfo, [aliasFromText('alice')]);
+    assert.equal(ofKind(t, 'admissionConfirm').length, 0, 'no answer before the neighbor has spoken');
+    t.rx(
+      {
+        choice: 'locationConfirm',
+        value: {
+          requestSeqNum: l.requestSeqNum,
+          callSignalAddress: h225Address(GK_B.ip, 1720),
+          rasAddress: h225Address(GK_B.ip, 1719),
+        },
+      },
+      GK_B,
+    );
+    await flush();
+    const [acf] = ofKind(t, 'admissionConfirm');
+    assert.ok(acf, JSON.stringify(t.sent.map((s) => s.m.choice)));
+    assert.deepEqual(acf.to, EP);
+    assert.deepEqual(
+      fromH225Address((acf.m.value as unknown as { destCallSignalAddress: never }).destCallSignalAddress),
+      NODE_Q931,
+    );
+    // the Setup that follows finds the same address without a second LRQ (recent LCF reused)
+    const target = await t.nb.routeSetup([{ kind: 'dialledDigits', value: '4412' }], [], {
+      ip: '198.51.100.10',
+      port: 40000,
+    });
+    assert.deepEqual(target, { kind: 'address', address: { ip: GK_B.ip, port: 1720 }, zone: 'GkB' });
+    assert.equal(t.nb.counters.lrqSent, 1);
+    assert.equal(t.nb.counters.cacheHits, 1);
+  });
+
+  it('an LRJ from the neighbor gives ARJ calledPartyNotRegistered', async () => {
+    const t = setup();
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    t.rx(arq(alice, '4413'), EP);
+    await flush();
+    const l = ofKind(t, 'locationRequest')[0]!.m.value as LocationRequest;
+    t.rx(
+      {
+        choice: 'locationReject',
+        value: { requestSeqNum: l.requestSeqNum, rejectReason: { choice: 'notRegistered', value: null } },
+      },
+      GK_B,
+    );
+    await flush();
+    const [arj] = ofKind(t, 'admissionReject');
+    assert.equal(reason(arj), 'calledPartyNotRegistered');
+    assert.deepEqual(t.nb.counters.lrjReceived, { notRegistered: 1 });
+  });
+
+  it('a neighbor that never answers: RIP to the endpoint, then ARJ once the zone lrqTimeoutMs has passed', async () => {
+    const t = setup();
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    const n = ++seq;
+    t.rx(arq(alice, '4414', n), EP);
+    await flush();
+    t.clock.advance(500);
+    const [rip] = ofKind(t, 'requestInProgress');
+    assert.ok(rip, 'RIP sent while waiting');
+    assert.deepEqual(rip.to, EP);
+    assert.equal((rip.m.value as { requestSeqNum: number }).requestSeqNum, n);
+    // the endpoint retransmits its ARQ: no second LRQ
+    t.rx(arq(alice, '4414', n), EP);
+    await flush();
+    assert.equal(ofKind(t, 'locationRequest').length, 1);
+    t.clock.advance(999);
+    await flush();
+    assert.equal(ofKind(t, 'admissionReject').length, 0, 'not before 1500 ms');
+    t.clock.advance(1);
+    await flush();
+    const arjs = ofKind(t, 'admissionReject');
+    assert.equal(arjs.length, 1);
+    assert.equal(reason(arjs[0]), 'calledPartyNotRegistered');
+    assert.equal(t.nb.counters.timeouts, 1);
+  });
+
+  it('a RIP from the neighbor extends the wait; an LCF from another address is ignored', async () => {
+    const t = setup();
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    t.rx(arq(alice, '4415'), EP);
+    await flush();
+    const l = ofKind(t, 'locationRequest')[0]!.m.value as LocationRequest;
+    t.rx({ choice: 'requestInProgress', value: { requestSeqNum: l.requestSeqNum, delay: 3000 } }, GK_B);
+    const lcf: RasMessage = {
+      choice: 'locationConfirm',
+      value: {
+        requestSeqNum: l.requestSeqNum,
+        callSignalAddress: h225Address(GK_B.ip, 1720),
+        rasAddress: h225Address(GK_B.ip, 1719),
+      },
+    };
+    t.rx(lcf, { ip: '203.0.113.99', port: 1719 });
+    t.clock.advance(2500); // past lrqTimeoutMs, within the RIP's delay
+    await flush();
+    assert.equal(ofKind(t, 'admissionReject').length, 0);
+    assert.equal(t.nb.counters.unexpected, 1);
+    t.rx(lcf, GK_B);
+    await flush();
+    assert.equal(ofKind(t, 'admissionConfirm').length, 1);
+  });
+
+  it('local registrations still win (rule priority 50) and SIP zones are never asked by H.323', async () => {
+    const t = setup();
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    register(t, ['4420'], { ip: '198.51.100.11', port: 1720 });
+    t.rx(arq(alice, '4420'), EP);
+    t.rx(arq(alice, '5500'), EP);
+    await flush();
+    assert.equal(ofKind(t, 'locationRequest').length, 0);
+    assert.equal(ofKind(t, 'admissionConfirm').length, 1);
+    assert.equal(ofKind(t, 'admissionReject').length, 1);
+  });
+
+  it('without H.323 neighbor zones admissions stay synchronous on the local table', () => {
+    const clock = new FakeClock();
+    const gk = new Gatekeeper(
+      {
+        gatekeeperIdentifier: 'crossway',
+        rasAddress: NODE_RAS,
+        callSignalAddress: NODE_Q931,
+        timeToLive: 60,
+        expiryGraceSeconds: 5,
+        maxRegistrations: 100,
+        policy: { mode: 'allow-all', patterns: [] },
+        allowDialledIp: false,
+        maxBandwidthPerCall: 20_000,
+      },
+      clock,
+    );
+    const nb = new Neighbours({ gatekeeper: gk, routing: routingConfigSchema.parse({}), clock });
+    gk.neighbours = nb;
+    assert.equal(nb.routesAdmissions, false);
+    const r = gk.handleDatagram(rasCodec.encode(arq('nobody-registered', 'x')), EP);
+    assert.equal(r?.message.choice, 'admissionReject');
+  });
+});
