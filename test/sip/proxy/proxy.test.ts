@@ -4,6 +4,7 @@ import { CallRegistry } from '../../../src/calls/call-registry.ts';
 import { FakeClock } from '../../../src/common/timers.ts';
 import { routingConfigSchema } from '../../../src/routing/config.ts';
 import { Router, type Zone } from '../../../src/routing/router.ts';
+import { computeHa1, computeResponse } from '../../../src/sip/auth/digest.ts';
 import {
   createResponse,
   findHeaders,
@@ -581,5 +582,398 @@ describe('asserted identity (RFC 3325)', () => {
     await tick();
     await tick();
     assert.deepEqual(getHeaders(reparse(layer.sent[0]!.req), 'p-asserted-identity'), []);
+  });
+});
+
+/** A proxy with zones N1, N2 (neighbors) and LocalZone, each returning its own target; `rules` as configured. */
+function setupZones(rules: Record<string, unknown>[], extra: Record<string, unknown> = {}, settings = {}) {
+  const clock = new FakeClock();
+  const layer = new FakeLayer();
+  const config = routingConfigSchema.parse({
+    zones: [
+      { name: 'N1', type: 'neighbor', address: '192.0.2.71', ...(extra.n1 ?? {}) },
+      { name: 'N2', type: 'neighbor', address: '192.0.2.72', ...(extra.n2 ?? {}) },
+    ],
+    searchRules: rules,
+    proxy: settings,
+  });
+  const byZone: Record<string, SipTarget> = {
+    N1: target('192.0.2.71'),
+    N2: target('192.0.2.72'),
+    LocalZone: target('192.0.2.70'),
+  };
+  const router = new Router<SipTarget>({
+    config,
+    domains: ['example.com'],
+    wallNow: () => clock.wallNow(),
+    searcher: { search: (z: Zone) => (byZone[z.name] ? [byZone[z.name]!] : []) },
+  });
+  const calls = new CallRegistry({ historySize: 10, wallNow: () => clock.wallNow() });
+  const proxy = new StatefulProxy({
+    settings: config.proxy,
+    router,
+    transactions: layer,
+    listeners: () => [{ transport: 'UDP', address: '192.0.2.1', port: 5060 }],
+    domains: ['example.com'],
+    clock,
+    dns: noDns,
+    calls,
+  });
+  return { clock, layer, proxy, router, calls };
+}
+
+const searchRule = (name: string, priority: number, targetZone: string, more: Record<string, unknown> = {}) => ({
+  name,
+  priority,
+  targetZone,
+  pattern: { type: 'anyAlias' },
+  ...more,
+});
+
+describe('proxy core: search rules that continue (docs/routing.md)', () => {
+  test('a neighbor answering 404 under a "continue" rule: the next priority level is searched, and its 200 goes upstream', async () => {
+    const { proxy, layer, router, calls } = setupZones([searchRule('n1', 10, 'N1'), searchRule('n2', 20, 'N2')]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    assert.equal(layer.sent.length, 1);
+    assert.equal(layer.sent[0]!.dest.address, '192.0.2.71');
+    proxy.onResponse(answer(layer.sent[0]!.req, 100), layer.sent[0]!.tx);
+    proxy.onResponse(answer(layer.sent[0]!.req, 404), layer.sent[0]!.tx);
+    await tick();
+    assert.equal(layer.sent.length, 2, 'the search went on to N2');
+    assert.equal(layer.sent[1]!.dest.address, '192.0.2.72');
+    assert.equal(s.responses.length, 0, 'the 404 was not forwarded');
+    proxy.onResponse(answer(layer.sent[1]!.req, 200), layer.sent[1]!.tx);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [200],
+    );
+    const rec = router.history.recent(1)[0]!;
+    assert.equal(rec.result, 'found');
+    assert.equal(rec.continued, 1);
+    assert.deepEqual(
+      rec.rules.map((x) => [x.rule, x.result, x.answer]),
+      [
+        ['n1', 'found', '404'],
+        ['n2', 'found', undefined],
+      ],
+    );
+    assert.deepEqual(rec.targets, [{ zone: 'N2', alias: 'bob@example.com' }]);
+    assert.equal(proxy.counters.searchesContinued, 1);
+    const call = calls.active()[0]!;
+    assert.deepEqual(
+      call.legs.map((l) => [l.zone, l.status]),
+      [
+        ['N1', 404],
+        ['N2', 200],
+      ],
+    );
+  });
+
+  test('"stop" on the matching rule: the 404 goes upstream, no other zone is tried', async () => {
+    const { proxy, layer } = setupZones([
+      searchRule('n1', 10, 'N1', { onSuccess: 'stop' }),
+      searchRule('n2', 20, 'N2'),
+    ]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 404), layer.sent[0]!.tx);
+    await tick();
+    assert.equal(layer.sent.length, 1);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [404],
+    );
+  });
+
+  test('answers outside searchContinueOn (486) and LocalZone answers end the search', async () => {
+    const busy = setupZones([searchRule('n1', 10, 'N1'), searchRule('n2', 20, 'N2')]);
+    const r = invite();
+    const s = server(r);
+    busy.proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    busy.proxy.onResponse(answer(busy.layer.sent[0]!.req, 486), busy.layer.sent[0]!.tx);
+    await tick();
+    assert.equal(busy.layer.sent.length, 1);
+    assert.equal(s.responses[0]?.status, 486);
+
+    const local = setupZones([searchRule('local', 10, 'LocalZone'), searchRule('n2', 20, 'N2')]);
+    const r2 = invite();
+    const s2 = server(r2);
+    local.proxy.handle(r2, s2.tx, UDP_IN);
+    await tick();
+    local.proxy.onResponse(answer(local.layer.sent[0]!.req, 404), local.layer.sent[0]!.tx);
+    await tick();
+    assert.equal(local.layer.sent.length, 1);
+    assert.equal(s2.responses[0]?.status, 404);
+  });
+
+  test('equal priority searched in parallel: the search goes on only when every branch failed so; the last zone answers', async () => {
+    // LocalZone answers never continue: with one of them in the step, its best answer goes upstream.
+    const { proxy, layer, router } = setupZones([
+      searchRule('n1', 10, 'N1'),
+      searchRule('local', 10, 'LocalZone'),
+      searchRule('n2', 20, 'N2'),
+    ]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    assert.equal(layer.sent.length, 2);
+    proxy.onResponse(answer(layer.sent[0]!.req, 404), layer.sent[0]!.tx);
+    proxy.onResponse(answer(layer.sent[1]!.req, 480), layer.sent[1]!.tx);
+    await tick();
+    assert.equal(layer.sent.length, 2, 'a LocalZone branch was part of the step: no continuation');
+    assert.equal(s.responses[0]?.status, 404);
+
+    // Two neighbors at the same priority, both failing: on to the next level, whose 480 is the best answer overall.
+    const two = setupZones([searchRule('a', 10, 'N1'), searchRule('b', 10, 'N2'), searchRule('c', 20, 'LocalZone')]);
+    const r2 = invite();
+    const s2 = server(r2);
+    two.proxy.handle(r2, s2.tx, UDP_IN);
+    await tick();
+    two.proxy.onResponse(answer(two.layer.sent[0]!.req, 503), two.layer.sent[0]!.tx);
+    two.proxy.onResponse(answer(two.layer.sent[1]!.req, 404), two.layer.sent[1]!.tx);
+    await tick();
+    assert.equal(two.layer.sent.length, 3);
+    assert.equal(two.layer.sent[2]!.dest.address, '192.0.2.70');
+    two.proxy.onResponse(answer(two.layer.sent[2]!.req, 480), two.layer.sent[2]!.tx);
+    assert.equal(s2.responses[0]?.status, 404, 'a far-end 4xx: the first of the class among the answers');
+    const rec = two.router.history.recent(1)[0]!;
+    assert.deepEqual(
+      rec.rules.map((x) => x.answer),
+      ['503', '404', undefined],
+    );
+    assert.equal(router.history.recent(1)[0]!.continued, undefined);
+    assert.equal(rec.continued, 1);
+  });
+
+  test('CANCEL from the caller while the search goes on: 487, nothing more is forwarded', async () => {
+    const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1'), searchRule('n2', 20, 'N2')]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 404), layer.sent[0]!.tx);
+    // The caller's CANCEL lands before the next level's search comes back.
+    const cancel = invite({ method: 'CANCEL' });
+    const cs = server(cancel);
+    (cs.tx as { cancels?: unknown }).cancels = s.tx;
+    assert.equal(proxy.handle(cancel, cs.tx, UDP_IN), true);
+    await tick();
+    await tick();
+    assert.equal(cs.responses[0]?.status, 200);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [487],
+    );
+    assert.equal(layer.sent.length, 1, 'the next level was never forwarded to');
+  });
+});
+
+/** The digest parameters of a credentials header value. */
+function digestParams(value: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of value.replace(/^Digest\s+/i, '').matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)) out[m[1]!] = m[3] ?? m[2]!;
+  return out;
+}
+
+describe('proxy core: answering a neighbor zone challenge with its credentials', () => {
+  const creds = { n1: { authentication: { username: 'crossway', password: 's3cret' } } };
+
+  test('407 from a zone with credentials: sent again on a new branch with Proxy-Authorization (MD5, qop=auth, nc 1) and CSeq + 1; the caller sees only the 200, with its own CSeq', async () => {
+    const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1')], creds);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    const first = layer.sent[0]!;
+    const firstVia = getHeader(first.req, 'via');
+    proxy.onResponse(
+      answer(first.req, 407, [
+        ['Proxy-Authenticate', 'Digest realm="n1.example", nonce="n-1", qop="auth", algorithm=MD5'],
+      ]),
+      first.tx,
+    );
+    assert.equal(layer.sent.length, 2);
+    const again = layer.sent[1]!;
+    assert.equal(again.dest.address, '192.0.2.71');
+    assert.equal(getHeader(again.req, 'cseq'), '2 INVITE');
+    assert.notEqual(getHeader(again.req, 'via'), firstVia, 'a new branch');
+    assert.equal(getHeaders(again.req, 'via').length, 2);
+    const p = digestParams(getHeader(again.req, 'proxy-authorization')!);
+    assert.equal(p.username, 'crossway');
+    assert.equal(p.realm, 'n1.example');
+    assert.equal(p.uri, again.req.uri);
+    assert.equal(p.nc, '00000001');
+    assert.equal(p.qop, 'auth');
+    const ha1 = computeHa1('MD5', 'crossway', 'n1.example', 's3cret');
+    const want = computeResponse('MD5', {
+      ha1,
+      nonce: 'n-1',
+      method: 'INVITE',
+      uri: again.req.uri,
+      qop: 'auth',
+      nc: p.nc,
+      cnonce: p.cnonce!,
+    });
+    assert.equal(p.response, want);
+    assert.equal(s.responses.length, 0, 'the challenge stays between the proxy and the zone');
+    proxy.onResponse(answer(again.req, 180), again.tx);
+    proxy.onResponse(answer(again.req, 200), again.tx);
+    assert.deepEqual(
+      s.responses.map((x) => [x.status, getHeader(x, 'cseq')]),
+      [
+        [180, '1 INVITE'],
+        [200, '1 INVITE'],
+      ],
+    );
+    assert.equal(proxy.counters.challengesAnswered, 1);
+    assert.equal(proxy.shiftedDialogs, 1);
+
+    // The caller's ACK and BYE carry its own CSeqs; the callee gets them one higher, the caller gets its own back.
+    const ack = invite({ method: 'ACK', uri: 'sip:bob@192.0.2.71', toTag: 'tt200' });
+    proxy.handleAck(ack, UDP_IN);
+    await tick();
+    assert.equal(getHeader(layer.stateless[0]!.msg as SipRequest, 'cseq'), '2 ACK');
+    const bye = invite({ method: 'BYE', uri: 'sip:bob@192.0.2.71', toTag: 'tt200' });
+    bye.headers = bye.headers.map((h) => (h.name === 'CSeq' ? { ...h, value: '2 BYE' } : h));
+    const bs = server(bye);
+    proxy.handle(bye, bs.tx, UDP_IN);
+    await tick();
+    const fbye = layer.sent[2]!;
+    assert.equal(getHeader(fbye.req, 'cseq'), '3 BYE');
+    proxy.onResponse(answer(fbye.req, 200), fbye.tx);
+    assert.equal(getHeader(bs.responses[0]!, 'cseq'), '2 BYE');
+    assert.equal(proxy.shiftedDialogs, 0, 'forgotten once the dialog ended');
+  });
+
+  test('401 with SHA-256 and MD5 offered: Authorization with SHA-256 (RFC 8760 order); a MESSAGE works the same', async () => {
+    const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1')], creds);
+    const r = invite({ method: 'MESSAGE' });
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(
+      answer(layer.sent[0]!.req, 401, [
+        ['WWW-Authenticate', 'Digest realm="n1.example", nonce="n-2", qop="auth", algorithm=SHA-256'],
+        ['WWW-Authenticate', 'Digest realm="n1.example", nonce="n-2", qop="auth", algorithm=MD5'],
+      ]),
+      layer.sent[0]!.tx,
+    );
+    const again = layer.sent[1]!;
+    assert.equal(getHeader(again.req, 'proxy-authorization'), undefined);
+    const p = digestParams(getHeader(again.req, 'authorization')!);
+    assert.equal(p.algorithm, 'SHA-256');
+    const ha1 = computeHa1('SHA-256', 'crossway', 'n1.example', 's3cret');
+    assert.equal(
+      p.response,
+      computeResponse('SHA-256', {
+        ha1,
+        nonce: 'n-2',
+        method: 'MESSAGE',
+        uri: again.req.uri,
+        qop: 'auth',
+        nc: p.nc,
+        cnonce: p.cnonce!,
+      }),
+    );
+    proxy.onResponse(answer(again.req, 202), again.tx);
+    assert.equal(s.responses[0]?.status, 202);
+    assert.equal(getHeader(s.responses[0]!, 'cseq'), '1 MESSAGE');
+  });
+
+  test('a zone without credentials: its 407 goes back to the caller as it is', async () => {
+    const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1')]);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(
+      answer(layer.sent[0]!.req, 407, [['Proxy-Authenticate', 'Digest realm="n1.example", nonce="n-3"']]),
+      layer.sent[0]!.tx,
+    );
+    assert.equal(layer.sent.length, 1);
+    assert.equal(s.responses[0]?.status, 407);
+    assert.match(getHeader(s.responses[0]!, 'proxy-authenticate')!, /n1\.example/);
+  });
+
+  test('challenged again: a stale nonce is answered once more (same nonce: nc 2); refused credentials end the branch with 403', async () => {
+    const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1')], creds);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    const challenge = (stale: boolean): [string, string][] => [
+      ['Proxy-Authenticate', `Digest realm="n1.example", nonce="n-4", qop="auth"${stale ? ', stale=true' : ''}`],
+    ];
+    proxy.onResponse(answer(layer.sent[0]!.req, 407, challenge(false)), layer.sent[0]!.tx);
+    proxy.onResponse(answer(layer.sent[1]!.req, 407, challenge(true)), layer.sent[1]!.tx);
+    assert.equal(layer.sent.length, 3);
+    assert.equal(getHeader(layer.sent[2]!.req, 'cseq'), '3 INVITE');
+    assert.equal(getHeaders(layer.sent[2]!.req, 'proxy-authorization').length, 1, 'the old answer replaced');
+    assert.equal(digestParams(getHeader(layer.sent[2]!.req, 'proxy-authorization')!).nc, '00000002');
+    proxy.onResponse(answer(layer.sent[2]!.req, 407, challenge(false)), layer.sent[2]!.tx);
+    assert.equal(layer.sent.length, 3, 'no endless loop on wrong credentials');
+    assert.equal(s.responses[0]?.status, 403);
+  });
+});
+
+describe('proxy core: Timer C and 3xx recursion edge cases', () => {
+  test('Timer C: a branch CANCELled that never answers the CANCEL is given up when Timer C fires again (408 upstream)', async () => {
+    const { proxy, layer, clock } = setup([target('192.0.2.50')], { timerCSeconds: 200 });
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 180), layer.sent[0]!.tx);
+    clock.advance(200_000);
+    assert.equal(layer.cancelled.length, 1);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [180],
+    );
+    clock.advance(200_000);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [180, 408],
+    );
+    assert.equal(proxy.branchesInFlight, 0, 'the silent transaction is not ours any more');
+  });
+
+  test('3xx recursed while another branch fails: no final answer before the Contacts are tried; the 3xx is not the answer', async () => {
+    let release!: () => void;
+    const slow = new Promise<void>((r) => {
+      release = r;
+    });
+    const dns: DnsLookup = {
+      ...noDns,
+      a: async (host: string) => {
+        await slow;
+        return host === 'carol.example' ? ['192.0.2.90'] : [];
+      },
+    };
+    const { proxy, layer } = setup([target('192.0.2.50'), target('192.0.2.51')], { redirects: 'recurse' }, {}, { dns });
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 302, [['Contact', '<sip:carol@carol.example>']]), layer.sent[0]!.tx);
+    proxy.onResponse(answer(layer.sent[1]!.req, 486), layer.sent[1]!.tx);
+    await tick();
+    assert.equal(s.responses.length, 0, 'the recursion is still resolving its target');
+    release();
+    for (let i = 0; i < 5 && layer.sent.length < 3; i++) await tick();
+    assert.equal(layer.sent[2]!.dest.address, '192.0.2.90');
+    proxy.onResponse(answer(layer.sent[2]!.req, 404), layer.sent[2]!.tx);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [486],
+      'the best of 486/404 (first of the class), the recursed 302 out of the running',
+    );
   });
 });
