@@ -28,7 +28,39 @@ export interface BaresipOptions {
   address?: string;
   /** Tone frequency of the audio it sends (Hz). */
   toneHz?: number;
+  /**
+   * Network namespace to run in (`ip netns exec NS baresip …`). The namespace is the instance's own, so the ports
+   * are fixed (SIP `sipPort`, default 5060; control 4444 on the namespace's 127.0.0.1) instead of searched for, and
+   * the test reaches ctrl_tcp through a small bridge process run in the namespace (its stdin/stdout are the socket).
+   */
+  netns?: string;
+  /** SIP port (UDP/TCP; TLS is the next one); searched for on loopback, 5060 by default in a namespace. */
+  sipPort?: number;
+  /** First port of the 100-port RTP range; random from 20000 by default. */
+  rtpPort?: number;
 }
+
+/** Runs in the namespace: connects to ctrl_tcp (retrying for 10 s), says so on stderr, then pipes stdin/stdout. */
+const CTRL_BRIDGE_JS = `
+const net = require('node:net');
+const [host, port] = process.argv.slice(1);
+const end = Date.now() + 10000;
+const go = () => {
+  const s = net.connect(Number(port), host, () => {
+    process.stderr.write('connected\\n');
+    process.stdin.pipe(s);
+    s.pipe(process.stdout);
+  });
+  s.once('error', (e) => {
+    if (s.readyState === 'opening' || !s.remoteAddress) {
+      if (Date.now() > end) { process.stderr.write('ctrl_tcp unreachable: ' + e.message + '\\n'); process.exit(2); }
+      setTimeout(go, 100);
+    } else process.exit(0);
+  });
+  s.once('close', () => { if (s.remoteAddress) process.exit(0); });
+};
+process.stdin.on('end', () => process.exit(0));
+go();`;
 
 /** A port free for TCP on the address (and, for SIP, the next one too). */
 export async function freeTcpPort(address = '127.0.0.1'): Promise<number> {
@@ -77,14 +109,19 @@ export class Baresip {
   readonly #proc: ChildProcess;
   readonly #ctrlPort: number;
   #sock: Socket | undefined;
+  #bridge: ChildProcess | undefined;
   #buf = Buffer.alloc(0);
   #token = 0;
   readonly #pending = new Map<string, (r: { ok: boolean; data: string }) => void>();
   readonly #waiters = new Set<() => void>();
   #log = '';
 
-  private constructor(proc: ChildProcess, dir: string, sipPort: number, ctrlPort: number) {
+  #write: (data: string) => void = () => {};
+  readonly #rtp: number;
+
+  private constructor(proc: ChildProcess, dir: string, sipPort: number, ctrlPort: number, rtp: number) {
     this.#proc = proc;
+    this.#rtp = rtp;
     this.dir = dir;
     this.sipPort = sipPort;
     this.#ctrlPort = ctrlPort;
@@ -101,9 +138,10 @@ export class Baresip {
     const dir = mkdtempSync(join(tmpdir(), 'crossway-baresip-'));
     mkdirSync(join(dir, 'rec'));
     // Two consecutive free ports: baresip listens UDP+TCP on the port and TLS on the next.
-    const sipPort = await freeSipPorts(address);
-    const ctrlPort = await freeTcpPort(address);
-    const rtp = 20_000 + Math.floor(Math.random() * 400) * 100;
+    const sipPort = opts.sipPort ?? (opts.netns ? 5060 : await freeSipPorts(address));
+    const ctrlAddress = opts.netns ? '127.0.0.1' : address;
+    const ctrlPort = opts.netns ? 4444 : await freeTcpPort(address);
+    const rtp = opts.rtpPort ?? 20_000 + Math.floor(Math.random() * 400) * 100;
     const tone = join(dir, 'tone.wav');
     execFileSync('sox', [
       '-n',
@@ -140,15 +178,60 @@ export class Baresip {
         'module_tmp account.so',
         'module_app menu.so',
         'module_app ctrl_tcp.so',
-        `ctrl_tcp_listen ${address}:${ctrlPort}`,
+        `ctrl_tcp_listen ${ctrlAddress}:${ctrlPort}`,
         '',
       ].join('\n'),
     );
     writeFileSync(join(dir, 'accounts'), `${opts.account}\n`);
-    const proc = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const b = new Baresip(proc, dir, sipPort, ctrlPort);
-    await b.#connect(address);
+    const proc = opts.netns
+      ? spawn('ip', ['netns', 'exec', opts.netns, 'baresip', '-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const b = new Baresip(proc, dir, sipPort, ctrlPort, rtp);
+    try {
+      if (opts.netns) await b.#connectInNamespace(opts.netns);
+      else await b.#connect(address);
+    } catch (err) {
+      await b.close();
+      throw err;
+    }
     return b;
+  }
+
+  /** The RTP port range it uses (`rtp_ports`): [first, last]. */
+  get rtpPorts(): [number, number] {
+    return [this.#rtp, this.#rtp + 99];
+  }
+
+  async #connectInNamespace(netns: string): Promise<void> {
+    const bridge = spawn(
+      'ip',
+      ['netns', 'exec', netns, process.execPath, '-e', CTRL_BRIDGE_JS, '127.0.0.1', String(this.#ctrlPort)],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    this.#bridge = bridge;
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(
+        () => reject(new Error(`baresip ctrl_tcp bridge: no connection in 15 s: ${err}\n${this.#log.slice(-2000)}`)),
+        15_000,
+      );
+      bridge.stderr?.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (err.includes('connected')) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      bridge.once('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`baresip ctrl_tcp bridge exited (${code}): ${err}\n${this.#log.slice(-2000)}`));
+      });
+    });
+    bridge.stdout?.on('data', (d: Buffer) => this.#onData(d));
+    bridge.stdin?.on('error', () => {});
+    this.#write = (data) => bridge.stdin?.write(data);
   }
 
   /** baresip's own log (stdout and stderr), for failure messages. */
@@ -172,8 +255,10 @@ export class Baresip {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    this.#sock.on('data', (d: Buffer) => this.#onData(d));
-    this.#sock.on('error', () => {});
+    const sock = this.#sock;
+    sock.on('data', (d: Buffer) => this.#onData(d));
+    sock.on('error', () => {});
+    this.#write = (data) => sock.write(data);
   }
 
   #onData(d: Buffer): void {
@@ -213,7 +298,7 @@ export class Baresip {
         clearTimeout(t);
         resolve({ ok: r.ok, data: r.data.replace(/\x1b\[[0-9;]*m/g, '') });
       });
-      this.#sock?.write(netstring({ command, ...(params !== undefined ? { params } : {}), token }));
+      this.#write(netstring({ command, ...(params !== undefined ? { params } : {}), token }));
     });
   }
 
@@ -255,7 +340,8 @@ export class Baresip {
   /** SIGTERM (clean: BYE, un-REGISTER), then SIGKILL after 3 s. */
   async close(): Promise<void> {
     this.#sock?.destroy();
-    if (this.#proc.exitCode !== null) return;
+    if (this.#bridge && this.#bridge.exitCode === null) this.#bridge.kill('SIGTERM');
+    if (this.#proc.exitCode !== null || this.#proc.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const k = setTimeout(() => this.#proc.kill('SIGKILL'), 3000);
       this.#proc.once('exit', () => {

@@ -20,7 +20,7 @@ import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_pro
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 
-export type LabHost = 'outside' | 'fwOut' | 'edge' | 'fwIn' | 'inside';
+export type LabHost = 'outside' | 'fwOut' | 'edge' | 'fwIn' | 'inside' | 'behindNat';
 
 /** Addresses of the lab. */
 export const LAB_ADDRESSES = Object.freeze({
@@ -34,6 +34,9 @@ export const LAB_ADDRESSES = Object.freeze({
   fwInTransit: '10.77.5.2',
   fwInInside: '10.77.4.1',
   inside: '10.77.4.2',
+  /** `addNatHost()`: a home network behind the outside host, which masquerades it as 10.77.1.2. */
+  natLan: '10.77.6.1',
+  behindNat: '10.77.6.2',
   dmzPublicNet: '10.77.2.0/24',
   dmzPrivateNet: '10.77.3.0/24',
   insideNet: '10.77.4.0/24',
@@ -212,6 +215,7 @@ export class NetLab {
       edge: `${id}-edge`,
       fwIn: `${id}-fwi`,
       inside: `${id}-in`,
+      behindNat: `${id}-nat`,
     });
   }
 
@@ -403,10 +407,61 @@ export class NetLab {
     }
   }
 
+  /**
+   * Adds the `behindNat` host (10.77.6.2) on a home network behind the outside host, which becomes its NAT router:
+   * nftables masquerade toward the internet (its 10.77.1.2), like a home router (CPE) nothing from the internet starts
+   * a connection in (no port forwarding, and new packets to the router itself are dropped, so a stray RTP packet
+   * cannot take the masqueraded port before the inside host uses it).
+   */
+  async addNatHost(): Promise<void> {
+    const A = LAB_ADDRESSES;
+    const nat = this.ns.behindNat;
+    await must('ip', ['netns', 'add', nat]);
+    await must('ip', ['-n', nat, 'link', 'set', 'lo', 'up']);
+    await must('ip', [
+      '-n',
+      nat,
+      'link',
+      'add',
+      'eth0',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'lan0',
+      'netns',
+      this.ns.outside,
+    ]);
+    await must('ip', ['-n', nat, 'addr', 'add', `${A.behindNat}/24`, 'dev', 'eth0']);
+    await must('ip', ['-n', nat, 'link', 'set', 'eth0', 'up']);
+    await must('ip', ['-n', this.ns.outside, 'addr', 'add', `${A.natLan}/24`, 'dev', 'lan0']);
+    await must('ip', ['-n', this.ns.outside, 'link', 'set', 'lan0', 'up']);
+    await must('ip', ['-n', nat, 'route', 'add', 'default', 'via', A.natLan]);
+    await must('ip', ['netns', 'exec', this.ns.outside, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await this.loadRuleset(
+      'outside',
+      [
+        'table ip lab_nat {',
+        '  chain postrouting { type nat hook postrouting priority srcnat; oifname "eth0" masquerade; }',
+        '}',
+        'table inet lab_cpe {',
+        '  chain input { type filter hook input priority filter; policy accept; iifname "eth0" ct state new drop; }',
+        '  chain forward {',
+        '    type filter hook forward priority filter; policy drop;',
+        '    ct state established,related accept',
+        '    iifname "lan0" oifname "eth0" accept',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  }
+
   async setup(): Promise<void> {
     const A = LAB_ADDRESSES;
     const ns = this.ns;
     for (const n of Object.values(ns)) {
+      if (n === ns.behindNat) continue;
       await must('ip', ['netns', 'add', n]);
       await must('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
     }

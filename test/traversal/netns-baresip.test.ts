@@ -1,0 +1,362 @@
+/**
+ * The traversal acceptance test with real user agents behind real firewalls (issue 6, "Checks that must pass in CI").
+ *
+ * ```
+ *  alice (baresip) 10.77.6.2 ─ [home NAT, masquerade as 10.77.1.2] ─ [fw-out] ─ edge 10.77.2.2 / 10.77.3.2
+ *                                                                                  │ traversal zone (TLS, from the core)
+ *                                                             bob (baresip) 10.77.4.3 ─ core 10.77.4.2 ─ [fw-in]
+ * ```
+ * The two firewalls load exactly the nftables rulesets rendered from the nodes' configurations (default deny). The
+ * edge and the core are real `crossway start` processes in their namespaces. alice registers through the edge (the
+ * core is the registrar and challenges with MD5 digest: baresip 1.0 knows nothing else); bob registers to the core.
+ * Calls both ways are answered and carry audio both ways for several seconds, proven at the endpoints: nftables
+ * counters on each endpoint's RTP ports in its own namespace and baresip's own end-of-call RTP statistics. Hang-up
+ * frees every relay port on both nodes. Then the zone's connection is reset in the inside firewall: the core
+ * reconnects and the next call succeeds.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { validateConfig } from '../../src/config/load.ts';
+import type { CrosswayConfig, CrosswayConfigInput } from '../../src/config/schema.ts';
+import { type AddressBook, addressesFromConfig, computePortPlan, renderNftables } from '../../src/ports/index.ts';
+import { callControl } from '../../src/roles/control.ts';
+import { LocalCredentialStore } from '../../src/sip/auth/local-credentials.ts';
+import { NodeStore } from '../../src/store/database.ts';
+import { Baresip } from '../helpers/baresip.ts';
+import { LAB_ADDRESSES as A, createNetLab, type LabHost, type NetLab, netLabAvailability } from '../helpers/netlab.ts';
+import { createTlsFixtures, type TlsFixtures } from '../helpers/tls-fixtures.ts';
+
+function baresipAvailability(): string | undefined {
+  for (const bin of ['baresip', 'sox']) {
+    try {
+      execFileSync('which', [bin], { stdio: 'ignore' });
+    } catch {
+      return `${bin} is not installed (scripts/deps/apt-packages.txt: baresip-core, sox)`;
+    }
+  }
+  return undefined;
+}
+
+const lab0 = netLabAvailability();
+const reason = !lab0.ok ? lab0.reason : baresipAvailability();
+const skip = reason ? `SKIPPED LOUDLY: ${reason}` : false;
+if (skip) process.stderr.write(`\n*** netns-baresip.test.ts: ${skip} ***\n\n`);
+
+const DOMAIN = 'example.com';
+const BOB_ADDRESS = '10.77.4.3';
+const RTP_FROM = 20_000;
+const RTP_TO = RTP_FROM + 99;
+/** How long each call carries audio before hang-up (baresip sends 50 packets/s each way). */
+const TALK_MS = 5000;
+/** Packets each endpoint must count per direction and call: 3 of the 5 seconds. */
+const MIN_PACKETS = 150;
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+function book(...books: AddressBook[]): AddressBook {
+  const out: Record<string, string[]> = {};
+  for (const b of books) {
+    for (const [k, v] of Object.entries(b)) out[k] = [...new Set([...(out[k] ?? []), ...(v ?? [])])];
+  }
+  return out;
+}
+
+/** Named nftables counters of what an endpoint's RTP ports receive and send, in the endpoint's own namespace. */
+const COUNTERS = [
+  'table inet lab_rtp {',
+  '  counter rtp_in { }',
+  '  counter rtp_out { }',
+  `  chain input { type filter hook input priority -10; policy accept; udp dport ${RTP_FROM}-${RTP_TO} counter name "rtp_in"; }`,
+  `  chain output { type filter hook output priority -10; policy accept; udp sport ${RTP_FROM}-${RTP_TO} counter name "rtp_out"; }`,
+  '}',
+  '',
+].join('\n');
+
+async function rtpCounters(lab: NetLab, host: LabHost): Promise<{ in: number; out: number }> {
+  const r = await lab.exec(host, 'nft', ['list', 'counters', 'table', 'inet', 'lab_rtp']);
+  const get = (name: string) => Number(new RegExp(`counter ${name} \\{\\s*packets (\\d+)`).exec(r.stdout)?.[1] ?? NaN);
+  return { in: get('rtp_in'), out: get('rtp_out') };
+}
+
+/** baresip's end-of-call tables (`rtp_stats yes`): audio packets [transmitted, received], one entry per call. */
+function endOfCallStats(log: string): [number, number][] {
+  const out: [number, number][] = [];
+  for (const m of log.matchAll(/audio\s+Transmit:\s+Receive:\s+packets:\s+(\d+)\s+(\d+)/g)) {
+    out.push([Number(m[1]), Number(m[2])]);
+  }
+  return out;
+}
+
+interface MediaStatus {
+  node: string;
+  calls: number;
+  portPairsInUse: number;
+}
+
+describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, behind the generated firewalls', {
+  skip,
+  timeout: 240_000,
+}, () => {
+  let lab: NetLab;
+  let pki: TlsFixtures;
+  let dir: string;
+  let alice: Baresip;
+  let bob: Baresip;
+  const dataDirs = { edge: '', core: '' };
+  type NodeHandle = Awaited<ReturnType<NetLab['startCrossway']>>;
+  let edgeNode: NodeHandle;
+  let coreNode: NodeHandle;
+
+  const media = async (kind: 'edge' | 'core') =>
+    ((await callControl(dataDirs[kind], 'media.status')) as MediaStatus[])[0]!;
+  const zone = async (kind: 'edge' | 'core') =>
+    (
+      (await callControl(dataDirs[kind], 'sip.status')) as {
+        zones: { state: string; peer: string; lastError?: string; role?: string }[];
+      }[]
+    )[0]!.zones[0]!;
+  const failureContext = () =>
+    `\n--- edge log ---\n${edgeNode?.log().slice(-4000)}\n--- core log ---\n${coreNode?.log().slice(-4000)}` +
+    `\n--- alice ---\n${alice?.log.slice(-3000)}\n--- bob ---\n${bob?.log.slice(-3000)}`;
+
+  before(async () => {
+    lab = await createNetLab();
+    await lab.addNatHost();
+    await lab.exec('inside', 'ip', ['addr', 'add', `${BOB_ADDRESS}/24`, 'dev', 'eth0']);
+    pki = createTlsFixtures({ extraIps: [A.edgePublic, A.edgePrivate, A.inside] });
+    dir = mkdtempSync(join(tmpdir(), 'crossway-netns-baresip-'));
+    const tls = { certificate: pki.server.certPath, privateKey: pki.server.keyPath, caCertificates: pki.ca.certPath };
+    const routing = {
+      zones: [{ name: 'tz1', type: 'traversal' as const }],
+      searchRules: [
+        { name: 'local', priority: 50, pattern: { type: 'anyAlias' as const }, targetZone: 'LocalZone' },
+        { name: 'across', priority: 100, pattern: { type: 'anyAlias' as const }, targetZone: 'tz1' },
+      ],
+    };
+    const sip = { domains: [DOMAIN], transports: { udp: { enabled: true } } };
+    dataDirs.edge = join(dir, 'edge');
+    dataDirs.core = join(dir, 'core');
+    const edge: CrosswayConfigInput = {
+      role: 'edge',
+      name: 'edge',
+      dataDir: dataDirs.edge,
+      network: { address: A.edgePrivate, publicAddress: A.edgePublic },
+      tls,
+      sip,
+      traversalZones: [{ name: 'tz1', username: 'tz1-core', domains: [DOMAIN] }],
+      routing,
+    };
+    const core: CrosswayConfigInput = {
+      role: 'core',
+      name: 'core',
+      dataDir: dataDirs.core,
+      network: { address: A.inside },
+      tls,
+      sip,
+      // libre 1.1 (baresip 1.0) answers MD5 digest only.
+      auth: { algorithms: ['MD5'] },
+      traversalZones: [
+        {
+          name: 'tz1',
+          peerAddress: A.edgePrivate,
+          username: 'tz1-core',
+          password: 'zone-secret',
+          keepaliveSeconds: 1,
+          retryMinSeconds: 0.2,
+          retryMaxSeconds: 1,
+        },
+      ],
+      routing,
+    };
+    const edgeCfg: Readonly<CrosswayConfig> = validateConfig(edge);
+    const coreCfg: Readonly<CrosswayConfig> = validateConfig(core);
+    // Credentials: the zone's user on the edge, the two phones on the core (the registrar).
+    for (const [kind, users] of [
+      ['edge', [['traversal', 'tz1-core', 'zone-secret']]],
+      [
+        'core',
+        [
+          [DOMAIN, 'alice', 'alice-pw'],
+          [DOMAIN, 'bob', 'bob-pw'],
+        ],
+      ],
+    ] as const) {
+      mkdirSync(dataDirs[kind], { recursive: true, mode: 0o700 });
+      const store = NodeStore.open(dataDirs[kind]);
+      try {
+        const creds = new LocalCredentialStore(store);
+        for (const [realm, user, pw] of users) creds.add(realm, user, pw);
+      } finally {
+        store.close();
+      }
+    }
+    const files = { edge: join(dir, 'edge.json'), core: join(dir, 'core.json') };
+    writeFileSync(files.edge, JSON.stringify(edge));
+    writeFileSync(files.core, JSON.stringify(core));
+
+    // The firewalls: exactly the rulesets rendered from the two configurations.
+    const addresses = book(addressesFromConfig(edgeCfg), addressesFromConfig(coreCfg));
+    await lab.loadRuleset('fwOut', renderNftables(computePortPlan(edgeCfg), 'outside-firewall', addresses));
+    await lab.loadRuleset('fwIn', renderNftables(computePortPlan(coreCfg), 'inside-firewall', addresses));
+    await lab.loadRuleset('behindNat', COUNTERS);
+    await lab.loadRuleset('inside', COUNTERS);
+
+    edgeNode = await lab.startCrossway('edge', files.edge);
+    coreNode = await lab.startCrossway('inside', files.core);
+    await waitFor('the zone active on both nodes', async () => {
+      const [e, c] = await Promise.all([zone('edge'), zone('core')]);
+      return e.state === 'active' && c.state === 'active' ? true : undefined;
+    }).catch((err: Error) => assert.fail(`${err.message}${failureContext()}`));
+
+    const account = (user: string, proxy: string) =>
+      `<sip:${user}@${DOMAIN}>;auth_pass=${user}-pw;outbound="sip:${proxy}:5060";regint=300;answermode=auto`;
+    [alice, bob] = await Promise.all([
+      Baresip.start({
+        netns: lab.ns.behindNat,
+        address: A.behindNat,
+        rtpPort: RTP_FROM,
+        toneHz: 440,
+        account: account('alice', A.edgePublic),
+      }),
+      Baresip.start({
+        netns: lab.ns.inside,
+        address: BOB_ADDRESS,
+        rtpPort: RTP_FROM,
+        toneHz: 1000,
+        account: account('bob', A.inside),
+      }),
+    ]);
+  });
+
+  after(async () => {
+    await Promise.allSettled([alice?.close(), bob?.close()]);
+    await lab?.close();
+    pki?.cleanup();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('alice registers through the edge (behind NAT) and bob to the core, both with digest at the core', async () => {
+    try {
+      await alice.waitRegistered(15_000);
+      await bob.waitRegistered(15_000);
+    } catch (err) {
+      assert.fail(`${(err as Error).message}${failureContext()}`);
+    }
+  });
+
+  /** One answered call with audio both ways, hung up by `hangsUp`; returns after every relay port is free. */
+  async function call(caller: Baresip, callee: Baresip, calleeUser: string, hangsUp: Baresip, n: number) {
+    const [c0a, c0b] = await Promise.all([rtpCounters(lab, 'behindNat'), rtpCounters(lab, 'inside')]);
+    const stats0 = [endOfCallStats(alice.log).length, endOfCallStats(bob.log).length];
+    const closed0 = [caller, callee].map((b) => b.events.filter((e) => e.type === 'CALL_CLOSED').length);
+    const established0 = [caller, callee].map((b) => b.events.filter((e) => e.type === 'CALL_ESTABLISHED').length);
+    const dial = await caller.cmd('dial', `sip:${calleeUser}@${DOMAIN}`);
+    assert.ok(dial.ok, dial.data);
+    try {
+      await waitFor('both ends established', () =>
+        [caller, callee].every(
+          (b, i) => b.events.filter((e) => e.type === 'CALL_ESTABLISHED').length > established0[i]!,
+        )
+          ? true
+          : undefined,
+      );
+    } catch (err) {
+      assert.fail(`call ${n}: ${(err as Error).message}${failureContext()}`);
+    }
+    assert.equal((await media('edge')).calls, 1, `call ${n} anchored on the edge`);
+    assert.equal((await media('core')).calls, 1, `call ${n} anchored on the core`);
+    await sleep(TALK_MS);
+    const [c1a, c1b] = await Promise.all([rtpCounters(lab, 'behindNat'), rtpCounters(lab, 'inside')]);
+    await hangsUp.cmd('hangup');
+    await waitFor('both ends closed', () =>
+      [caller, callee].every((b, i) => b.events.filter((e) => e.type === 'CALL_CLOSED').length > closed0[i]!)
+        ? true
+        : undefined,
+    );
+    // Counted at the endpoints, in their own namespaces, while the call was up.
+    const got = {
+      aliceIn: c1a.in - c0a.in,
+      aliceOut: c1a.out - c0a.out,
+      bobIn: c1b.in - c0b.in,
+      bobOut: c1b.out - c0b.out,
+    };
+    for (const [k, v] of Object.entries(got)) {
+      assert.ok(v >= MIN_PACKETS, `call ${n}: ${k} ${v} RTP packets (< ${MIN_PACKETS}): ${JSON.stringify(got)}`);
+    }
+    // Each phone hears its own node's relay (the edge's public address through alice's NAT), never the other phone.
+    const heardFrom = (log: string) => [
+      ...log.matchAll(/incoming rtp for 'audio' established, receiving from ([\d.]+):/g),
+    ];
+    assert.equal(heardFrom(alice.log).at(-1)?.[1], A.edgePublic, `call ${n}: alice's RTP source`);
+    assert.equal(heardFrom(bob.log).at(-1)?.[1], A.inside, `call ${n}: bob's RTP source`);
+    // baresip's own statistics at call end: packets sent and received by each user agent.
+    const st = await waitFor('both end-of-call tables', () => {
+      const a = endOfCallStats(alice.log);
+      const b = endOfCallStats(bob.log);
+      return a.length > stats0[0]! && b.length > stats0[1]!
+        ? ([a.at(-1)!, b.at(-1)!] as [[number, number], [number, number]])
+        : undefined;
+    });
+    for (const [who, [tx, rx]] of [
+      ['alice', st[0]],
+      ['bob', st[1]],
+    ] as const) {
+      assert.ok(tx >= MIN_PACKETS && rx >= MIN_PACKETS, `call ${n}: ${who} sent ${tx}, received ${rx}`);
+    }
+    // Hang-up releases every port on both relays.
+    await waitFor(`call ${n}: every relay port free on both nodes`, async () => {
+      const [e, c] = await Promise.all([media('edge'), media('core')]);
+      return e.portPairsInUse === 0 && c.portPairsInUse === 0 && e.calls === 0 && c.calls === 0 ? true : undefined;
+    });
+    return { ...got, aliceStats: st[0], bobStats: st[1] };
+  }
+
+  it('outside → inside: answered, audio both ways for several seconds, hang-up frees every relay port', async () => {
+    const r = await call(alice, bob, 'bob', alice, 1);
+    process.stderr.write(`call 1 (alice → bob): ${JSON.stringify(r)}\n`);
+  });
+
+  it('inside → outside: answered, audio both ways for several seconds, hang-up frees every relay port', async () => {
+    const r = await call(bob, alice, 'alice', alice, 2);
+    process.stderr.write(`call 2 (bob → alice): ${JSON.stringify(r)}\n`);
+  });
+
+  it('the zone broken in the inside firewall reconnects, and the next call succeeds', async () => {
+    const before = await zone('edge');
+    // Reset the zone's TCP connection in the inside firewall, in both directions, ahead of the generated rules.
+    await lab.exec('fwIn', 'nft', [
+      'insert rule inet crossway_inside_fw forward tcp dport 7001 reject with tcp reset comment "break"',
+    ]);
+    await lab.exec('fwIn', 'nft', [
+      'insert rule inet crossway_inside_fw forward tcp sport 7001 reject with tcp reset comment "break"',
+    ]);
+    await waitFor('the core sees its zone failed', async () =>
+      (await zone('core')).state === 'failed' ? true : undefined,
+    ).catch((err: Error) => assert.fail(`${err.message}${failureContext()}`));
+    // Mend the firewall: back to exactly the generated rules.
+    const listed = await lab.exec('fwIn', 'nft', ['-a', 'list', 'chain', 'inet', 'crossway_inside_fw', 'forward']);
+    for (const m of listed.stdout.matchAll(/comment "break" # handle (\d+)/g)) {
+      await lab.exec('fwIn', 'nft', ['delete', 'rule', 'inet', 'crossway_inside_fw', 'forward', 'handle', m[1]!]);
+    }
+    const again = await waitFor('the zone active again on a new flow', async () => {
+      const [e, c] = await Promise.all([zone('edge'), zone('core')]);
+      return e.state === 'active' && c.state === 'active' && e.peer !== before.peer ? e : undefined;
+    }).catch((err: Error) => assert.fail(`${err.message}${failureContext()}`));
+    assert.match(again.peer, new RegExp(`^${A.inside.replaceAll('.', '\\.')}:\\d+$`));
+    const r = await call(alice, bob, 'bob', bob, 3);
+    process.stderr.write(`call 3 after reconnect (alice → bob): ${JSON.stringify(r)}\n`);
+  });
+});
