@@ -5,6 +5,7 @@
  *  outside 10.77.1.2 ─ 10.77.1.1 [fw-out] 10.77.2.1 ─ 10.77.2.2 edge (public)
  *                                 10.77.5.1                edge (private) 10.77.3.2 ─ 10.77.3.1 [fw-in]
  *                                    └──────────── transit ──────────── 10.77.5.2 ┘   10.77.4.1 ─ 10.77.4.2 inside (core)
+ *  behindNat 10.77.6.2 ─ 10.77.6.1 outside (only after `addNatHost()`: the outside host masquerades it)
  * ```
  * A two-interface edge: its public leg hangs off the outside firewall, its private leg off the inside firewall; the
  * firewalls are also joined by a transit link, so that a packet from the outside to the inside (or to the edge's
