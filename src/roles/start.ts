@@ -6,7 +6,9 @@ import type { Logger } from '../common/log.ts';
 import { createLogger } from '../common/log.ts';
 import { systemClock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
+import { h323CallRecorder } from '../h323/call-records.ts';
 import { type GatekeeperService, startGatekeeperService } from '../h323/gatekeeper/service.ts';
+import { protectGatekeeper } from '../h323/security/node-protection.ts';
 import { withStoredChanges } from '../management/persisted-config.ts';
 import { type RunningManagement, registerTurnStatus, startManagement } from '../management/service.ts';
 import { type MediaRelay, startMediaRelay } from '../media/start-relay.ts';
@@ -286,7 +288,22 @@ export async function startNode(
         routing: config.routing,
         domains: config.sip.domains,
       });
-      if (gk) h323.set(kind, gk);
+      if (gk) {
+        h323.set(kind, gk);
+        // H.235.1, intrusion protection and flood limits (src/h323/security); calls recorded with SIP's
+        protectGatekeeper({
+          gatekeeper: gk.gatekeeper,
+          calls: gk.calls,
+          config: config.h323,
+          sip: { domains: config.sip.domains, realms: config.auth.realms },
+          guard: security.get(kind)?.guard,
+          store: stores.get(kind)!,
+          clock: systemClock,
+          log,
+        });
+        const registry = sip.get(kind)?.calls;
+        if (gk.calls && registry) gk.calls.onCallState = h323CallRecorder(registry);
+      }
     }
     management = await startManagement({
       config,
@@ -295,6 +312,7 @@ export async function startNode(
       kinds: kindsOf(config),
       sip,
       media,
+      h323,
       stores,
       addresses,
       tls,
@@ -385,7 +403,16 @@ export async function startNode(
       counters: { ...m.core.counters },
     })),
   );
-  control.register('calls.status', (args) => [...sip.values()].map((s) => nodeStatus(s, Number(args.limit) || 20)));
+  control.register('calls.status', (args) =>
+    [...sip.values()].map((s) => {
+      const gk = h323.get(s.kind);
+      return nodeStatus(
+        s,
+        Number(args.limit) || 20,
+        gk ? { gatekeeper: gk.gatekeeper, wallNow: systemClock.wallNow() } : undefined,
+      );
+    }),
+  );
   control.register('sip.status', () =>
     [...sip.values()].map((s) => ({
       node: s.kind,
