@@ -1,0 +1,27 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** GnuGk's build script in the shared peers (beside the repository, as on CI); it caches what it builds. */
+const buildScript = new URL('../../../shared/peers/gnugk/build.sh', import.meta.url).pathname;
+
+/**
+ * The directory holding `gnugk` and `simph323`, built on first use by `scripts/setup.d/gnugk.sh` (about 7 minutes
+ * the first time, cached after); undefined, with the reason, when the peer is not available.
+ */
+export function gnugkBinDir(): { dir: string } | { reason: string } {
+  if (!existsSync(buildScript)) return { reason: `GnuGk peer not available: ${buildScript} not found` };
+  try {
+    const dir = execFileSync('bash', [buildScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    return existsSync(join(dir, 'gnugk')) ? { dir } : { reason: `GnuGk build gave no binary in ${dir}` };
+  } catch (e) {
+    return { reason: `GnuGk build failed: ${(e as Error).message.split('\n').slice(-3).join(' ')}` };
+  }
+}
+
+/** Writes `ini` to `cwd/gk.ini` and starts `gnugk -c gk.ini -o gk.log` (trace level `trace`) there. */
+export function startGnugk(bin: string, cwd: string, ini: string, trace = 0): ChildProcess {
+  writeFileSync(join(cwd, 'gk.ini'), ini);
+  const args = ['-c', 'gk.ini', '-o', 'gk.log', ...(trace > 0 ? [`-${'t'.repeat(trace)}`] : [])];
+  return spawn(join(bin, 'gnugk'), args, { cwd, stdio: ['ignore', 'ignore', 'ignore'] });
+}
