@@ -1,0 +1,397 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  buildAudioOlc,
+  buildOlcAck,
+  buildSetup,
+  buildTerminalCapabilitySet,
+  buildUserInput,
+  fromH225Address,
+  fromH245Address,
+  h225Address,
+  type IpPort,
+  olcAddresses,
+  rewriteOlcAckAddresses,
+  rewriteOlcAddresses,
+} from '../../../src/h323/api.ts';
+import { type CallIo, type Leg, RoutedCall } from '../../../src/h323/calls/routed-call.ts';
+import type {
+  H225_TransportAddress,
+  MultimediaSystemControlMessage,
+  OpenLogicalChannelAck,
+} from '../../../src/h323/per/generated/types.ts';
+import { h245Codec } from '../../../src/h323/per/schema.ts';
+import {
+  type CallSignallingMessage,
+  decodeCallSignalling,
+  encodeCallSignalling,
+} from '../../../src/h323/q931/call-signalling.ts';
+import { Q931_MESSAGE_TYPES, q931MessageName } from '../../../src/h323/q931/q931.ts';
+
+/**
+ * The node's H.245 rules on a routed call, without sockets: where each leg's H.245 goes (tunnel or separate
+ * connection), which addresses each leg is given, what is rewritten (OLC/OLCAck media addresses) and what passes
+ * byte for byte (capabilities, user input, master/slave determination, EndSession).
+ */
+
+const BOB: IpPort = { ip: '198.51.100.8', port: 1720 };
+const BOB_H245: IpPort = { ip: '198.51.100.8', port: 3000 };
+const NODE = '192.0.2.1';
+/** Where our fake relay faces each leg: party a gets 40000/40001, party b 40002/40003. */
+const RELAY: Record<Leg, IpPort> = { a: { ip: NODE, port: 40_000 }, b: { ip: NODE, port: 40_002 } };
+const guid = new Uint8Array(16).fill(7);
+
+function harness() {
+  const q931: Array<{ leg: Leg; m: CallSignallingMessage }> = [];
+  const h245: Array<{ leg: Leg; m: MultimediaSystemControlMessage; bytes: Uint8Array }> = [];
+  const h245Connects: Array<{ leg: Leg; to: IpPort }> = [];
+  const h245Closed: Leg[] = [];
+  const listening: Leg[] = [];
+  /** What the fake relay was told: where each party receives. */
+  const remotes: Array<{ party: Leg; role: string; at: IpPort }> = [];
+  const anchorTo = (from: Leg) => (at: IpPort, where: { role: 'media' | 'mediaControl' }) => {
+    remotes.push({ party: from, role: where.role, at });
+    const facing = RELAY[from === 'a' ? 'b' : 'a'];
+    return { ip: facing.ip, port: facing.port + (where.role === 'media' ? 0 : 1) };
+  };
+  const io: CallIo = {
+    resolve: () => ({
+      kind: 'endpoint',
+      registration: {
+        endpointIdentifier: 'e1',
+        aliases: [{ kind: 'h323-ID', value: 'bob' }],
+        callSignalAddresses: [BOB],
+        rasAddress: BOB,
+        timeToLive: 60,
+        registeredAt: 0,
+        refreshedAt: 0,
+        vendor: undefined,
+      },
+    }),
+    connectB: () => {},
+    send: (leg, pdu) => {
+      const d = decodeCallSignalling(pdu);
+      assert.ok(d.ok, 'what the call sends decodes');
+      q931.push({ leg, m: d.value });
+    },
+    close: () => {},
+    localAddress: { ip: NODE, port: 1720 },
+    anchorOlc: async (from, olc) => rewriteOlcAddresses(olc, anchorTo(from)),
+    anchorOlcAck: async (from, ack, _session) => rewriteOlcAckAddresses(ack, anchorTo(from)),
+    h245: {
+      listen: async (leg) => {
+        listening.push(leg);
+        return { ip: NODE, port: leg === 'a' ? 15_000 : 15_001 };
+      },
+      connect: (leg, to) => h245Connects.push({ leg, to }),
+      send: (leg, bytes) => {
+        const d = h245Codec.decode(bytes);
+        assert.ok(d.ok, 'H.245 the call sends decodes');
+        h245.push({ leg, m: d.value, bytes });
+      },
+      close: (leg) => h245Closed.push(leg),
+    },
+  };
+  const call = new RoutedCall('c1', io, 900, () => 0);
+  return { call, q931, h245, h245Connects, h245Closed, listening, remotes };
+}
+
+const setup = (tunnelling: boolean) =>
+  encodeCallSignalling(
+    buildSetup({
+      callReference: 33,
+      callIdentifier: guid,
+      conferenceID: guid,
+      source: [{ choice: 'h323-ID', value: 'alice' }],
+      destination: [{ choice: 'h323-ID', value: 'bob' }],
+      h245Tunnelling: tunnelling,
+    }),
+  );
+
+function answer(
+  body: 'callProceeding' | 'connect' | 'releaseComplete' | 'facility',
+  from: Leg,
+  o: { tunnelling: boolean; h245Address?: H225_TransportAddress; control?: Uint8Array[] },
+) {
+  const type = Q931_MESSAGE_TYPES[body];
+  const common = { protocolIdentifier: '0.0.8.2250.0.7', callIdentifier: { guid } };
+  const value =
+    body === 'releaseComplete'
+      ? common
+      : body === 'facility'
+        ? { ...common, reason: { choice: 'transportedInformation', value: null } }
+        : body === 'callProceeding'
+          ? { ...common, destinationInfo: { mc: false, undefinedNode: false } }
+          : {
+              ...common,
+              destinationInfo: { mc: false, undefinedNode: false },
+              conferenceID: guid,
+              ...(o.h245Address ? { h245Address: o.h245Address } : {}),
+            };
+  return encodeCallSignalling({
+    q931: {
+      callReference: from === 'b' ? 900 : 33,
+      fromDestination: from === 'b',
+      callReferenceLength: 2,
+      messageType: type,
+      ies: [],
+    },
+    uu: {
+      'h323-uu-pdu': {
+        'h323-message-body': { choice: body, value } as never,
+        h245Tunnelling: o.tunnelling,
+        ...(o.control ? { h245Control: o.control } : {}),
+      },
+    },
+  });
+}
+
+const olcMsg = (channel: number, rtcpPort: number, ip: string): MultimediaSystemControlMessage => ({
+  choice: 'request',
+  value: { choice: 'openLogicalChannel', value: buildAudioOlc(channel, { ip, port: rtcpPort }) },
+});
+
+/** An OLCAck without a sessionID (H.245 makes it optional): the node must find the session from the OLC. */
+const ackMsg = (channel: number, rtp: IpPort): MultimediaSystemControlMessage => {
+  const ack = buildOlcAck(channel, rtp, { ip: rtp.ip, port: rtp.port + 1 });
+  const p = ack.forwardMultiplexAckParameters!;
+  const noSession: OpenLogicalChannelAck =
+    p.choice === 'h2250LogicalChannelAckParameters'
+      ? { ...ack, forwardMultiplexAckParameters: { choice: p.choice, value: { ...p.value, sessionID: undefined } } }
+      : ack;
+  return { choice: 'response', value: { choice: 'openLogicalChannelAck', value: noSession } };
+};
+
+const bodyOf = (m: CallSignallingMessage) => m.uu!['h323-uu-pdu']['h323-message-body'];
+const h245AddressOf = (m: CallSignallingMessage) => {
+  const v = bodyOf(m).value as { h245Address?: H225_TransportAddress };
+  return v.h245Address ? fromH225Address(v.h245Address) : undefined;
+};
+
+/** Both legs with separate H.245 connections, up: the state after a non-tunnelled Connect. */
+async function separateBoth() {
+  const h = harness();
+  h.call.fromA(setup(false));
+  h.call.bConnected();
+  h.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
+  h.call.h245Up('b');
+  h.call.h245Up('a');
+  await h.call.settled();
+  return h;
+}
+
+describe('H.245 on a routed call (sans-I/O)', () => {
+  it("separate H.245: the node connects to the callee's h245Address and gives the caller its own listener instead", async () => {
+    const h = await separateBoth();
+    assert.deepEqual(h.h245Connects, [{ leg: 'b', to: BOB_H245 }]);
+    const setupOut = h.q931.find((s) => s.leg === 'b')!;
+    assert.equal(bodyOf(setupOut.m).choice, 'setup');
+    assert.equal(h245AddressOf(setupOut.m), undefined, 'no H.245 address in the Setup to B');
+    assert.equal(setupOut.m.uu!['h323-uu-pdu'].h245Tunnelling, true, 'tunnelling offered to B');
+    const connect = h.q931.find((s) => s.leg === 'a' && bodyOf(s.m).choice === 'connect')!;
+    assert.deepEqual(h245AddressOf(connect.m), { ip: NODE, port: 15_000 }, "the caller is given the node's listener");
+    assert.equal(connect.m.uu!['h323-uu-pdu'].h245Tunnelling, false);
+    assert.deepEqual(h.listening, ['a']);
+    assert.deepEqual(h.call.h245Mode('a'), { tunnelling: false, channel: 'up' });
+    assert.deepEqual(h.call.h245Mode('b'), { tunnelling: false, channel: 'up' });
+  });
+
+  it("an OLC's addresses and its Ack's are rewritten onto the relay, in both directions (Ack session found from the OLC)", async () => {
+    const h = await separateBoth();
+    // A opens its transmit channel: its RTCP address goes to the relay, B sees the relay's pair facing B
+    h.call.fromH245('a', h245Codec.encode(olcMsg(1001, 5001, '203.0.113.2')));
+    // B acknowledges with where it receives: the relay sends there, A sees the relay's pair facing A
+    h.call.fromH245('b', h245Codec.encode(ackMsg(1001, { ip: '203.0.113.3', port: 6000 })));
+    // and the other direction
+    h.call.fromH245('b', h245Codec.encode(olcMsg(2001, 6001, '203.0.113.3')));
+    h.call.fromH245('a', h245Codec.encode(ackMsg(2001, { ip: '203.0.113.2', port: 5000 })));
+    await h.call.settled();
+    const [olcToB, ackToA, olcToA, ackToB] = h.h245;
+    assert.equal(olcToB!.leg, 'b');
+    assert.equal(ackToA!.leg, 'a');
+    assert.equal(olcToA!.leg, 'a');
+    assert.equal(ackToB!.leg, 'b');
+    const olcAddrs = (x: (typeof h.h245)[number]) => {
+      const m = x.m;
+      assert.ok(m.choice === 'request' && m.value.choice === 'openLogicalChannel');
+      return olcAddresses(m.value.value).map((a) => a.address);
+    };
+    const ackAddrs = (x: (typeof h.h245)[number]) => {
+      const m = x.m;
+      assert.ok(m.choice === 'response' && m.value.choice === 'openLogicalChannelAck');
+      const p = m.value.value.forwardMultiplexAckParameters!;
+      assert.ok(p.choice === 'h2250LogicalChannelAckParameters');
+      return p.value;
+    };
+    assert.deepEqual(olcAddrs(olcToB!), [{ ip: NODE, port: 40_003 }], 'B is given the relay facing B');
+    const a1 = ackAddrs(ackToA!);
+    assert.equal(a1.sessionID, undefined, 'the Ack is otherwise unchanged');
+    assert.deepEqual(
+      [a1.mediaChannel, a1.mediaControlChannel].map((a) => a && fromH245Address(a)),
+      [
+        { ip: NODE, port: 40_000 },
+        { ip: NODE, port: 40_001 },
+      ],
+      'A is told to send to the relay facing A',
+    );
+    const b1 = ackAddrs(ackToB!);
+    assert.deepEqual(
+      [b1.mediaChannel, b1.mediaControlChannel].map((a) => a && fromH245Address(a)),
+      [
+        { ip: NODE, port: 40_002 },
+        { ip: NODE, port: 40_003 },
+      ],
+      'B is told to send to the relay facing B',
+    );
+    assert.deepEqual(olcAddrs(olcToA!), [{ ip: NODE, port: 40_001 }], 'A is given the relay facing A');
+    // the relay learnt where each party receives, from its own leg's PDUs only
+    assert.deepEqual(h.remotes, [
+      { party: 'a', role: 'mediaControl', at: { ip: '203.0.113.2', port: 5001 } },
+      { party: 'b', role: 'media', at: { ip: '203.0.113.3', port: 6000 } },
+      { party: 'b', role: 'mediaControl', at: { ip: '203.0.113.3', port: 6001 } },
+      { party: 'b', role: 'mediaControl', at: { ip: '203.0.113.3', port: 6001 } },
+      { party: 'a', role: 'media', at: { ip: '203.0.113.2', port: 5000 } },
+      { party: 'a', role: 'mediaControl', at: { ip: '203.0.113.2', port: 5001 } },
+    ]);
+    assert.equal(h.call.h245Counters.anchored, 4);
+  });
+
+  it('capabilities, master/slave determination and user input (DTMF) pass to the other leg byte for byte', async () => {
+    const h = await separateBoth();
+    const tcs = h245Codec.encode(buildTerminalCapabilitySet(1));
+    const msd: MultimediaSystemControlMessage = {
+      choice: 'request',
+      value: { choice: 'masterSlaveDetermination', value: { terminalType: 60, statusDeterminationNumber: 12345 } },
+    };
+    const dtmf = h245Codec.encode(buildUserInput('5'));
+    h.call.fromH245('a', tcs);
+    h.call.fromH245('b', h245Codec.encode(msd));
+    h.call.fromH245('a', dtmf);
+    await h.call.settled();
+    assert.deepEqual(
+      h.h245.map((x) => x.leg),
+      ['b', 'a', 'b'],
+    );
+    assert.deepEqual(h.h245[0]!.bytes, tcs);
+    assert.deepEqual(h.h245[1]!.bytes, h245Codec.encode(msd));
+    assert.deepEqual(h.h245[2]!.bytes, dtmf);
+  });
+
+  it("H.245 a leg sends before the other leg's transport exists waits for it, in order", async () => {
+    const h = harness();
+    h.call.fromA(setup(false));
+    h.call.bConnected();
+    h.call.fromB(answer('callProceeding', 'b', { tunnelling: false }));
+    h.call.h245Up('a'); // A connected to the listener it was given in CallProceeding
+    const tcs = h245Codec.encode(buildTerminalCapabilitySet(1));
+    const dtmf = h245Codec.encode(buildUserInput('#'));
+    h.call.fromH245('a', tcs);
+    h.call.fromH245('a', dtmf);
+    await h.call.settled();
+    assert.equal(h.h245.length, 0, 'nothing sent while B has no H.245 connection');
+    h.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
+    h.call.h245Up('b');
+    await h.call.settled();
+    assert.deepEqual(
+      h.h245.map((x) => [x.leg, x.bytes]),
+      [
+        ['b', tcs],
+        ['b', dtmf],
+      ],
+    );
+    const toA = h.q931.filter((s) => s.leg === 'a');
+    assert.deepEqual(h245AddressOf(toA[0]!.m), { ip: NODE, port: 15_000 }, 'listener given in the CallProceeding');
+    assert.equal(h245AddressOf(toA[1]!.m), undefined, 'and only once');
+  });
+
+  it('mixed legs: a tunnelling caller and a callee with its own H.245 connection hear each other', async () => {
+    const h = harness();
+    const tcsA = h245Codec.encode(buildTerminalCapabilitySet(1));
+    const tcsB = h245Codec.encode(buildTerminalCapabilitySet(2));
+    h.call.fromA(setup(true));
+    h.call.bConnected();
+    h.call.fromA(answer('facility', 'a', { tunnelling: true, control: [tcsA] }));
+    h.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
+    await h.call.settled();
+    // the caller's tunnelled TCS waits for B's connection, then goes on it
+    assert.equal(h.h245.length, 0);
+    h.call.h245Up('b');
+    await h.call.settled();
+    assert.deepEqual(
+      h.h245.map((x) => [x.leg, x.bytes]),
+      [['b', tcsA]],
+    );
+    // the Facility carrying A's TCS is not relayed to B as such: B does not tunnel
+    assert.ok(h.q931.every((s) => s.leg !== 'b' || !s.m.uu?.['h323-uu-pdu'].h245Control));
+    // B's H.245 reaches the tunnelling caller in a Facility (transportedInformation)
+    h.call.fromH245('b', tcsB);
+    await h.call.settled();
+    const fac = h.q931.filter((s) => s.leg === 'a').at(-1)!;
+    assert.equal(q931MessageName(fac.m.q931.messageType), 'facility');
+    assert.equal(fac.m.q931.callReference, 33);
+    const body = bodyOf(fac.m);
+    assert.ok(body.choice === 'facility' && body.value.reason.choice === 'transportedInformation');
+    assert.equal(fac.m.uu!['h323-uu-pdu'].h245Tunnelling, true);
+    assert.deepEqual(fac.m.uu!['h323-uu-pdu'].h245Control, [tcsB]);
+    // the Connect to the tunnelling caller carried no H.245 address
+    const connect = h.q931.find((s) => s.leg === 'a' && bodyOf(s.m).choice === 'connect')!;
+    assert.equal(h245AddressOf(connect.m), undefined);
+    assert.equal(connect.m.uu!['h323-uu-pdu'].h245Tunnelling, true);
+    assert.deepEqual(h.listening, []);
+  });
+
+  it("a tunnelling callee's H.245 rides on the next message to a tunnelling caller (piggybacked, not a Facility)", async () => {
+    const h = harness();
+    const tcsB = h245Codec.encode(buildTerminalCapabilitySet(2));
+    h.call.fromA(setup(true));
+    h.call.bConnected();
+    h.call.fromB(answer('connect', 'b', { tunnelling: true, control: [tcsB] }));
+    await h.call.settled();
+    const toA = h.q931.filter((s) => s.leg === 'a');
+    assert.equal(toA.length, 1);
+    assert.equal(bodyOf(toA[0]!.m).choice, 'connect');
+    assert.deepEqual(toA[0]!.m.uu!['h323-uu-pdu'].h245Control, [tcsB]);
+    assert.deepEqual(h.h245Connects, []);
+  });
+
+  it('EndSessionCommand passes to the other leg; the ReleaseComplete after it ends the call and closes both H.245', async () => {
+    const h = await separateBoth();
+    const end: MultimediaSystemControlMessage = {
+      choice: 'command',
+      value: { choice: 'endSessionCommand', value: { choice: 'disconnect', value: null } },
+    };
+    h.call.fromH245('a', h245Codec.encode(end));
+    await h.call.settled();
+    assert.deepEqual(
+      h.h245.map((x) => [x.leg, x.m]),
+      [['b', end]],
+    );
+    h.call.fromA(answer('releaseComplete', 'a', { tunnelling: false }));
+    await h.call.settled();
+    assert.equal(h.call.state, 'released');
+    assert.equal(h.call.info.endReason, 'released by caller');
+    const rc = h.q931.at(-1)!;
+    assert.equal(rc.leg, 'b');
+    assert.equal(q931MessageName(rc.m.q931.messageType), 'releaseComplete');
+    assert.deepEqual(h.h245Closed.sort(), ['a', 'b']);
+    // H.245 arriving after the end is dropped, not relayed
+    h.call.fromH245('b', h245Codec.encode(end));
+    await h.call.settled();
+    assert.equal(h.h245.length, 1);
+    assert.equal(h.call.h245Counters.dropped, 1);
+  });
+
+  it('a malformed H.245 PDU on a separate connection ends the call with ReleaseComplete undefinedReason', async () => {
+    const h = await separateBoth();
+    h.call.fromH245('b', Uint8Array.of(0xff, 0xff, 0xff));
+    await h.call.settled();
+    assert.equal(h.call.state, 'released');
+    const rcs = h.q931.filter((s) => q931MessageName(s.m.q931.messageType) === 'releaseComplete');
+    assert.deepEqual(rcs.map((s) => s.leg).sort(), ['a', 'b']);
+    for (const s of rcs) {
+      const b = bodyOf(s.m);
+      assert.ok(b.choice === 'releaseComplete' && b.value.reason?.choice === 'undefinedReason');
+    }
+    assert.match(h.call.info.endReason ?? '', /malformed H\.245 from leg b/);
+  });
+});
