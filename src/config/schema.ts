@@ -165,6 +165,16 @@ export const traversalZoneSchema = z
     authenticate: z.boolean().optional(),
     /** Edge: domains served by the core behind this zone — REGISTERs for them are proxied down the zone with Path. */
     domains: z.array(z.string().min(1).max(253)).default([]),
+    /**
+     * TLS verify subject name. Edge: the core's client certificate (verified against `tls.caCertificates`) must carry
+     * this name, else the flow is refused. Core: the edge's server certificate must carry it (default: `peerAddress`).
+     */
+    tlsVerifySubjectName: z.string().min(1).max(253).optional(),
+    /**
+     * Edge: delegated credential checking (docs/traversal.md). Callers from the zone's `domains` are not challenged by
+     * the edge: their requests go down the zone, marked, and the core challenges them. The core needs no setting.
+     */
+    delegatedCredentialChecking: z.boolean().default(false),
   })
   .strict()
   .refine((z) => z.retryMinSeconds <= z.retryMaxSeconds, {

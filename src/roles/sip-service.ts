@@ -25,6 +25,7 @@ import {
 import { BasicUas } from '../sip/tu/basic-uas.ts';
 import type { NodeStore } from '../store/database.ts';
 import { TraversalClientZone, type ZoneStatus } from '../traversal/client-zone.ts';
+import { FlowTokens } from '../traversal/flow-token.ts';
 import { type ClientZoneRoute, TraversalRoutes } from '../traversal/routes.ts';
 import { type ServerZoneStatus, TraversalServerZone } from '../traversal/server-zone.ts';
 import { zoneProbe } from '../traversal/zone-probe.ts';
@@ -167,6 +168,7 @@ export class SipService {
           realm: zone.realm,
           ...(authenticate && this.#opts.authenticator ? { authenticator: this.#opts.authenticator } : {}),
           ...(zone.username !== undefined ? { username: zone.username } : {}),
+          ...(zone.tlsVerifySubjectName !== undefined ? { verifySubjectName: zone.tlsVerifySubjectName } : {}),
           clock,
           onChange: (st) => {
             const fields = { state: st.state, peer: st.peer, lastError: st.lastError };
@@ -183,6 +185,7 @@ export class SipService {
       clients: this.#clientRoutes,
       domains: new Map(config.traversalZones.flatMap((z) => z.domains.map((d) => [d.toLowerCase(), z.name] as const))),
       zoneNames: new Set(config.routing.zones.filter((z) => z.type === 'traversal').map((z) => z.name)),
+      delegating: new Set(config.traversalZones.filter((z) => z.delegatedCredentialChecking).map((z) => z.name)),
     });
     if (this.#serverZones.length > 0) {
       this.user.use({
@@ -282,6 +285,8 @@ export class SipService {
       trustedZones: config.auth.trustedZones,
       calls: this.#calls,
       ...(traversal ? { traversal } : {}),
+      // Path flow tokens signed with a key kept in the store: bindings made through this edge survive its restart.
+      flowTokens: FlowTokens.fromStore(store),
       media: () => this.#media,
       log: this.#log,
     });
@@ -321,6 +326,12 @@ export class SipService {
     for (const l of plan.listeners) {
       if (l.id.startsWith('traversal-sip:')) wanted.push([l.id, 'tls']);
     }
+    // Edge: a zone with a TLS verify subject name asks the core for its client certificate.
+    const askCert = (id: string) =>
+      this.kind === 'edge' &&
+      this.#opts.config.traversalZones.some(
+        (z, i) => z.tlsVerifySubjectName !== undefined && id === `traversal-sip:${i + 1}`,
+      );
     for (const [id, protocol] of wanted) {
       const l = plan.listener(id);
       if (!l) continue;
@@ -336,7 +347,12 @@ export class SipService {
             ? [addresses.private]
             : [...new Set([addresses.public, addresses.private])];
       for (const address of hosts) {
-        const bound = await this.transport.listen({ protocol, address, port: l.ports.from });
+        const bound = await this.transport.listen({
+          protocol,
+          address,
+          port: l.ports.from,
+          ...(askCert(id) ? { requestClientCertificate: true } : {}),
+        });
         this.#sockets.push({ ...bound, node: this.kind, listener: id });
       }
     }
@@ -358,7 +374,9 @@ export class SipService {
       const local = this.#opts.addresses.private;
       const localPort = this.#opts.plan.listener(transport === 'TLS' ? 'sip-tls' : 'sip-tcp')?.ports.from;
       const log = this.#log.child({ zone: zone.name });
-      this.#clientRoutes.push({ name: zone.name, transport, host, port });
+      // The edge's certificate must name the zone's TLS verify subject name (default: the address dialled).
+      const serverName = transport === 'TLS' ? zone.tlsVerifySubjectName : undefined;
+      this.#clientRoutes.push({ name: zone.name, transport, host, port, ...(serverName ? { serverName } : {}) });
       const tz = new TraversalClientZone({
         name: zone.name,
         peer: `${host}:${port}`,
@@ -374,6 +392,7 @@ export class SipService {
           port,
           local,
           ...(localPort ? { localPort } : {}),
+          ...(serverName ? { serverName } : {}),
           ...(zone.username && zone.password
             ? { credentials: { username: zone.username, password: zone.password } }
             : {}),

@@ -9,6 +9,8 @@ export interface ClientZoneRoute {
   transport: 'TLS' | 'TCP';
   host: string;
   port: number;
+  /** TLS verify subject name: what the edge's certificate must carry when the flow is (re)opened. */
+  serverName?: string;
 }
 
 export interface TraversalRoutesOptions {
@@ -20,6 +22,8 @@ export interface TraversalRoutesOptions {
   domains: ReadonlyMap<string, string>;
   /** Routing zones of type `traversal` (their names are traversal zones' names). */
   zoneNames: ReadonlySet<string>;
+  /** Edge: traversal zones with delegated credential checking (their domains' callers are checked by the core). */
+  delegating?: ReadonlySet<string>;
 }
 
 /**
@@ -58,16 +62,22 @@ export class TraversalRoutes implements ProxyTraversal {
     const s = this.#o.servers.find((x) => x.zoneName === zone);
     if (s) return s.flow ? { ...s.flow } : undefined;
     const c = this.#o.clients.find((x) => x.name === zone);
-    return c ? { transport: c.transport, address: c.host, port: c.port } : undefined;
+    return c ? clientFlow(c) : undefined;
   }
 
+  /**
+   * A next hop naming the other node goes onto the zone's flow: on the edge, the core's flow address and port or a
+   * `host:port` the core names itself by on the flow (its Via, hence its Record-Route); on the core, the edge's
+   * traversal listener (address and port: its Record-Route and Path name it). Anything else at the same address
+   * (another port of the edge, an outside endpoint behind the core's NAT) is sent as routed, not up the zone.
+   */
   viaFlow(d: Destination): Destination {
     for (const s of this.#o.servers) {
       const f = s.flow;
-      if (f && f.address === d.address) return { ...f };
+      if (f && s.namesPeer(d.address, d.port)) return { ...f };
     }
     for (const c of this.#o.clients) {
-      if (c.host === d.address) return { transport: c.transport, address: c.host, port: c.port };
+      if (c.host === d.address && c.port === d.port) return clientFlow(c);
     }
     return d;
   }
@@ -88,6 +98,14 @@ export class TraversalRoutes implements ProxyTraversal {
     return undefined;
   }
 
+  delegatedTarget(domain: string): { zone: string; target: SipTarget } | undefined {
+    const zone = this.#o.domains.get(domain);
+    if (zone === undefined || !this.#o.delegating?.has(zone)) return undefined;
+    if (!this.#o.servers.some((s) => s.zoneName === zone)) return undefined;
+    const flow = this.flowOf(zone);
+    return { zone, target: { uri: '', routes: [], ...(flow ? { destinations: [flow] } : {}) } };
+  }
+
   registerTarget(domain: string): { zone: string; target: SipTarget } | undefined {
     const zone = this.#o.domains.get(domain);
     if (zone === undefined || !this.#o.servers.some((s) => s.zoneName === zone)) return undefined;
@@ -105,4 +123,13 @@ export class TraversalRoutes implements ProxyTraversal {
       },
     };
   }
+}
+
+function clientFlow(c: ClientZoneRoute): Destination {
+  return {
+    transport: c.transport,
+    address: c.host,
+    port: c.port,
+    ...(c.serverName !== undefined ? { serverName: c.serverName } : {}),
+  };
 }

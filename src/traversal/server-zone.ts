@@ -1,10 +1,15 @@
+import type { PeerCertificate } from 'node:tls';
 import type { Clock } from '../common/timers.ts';
 import type { RequestAuthenticator } from '../sip/auth/types.ts';
-import { createResponse, newTag } from '../sip/message/index.ts';
+import { createResponse, getTopVia, newTag } from '../sip/message/index.ts';
 import type { SipRequest } from '../sip/message/types.ts';
 import type { Destination, ServerTransactionHandle, TransportInfo } from '../sip/transaction/types.ts';
+import { certificateNames } from '../sip/transport/tls-transport.ts';
 import { KNOWN_METHODS, type RequestHandler } from '../sip/tu/basic-uas.ts';
 import type { ZoneStatus } from './client-zone.ts';
+
+/** Most `host:port` hops of the core remembered per flow (its Via sent-by values): a bound on what a peer can add. */
+const MAX_PEER_HOPS = 8;
 
 /** States of an edge's traversal server zone: `checking` until a core authenticated, then `active` or `failed`. */
 export type ServerZoneState = 'checking' | 'active' | 'failed';
@@ -33,6 +38,11 @@ export interface ServerZoneOptions {
   authenticator?: RequestAuthenticator;
   /** The username the core must authenticate as (any user of the realm when absent). */
   username?: string;
+  /**
+   * TLS verify subject name: the core's client certificate (verified against the edge's CA bundle) must carry this name
+   * (subjectAltName DNS/IP, or the CN when it has none). Absent: no client certificate is asked for.
+   */
+  verifySubjectName?: string;
   clock: Clock;
   onChange?: (status: ServerZoneStatus) => void;
 }
@@ -62,6 +72,8 @@ export class TraversalServerZone implements RequestHandler {
   #failures = 0;
   #flow: (Destination & { connectionId: string }) | undefined;
   #local: { address: string; port: number } | undefined;
+  /** `host:port` the core names itself by on the flow (Via sent-by), where its Record-Route points. */
+  readonly #peerHops = new Set<string>();
 
   constructor(o: ServerZoneOptions) {
     this.#o = o;
@@ -101,6 +113,18 @@ export class TraversalServerZone implements RequestHandler {
     };
   }
 
+  /**
+   * True for a next hop naming the core behind this zone: the flow's own address and port, or a `host:port` the core
+   * named itself by in a Via on the flow (its Record-Route names the same listener). Nothing else at the core's
+   * address goes down the flow (an outside endpoint behind the same NAT as the core is not the core).
+   */
+  namesPeer(address: string, port: number): boolean {
+    const f = this.flow;
+    if (!f) return false;
+    if (f.address === address && f.port === port) return true;
+    return this.#peerHops.has(`${address.toLowerCase()}:${port}`);
+  }
+
   /** True when the request arrived on this zone's authenticated flow. */
   isZoneFlow(info: TransportInfo): boolean {
     return (
@@ -112,11 +136,20 @@ export class TraversalServerZone implements RequestHandler {
     if (info.local.port !== this.#o.port || info.transport === 'UDP') return false;
     if (this.isZoneFlow(info)) {
       this.#passed++;
+      this.#learnHop(request);
       return false;
+    }
+    const subject = this.#checkSubject(info.tlsPeerCertificate, info);
+    if (subject !== undefined) {
+      this.#challenged++;
+      this.#fail(subject);
+      tx.respond(createResponse(request, 403, 'Forbidden', { toTag: newTag() }));
+      return true;
     }
     const auth = this.#o.authenticator;
     if (!auth) {
       this.#accept(info);
+      this.#learnHop(request);
       return false;
     }
     // The core authenticates on its flow before anything else: its keepalive OPTIONS is the first request.
@@ -133,6 +166,7 @@ export class TraversalServerZone implements RequestHandler {
         }
         if (r.kind === 'authenticated') {
           this.#accept(info);
+          this.#learnHop(request);
           tx.respond(createResponse(request, 200, 'OK', { toTag: newTag() }));
           return;
         }
@@ -148,6 +182,25 @@ export class TraversalServerZone implements RequestHandler {
     return true;
   }
 
+  /** Why the flow's TLS peer is refused (TLS verify subject name), or undefined when it is not. */
+  #checkSubject(cert: PeerCertificate | undefined, info: TransportInfo): string | undefined {
+    const name = this.#o.verifySubjectName;
+    if (name === undefined) return undefined;
+    const from = `${info.source.address}:${info.source.port}`;
+    if (info.transport !== 'TLS') return `TLS verify subject name ${name}: the flow from ${from} is not TLS`;
+    if (!cert) return `TLS verify subject name ${name}: no verified client certificate from ${from}`;
+    if (certificateNames(cert, name)) return undefined;
+    const alt = cert.subjectaltname ? ` (${cert.subjectaltname})` : '';
+    return `TLS verify subject name ${name}: client certificate CN=${cert.subject?.CN ?? ''}${alt} from ${from} does not match`;
+  }
+
+  #learnHop(request: SipRequest): void {
+    const v = getTopVia(request);
+    if (!v?.ok || this.#peerHops.size >= MAX_PEER_HOPS) return;
+    const t = v.value.transport.toUpperCase();
+    this.#peerHops.add(`${v.value.host.toLowerCase()}:${v.value.port ?? (t === 'TLS' ? 5061 : 5060)}`);
+  }
+
   /** The transport closed a connection: the zone fails when it was the zone's flow. */
   connectionClosed(connectionId: string): void {
     if (this.#flow?.connectionId !== connectionId || this.#state !== 'active') return;
@@ -156,6 +209,7 @@ export class TraversalServerZone implements RequestHandler {
 
   #accept(info: TransportInfo): void {
     if (info.connectionId === undefined) return;
+    if (this.#flow?.connectionId !== info.connectionId) this.#peerHops.clear();
     this.#local = { address: info.local.address, port: info.local.port };
     this.#flow = {
       transport: info.transport,

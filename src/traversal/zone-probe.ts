@@ -14,6 +14,8 @@ export interface ZoneProbeOptions {
   /** The core's address (Via, From). */
   local: string;
   localPort?: number;
+  /** TLS: the name the edge's certificate must carry (TLS verify subject name); default the address dialled. */
+  serverName?: string;
   /** The zone's credentials, answered to the edge's digest challenge. */
   credentials?: { username: string; password: string };
 }
@@ -29,7 +31,12 @@ export function zoneProbe(o: ZoneProbeOptions): () => Promise<void> {
   let cseq = 0;
   const callId = `${newTag()}${newTag()}@${o.local}`;
   const uri = `sip:${formatHost(o.host)}:${o.port};transport=${o.transport.toLowerCase()}`;
-  const destination: Destination = { transport: o.transport, address: o.host, port: o.port };
+  const destination: Destination = {
+    transport: o.transport,
+    address: o.host,
+    port: o.port,
+    ...(o.serverName !== undefined && o.transport === 'TLS' ? { serverName: o.serverName } : {}),
+  };
   const build = (authorization?: string) =>
     createRequest({
       method: 'OPTIONS',

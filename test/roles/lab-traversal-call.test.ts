@@ -80,11 +80,17 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
     // Inside: bob registers to the core directly.
     const regB = await bob.register('127.0.0.2', corePort, 'bob-pw');
     assert.equal(regB.status, 200, regB.raw);
-    // The edge kept no binding: the core holds alice's, with the edge's Path (a flow token with ;ob).
+    // The edge kept no binding: the core holds alice's, with the edge's Path (a flow token with ;ob) naming the
+    // edge's traversal listener, the only port of the edge the core sends to (up the zone's flow).
     assert.equal(edge.location?.lookup(`sip:alice@${DOMAIN}`).length ?? 0, 0);
     const bindings = core.location!.lookup(`sip:alice@${DOMAIN}`);
     assert.equal(bindings.length, 1);
-    assert.match(bindings[0]!.path[0] ?? '', /^<sip:cw-[^@]+@127\.0\.0\.1:\d+;lr;ob>$/);
+    const zonePort = node.plan.node('edge').listener('traversal-sip:1')!.ports.from;
+    assert.equal(
+      bindings[0]!.path[0],
+      bindings[0]!.path[0]?.replace(/@.*$/, `@127.0.0.1:${zonePort};transport=tls;lr;ob>`),
+    );
+    assert.match(bindings[0]!.path[0] ?? '', /^<sip:cw-[^@]+@/);
 
     // Outside → inside: alice calls bob through the edge.
     const okAB = await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);

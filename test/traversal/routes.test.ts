@@ -92,8 +92,8 @@ test('core routes: everything for the edge goes to its traversal listener, which
     zoneNames: new Set(['tz1']),
   });
   const zoneDest = { transport: 'TLS', address: '192.0.2.1', port: 7001 };
-  // The edge's Record-Route / Path (its 5061 or 5060) is moved onto the zone's listener.
-  assert.deepEqual(r.viaFlow({ transport: 'UDP', address: '192.0.2.1', port: 5060 }), zoneDest);
+  // The edge's Record-Route / Path name its traversal listener: moved onto the zone's flow.
+  assert.deepEqual(r.viaFlow({ transport: 'TLS', address: '192.0.2.1', port: 7001 }), zoneDest);
   assert.deepEqual(r.viaFlow({ transport: 'UDP', address: '10.0.0.50', port: 5060 }), {
     transport: 'UDP',
     address: '10.0.0.50',
@@ -106,4 +106,98 @@ test('core routes: everything for the edge goes to its traversal listener, which
   assert.equal(r.isTraversalZone('LocalZone'), false);
   // REGISTER proxying is the edge's.
   assert.equal(r.registerTarget('example.com'), undefined);
+});
+
+test("core routes: only the edge's traversal listener goes up the zone, not everything at the edge's address", () => {
+  const r = new TraversalRoutes({
+    servers: [],
+    clients: [
+      { name: 'tz1', transport: 'TLS', host: '192.0.2.1', port: 7001, serverName: 'edge.example.com' },
+      { name: 'tz2', transport: 'TLS', host: '192.0.2.1', port: 7002 },
+    ],
+    domains: new Map(),
+    zoneNames: new Set(['tz1', 'tz2']),
+  });
+  // Another port of the edge (its public SIP listener, a DNS-routed target there) is sent as routed.
+  const other = { transport: 'UDP', address: '192.0.2.1', port: 5060 };
+  assert.deepEqual(r.viaFlow(other), other);
+  assert.equal(r.isFlow(other), false);
+  // Two zones to one edge: each listener to its own zone; the TLS verify subject name goes with the flow.
+  assert.deepEqual(r.viaFlow({ transport: 'TLS', address: '192.0.2.1', port: 7002 }), {
+    transport: 'TLS',
+    address: '192.0.2.1',
+    port: 7002,
+  });
+  assert.deepEqual(r.flowOf('tz1'), {
+    transport: 'TLS',
+    address: '192.0.2.1',
+    port: 7001,
+    serverName: 'edge.example.com',
+  });
+});
+
+test("edge routes: only the core's own hops go down its flow, not an outside endpoint behind the core's NAT", async () => {
+  const sz = await activeServerZone();
+  const r = new TraversalRoutes({ servers: [sz], clients: [], domains: new Map(), zoneNames: new Set(['tz1']) });
+  const flow = { transport: 'TLS', address: '10.0.0.2', port: 25007, connectionId: 'conn-1' };
+  // Same public address as the core's flow, another port: an endpoint, reached as routed.
+  const neighbour = { transport: 'UDP', address: '10.0.0.2', port: 40012 };
+  assert.deepEqual(r.viaFlow(neighbour), neighbour);
+  // The flow itself and the core's Via sent-by (its Record-Route) go down the flow.
+  assert.deepEqual(r.viaFlow({ transport: 'TLS', address: '10.0.0.2', port: 25007 }), flow);
+  assert.deepEqual(r.viaFlow({ transport: 'TLS', address: '10.0.0.2', port: 5061 }), flow);
+  // A core behind NAT names its private address in Via: that hop is learned from requests on the flow.
+  sz.handle(
+    createRequest({
+      method: 'INVITE',
+      uri: 'sip:alice@example.com',
+      headers: [
+        ['Via', 'SIP/2.0/TLS 172.16.0.5:5061;branch=z9hG4bKy'],
+        ['From', '<sip:bob@example.com>;tag=b'],
+        ['To', '<sip:alice@example.com>'],
+        ['Call-ID', 'c2'],
+        ['CSeq', '1 INVITE'],
+      ],
+    }),
+    { respond: () => true } as unknown as ServerTransactionHandle,
+    {
+      transport: 'TLS',
+      reliable: true,
+      source: { address: '10.0.0.2', port: 25007 },
+      local: { address: '192.0.2.1', port: 7001 },
+      connectionId: 'conn-1',
+    },
+  );
+  assert.deepEqual(r.viaFlow({ transport: 'TLS', address: '172.16.0.5', port: 5061 }), flow);
+  // Flow closed: nothing goes down it any more.
+  sz.connectionClosed('conn-1');
+  const core = { transport: 'TLS', address: '10.0.0.2', port: 5061 };
+  assert.deepEqual(r.viaFlow(core), core);
+});
+
+test("edge routes: delegated credential checking sends callers of the zone's domains down that zone only", async () => {
+  const sz = await activeServerZone();
+  const flow = { transport: 'TLS', address: '10.0.0.2', port: 25007, connectionId: 'conn-1' };
+  const plain = new TraversalRoutes({
+    servers: [sz],
+    clients: [],
+    domains: new Map([['example.com', 'tz1']]),
+    zoneNames: new Set(['tz1']),
+  });
+  assert.equal(plain.delegatedTarget('example.com'), undefined);
+  const r = new TraversalRoutes({
+    servers: [sz],
+    clients: [],
+    domains: new Map([['example.com', 'tz1']]),
+    zoneNames: new Set(['tz1']),
+    delegating: new Set(['tz1']),
+  });
+  assert.deepEqual(r.delegatedTarget('example.com'), {
+    zone: 'tz1',
+    target: { uri: '', routes: [], destinations: [flow] },
+  });
+  assert.equal(r.delegatedTarget('elsewhere.org'), undefined);
+  sz.connectionClosed('conn-1');
+  // Zone down: still delegated (the proxy answers 503), never checked or routed elsewhere by the edge.
+  assert.deepEqual(r.delegatedTarget('example.com'), { zone: 'tz1', target: { uri: '', routes: [] } });
 });

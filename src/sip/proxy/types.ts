@@ -73,6 +73,11 @@ export interface ProxyTraversal {
   flowListener?(destination: Destination): ProxyListener | undefined;
   /** A REGISTER for `domain` served behind a traversal zone: where to proxy it; undefined: the local registrar's. */
   registerTarget(domain: string): { zone: string; target: SipTarget } | undefined;
+  /**
+   * Edge, delegated credential checking: a caller of `domain` is checked by the core behind a zone; its requests go
+   * down that zone unchallenged (no destinations while the zone is down). Undefined: the edge checks as usual.
+   */
+  delegatedTarget?(domain: string): { zone: string; target: SipTarget } | undefined;
 }
 
 /** The media relay as the proxy drives it (structurally `RelayCore`, docs/media.md). */

@@ -1,3 +1,4 @@
+import type { PeerCertificate } from 'node:tls';
 import type { SipMessage, SipRequest, SipResponse } from '../message/types.ts';
 
 /**
@@ -26,6 +27,8 @@ export interface TransportInfo {
   local: Endpoint;
   /** The connection it arrived on (stream transports). */
   connectionId?: string;
+  /** TLS: the peer's certificate, when it offered one that the node's CA bundle verified. */
+  tlsPeerCertificate?: PeerCertificate;
 }
 
 /** Where a client transaction sends its request (the TU chose it by RFC 3263 or a route). */

@@ -35,7 +35,7 @@ export class TlsServerSide {
   readonly #server: TlsServer;
   readonly #pending = new Map<string, TlsAcceptEvents>();
 
-  constructor(tls: TransportTlsOptions, mutual: boolean) {
+  constructor(tls: TransportTlsOptions, mutual: boolean, requestCertificate = false) {
     if (!tls.certificate || !tls.privateKey) {
       throw new OperationalError('ERR_SIP_TRANSPORT_TLS_CONFIG', 'TLS listener needs a certificate and a private key');
     }
@@ -51,8 +51,9 @@ export class TlsServerSide {
       key: tls.privateKey,
       ...(tls.caCertificates ? { ca: tls.caCertificates } : {}),
       minVersion: effectiveMinVersion(tls.minVersion),
-      // MTLS: a client certificate is required and must chain to our CA; plain TLS does not ask for one.
-      requestCert: mutual,
+      // MTLS: a client certificate is required and must chain to our CA; plain TLS does not ask for one unless told
+      // to (then an unverified or absent one is left for the layer above to refuse, with a reason it can report).
+      requestCert: mutual || requestCertificate,
       rejectUnauthorized: mutual,
       // Our own clock-driven setup timer bounds handshakes; this is only a backstop.
       handshakeTimeout: 120_000,

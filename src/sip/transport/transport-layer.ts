@@ -215,7 +215,7 @@ export class SipTransportLayer {
     let tlsSide: TlsServerSide | undefined;
     if (spec.protocol === 'tls' || spec.protocol === 'mtls') {
       if (!this.#tls) throw new OperationalError('ERR_SIP_TRANSPORT_TLS_CONFIG', `${spec.protocol} needs TLS options`);
-      tlsSide = new TlsServerSide(this.#tls, spec.protocol === 'mtls');
+      tlsSide = new TlsServerSide(this.#tls, spec.protocol === 'mtls', spec.requestClientCertificate === true);
     }
     const l = await StreamListener.bind(
       spec.protocol,

@@ -16,6 +16,11 @@ export interface HostPort {
 /** What `listen` binds. Port 0 lets the system choose (tests). */
 export interface ListenSpec extends HostPort {
   protocol: ListenProtocol;
+  /**
+   * TLS: ask the client for a certificate without requiring one (a traversal zone's TLS verify subject name); a
+   * certificate the CA bundle verifies is then reported as `tlsPeerCertificate`. MTLS always asks and requires.
+   */
+  requestClientCertificate?: boolean;
 }
 
 /** A bound socket as reported by `listeners()`. */
