@@ -45,6 +45,8 @@ export interface RasSecurityOptions {
 export interface RegistrationView {
   /** The user a registration was authenticated as (undefined: not registered, or registered unauthenticated). */
   userOf(endpointIdentifier: string): string | undefined;
+  /** The registration of an endpoint, if it is registered. */
+  get(endpointIdentifier: string): object | undefined;
   readonly gatekeeperIdentifier: string;
 }
 
@@ -90,6 +92,10 @@ export class RasSecurity {
   check(m: RasMessage, raw: Uint8Array, regs: RegistrationView): RasAdmission {
     if (this.#o.mode === 'off' || !CHECKED.has(m.choice)) return { kind: 'pass' };
     const v = m.value as Fields & { cryptoTokens?: Parameters<typeof findHashedToken>[0] };
+    // H.225.0 §7.9.1: a keep-alive from an endpoint we do not know (lost in a restart, expired) is told
+    // fullRegistrationRequired whatever its token: that answer changes nothing, and the full RRQ is checked.
+    if (m.choice === 'registrationRequest' && v.keepAlive && !(v.endpointIdentifier && regs.get(v.endpointIdentifier)))
+      return { kind: 'pass' };
     const found = findHashedToken(v.cryptoTokens);
     if (!found) {
       if (this.#o.mode === 'required') return this.#deny('no H.235.1 token', false);

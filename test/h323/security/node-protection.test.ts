@@ -205,3 +205,93 @@ test('a node with H.235.1 required: signed RRQ registers and is listed with SIP 
     await node.close();
   }
 });
+
+test('restart with H.235.1 required: the restored registration keeps its user, so the signed keep-alive and the next ARQ are accepted; an unknown endpoint is told fullRegistrationRequired', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h235-restart-'));
+  const seed = NodeStore.open(join(dataDir, 'core'));
+  new LocalCredentialStore(seed).add('example.com', 'alice', 'alice-secret');
+  seed.close();
+  const input = {
+    dataDir,
+    portOffset: uniqueOffset(),
+    h323: {
+      enabled: true,
+      gatekeeper: { timeToLive: 60, security: { mode: 'required' as const, realm: 'example.com' } },
+    },
+  };
+  const a = await udp('127.0.0.1');
+  const gkId = 'crossway-core';
+  const base = (over: Record<string, unknown>): RasMessage => ({
+    choice: 'registrationRequest',
+    value: {
+      requestSeqNum: 1,
+      protocolIdentifier: H225_PROTOCOL_ID,
+      discoveryComplete: true,
+      callSignalAddress: [h225Address('127.0.0.1', 11730)],
+      rasAddress: [h225Address('127.0.0.1', a.port)],
+      terminalType: { terminal: {}, mc: false, undefinedNode: false },
+      terminalAlias: [aliasFromText('alice')],
+      endpointVendor: { vendor: { t35CountryCode: 181, t35Extension: 0, manufacturerCode: 1 } },
+      ...over,
+    },
+  });
+  const exchange = async (bytes: Uint8Array, port: number, ip: string) => {
+    const n = a.answers.length;
+    a.sock.send(bytes, port, ip);
+    assert.ok(await waitFor(() => a.answers.length > n), 'answered');
+    return a.answers[n]!;
+  };
+  let node = await startTestNode(input);
+  let id = '';
+  try {
+    const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
+    const rcf = await exchange(signed(base({}), 'alice-secret', 'alice', gkId, 1), ras.port, ras.address);
+    assert.equal(rcf.choice, 'registrationConfirm');
+    id = (rcf.value as { endpointIdentifier: string }).endpointIdentifier;
+  } finally {
+    await node.close();
+  }
+  node = await startTestNode(input);
+  try {
+    const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
+    const ka = await exchange(
+      signed(base({ keepAlive: true, endpointIdentifier: id, terminalAlias: undefined }), 'alice-secret', id, gkId, 2),
+      ras.port,
+      ras.address,
+    );
+    assert.equal(ka.choice, 'registrationConfirm', JSON.stringify(ka));
+    const arq: RasMessage = {
+      choice: 'admissionRequest',
+      value: {
+        requestSeqNum: 3,
+        callType: { choice: 'pointToPoint', value: null },
+        endpointIdentifier: id,
+        destinationInfo: [aliasFromText('alice')],
+        srcInfo: [aliasFromText('alice')],
+        bandWidth: 1280,
+        callReferenceValue: 5,
+        conferenceID: new Uint8Array(16).fill(1),
+        activeMC: false,
+        answerCall: false,
+        callIdentifier: { guid: new Uint8Array(16).fill(2) },
+      },
+    };
+    const acf = await exchange(signed(arq, 'alice-secret', id, gkId, 3), ras.port, ras.address);
+    assert.equal(acf.choice, 'admissionConfirm', JSON.stringify(acf));
+    const lost = await exchange(
+      signed(
+        base({ keepAlive: true, endpointIdentifier: 'not-ours', terminalAlias: undefined }),
+        'alice-secret',
+        'not-ours',
+        gkId,
+        4,
+      ),
+      ras.port,
+      ras.address,
+    );
+    assert.equal(reason(lost), 'fullRegistrationRequired');
+  } finally {
+    a.sock.close();
+    await node.close();
+  }
+});
