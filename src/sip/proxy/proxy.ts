@@ -4,15 +4,16 @@ import type { CallRegistry } from '../../calls/call-registry.ts';
 import { category, type Logger, silentLogger } from '../../common/log.ts';
 import type { Clock, TimerHandle } from '../../common/timers.ts';
 import type { ProxySettings } from '../../routing/config.ts';
-import { FlowTokens } from '../../traversal/flow-token.ts';
 import {
   DEFAULT_ZONE,
   LOCAL_ZONE,
   type RouteDecision,
   type Router,
+  type SearchContinuation,
   type Zone,
   type ZoneSearcher,
 } from '../../routing/router.ts';
+import { FlowTokens } from '../../traversal/flow-token.ts';
 import { assertIdentity, removeUntrustedIdentity } from '../auth/identity.ts';
 import type { AuthResult, RequestAuthenticator } from '../auth/types.ts';
 import { canonicalName, splitList } from '../message/headers.ts';
@@ -49,6 +50,7 @@ import type {
   TransactionHandle,
   TransportInfo,
 } from '../transaction/types.ts';
+import { dropCredentials, NeighborAuth } from './neighbor-auth.ts';
 import { type DnsLookup, resolveUri } from './resolver.ts';
 import type {
   ProxyListener,
@@ -99,7 +101,8 @@ export const DELEGATED_AUTH_HEADER = 'Crossway-Delegated-Auth';
 export type ContextState = 'routing' | 'forwarding' | 'completed';
 const CONTEXT_EDGES: Record<ContextState, readonly ContextState[]> = {
   routing: ['forwarding', 'completed'],
-  forwarding: ['completed'],
+  // Back to routing: every target failed in a way the search goes on after (a neighbor's 404).
+  forwarding: ['completed', 'routing'],
   completed: [],
 };
 
@@ -123,7 +126,18 @@ interface Branch {
   /** Any provisional (100 included) seen: a CANCEL may be sent. */
   provisional: boolean;
   response: SipResponse | undefined;
+  /** A CANCEL was asked for (Timer C, the caller, a 2xx or 6xx elsewhere): Timer C firing again gives up (408). */
+  cancelSent: boolean;
+  /** Times this branch answered its zone's challenge (sent again with credentials). */
+  authTries: number;
+  /** How far the branch's CSeq is ahead of the caller's (one per answered challenge). */
+  cseqShift: number;
+  /** Its 3xx was recursed on: its Contacts are branches of their own, the 3xx is out of the running (§16.7 step 4). */
+  recursed: boolean;
 }
+
+/** Dialogs remembered with a CSeq difference (an answered challenge); the oldest is forgotten beyond this. */
+const MAX_SHIFTED_DIALOGS = 100_000;
 
 interface Context {
   state: ContextState;
@@ -136,6 +150,14 @@ interface Context {
   callId?: string;
   /** Live client transactions still mapped to this context. */
   live: number;
+  /** Forwards started whose branch is not in `branches` yet (next hop being resolved): no final answer meanwhile. */
+  pending: number;
+  /** The request as routed (credentials consumed, SDP anchored): copied again when the search goes on. */
+  fwd?: SipRequest;
+  /** Where the search may go on, and the first branch of its current step. */
+  search?: { cont: SearchContinuation; from: number };
+  /** Branch CSeqs differ from the caller's (an answered challenge, a dialog that had one): responses get its back. */
+  restoreCSeq?: boolean;
   serverDone: boolean;
   /** RFC 3325: the identity this node vouches for toward trusted zones (the authenticated caller), if any. */
   identity?: string;
@@ -161,6 +183,10 @@ export interface ProxyCounters {
   timerC: number;
   failovers: number;
   loops: number;
+  /** Challenges of a neighbor zone answered with its credentials. */
+  challengesAnswered: number;
+  /** Searches that went on after every target they had found failed. */
+  searchesContinued: number;
 }
 
 export interface StatefulProxyOptions {
@@ -291,6 +317,8 @@ export class StatefulProxy {
     timerC: 0,
     failovers: 0,
     loops: 0,
+    challengesAnswered: 0,
+    searchesContinued: 0,
   };
   readonly #opts: StatefulProxyOptions;
   readonly #log: Logger;
@@ -299,6 +327,12 @@ export class StatefulProxy {
   /** INVITE server transaction key → context (for CANCEL). */
   readonly #byServer = new Map<string, Context>();
   #seq = 0;
+  readonly #neighborAuth = new NeighborAuth();
+  /**
+   * Dialogs whose INVITE went out with a higher CSeq than the caller's (an answered challenge): `Call-ID;caller tag` →
+   * the difference, added to the caller's ACK and later requests.
+   */
+  readonly #dialogShift = new Map<string, number>();
   /** The flow tokens this proxy puts in Path (RFC 5626 §5.2: only this node can make or read them). */
   readonly #flowTokens: FlowTokens;
 
@@ -339,6 +373,7 @@ export class StatefulProxy {
       branches: [],
       cancelled: false,
       live: 0,
+      pending: 0,
       serverDone: false,
     };
     // RFC 3327 §5.1: "the proxy MUST insert a Path header field value ... that resolves to itself" — on top of any.
@@ -428,6 +463,8 @@ export class StatefulProxy {
     const mf = getMaxForwards(ack);
     if (mf?.ok && mf.value === 0) return true;
     setHeader(fwd, 'Max-Forwards', String(mf?.ok ? mf.value - 1 : 70));
+    // RFC 3261 §13.2.2.4: the ACK carries the CSeq of the INVITE the callee answered (ours, after a challenge).
+    this.#shiftCSeq(fwd, this.#dialogShift.get(this.#callKey(ack)));
     void this.#ackAnswer(fwd)
       .then(() => this.#nextHop(fwd, flow ? [flow] : undefined))
       .then((dests) => {
@@ -455,9 +492,11 @@ export class StatefulProxy {
       branches: [],
       cancelled: false,
       live: 0,
+      pending: 0,
       serverDone: false,
     };
     if (request.method === 'INVITE') this.#byServer.set(server.key, ctx);
+    if (inDialog && this.#shiftCSeq(fwd, this.#dialogShift.get(this.#callKey(request)))) ctx.restoreCSeq = true;
 
     // §16.5: a pre-loaded Route, or an in-dialog request: the target is the Request-URI as it is.
     if (inDialog || this.#hasForeignRoute(fwd) || flow) {
@@ -572,6 +611,10 @@ export class StatefulProxy {
     }
     const targets = decision.targets.slice(0, this.#opts.settings.maxBranches);
     if (!(await this.#anchorOffer(ctx, fwd, info, targets[0]))) return;
+    if (decision.continuation) {
+      ctx.fwd = fwd;
+      ctx.search = { cont: decision.continuation, from: 0 };
+    }
     this.#transition(ctx, 'forwarding');
     const recordRoute = this.#opts.settings.recordRoute && DIALOG_CREATING.has(request.method);
     // §16.6: one copy per target, forwarded in parallel.
@@ -601,8 +644,17 @@ export class StatefulProxy {
     });
     // Step 6: postprocess routing information — the registration's Path become Route headers, in order.
     for (let i = target.routes.length - 1; i >= 0; i--) prependHeader(req, 'Route', `<${target.routes[i]}>`);
-    // Step 7: the next hop.
-    const destinations = await this.#nextHop(req, target.destinations);
+    // Step 7: the next hop. Until the branch exists, the context may not send its final answer.
+    ctx.pending++;
+    let destinations: Destination[];
+    try {
+      destinations = await this.#nextHop(req, target.destinations);
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'next hop resolution failed => 503');
+      destinations = [];
+    } finally {
+      ctx.pending--;
+    }
     const branch: Branch = {
       index: ctx.branches.length,
       state: 'trying',
@@ -614,6 +666,10 @@ export class StatefulProxy {
       timerC: undefined,
       provisional: false,
       response: undefined,
+      cancelSent: false,
+      authTries: 0,
+      cseqShift: 0,
+      recursed: false,
     };
     ctx.branches.push(branch);
     this.counters.branches++;
@@ -691,8 +747,14 @@ export class StatefulProxy {
       // CANCEL request matching that transaction. If the client transaction has not received a provisional
       // response, the proxy MUST behave as if the transaction received a 408 (Request Timeout) response."
       if (branch.state === 'completed') return;
-      if (branch.provisional && branch.tx) this.#cancelBranch(branch);
-      else this.#branchFinal(ctx, branch, createResponse(ctx.request, 408, 'Request Timeout'));
+      if (branch.provisional && branch.tx && !branch.cancelSent) {
+        this.#cancelBranch(branch);
+        // A callee that never answers the CANCEL (no 487) is given up when Timer C fires again.
+        this.#armTimerC(ctx, branch);
+        return;
+      }
+      this.#unmap(branch);
+      this.#branchFinal(ctx, branch, createResponse(ctx.request, 408, 'Request Timeout'));
     });
   }
 
@@ -713,6 +775,8 @@ export class StatefulProxy {
       if (transaction.request.method !== ctx.request.method) return true;
       for (const h of findHeaders(ctx.request, 'via').reverse()) prependHeader(res, h.name, h.value);
     }
+    // The caller's CSeq back in responses to a request sent on with another (an answered challenge).
+    if (ctx.restoreCSeq) setHeader(res, 'CSeq', getHeader(ctx.request, 'cseq') ?? '');
     const media = ctx.media;
     if (media) {
       // Responses of an anchored request keep their order while SDP goes through the relay.
@@ -729,7 +793,8 @@ export class StatefulProxy {
 
   #branchResponse(ctx: Context, branch: Branch, res: SipResponse): boolean {
     const status = res.status;
-    if (ctx.callId) this.#opts.calls?.legStatus(ctx.callId, branch.index, status);
+    // Legs are the INVITE's branches; an in-dialog request (the BYE) has branches of its own.
+    if (ctx.callId && ctx.request.method === 'INVITE') this.#opts.calls?.legStatus(ctx.callId, branch.index, status);
     if (status < 200) {
       branch.provisional = true;
       if (branch.state === 'trying') branch.state = 'proceeding';
@@ -743,6 +808,9 @@ export class StatefulProxy {
     if (status < 300) {
       // 2xx: forwarded at once, each of them (forked 2xx and retransmissions alike, RFC 6026 §8.2/§8.3).
       const first = branch.state !== 'completed';
+      if (first && branch.cseqShift > 0 && ctx.request.method === 'INVITE') {
+        this.#rememberShift(this.#callKey(ctx.request), branch.cseqShift);
+      }
       this.#completeBranch(branch, res);
       this.#forwardUp(ctx, res);
       if (ctx.state !== 'completed') {
@@ -751,6 +819,7 @@ export class StatefulProxy {
           if (ctx.request.method === 'INVITE') this.#opts.calls?.answered(ctx.callId, branch.index);
           else if (ctx.request.method === 'BYE') this.#endCall(ctx);
         }
+        if (ctx.request.method === 'BYE') this.#forgetShift(ctx.request);
       }
       // §16.7 step 10: "If a final response has been sent for the server transaction ... the proxy MUST cancel all
       // pending client transactions".
@@ -759,6 +828,7 @@ export class StatefulProxy {
       return true;
     }
     if (branch.state === 'completed') return true;
+    if ((status === 401 || status === 407) && this.#answerChallenge(ctx, branch, res)) return true;
     if (status >= 300 && status < 400 && this.#opts.settings.redirects === 'recurse' && !ctx.cancelled) {
       if (this.#recurse(ctx, branch, res)) return true;
     }
@@ -827,6 +897,7 @@ export class StatefulProxy {
     const room = this.#opts.settings.maxBranches - ctx.branches.length;
     const uris = contacts.value.slice(0, Math.max(0, room)).map((c) => c.uri);
     if (uris.length === 0) return false;
+    branch.recursed = true;
     this.#completeBranch(branch, res);
     const base = copyRequest(branch.request);
     removeTopVia(base);
@@ -843,9 +914,129 @@ export class StatefulProxy {
     this.#completeBranch(branch, res);
     // §16.7 step 10 for 6xx: "the proxy SHOULD cancel all client pending transactions".
     if (res.status >= 600 && ctx.request.method === 'INVITE') this.#cancelPending(ctx);
-    if (ctx.state === 'forwarding' && ctx.branches.every((b) => b.state === 'completed')) {
-      this.#sendFinal(ctx, this.#best(ctx));
+    this.#settle(ctx);
+  }
+
+  /**
+   * Every branch ended (and none is being set up): the search goes on when all of its current step failed in a way
+   * that allows it (`searchContinueOn`, not LocalZone, no `stop`), else the best response goes upstream.
+   */
+  #settle(ctx: Context): void {
+    if (ctx.state !== 'forwarding' || ctx.pending > 0) return;
+    if (!ctx.branches.every((b) => b.state === 'completed')) return;
+    if (this.#mayContinue(ctx)) {
+      void this.#searchOn(ctx).catch((err: unknown) => {
+        this.#log.error({ err }, 'search continuation failed => 500');
+        this.#sendFinal(ctx, createResponse(ctx.request, 500, 'Server Internal Error', { toTag: newTag() }));
+      });
+      return;
     }
+    this.#sendFinal(ctx, this.#best(ctx));
+  }
+
+  #mayContinue(ctx: Context): boolean {
+    const s = ctx.search;
+    if (!s || !ctx.fwd || ctx.cancelled) return false;
+    const on = this.#opts.settings.searchContinueOn;
+    const step = ctx.branches.slice(s.from).filter((b) => !b.recursed);
+    return (
+      step.length > 0 &&
+      step.every((b) => b.zone !== LOCAL_ZONE && b.response !== undefined && on.includes(b.response.status))
+    );
+  }
+
+  /** The search goes on from the priority level after the one whose targets all failed (docs/routing.md). */
+  async #searchOn(ctx: Context): Promise<void> {
+    const s = ctx.search!;
+    this.#transition(ctx, 'routing');
+    this.counters.searchesContinued++;
+    const outcomes = ctx.branches
+      .slice(s.from)
+      .filter((b) => !b.recursed)
+      .map((b) => ({ zone: b.zone, status: b.response?.status ?? 408 }));
+    const d = await this.#opts.router.resume(s.cont, outcomes);
+    if (ctx.cancelled) {
+      this.#sendFinal(ctx, createResponse(ctx.request, 487, 'Request Terminated', { toTag: newTag() }));
+      return;
+    }
+    if (d.kind !== 'found') {
+      // Nothing further: the best of what the zones answered (their 404 rather than ours).
+      this.#sendFinal(ctx, this.#best(ctx));
+      return;
+    }
+    if (d.continuation) ctx.search = { cont: d.continuation, from: ctx.branches.length };
+    else delete ctx.search;
+    this.#transition(ctx, 'forwarding');
+    const recordRoute = this.#opts.settings.recordRoute && DIALOG_CREATING.has(ctx.request.method);
+    const fwd = ctx.fwd!;
+    await Promise.all(
+      d.targets
+        .slice(0, this.#opts.settings.maxBranches)
+        .map((t) => this.#forward(ctx, copyRequest(fwd), t.target, t.zone, recordRoute, d.searchId)),
+    );
+  }
+
+  /**
+   * A 401/407 from a zone configured with credentials: the branch goes again, on a new client transaction, with the
+   * answer (RFC 3261 §22.2, §22.3) and CSeq + 1 (§8.1.3.5: "the same Call-ID ... the CSeq header field value MUST be
+   * incremented"). Once per branch, twice when the second challenge says the nonce was stale. False: the response
+   * stays the branch's answer.
+   */
+  #answerChallenge(ctx: Context, branch: Branch, res: SipResponse): boolean {
+    if (ctx.cancelled || branch.recursed) return false;
+    const zone = this.#opts.router.zone(branch.zone);
+    const credentials = zone && zone.type !== 'local' ? zone.authentication : undefined;
+    if (!credentials) return false;
+    const req = branch.request;
+    const answer = this.#neighborAuth.answer(res, branch.zone, credentials, req.method, req.uri);
+    const cseq = getCSeq(req);
+    if (!answer || !cseq?.ok) return false;
+    if (branch.authTries >= 2 || (branch.authTries === 1 && !answer.stale)) {
+      this.#log.warn({ zone: branch.zone, status: res.status }, 'zone refused our credentials => 403 for the branch');
+      this.#branchFinal(ctx, branch, createResponse(ctx.request, 403, 'Zone Authentication Failed'));
+      return true;
+    }
+    this.#unmap(branch);
+    removeTopVia(req);
+    req.headers = dropCredentials(req.headers, answer.header, answer.realms);
+    for (const v of answer.values) req.headers.push({ name: answer.header, value: v });
+    setHeader(req, 'CSeq', `${cseq.value.seq + 1} ${cseq.value.method}`);
+    branch.cseqShift++;
+    branch.authTries++;
+    branch.state = 'trying';
+    branch.provisional = false;
+    ctx.restoreCSeq = true;
+    this.counters.challengesAnswered++;
+    this.#send(ctx, branch);
+    return true;
+  }
+
+  /** Adds the dialog's CSeq difference to a request; false when there is none. */
+  #shiftCSeq(req: SipRequest, shift: number | undefined): boolean {
+    if (!shift) return false;
+    const cseq = getCSeq(req);
+    if (!cseq?.ok) return false;
+    setHeader(req, 'CSeq', `${cseq.value.seq + shift} ${cseq.value.method}`);
+    return true;
+  }
+
+  #rememberShift(key: string, shift: number): void {
+    this.#dialogShift.delete(key);
+    this.#dialogShift.set(key, shift);
+    if (this.#dialogShift.size > MAX_SHIFTED_DIALOGS) this.#dialogShift.delete(this.#dialogShift.keys().next().value!);
+  }
+
+  /** The dialog a BYE ends needs no CSeq difference any more (either side's BYE). */
+  #forgetShift(bye: SipRequest): void {
+    if (this.#dialogShift.size === 0) return;
+    const callId = getCallId(bye) ?? '';
+    this.#dialogShift.delete(`${callId};${getFromTag(bye) ?? ''}`);
+    this.#dialogShift.delete(`${callId};${getToTag(bye) ?? ''}`);
+  }
+
+  /** Dialogs remembered with a CSeq difference (status, tests). */
+  get shiftedDialogs(): number {
+    return this.#dialogShift.size;
   }
 
   #completeBranch(branch: Branch, res: SipResponse): void {
@@ -865,7 +1056,10 @@ export class StatefulProxy {
    * step 7).
    */
   #best(ctx: Context): SipResponse {
-    const finals = ctx.branches.map((b) => b.response).filter((r): r is SipResponse => r !== undefined);
+    // §16.7 step 4: a 3xx whose Contacts were recursed on is out of the running, unless nothing else answered.
+    const answered = ctx.branches.filter((b) => b.response !== undefined);
+    const live = answered.filter((b) => !b.recursed);
+    const finals = (live.length > 0 ? live : answered).map((b) => b.response!);
     if (ctx.cancelled) return createResponse(ctx.request, 487, 'Request Terminated', { toTag: newTag() });
     let best = finals.find((r) => r.status >= 600);
     if (!best) {
@@ -911,6 +1105,7 @@ export class StatefulProxy {
         this.#endCall(ctx);
       }
     }
+    if (ctx.request.method === 'BYE') this.#forgetShift(ctx.request);
     this.#releaseIfDone(ctx);
   }
 
@@ -1092,9 +1287,7 @@ export class StatefulProxy {
     if (ctx.state === 'completed') return true;
     ctx.cancelled = true;
     this.#cancelPending(ctx);
-    if (ctx.state === 'forwarding' && ctx.branches.every((b) => b.state === 'completed')) {
-      this.#sendFinal(ctx, this.#best(ctx));
-    }
+    this.#settle(ctx);
     return true;
   }
 
@@ -1104,6 +1297,7 @@ export class StatefulProxy {
 
   #cancelBranch(branch: Branch): void {
     if (!branch.tx) return;
+    branch.cancelSent = true;
     const out = this.#opts.transactions.cancel(branch.tx);
     if (out.status !== 'too-late') this.counters.cancelsSent++;
   }

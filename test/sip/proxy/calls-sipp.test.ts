@@ -27,7 +27,7 @@ describe('calls through the proxy, with sipp on both sides', { timeout: 180_000 
   const ports: Record<string, number> = {};
 
   before(async () => {
-    for (const k of ['answer', 'far', 'busy', 'ring', 'fork1', 'fork2', 'load']) {
+    for (const k of ['answer', 'far', 'busy', 'ring', 'fork1', 'fork2', 'load', 'auth', 'miss', 'hit']) {
       let p = await freeUdpPort();
       while (Object.values(ports).includes(p)) p = await freeUdpPort();
       ports[k] = p;
@@ -42,6 +42,9 @@ describe('calls through the proxy, with sipp on both sides', { timeout: 180_000 
           neighbor('BusyUas', ports.busy!),
           neighbor('RingUas', ports.ring!),
           neighbor('LoadUas', ports.load!),
+          { ...neighbor('AuthUas', ports.auth!), authentication: { username: 'crossway', password: 's3cret' } },
+          neighbor('MissUas', ports.miss!),
+          neighbor('HitUas', ports.hit!),
         ],
         callPolicy: [{ destination: 'blocked@.*', action: 'reject' }],
         searchRules: [
@@ -56,6 +59,9 @@ describe('calls through the proxy, with sipp on both sides', { timeout: 180_000 
           { name: 'ring', priority: 20, pattern: { type: 'prefix', value: 'ring@' }, targetZone: 'RingUas' },
           { name: 'load', priority: 20, pattern: { type: 'prefix', value: 'load@' }, targetZone: 'LoadUas' },
           { name: 'blocked', priority: 30, pattern: { type: 'prefix', value: 'blocked@' }, targetZone: 'FarUas' },
+          { name: 'auth', priority: 20, pattern: { type: 'prefix', value: 'auth@' }, targetZone: 'AuthUas' },
+          { name: 'miss', priority: 40, pattern: { type: 'prefix', value: 'search@' }, targetZone: 'MissUas' },
+          { name: 'hit', priority: 50, pattern: { type: 'prefix', value: 'search@' }, targetZone: 'HitUas' },
         ],
       },
     });
@@ -110,6 +116,53 @@ describe('calls through the proxy, with sipp on both sides', { timeout: 180_000 
     assert.equal(uac.successful, 1, show(uac));
     assert.equal(uas!.successful, 1, show(uas!));
     assert.equal(core.calls!.history(1)[0]!.targetZone, 'FarUas');
+  });
+
+  test("a neighbor zone with credentials answers 401: the proxy authenticates (digest, CSeq + 1) and the call goes through, ACK and BYE in the callee's CSeq", async () => {
+    const answered = core.proxy!.counters.challengesAnswered;
+    const { uac, uas } = await call(join(SCENARIOS, 'call-uac.xml'), 'auth', {
+      scenario: 'uas-challenge.xml',
+      port: ports.auth!,
+    });
+    assert.equal(uac.successful, 1, `${show(uac)}\n--- uas:\n${show(uas!)}`);
+    assert.equal(uas!.successful, 1, show(uas!));
+    assert.equal(uas!.failed, 0, show(uas!));
+    assert.equal(core.proxy!.counters.challengesAnswered, answered + 1);
+    const rec = core.calls!.history(1)[0]!;
+    assert.equal(rec.state, 'ended');
+    assert.equal(rec.targetZone, 'AuthUas');
+    assert.equal(core.proxy!.shiftedDialogs, 0);
+  });
+
+  test("search continues: the first neighbor answers 404, the next rule's neighbor answers 200; the history shows both", async () => {
+    const miss = sipp({ scenario: join(SCENARIOS, 'uas-not-found.xml'), port: ports.miss!, calls: 1 });
+    const { uac, uas } = await call(join(SCENARIOS, 'call-uac.xml'), 'search', {
+      scenario: 'uas-answer.xml',
+      port: ports.hit!,
+    });
+    const m = await miss;
+    assert.equal(uac.successful, 1, show(uac));
+    assert.equal(uas!.successful, 1, show(uas!));
+    assert.equal(m.successful, 1, show(m));
+    const search = core
+      .router!.history.recent(5)
+      .find((r) => r.label.startsWith('INVITE') && r.alias.startsWith('search@'))!;
+    assert.equal(search.result, 'found');
+    assert.equal(search.continued, 1);
+    const tried = search.rules.filter((r) => r.result === 'found').map((r) => [r.rule, r.answer]);
+    assert.deepEqual(tried, [
+      ['miss', '404'],
+      ['hit', undefined],
+    ]);
+    const rec = core.calls!.history(1)[0]!;
+    assert.equal(rec.state, 'ended');
+    assert.deepEqual(
+      rec.legs.map((l) => [l.zone, l.status]),
+      [
+        ['MissUas', 404],
+        ['HitUas', 200],
+      ],
+    );
   });
 
   test('486 from the callee reaches the caller; the record says so', async () => {
