@@ -80,6 +80,8 @@ export class SipService {
   readonly #zones: TraversalClientZone[] = [];
   readonly #serverZones: TraversalServerZone[] = [];
   readonly #clientRoutes: ClientZoneRoute[] = [];
+  /** Last reason an outbound connection to a client zone's edge failed to open, by `host:port`. */
+  readonly #dialFailures = new Map<string, string>();
   #traversal: TraversalRoutes | undefined;
   #media: ProxyMedia | undefined;
   #registrar: Registrar | undefined;
@@ -107,6 +109,11 @@ export class SipService {
       ...(opts.tls ? { tls: opts.tls } : {}),
       onConnectionEvent: (ev) => {
         // RFC 5626 §6: a closed connection is a failed flow for the registrations that arrived on it.
+        // Why the core's flow to an edge could not open (TLS verify subject name, refused): the zone's last error.
+        if (ev.type === 'failed' && ev.connection.direction === 'outbound') {
+          const k = `${ev.connection.remote.address}:${ev.connection.remote.port}`;
+          if (this.#clientRoutes.some((c) => `${c.host}:${c.port}` === k)) this.#dialFailures.set(k, ev.reason ?? '');
+        }
         if (ev.type === 'closed') {
           this.#registrar?.flowClosed(ev.connection.id);
           for (const z of this.#serverZones) z.connectionClosed(ev.connection.id);
@@ -384,19 +391,22 @@ export class SipService {
         keepaliveMs: zone.keepaliveSeconds * 1000,
         retryMinMs: zone.retryMinSeconds * 1000,
         retryMaxMs: zone.retryMaxSeconds * 1000,
-        probe: zoneProbe({
-          client: this.user.client,
-          zone: zone.name,
-          transport,
-          host,
-          port,
-          local,
-          ...(localPort ? { localPort } : {}),
-          ...(serverName ? { serverName } : {}),
-          ...(zone.username && zone.password
-            ? { credentials: { username: zone.username, password: zone.password } }
-            : {}),
-        }),
+        probe: this.#withDialFailure(
+          `${host}:${port}`,
+          zoneProbe({
+            client: this.user.client,
+            zone: zone.name,
+            transport,
+            host,
+            port,
+            local,
+            ...(localPort ? { localPort } : {}),
+            ...(serverName ? { serverName } : {}),
+            ...(zone.username && zone.password
+              ? { credentials: { username: zone.username, password: zone.password } }
+              : {}),
+          }),
+        ),
         onChange: (st) => {
           const fields = { state: st.state, peer: st.peer, lastError: st.lastError, retryInMs: st.retryInMs };
           if (st.state === 'failed') log.warn(fields, 'traversal zone failed');
@@ -406,6 +416,20 @@ export class SipService {
       this.#zones.push(tz);
       tz.start();
     });
+  }
+
+  /** A probe whose transport failure names why the connection to the edge did not open (e.g. a certificate mismatch). */
+  #withDialFailure(peer: string, probe: () => Promise<void>): () => Promise<void> {
+    return async () => {
+      this.#dialFailures.delete(peer);
+      try {
+        await probe();
+      } catch (err) {
+        const why = this.#dialFailures.get(peer);
+        const message = err instanceof Error ? err.message : String(err);
+        throw new Error(why ? `${message}: ${why}` : message);
+      }
+    };
   }
 
   /** Status of the node's traversal zones: the core's client zones and the edge's server zones (`role: server`). */

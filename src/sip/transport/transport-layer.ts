@@ -62,9 +62,9 @@ export interface SourcePolicy {
   onMalformed?(address: string): void;
 }
 
-/** A connection opened (handshake done) or closed (with why). */
+/** A connection opened (handshake done), closed (with why), or an outbound one failed to open (why: the error). */
 export interface ConnectionEvent {
-  type: 'opened' | 'closed';
+  type: 'opened' | 'closed' | 'failed';
   connection: ConnectionInfo;
   reason?: string;
 }
@@ -754,6 +754,7 @@ export class SipTransportLayer {
       const e = err instanceof Error ? err : new Error(String(err));
       const code = (err as { code?: string }).code ?? 'unknown';
       this.#log.warn({ remote: fmt(conn.remote), code, err: e.message }, 'outbound connection failed');
+      this.#emitConnection({ type: 'failed', connection: conn.info(), reason: e.message });
       conn.close(code === CONNECT_ERRORS.exhausted ? 'ports-exhausted' : `connect-failed:${code}`, e);
     }
   }
