@@ -274,6 +274,79 @@ describe('routing: search rules', () => {
     assert.equal(router.history.get(1), undefined);
   });
 
+  test('a found search under "continue" rules carries a continuation; resume records the answers and tries the next levels', async () => {
+    const { router, calls } = makeRouter(
+      {
+        zones: [neighbor('A'), neighbor('B'), neighbor('C')],
+        searchRules: [rule('a', 10, 'A'), rule('b', 20, 'B'), rule('c', 30, 'C')],
+      },
+      { A: ['bob@x'], B: ['bob@x'], C: ['bob@x'] },
+    );
+    const first = await router.route(req('bob@x'));
+    assert.equal(first.kind, 'found');
+    if (first.kind !== 'found') return;
+    assert.deepEqual(
+      first.targets.map((t) => t.zone),
+      ['A'],
+    );
+    assert.ok(first.continuation);
+    const second = await router.resume(first.continuation, [{ zone: 'A', status: 404 }]);
+    assert.equal(second.kind, 'found');
+    if (second.kind !== 'found') return;
+    assert.equal(second.searchId, first.searchId, 'the same history record');
+    assert.deepEqual(
+      second.targets.map((t) => t.zone),
+      ['B'],
+    );
+    const third = await router.resume(second.continuation!, [{ zone: 'B', status: 480 }]);
+    assert.equal(third.kind, 'found');
+    if (third.kind !== 'found') return;
+    assert.equal(third.continuation, undefined, 'no level left after C');
+    assert.deepEqual(calls, ['A:bob@x', 'B:bob@x', 'C:bob@x']);
+    const rec = router.history.get(first.searchId)!;
+    assert.equal(router.history.size, 1);
+    assert.equal(rec.continued, 2);
+    assert.deepEqual(
+      rec.rules.map((r) => [r.rule, r.result, r.answer]),
+      [
+        ['a', 'found', '404'],
+        ['b', 'found', '480'],
+        ['c', 'found', undefined],
+      ],
+    );
+    assert.deepEqual(rec.targets, [{ zone: 'C', alias: 'bob@x' }]);
+  });
+
+  test('no continuation when a matching rule says stop; resume past the last level is not-found', async () => {
+    const { router } = makeRouter(
+      {
+        zones: [neighbor('A'), neighbor('B')],
+        searchRules: [rule('a', 10, 'A', { onSuccess: 'stop' }), rule('b', 20, 'B')],
+      },
+      { A: ['bob@x'], B: ['bob@x'] },
+    );
+    const d = await router.route(req('bob@x'));
+    assert.equal(d.kind === 'found' && d.continuation, undefined);
+    const open = makeRouter(
+      { zones: [neighbor('A'), neighbor('B')], searchRules: [rule('a', 10, 'A'), rule('b', 20, 'B')] },
+      { A: ['bob@x'] },
+    );
+    const f = await open.router.route(req('bob@x'));
+    assert.ok(f.kind === 'found' && f.continuation);
+    if (f.kind !== 'found' || !f.continuation) return;
+    const nf = await open.router.resume(f.continuation, [{ zone: 'A', status: 404 }]);
+    assert.equal(nf.kind, 'not-found');
+    const rec = open.router.history.get(f.searchId)!;
+    assert.equal(rec.result, 'not-found');
+    assert.deepEqual(
+      rec.rules.map((r) => [r.rule, r.result, r.answer]),
+      [
+        ['a', 'found', '404'],
+        ['b', 'not-found', undefined],
+      ],
+    );
+  });
+
   test('configuration refuses unknown target zones, duplicate zones and bad regexes, with paths', () => {
     const bad = routingConfigSchema.safeParse({
       zones: [neighbor('A'), neighbor('A'), { name: 'N', type: 'neighbor' }],
