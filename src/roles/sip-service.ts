@@ -117,6 +117,10 @@ export class SipService {
         if (ev.type === 'closed') {
           this.#registrar?.flowClosed(ev.connection.id);
           for (const z of this.#serverZones) z.connectionClosed(ev.connection.id);
+          // The core's own zone flow closed (reset, closed by the edge): the zone fails now and reconnects.
+          const remote = `${ev.connection.remote.address}:${ev.connection.remote.port}`;
+          if (ev.connection.direction === 'outbound')
+            for (const z of this.#zones) if (z.peer === remote) z.flowClosed();
         }
       },
     });

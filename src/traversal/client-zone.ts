@@ -60,6 +60,8 @@ export class TraversalClientZone {
   #retryMs: number;
   #timer: TimerHandle | undefined;
   #inFlight = false;
+  /** Bumped when the flow is declared lost: the outcome of a probe sent before that no longer counts. */
+  #generation = 0;
   #started = false;
 
   constructor(options: ClientZoneOptions) {
@@ -69,6 +71,11 @@ export class TraversalClientZone {
     this.#o = options;
     this.#since = options.clock.wallNow();
     this.#retryMs = options.retryMinMs;
+  }
+
+  /** `host:port` of the edge's traversal listener. */
+  get peer(): string {
+    return this.#o.peer;
   }
 
   get state(): ZoneState {
@@ -101,6 +108,23 @@ export class TraversalClientZone {
     if (this.#state !== 'stopped') this.#transition('stopped');
   }
 
+  /**
+   * The zone's connection closed (reset by a firewall, closed by the edge): the flow has failed (RFC 5626 §4.4.1), so
+   * the zone goes to failed at once and reconnects after `retryMinMs`, instead of waiting for the keepalive sent on the
+   * dead connection to time out. A probe still in flight is disregarded.
+   */
+  flowClosed(reason = 'flow closed'): void {
+    if (!this.#started || this.#state === 'stopped') return;
+    this.#generation++;
+    this.#inFlight = false;
+    this.#failures++;
+    this.#lastError = reason;
+    this.#retryMs = this.#o.retryMinMs;
+    if (this.#state !== 'failed') this.#transition('failed');
+    else this.#notify();
+    this.#schedule(this.#retryMs);
+  }
+
   #schedule(ms: number): void {
     this.#timer?.cancel();
     this.#timer = this.#o.clock.setTimer(ms, () => {
@@ -113,6 +137,7 @@ export class TraversalClientZone {
     if (this.#state === 'stopped' || this.#inFlight) return;
     this.#inFlight = true;
     this.#probes++;
+    const generation = this.#generation;
     let settled: Promise<void>;
     try {
       settled = this.#o.probe();
@@ -120,8 +145,9 @@ export class TraversalClientZone {
       settled = Promise.reject(err);
     }
     settled.then(
-      () => this.#probeDone(undefined),
-      (err: unknown) => this.#probeDone(err instanceof Error ? err.message : String(err)),
+      () => generation === this.#generation && this.#probeDone(undefined),
+      (err: unknown) =>
+        generation === this.#generation && this.#probeDone(err instanceof Error ? err.message : String(err)),
     );
   }
 

@@ -337,15 +337,19 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
   it('the zone broken in the inside firewall reconnects, and the next call succeeds', async () => {
     const before = await zone('edge');
     // Reset the zone's TCP connection in the inside firewall, in both directions, ahead of the generated rules.
-    await lab.exec('fwIn', 'nft', [
-      'insert rule inet crossway_inside_fw forward tcp dport 7001 reject with tcp reset comment "break"',
-    ]);
-    await lab.exec('fwIn', 'nft', [
-      'insert rule inet crossway_inside_fw forward tcp sport 7001 reject with tcp reset comment "break"',
-    ]);
+    for (const dir of ['dport', 'sport']) {
+      const r = await lab.exec('fwIn', 'nft', [
+        `insert rule inet crossway_inside_fw forward tcp ${dir} 7001 reject with tcp reset comment "break"`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+    }
     await waitFor('the core sees its zone failed', async () =>
       (await zone('core')).state === 'failed' ? true : undefined,
-    ).catch((err: Error) => assert.fail(`${err.message}${failureContext()}`));
+    ).catch(async (err: Error) =>
+      assert.fail(
+        `${err.message}: ${JSON.stringify(await zone('core'))}\n${await lab.ruleset('fwIn')}${failureContext()}`,
+      ),
+    );
     // Mend the firewall: back to exactly the generated rules.
     const listed = await lab.exec('fwIn', 'nft', ['-a', 'list', 'chain', 'inet', 'crossway_inside_fw', 'forward']);
     for (const m of listed.stdout.matchAll(/comment "break" # handle (\d+)/g)) {
