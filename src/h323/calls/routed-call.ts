@@ -353,7 +353,8 @@ export class RoutedCall {
       if (l.tunnelling === undefined) l.tunnelling = says && l.channel !== 'up';
       else if (!says) l.tunnelling = false;
     }
-    if (address && l.channel === 'none') {
+    // a leg that tunnels and also gives an address keeps tunnelling (H.323 §8.2.1: tunnelling preferred)
+    if (address && l.channel === 'none' && l.tunnelling !== true) {
       l.channel = 'connecting';
       l.tunnelling = false;
       this.#io.h245.connect(from, address);

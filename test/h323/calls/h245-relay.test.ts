@@ -340,14 +340,22 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     assert.deepEqual(h.listening, []);
   });
 
-  it("a tunnelling callee's H.245 rides on the next message to a tunnelling caller (piggybacked, not a Facility)", async () => {
+  it("a tunnelling callee's H.245 rides on the next message to a tunnelling caller (piggybacked); tunnelling wins over an h245Address", async () => {
     const h = harness();
     const tcsB = h245Codec.encode(buildTerminalCapabilitySet(2));
     h.call.fromA(setup(true));
     h.call.bConnected();
-    h.call.fromB(answer('connect', 'b', { tunnelling: true, control: [tcsB] }));
+    // B tunnels and gives an address as well: tunnelling is preferred, nobody connects to the address
+    h.call.fromB(
+      answer('connect', 'b', {
+        tunnelling: true,
+        control: [tcsB],
+        h245Address: h225Address(BOB_H245.ip, BOB_H245.port),
+      }),
+    );
     await h.call.settled();
     const toA = h.q931.filter((s) => s.leg === 'a');
+    assert.equal(h245AddressOf(toA[0]!.m), undefined, "B's H.245 address is not passed to A");
     assert.equal(toA.length, 1);
     assert.equal(bodyOf(toA[0]!.m).choice, 'connect');
     assert.deepEqual(toA[0]!.m.uu!['h323-uu-pdu'].h245Control, [tcsB]);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { type ChildProcess, type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -22,6 +22,57 @@ const bin = ooh323cBinary();
 
 const count = (s: string, needle: string) => s.split(needle).length - 1;
 
+const hasTool = (name: string) => {
+  try {
+    execFileSync(name, ['--version'], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+};
+/** Loopback capture of a test's signalling, when dumpcap may capture here (root or the capture capability). */
+const canCapture = hasTool('dumpcap') && hasTool('tshark');
+
+/** Starts dumpcap on lo; resolves once it captures (or undefined when it cannot). Stopped with SIGINT. */
+async function startCapture(file: string, filter: string): Promise<ChildProcess | undefined> {
+  if (!canCapture) return undefined;
+  const p = spawn('dumpcap', ['-q', '-i', 'lo', '-f', filter, '-w', file, '-a', 'duration:120'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  p.stderr!.on('data', (d) => {
+    err += d;
+  });
+  const ok = await new Promise<boolean>((resolve) => {
+    const t = setTimeout(() => resolve(true), 1500);
+    p.once('exit', () => {
+      clearTimeout(t);
+      resolve(false);
+    });
+    p.stderr!.on('data', () => {
+      if (/Capturing on/.test(err)) {
+        clearTimeout(t);
+        setTimeout(() => resolve(true), 200);
+      }
+    });
+  });
+  return ok ? p : undefined;
+}
+
+async function stopCapture(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+  p.kill('SIGINT');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  if (p.exitCode === null) p.kill('SIGKILL');
+}
+
+/** tshark's summary lines for `filter` in `file` (bounded in time). */
+const tsharkLines = (file: string, filter: string) =>
+  execFileSync('tshark', ['-r', file, '-Y', filter], { encoding: 'utf8', timeout: 60_000 })
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+
 describe('routed calls between ooh323c endpoints through the Crossway gatekeeper', {
   skip: bin ? false : 'ooh323c peer not available',
 }, () => {
@@ -32,19 +83,38 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
 
   const none = ['--no-faststart', '--no-tunneling'];
   const modes = [
-    { mode: 'fast start + tunnelling', net4: '127.0.25', alice: [], bob: [] },
-    { mode: 'no fast start, no tunnelling (separate H.245 connections)', net4: '127.0.26', alice: none, bob: none },
-    { mode: 'mixed: caller fast start + tunnelling, callee separate H.245', net4: '127.0.27', alice: [], bob: none },
-    { mode: 'mixed: caller separate H.245, callee fast start + tunnelling', net4: '127.0.28', alice: none, bob: [] },
+    { mode: 'fast start + tunnelling', net4: '127.0.25', alice: [], bob: [], separate: false },
+    {
+      mode: 'no fast start, no tunnelling (separate H.245 connections)',
+      net4: '127.0.26',
+      alice: none,
+      bob: none,
+      separate: true,
+    },
+    {
+      mode: 'mixed: caller fast start + tunnelling, callee separate H.245',
+      net4: '127.0.27',
+      alice: [],
+      bob: none,
+      separate: true,
+    },
+    {
+      mode: 'mixed: caller separate H.245, callee fast start + tunnelling',
+      net4: '127.0.28',
+      alice: none,
+      bob: [],
+      separate: true,
+    },
     {
       mode: 'tunnelling without fast start',
       net4: '127.0.29',
       alice: ['--no-faststart'],
       bob: ['--no-faststart'],
+      separate: false,
     },
   ];
-  for (const { mode, net4, alice: aliceFlags, bob: bobFlags } of modes) {
-    it(`A calls B by H.323-ID and by E.164, B auto-answers, media anchored, A hangs up; DRQs answered (${mode})`, async () => {
+  for (const { mode, net4, alice: aliceFlags, bob: bobFlags, separate } of modes) {
+    it(`A calls B by H.323-ID and by E.164, B auto-answers, media anchored, A hangs up; DRQs answered (${mode})`, async (t) => {
       const gk = new Gatekeeper(
         {
           gatekeeperIdentifier: 'crossway-test',
@@ -81,8 +151,14 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
         log: silentLogger,
       });
       gk.setAddresses({ rasAddress: ras.address(), callSignalAddress: calls.address() });
+      const cwd = mkdtempSync(join(tmpdir(), 'ooh323c-routed-'));
+      const pcap = join(cwd, 'capture.pcapng');
+      // the endpoints' RAS and every TCP connection (Q.931, H.245) they have with the node; RTP left out
+      const capture = await startCapture(
+        pcap,
+        `(host ${net4}.2 or host ${net4}.3) and (tcp or udp port ${ras.address().port})`,
+      );
       try {
-        const cwd = mkdtempSync(join(tmpdir(), 'ooh323c-routed-'));
         if (process.env.H323_TRACE) console.log(`trace in ${cwd}`);
         const out = { alice: '', bob: '' };
         const start = (name: 'alice' | 'bob', ip: string, port: number, more: string[]) => {
@@ -143,6 +219,7 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
           await waitFor(() => (gk.counters.sent.disengageConfirm ?? 0) >= 2 * (i + 1), 10_000, 'two DCFs', diag);
           await waitFor(() => calls.ended.length === i + 1, 5_000, 'the call to end on the node', diag);
           await waitFor(() => count(out.bob, 'Ended') > i, 5_000, 'bob to see the call end', diag);
+          await waitFor(() => count(out.alice, 'Ended') > i, 5_000, 'alice to see the call end', diag);
           {
             // media anchored: each side sends to the relay and receives from it, and gets ≥ 90 % of what the other sent
             const last = (who: string, re: RegExp) => [...who.matchAll(re)].at(-1);
@@ -175,8 +252,20 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
         alice.stdin.write('q\n');
         bob.stdin.write('q\n');
         await waitFor(() => gk.size === 0, 8_000, 'both unregistered', diag);
+        if (capture) {
+          // what went on the wire dissects clean in Wireshark; separate H.245 connections run through the node
+          await stopCapture(capture);
+          const signalling = tsharkLines(pcap, 'h225 || h245');
+          assert.ok(signalling.length > 20, `signalling captured: ${signalling.length} PDUs`);
+          assert.deepEqual(tsharkLines(pcap, '_ws.malformed || _ws.expert.severity == error'), []);
+          const h245OnItsOwn = tsharkLines(pcap, 'h245 && !h225 && ip.addr == 127.0.0.1');
+          if (separate) assert.ok(h245OnItsOwn.length > 0, 'H.245 connections with the node');
+          else assert.deepEqual(h245OnItsOwn, [], 'all H.245 tunnelled');
+        } else t.diagnostic('no loopback capture here (dumpcap/tshark missing or not permitted): wire not checked');
       } finally {
+        if (capture) await stopCapture(capture);
         for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+        if (!process.env.H323_TRACE) rmSync(cwd, { recursive: true, force: true });
         await calls.close();
         await ras.close();
         relay.close();
