@@ -586,7 +586,12 @@ describe('asserted identity (RFC 3325)', () => {
 });
 
 /** A proxy with zones N1, N2 (neighbors) and LocalZone, each returning its own target; `rules` as configured. */
-function setupZones(rules: Record<string, unknown>[], extra: Record<string, unknown> = {}, settings = {}) {
+function setupZones(
+  rules: Record<string, unknown>[],
+  extra: Record<string, unknown> = {},
+  settings = {},
+  more: Partial<ConstructorParameters<typeof StatefulProxy>[0]> = {},
+) {
   const clock = new FakeClock();
   const layer = new FakeLayer();
   const config = routingConfigSchema.parse({
@@ -618,6 +623,7 @@ function setupZones(rules: Record<string, unknown>[], extra: Record<string, unkn
     clock,
     dns: noDns,
     calls,
+    ...more,
   });
   return { clock, layer, proxy, router, calls };
 }
@@ -975,5 +981,78 @@ describe('proxy core: Timer C and 3xx recursion edge cases', () => {
       [486],
       'the best of 486/404 (first of the class), the recursed 302 out of the running',
     );
+  });
+});
+
+describe('proxy core: "must be authenticated" search rules and authenticateCalls', () => {
+  /** Accepts any Proxy-Authorization as alice; challenges a request without one. */
+  const authenticator = {
+    authenticate: (req: SipRequest) =>
+      getHeader(req, 'proxy-authorization') !== undefined
+        ? { kind: 'authenticated' as const, username: 'alice', realm: 'example.com' }
+        : {
+            kind: 'challenge' as const,
+            response: createResponse(req, 407, 'Proxy Authentication Required', {
+              toTag: 'ch',
+              headers: [['Proxy-Authenticate', 'Digest realm="example.com", nonce="x"']],
+            }),
+          },
+  };
+  const rules = [searchRule('staff-only', 10, 'N1', { requireAuthenticated: true }), searchRule('others', 20, 'N2')];
+
+  test('authenticateCalls off (the default): nobody is challenged, so a must-be-authenticated rule is skipped', async () => {
+    const { proxy, layer, router } = setupZones(rules, {}, {}, { authenticator });
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    await tick();
+    assert.equal(s.responses.length, 0);
+    assert.equal(layer.sent[0]!.dest.address, '192.0.2.72');
+    const rec = router.history.recent(1)[0]!;
+    assert.equal(rec.authenticated, false);
+    assert.deepEqual(
+      rec.rules.map((x) => [x.rule, x.result]),
+      [
+        ['staff-only', 'skipped-unauthenticated'],
+        ['others', 'found'],
+      ],
+    );
+  });
+
+  test('authenticateCalls on: 407 first; with credentials the must-be-authenticated rule applies', async () => {
+    const { proxy, layer, router } = setupZones(rules, {}, { authenticateCalls: true }, { authenticator });
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    assert.equal(s.responses[0]?.status, 407);
+    assert.equal(layer.sent.length, 0);
+    const again = invite({ extra: 'Proxy-Authorization: Digest username="alice", realm="example.com"\n' });
+    const s2 = server(again);
+    proxy.handle(again, s2.tx, UDP_IN);
+    await tick();
+    await tick();
+    assert.equal(layer.sent[0]!.dest.address, '192.0.2.71');
+    assert.equal(getHeader(layer.sent[0]!.req, 'proxy-authorization'), undefined, "our realm's credentials consumed");
+    const rec = router.history.recent(1)[0]!;
+    assert.equal(rec.authenticated, true);
+    assert.equal(rec.rules[0]!.result, 'found');
+  });
+
+  test('a trusted neighbor counts as authenticated without a challenge', async () => {
+    const { proxy, layer } = setupZones(
+      rules,
+      { n2: { trusted: true } },
+      { authenticateCalls: true },
+      { authenticator },
+    );
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, { ...UDP_IN, source: { address: '192.0.2.72', port: 5060 } });
+    await tick();
+    await tick();
+    assert.equal(s.responses.length, 0);
+    assert.equal(layer.sent[0]!.dest.address, '192.0.2.71');
   });
 });
