@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -65,6 +66,10 @@ export const zoneSchema = z
   .strict()
   .refine((zn) => zn.type !== 'neighbor' || zn.address !== undefined, {
     message: 'a neighbor zone needs an address',
+    path: ['address'],
+  })
+  .refine((zn) => zn.protocol !== 'h323' || (zn.type === 'neighbor' && isIP(zn.address ?? '') !== 0), {
+    message: 'an h323 zone is a neighbor gatekeeper named by its IP address',
     path: ['address'],
   });
 
