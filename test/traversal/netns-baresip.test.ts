@@ -104,6 +104,8 @@ interface MediaStatus {
   node: string;
   calls: number;
   portPairsInUse: number;
+  /** Media sockets open (the mux ports stay open; a call's port pairs are opened and closed with it). */
+  sockets: number;
 }
 
 describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, behind the generated firewalls', {
@@ -259,6 +261,15 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
 
   /** One answered call with audio both ways, hung up by `hangsUp`; returns after every relay port is free. */
   async function call(caller: Baresip, callee: Baresip, calleeUser: string, hangsUp: Baresip, n: number) {
+    const idle = await Promise.all([media('edge'), media('core')]);
+    assert.deepEqual(
+      idle.map((m) => [m.calls, m.portPairsInUse]),
+      [
+        [0, 0],
+        [0, 0],
+      ],
+      `call ${n}: relays idle before the call`,
+    );
     const [c0a, c0b] = await Promise.all([rtpCounters(lab, 'behindNat'), rtpCounters(lab, 'inside')]);
     const stats0 = [endOfCallStats(alice.log).length, endOfCallStats(bob.log).length];
     const closed0 = [caller, callee].map((b) => b.events.filter((e) => e.type === 'CALL_CLOSED').length);
@@ -276,8 +287,11 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
     } catch (err) {
       assert.fail(`call ${n}: ${(err as Error).message}${failureContext()}`);
     }
-    assert.equal((await media('edge')).calls, 1, `call ${n} anchored on the edge`);
-    assert.equal((await media('core')).calls, 1, `call ${n} anchored on the core`);
+    const busy = await Promise.all([media('edge'), media('core')]);
+    for (const [i, kind] of ['edge', 'core'].entries()) {
+      assert.equal(busy[i]!.calls, 1, `call ${n} anchored on the ${kind}`);
+      assert.ok(busy[i]!.sockets > idle[i]!.sockets, `call ${n}: the ${kind} opened media ports for it`);
+    }
     await sleep(TALK_MS);
     const [c1a, c1b] = await Promise.all([rtpCounters(lab, 'behindNat'), rtpCounters(lab, 'inside')]);
     await hangsUp.cmd('hangup');
@@ -319,7 +333,9 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
     // Hang-up releases every port on both relays.
     await waitFor(`call ${n}: every relay port free on both nodes`, async () => {
       const [e, c] = await Promise.all([media('edge'), media('core')]);
-      return e.portPairsInUse === 0 && c.portPairsInUse === 0 && e.calls === 0 && c.calls === 0 ? true : undefined;
+      const free = (m: MediaStatus, before: MediaStatus) =>
+        m.portPairsInUse === 0 && m.calls === 0 && m.sockets === before.sockets;
+      return free(e, idle[0]!) && free(c, idle[1]!) ? true : undefined;
     });
     return { ...got, aliceStats: st[0], bobStats: st[1] };
   }
