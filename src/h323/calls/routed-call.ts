@@ -78,7 +78,11 @@ export interface RoutedCallInfo {
   connectedAt: number | undefined;
   endedAt: number | undefined;
   endReason: string | undefined;
+  /** How each leg carries H.245: tunnelled in H.225.0, on a separate connection, or not known yet. */
+  h245?: Record<Leg, H245Transport>;
 }
+
+export type H245Transport = 'tunnelled' | 'separate' | 'unknown';
 
 /** Q.931 cause values used when the node itself clears a leg (Q.850). */
 export const CAUSE = { unallocatedNumber: 1, normalClearing: 16, noRoute: 3, temporaryFailure: 41 } as const;
@@ -192,6 +196,12 @@ export class RoutedCall {
     return this.#state;
   }
 
+  #transport(leg: Leg): H245Transport {
+    const l = this.#h245[leg];
+    if (l.tunnelling === true) return 'tunnelled';
+    return l.tunnelling === false || l.channel !== 'none' ? 'separate' : 'unknown';
+  }
+
   /** How each leg carries H.245 (status and tests). */
   h245Mode(leg: Leg): { tunnelling: boolean | undefined; channel: H245Leg['channel'] } {
     const l = this.#h245[leg];
@@ -226,7 +236,10 @@ export class RoutedCall {
   #run(fn: () => void | Promise<void>): void {
     this.#chain = this.#chain
       .then(() => fn())
-      .then(() => this.#flushTunnels())
+      .then(() => {
+        this.#flushTunnels();
+        this.info.h245 = { a: this.#transport('a'), b: this.#transport('b') };
+      })
       .catch((e: unknown) => this.#abort(`call handling failed: ${(e as Error).message}`));
   }
 

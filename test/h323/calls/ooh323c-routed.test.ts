@@ -83,37 +83,38 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
 
   const none = ['--no-faststart', '--no-tunneling'];
   const modes = [
-    { mode: 'fast start + tunnelling', net4: '127.0.25', alice: [], bob: [], separate: false },
+    { mode: 'fast start + tunnelling', net4: '127.0.25', alice: [], bob: [], h245: ['tunnelled', 'tunnelled'] },
     {
       mode: 'no fast start, no tunnelling (separate H.245 connections)',
       net4: '127.0.26',
       alice: none,
       bob: none,
-      separate: true,
+      h245: ['separate', 'separate'],
     },
     {
       mode: 'mixed: caller fast start + tunnelling, callee separate H.245',
       net4: '127.0.27',
       alice: [],
       bob: none,
-      separate: true,
+      h245: ['tunnelled', 'separate'],
     },
     {
       mode: 'mixed: caller separate H.245, callee fast start + tunnelling',
       net4: '127.0.28',
       alice: none,
       bob: [],
-      separate: true,
+      h245: ['separate', 'tunnelled'],
     },
     {
       mode: 'tunnelling without fast start',
       net4: '127.0.29',
       alice: ['--no-faststart'],
       bob: ['--no-faststart'],
-      separate: false,
+      h245: ['tunnelled', 'tunnelled'],
     },
   ];
-  for (const { mode, net4, alice: aliceFlags, bob: bobFlags, separate } of modes) {
+  for (const { mode, net4, alice: aliceFlags, bob: bobFlags, h245 } of modes) {
+    const separate = h245.includes('separate');
     it(`A calls B by H.323-ID and by E.164, B auto-answers, media anchored, A hangs up; DRQs answered (${mode})`, async (t) => {
       const gk = new Gatekeeper(
         {
@@ -214,6 +215,7 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
           assert.equal(active[0]!.state, 'connected');
           assert.ok(active[0]!.destination.some((d) => d.value === dest));
           assert.equal(active[0]!.target?.ip, `${net4}.3`);
+          assert.deepEqual(active[0]!.h245, { a: h245[0], b: h245[1] }, 'how each leg carries H.245');
           await new Promise((r) => setTimeout(r, 1000));
           alice.stdin.write('h\n');
           await waitFor(() => (gk.counters.sent.disengageConfirm ?? 0) >= 2 * (i + 1), 10_000, 'two DCFs', diag);
