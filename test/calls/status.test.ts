@@ -74,3 +74,37 @@ test('crossway status reads registrations, calls, zones and searches from the ru
   assert.match(text, /registrations: 1 AOR/);
   assert.match(text, /carol@127\.0\.0\.2 → nobody@127\.0\.0\.2: not-found/);
 });
+
+test('crossway status shows the answer of a zone that made the search go on, and how many steps failed', () => {
+  const status = {
+    node: 'core',
+    registrations: { aors: 0, bindings: 0, list: [] },
+    calls: { active: [], recent: [] },
+    zones: [],
+    traversalZones: [],
+    searches: [
+      {
+        id: 7,
+        at: 0,
+        protocol: 'sip',
+        label: 'INVITE c1',
+        sourceZone: 'DefaultZone',
+        sourceAlias: 'alice@example.com',
+        authenticated: false,
+        alias: 'bob@example.com',
+        searchedAlias: 'bob@example.com',
+        rules: [
+          { rule: 'site-a', priority: 40, zone: 'SiteA', result: 'found', answer: '404' },
+          { rule: 'site-b', priority: 50, zone: 'SiteB', result: 'found' },
+        ],
+        result: 'found',
+        targets: [{ zone: 'SiteB', alias: 'bob@example.com' }],
+        continued: 1,
+        durationMs: 3,
+      },
+    ],
+  } as unknown as NodeStatus;
+  const text = formatStatus(status);
+  assert.match(text, /found after 1 failed step\(s\) → SiteB\(bob@example\.com\)/);
+  assert.match(text, /\[site-a:found\(404\) site-b:found\]/);
+});

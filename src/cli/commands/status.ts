@@ -26,10 +26,11 @@ function call(c: CallInfo | CallRecord): string {
 }
 
 function search(s: SearchRecord): string {
-  const rules = s.rules.map((r) => `${r.rule}:${r.result}`).join(' ');
+  // A zone whose answer made the search go on shows it: `site-a:found(404)`.
+  const rules = s.rules.map((r) => `${r.rule}:${r.result}${r.answer ? `(${r.answer})` : ''}`).join(' ');
   const where = s.targets.map((t) => `${t.zone}(${t.alias})`).join(',');
   const t = s.transform ? ` (transform ${s.transform} → ${s.searchedAlias})` : '';
-  return `  #${s.id} ${time(s.at)} ${s.label} ${s.sourceZone}${s.authenticated ? '+auth' : ''} ${s.sourceAlias || '?'} → ${s.alias}${t}: ${s.result}${where ? ` → ${where}` : ''}  [${rules}]`;
+  return `  #${s.id} ${time(s.at)} ${s.label} ${s.sourceZone}${s.authenticated ? '+auth' : ''} ${s.sourceAlias || '?'} → ${s.alias}${t}: ${s.result}${s.continued ? ` after ${s.continued} failed step(s)` : ''}${where ? ` → ${where}` : ''}  [${rules}]`;
 }
 
 /** Human-readable status of one node kind. */
