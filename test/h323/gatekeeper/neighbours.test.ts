@@ -140,7 +140,7 @@ describe('LRQ from a neighbor gatekeeper', () => {
     const [lcf] = ofKind(t, 'locationConfirm');
     assert.ok(lcf, JSON.stringify(t.sent));
     assert.deepEqual(lcf.to, { ip: GK_A.ip, port: 1800 });
-    const v = lcf.m.value as { callSignalAddress: never; rasAddress: never; requestSeqNum: number };
+    const v = lcf.m.value as unknown as { callSignalAddress: never; rasAddress: never; requestSeqNum: number };
     assert.deepEqual(fromH225Address(v.callSignalAddress), NODE_Q931);
     assert.deepEqual(fromH225Address(v.rasAddress), NODE_RAS);
     assert.equal(v.requestSeqNum, seq);

@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { aliasFromText, fromH225Address, H225_PROTOCOL_ID, h225Address } from '../../../src/h323/api.ts';
+import type { LocationRequest, RasMessage } from '../../../src/h323/per/generated/types.ts';
+import { rasCodec } from '../../../src/h323/per/schema.ts';
+import { callControl } from '../../../src/roles/control.ts';
+import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+
+/**
+ * A lab node whose routing names an H.323 neighbour gatekeeper (this test's socket, on 127.0.0.1): the node answers
+ * the neighbour's LRQs by its registrations (LCF naming its own call signalling port), asks the neighbour for an
+ * alias it does not have when an endpoint's ARQ names one (LRQ → our LCF → ACF), and shows the zone in h323.status.
+ */
+test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on an ARQ', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-nb-'));
+  const portOffset = uniqueOffset();
+  const peer = dgram.createSocket('udp4'); // the neighbour gatekeeper, and the endpoint
+  await new Promise<void>((r) => peer.bind(0, '127.0.0.1', () => r()));
+  const me = peer.address().port;
+  const inbox: RasMessage[] = [];
+  const waiters: Array<() => void> = [];
+  peer.on('message', (b) => {
+    const d = rasCodec.decode(b);
+    assert.ok(d.ok, 'the node sends RAS that decodes');
+    inbox.push(d.value);
+    for (const w of waiters.splice(0)) w();
+  });
+  const next = (choice: RasMessage['choice']) =>
+    new Promise<RasMessage>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no ${choice}; got ${inbox.map((m) => m.choice)}`)), 4000);
+      const look = () => {
+        const i = inbox.findIndex((m) => m.choice === choice);
+        if (i < 0) return void waiters.push(look);
+        clearTimeout(t);
+        resolve(inbox.splice(i, 1)[0]!);
+      };
+      look();
+    });
+  const node = await startTestNode({
+    dataDir,
+    portOffset,
+    h323: { enabled: true },
+    routing: {
+      zones: [{ name: 'Peer', type: 'neighbor', protocol: 'h323', address: '127.0.0.1', port: me, lrqTimeoutMs: 3000 }],
+      searchRules: [
+        { name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' },
+        {
+          name: 'peer',
+          priority: 100,
+          source: 'localZone',
+          pattern: { type: 'prefix', value: '9' },
+          targetZone: 'Peer',
+        },
+      ],
+    },
+  });
+  try {
+    const core = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
+    const q931 = node.sockets().find((s) => s.listener === 'h323-q931' && s.node === 'core')!;
+    const send = (m: RasMessage) => peer.send(rasCodec.encode(m), core.port, core.address);
+    const lrq = (alias: string, requestSeqNum: number): RasMessage => ({
+      choice: 'locationRequest',
+      value: {
+        requestSeqNum,
+        destinationInfo: [aliasFromText(alias)],
+        replyAddress: h225Address('127.0.0.1', me),
+        hopCount: 1,
+      },
+    });
+
+    send(lrq('alice', 11));
+    const lrj = await next('locationReject');
+    assert.equal((lrj.value as { rejectReason: { choice: string } }).rejectReason.choice, 'notRegistered');
+
+    send({
+      choice: 'registrationRequest',
+      value: {
+        requestSeqNum: 12,
+        protocolIdentifier: H225_PROTOCOL_ID,
+        discoveryComplete: true,
+        callSignalAddress: [h225Address('127.0.0.1', 11720)],
+        rasAddress: [h225Address('127.0.0.1', me)],
+        terminalType: { terminal: {}, mc: false, undefinedNode: false },
+        terminalAlias: [aliasFromText('alice'), aliasFromText('2001')],
+        endpointVendor: { vendor: { t35CountryCode: 181, t35Extension: 0, manufacturerCode: 1 } },
+      },
+    });
+    const rcf = await next('registrationConfirm');
+    const endpointIdentifier = (rcf.value as { endpointIdentifier: string }).endpointIdentifier;
+
+    send(lrq('2001', 13));
+    const lcf = await next('locationConfirm');
+    const v = lcf.value as unknown as { callSignalAddress: never; rasAddress: never };
+    assert.deepEqual(fromH225Address(v.callSignalAddress), { ip: q931.address, port: q931.port });
+    assert.deepEqual(fromH225Address(v.rasAddress), { ip: core.address, port: core.port });
+
+    // alice asks to call 9555: the search rule sends it to Peer (us), which confirms
+    send({
+      choice: 'admissionRequest',
+      value: {
+        requestSeqNum: 14,
+        callType: { choice: 'pointToPoint', value: null },
+        endpointIdentifier,
+        destinationInfo: [aliasFromText('9555')],
+        srcInfo: [aliasFromText('alice')],
+        bandWidth: 640,
+        callReferenceValue: 3,
+        conferenceID: new Uint8Array(16).fill(3),
+        activeMC: false,
+        answerCall: false,
+        callIdentifier: { guid: new Uint8Array(16).fill(4) },
+      },
+    });
+    const out = await next('locationRequest');
+    const l = out.value as LocationRequest;
+    assert.deepEqual(l.destinationInfo, [aliasFromText('9555')]);
+    send({
+      choice: 'locationConfirm',
+      value: {
+        requestSeqNum: l.requestSeqNum,
+        callSignalAddress: h225Address('127.0.0.1', 11999),
+        rasAddress: h225Address('127.0.0.1', me),
+      },
+    });
+    const acf = await next('admissionConfirm');
+    assert.deepEqual(
+      fromH225Address((acf.value as unknown as { destCallSignalAddress: never }).destCallSignalAddress),
+      {
+        ip: q931.address,
+        port: q931.port,
+      },
+    );
+
+    const status = (await callControl(dataDir, 'h323.status')) as Array<{
+      node: string;
+      neighbours: { zones: Array<{ name: string }>; counters: Record<string, unknown> };
+    }>;
+    const st = status.find((s) => s.node === 'core')!;
+    assert.deepEqual(
+      st.neighbours.zones.map((z) => z.name),
+      ['Peer'],
+    );
+    assert.equal(st.neighbours.counters.lrqReceived, 2);
+    assert.equal(st.neighbours.counters.lrqSent, 1);
+    assert.equal(st.neighbours.counters.lcfReceived, 1);
+  } finally {
+    await node.close();
+    peer.close();
+  }
+});
