@@ -11,8 +11,8 @@
  * core is the registrar and challenges with MD5 digest: baresip 1.0 knows nothing else); bob registers to the core.
  * Calls both ways are answered and carry audio both ways for several seconds, proven at the endpoints: nftables
  * counters on each endpoint's RTP ports in its own namespace and baresip's own end-of-call RTP statistics. Hang-up
- * frees every relay port on both nodes. Then the zone's connection is reset in the inside firewall: the core
- * reconnects and the next call succeeds.
+ * frees every relay port on both nodes. Then the zone's connection is reset in the inside firewall, during a call
+ * (the zone reconnects, audio goes on, the BYE crosses the new flow) and between calls (the next call succeeds).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -260,7 +260,14 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
   });
 
   /** One answered call with audio both ways, hung up by `hangsUp`; returns after every relay port is free. */
-  async function call(caller: Baresip, callee: Baresip, calleeUser: string, hangsUp: Baresip, n: number) {
+  async function call(
+    caller: Baresip,
+    callee: Baresip,
+    calleeUser: string,
+    hangsUp: Baresip,
+    n: number,
+    during?: () => Promise<void>,
+  ) {
     const idle = await Promise.all([media('edge'), media('core')]);
     assert.deepEqual(
       idle.map((m) => [m.calls, m.portPairsInUse]),
@@ -292,7 +299,9 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
       assert.equal(busy[i]!.calls, 1, `call ${n} anchored on the ${kind}`);
       assert.ok(busy[i]!.sockets > idle[i]!.sockets, `call ${n}: the ${kind} opened media ports for it`);
     }
-    await sleep(TALK_MS);
+    const talkEnd = Date.now() + TALK_MS;
+    await during?.();
+    await sleep(Math.max(0, talkEnd - Date.now()));
     const [c1a, c1b] = await Promise.all([rtpCounters(lab, 'behindNat'), rtpCounters(lab, 'inside')]);
     await hangsUp.cmd('hangup');
     await waitFor('both ends closed', () =>
@@ -350,7 +359,8 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
     process.stderr.write(`call 2 (bob → alice): ${JSON.stringify(r)}\n`);
   });
 
-  it('the zone broken in the inside firewall reconnects, and the next call succeeds', async () => {
+  /** Resets the zone's connection in the inside firewall until the core sees it failed, then mends the firewall. */
+  async function breakZone(): Promise<void> {
     const before = await zone('edge');
     // Reset the zone's TCP connection in the inside firewall, in both directions, ahead of the generated rules.
     for (const dir of ['dport', 'sport']) {
@@ -368,15 +378,27 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
     );
     // Mend the firewall: back to exactly the generated rules.
     const listed = await lab.exec('fwIn', 'nft', ['-a', 'list', 'chain', 'inet', 'crossway_inside_fw', 'forward']);
-    for (const m of listed.stdout.matchAll(/comment "break" # handle (\d+)/g)) {
-      await lab.exec('fwIn', 'nft', ['delete', 'rule', 'inet', 'crossway_inside_fw', 'forward', 'handle', m[1]!]);
+    const handles = [...listed.stdout.matchAll(/comment "break" # handle (\d+)/g)].map((m) => m[1]!);
+    assert.equal(handles.length, 2, listed.stdout);
+    for (const h of handles) {
+      await lab.exec('fwIn', 'nft', ['delete', 'rule', 'inet', 'crossway_inside_fw', 'forward', 'handle', h]);
     }
     const again = await waitFor('the zone active again on a new flow', async () => {
       const [e, c] = await Promise.all([zone('edge'), zone('core')]);
       return e.state === 'active' && c.state === 'active' && e.peer !== before.peer ? e : undefined;
     }).catch((err: Error) => assert.fail(`${err.message}${failureContext()}`));
     assert.match(again.peer, new RegExp(`^${A.inside.replaceAll('.', '\\.')}:\\d+$`));
-    const r = await call(alice, bob, 'bob', bob, 3);
-    process.stderr.write(`call 3 after reconnect (alice → bob): ${JSON.stringify(r)}\n`);
+  }
+
+  it('the zone broken in the inside firewall during a call: it reconnects, audio goes on, the BYE crosses the new flow', async () => {
+    // Traversal media is UDP through the mux, not on the zone's connection; in-dialog requests take the new flow.
+    const r = await call(alice, bob, 'bob', bob, 3, breakZone);
+    process.stderr.write(`call 3, zone broken and back during it (alice → bob): ${JSON.stringify(r)}\n`);
+  });
+
+  it('the zone broken between calls reconnects, and the next call succeeds', async () => {
+    await breakZone();
+    const r = await call(bob, alice, 'alice', bob, 4);
+    process.stderr.write(`call 4 after reconnect (bob → alice): ${JSON.stringify(r)}\n`);
   });
 });
