@@ -344,7 +344,7 @@ export class RoutedCall {
     x = await this.#h245ToQ931(x, otherLeg(from));
     if (this.#ended()) return;
     this.#relay(x, otherLeg(from));
-    if (from === 'b' && this.#io.h245) this.#maybeStartH245B(m);
+    if (from === 'b' && this.#io.h245) await this.#maybeStartH245B(m);
   }
 
   /**
@@ -415,22 +415,18 @@ export class RoutedCall {
    * Leg B connected without tunnelling and without telling where its H.245 listens: we ask it to open its own
    * connection to our listener (Facility startH245, H.225.0 §7.4).
    */
-  #maybeStartH245B(m: CallSignallingMessage): void {
+  async #maybeStartH245B(m: CallSignallingMessage): Promise<void> {
     const l = this.#h245.b;
     if (this.#state !== 'connected' || q931MessageName(m.q931.messageType) !== 'connect') return;
     if (l.tunnelling !== false || l.channel !== 'none') return;
     l.channel = 'listening';
-    void this.#io.h245!.listen('b').then(
-      (at) => {
-        if (this.#ended()) return;
-        this.#io.send(
-          'b',
-          encodeCallSignalling(
-            facility(this.#crB, false, this.#callIdentifier, 'startH245', { h245Address: h225Address(at.ip, at.port) }),
-          ),
-        );
-      },
-      (e: unknown) => this.#abort(`no H.245 listener for leg b: ${(e as Error).message}`),
+    const at = await this.#io.h245!.listen('b');
+    if (this.#ended()) return;
+    this.#io.send(
+      'b',
+      encodeCallSignalling(
+        facility(this.#crB, false, this.#callIdentifier, 'startH245', { h245Address: h225Address(at.ip, at.port) }),
+      ),
     );
   }
 

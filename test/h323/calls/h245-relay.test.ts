@@ -362,6 +362,22 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     assert.deepEqual(h.h245Connects, []);
   });
 
+  it('a callee that connects without tunnelling and without an H.245 address is sent Facility startH245', async () => {
+    const h = harness();
+    h.call.fromA(setup(true));
+    h.call.bConnected();
+    h.call.fromB(answer('connect', 'b', { tunnelling: false }));
+    await h.call.settled();
+    assert.deepEqual(h.listening, ['b']);
+    const fac = h.q931.filter((s) => s.leg === 'b').at(-1)!;
+    assert.equal(q931MessageName(fac.m.q931.messageType), 'facility');
+    assert.equal(fac.m.q931.callReference, 900);
+    const body = bodyOf(fac.m);
+    assert.ok(body.choice === 'facility' && body.value.reason.choice === 'startH245');
+    assert.deepEqual(h245AddressOf(fac.m), { ip: NODE, port: 15_001 });
+    assert.deepEqual(h.call.info.h245, { a: 'tunnelled', b: 'separate' });
+  });
+
   it('EndSessionCommand passes to the other leg; the ReleaseComplete after it ends the call and closes both H.245', async () => {
     const h = await separateBoth();
     const end: MultimediaSystemControlMessage = {
