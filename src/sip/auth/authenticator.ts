@@ -16,7 +16,7 @@ import {
   type SipResponse,
   uriEquals,
 } from '../message/index.ts';
-import type { CredentialSource } from './credentials.ts';
+import type { CredentialLookup, CredentialQuery, CredentialSource } from './credentials.ts';
 import {
   computeResponse,
   type DigestAlgorithm,
@@ -27,7 +27,7 @@ import {
   readDigestCredentials,
 } from './digest.ts';
 import type { NcCheck, NonceCountTracker } from './nc-tracker.ts';
-import type { NonceIssuer } from './nonce.ts';
+import type { NonceCheck, NonceIssuer } from './nonce.ts';
 import type { AuthContext, AuthResult, RequestAuthenticator } from './types.ts';
 
 /** Why an authentication attempt failed, as told to intrusion protection. */
@@ -99,7 +99,11 @@ export class DigestAuthenticator implements RequestAuthenticator {
     return this.#offered;
   }
 
-  async authenticate(request: SipRequest, ctx: AuthContext): Promise<AuthResult> {
+  /**
+   * Synchronous when the credential source answers synchronously (the local store): no promise, no microtask on the
+   * path of every REGISTER; a promise only while an asynchronous source (LDAP) looks the user up.
+   */
+  authenticate(request: SipRequest, ctx: AuthContext): AuthResult | Promise<AuthResult> {
     const names = HEADERS[ctx.mode];
     // RFC 3261 §22.3 / §22.4: credentials are matched by realm; credentials for other realms are not ours to judge.
     let cred: DigestCredentials | undefined;
@@ -136,11 +140,23 @@ export class DigestAuthenticator implements RequestAuthenticator {
       return this.#challenge(request, ctx, false);
     }
 
-    const looked = await this.#o.credentials.lookup({
-      realm: ctx.realm,
-      username: cred.username,
-      ...(cred.userhash ? { userhash: alg } : {}),
-    });
+    const query: CredentialQuery = { realm: ctx.realm, username: cred.username, algorithm: alg };
+    if (cred.userhash) query.userhash = alg;
+    const looked = this.#o.credentials.lookup(query);
+    const answered = cred;
+    if (looked instanceof Promise) return looked.then((l) => this.#verify(request, ctx, answered, alg, nonce, l));
+    return this.#verify(request, ctx, answered, alg, nonce, looked);
+  }
+
+  /** The rest of `authenticate` once the source answered. */
+  #verify(
+    request: SipRequest,
+    ctx: AuthContext,
+    cred: DigestCredentials,
+    alg: DigestAlgorithm,
+    nonce: Exclude<NonceCheck, { status: 'invalid' }>,
+    looked: CredentialLookup,
+  ): AuthResult {
     if (looked.kind === 'unavailable') {
       this.counters.unavailable++;
       this.#log.error(

@@ -23,6 +23,8 @@ export interface CredentialQuery {
   realm: string;
   username: string;
   userhash?: DigestAlgorithm;
+  /** The algorithm whose HA1 is needed: a source may return only that one (the others are not used). */
+  algorithm?: DigestAlgorithm;
 }
 
 /** A source of digest credentials. */

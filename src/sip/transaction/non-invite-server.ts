@@ -80,6 +80,19 @@ export class NonInviteServerTransaction extends TransactionBase implements Serve
     return true;
   }
 
+  /**
+   * Sends a final response and ends the transaction at once, without Completed (RFC 3261 §8.2.7, a stateless UAS: its
+   * common use is answering unauthenticated requests with a challenge, so floods of them create no transaction
+   * state). A retransmission of the request is then a new request and gets a new answer. False (nothing sent) for a
+   * provisional response or when a final response was already sent.
+   */
+  respondStateless(response: SipResponse): boolean {
+    if (response.status < 200 || (this.#state !== 'Trying' && this.#state !== 'Proceeding')) return false;
+    this.send(response, this.#target());
+    this.terminate();
+    return true;
+  }
+
   transportError(): void {
     if (this.#state === 'Terminated') return;
     // RFC 3261 §17.2.4 and Figure 8: "Transport Err. / Inform TU", to Terminated.

@@ -123,6 +123,11 @@ export interface ServerTransactionHandle extends TransactionHandle {
    * (a final response was already sent, or the transaction ended): the response is not sent.
    */
   respond(response: SipResponse): boolean;
+  /**
+   * Non-INVITE only: sends a final response and ends the transaction without keeping Completed state (RFC 3261 §8.2.7
+   * stateless UAS, for challenges). False when not allowed (provisional response, already answered).
+   */
+  respondStateless?(response: SipResponse): boolean;
   /** For a CANCEL: the INVITE server transaction it cancels (RFC 3261 §9.2), when one matched. */
   readonly cancels?: ServerTransactionHandle;
 }

@@ -354,6 +354,40 @@ describe('DigestAuthenticator', () => {
   });
 });
 
+describe('DigestAuthenticator with a synchronous source', () => {
+  it('answers without a promise when the credential source answers synchronously (the local store)', () => {
+    const { auth } = setup({ algorithms: ['MD5'] });
+    const first = auth.authenticate(request(), ctx());
+    assert.ok(!(first instanceof Promise));
+    const ch = pickChallenge(getHeaders(responseOf(first), 'WWW-Authenticate'), ['MD5']);
+    assert.ok(ch);
+    const req = request();
+    req.headers.push({
+      name: 'Authorization',
+      value: answerChallenge(ch, { username: 'alice', password: 'secret-a', method: 'REGISTER', uri: req.uri }),
+    });
+    const second = auth.authenticate(req, ctx());
+    assert.ok(!(second instanceof Promise));
+    assert.equal(second.kind, 'authenticated');
+  });
+
+  it('the local store asked for one algorithm returns that HA1 and the stored name; unknown users stay unknown', () => {
+    const { local } = setup();
+    const all = local.lookup({ realm: REALM, username: 'alice' });
+    assert.equal(all.kind, 'found');
+    const one = local.lookup({ realm: REALM, username: 'alice', algorithm: 'SHA-256' });
+    assert.deepEqual(one, {
+      kind: 'found',
+      username: 'alice',
+      ha1: { 'SHA-256': (all as { ha1: Record<string, string> }).ha1['SHA-256'] },
+    });
+    assert.deepEqual(local.lookup({ realm: REALM, username: 'mallory', algorithm: 'MD5' }), { kind: 'unknown' });
+    assert.deepEqual(local.lookup({ realm: 'other.example', username: 'alice', algorithm: 'MD5' }), {
+      kind: 'unknown',
+    });
+  });
+});
+
 describe('NonceIssuer', () => {
   it('accepts its own nonce, refuses one for another realm or tampered, and goes stale after the lifetime', () => {
     const clock = new FakeClock();
@@ -368,6 +402,18 @@ describe('NonceIssuer', () => {
     assert.equal(n.check(nonce, 'a').status, 'stale');
     const other = new NonceIssuer({ secret: randomBytes(32), clock, lifetimeMs: 1000 });
     assert.equal(other.check(n.issue('a'), 'a').status, 'invalid');
+  });
+
+  it('nonces drawn from the pooled random bytes are all distinct and valid (across pool refills)', () => {
+    const n = new NonceIssuer({ secret: randomBytes(32), clock: new FakeClock(), lifetimeMs: 1000 });
+    const seen = new Set<string>();
+    // 4 KiB of pool is 512 nonces: 2,000 cross three refills, all within one millisecond of the clock.
+    for (let i = 0; i < 2000; i++) {
+      const nonce = n.issue('a');
+      assert.equal(n.check(nonce, 'a').status, 'valid');
+      seen.add(nonce);
+    }
+    assert.equal(seen.size, 2000);
   });
 });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { getHeader, getHeaders } from '../../../src/sip/message/index.ts';
+import type { SipResponse } from '../../../src/sip/message/types.ts';
 import type { TransportInfo } from '../../../src/sip/transaction/types.ts';
 import { contactsOf, DOMAIN, FakeAuthenticator, fakeTransaction, harness, register, UDP_INFO } from './harness.ts';
 
@@ -42,6 +43,32 @@ describe('registrar: RFC 3261 §10.3', () => {
     assert.equal(res.status, 401);
     assert.deepEqual(auth.calls, [{ realm: DOMAIN, mode: 'registrar' }]);
     assert.equal(h.table.aorCount, 0);
+  });
+
+  test('step 3: a challenge is answered statelessly (RFC 3261 §8.2.7) when the transaction allows it; other answers keep state', () => {
+    const h = harness({}, new FakeAuthenticator());
+    const req = register();
+    const stateless: SipResponse[] = [];
+    const tx = {
+      ...fakeTransaction(req),
+      respondStateless(res: SipResponse) {
+        stateless.push(res);
+        return true;
+      },
+    };
+    h.registrar.handle(req, tx, UDP_INFO);
+    assert.deepEqual(
+      stateless.map((r) => r.status),
+      [401],
+    );
+    assert.equal(tx.responses.length, 0);
+    const ok = register({ extra: ['Authorization: Fake alice'] });
+    const tx2 = { ...fakeTransaction(ok), respondStateless: () => assert.fail('a 200 is sent statefully') };
+    h.registrar.handle(ok, tx2, UDP_INFO);
+    assert.deepEqual(
+      tx2.responses.map((r) => r.status),
+      [200],
+    );
   });
 
   test('step 3: the realm is the one configured for the Request-URI domain', () => {

@@ -73,6 +73,28 @@ test('NIST Completed: Timer J zero on reliable transports; Trying → Completed 
   assert.equal(clock.pending, 0);
 });
 
+test('NIST stateless answer (RFC 3261 §8.2.7): a final response sent once and the transaction ends without Completed; a retransmission is a new request', () => {
+  const { clock, sender, user, layer, register, tx, again } = receiveRegister();
+  assert.equal(tx.respondStateless(response(register, 401)), true);
+  assert.equal(tx.state, 'Terminated');
+  assert.deepEqual(layer.size, { client: 0, server: 0 });
+  assert.equal(layer.completedSize, 0);
+  assert.equal(clock.pending, 0, 'no Timer J, no compact record');
+  assert.deepEqual(statuses(sender.sent), [401]);
+  // The retransmitted REGISTER is not absorbed: it is a new request for the TU, which answers it anew.
+  assert.equal(again().action, 'new-transaction');
+  assert.deepEqual(user.types(), ['request', 'terminated', 'request']);
+});
+
+test('NIST stateless answer: refused for a provisional response and after a final one (nothing sent)', () => {
+  const { sender, register, tx } = receiveRegister();
+  assert.equal(tx.respondStateless(response(register, 100)), false);
+  assert.equal(tx.state, 'Trying');
+  assert.equal(tx.respond(response(register, 200)), true);
+  assert.equal(tx.respondStateless(response(register, 401)), false);
+  assert.deepEqual(statuses(sender.sent), [200]);
+});
+
 test('NIST: transport error → TU informed and Terminated (Proceeding and Completed)', () => {
   const a = receiveRegister();
   a.tx.respond(response(a.register, 100));
