@@ -915,6 +915,8 @@ export class StatefulProxy {
     // §16.7 step 10 for 6xx: "the proxy SHOULD cancel all client pending transactions".
     if (res.status >= 600 && ctx.request.method === 'INVITE') this.#cancelPending(ctx);
     this.#settle(ctx);
+    // A branch of a request already answered upstream (a forked MESSAGE after the first 2xx) ends here.
+    if (ctx.state === 'completed') this.#releaseIfDone(ctx);
   }
 
   /**
@@ -1323,8 +1325,16 @@ export class StatefulProxy {
 
   #releaseIfDone(ctx: Context): void {
     if (ctx.state !== 'completed') return;
+    delete ctx.fwd;
+    delete ctx.search;
     // The server transaction stays mapped while it lives (CANCEL after the 2xx gets its 200 from us, not a 481).
     if (ctx.serverDone || ctx.request.method !== 'INVITE') this.#byServer.delete(ctx.server.key);
+    // A non-INVITE is done once answered: its ended branches are not followed to their Timer K, so the context (and
+    // the server transaction it holds, which the layer keeps as a compact record) is garbage at once. A forked
+    // INVITE's branches stay mapped: a 2xx from another branch must still be forwarded (RFC 6026).
+    if (ctx.request.method !== 'INVITE') {
+      for (const b of ctx.branches) if (b.state === 'completed') this.#unmap(b);
+    }
   }
 
   #reject(tx: ServerTransactionHandle, status: number, reason: string): boolean {

@@ -480,6 +480,29 @@ describe('proxy core: responses (§16.7), CANCEL (§16.10), Timer C (§16.8)', (
   });
 });
 
+describe('proxy core: memory of answered non-INVITE requests', () => {
+  test("an answered MESSAGE is let go at once, not held until its client transaction's Timer K", async () => {
+    const { proxy, layer } = setup([target('192.0.2.50'), target('192.0.2.51')]);
+    const r = invite({ method: 'MESSAGE' });
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    assert.equal(proxy.branchesInFlight, 2);
+    proxy.onResponse(answer(layer.sent[0]!.req, 200), layer.sent[0]!.tx);
+    assert.equal(s.responses[0]?.status, 200);
+    assert.equal(proxy.branchesInFlight, 1, 'the other branch is still followed');
+    proxy.onResponse(answer(layer.sent[1]!.req, 404), layer.sent[1]!.tx);
+    assert.equal(proxy.branchesInFlight, 0);
+    assert.equal(proxy.contexts, 0);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [200],
+    );
+    // Their Timer K comes later: nothing of the proxy's any more.
+    assert.equal(proxy.onTerminated(layer.sent[0]!.tx), false);
+  });
+});
+
 describe('proxy core: calls', () => {
   test('a BYE from either side ends the call, and the record says who hung up', async () => {
     for (const who of ['caller', 'callee'] as const) {
