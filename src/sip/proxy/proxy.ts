@@ -168,6 +168,8 @@ interface Context {
     chain: Promise<void>;
     /** Late offer (INVITE without SDP): the leg kinds of caller and callee, for the offer in the 18x/2xx. */
     late?: { caller: 'endpoint' | 'traversal'; callee: 'endpoint' | 'traversal' };
+    /** The leg kinds a first offer was anchored with (a search that goes on to another kind of zone re-anchors). */
+    legs?: { from: 'endpoint' | 'traversal'; to: 'endpoint' | 'traversal' };
   };
 }
 
@@ -966,6 +968,7 @@ export class StatefulProxy {
       this.#sendFinal(ctx, this.#best(ctx));
       return;
     }
+    if (!(await this.#reanchor(ctx, d.targets[0]))) return;
     if (d.continuation) ctx.search = { cont: d.continuation, from: ctx.branches.length };
     else delete ctx.search;
     this.#transition(ctx, 'forwarding');
@@ -1140,15 +1143,8 @@ export class StatefulProxy {
     const media = this.#opts.media?.();
     if (!media || ctx.request.method !== 'INVITE') return true;
     if (fwd.body.length > 0 && !hasSdp(fwd)) return true;
-    const t = this.#opts.traversal;
-    const from = t?.sourceZone(info) !== undefined ? 'traversal' : 'endpoint';
-    let to: 'endpoint' | 'traversal' = 'endpoint';
-    if (t && first) {
-      // A traversal zone, or a target whose next hop is a zone's flow (an endpoint registered through the edge).
-      const route = first.target.routes[0];
-      const hops = route !== undefined ? await resolveString(route, this.#opts.dns) : (first.target.destinations ?? []);
-      if (t.isTraversalZone(first.zone) || hops.some((d) => t.isFlow(t.viaFlow(d)))) to = 'traversal';
-    }
+    const from = this.#opts.traversal?.sourceZone(info) !== undefined ? 'traversal' : 'endpoint';
+    const to = await this.#calleeKind(first);
     if (fwd.body.length === 0) {
       // RFC 3264 §4 / RFC 3261 §13.2.1: no offer in the INVITE — the callee offers in its 18x/2xx, the caller answers
       // in the ACK.
@@ -1161,6 +1157,35 @@ export class StatefulProxy {
       return true;
     }
     return this.#offer(ctx, fwd, media, from, to, true);
+  }
+
+  /** The callee's leg kind: `traversal` for a traversal zone or a target whose next hop is a zone's flow. */
+  async #calleeKind(first: { zone: string; target: SipTarget } | undefined): Promise<'endpoint' | 'traversal'> {
+    const t = this.#opts.traversal;
+    if (!t || !first) return 'endpoint';
+    // A traversal zone, or a target whose next hop is a zone's flow (an endpoint registered through the edge).
+    const route = first.target.routes[0];
+    const hops = route !== undefined ? await resolveString(route, this.#opts.dns) : (first.target.destinations ?? []);
+    return t.isTraversalZone(first.zone) || hops.some((d) => t.isFlow(t.viaFlow(d))) ? 'traversal' : 'endpoint';
+  }
+
+  /**
+   * A search that went on to a zone of another kind (the traversal zone answered 404, the DNS zone is next): the first
+   * offer is anchored again for the new callee leg, from the caller's own SDP. False when the relay refused (answered).
+   */
+  async #reanchor(ctx: Context, first: { zone: string; target: SipTarget } | undefined): Promise<boolean> {
+    const media = this.#opts.media?.();
+    const m = ctx.media;
+    if (!media || !m?.initial || !ctx.fwd) return true;
+    const to = await this.#calleeKind(first);
+    if (m.late) {
+      m.late.callee = to;
+      return true;
+    }
+    if (!m.legs || m.legs.to === to) return true;
+    media.delete(m.callId);
+    setBody(ctx.fwd, ctx.request.body.toString('utf8'));
+    return this.#offer(ctx, ctx.fwd, media, m.legs.from, to, true);
   }
 
   /**
@@ -1207,7 +1232,7 @@ export class StatefulProxy {
       return false;
     }
     setBody(fwd, r.value.sdp);
-    ctx.media = { callId, initial, chain: Promise.resolve() };
+    ctx.media = { callId, initial, chain: Promise.resolve(), ...(initial ? { legs: { from, to } } : {}) };
     return true;
   }
 
