@@ -409,7 +409,7 @@ export class NetLab {
   }
 
   /**
-   * Adds the `behindNat` host (10.77.6.2) on a home network behind the outside host, which becomes its NAT router:
+   * Connects the `behindNat` host (10.77.6.2, its namespace exists from the start) on a home network behind the outside host, which becomes its NAT router:
    * nftables masquerade toward the internet (its 10.77.1.2), like a home router (CPE) nothing from the internet starts
    * a connection in (no port forwarding, and new packets to the router itself are dropped, so a stray RTP packet
    * cannot take the masqueraded port before the inside host uses it).
@@ -417,8 +417,6 @@ export class NetLab {
   async addNatHost(): Promise<void> {
     const A = LAB_ADDRESSES;
     const nat = this.ns.behindNat;
-    await must('ip', ['netns', 'add', nat]);
-    await must('ip', ['-n', nat, 'link', 'set', 'lo', 'up']);
     await must('ip', [
       '-n',
       nat,
@@ -461,8 +459,8 @@ export class NetLab {
   async setup(): Promise<void> {
     const A = LAB_ADDRESSES;
     const ns = this.ns;
+    // Every namespace is created (`behindNat` too, left unconnected until `addNatHost()`), so `ns` lists what exists.
     for (const n of Object.values(ns)) {
-      if (n === ns.behindNat) continue;
       await must('ip', ['netns', 'add', n]);
       await must('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
     }
