@@ -409,10 +409,10 @@ export class NetLab {
   }
 
   /**
-   * Connects the `behindNat` host (10.77.6.2, its namespace exists from the start) on a home network behind the outside host, which becomes its NAT router:
-   * nftables masquerade toward the internet (its 10.77.1.2), like a home router (CPE) nothing from the internet starts
-   * a connection in (no port forwarding, and new packets to the router itself are dropped, so a stray RTP packet
-   * cannot take the masqueraded port before the inside host uses it).
+   * Connects the `behindNat` host (10.77.6.2; its namespace exists from the start) on a home network behind the
+   * outside host, which becomes its NAT router: nftables masquerade toward the internet (its 10.77.1.2), like a home
+   * router (CPE) nothing from the internet starts a connection in (no port forwarding, and new packets to the router
+   * itself are dropped, so a stray RTP packet cannot take the masqueraded port before the inside host uses it).
    */
   async addNatHost(): Promise<void> {
     const A = LAB_ADDRESSES;
