@@ -945,7 +945,10 @@ export class StatefulProxy {
     const step = ctx.branches.slice(s.from).filter((b) => !b.recursed);
     return (
       step.length > 0 &&
-      step.every((b) => b.zone !== LOCAL_ZONE && b.response !== undefined && on.includes(b.response.status))
+      // A branch this proxy CANCELled (Timer C after ringing) was found and given up on: not a miss.
+      step.every(
+        (b) => b.zone !== LOCAL_ZONE && !b.cancelSent && b.response !== undefined && on.includes(b.response.status),
+      )
     );
   }
 

@@ -781,6 +781,29 @@ describe('proxy core: search rules that continue (docs/routing.md)', () => {
     assert.equal(rec.continued, 1);
   });
 
+  test('a zone that rang until Timer C and never answered the CANCEL was found: no search onward, 408 upstream', async () => {
+    const { proxy, layer, clock } = setupZones(
+      [searchRule('n1', 10, 'N1'), searchRule('n2', 20, 'N2')],
+      {},
+      {
+        timerCSeconds: 100,
+      },
+    );
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(answer(layer.sent[0]!.req, 180), layer.sent[0]!.tx);
+    clock.advance(100_000);
+    clock.advance(100_000);
+    await tick();
+    assert.equal(layer.sent.length, 1);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [180, 408],
+    );
+  });
+
   test('CANCEL from the caller while the search goes on: 487, nothing more is forwarded', async () => {
     const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1'), searchRule('n2', 20, 'N2')]);
     const r = invite();
