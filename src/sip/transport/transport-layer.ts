@@ -3,6 +3,10 @@ import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { OperationalError } from '../../common/errors.ts';
 import { category, type Logger, RateLimitedLog, silentLogger } from '../../common/log.ts';
 import type { Clock, TimerHandle } from '../../common/timers.ts';
+import { encodeAddress } from '../../stun/attributes.ts';
+import { StunBuilder } from '../../stun/builder.ts';
+import { Attr, Method, StunClass } from '../../stun/constants.ts';
+import { decodeStun, looksLikeStun } from '../../stun/message.ts';
 import { getParam } from '../message/params.ts';
 import type { MessageLimits, ParseFailure, SipMessage } from '../message/types.ts';
 import { decode, encode, errorResponse, type Framer, newFramer, setViaParams, topVia } from './message-codec.ts';
@@ -16,6 +20,7 @@ import type {
   ConnectionLimits,
   HostPort,
   InboundInfo,
+  KeepaliveEvent,
   ListenerInfo,
   ListenSpec,
   MessageHandler,
@@ -41,6 +46,8 @@ export interface SipTransportLayerOptions {
   onMessage?: MessageHandler;
   /** Told when a TCP/TLS connection opens or closes (a traversal zone watches its flow with it). Must not throw. */
   onConnectionEvent?: (event: ConnectionEvent) => void;
+  /** Told of every RFC 5626 keepalive (STUN on UDP, CRLF ping on streams): the registrar's flow liveness. Must not throw. */
+  onKeepalive?: (event: KeepaliveEvent) => void;
   /** Default `verified-tls`. */
   aliasPolicy?: AliasPolicy;
   /** Local address to bind outbound connections to, per family; default: the address of a listener of that family. */
@@ -83,6 +90,7 @@ function emptyCounters(): TransportCounters {
     drops: {},
     errorResponses: 0,
     connections: { opened: 0, closed: 0, refused: 0, failed: 0 },
+    keepalives: { stun: 0, crlf: 0 },
   };
 }
 
@@ -131,6 +139,7 @@ export class SipTransportLayer {
   #onMessage: MessageHandler | undefined;
   #sourcePolicy: SourcePolicy | undefined;
   readonly #onConnectionEvent: ((event: ConnectionEvent) => void) | undefined;
+  readonly #onKeepalive: ((event: KeepaliveEvent) => void) | undefined;
 
   readonly #udp: UdpListener[] = [];
   readonly #streams: StreamListener[] = [];
@@ -165,6 +174,7 @@ export class SipTransportLayer {
     this.#outboundAddress = o.outboundAddress ?? {};
     this.#onMessage = o.onMessage;
     this.#onConnectionEvent = o.onConnectionEvent;
+    this.#onKeepalive = o.onKeepalive;
     this.#host = {
       onData: (c, chunk) => this.#onStreamData(c, chunk),
       onClosed: (c, why) => this.#onConnectionClosed(c, why),
@@ -271,6 +281,10 @@ export class SipTransportLayer {
         this.#drop('oversize-datagram', 'oversize UDP datagram', { bytes: bytes.length, source: fmt(source) });
         return;
       }
+      if (looksLikeStun(bytes)) {
+        this.#stunDatagram(bytes, source, listener);
+        return;
+      }
       if (isKeepalive(bytes)) {
         // RFC 5626 §4.4.1 defines CRLF keepalives for streams only (STUN on UDP); a bare CRLF datagram is ignored.
         this.#counters.drops['keepalive-datagram'] = (this.#counters.drops['keepalive-datagram'] ?? 0) + 1;
@@ -286,6 +300,43 @@ export class SipTransportLayer {
       this.#deliver(r.value, info, undefined);
     } catch (err) {
       this.#internal(err, 'udp datagram');
+    }
+  }
+
+  /**
+   * RFC 5626 §4.4.2 / §8: a STUN Binding request on a SIP UDP port is a keepalive; it is answered with a Binding
+   * success carrying the XOR-MAPPED-ADDRESS it came from (RFC 8489 §14.2, FINGERPRINT when the request had one), and
+   * the flow is reported alive. Any other STUN message is dropped and counted.
+   */
+  #stunDatagram(bytes: Buffer, source: HostPort, listener: UdpListener): void {
+    const m = decodeStun(bytes);
+    if (!m.ok) {
+      this.#drop('stun-malformed', 'malformed STUN datagram', { source: fmt(source), why: m.reason });
+      return;
+    }
+    const msg = m.value;
+    if (msg.method !== Method.binding || msg.cls !== StunClass.request) {
+      this.#drop('stun-not-binding-request', 'STUN message other than a Binding request', { source: fmt(source) });
+      return;
+    }
+    this.#counters.keepalives.stun++;
+    const txid = Buffer.from(msg.transactionId);
+    const family = isIPv6(source.address) ? 6 : 4;
+    const answer = new StunBuilder(Method.binding, StunClass.success, txid)
+      .add(Attr.XOR_MAPPED_ADDRESS, encodeAddress({ family, address: source.address, port: source.port }, true, txid))
+      .finish({ fingerprint: msg.fingerprintOffset >= 0 });
+    listener.sendCb(answer, source.address, source.port, (err) => {
+      if (err) this.#counters.drops['stun-answer-failed'] = (this.#counters.drops['stun-answer-failed'] ?? 0) + 1;
+    });
+    this.#keepalive({ transport: 'UDP', source, local: { address: listener.info.address, port: listener.info.port } });
+  }
+
+  #keepalive(event: KeepaliveEvent): void {
+    if (!this.#onKeepalive) return;
+    try {
+      this.#onKeepalive(event);
+    } catch (err) {
+      this.#internal(err, 'keepalive listener');
     }
   }
 
@@ -511,6 +562,11 @@ export class SipTransportLayer {
           case 'ping':
             // RFC 5626 §4.4.1: a double CRLF ping is answered with a single CRLF pong.
             conn.sendNoWait(CRLF);
+            this.#counters.keepalives.crlf++;
+            if (this.#onKeepalive) {
+              const i = conn.info();
+              this.#keepalive({ transport: i.transport, source: i.remote, local: i.local, connectionId: i.id });
+            }
             break;
           case 'pong':
             conn.pong();

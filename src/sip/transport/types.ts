@@ -112,4 +112,19 @@ export interface TransportCounters {
   /** Stateless error responses (400/413/505) sent for malformed requests. */
   errorResponses: number;
   connections: { opened: number; closed: number; refused: number; failed: number };
+  /** RFC 5626 keepalives received: STUN Binding requests on UDP listeners (answered), CRLF pings on connections. */
+  keepalives: { stun: number; crlf: number };
+}
+
+/**
+ * An RFC 5626 keepalive arrived on a flow: a STUN Binding request on a UDP listener (§4.4.2, answered with its
+ * XOR-MAPPED-ADDRESS) or a double-CRLF ping on a TCP/TLS connection (§4.4.1, answered with a CRLF).
+ */
+export interface KeepaliveEvent {
+  transport: SipTransportName;
+  /** Where it came from (the flow's far end). */
+  source: HostPort;
+  /** The local socket it arrived on. */
+  local: HostPort;
+  connectionId?: string;
 }
