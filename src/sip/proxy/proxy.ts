@@ -331,7 +331,8 @@ export class StatefulProxy {
   #seq = 0;
   readonly #neighborAuth = new NeighborAuth();
   /**
-   * Dialogs whose INVITE went out with a higher CSeq than the caller's (an answered challenge): `Call-ID;caller tag` →
+   * Dialogs whose INVITE went out with a higher CSeq than the caller's (an answered challenge): `Call-ID;caller tag;
+   * callee tag` (a forked INVITE's other dialogs are not shifted) →
    * the difference, added to the caller's ACK and later requests.
    */
   readonly #dialogShift = new Map<string, number>();
@@ -466,7 +467,7 @@ export class StatefulProxy {
     if (mf?.ok && mf.value === 0) return true;
     setHeader(fwd, 'Max-Forwards', String(mf?.ok ? mf.value - 1 : 70));
     // RFC 3261 §13.2.2.4: the ACK carries the CSeq of the INVITE the callee answered (ours, after a challenge).
-    this.#shiftCSeq(fwd, this.#dialogShift.get(this.#callKey(ack)));
+    this.#shiftCSeq(fwd, this.#dialogShift.get(this.#dialogKey(ack)));
     void this.#ackAnswer(fwd)
       .then(() => this.#nextHop(fwd, flow ? [flow] : undefined))
       .then((dests) => {
@@ -498,7 +499,7 @@ export class StatefulProxy {
       serverDone: false,
     };
     if (request.method === 'INVITE') this.#byServer.set(server.key, ctx);
-    if (inDialog && this.#shiftCSeq(fwd, this.#dialogShift.get(this.#callKey(request)))) ctx.restoreCSeq = true;
+    if (inDialog && this.#shiftCSeq(fwd, this.#dialogShift.get(this.#dialogKey(request)))) ctx.restoreCSeq = true;
 
     // §16.5: a pre-loaded Route, or an in-dialog request: the target is the Request-URI as it is.
     if (inDialog || this.#hasForeignRoute(fwd) || flow) {
@@ -811,7 +812,7 @@ export class StatefulProxy {
       // 2xx: forwarded at once, each of them (forked 2xx and retransmissions alike, RFC 6026 §8.2/§8.3).
       const first = branch.state !== 'completed';
       if (first && branch.cseqShift > 0 && ctx.request.method === 'INVITE') {
-        this.#rememberShift(this.#callKey(ctx.request), branch.cseqShift);
+        this.#rememberShift(`${this.#callKey(ctx.request)};${getToTag(res) ?? ''}`, branch.cseqShift);
       }
       this.#completeBranch(branch, res);
       this.#forwardUp(ctx, res);
@@ -1028,6 +1029,11 @@ export class StatefulProxy {
     return true;
   }
 
+  /** `Call-ID;From tag;To tag` of an in-dialog request: the caller's requests name the dialog as it was answered. */
+  #dialogKey(req: SipRequest): string {
+    return `${getCallId(req) ?? ''};${getFromTag(req) ?? ''};${getToTag(req) ?? ''}`;
+  }
+
   #rememberShift(key: string, shift: number): void {
     this.#dialogShift.delete(key);
     this.#dialogShift.set(key, shift);
@@ -1038,8 +1044,10 @@ export class StatefulProxy {
   #forgetShift(bye: SipRequest): void {
     if (this.#dialogShift.size === 0) return;
     const callId = getCallId(bye) ?? '';
-    this.#dialogShift.delete(`${callId};${getFromTag(bye) ?? ''}`);
-    this.#dialogShift.delete(`${callId};${getToTag(bye) ?? ''}`);
+    const from = getFromTag(bye) ?? '';
+    const to = getToTag(bye) ?? '';
+    this.#dialogShift.delete(`${callId};${from};${to}`);
+    this.#dialogShift.delete(`${callId};${to};${from}`);
   }
 
   /** Dialogs remembered with a CSeq difference (status, tests). */

@@ -892,6 +892,11 @@ describe('proxy core: answering a neighbor zone challenge with its credentials',
     proxy.handleAck(ack, UDP_IN);
     await tick();
     assert.equal(getHeader(layer.stateless[0]!.msg as SipRequest, 'cseq'), '2 ACK');
+    // Another dialog of the same call (a forked 2xx from elsewhere) keeps the caller's CSeq.
+    const other = invite({ method: 'ACK', uri: 'sip:bob@192.0.2.80', toTag: 'elsewhere' });
+    proxy.handleAck(other, UDP_IN);
+    await tick();
+    assert.equal(getHeader(layer.stateless[1]!.msg as SipRequest, 'cseq'), '1 ACK');
     const bye = invite({ method: 'BYE', uri: 'sip:bob@192.0.2.71', toTag: 'tt200' });
     bye.headers = bye.headers.map((h) => (h.name === 'CSeq' ? { ...h, value: '2 BYE' } : h));
     const bs = server(bye);
