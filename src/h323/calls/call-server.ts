@@ -48,7 +48,8 @@ export class CallServer {
   readonly #servers = new Set<net.Server>();
   /** Ports of the outbound range our own sockets and listeners hold. */
   readonly #held = new Set<number>();
-  readonly counters = { accepted: 0, refused: 0, malformed: 0, connectFailures: 0 };
+  /** `h245Refused`: connections to a call's H.245 listener from another host than that leg's (or a second one). */
+  readonly counters = { accepted: 0, refused: 0, malformed: 0, connectFailures: 0, h245Refused: 0 };
   /** Told of every call's state changes (the node's call registry and records); must not throw. */
   onCallState: (info: Readonly<RoutedCallInfo>) => void = () => {};
   /** Asked for each new connection (intrusion protection: blocked or flooding sources are refused). */
@@ -157,15 +158,18 @@ export class CallServer {
           listen: async (leg) => {
             const server = await this.#listenH245(local.address);
             h245Servers[leg] = server;
-            server.once('connection', (s) => {
+            // the leg's own host only: its H.245 comes from the address its call signalling comes from
+            const expected = leg === 'a' ? a.remoteAddress : b?.remoteAddress;
+            server.on('connection', (s) => {
+              if (this.#closed || h245[leg] || s.remoteAddress !== expected) {
+                this.counters.h245Refused++;
+                s.destroy();
+                return;
+              }
               // one H.245 connection per leg: the listener closes once the leg has connected
               server.close();
               this.#sockets.add(s);
               s.once('close', () => this.#sockets.delete(s));
-              if (this.#closed || h245[leg]) {
-                s.destroy();
-                return;
-              }
               attachH245(leg, s);
               call.h245Up(leg);
             });
