@@ -393,6 +393,48 @@ describe('gatekeeper with H.235.1 required', () => {
   });
 });
 
+describe('bad input with H.235.1 required', () => {
+  it('mutated signed RRQs and random datagrams never throw: each is answered or dropped and counted', () => {
+    const s = setup('required', 1_000_000);
+    const { bytes } = endpointSign(rrq(['alice'], { ip: EP.ip, port: 1720 }), 'alice-secret', {
+      generalID: GK_ID,
+      sendersID: 'alice',
+      timeStamp: s.now(),
+      random: rnd++,
+    });
+    let state = 12345;
+    const next = () => {
+      state = (state * 1103515245 + 12345) & 0x7fffffff;
+      return state;
+    };
+    let answered = 0;
+    for (let i = 0; i < 2000; i++) {
+      const m = Buffer.from(bytes);
+      for (let k = 0; k <= i % 4; k++) m[next() % m.length] = next() & 0xff;
+      const out = s.gk.handleDatagram(i % 5 === 0 ? Buffer.from(Array.from({ length: next() % 200 }, next)) : m, {
+        ip: `203.0.${i >> 8}.${i & 255}`,
+        port: 1719,
+      });
+      if (out) {
+        answered++;
+        const d = rasCodec.decode(out.bytes);
+        assert.ok(d.ok, `answer ${out.message.choice} decodes: ${d.ok ? '' : d.reason.message}`);
+      }
+    }
+    assert.ok(answered > 0, 'answers');
+    assert.ok(s.gk.counters.malformed > 0, 'malformed counted');
+    assert.ok(s.gk.counters.securityDenied > 0, 'bad tokens refused');
+    // any changed octet changes what the HMAC covers: only an unchanged copy of alice's RRQ can register
+    for (const r of s.gk.list()) {
+      assert.equal(r.authUser, 'alice');
+      assert.deepEqual(
+        r.aliases.map((a) => a.value),
+        ['alice'],
+      );
+    }
+  });
+});
+
 describe('gatekeeper with H.235.1 optional', () => {
   it('unsigned endpoints register; a bad token is still refused; an unsigned request cannot act for an authenticated registration', () => {
     const s = setup('optional');
