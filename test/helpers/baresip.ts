@@ -38,6 +38,8 @@ export interface BaresipOptions {
   sipPort?: number;
   /** First port of the 100-port RTP range; random from 20000 by default. */
   rtpPort?: number;
+  /** ctrl_tcp port; searched for on loopback, 4444 by default in a namespace (give a second instance there another). */
+  ctrlPort?: number;
 }
 
 /** Runs in the namespace: connects to ctrl_tcp (retrying for 10 s), says so on stderr, then pipes stdin/stdout. */
@@ -140,7 +142,7 @@ export class Baresip {
     // Two consecutive free ports: baresip listens UDP+TCP on the port and TLS on the next.
     const sipPort = opts.sipPort ?? (opts.netns ? 5060 : await freeSipPorts(address));
     const ctrlAddress = opts.netns ? '127.0.0.1' : address;
-    const ctrlPort = opts.netns ? 4444 : await freeTcpPort(address);
+    const ctrlPort = opts.ctrlPort ?? (opts.netns ? 4444 : await freeTcpPort(address));
     const rtp = opts.rtpPort ?? 20_000 + Math.floor(Math.random() * 400) * 100;
     const tone = join(dir, 'tone.wav');
     execFileSync('sox', [

@@ -50,7 +50,6 @@ if (skip) process.stderr.write(`\n*** netns-baresip.test.ts: ${skip} ***\n\n`);
 const DOMAIN = 'example.com';
 const BOB_ADDRESS = '10.77.4.3';
 const RTP_FROM = 20_000;
-const RTP_TO = RTP_FROM + 99;
 /** How long each call carries audio before hang-up (baresip sends 50 packets/s each way). */
 const TALK_MS = 5000;
 /** Packets each endpoint must count per direction and call: 3 of the 5 seconds. */
@@ -74,19 +73,31 @@ function book(...books: AddressBook[]): AddressBook {
   return out;
 }
 
-/** Named nftables counters of what an endpoint's RTP ports receive and send, in the endpoint's own namespace. */
-const COUNTERS = [
-  'table inet lab_rtp {',
-  '  counter rtp_in { }',
-  '  counter rtp_out { }',
-  `  chain input { type filter hook input priority -10; policy accept; udp dport ${RTP_FROM}-${RTP_TO} counter name "rtp_in"; }`,
-  `  chain output { type filter hook output priority -10; policy accept; udp sport ${RTP_FROM}-${RTP_TO} counter name "rtp_out"; }`,
-  '}',
-  '',
-].join('\n');
+/** Named nftables counters of what a phone's RTP ports (100 from `from`) receive and send, in its own namespace. */
+function counters(table: string, from: number): string {
+  const ports = `${from}-${from + 99}`;
+  return [
+    `table inet ${table} {`,
+    '  counter rtp_in { }',
+    '  counter rtp_out { }',
+    `  chain input { type filter hook input priority -10; policy accept; udp dport ${ports} counter name "rtp_in"; }`,
+    `  chain output { type filter hook output priority -10; policy accept; udp sport ${ports} counter name "rtp_out"; }`,
+    '}',
+    '',
+  ].join('\n');
+}
 
-async function rtpCounters(lab: NetLab, host: LabHost): Promise<{ in: number; out: number }> {
-  const r = await lab.exec(host, 'nft', ['list', 'counters', 'table', 'inet', 'lab_rtp']);
+/** A phone of the lab: its user agent, the namespace it runs in, its RTP counters, the relay it must hear. */
+interface Phone {
+  user: string;
+  ua: Baresip;
+  host: LabHost;
+  table: string;
+  hears: string;
+}
+
+async function rtpCounters(lab: NetLab, p: Phone): Promise<{ in: number; out: number }> {
+  const r = await lab.exec(p.host, 'nft', ['list', 'counters', 'table', 'inet', p.table]);
   const get = (name: string) => Number(new RegExp(`counter ${name} \\{\\s*packets (\\d+)`).exec(r.stdout)?.[1] ?? NaN);
   return { in: get('rtp_in'), out: get('rtp_out') };
 }
@@ -115,8 +126,9 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
   let lab: NetLab;
   let pki: TlsFixtures;
   let dir: string;
-  let alice: Baresip;
-  let bob: Baresip;
+  let alice: Phone;
+  let bob: Phone;
+  let carol: Phone;
   const dataDirs = { edge: '', core: '' };
   type NodeHandle = Awaited<ReturnType<NetLab['startCrossway']>>;
   let edgeNode: NodeHandle;
@@ -132,7 +144,7 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
     )[0]!.zones[0]!;
   const failureContext = () =>
     `\n--- edge log ---\n${edgeNode?.log().slice(-4000)}\n--- core log ---\n${coreNode?.log().slice(-4000)}` +
-    `\n--- alice ---\n${alice?.log.slice(-3000)}\n--- bob ---\n${bob?.log.slice(-3000)}`;
+    [alice, bob, carol].map((p) => (p ? `\n--- ${p.user} ---\n${p.ua.log.slice(-3000)}` : '')).join('');
 
   before(async () => {
     lab = await createNetLab();
@@ -193,6 +205,7 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
         [
           [DOMAIN, 'alice', 'alice-pw'],
           [DOMAIN, 'bob', 'bob-pw'],
+          [DOMAIN, 'carol', 'carol-pw'],
         ],
       ],
     ] as const) {
@@ -213,8 +226,9 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
     const addresses = book(addressesFromConfig(edgeCfg), addressesFromConfig(coreCfg));
     await lab.loadRuleset('fwOut', renderNftables(computePortPlan(edgeCfg), 'outside-firewall', addresses));
     await lab.loadRuleset('fwIn', renderNftables(computePortPlan(coreCfg), 'inside-firewall', addresses));
-    await lab.loadRuleset('behindNat', COUNTERS);
-    await lab.loadRuleset('inside', COUNTERS);
+    await lab.loadRuleset('behindNat', counters('rtp_alice', RTP_FROM));
+    await lab.loadRuleset('behindNat', counters('rtp_carol', RTP_FROM + 100));
+    await lab.loadRuleset('inside', counters('rtp_bob', RTP_FROM));
 
     edgeNode = await lab.startCrossway('edge', files.edge);
     coreNode = await lab.startCrossway('inside', files.core);
@@ -224,27 +238,41 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
     }).catch((err: Error) => assert.fail(`${err.message}${failureContext()}`));
 
     const account = (user: string, proxy: string) =>
-      `<sip:${user}@${DOMAIN}>;auth_pass=${user}-pw;outbound="sip:${proxy}:5060";regint=300;answermode=auto`;
-    [alice, bob] = await Promise.all([
+      `<sip:${user}@${DOMAIN}>;auth_pass=${user}-pw;outbound="sip:${proxy}";regint=300;answermode=auto`;
+    const [a, b, c] = await Promise.all([
       Baresip.start({
         netns: lab.ns.behindNat,
         address: A.behindNat,
         rtpPort: RTP_FROM,
         toneHz: 440,
-        account: account('alice', A.edgePublic),
+        account: account('alice', `${A.edgePublic}:5060`),
       }),
       Baresip.start({
         netns: lab.ns.inside,
         address: BOB_ADDRESS,
         rtpPort: RTP_FROM,
         toneHz: 1000,
-        account: account('bob', A.inside),
+        account: account('bob', `${A.inside}:5060`),
+      }),
+      // carol, behind the same NAT, registers over TLS: calls to her must come back on her own connection (baresip
+      // accepts no TLS connection without a certificate of its own).
+      Baresip.start({
+        netns: lab.ns.behindNat,
+        address: A.behindNat,
+        sipPort: 5070,
+        ctrlPort: 4445,
+        rtpPort: RTP_FROM + 100,
+        toneHz: 700,
+        account: `<sip:carol@${DOMAIN};transport=tls>;auth_pass=carol-pw;outbound="sip:${A.edgePublic}:5061;transport=tls";regint=300;answermode=auto`,
       }),
     ]);
+    alice = { user: 'alice', ua: a, host: 'behindNat', table: 'rtp_alice', hears: A.edgePublic };
+    bob = { user: 'bob', ua: b, host: 'inside', table: 'rtp_bob', hears: A.inside };
+    carol = { user: 'carol', ua: c, host: 'behindNat', table: 'rtp_carol', hears: A.edgePublic };
   });
 
   after(async () => {
-    await Promise.allSettled([alice?.close(), bob?.close()]);
+    await Promise.allSettled([alice?.ua.close(), bob?.ua.close(), carol?.ua.close()]);
     await lab?.close();
     pki?.cleanup();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -252,22 +280,16 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
 
   it('alice registers through the edge (behind NAT) and bob to the core, both with digest at the core', async () => {
     try {
-      await alice.waitRegistered(15_000);
-      await bob.waitRegistered(15_000);
+      await alice.ua.waitRegistered(15_000);
+      await bob.ua.waitRegistered(15_000);
     } catch (err) {
       assert.fail(`${(err as Error).message}${failureContext()}`);
     }
   });
 
   /** One answered call with audio both ways, hung up by `hangsUp`; returns after every relay port is free. */
-  async function call(
-    caller: Baresip,
-    callee: Baresip,
-    calleeUser: string,
-    hangsUp: Baresip,
-    n: number,
-    during?: () => Promise<void>,
-  ) {
+  async function call(caller: Phone, callee: Phone, hangsUp: Phone, n: number, during?: () => Promise<void>) {
+    const both = [caller, callee];
     const idle = await Promise.all([media('edge'), media('core')]);
     assert.deepEqual(
       idle.map((m) => [m.calls, m.portPairsInUse]),
@@ -277,19 +299,16 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
       ],
       `call ${n}: relays idle before the call`,
     );
-    const [c0a, c0b] = await Promise.all([rtpCounters(lab, 'behindNat'), rtpCounters(lab, 'inside')]);
-    const stats0 = [endOfCallStats(alice.log).length, endOfCallStats(bob.log).length];
-    const closed0 = [caller, callee].map((b) => b.events.filter((e) => e.type === 'CALL_CLOSED').length);
-    const established0 = [caller, callee].map((b) => b.events.filter((e) => e.type === 'CALL_ESTABLISHED').length);
-    const dial = await caller.cmd('dial', `sip:${calleeUser}@${DOMAIN}`);
+    const c0 = await Promise.all(both.map((p) => rtpCounters(lab, p)));
+    const stats0 = both.map((p) => endOfCallStats(p.ua.log).length);
+    const count = (p: Phone, type: string) => p.ua.events.filter((e) => e.type === type).length;
+    const closed0 = both.map((p) => count(p, 'CALL_CLOSED'));
+    const established0 = both.map((p) => count(p, 'CALL_ESTABLISHED'));
+    const dial = await caller.ua.cmd('dial', `sip:${callee.user}@${DOMAIN}`);
     assert.ok(dial.ok, dial.data);
     try {
       await waitFor('both ends established', () =>
-        [caller, callee].every(
-          (b, i) => b.events.filter((e) => e.type === 'CALL_ESTABLISHED').length > established0[i]!,
-        )
-          ? true
-          : undefined,
+        both.every((p, i) => count(p, 'CALL_ESTABLISHED') > established0[i]!) ? true : undefined,
       );
     } catch (err) {
       assert.fail(`call ${n}: ${(err as Error).message}${failureContext()}`);
@@ -302,43 +321,36 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
     const talkEnd = Date.now() + TALK_MS;
     await during?.();
     await sleep(Math.max(0, talkEnd - Date.now()));
-    const [c1a, c1b] = await Promise.all([rtpCounters(lab, 'behindNat'), rtpCounters(lab, 'inside')]);
-    await hangsUp.cmd('hangup');
+    const c1 = await Promise.all(both.map((p) => rtpCounters(lab, p)));
+    await hangsUp.ua.cmd('hangup');
     await waitFor('both ends closed', () =>
-      [caller, callee].every((b, i) => b.events.filter((e) => e.type === 'CALL_CLOSED').length > closed0[i]!)
-        ? true
-        : undefined,
+      both.every((p, i) => count(p, 'CALL_CLOSED') > closed0[i]!) ? true : undefined,
     );
     // Counted at the endpoints, in their own namespaces, while the call was up.
-    const got = {
-      aliceIn: c1a.in - c0a.in,
-      aliceOut: c1a.out - c0a.out,
-      bobIn: c1b.in - c0b.in,
-      bobOut: c1b.out - c0b.out,
-    };
+    const got: Record<string, number> = {};
+    both.forEach((p, i) => {
+      got[`${p.user}In`] = c1[i]!.in - c0[i]!.in;
+      got[`${p.user}Out`] = c1[i]!.out - c0[i]!.out;
+    });
     for (const [k, v] of Object.entries(got)) {
       assert.ok(v >= MIN_PACKETS, `call ${n}: ${k} ${v} RTP packets (< ${MIN_PACKETS}): ${JSON.stringify(got)}`);
     }
-    // Each phone hears its own node's relay (the edge's public address through alice's NAT), never the other phone.
-    const heardFrom = (log: string) => [
-      ...log.matchAll(/incoming rtp for 'audio' established, receiving from ([\d.]+):/g),
-    ];
-    assert.equal(heardFrom(alice.log).at(-1)?.[1], A.edgePublic, `call ${n}: alice's RTP source`);
-    assert.equal(heardFrom(bob.log).at(-1)?.[1], A.inside, `call ${n}: bob's RTP source`);
+    // Each phone hears its own node's relay (the edge's public address through the NAT), never the other phone.
+    for (const p of both) {
+      const heard = [...p.ua.log.matchAll(/incoming rtp for 'audio' established, receiving from ([\d.]+):/g)];
+      assert.equal(heard.at(-1)?.[1], p.hears, `call ${n}: ${p.user}'s RTP source`);
+    }
     // baresip's own statistics at call end: packets sent and received by each user agent.
     const st = await waitFor('both end-of-call tables', () => {
-      const a = endOfCallStats(alice.log);
-      const b = endOfCallStats(bob.log);
-      return a.length > stats0[0]! && b.length > stats0[1]!
-        ? ([a.at(-1)!, b.at(-1)!] as [[number, number], [number, number]])
-        : undefined;
+      const tables = both.map((p) => endOfCallStats(p.ua.log));
+      return tables.every((t, i) => t.length > stats0[i]!) ? tables.map((t) => t.at(-1)!) : undefined;
     });
-    for (const [who, [tx, rx]] of [
-      ['alice', st[0]],
-      ['bob', st[1]],
-    ] as const) {
-      assert.ok(tx >= MIN_PACKETS && rx >= MIN_PACKETS, `call ${n}: ${who} sent ${tx}, received ${rx}`);
-    }
+    both.forEach((p, i) => {
+      const [tx, rx] = st[i]!;
+      assert.ok(tx >= MIN_PACKETS && rx >= MIN_PACKETS, `call ${n}: ${p.user} sent ${tx}, received ${rx}`);
+      got[`${p.user}Stats`] = tx;
+      got[`${p.user}StatsRx`] = rx;
+    });
     // Hang-up releases every port on both relays.
     await waitFor(`call ${n}: every relay port free on both nodes`, async () => {
       const [e, c] = await Promise.all([media('edge'), media('core')]);
@@ -346,16 +358,16 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
         m.portPairsInUse === 0 && m.calls === 0 && m.sockets === before.sockets;
       return free(e, idle[0]!) && free(c, idle[1]!) ? true : undefined;
     });
-    return { ...got, aliceStats: st[0], bobStats: st[1] };
+    return got;
   }
 
   it('outside → inside: answered, audio both ways for several seconds, hang-up frees every relay port', async () => {
-    const r = await call(alice, bob, 'bob', alice, 1);
+    const r = await call(alice, bob, alice, 1);
     process.stderr.write(`call 1 (alice → bob): ${JSON.stringify(r)}\n`);
   });
 
   it('inside → outside: answered, audio both ways for several seconds, hang-up frees every relay port', async () => {
-    const r = await call(bob, alice, 'alice', alice, 2);
+    const r = await call(bob, alice, alice, 2);
     process.stderr.write(`call 2 (bob → alice): ${JSON.stringify(r)}\n`);
   });
 
@@ -392,13 +404,21 @@ describe('baresip behind NAT ↔ edge ↔ traversal zone ↔ core ↔ baresip, b
 
   it('the zone broken in the inside firewall during a call: it reconnects, audio goes on, the BYE crosses the new flow', async () => {
     // Traversal media is UDP through the mux, not on the zone's connection; in-dialog requests take the new flow.
-    const r = await call(alice, bob, 'bob', bob, 3, breakZone);
+    const r = await call(alice, bob, bob, 3, breakZone);
     process.stderr.write(`call 3, zone broken and back during it (alice → bob): ${JSON.stringify(r)}\n`);
   });
 
   it('the zone broken between calls reconnects, and the next call succeeds', async () => {
     await breakZone();
-    const r = await call(bob, alice, 'alice', bob, 4);
+    const r = await call(bob, alice, bob, 4);
     process.stderr.write(`call 4 after reconnect (bob → alice): ${JSON.stringify(r)}\n`);
+  });
+
+  it('a phone behind the NAT on TLS: registered through the edge, called on its own connection both ways', async () => {
+    await carol.ua.waitRegistered(15_000).catch((err: Error) => assert.fail(`${err.message}${failureContext()}`));
+    const r1 = await call(bob, carol, carol, 5);
+    process.stderr.write(`call 5 (bob → carol over TLS): ${JSON.stringify(r1)}\n`);
+    const r2 = await call(carol, bob, bob, 6);
+    process.stderr.write(`call 6 (carol over TLS → bob): ${JSON.stringify(r2)}\n`);
   });
 });
