@@ -13,6 +13,7 @@
  * counters on each endpoint's RTP ports in its own namespace and baresip's own end-of-call RTP statistics. Hang-up
  * frees every relay port on both nodes. Then the zone's connection is reset in the inside firewall, during a call
  * (the zone reconnects, audio goes on, the BYE crosses the new flow) and between calls (the next call succeeds).
+ * Last, carol behind the same NAT registers over TLS and is called on her own TLS connection.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
