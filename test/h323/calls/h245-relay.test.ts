@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import {
   buildAudioOlc,
   buildOlcAck,
@@ -417,5 +418,30 @@ describe('H.245 on a routed call (sans-I/O)', () => {
       assert.ok(b.choice === 'releaseComplete' && b.value.reason?.choice === 'undefinedReason');
     }
     assert.match(h.call.info.endReason ?? '', /malformed H\.245 from leg b/);
+  });
+
+  it('random bytes as H.245 (on a connection or tunnelled) never throw: relayed when they decode, else the call ends', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), fc.boolean(), async (junk, tunnelled) => {
+        const h = tunnelled ? harness() : await separateBoth();
+        if (tunnelled) {
+          h.call.fromA(setup(true));
+          h.call.bConnected();
+          h.call.fromB(answer('connect', 'b', { tunnelling: true, control: [junk] }));
+        } else h.call.fromH245('b', junk);
+        await h.call.settled();
+        if (h.call.state === 'released') {
+          const rcs = h.q931.filter((s) => q931MessageName(s.m.q931.messageType) === 'releaseComplete');
+          assert.ok(rcs.length >= 1, 'the call ended with a ReleaseComplete');
+        } else {
+          assert.ok(h245Codec.decode(junk).ok, 'only a PDU that decodes keeps the call');
+          const relayed = tunnelled
+            ? h.q931.some((s) => s.leg === 'a' && (s.m.uu?.['h323-uu-pdu'].h245Control ?? []).length === 1)
+            : h.h245.length === 1;
+          assert.ok(relayed, 'and it reached the other leg');
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
