@@ -992,7 +992,8 @@ export class StatefulProxy {
    * stays the branch's answer.
    */
   #answerChallenge(ctx: Context, branch: Branch, res: SipResponse): boolean {
-    if (ctx.cancelled || branch.recursed) return false;
+    // Not for a request already answered upstream or a branch being cancelled (a 2xx came from another branch).
+    if (ctx.cancelled || ctx.state === 'completed' || branch.cancelSent || branch.recursed) return false;
     const zone = this.#opts.router.zone(branch.zone);
     const credentials = zone && zone.type !== 'local' ? zone.authentication : undefined;
     if (!credentials) return false;

@@ -944,6 +944,28 @@ describe('proxy core: answering a neighbor zone challenge with its credentials',
     assert.equal(getHeader(s.responses[0]!, 'cseq'), '1 MESSAGE');
   });
 
+  test('a branch challenged after another branch answered is not sent again (it is being cancelled)', async () => {
+    const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1'), searchRule('n2', 10, 'N2')], creds);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    assert.equal(layer.sent.length, 2);
+    proxy.onResponse(answer(layer.sent[1]!.req, 100), layer.sent[1]!.tx);
+    proxy.onResponse(answer(layer.sent[1]!.req, 200), layer.sent[1]!.tx);
+    assert.deepEqual(layer.cancelled, [layer.sent[0]!.tx]);
+    proxy.onResponse(
+      answer(layer.sent[0]!.req, 407, [['Proxy-Authenticate', 'Digest realm="n1.example", nonce="n-5"']]),
+      layer.sent[0]!.tx,
+    );
+    assert.equal(layer.sent.length, 2);
+    assert.equal(proxy.counters.challengesAnswered, 0);
+    assert.deepEqual(
+      s.responses.map((x) => x.status),
+      [200],
+    );
+  });
+
   test('a zone without credentials: its 407 goes back to the caller as it is', async () => {
     const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1')]);
     const r = invite();
