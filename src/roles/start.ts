@@ -244,6 +244,8 @@ export async function startNode(
       // Blocked sources are dropped before parsing (intrusion protection, src/security).
       svc.transport.setSourcePolicy(sec.guard);
       sip.set(kind, svc);
+      /** Calls of this node whose media timed out and whose BYEs are not all answered yet. */
+      let tearingDown = 0;
       const publicAdvertise = kind === 'edge' ? (config.network.externalAddress ?? addr.public) : addr.private;
       media.set(
         kind,
@@ -259,16 +261,24 @@ export async function startNode(
           },
           clock: systemClock,
           log,
-          // The relay already released the call's ports; the node reports it (one alarm, the latest call named).
+          // The relay already released the call's ports; the node ends the call (BYE to both parties) and raises one
+          // alarm naming the latest call, lowered once no timed-out call is still being torn down (docs/media.md).
           onTimeout: (t) => {
             log.warn({ node: kind, callId: t.callId, idleMs: Math.round(t.idleMs) }, 'media timeout => call released');
-            management?.nodes
-              .get(kind)
-              ?.alarms.raise(
-                'media-timeout',
-                'warning',
-                `no media for ${Math.round(t.idleMs / 1000)} s on call ${t.callId}: its media ports were released`,
-              );
+            const alarms = () => management?.nodes.get(kind)?.alarms;
+            tearingDown++;
+            alarms()?.raise(
+              'media-timeout',
+              'warning',
+              `no media for ${Math.round(t.idleMs / 1000)} s on call ${t.callId}: its media ports were released ` +
+                'and BYE sent to both parties',
+            );
+            void svc
+              .releaseCall(t.callId)
+              .catch((err: unknown) => log.error({ err, callId: t.callId }, 'media timeout BYE failed => ignored'))
+              .finally(() => {
+                if (--tearingDown === 0) alarms()?.lower('media-timeout');
+              });
           },
         }),
       );

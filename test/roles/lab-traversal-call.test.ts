@@ -178,7 +178,7 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
   }
 });
 
-test('lab traversal: a call whose media stops is released on both relays after media.timeoutSeconds, with an alarm', async () => {
+test('lab traversal: a call whose media stops is released on both relays after media.timeoutSeconds, both parties get a BYE, an alarm is raised then lowered once they answered', async () => {
   let node: RunningNode | undefined;
   const uas: TestUa[] = [];
   try {
@@ -189,8 +189,17 @@ test('lab traversal: a call whose media stops is released on both relays after m
     const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
     uas.push(alice, bob);
     assert.equal((await bob.register('127.0.0.2', corePort, 'bob-pw')).status, 200);
+    const events: { node: 'edge' | 'core'; event: string; id: unknown }[] = [];
+    for (const kind of ['edge', 'core'] as const) {
+      node.management?.nodes.get(kind)?.bus.on((e) => {
+        if (e.event === 'alarm-raised' || e.event === 'alarm-lowered')
+          events.push({ node: kind, event: e.event, id: e.data.id });
+      });
+    }
     await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);
     assert.ok(node.media.get('edge')!.core.portsInUse > 0 && node.media.get('core')!.core.portsInUse > 0);
+    const byeA = alice.wait((m) => m.method === 'BYE', 'BYE after the media timeout', 10_000);
+    const byeB = bob.wait((m) => m.method === 'BYE', 'BYE after the media timeout', 10_000);
     // No RTP at all: each relay's timer releases the call.
     await waitFor(
       'both relays released by the media timeout',
@@ -200,14 +209,40 @@ test('lab traversal: a call whose media stops is released on both relays after m
           : undefined,
       8000,
     );
-    for (const kind of ['edge', 'core'] as const) {
-      const alarm = node.management?.nodes
-        .get(kind)
-        ?.alarms.list()
-        .find((a) => a.id === 'media-timeout');
-      assert.ok(alarm, `${kind} raised the media-timeout alarm`);
-      assert.match(alarm.message, /no media for \d+ s on call .+: its media ports were released/);
+    // Both parties are told: each node sends a BYE to both sides (the second one each gets is answered too).
+    const [ba, bb] = await Promise.all([byeA, byeB]);
+    assert.match(ba.start, /^BYE sip:alice@/);
+    assert.match(bb.start, /^BYE sip:bob@/);
+    // The node whose relay timed out first raises the alarm and ends the call; its BYE crossing the other node ends
+    // the call there too (that relay's call is deleted by the BYE before its own timer fires, or times out as well).
+    await waitFor('alarm lowered', () => (events.some((e) => e.event === 'alarm-lowered') ? true : undefined));
+    const raisedOn = [...new Set(events.filter((e) => e.event === 'alarm-raised').map((e) => e.node))];
+    assert.ok(raisedOn.length >= 1);
+    for (const kind of raisedOn) {
+      await waitFor(`${kind} alarm lowered`, () =>
+        events.some((e) => e.node === kind && e.event === 'alarm-lowered') ? true : undefined,
+      );
+      const mine = events.filter((e) => e.node === kind && e.id === 'media-timeout').map((e) => e.event);
+      assert.deepEqual(mine.slice(0, 2), ['alarm-raised', 'alarm-lowered'], kind);
+      assert.equal(
+        node.management?.nodes
+          .get(kind)
+          ?.alarms.list()
+          .find((a) => a.id === 'media-timeout'),
+        undefined,
+      );
     }
+    // At least one node recorded the call as ended by the media timeout (the other may have seen the BYE first).
+    const causes = (['edge', 'core'] as const).flatMap((k) =>
+      node!.sip
+        .get(k)!
+        .calls!.history()
+        .map((c) => c.cause),
+    );
+    assert.ok(causes.includes('media timeout'), JSON.stringify(causes));
+    // Neither node still counts the call as active.
+    for (const kind of ['edge', 'core'] as const) assert.equal(node.sip.get(kind)!.calls!.activeCount, 0, kind);
+    assert.equal(node.sip.get('edge')!.dialogs.size + node.sip.get('core')!.dialogs.size, 0);
   } finally {
     for (const u of uas) u.close();
     await node?.close();
