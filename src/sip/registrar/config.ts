@@ -53,6 +53,11 @@ export const registrarConfigSchema = z
       .prefault({}),
     /** RFC 5626 §4.4.1 Flow-Timer sent in a 200 for an outbound registration (s): the UA's keepalive interval. */
     flowTimerSeconds: z.number().int().min(10).max(3600).default(120),
+    /**
+     * An outbound (RFC 5626) UDP flow is failed when nothing (STUN keepalive, CRLF, SIP message) came on it for
+     * Flow-Timer plus this many seconds; its outbound bindings are then removed. 0 turns UDP flow failure off.
+     */
+    flowFailureGraceSeconds: z.number().int().min(0).max(3600).default(20),
     /** Write-behind of the bindings store. */
     store: z
       .object({

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { category, type Logger, silentLogger } from '../../common/log.ts';
-import type { Clock } from '../../common/timers.ts';
+import type { Clock, TimerHandle } from '../../common/timers.ts';
 import type { AuthResult, RequestAuthenticator } from '../auth/types.ts';
 import type { Binding, BindingFlow, LocationService } from '../location/types.ts';
 import {
@@ -64,6 +64,20 @@ export interface RegistrarCounters {
   fetches: number;
   refreshes: number;
   removals: number;
+  /** Outbound flows found failed (connection closed, or a UDP flow silent past Flow-Timer + grace). */
+  flowFailures: number;
+}
+
+/** Where a UDP flow runs: our socket and the far end (RFC 5626 §3.1's flow, as a map key). */
+function udpFlowKey(local: { address: string; port: number }, source: { address: string; port: number }): string {
+  return `${local.address}:${local.port}>${source.address}:${source.port}`;
+}
+
+interface UdpFlow {
+  /** Wall-clock ms of the last sign of life (keepalive, REGISTER, any SIP message). */
+  lastSeen: number;
+  /** AORs with an outbound binding registered on this flow. */
+  aors: Set<string>;
 }
 
 interface ContactRequest {
@@ -92,11 +106,14 @@ export class Registrar implements RequestHandler {
   readonly name = 'registrar';
   readonly methods: readonly string[] = ['REGISTER'];
   readonly optionTags: readonly string[] = REGISTRAR_OPTION_TAGS;
-  readonly counters: RegistrarCounters = { responses: {}, fetches: 0, refreshes: 0, removals: 0 };
+  readonly counters: RegistrarCounters = { responses: {}, fetches: 0, refreshes: 0, removals: 0, flowFailures: 0 };
   readonly #opts: RegistrarOptions;
   readonly #domains: Set<string>;
   readonly #restriction: RestrictionPolicy;
   readonly #log: Logger;
+  /** Outbound UDP flows being watched for failure (RFC 5626 §4.4.2 keepalives); keyed by `udpFlowKey`. */
+  readonly #udpFlows = new Map<string, UdpFlow>();
+  #flowSweep: TimerHandle | undefined;
 
   constructor(opts: RegistrarOptions) {
     this.#opts = opts;
@@ -134,7 +151,98 @@ export class Registrar implements RequestHandler {
   /** A connection closed: RFC 5626 §6, the outbound bindings of that flow are removed. */
   flowClosed(connectionId: string): void {
     const removed = this.#opts.location.removeFlow(connectionId);
-    if (removed > 0) this.#log.info({ connectionId, removed }, 'flow failed => its outbound bindings removed');
+    if (removed > 0) {
+      this.counters.flowFailures++;
+      this.#log.info({ connectionId, removed }, 'flow failed => its outbound bindings removed');
+    }
+  }
+
+  /**
+   * Something arrived on a UDP flow (a STUN keepalive, RFC 5626 §4.4.2; a CRLF; any SIP message): if it is an
+   * outbound flow being watched, it is alive now. O(1); nothing to do when no outbound UDP flow is registered.
+   */
+  flowAlive(transport: string, local: { address: string; port: number }, source: { address: string; port: number }) {
+    if (this.#udpFlows.size === 0 || transport !== 'UDP') return;
+    const f = this.#udpFlows.get(udpFlowKey(local, source));
+    if (f) f.lastSeen = this.#opts.clock.wallNow();
+  }
+
+  /** Outbound UDP flows watched for keepalives. */
+  get watchedUdpFlows(): number {
+    return this.#udpFlows.size;
+  }
+
+  /** Stops the flow-failure timer (node shutdown). */
+  close(): void {
+    this.#flowSweep?.cancel();
+    this.#flowSweep = undefined;
+    this.#udpFlows.clear();
+  }
+
+  /** An outbound registration was accepted on a UDP flow: watch the flow for keepalives from now on. */
+  #watchUdpFlow(aor: string, flow: BindingFlow, now: number): void {
+    if (this.#opts.config.flowFailureGraceSeconds <= 0) return;
+    const key = udpFlowKey(flow.local, flow.source);
+    const f = this.#udpFlows.get(key);
+    if (f) {
+      f.lastSeen = now;
+      f.aors.add(aor);
+    } else {
+      this.#udpFlows.set(key, { lastSeen: now, aors: new Set([aor]) });
+    }
+    this.#armFlowSweep();
+  }
+
+  #armFlowSweep(): void {
+    if (this.#flowSweep || this.#udpFlows.size === 0) return;
+    // Checked a few times per grace period: a failed flow is found within Flow-Timer + grace + grace/2.
+    const every = Math.max(1000, (this.#opts.config.flowFailureGraceSeconds * 1000) / 2);
+    this.#flowSweep = this.#opts.clock.setTimer(every, () => {
+      this.#flowSweep = undefined;
+      this.#sweepUdpFlows();
+      this.#armFlowSweep();
+    });
+  }
+
+  /**
+   * RFC 5626 §4.4.2 / §5.4: a UDP flow whose keepalives stopped for longer than Flow-Timer + grace has failed: the
+   * outbound bindings registered on it are removed, so the proxy no longer sends there and uses the UA's other flows
+   * (RFC 5626 §5.3). A flow whose AORs no longer have an outbound binding on it is forgotten.
+   */
+  #sweepUdpFlows(): void {
+    const cfg = this.#opts.config;
+    const now = this.#opts.clock.wallNow();
+    const deadline = now - (cfg.flowTimerSeconds + cfg.flowFailureGraceSeconds) * 1000;
+    for (const [key, f] of this.#udpFlows) {
+      const failed = f.lastSeen < deadline;
+      let onFlow = 0;
+      let removed = 0;
+      for (const aor of f.aors) {
+        const current = this.#opts.location.lookup(aor);
+        const mine = (b: Binding) =>
+          b.regId !== undefined && b.flow.transport === 'UDP' && udpFlowKey(b.flow.local, b.flow.source) === key;
+        const n = current.filter(mine).length;
+        if (n === 0) {
+          f.aors.delete(aor);
+          continue;
+        }
+        onFlow += n;
+        if (!failed) continue;
+        this.#opts.location.replace(
+          aor,
+          current.filter((b) => !mine(b)).map(({ expiresIn: _e, ...b }) => b),
+        );
+        removed += n;
+      }
+      if (failed || onFlow === 0) this.#udpFlows.delete(key);
+      if (failed && removed > 0) {
+        this.counters.flowFailures++;
+        this.#log.info(
+          { flow: key, removed, silentSeconds: Math.round((now - f.lastSeen) / 1000) },
+          'UDP flow failed (no keepalive) => its outbound bindings removed',
+        );
+      }
+    }
   }
 
   /** The answer to a REGISTER (a promise only while an asynchronous authenticator works). */
@@ -229,6 +337,8 @@ export class Registrar implements RequestHandler {
 
     let next: Binding[];
     let outbound = false;
+    /** The flow of this REGISTER when it registered an outbound binding (RFC 5626). */
+    let outboundFlow: BindingFlow | undefined;
     if (contacts.value === '*') {
       // RFC 3261 §10.3 step 6: "*" only with Expires: 0 (and alone, which getContacts checks).
       if (headerExpires !== 0) return reply(req, 400, 'Wildcard Contact requires Expires: 0');
@@ -261,6 +371,7 @@ export class Registrar implements RequestHandler {
         local: { address: info.local.address, port: info.local.port },
         ...(info.connectionId !== undefined ? { connectionId: info.connectionId } : {}),
       };
+      if (outbound) outboundFlow = flow;
       next = current.map(({ expiresIn: _e, ...b }) => b);
       const userAgent = getHeader(req, 'user-agent');
       for (const c of parsed.value) {
@@ -306,6 +417,13 @@ export class Registrar implements RequestHandler {
     }
     // RFC 3261 §10.3 step 7: all updates of the request are committed together, or none.
     this.#opts.location.replace(aor, next);
+    if (
+      outboundFlow &&
+      info.transport === 'UDP' &&
+      next.some((b) => b.flow === outboundFlow && b.regId !== undefined)
+    ) {
+      this.#watchUdpFlow(aor, outboundFlow, now);
+    }
     this.#log.debug({ aor, bindings: next.length }, 'registered');
     return this.#ok(req, this.#opts.location.lookup(aor), now, outbound);
   }

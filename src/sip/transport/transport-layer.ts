@@ -286,8 +286,14 @@ export class SipTransportLayer {
         return;
       }
       if (isKeepalive(bytes)) {
-        // RFC 5626 §4.4.1 defines CRLF keepalives for streams only (STUN on UDP); a bare CRLF datagram is ignored.
+        // RFC 5626 §4.4.1 defines CRLF keepalives for streams only (STUN on UDP); a bare CRLF datagram is not
+        // answered, but many phones send them: the flow it came on is still alive.
         this.#counters.drops['keepalive-datagram'] = (this.#counters.drops['keepalive-datagram'] ?? 0) + 1;
+        this.#keepalive({
+          transport: 'UDP',
+          source,
+          local: { address: listener.info.address, port: listener.info.port },
+        });
         return;
       }
       const local = { address: listener.info.address, port: listener.info.port };

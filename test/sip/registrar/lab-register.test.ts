@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '../../../src/common/log.ts';
 import { validateConfig } from '../../../src/config/load.ts';
 import { type RunningNode, startNode } from '../../../src/roles/start.ts';
+import { StunBuilder } from '../../../src/stun/builder.ts';
+import { Method, StunClass } from '../../../src/stun/constants.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
 import { runSipp } from '../../helpers/sipp.ts';
 import { usersFile } from './users.ts';
@@ -161,6 +165,64 @@ describe('registrar: RFC 5626 outbound over a real TCP connection', () => {
       }
       assert.equal(location.lookup('sip:obuser@127.0.0.2').length, 0);
     } finally {
+      await node.close();
+    }
+  });
+});
+
+describe('registrar: RFC 5626 outbound over real UDP with STUN keepalives', () => {
+  test('§4.4.2: STUN keepalives on the SIP port keep the flow; when they stop for Flow-Timer + grace the binding is removed', async () => {
+    const node = await startTestNode({
+      registrar: { authenticate: false, flowTimerSeconds: 10, flowFailureGraceSeconds: 2 },
+    });
+    const sock = createSocket('udp4');
+    try {
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+      const me = `127.0.0.1:${sock.address().port}`;
+      const port = node.plan.node('core').port('sip-udp')!;
+      const answers: Buffer[] = [];
+      sock.on('message', (m) => answers.push(m));
+      sock.send(
+        'REGISTER sip:127.0.0.2 SIP/2.0\r\n' +
+          `Via: SIP/2.0/UDP ${me};branch=z9hG4bKobu1;rport\r\n` +
+          'Max-Forwards: 70\r\n' +
+          'From: <sip:obudp@127.0.0.2>;tag=1\r\n' +
+          'To: <sip:obudp@127.0.0.2>\r\n' +
+          'Call-ID: obudp-1\r\n' +
+          'CSeq: 1 REGISTER\r\n' +
+          'Supported: outbound, path\r\n' +
+          `Contact: <sip:obudp@${me};ob>;+sip.instance="<urn:uuid:0f0e0d0c-0000-1000-8000-000000000002>";reg-id=1\r\n` +
+          'Expires: 600\r\n' +
+          'Content-Length: 0\r\n\r\n',
+        port,
+        '127.0.0.2',
+      );
+      const waitFor = async (what: string, ok: () => boolean, ms: number) => {
+        const deadline = Date.now() + ms;
+        while (!ok() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(ok(), what);
+      };
+      await waitFor('a 200', () => answers.some((a) => a.toString().startsWith('SIP/2.0 200 ')), 5000);
+      const reg = answers.find((a) => a.toString().startsWith('SIP/2.0 200 '))!.toString();
+      assert.match(reg, /\r\nFlow-Timer: 10\r\n/);
+      assert.match(reg, /\r\nRequire: outbound\r\n/);
+      const location = node.sip.get('core')!.location!;
+      const registrar = node.sip.get('core')!.registrar!;
+      assert.equal(location.lookup('sip:obudp@127.0.0.2').length, 1);
+      // 15 s of STUN keepalives every 3 s: past Flow-Timer + grace (12 s), the binding stays; each is answered.
+      const stunAnswers = () => answers.filter((a) => a.length >= 20 && a.readUInt32BE(4) === 0x2112a442).length;
+      for (let i = 0; i < 5; i++) {
+        sock.send(new StunBuilder(Method.binding, StunClass.request, randomBytes(12)).finish(), port, '127.0.0.2');
+        await new Promise((r) => setTimeout(r, 3000));
+      }
+      assert.equal(stunAnswers(), 5, 'every STUN keepalive answered');
+      assert.equal(location.lookup('sip:obudp@127.0.0.2').length, 1, 'kept alive');
+      assert.equal(registrar.counters.flowFailures, 0);
+      // Keepalives stop: the flow fails within Flow-Timer + grace + one sweep (12 + 1 s) of the last one.
+      await waitFor('binding removed', () => location.lookup('sip:obudp@127.0.0.2').length === 0, 15_000);
+      assert.equal(registrar.counters.flowFailures, 1);
+    } finally {
+      sock.close();
       await node.close();
     }
   });

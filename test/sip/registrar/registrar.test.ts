@@ -497,6 +497,88 @@ describe('registrar: RFC 5626 Outbound and RFC 3581 flows', () => {
     assert.equal(h.table.bindingCount, 1);
   });
 
+  // Flow-Timer 120 s (default), grace 20 s: a UDP flow silent for more than 140 s has failed.
+  const ALICE = `sip:alice@${DOMAIN}`;
+  const outboundUdp = (h: ReturnType<typeof harness>, callId = 'ob', cseq = 1) =>
+    h.send(register({ contacts: [`<sip:alice@192.0.2.10:5060>;${INSTANCE};reg-id=1`], callId, cseq }), UDP_INFO);
+
+  test('§4.4.2: an outbound UDP flow kept alive by keepalives keeps its binding past Flow-Timer + grace', () => {
+    const h = harness();
+    assert.equal(outboundUdp(h).status, 200);
+    assert.equal(h.registrar.watchedUdpFlows, 1);
+    for (let s = 0; s < 400; s += 100) {
+      h.clock.advance(100_000);
+      h.registrar.flowAlive('UDP', UDP_INFO.local, UDP_INFO.source);
+    }
+    assert.equal(h.table.lookup(ALICE).length, 1);
+    assert.equal(h.registrar.counters.flowFailures, 0);
+  });
+
+  test('§4.4.2/§5.3: an outbound UDP flow silent for longer than Flow-Timer + grace has failed: its outbound binding is removed, the AOR keeps its other bindings', () => {
+    const h = harness();
+    outboundUdp(h);
+    const other: TransportInfo = { ...UDP_INFO, source: { address: '192.0.2.99', port: 5060 } };
+    h.send(register({ contacts: ['<sip:alice@192.0.2.99:5060>'], callId: 'plain' }), other);
+    // Life on another flow (or from another port) does not count for this one.
+    h.clock.advance(100_000);
+    h.registrar.flowAlive('UDP', UDP_INFO.local, { address: '192.0.2.10', port: 5099 });
+    h.registrar.flowAlive('UDP', other.local, other.source);
+    h.clock.advance(40_000);
+    assert.equal(h.table.lookup(ALICE).length, 2, 'not yet: exactly Flow-Timer + grace');
+    h.clock.advance(11_000);
+    const left = h.table.lookup(ALICE);
+    assert.deepEqual(
+      left.map((b) => b.contact),
+      ['sip:alice@192.0.2.99:5060'],
+    );
+    assert.equal(h.registrar.counters.flowFailures, 1);
+    assert.equal(h.registrar.watchedUdpFlows, 0);
+  });
+
+  test('§4.4.2: a REGISTER refresh on the flow counts as a sign of life', () => {
+    const h = harness();
+    outboundUdp(h, 'ob', 1);
+    h.clock.advance(130_000);
+    outboundUdp(h, 'ob', 2);
+    h.clock.advance(130_000);
+    assert.equal(h.table.lookup(ALICE).length, 1);
+    h.clock.advance(30_000);
+    assert.equal(h.table.lookup(ALICE).length, 0);
+  });
+
+  test('§4.4.2: only outbound bindings are watched: a plain UDP registration is never removed by silence; grace 0 turns it off', () => {
+    const h = harness();
+    h.send(register({ contacts: ['<sip:alice@192.0.2.10:5060>'] }));
+    assert.equal(h.registrar.watchedUdpFlows, 0);
+    h.clock.advance(600_000);
+    assert.equal(h.table.lookup(ALICE).length, 1);
+    const off = harness({ flowFailureGraceSeconds: 0 });
+    outboundUdp(off);
+    assert.equal(off.registrar.watchedUdpFlows, 0);
+    off.clock.advance(600_000);
+    assert.equal(off.table.lookup(ALICE).length, 1);
+  });
+
+  test('§4.4.2: a flow whose outbound binding moved to another flow is forgotten, not failed', () => {
+    const h = harness();
+    outboundUdp(h, 'ob', 1);
+    const moved: TransportInfo = { ...UDP_INFO, source: { address: '192.0.2.10', port: 6000 } };
+    h.send(register({ contacts: [`<sip:alice@192.0.2.10:6000>;${INSTANCE};reg-id=1`], callId: 'ob2' }), moved);
+    h.registrar.close();
+    assert.equal(h.registrar.watchedUdpFlows, 0);
+    const g = harness();
+    outboundUdp(g, 'ob', 1);
+    g.send(register({ contacts: [`<sip:alice@192.0.2.10:6000>;${INSTANCE};reg-id=1`], callId: 'ob2' }), moved);
+    assert.equal(g.registrar.watchedUdpFlows, 2);
+    for (let i = 0; i < 10; i++) {
+      g.clock.advance(20_000);
+      g.registrar.flowAlive('UDP', moved.local, moved.source);
+    }
+    assert.equal(g.table.lookup(ALICE).length, 1, 'the binding on the live flow stays');
+    assert.equal(g.registrar.counters.flowFailures, 0, 'the old flow carried no binding any more');
+    assert.equal(g.registrar.watchedUdpFlows, 1);
+  });
+
   test('RFC 3581: a UDP endpoint behind NAT keeps its received/rport source in the binding', () => {
     const h = harness();
     const natInfo: TransportInfo = { ...UDP_INFO, source: { address: '203.0.113.50', port: 61000 } };
