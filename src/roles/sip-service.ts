@@ -3,12 +3,14 @@ import { SqliteCallStore } from '../calls/call-store.ts';
 import { category, type Logger } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
+import { DialogRelease } from '../media/dialog-release.ts';
 import type { Flow, ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
 import { Router } from '../routing/router.ts';
 import { policyFor } from '../sip/auth/policy.ts';
 import type { RequestAuthenticator } from '../sip/auth/types.ts';
 import { LocationTable } from '../sip/location/location-table.ts';
 import { SqliteRegistrationStore } from '../sip/location/sqlite-store.ts';
+import { getParam, parseUri } from '../sip/message/index.ts';
 import { StatefulProxy, sipZoneSearcher } from '../sip/proxy/proxy.ts';
 import { systemDns } from '../sip/proxy/resolver.ts';
 import type { ProxyListener, ProxyMedia, SipTarget } from '../sip/proxy/types.ts';
@@ -76,6 +78,8 @@ export class SipService {
   readonly transport: SipTransportLayer;
   readonly transactions: TransactionLayer;
   readonly user: BasicUas;
+  /** The dialogs the node proxies, for ending them on a media timeout (docs/media.md). */
+  readonly dialogs: DialogRelease;
   readonly #sockets: BoundSocket[] = [];
   readonly #zones: TraversalClientZone[] = [];
   readonly #serverZones: TraversalServerZone[] = [];
@@ -140,7 +144,14 @@ export class SipService {
       }),
     });
     this.user.client.attach(this.transactions);
+    this.dialogs = new DialogRelease({
+      clock: opts.clock,
+      send: (req, dest) => this.user.client.send(req, dest),
+      ownUri: (uri) => this.#ownsUri(uri),
+    });
     this.transport.onMessage = (msg, info) => {
+      // The dialogs the node proxies, followed so a media timeout can end them (docs/media.md).
+      this.dialogs.observe(msg, info);
       // Any message on an outbound UDP flow shows it alive (O(1), nothing when no such flow is registered).
       if (info.transport === 'UDP') this.#registrar?.flowAlive('UDP', info.local, info.source);
       this.transactions.receive(msg, info);
@@ -438,6 +449,27 @@ export class SipService {
         throw new Error(why ? `${message}: ${why}` : message);
       }
     };
+  }
+
+  /** True for a URI naming one of this node's SIP sockets (a Record-Route it inserted). */
+  #ownsUri(text: string): boolean {
+    const u = parseUri(text);
+    if (!u.ok || u.value.scheme === 'tel') return false;
+    const tls = u.value.scheme === 'sips' || getParam(u.value.params, 'transport')?.toLowerCase() === 'tls';
+    const port = u.value.port ?? (tls ? 5061 : 5060);
+    const host = u.value.host.toLowerCase();
+    return this.#sockets.some((s) => s.address === host && s.port === port);
+  }
+
+  /**
+   * Media timeout of a call (docs/media.md): a BYE to both parties of each dialog of `callId` the node proxies, and the
+   * call recorded as ended by `media timeout`. Resolves when every BYE was answered or failed.
+   */
+  async releaseCall(callId: string): Promise<{ calls: string[]; sent: number; answered: number }> {
+    for (const key of this.dialogs.callKeys(callId)) this.#calls?.finish(key, 200, 'media timeout');
+    const r = await this.dialogs.release(callId);
+    this.#log.info({ callId, byes: r.sent, answered: r.answered }, 'media timeout => BYE sent to both parties');
+    return r;
   }
 
   /** Status of the node's traversal zones: the core's client zones and the edge's server zones (`role: server`). */
