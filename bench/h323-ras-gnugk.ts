@@ -115,6 +115,9 @@ function rasloadOnce(ip: string, port: number, count: number, first: number, win
         String(first),
         '--window',
         String(window),
+        // a lost answer is one not back within 30 s (GnuGk's queue at 32 outstanding can exceed the default 3 s)
+        '--timeout',
+        '30',
       ],
       { timeout: 30 * 60_000 },
       (err, stdout) => {
@@ -166,9 +169,10 @@ async function series(
     // keep a step within stepS at the last rate seen (GnuGk slows down as its table grows)
     if (Number.isFinite(rate)) count = Math.max(100, Math.min(count, Math.round(rate * stepS)));
     const r = await measured(target.pid, () => rasload(target.ip, target.port, count, have, 32));
+    // every RRQ sent names a new endpoint: the next step starts after all of them, answered or not
     const step: Step = {
       from: have,
-      to: have + r.rcf,
+      to: have + count,
       rcf: r.rcf,
       rrj: r.rrj,
       lost: r.lost,
@@ -180,13 +184,17 @@ async function series(
     };
     steps.push(step);
     console.error(`${name}: ${JSON.stringify(step)}`);
-    have += r.rcf;
+    have += count;
     rate = r.perSecond;
     if (r.rcf === 0) break;
   }
-  const reregCount = Math.min(have, 5000);
+  // re-registrations of the first endpoints, sized like the steps: a probe of 200 gives the rate, then at most
+  // stepS of it (GnuGk re-registers slowly too once its table is large)
+  const probe = await rasload(target.ip, target.port, Math.min(have, 200), 0, 32);
+  const reregCount = Math.max(100, Math.min(have, 5000, Math.round(probe.perSecond * stepS)));
   const rereg32 = await measured(target.pid, () => rasload(target.ip, target.port, reregCount, 0, 32));
-  const rereg1 = await measured(target.pid, () => rasload(target.ip, target.port, Math.min(have, 2000), 0, 1));
+  const rereg1Count = Math.max(100, Math.min(have, 2000, Math.round(rereg32.perSecond * stepS * 0.5)));
+  const rereg1 = await measured(target.pid, () => rasload(target.ip, target.port, rereg1Count, 0, 1));
   console.error(`${name}: re-registration ${JSON.stringify({ rereg32, rereg1 })}`);
   return { steps, rss0, rssN: treeRssKiB(target.pid) / 1024, registered: have, rereg32, rereg1 };
 }
