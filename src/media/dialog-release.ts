@@ -212,6 +212,8 @@ export class DialogRelease {
     });
     this.#dialogs.set(callId, list);
     this.#dialogCount++;
+    // Answered: the INVITE is done with (a second fork answering later is not followed; its BYE still crosses us).
+    this.#pending.delete(`${callId};${fromTag}`);
     while (this.#dialogCount > this.#max) {
       const oldest = this.#dialogs.values().next().value;
       if (!oldest?.[0]) break;

@@ -91,6 +91,7 @@ test('media timeout release: a BYE to each side as the other side would send it,
   d.observe(invite(), FROM_CALLER);
   d.observe(ok(RR), FROM_CALLEE);
   assert.equal(d.size, 1);
+  assert.equal(d.pendingCount, 0, 'the answered INVITE is not kept');
   // The callee sent a re-INVITE (CSeq 7) and the caller an INFO (CSeq 6) through the node.
   d.observe(
     msg(`INVITE sip:alice@203.0.113.5 SIP/2.0
