@@ -134,6 +134,39 @@ describe('calls through the proxy, with sipp on both sides', { timeout: 180_000 
     assert.equal(core.proxy!.shiftedDialogs, 0);
   });
 
+  test('the same neighbor challenging as a proxy (407, Proxy-Authenticate): answered with Proxy-Authorization', async () => {
+    const scenario = join(tmpdir(), `crossway-uas-challenge-407-${process.pid}.xml`);
+    writeFileSync(
+      scenario,
+      readFileSync(join(SCENARIOS, 'uas-challenge.xml'), 'utf8')
+        .replace('401 Unauthorized', '407 Proxy Authentication Required')
+        .replace('WWW-Authenticate:', 'Proxy-Authenticate:')
+        // sipp's verifyauth reads Authorization only: here the answer's parameters are checked (check_it fails the
+        // call); the response value itself is checked by the 401 case above and the unit tests.
+        .replace(
+          /<verifyauth[^>]*\/>/,
+          '<ereg regexp="Digest username=.crossway., realm=.neighbor\\.example., nonce=.[^,]*, uri=.[^,]*, response=.[0-9a-f]{32}., algorithm=MD5, qop=auth, nc=00000001" search_in="hdr" header="Proxy-Authorization:" check_it="true" assign_to="authcheck"/>',
+        )
+        .replace('<nop hide="true" test="authvalid" next="good"/>', '<nop hide="true" next="good"/>')
+        .replace('variables="cseq1,', 'variables="authcheck,cseq1,'),
+    );
+    const answered = core.proxy!.counters.challengesAnswered;
+    const uas = sipp({ scenario, port: ports.auth!, calls: 1 });
+    await settle();
+    const uac = await sipp({
+      scenario: join(SCENARIOS, 'call-uac.xml'),
+      port: await freeUdpPort(),
+      target,
+      service: 'auth',
+      calls: 1,
+    });
+    const b = await uas;
+    assert.equal(uac.successful, 1, `${show(uac)}\n--- uas:\n${show(b)}`);
+    assert.equal(b.successful, 1, show(b));
+    assert.equal(b.failed, 0, show(b));
+    assert.equal(core.proxy!.counters.challengesAnswered, answered + 1);
+  });
+
   test("search continues: the first neighbor answers 404, the next rule's neighbor answers 200; the history shows both", async () => {
     const miss = sipp({ scenario: join(SCENARIOS, 'uas-not-found.xml'), port: ports.miss!, calls: 1 });
     const { uac, uas } = await call(join(SCENARIOS, 'call-uac.xml'), 'search', {
