@@ -189,6 +189,7 @@ describe('calls through the proxy, with sipp on both sides', { timeout: 180_000 
     ]);
     const rec = core.calls!.history(1)[0]!;
     assert.equal(rec.state, 'ended');
+    assert.equal(rec.targetZone, 'HitUas');
     assert.deepEqual(
       rec.legs.map((l) => [l.zone, l.status]),
       [
