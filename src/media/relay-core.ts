@@ -210,6 +210,8 @@ interface Stream {
   index: number;
   media: string;
   sides: [Side, Side];
+  /** Closed on its own (`closeStream`, H.245 CloseLogicalChannel): its ports are back in the pool. */
+  closed?: boolean;
 }
 
 interface Call {
@@ -570,9 +572,24 @@ export class RelayCore {
     ip: string,
     port: number,
   ): boolean {
-    const side = this.#calls.get(callId)?.streams[index]?.sides[party];
-    if (!side) return false;
+    const stream = this.#calls.get(callId)?.streams[index];
+    if (!stream || stream.closed) return false;
+    const side = stream.sides[party];
     resetLatch(side.latch[component === 'rtp' ? 0 : 1], ip, port);
+    return true;
+  }
+
+  /**
+   * Closes stream `index` of call `callId` alone (H.323: the last logical channel of its RTP session was closed):
+   * its sockets are closed and its ports go back to the pool; the call and its other streams stay, and a later
+   * `openStream` gets a new index. False when there is no such stream or it is already closed.
+   */
+  closeStream(callId: string, index: number): boolean {
+    const s = this.#calls.get(callId)?.streams[index];
+    if (!s || s.closed) return false;
+    s.closed = true;
+    this.#freeSide(s.sides[0]);
+    this.#freeSide(s.sides[1]);
     return true;
   }
 

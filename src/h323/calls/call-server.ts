@@ -152,6 +152,7 @@ export class CallServer {
               anchorOlc: (from: Leg, olc: OpenLogicalChannel) => anchor.rewriteOlc(from, olc),
               anchorOlcAck: (from: Leg, ack: OpenLogicalChannelAck, session: number) =>
                 anchor.rewriteOlcAck(from, ack, session),
+              closeChannel: (from: Leg, channel: number) => anchor.closeChannel(from, channel),
             }
           : {}),
         h245: {

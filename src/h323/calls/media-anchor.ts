@@ -25,6 +25,16 @@ export class MediaAnchor {
   readonly #relay: RelayCore;
   readonly #callId: string;
   readonly #streams = new Map<number, Promise<Stream | undefined>>();
+  /**
+   * Logical channels opened by H.245 OpenLogicalChannel per RTP session, as `<leg>:<channel number>` (each leg
+   * numbers its own channels). A session opened by fast start is not in here: it keeps its ports until the call
+   * ends (its proposals that were never taken are never closed, so counting them could never reach zero).
+   */
+  readonly #channels = new Map<number, Set<string>>();
+  /** Sessions anchored from fast start: never closed before the call ends. */
+  readonly #pinned = new Set<number>();
+  /** Streams closed before the call's end (CloseLogicalChannel of their last channel). */
+  closedStreams = 0;
 
   constructor(relay: RelayCore, callId: string) {
     this.#relay = relay;
@@ -53,9 +63,36 @@ export class MediaAnchor {
   }
 
   /** An OpenLogicalChannel from leg `from` (fast start or H.245) with its media addresses moved onto the relay. */
-  async rewriteOlc(from: Leg, olc: OpenLogicalChannel): Promise<OpenLogicalChannel> {
-    const s = await this.#stream(sessionOf(olc));
+  async rewriteOlc(from: Leg, olc: OpenLogicalChannel, fastStart = false): Promise<OpenLogicalChannel> {
+    const session = sessionOf(olc);
+    if (fastStart) this.#pinned.add(session);
+    else {
+      let set = this.#channels.get(session);
+      if (!set) this.#channels.set(session, (set = new Set()));
+      set.add(`${from}:${olc.forwardLogicalChannelNumber}`);
+    }
+    const s = await this.#stream(session);
     return s ? rewriteOlcAddresses(olc, this.#mapper(from, s)) : olc;
+  }
+
+  /**
+   * Logical channel `channel` opened by leg `from` is closed (H.245 CloseLogicalChannel from its opener, or its
+   * OLC refused): when it was the last open channel of its RTP session, the session's relay ports go back to the
+   * pool at once (a later OLC for that session gets a new port pair). Returns whether ports were freed.
+   */
+  async closeChannel(from: Leg, channel: number): Promise<boolean> {
+    const key = `${from}:${channel}`;
+    for (const [session, set] of this.#channels) {
+      if (!set.delete(key)) continue;
+      if (set.size > 0 || this.#pinned.has(session)) return false;
+      this.#channels.delete(session);
+      const s = await this.#streams.get(session);
+      this.#streams.delete(session);
+      if (!s || !this.#relay.closeStream(this.#callId, s.index)) return false;
+      this.closedStreams++;
+      return true;
+    }
+    return false;
   }
 
   /** An OpenLogicalChannelAck from leg `from` for RTP session `session`, its addresses moved onto the relay. */
@@ -69,7 +106,7 @@ export class MediaAnchor {
     const out: Uint8Array[] = [];
     for (const bytes of olcs) {
       const d = openLogicalChannelCodec.decode(bytes);
-      out.push(d.ok ? openLogicalChannelCodec.encode(await this.rewriteOlc(from, d.value)) : bytes);
+      out.push(d.ok ? openLogicalChannelCodec.encode(await this.rewriteOlc(from, d.value, true)) : bytes);
     }
     return out;
   }

@@ -2,13 +2,16 @@ import { type AliasText, aliasToText, fromH225Address, H225_PROTOCOL_ID, h225Add
 import type { H323Target } from '../gatekeeper/gatekeeper.ts';
 import type {
   H225_TransportAddress,
+  MultimediaSystemControlMessage,
   OpenLogicalChannel,
   OpenLogicalChannelAck,
   ReleaseCompleteReason,
+  TerminalCapabilitySet,
 } from '../per/generated/types.ts';
 import { h245Codec } from '../per/schema.ts';
 import { type CallSignallingMessage, decodeCallSignalling, encodeCallSignalling } from '../q931/call-signalling.ts';
 import { encodeCause, IE, Q931_MESSAGE_TYPES, q931MessageName } from '../q931/q931.ts';
+import { filterCapabilities } from './capabilities.ts';
 import { sessionOf } from './media-anchor.ts';
 
 /**
@@ -49,6 +52,11 @@ export interface CallIo {
   anchorOlc?: (from: Leg, olc: OpenLogicalChannel) => Promise<OpenLogicalChannel>;
   /** Media anchoring of an H.245 OpenLogicalChannelAck from a leg, for RTP session `session`. */
   anchorOlcAck?: (from: Leg, ack: OpenLogicalChannelAck, session: number) => Promise<OpenLogicalChannelAck>;
+  /**
+   * Logical channel `channel` that leg `from` opened is closed (its CloseLogicalChannel relayed, or its OLC
+   * refused): the relay ports of its RTP session may go back to the pool.
+   */
+  closeChannel?: (from: Leg, channel: number) => Promise<unknown>;
   /**
    * The node's own H.245 per leg (H.323 §8.2): without it H.245 passes through untouched (tunnelled messages
    * relayed, h245Address given end to end). With it the node takes every H.245 PDU out of the tunnel or off
@@ -130,7 +138,17 @@ interface H245Leg {
   queue: Uint8Array[];
   /** This leg's OpenLogicalChannel forward channel numbers → RTP session (to place the other leg's Ack). */
   olcSessions: Map<number, number>;
+  /** This leg's own latest TerminalCapabilitySet, as it sent it (capability intersection). */
+  tcs: TerminalCapabilitySet | undefined;
+  /** Capability table entry numbers of this leg that the other leg was not told of. */
+  removedCapabilities: Set<number>;
 }
+
+/** EndSessionCommand disconnect (H.245 §8.? / H.323 §8.5 step 3): the node ends a leg's H.245 session itself. */
+const END_SESSION: MultimediaSystemControlMessage = {
+  choice: 'command',
+  value: { choice: 'endSessionCommand', value: { choice: 'disconnect', value: null } },
+};
 
 /** Q.931 messages that may carry an `h245Address` toward the caller (H.225.0 §7.3–7.4, 7.9). */
 const CARRIES_H245_ADDRESS = new Set(['callProceeding', 'alerting', 'connect', 'progress', 'facility']);
@@ -147,7 +165,22 @@ export interface H245Counters {
   anchored: number;
   /** H.245 PDUs that arrived after the call ended or could not be placed. */
   dropped: number;
+  /** Capability table entries removed from relayed TerminalCapabilitySets (policy, intersection). */
+  capabilitiesRemoved: number;
+  /** Logical channels closed (CloseLogicalChannel relayed, OLC refused). */
+  channelsClosed: number;
+  /** EndSessionCommands the node sent itself (aborting a call). */
+  endSessionsSent: number;
 }
+
+const newH245Leg = (): H245Leg => ({
+  tunnelling: undefined,
+  channel: 'none',
+  queue: [],
+  olcSessions: new Map(),
+  tcs: undefined,
+  removedCapabilities: new Set(),
+});
 
 export class RoutedCall {
   readonly #io: CallIo;
@@ -159,11 +192,15 @@ export class RoutedCall {
   #pendingSetup: CallSignallingMessage | undefined;
   #bUp = false;
   readonly #queued: CallSignallingMessage[] = [];
-  readonly #h245: Record<Leg, H245Leg> = {
-    a: { tunnelling: undefined, channel: 'none', queue: [], olcSessions: new Map() },
-    b: { tunnelling: undefined, channel: 'none', queue: [], olcSessions: new Map() },
+  readonly #h245: Record<Leg, H245Leg> = { a: newH245Leg(), b: newH245Leg() };
+  readonly h245Counters: H245Counters = {
+    relayed: 0,
+    anchored: 0,
+    dropped: 0,
+    capabilitiesRemoved: 0,
+    channelsClosed: 0,
+    endSessionsSent: 0,
   };
-  readonly h245Counters: H245Counters = { relayed: 0, anchored: 0, dropped: 0 };
   readonly info: RoutedCallInfo;
   /** Told once when the call ends. */
   onEnd: (info: RoutedCallInfo) => void = () => {};
@@ -448,9 +485,10 @@ export class RoutedCall {
 
   /**
    * One H.245 PDU from leg `from` (tunnelled or on its connection), passed to the other leg. Master/slave
-   * determination, capabilities, UserInputIndication, CloseLogicalChannel, EndSessionCommand… pass through as
-   * they are (the two endpoints negotiate end to end); OpenLogicalChannel and its Ack get the node's relay
-   * addresses. A PDU that does not decode ends the call.
+   * determination, UserInputIndication, RequestMode, EndSessionCommand… pass through as they are (the two
+   * endpoints negotiate end to end); a TerminalCapabilitySet loses what the relay cannot anchor (`capabilities.ts`);
+   * OpenLogicalChannel and its Ack get the node's relay addresses; CloseLogicalChannel (and an OLC refused) lets
+   * the relay free the channel's ports. A PDU that does not decode ends the call.
    */
   async #h245In(from: Leg, bytes: Uint8Array): Promise<void> {
     const to = otherLeg(from);
@@ -481,9 +519,52 @@ export class RoutedCall {
         out = h245Codec.encode({ choice: 'response', value: { choice: 'openLogicalChannelAck', value } });
         this.h245Counters.anchored++;
       }
+    } else if (msg.choice === 'request' && msg.value.choice === 'terminalCapabilitySet') {
+      const tcs = msg.value.value;
+      const mine = this.#h245[from];
+      mine.tcs = tcs;
+      const f = filterCapabilities(tcs, this.#h245[to].tcs, mine.removedCapabilities);
+      if (f.tcs !== tcs) {
+        out = h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: f.tcs } });
+        this.h245Counters.capabilitiesRemoved += f.removedByPolicy + f.removedByIntersection;
+      }
     }
     if (this.#ended()) return;
     this.#h245Out(to, out);
+    // the channel's media stops with its close: its relay ports are freed now, not at the call's end
+    let closed: { opener: Leg; channel: number } | undefined;
+    if (msg.choice === 'request' && msg.value.choice === 'closeLogicalChannel')
+      closed = { opener: from, channel: msg.value.value.forwardLogicalChannelNumber };
+    else if (msg.choice === 'response' && msg.value.choice === 'openLogicalChannelReject')
+      closed = { opener: to, channel: msg.value.value.forwardLogicalChannelNumber };
+    if (closed) {
+      this.#h245[closed.opener].olcSessions.delete(closed.channel);
+      this.h245Counters.channelsClosed++;
+      await this.#io.closeChannel?.(closed.opener, closed.channel);
+    }
+  }
+
+  /**
+   * The node itself ends leg `leg`'s H.245 session before its ReleaseComplete (H.323 §8.5): EndSessionCommand on
+   * the leg's own H.245 connection when it is up, or tunnelled in a Facility when the leg tunnels (leg B: once it
+   * has answered). H.245 still waiting for the leg is dropped. Nothing when the leg has no H.245 yet.
+   */
+  #endSession(leg: Leg): void {
+    const h = this.#io.h245;
+    if (!h) return;
+    const l = this.#h245[leg];
+    this.h245Counters.dropped += l.queue.length;
+    l.queue.length = 0;
+    const pdu = h245Codec.encode(END_SESSION);
+    if (l.channel === 'up' && l.tunnelling === false) h.send(leg, pdu);
+    else if (l.tunnelling === true && (leg === 'a' || this.#bUp)) {
+      const cr = leg === 'a' ? this.#crA : this.#crB;
+      this.#io.send(
+        leg,
+        encodeCallSignalling(facility(cr, leg === 'a', this.#callIdentifier, 'transportedInformation', {}, [pdu])),
+      );
+    } else return;
+    this.h245Counters.endSessionsSent++;
   }
 
   #h245Out(to: Leg, pdu: Uint8Array): void {
@@ -580,6 +661,7 @@ export class RoutedCall {
     this.#run(() => {
       if (this.#ended()) return;
       const other = otherLeg(leg);
+      if (other === 'a' || this.#state !== 'routing') this.#endSession(other);
       if (other === 'a' || this.#state !== 'routing')
         this.#io.send(
           other,
@@ -620,6 +702,9 @@ export class RoutedCall {
   #abort(why: string): void {
     if (this.#ended()) return;
     this.info.endReason = why;
+    // a leg that has H.245 hears EndSessionCommand first (H.323 §8.5), then the ReleaseComplete
+    if (this.#state !== 'setup-received') this.#endSession('a');
+    if (this.#state !== 'setup-received' && this.#state !== 'routing') this.#endSession('b');
     this.#io.send(
       'a',
       releaseComplete(this.#crA, true, this.#callIdentifier, CAUSE.temporaryFailure, 'undefinedReason'),
