@@ -136,12 +136,16 @@ export class DialogRelease {
   }
 
   #request(req: SipRequest, info: TransportInfo): void {
+    // Cheap exits first: most traffic (REGISTER, OPTIONS, requests of dialogs not followed) stops at a map lookup.
+    const initial = req.method === 'INVITE' && getToTag(req) === undefined;
+    if (!initial && this.#dialogCount === 0) return;
     const callId = getCallId(req);
+    if (callId === undefined || (!initial && !this.#dialogs.has(callId))) return;
     const fromTag = getFromTag(req);
-    if (callId === undefined || fromTag === undefined) return;
+    if (fromTag === undefined) return;
     const toTag = getToTag(req);
     if (toTag === undefined) {
-      if (req.method !== 'INVITE') return;
+      if (!initial) return;
       const cseq = getCSeq(req);
       const from = getHeader(req, 'from');
       const to = getHeader(req, 'to');
