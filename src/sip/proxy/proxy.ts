@@ -994,8 +994,10 @@ export class StatefulProxy {
   #answerChallenge(ctx: Context, branch: Branch, res: SipResponse): boolean {
     // Not for a request already answered upstream or a branch being cancelled (a 2xx came from another branch).
     if (ctx.cancelled || ctx.state === 'completed' || branch.cancelSent || branch.recursed) return false;
+    // A REGISTER passed down a traversal zone is the endpoint's to answer, never the node's.
+    if (ctx.request.method === 'REGISTER') return false;
     const zone = this.#opts.router.zone(branch.zone);
-    const credentials = zone && zone.type !== 'local' ? zone.authentication : undefined;
+    const credentials = zone && (zone.type === 'neighbor' || zone.type === 'dns') ? zone.authentication : undefined;
     if (!credentials) return false;
     const req = branch.request;
     const answer = this.#neighborAuth.answer(res, branch.zone, credentials, req.method, req.uri);

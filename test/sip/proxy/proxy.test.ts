@@ -966,6 +966,26 @@ describe('proxy core: answering a neighbor zone challenge with its credentials',
     );
   });
 
+  test("credentials on a traversal zone are not used: the other Crossway node's challenge is the caller's to answer", async () => {
+    const { proxy, layer } = setup(
+      [target('192.0.2.50')],
+      {},
+      {
+        zones: [{ name: 'Z', type: 'traversal', authentication: { username: 'crossway', password: 's3cret' } }],
+      },
+    );
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(
+      answer(layer.sent[0]!.req, 407, [['Proxy-Authenticate', 'Digest realm="core.example", nonce="n-6"']]),
+      layer.sent[0]!.tx,
+    );
+    assert.equal(layer.sent.length, 1);
+    assert.equal(s.responses[0]?.status, 407);
+  });
+
   test('a zone without credentials: its 407 goes back to the caller as it is', async () => {
     const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1')]);
     const r = invite();
