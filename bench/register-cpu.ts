@@ -8,7 +8,7 @@
  * run between bursts of 500); the client's work (building requests, reading the 401, the digest) is not counted.
  * Round 0 creates the bindings, later rounds refresh them (new Call-ID each time).
  * For profiling: `node --cpu-prof --import tsx bench/register-cpu.ts`.
- *   node --import tsx bench/register-cpu.ts [--users 20000] [--rounds 3]
+ *   node --import tsx bench/register-cpu.ts [--users 20000] [--rounds 3] [--stateless-challenges yes]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -54,7 +54,7 @@ const authenticator = new DigestAuthenticator({
   dummyKey: randomBytes(32),
   retryAfterSeconds: 5,
 });
-const config = registrarConfigSchema.parse({});
+const config = registrarConfigSchema.parse({ statelessChallenges: benchArg('stateless-challenges', 'no') === 'yes' });
 const location = await LocationTable.open({
   clock,
   store: new SqliteRegistrationStore({

@@ -51,6 +51,13 @@ export const registrarConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Answer 401 challenges statelessly (RFC 3261 §8.2.7): no server transaction is kept for them, which saves CPU and
+     * memory per registration and under floods of unauthenticated REGISTERs. A retransmitted REGISTER then gets a new
+     * 401 (new nonce and To tag); UAs match it to their finished client transaction and drop it, but sipp counts it as
+     * an unexpected message and fails the call. Off by default.
+     */
+    statelessChallenges: z.boolean().default(false),
     /** RFC 5626 §4.4.1 Flow-Timer sent in a 200 for an outbound registration (s): the UA's keepalive interval. */
     flowTimerSeconds: z.number().int().min(10).max(3600).default(120),
     /**

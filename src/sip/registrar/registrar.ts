@@ -519,9 +519,9 @@ export class Registrar implements RequestHandler {
 
   #send(tx: ServerTransactionHandle, res: SipResponse): void {
     this.counters.responses[res.status] = (this.counters.responses[res.status] ?? 0) + 1;
-    // RFC 3261 §8.2.7: challenges are answered statelessly, so unauthenticated REGISTERs (and floods of them) keep no
-    // transaction state; a retransmitted REGISTER gets a fresh 401 with a new nonce, which the UA may answer as well.
-    if (res.status === 401 && tx.respondStateless?.(res)) return;
+    // RFC 3261 §8.2.7 (registrar.statelessChallenges): a challenge answered statelessly keeps no transaction state; a
+    // retransmitted REGISTER then gets a fresh 401 with a new nonce.
+    if (res.status === 401 && this.#opts.config.statelessChallenges && tx.respondStateless?.(res)) return;
     tx.respond(res);
   }
 }

@@ -45,8 +45,8 @@ describe('registrar: RFC 3261 §10.3', () => {
     assert.equal(h.table.aorCount, 0);
   });
 
-  test('step 3: a challenge is answered statelessly (RFC 3261 §8.2.7) when the transaction allows it; other answers keep state', () => {
-    const h = harness({}, new FakeAuthenticator());
+  test('step 3: with statelessChallenges a challenge is answered statelessly (RFC 3261 §8.2.7); other answers keep state', () => {
+    const h = harness({ statelessChallenges: true }, new FakeAuthenticator());
     const req = register();
     const stateless: SipResponse[] = [];
     const tx = {
@@ -68,6 +68,20 @@ describe('registrar: RFC 3261 §10.3', () => {
     assert.deepEqual(
       tx2.responses.map((r) => r.status),
       [200],
+    );
+  });
+
+  test('step 3: by default a challenge goes through the server transaction (a retransmitted REGISTER gets the same 401)', () => {
+    const h = harness({}, new FakeAuthenticator());
+    const req = register();
+    const tx = {
+      ...fakeTransaction(req),
+      respondStateless: () => assert.fail('stateless challenges are off by default'),
+    };
+    h.registrar.handle(req, tx, UDP_INFO);
+    assert.deepEqual(
+      tx.responses.map((r) => r.status),
+      [401],
     );
   });
 
