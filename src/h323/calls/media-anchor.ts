@@ -67,8 +67,8 @@ export class MediaAnchor {
     const session = sessionOf(olc);
     if (fastStart) this.#pinned.add(session);
     else {
-      let set = this.#channels.get(session);
-      if (!set) this.#channels.set(session, (set = new Set()));
+      const set = this.#channels.get(session) ?? new Set<string>();
+      this.#channels.set(session, set);
       set.add(`${from}:${olc.forwardLogicalChannelNumber}`);
     }
     const s = await this.#stream(session);

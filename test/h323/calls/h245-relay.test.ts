@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   buildAudioOlc,
+  buildCloseLogicalChannel,
   buildOlcAck,
   buildSetup,
   buildTerminalCapabilitySet,
@@ -17,9 +18,11 @@ import {
 } from '../../../src/h323/api.ts';
 import { type CallIo, type Leg, RoutedCall } from '../../../src/h323/calls/routed-call.ts';
 import type {
+  Capability,
   H225_TransportAddress,
   MultimediaSystemControlMessage,
   OpenLogicalChannelAck,
+  TerminalCapabilitySet,
 } from '../../../src/h323/per/generated/types.ts';
 import { h245Codec } from '../../../src/h323/per/schema.ts';
 import {
@@ -48,6 +51,11 @@ function harness() {
   const h245Connects: Array<{ leg: Leg; to: IpPort }> = [];
   const h245Closed: Leg[] = [];
   const listening: Leg[] = [];
+  /** Channels the call told the media side were closed (`<opener>:<channel>`). */
+  const closedChannels: string[] = [];
+  /** Everything sent, in order: `q931:<leg>:<message>` and `h245:<leg>:<pdu>` (tunnelled H.245 as `h245:<leg>:…`). */
+  const order: string[] = [];
+  const h245Name = (m: MultimediaSystemControlMessage) => (m.choice === '$unknown' ? '?' : m.value.choice);
   /** What the fake relay was told: where each party receives. */
   const remotes: Array<{ party: Leg; role: string; at: IpPort }> = [];
   const anchorTo = (from: Leg) => (at: IpPort, where: { role: 'media' | 'mediaControl' }) => {
@@ -74,11 +82,17 @@ function harness() {
       const d = decodeCallSignalling(pdu);
       assert.ok(d.ok, 'what the call sends decodes');
       q931.push({ leg, m: d.value });
+      order.push(`q931:${leg}:${d.value.uu!['h323-uu-pdu']['h323-message-body'].choice}`);
+      for (const c of d.value.uu!['h323-uu-pdu'].h245Control ?? []) {
+        const x = h245Codec.decode(c);
+        order.push(`h245:${leg}:${x.ok ? h245Name(x.value) : 'malformed'}`);
+      }
     },
     close: () => {},
     localAddress: { ip: NODE, port: 1720 },
     anchorOlc: async (from, olc) => rewriteOlcAddresses(olc, anchorTo(from)),
     anchorOlcAck: async (from, ack, _session) => rewriteOlcAckAddresses(ack, anchorTo(from)),
+    closeChannel: async (from, channel) => closedChannels.push(`${from}:${channel}`),
     h245: {
       listen: async (leg) => {
         listening.push(leg);
@@ -89,12 +103,13 @@ function harness() {
         const d = h245Codec.decode(bytes);
         assert.ok(d.ok, 'H.245 the call sends decodes');
         h245.push({ leg, m: d.value, bytes });
+        order.push(`h245:${leg}:${h245Name(d.value)}`);
       },
       close: (leg) => h245Closed.push(leg),
     },
   };
   const call = new RoutedCall('c1', io, 900, () => 0);
-  return { call, q931, h245, h245Connects, h245Closed, listening, remotes };
+  return { call, q931, h245, h245Connects, h245Closed, listening, remotes, closedChannels, order };
 }
 
 const setup = (tunnelling: boolean) =>
@@ -444,4 +459,277 @@ describe('H.245 on a routed call (sans-I/O)', () => {
       { numRuns: 300 },
     );
   });
+
+  it('CloseLogicalChannel is relayed and frees the channel it names (its opener numbers it); a refused OLC too', async () => {
+    const h = await separateBoth();
+    h.call.fromH245('a', h245Codec.encode(olcMsg(1, 5001, '203.0.113.2')));
+    h.call.fromH245('b', h245Codec.encode(ackMsg(1, { ip: '203.0.113.3', port: 6000 })));
+    h.call.fromH245('b', h245Codec.encode(olcMsg(1, 6001, '203.0.113.3')));
+    h.call.fromH245('a', h245Codec.encode(olcMsg(2, 5003, '203.0.113.2')));
+    h.call.fromH245(
+      'b',
+      h245Codec.encode({
+        choice: 'response',
+        value: {
+          choice: 'openLogicalChannelReject',
+          value: { forwardLogicalChannelNumber: 2, cause: { choice: 'dataTypeNotSupported', value: null } },
+        },
+      }),
+    );
+    await h.call.settled();
+    assert.deepEqual(h.closedChannels, ['a:2'], "B refused A's channel 2: A's channel 2 is freed");
+    const clc: MultimediaSystemControlMessage = {
+      choice: 'request',
+      value: { choice: 'closeLogicalChannel', value: buildCloseLogicalChannel(1) },
+    };
+    h.call.fromH245('a', h245Codec.encode(clc));
+    await h.call.settled();
+    assert.deepEqual(h.closedChannels, ['a:2', 'a:1'], "A's own channel 1, not B's channel 1");
+    const last = h.h245.at(-1)!;
+    assert.equal(last.leg, 'b');
+    assert.deepEqual(last.bytes, h245Codec.encode(clc), 'the CloseLogicalChannel passes byte for byte');
+    assert.equal(h.call.h245Counters.channelsClosed, 2);
+    assert.equal(h.call.state, 'connected', 'closing a channel does not end the call');
+  });
+
+  it('aborting a call: EndSessionCommand on both separate H.245 connections before the ReleaseComplete on each leg', async () => {
+    const h = await separateBoth();
+    h.call.fromA(Uint8Array.of(0x08, 0x02, 0x00)); // a Q.931 PDU that does not decode
+    await h.call.settled();
+    assert.equal(h.call.state, 'released');
+    for (const leg of ['a', 'b'] as const) {
+      const mine = h.order.filter((x) => x.split(':')[1] === leg);
+      const end = mine.indexOf(`h245:${leg}:endSessionCommand`);
+      const rc = mine.indexOf(`q931:${leg}:releaseComplete`);
+      assert.ok(end >= 0 && rc > end, `leg ${leg}: EndSession then ReleaseComplete: ${mine.join(' ')}`);
+    }
+    const ends = h.h245.filter((x) => x.m.choice === 'command' && x.m.value.choice === 'endSessionCommand');
+    assert.deepEqual(
+      ends.map((x) => x.m),
+      [
+        { choice: 'command', value: { choice: 'endSessionCommand', value: { choice: 'disconnect', value: null } } },
+        { choice: 'command', value: { choice: 'endSessionCommand', value: { choice: 'disconnect', value: null } } },
+      ],
+    );
+    assert.equal(h.call.h245Counters.endSessionsSent, 2);
+    assert.deepEqual(h.h245Closed.sort(), ['a', 'b'], 'both H.245 connections closed after it');
+  });
+
+  it("a leg's connection lost: the tunnelling other leg gets EndSessionCommand in a Facility, then its ReleaseComplete", async () => {
+    const h = harness();
+    h.call.fromA(setup(true));
+    h.call.bConnected();
+    h.call.fromB(answer('connect', 'b', { tunnelling: true }));
+    await h.call.settled();
+    h.call.closed('a');
+    await h.call.settled();
+    const toB = h.q931.filter((x) => x.leg === 'b').slice(-2);
+    assert.deepEqual(
+      toB.map((x) => bodyOf(x.m).choice),
+      ['facility', 'releaseComplete'],
+    );
+    const fac = bodyOf(toB[0]!.m);
+    assert.ok(fac.choice === 'facility' && fac.value.reason.choice === 'transportedInformation');
+    assert.equal(toB[0]!.m.q931.callReference, 900);
+    const [pdu] = toB[0]!.m.uu!['h323-uu-pdu'].h245Control ?? [];
+    const d = h245Codec.decode(pdu!);
+    assert.ok(d.ok && d.value.choice === 'command' && d.value.value.choice === 'endSessionCommand');
+    assert.equal(h.call.info.endReason, 'connection of leg a closed');
+    // nothing more to the leg that went away
+    assert.ok(h.order.every((x) => !x.startsWith('h245:a:')));
+  });
+
+  it('a leg that has no H.245 yet gets no EndSessionCommand (the caller aborts before B answered)', async () => {
+    const h = harness();
+    h.call.fromA(setup(false));
+    h.call.fromA(Uint8Array.of(1, 2, 3));
+    await h.call.settled();
+    assert.equal(h.call.state, 'released');
+    assert.ok(
+      h.order.every((x) => !x.includes('endSessionCommand')),
+      h.order.join(' '),
+    );
+    assert.equal(h.call.h245Counters.endSessionsSent, 0);
+  });
+
+  it('a TerminalCapabilitySet loses data, non-standard and unknown capabilities; codecs, user input kept; descriptors follow', async () => {
+    const h = await separateBoth();
+    const ns = { nonStandardIdentifier: { choice: 'object' as const, value: '1.2.3.4' }, data: Uint8Array.of(1, 2) };
+    const tcs = capabilitySet(1, [
+      [1, { choice: 'receiveAudioCapability', value: { choice: 'g711Ulaw64k', value: 20 } }],
+      [2, { choice: 'receiveAudioCapability', value: { choice: 'g711Alaw64k', value: 20 } }],
+      [3, { choice: 'receiveAudioCapability', value: { choice: 'g722-64k', value: 20 } }],
+      [4, { choice: 'receiveAudioCapability', value: { choice: 'g729AnnexA', value: 2 } }],
+      [5, { choice: 'receiveAudioCapability', value: { choice: 'nonStandard', value: ns } }],
+      [
+        6,
+        {
+          choice: 'receiveAndTransmitDataApplicationCapability',
+          value: {
+            application: { choice: 't120', value: { choice: 'separateLANStack', value: null } },
+            maxBitRate: 640,
+          },
+        },
+      ],
+      [7, { choice: 'nonStandard', value: ns }],
+      [8, { choice: 'receiveVideoCapability', value: h264() }],
+      [9, { choice: 'receiveUserInputCapability', value: { choice: 'basicString', value: null } }],
+      [10, { choice: 'receiveUserInputCapability', value: { choice: 'dtmf', value: null } }],
+      [
+        11,
+        {
+          choice: 'receiveRTPAudioTelephonyEventCapability',
+          value: { dynamicRTPPayloadType: 101, audioTelephoneEvent: '0-15' },
+        },
+      ],
+    ]);
+    tcs.capabilityDescriptors = [
+      { capabilityDescriptorNumber: 0, simultaneousCapabilities: [[1, 2, 3, 4, 5], [6], [8, 7], [9, 10, 11]] },
+      { capabilityDescriptorNumber: 1, simultaneousCapabilities: [[6, 7]] },
+    ];
+    h.call.fromH245(
+      'a',
+      h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcs } }),
+    );
+    await h.call.settled();
+    const out = tcsOf(h.h245.at(-1)!);
+    assert.equal(h.h245.at(-1)!.leg, 'b');
+    assert.deepEqual(
+      out.capabilityTable!.map((e) => e.capabilityTableEntryNumber),
+      [1, 2, 3, 4, 8, 9, 10, 11],
+    );
+    assert.deepEqual(out.capabilityDescriptors, [
+      { capabilityDescriptorNumber: 0, simultaneousCapabilities: [[1, 2, 3, 4], [8], [9, 10, 11]] },
+    ]);
+    assert.equal(out.sequenceNumber, 1, 'the sequence number is kept (the Ack goes back unchanged)');
+    assert.deepEqual(out.multiplexCapability, tcs.multiplexCapability);
+    assert.equal(h.call.h245Counters.capabilitiesRemoved, 3);
+  });
+
+  it("once the other leg's capabilities are known, codecs it lacks are removed (by codec, not parameters); never all of them", async () => {
+    const h = await separateBoth();
+    const tcsB = capabilitySet(7, [
+      [1, { choice: 'receiveAudioCapability', value: { choice: 'g711Alaw64k', value: 30 } }],
+      [2, { choice: 'receiveAudioCapability', value: { choice: 'g729', value: 2 } }],
+      [3, { choice: 'receiveVideoCapability', value: h264() }],
+    ]);
+    tcsB.capabilityDescriptors = [{ capabilityDescriptorNumber: 0, simultaneousCapabilities: [[1, 2], [3]] }];
+    const tcsA = capabilitySet(1, [
+      [1, { choice: 'receiveAudioCapability', value: { choice: 'g711Ulaw64k', value: 20 } }],
+      [2, { choice: 'receiveAudioCapability', value: { choice: 'g711Alaw64k', value: 20 } }],
+      [3, { choice: 'receiveAudioCapability', value: { choice: 'g729AnnexAwAnnexB', value: 2 } }],
+      [4, { choice: 'receiveVideoCapability', value: h261() }],
+      [5, { choice: 'receiveUserInputCapability', value: { choice: 'dtmf', value: null } }],
+    ]);
+    tcsA.capabilityDescriptors = [{ capabilityDescriptorNumber: 0, simultaneousCapabilities: [[1, 2, 3], [4], [5]] }];
+    const encB = h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcsB } });
+    h.call.fromH245('b', encB);
+    h.call.fromH245(
+      'a',
+      h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcsA } }),
+    );
+    await h.call.settled();
+    assert.deepEqual(h.h245[0]!.bytes, encB, "B's set went first, with nothing to intersect: unchanged");
+    const out = tcsOf(h.h245[1]!);
+    assert.deepEqual(
+      out.capabilityTable!.map((e) => e.capabilityTableEntryNumber),
+      [2, 3, 5],
+      'G.711 µ-law and H.261 removed (B has neither); G.729 annex A/B kept (B has G.729); user input kept',
+    );
+    assert.deepEqual(out.capabilityDescriptors, [
+      { capabilityDescriptorNumber: 0, simultaneousCapabilities: [[2, 3], [5]] },
+    ]);
+    // a set that shares no codec with B is not emptied: policy filtering only
+    const tcsA2 = capabilitySet(2, [
+      [1, { choice: 'receiveAudioCapability', value: { choice: 'g722-64k', value: 20 } }],
+      [5, { choice: 'receiveUserInputCapability', value: { choice: 'dtmf', value: null } }],
+    ]);
+    const encA2 = h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcsA2 } });
+    h.call.fromH245('a', encA2);
+    await h.call.settled();
+    assert.deepEqual(h.h245[2]!.bytes, encA2);
+  });
+
+  it('random capability tables never throw, and what is relayed only names entries that are in it or were never removed', async () => {
+    const choices: Capability[] = [
+      { choice: 'receiveAudioCapability', value: { choice: 'g711Ulaw64k', value: 20 } },
+      { choice: 'transmitAudioCapability', value: { choice: 'g722-64k', value: 20 } },
+      { choice: 'receiveVideoCapability', value: h261() },
+      { choice: 'receiveUserInputCapability', value: { choice: 'hookflash', value: null } },
+      {
+        choice: 'receiveDataApplicationCapability',
+        value: { application: { choice: 't120', value: { choice: 'separateLANStack', value: null } }, maxBitRate: 1 },
+      },
+      { choice: 'conferenceCapability', value: { chairControlCapability: false } },
+      { choice: 'maxPendingReplacementFor', value: 3 },
+    ];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.record({ n: fc.integer({ min: 1, max: 40 }), c: fc.integer({ min: 0, max: 6 }) }), {
+          selector: (x) => x.n,
+          minLength: 1,
+          maxLength: 12,
+        }),
+        fc.array(fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 5 }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        async (entries, alts) => {
+          const h = await separateBoth();
+          const tcs = capabilitySet(
+            3,
+            entries.map((e) => [e.n, choices[e.c]!] as [number, Capability]),
+          );
+          tcs.capabilityDescriptors = [{ capabilityDescriptorNumber: 0, simultaneousCapabilities: alts }];
+          h.call.fromH245(
+            'a',
+            h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcs } }),
+          );
+          await h.call.settled();
+          assert.equal(h.call.state, 'connected');
+          const out = tcsOf(h.h245.at(-1)!);
+          const removed = new Set(entries.filter((e) => e.c >= 4).map((e) => e.n));
+          const kept = new Set((out.capabilityTable ?? []).map((e) => e.capabilityTableEntryNumber));
+          assert.deepEqual(kept, new Set(entries.filter((e) => e.c < 4).map((e) => e.n)));
+          for (const d of out.capabilityDescriptors ?? [])
+            for (const alt of d.simultaneousCapabilities ?? []) {
+              assert.ok(alt.length > 0);
+              for (const n of alt) assert.ok(!removed.has(n), `descriptor names removed entry ${n}`);
+            }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
+
+function capabilitySet(sequenceNumber: number, entries: Array<[number, Capability]>): TerminalCapabilitySet {
+  const base = buildTerminalCapabilitySet(sequenceNumber);
+  assert.ok(base.choice === 'request' && base.value.choice === 'terminalCapabilitySet');
+  return {
+    ...base.value.value,
+    capabilityTable: entries.map(([n, capability]) => ({ capabilityTableEntryNumber: n, capability })),
+    capabilityDescriptors: undefined,
+  };
+}
+
+function tcsOf(x: { m: MultimediaSystemControlMessage }): TerminalCapabilitySet {
+  assert.ok(x.m.choice === 'request' && x.m.value.choice === 'terminalCapabilitySet');
+  return x.m.value.value;
+}
+
+const h264 = (): Extract<Capability, { choice: 'receiveVideoCapability' }>['value'] => ({
+  choice: 'genericVideoCapability',
+  value: { capabilityIdentifier: { choice: 'standard', value: '0.0.8.241.0.0.1' }, maxBitRate: 3840 },
+});
+
+const h261 = (): Extract<Capability, { choice: 'receiveVideoCapability' }>['value'] => ({
+  choice: 'h261VideoCapability',
+  value: {
+    qcifMPI: 1,
+    cifMPI: 1,
+    temporalSpatialTradeOffCapability: false,
+    maxBitRate: 3840,
+    stillImageTransmission: false,
+  },
 });

@@ -111,4 +111,53 @@ describe('MediaAnchor on the relay (leg-level entry points)', () => {
     anchor.close();
     assert.equal(relay.core.portsInUse, 0);
   });
+
+  it("a session's relay ports go back to the pool when its last H.245 channel is closed; fast-start sessions stay until the end", async () => {
+    const base = 44_000 + 2 * Math.floor(Math.random() * 5000);
+    const relay: MediaRelay = await startMediaRelay({
+      node: 'core',
+      config: mediaConfigSchema.parse({}),
+      pool: { ranges: [{ from: base, to: base + 19, step: 1 }] },
+      addresses: {
+        endpoint: { bind: '127.0.0.1', advertise: '127.0.0.1' },
+        traversal: { bind: '127.0.0.1', advertise: '127.0.0.1' },
+      },
+      clock: systemClock,
+    });
+    closers.push(() => relay.close());
+    const anchor = new MediaAnchor(relay.core, 'call-2');
+    const video = (channel: number): OpenLogicalChannel => {
+      const olc = buildAudioOlc(channel, { ip: '127.0.0.1', port: 9001 });
+      const m = olc.forwardLogicalChannelParameters.multiplexParameters;
+      if (m.choice === 'h2250LogicalChannelParameters') (m.value as { sessionID: number }).sessionID = 2;
+      return olc;
+    };
+    // session 1: A's channel 1 and B's channel 1 (each leg numbers its own); session 2: A's channel 2
+    await anchor.rewriteOlc('a', buildAudioOlc(1, { ip: '127.0.0.1', port: 7001 }));
+    await anchor.rewriteOlc('b', buildAudioOlc(1, { ip: '127.0.0.1', port: 8001 }));
+    await anchor.rewriteOlc('a', video(2));
+    assert.equal(relay.core.portsInUse, 4, 'two sessions, a pair facing each leg');
+    assert.equal(await anchor.closeChannel('b', 2), false, 'B has no channel 2');
+    assert.equal(await anchor.closeChannel('a', 1), false, "B's channel still uses session 1");
+    assert.equal(relay.core.portsInUse, 4);
+    assert.equal(await anchor.closeChannel('b', 1), true);
+    assert.equal(relay.core.portsInUse, 2, "session 1's pairs are free, session 2 runs on");
+    assert.equal(await anchor.closeChannel('b', 1), false, 'closing twice frees nothing more');
+    // a channel reopened on session 1 gets a new pair
+    const again = await anchor.rewriteOlc('a', buildAudioOlc(3, { ip: '127.0.0.1', port: 7001 }));
+    assert.equal(relay.core.portsInUse, 4);
+    const at = olcAddresses(again)[0]!.address;
+    assert.ok(at.port >= base && at.port <= base + 19, `on the relay: ${at.port}`);
+    // fast start pins its session: closing its channels frees nothing before the call ends
+    const fs = buildAudioOlc(5, { ip: '127.0.0.1', port: 7101 });
+    const m = fs.forwardLogicalChannelParameters.multiplexParameters;
+    if (m.choice === 'h2250LogicalChannelParameters') (m.value as { sessionID: number }).sessionID = 3;
+    await anchor.rewriteFastStart('a', [openLogicalChannelCodec.encode(fs)]);
+    assert.equal(relay.core.portsInUse, 6);
+    assert.equal(await anchor.closeChannel('a', 5), false);
+    assert.equal(relay.core.portsInUse, 6);
+    assert.equal(anchor.closedStreams, 1);
+    anchor.close();
+    assert.equal(relay.core.portsInUse, 0);
+  });
 });

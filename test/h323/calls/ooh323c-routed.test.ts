@@ -216,6 +216,11 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
           assert.ok(active[0]!.destination.some((d) => d.value === dest));
           assert.equal(active[0]!.target?.ip, `${net4}.3`);
           assert.deepEqual(active[0]!.h245, { a: h245[0], b: h245[1] }, 'how each leg carries H.245');
+          // DTMF: ooh323c sends UserInputIndication (alphanumeric, as both offer it in their capabilities); it
+          // crosses the node's H.245 relay in every mode and bob reports it
+          const dtmf = i === 0 ? '1234' : '#*9';
+          alice.stdin.write(`d ${dtmf}\n`);
+          await waitFor(() => out.bob.includes(`--->Received user input ${dtmf}`), 5_000, `bob to get DTMF ${dtmf}`, diag);
           await new Promise((r) => setTimeout(r, 1000));
           alice.stdin.write('h\n');
           await waitFor(() => (gk.counters.sent.disengageConfirm ?? 0) >= 2 * (i + 1), 10_000, 'two DCFs', diag);
@@ -260,6 +265,9 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
           const signalling = tsharkLines(pcap, 'h225 || h245');
           assert.ok(signalling.length > 20, `signalling captured: ${signalling.length} PDUs`);
           assert.deepEqual(tsharkLines(pcap, '_ws.malformed || _ws.expert.severity == error'), []);
+          // the DTMF went as H.245 UserInputIndication (not as a Q.931 keypad): alice → node, node → bob, two calls
+          const dtmfOnWire = tsharkLines(pcap, 'h245.alphanumeric');
+          assert.ok(dtmfOnWire.length >= 4, `UserInputIndication relayed: ${dtmfOnWire.join('\n')}`);
           const h245OnItsOwn = tsharkLines(pcap, 'h245 && !h225 && ip.addr == 127.0.0.1');
           if (separate) assert.ok(h245OnItsOwn.length > 0, 'H.245 connections with the node');
           else assert.deepEqual(h245OnItsOwn, [], 'all H.245 tunnelled');
