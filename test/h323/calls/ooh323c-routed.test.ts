@@ -220,7 +220,12 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
           // crosses the node's H.245 relay in every mode and bob reports it
           const dtmf = i === 0 ? '1234' : '#*9';
           alice.stdin.write(`d ${dtmf}\n`);
-          await waitFor(() => out.bob.includes(`--->Received user input ${dtmf}`), 5_000, `bob to get DTMF ${dtmf}`, diag);
+          await waitFor(
+            () => out.bob.includes(`--->Received user input ${dtmf}`),
+            5_000,
+            `bob to get DTMF ${dtmf}`,
+            diag,
+          );
           await new Promise((r) => setTimeout(r, 1000));
           alice.stdin.write('h\n');
           await waitFor(() => (gk.counters.sent.disengageConfirm ?? 0) >= 2 * (i + 1), 10_000, 'two DCFs', diag);
