@@ -158,6 +158,8 @@ interface Context {
   search?: { cont: SearchContinuation; from: number };
   /** Branch CSeqs differ from the caller's (an answered challenge, a dialog that had one): responses get its back. */
   restoreCSeq?: boolean;
+  /** Dialogs (early or confirmed) this request remembered a CSeq difference for: forgotten if it fails. */
+  shiftKeys?: string[];
   serverDone: boolean;
   /** RFC 3325: the identity this node vouches for toward trusted zones (the authenticated caller), if any. */
   identity?: string;
@@ -802,6 +804,10 @@ export class StatefulProxy {
       branch.provisional = true;
       if (branch.state === 'trying') branch.state = 'proceeding';
       if (status === 100) return true;
+      // An early dialog of a request sent with CSeq + 1 (PRACK, UPDATE before the answer) needs the difference too.
+      if (branch.cseqShift > 0 && ctx.request.method === 'INVITE' && getToTag(res) !== undefined) {
+        this.#rememberShift(ctx, `${this.#callKey(ctx.request)};${getToTag(res)}`, branch.cseqShift);
+      }
       // §16.8: "Timer C MUST be reset when the proxy receives a provisional response with status between 101 and 199".
       if (ctx.request.method === 'INVITE' && branch.state !== 'completed') this.#armTimerC(ctx, branch);
       // §16.7 step 5: provisional responses (other than 100) are forwarded immediately.
@@ -812,7 +818,10 @@ export class StatefulProxy {
       // 2xx: forwarded at once, each of them (forked 2xx and retransmissions alike, RFC 6026 §8.2/§8.3).
       const first = branch.state !== 'completed';
       if (first && branch.cseqShift > 0 && ctx.request.method === 'INVITE') {
-        this.#rememberShift(`${this.#callKey(ctx.request)};${getToTag(res) ?? ''}`, branch.cseqShift);
+        const key = `${this.#callKey(ctx.request)};${getToTag(res) ?? ''}`;
+        this.#rememberShift(ctx, key, branch.cseqShift);
+        // The answer confirms one dialog: early dialogs of other tags end (RFC 3261 §13.2.2.4).
+        for (const k of ctx.shiftKeys ?? []) if (k !== key) this.#dialogShift.delete(k);
       }
       this.#completeBranch(branch, res);
       this.#forwardUp(ctx, res);
@@ -1037,7 +1046,8 @@ export class StatefulProxy {
     return `${getCallId(req) ?? ''};${getFromTag(req) ?? ''};${getToTag(req) ?? ''}`;
   }
 
-  #rememberShift(key: string, shift: number): void {
+  #rememberShift(ctx: Context, key: string, shift: number): void {
+    if (this.#dialogShift.get(key) !== shift) (ctx.shiftKeys ??= []).push(key);
     this.#dialogShift.delete(key);
     this.#dialogShift.set(key, shift);
     if (this.#dialogShift.size > MAX_SHIFTED_DIALOGS) this.#dialogShift.delete(this.#dialogShift.keys().next().value!);
@@ -1113,8 +1123,9 @@ export class StatefulProxy {
   #sendFinal(ctx: Context, res: SipResponse): void {
     if (ctx.state === 'completed') return;
     this.#transition(ctx, 'completed');
-    // A failed first INVITE (CANCEL included) ends the call: its ports go back.
+    // A failed first INVITE (CANCEL included) ends the call: its ports go back, its early dialogs are forgotten.
     if (ctx.media?.initial && res.status >= 300) this.#opts.media?.()?.delete(ctx.media.callId);
+    if (res.status >= 300 && ctx.shiftKeys) for (const k of ctx.shiftKeys) this.#dialogShift.delete(k);
     this.#forwardUp(ctx, res);
     if (ctx.callId) {
       if (ctx.request.method === 'INVITE') {

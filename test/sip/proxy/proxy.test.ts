@@ -909,6 +909,32 @@ describe('proxy core: answering a neighbor zone challenge with its credentials',
     assert.equal(proxy.shiftedDialogs, 0, 'forgotten once the dialog ended');
   });
 
+  test("an early dialog of the authenticated INVITE (183 with a To tag) shifts the caller's UPDATE too; a failed call forgets it", async () => {
+    const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1')], creds);
+    const r = invite();
+    const s = server(r);
+    proxy.handle(r, s.tx, UDP_IN);
+    await tick();
+    proxy.onResponse(
+      answer(layer.sent[0]!.req, 407, [['Proxy-Authenticate', 'Digest realm="n1.example", nonce="n-7"']]),
+      layer.sent[0]!.tx,
+    );
+    const again = layer.sent[1]!;
+    proxy.onResponse(answer(again.req, 183), again.tx);
+    assert.equal(proxy.shiftedDialogs, 1);
+    const update = invite({ method: 'UPDATE', uri: 'sip:bob@192.0.2.71', toTag: 'tt183' });
+    update.headers = update.headers.map((h) => (h.name === 'CSeq' ? { ...h, value: '2 UPDATE' } : h));
+    const us = server(update);
+    proxy.handle(update, us.tx, UDP_IN);
+    await tick();
+    assert.equal(getHeader(layer.sent[2]!.req, 'cseq'), '3 UPDATE');
+    proxy.onResponse(answer(layer.sent[2]!.req, 200), layer.sent[2]!.tx);
+    assert.equal(getHeader(us.responses[0]!, 'cseq'), '2 UPDATE');
+    proxy.onResponse(answer(again.req, 486), again.tx);
+    assert.equal(s.responses.at(-1)?.status, 486);
+    assert.equal(proxy.shiftedDialogs, 0);
+  });
+
   test('401 with SHA-256 and MD5 offered: Authorization with SHA-256 (RFC 8760 order); a MESSAGE works the same', async () => {
     const { proxy, layer } = setupZones([searchRule('n1', 10, 'N1')], creds);
     const r = invite({ method: 'MESSAGE' });
