@@ -26,6 +26,11 @@ export const h323ConfigSchema = z
           })
           .strict()
           .prefault({}),
+        /**
+         * Answer multicast gatekeeper discovery (GRQ to 224.0.1.41:1718, H.225.0 §7.2.1) on the RAS side's address.
+         * Off by default: 1718 is not in the seed's port table, and multicast reaches only the local network.
+         */
+        multicastDiscovery: z.boolean().default(false),
         /** Admit calls that name only an IP address (no alias). */
         allowDialledIp: z.boolean().default(false),
         /** Largest bandwidth granted per call in ACF/BCF, in units of 100 bit/s. */

@@ -30,6 +30,8 @@ export interface InventoryReport {
 const WILDCARDS = new Set(['0.0.0.0', '::', '*']);
 
 function addressesOf(l: Listener, sides: NodeSides): string[] {
+  // a multicast listener is bound to its group (and joins it on the side's address)
+  if (l.group) return [l.group];
   if (l.side === 'public') return [sides.public];
   if (l.side === 'private') return [sides.private];
   return [...new Set([sides.public, sides.private])];

@@ -40,6 +40,9 @@ export const SEED = Object.freeze({
   traversalSipBase: 7000,
   traversalRasBase: 6000,
   h323Ras: 1719,
+  /** H.225.0 gatekeeper discovery: multicast group 224.0.1.41, UDP 1718 (not in the seed's table: off by default). */
+  h323Discovery: 1718,
+  h323DiscoveryGroup: '224.0.1.41',
   h323Q931: 1720,
   /** Assent: Q.931 and H.245 on TCP 2776; H.460.18: H.245 on TCP 2777. Legacy UDP demux: 2776/2777. */
   assent: 2776,
@@ -160,6 +163,7 @@ class Builder {
     purpose: string,
     setting: string,
     security?: 'tls' | 'mtls',
+    group?: string,
   ): void {
     if (!this.present(node)) return;
     const l: Listener = {
@@ -171,6 +175,7 @@ class Builder {
       purpose,
       setting,
       ...(security ? { security } : {}),
+      ...(group ? { group } : {}),
     };
     this.listeners.push(Object.freeze(l));
   }
@@ -339,6 +344,16 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
     b.listen('core', 'h323-ras', 'udp', 'private', single(ras), 'H.323 gatekeeper RAS', 'h323.enabled');
     b.listen('core', 'h323-q931', 'tcp', 'private', single(q931), 'H.323 call signaling (Q.931/H.225)', 'h323.enabled');
   }
+  // multicast gatekeeper discovery (H.225.0 §7.2.1): GRQ to 224.0.1.41:1718 on the side endpoints register from
+  const discovery = h323 && config.h323.gatekeeper.multicastDiscovery;
+  const discoveryPort = b.ours(SEED.h323Discovery);
+  if (discovery) {
+    const why = 'H.323 multicast gatekeeper discovery (GRQ to 224.0.1.41)';
+    const setting = 'h323.gatekeeper.multicastDiscovery';
+    const group = SEED.h323DiscoveryGroup;
+    b.listen('edge', 'h323-ras-discovery', 'udp', 'public', single(discoveryPort), why, setting, undefined, group);
+    b.listen('core', 'h323-ras-discovery', 'udp', 'private', single(discoveryPort), why, setting, undefined, group);
+  }
 
   // ---- TURN ---------------------------------------------------------------------------------------------------
   const turnPorts = large ? span(b.ours(SEED.turn), b.ours(SEED.turnLargeTo)) : single(b.ours(SEED.turn));
@@ -492,6 +507,24 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
       listener: 'h323-ras',
       note: 'from the external address of the firewall protecting an off-premises endpoint',
     });
+    if (discovery) {
+      // not in the seed's table: multicast stays on the endpoints' own network segment (a LAN, not the Internet)
+      const to = (node: 'edge' | 'core', side?: 'public' | 'private') => ({
+        ...end(node, single(discoveryPort), side),
+        group: SEED.h323DiscoveryGroup,
+      });
+      const setting = 'h323.gatekeeper.multicastDiscovery';
+      const purpose = 'Gatekeeper discovery (multicast GRQ)';
+      const note = 'GRQ to 224.0.1.41; the GCF goes back unicast from the RAS port to the GRQ rasAddress';
+      F('H.323', purpose, end('internet', ANY), ['udp'], to('edge', 'public'), setting, {
+        listener: 'h323-ras-discovery',
+        note,
+      });
+      F('H.323', purpose, end('inside-endpoint', ANY), ['udp'], to('core'), setting, {
+        listener: 'h323-ras-discovery',
+        note,
+      });
+    }
     zonePorts.forEach((z, i) => {
       if (!z.h323) return;
       F(

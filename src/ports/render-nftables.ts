@@ -127,19 +127,22 @@ function rulesFor(f: Flow): { body: string; why: string }[] {
   const out: { body: string; why: string }[] = [];
   // Both ends are matched by address set (on a host its own address too: listeners are bound to one side).
   const src = setFor(f.from);
-  const dst = setFor(f.to);
+  // a multicast destination is matched by its group address, not by the node's own addresses
+  const dst = f.to.group ? [] : setFor(f.to);
   const srcOpts = src.length ? src : [undefined];
   const dstOpts = dst.length ? dst : [undefined];
   for (const fam of ['ip', 'ip6'] as const) {
     const suffix = fam === 'ip' ? '4' : '6';
     // A flow with no address set on either end cannot be tied to a family: emit it once, family-less.
     if (!src.length && !dst.length && fam === 'ip6') continue;
+    if (f.to.group && fam === 'ip6') continue; // an IPv4 multicast group
     for (const s of srcOpts) {
       for (const d of dstOpts) {
         for (const l4 of l4s) {
           const parts: string[] = [];
           if (s) parts.push(`${fam} saddr @${s}${suffix}`);
           if (d) parts.push(`${fam} daddr @${d}${suffix}`);
+          else if (f.to.group && fam === 'ip') parts.push(`ip daddr ${f.to.group}`);
           parts.push(portMatch(l4, 'sport', f.from.ports));
           parts.push(portMatch(l4, 'dport', f.to.ports));
           parts.push('ct state new');

@@ -38,6 +38,7 @@ export type ListenerId =
   | `traversal-sip:${number}`
   | `traversal-ras:${number}`
   | 'h323-ras'
+  | 'h323-ras-discovery'
   | 'h323-q931'
   | 'h323-assent'
   | 'h323-h245-h46018'
@@ -76,6 +77,8 @@ export interface Listener {
   readonly purpose: string;
   /** The configuration field that makes this listener exist. */
   readonly setting: string;
+  /** A multicast group the socket is bound to and joins on the node's `side` address (H.323 discovery). */
+  readonly group?: string;
 }
 
 export interface PortPool {
@@ -92,6 +95,8 @@ export interface FlowEnd {
   /** For an edge end: which side. */
   readonly side?: 'public' | 'private';
   readonly ports: PortRange;
+  /** The destination is this multicast group (joined by the node), not one of the node's own addresses. */
+  readonly group?: string;
 }
 
 /** A flow a firewall must allow (new connections or first packets in this direction; replies are stateful). */

@@ -6,6 +6,7 @@ import { type RoutingConfig, routingConfigSchema } from '../../routing/config.ts
 import type { NodeStore } from '../../store/database.ts';
 import { CallServer } from '../calls/call-server.ts';
 import type { H323Config } from '../config.ts';
+import { DiscoveryServer } from './discovery.ts';
 import { Gatekeeper } from './gatekeeper.ts';
 import { Neighbours } from './neighbours.ts';
 import { RasServer } from './ras-server.ts';
@@ -20,8 +21,15 @@ export interface GatekeeperService {
   readonly neighbours: Neighbours;
   /** Routed call signalling on `h323-q931`, when the plan has it. */
   readonly calls: CallServer | undefined;
+  /** Multicast gatekeeper discovery (`h323.gatekeeper.multicastDiscovery`), when the plan has it. */
+  readonly discovery: DiscoveryServer | undefined;
   /** The sockets this service listens on, for the port-plan check. */
-  sockets(): Array<{ listener: 'h323-ras' | 'h323-q931'; protocol: 'udp' | 'tcp'; address: string; port: number }>;
+  sockets(): Array<{
+    listener: 'h323-ras' | 'h323-ras-discovery' | 'h323-q931';
+    protocol: 'udp' | 'tcp';
+    address: string;
+    port: number;
+  }>;
   status(): Record<string, unknown>;
   close(): Promise<void>;
 }
@@ -81,6 +89,20 @@ export async function startGatekeeperService(o: {
   });
   gatekeeper.neighbours = neighbours;
   const server = await RasServer.start(gatekeeper, o.address, rasPort);
+  const disc = o.plan.listener('h323-ras-discovery');
+  let discovery: DiscoveryServer | undefined;
+  if (disc) {
+    try {
+      discovery = await DiscoveryServer.start(gatekeeper, {
+        port: rangePorts(disc.ports)[0]!,
+        interfaceAddress: o.address,
+        ...(disc.group ? { group: disc.group } : {}),
+      });
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+  }
   let calls: CallServer | undefined;
   if (q931 && o.plan.pools.some((p) => p.id === 'h323-dynamic')) {
     const r = o.plan.range('h323-dynamic');
@@ -95,6 +117,7 @@ export async function startGatekeeperService(o: {
         ...(neighbours.routesAdmissions ? { route: (dest, src, from) => neighbours.routeSetup(dest, src, from) } : {}),
       });
     } catch (err) {
+      await discovery?.close();
       await server.close();
       throw err;
     }
@@ -114,14 +137,20 @@ export async function startGatekeeperService(o: {
       counters: gatekeeper.counters,
       neighbours: neighbours.status(),
       calls: calls ? { counters: calls.counters, active: calls.active(), ended: calls.ended.slice(-20) } : null,
+      discovery: discovery ? { ...discovery.address(), counters: discovery.counters } : null,
     }),
     calls,
+    discovery,
     sockets: () => [
       { listener: 'h323-ras', protocol: 'udp', ...ipPort(server.address()) },
+      ...(discovery
+        ? [{ listener: 'h323-ras-discovery' as const, protocol: 'udp' as const, ...ipPort(discovery.address()) }]
+        : []),
       ...(calls ? [{ listener: 'h323-q931' as const, protocol: 'tcp' as const, ...ipPort(calls.address()) }] : []),
     ],
     close: async () => {
       neighbours.close();
+      await discovery?.close();
       await calls?.close();
       await server.close();
     },
