@@ -200,7 +200,7 @@ for (const name of ['Crossway', 'GnuGk'] as const) {
   if (only && only !== name.toLowerCase()) continue;
   const server =
     name === 'Crossway'
-      ? await startCrosswayH323()
+      ? await startCrosswayH323({ logLevel: benchArg('crossway-log', '') || undefined })
       : await startGnugk({ home: GNUGK_HOME, trace: Number(benchArg('gnugk-trace', '0')) });
   try {
     await new Promise((r) => setTimeout(r, 1000));

@@ -3,9 +3,9 @@
  * process (`startCrosswayH323` in ./h323-servers.ts spawns this file). Media relay, store and security are those of
  * a deployed node. Prints `READY <ras ip> <ras port> <q931 ip> <q931 port>` once listening, stops on SIGTERM.
  *
- *   node --import tsx bench/lib/h323-node.ts '<json: { dataDir, maxRegistrations?, identifier?, timeToLive? }>'
+ *   node --import tsx bench/lib/h323-node.ts '<json: { dataDir, maxRegistrations?, identifier?, timeToLive?, logLevel? }>'
  */
-import { silentLogger } from '../../src/common/log.ts';
+import { createLogger, silentLogger } from '../../src/common/log.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { startNode } from '../../src/roles/start.ts';
 
@@ -14,6 +14,8 @@ const o = JSON.parse(process.argv[2] ?? '{}') as {
   maxRegistrations?: number;
   identifier?: string;
   timeToLive?: number;
+  /** A pino level (`warn`…) to log at on stderr; silent by default. */
+  logLevel?: string;
 };
 const config = validateConfig({
   dataDir: o.dataDir,
@@ -30,7 +32,8 @@ const config = validateConfig({
     },
   },
 });
-const node = await startNode(config, { log: silentLogger });
+const log = o.logLevel ? createLogger({ level: o.logLevel, destination: process.stderr }) : silentLogger;
+const node = await startNode(config, { log });
 const core = node.sockets().filter((s) => s.node === 'core');
 const ras = core.find((s) => s.listener === 'h323-ras')!;
 const q931 = core.find((s) => s.listener === 'h323-q931')!;

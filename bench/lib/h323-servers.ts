@@ -1,9 +1,9 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IpPort } from '../../src/h323/api.ts';
+import { gnugkBinDir, startGnugk as spawnGnugk, tcpOpen } from '../../test/helpers/gnugk.ts';
 
 /**
  * The two H.323 gatekeepers the benchmarks compare, each started in its own process so its CPU can be read from
@@ -20,19 +20,6 @@ export interface H323Server {
   log?: string;
 }
 
-const GNUGK_BUILD = new URL('../../../shared/peers/gnugk/build.sh', import.meta.url).pathname;
-
-function tcpOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 /**
  * GnuGk as a routed-mode gatekeeper (`GKRouted=1`, `H245Routed=1`) relaying media (`[Proxy] Enable=1`), on `home`
  * (RAS 1719/UDP, call signalling 1720/TCP), no tracing. `extra` is appended to the ini.
@@ -46,20 +33,18 @@ export async function startGnugk(o: {
   /** Trace level (`-t` repeated; costs throughput: for finding out why, not for measuring). */
   trace?: number;
 }): Promise<H323Server> {
-  const bin = execFileSync('bash', [GNUGK_BUILD], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const bin = gnugkBinDir();
+  if ('reason' in bin) throw new Error(bin.reason);
   const dir = mkdtempSync(join(tmpdir(), 'bench-gnugk-'));
-  writeFileSync(
-    join(dir, 'gk.ini'),
+  const child = spawnGnugk(
+    bin.dir,
+    dir,
     `[Gatekeeper::Main]\nName=AnchorGK\nHome=${o.home}\nTimeToLive=${o.timeToLive ?? 600}\nUseMulticastListener=0\n` +
       '[RoutedMode]\nGKRouted=1\nH245Routed=1\nCallSignalPort=1720\nAcceptUnregisteredCalls=0\n' +
       // RTPPortRange: its default (1024-65535) runs into GnuGk's own RAS port 1719 after ≈ 170 proxied calls,
       // and GnuGk then stops answering RAS for seconds (seen in bench/h323-calls.ts, docs/benchmarks.md)
       `[Proxy]\nEnable=1\nRTPPortRange=${o.rtpPorts ?? '20000-29999'}\n[Gatekeeper::Auth]\ndefault=allow\n${o.extra ?? ''}`,
-  );
-  const child = spawn(
-    join(bin, 'gnugk'),
-    ['-c', 'gk.ini', '-o', 'gk.log', ...(o.trace ? [`-${'t'.repeat(o.trace)}`] : [])],
-    { cwd: dir, stdio: 'ignore' },
+    o.trace ?? 0,
   );
   for (let i = 0; i < 100 && child.exitCode === null && !(await tcpOpen(o.home, 1720)); i++)
     await new Promise((r) => setTimeout(r, 100));
@@ -80,7 +65,7 @@ export async function startGnugk(o: {
 
 /** A Crossway lab node (./h323-node.ts) with its gatekeeper named `AnchorGK` like GnuGk's; no flood limits. */
 export async function startCrosswayH323(
-  o: { maxRegistrations?: number; timeToLive?: number } = {},
+  o: { maxRegistrations?: number; timeToLive?: number; logLevel?: string } = {},
 ): Promise<H323Server> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-crossway-'));
   const child = spawn(
@@ -89,7 +74,7 @@ export async function startCrosswayH323(
       '--import',
       'tsx',
       new URL('./h323-node.ts', import.meta.url).pathname,
-      JSON.stringify({ dataDir, maxRegistrations: o.maxRegistrations, timeToLive: o.timeToLive }),
+      JSON.stringify({ dataDir, maxRegistrations: o.maxRegistrations, timeToLive: o.timeToLive, logLevel: o.logLevel }),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );

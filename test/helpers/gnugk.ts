@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 
 /** GnuGk's build script in the shared peers (beside the repository, as on CI); it caches what it builds. */
@@ -24,4 +25,16 @@ export function startGnugk(bin: string, cwd: string, ini: string, trace = 0): Ch
   writeFileSync(join(cwd, 'gk.ini'), ini);
   const args = ['-c', 'gk.ini', '-o', 'gk.log', ...(trace > 0 ? [`-${'t'.repeat(trace)}`] : [])];
   return spawn(join(bin, 'gnugk'), args, { cwd, stdio: ['ignore', 'ignore', 'ignore'] });
+}
+
+/** Whether a TCP connection to host:port is accepted now (GnuGk is up once its call signalling port is). */
+export function tcpOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
