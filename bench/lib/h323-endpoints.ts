@@ -113,19 +113,25 @@ function q931(type: keyof typeof Q931_MESSAGE_TYPES, callReference: number, body
 
 const g711 = { choice: 'audioData', value: { choice: 'g711Ulaw64k', value: 20 } } as const;
 
-/** The caller's fast-start proposals (H.323 §8.1.7): transmit channel 1, receive channel 2. */
-function callerFastStart(rtp: IpPort): OpenLogicalChannel[] {
-  const rtcp = h245Address(rtp.ip, rtp.port + 1);
+/**
+ * Fast start (H.323 §8.1.7) for one G.711 session: channel 1 from the caller to the callee, channel 2 the reverse.
+ * Each side names its RTCP address on both and its RTP (receive) address on the channel it receives: the caller
+ * proposes with `receives: 'reverse'`, the callee answers with `receives: 'forward'`.
+ */
+function fastStart(rtp: IpPort, receives: 'forward' | 'reverse'): OpenLogicalChannel[] {
+  const h2250 = (withMedia: boolean) =>
+    ({
+      choice: 'h2250LogicalChannelParameters',
+      value: {
+        sessionID: 1,
+        ...(withMedia ? { mediaChannel: h245Address(rtp.ip, rtp.port) } : {}),
+        mediaControlChannel: h245Address(rtp.ip, rtp.port + 1),
+      },
+    }) as const;
   return [
     {
       forwardLogicalChannelNumber: 1,
-      forwardLogicalChannelParameters: {
-        dataType: g711,
-        multiplexParameters: {
-          choice: 'h2250LogicalChannelParameters',
-          value: { sessionID: 1, mediaControlChannel: rtcp, silenceSuppression: false },
-        },
-      },
+      forwardLogicalChannelParameters: { dataType: g711, multiplexParameters: h2250(receives === 'forward') },
     },
     {
       forwardLogicalChannelNumber: 2,
@@ -133,44 +139,7 @@ function callerFastStart(rtp: IpPort): OpenLogicalChannel[] {
         dataType: { choice: 'nullData', value: null },
         multiplexParameters: { choice: 'none', value: null },
       },
-      reverseLogicalChannelParameters: {
-        dataType: g711,
-        multiplexParameters: {
-          choice: 'h2250LogicalChannelParameters',
-          value: { sessionID: 1, mediaChannel: h245Address(rtp.ip, rtp.port), mediaControlChannel: rtcp },
-        },
-      },
-    },
-  ];
-}
-
-/** The callee's answer: the caller's transmit channel accepted with where it receives, and its own transmit. */
-function calleeFastStart(rtp: IpPort): OpenLogicalChannel[] {
-  const rtcp = h245Address(rtp.ip, rtp.port + 1);
-  return [
-    {
-      forwardLogicalChannelNumber: 1,
-      forwardLogicalChannelParameters: {
-        dataType: g711,
-        multiplexParameters: {
-          choice: 'h2250LogicalChannelParameters',
-          value: { sessionID: 1, mediaChannel: h245Address(rtp.ip, rtp.port), mediaControlChannel: rtcp },
-        },
-      },
-    },
-    {
-      forwardLogicalChannelNumber: 2,
-      forwardLogicalChannelParameters: {
-        dataType: { choice: 'nullData', value: null },
-        multiplexParameters: { choice: 'none', value: null },
-      },
-      reverseLogicalChannelParameters: {
-        dataType: g711,
-        multiplexParameters: {
-          choice: 'h2250LogicalChannelParameters',
-          value: { sessionID: 1, mediaControlChannel: rtcp },
-        },
-      },
+      reverseLogicalChannelParameters: { dataType: g711, multiplexParameters: h2250(receives === 'reverse') },
     },
   ];
 }
@@ -437,7 +406,7 @@ export class H323Endpoint {
               source: this.#aliases,
               destination: callee.#aliases,
               sourceCallSignalAddress: this.callSignalAddress,
-              fastStart: callerFastStart(this.#rtp),
+              fastStart: fastStart(this.#rtp, 'reverse'),
               h245Tunnelling: true,
             }),
           ),
@@ -518,7 +487,7 @@ export class H323Endpoint {
         q931('connect', callReference, {
           ...common,
           conferenceID,
-          fastStart: calleeFastStart(this.#rtp).map((o) => openLogicalChannelCodec.encode(o)),
+          fastStart: fastStart(this.#rtp, 'forward').map((o) => openLogicalChannelCodec.encode(o)),
         }),
       );
       for (;;) {
