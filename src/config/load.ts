@@ -31,8 +31,11 @@ export function validateConfig(input: unknown, source?: string): Readonly<Crossw
   return deepFreeze(parsed.data);
 }
 
-/** Reads a YAML or JSON file (JSON is YAML) and validates it. */
-export function loadConfigFile(path: string): Readonly<CrosswayConfig> {
+/**
+ * Reads a YAML or JSON file (JSON is YAML) and validates it. `overrides` (top-level fields, e.g. from command-line
+ * options) replace the file's values before validation.
+ */
+export function loadConfigFile(path: string, overrides: Record<string, unknown> = {}): Readonly<CrosswayConfig> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -45,7 +48,14 @@ export function loadConfigFile(path: string): Readonly<CrosswayConfig> {
   } catch (err) {
     throw new ConfigError([{ path: '', message: `not valid YAML/JSON: ${(err as Error).message}` }], path);
   }
+  if (Object.keys(overrides).length > 0 && (doc === null || doc === undefined || isPlainObject(doc))) {
+    doc = { ...(doc ?? {}), ...overrides };
+  }
   return validateConfig(doc, path);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The embedded defaults: a `lab` node on loopback. */
