@@ -360,6 +360,45 @@ describe('registrar: registration restriction policy', () => {
     const h = harness({ restriction: { policy: 'deny', patterns: [{ type: 'suffix', value: `@${DOMAIN}` }] } });
     assert.equal(h.send(register({ user: 'alice' })).status, 403);
   });
+
+  test('exact pattern: only that alias matches, compared without case; a longer or shorter alias does not', () => {
+    const h = harness({ restriction: { policy: 'allow', patterns: [{ type: 'exact', value: `Alice@${DOMAIN}` }] } });
+    assert.equal(h.send(register({ user: 'alice' })).status, 200);
+    assert.equal(h.send(register({ user: 'alice2' })).status, 403);
+    assert.equal(h.send(register({ user: 'malice' })).status, 403);
+    assert.equal(h.send(register({ user: 'alic' })).status, 403);
+    assert.deepEqual(
+      h.table.lookup(`sip:alice@${DOMAIN}`).map((b) => b.contact),
+      ['sip:alice@192.0.2.10:5060'],
+    );
+    assert.equal(h.table.aorCount, 1);
+  });
+
+  test('regex pattern: anchored on both ends, so alice@.* does not match malice@…, nor alice@example match alice@example.com', () => {
+    const h = harness({ restriction: { policy: 'allow', patterns: [{ type: 'regex', value: 'alice@.*' }] } });
+    assert.equal(h.send(register({ user: 'alice' })).status, 200);
+    assert.equal(h.send(register({ user: 'malice' })).status, 403);
+    assert.equal(h.table.aorCount, 1);
+    const endAnchored = harness({
+      restriction: { policy: 'allow', patterns: [{ type: 'regex', value: 'alice@example' }] },
+    });
+    assert.equal(endAnchored.send(register({ user: 'alice' })).status, 403);
+    const deny = harness({ restriction: { policy: 'deny', patterns: [{ type: 'regex', value: 'bob' }] } });
+    assert.equal(deny.send(register({ user: 'bob' })).status, 200, 'bob does not match bob@example.com');
+  });
+
+  test('regex pattern: matched without case, like the other pattern types', () => {
+    const h = harness({ restriction: { policy: 'deny', patterns: [{ type: 'regex', value: 'ALICE@EXAMPLE\\.COM' }] } });
+    assert.equal(h.send(register({ user: 'alice' })).status, 403);
+    assert.equal(h.send(register({ user: 'bob' })).status, 200);
+  });
+
+  test('policy none: every alias registers, even one the patterns would match', () => {
+    const h = harness({ restriction: { policy: 'none', patterns: [{ type: 'exact', value: `alice@${DOMAIN}` }] } });
+    assert.equal(h.send(register({ user: 'alice' })).status, 200);
+    assert.equal(h.send(register({ user: 'bob' })).status, 200);
+    assert.equal(h.table.aorCount, 2);
+  });
 });
 
 describe('registrar: RFC 3327 Path', () => {
