@@ -22,12 +22,15 @@ interface Received {
 
 function receiver(tls: TlsFixtures, answer: () => number = () => 204) {
   const got: Received[] = [];
+  /** When each POST arrived (ms, monotonic), whatever it was answered. */
+  const attempts: number[] = [];
   const server = createServer(
     { cert: tls.server.cert, key: tls.server.key },
     (rq: IncomingMessage, rs: ServerResponse) => {
       const chunks: Buffer[] = [];
       rq.on('data', (c: Buffer) => chunks.push(c));
       rq.on('end', () => {
+        attempts.push(performance.now());
         const status = answer();
         if (status < 300) {
           got.push({
@@ -42,6 +45,7 @@ function receiver(tls: TlsFixtures, answer: () => number = () => 204) {
   );
   return {
     got,
+    attempts,
     server,
     listen: () =>
       new Promise<number>((resolve) =>
@@ -114,6 +118,58 @@ describe('feedback over HTTPS to a real receiver', () => {
       await until(() => d.status()[0]!.failures === 1);
       assert.match(d.status()[0]!.lastError ?? '', /certificate|self.signed|verify/i);
       assert.equal(rx.got.length, 0);
+    } finally {
+      d.close();
+      await rx.close();
+    }
+  });
+
+  it('a subscriber down for long: the queue stays bounded, the oldest waiting events are dropped and counted, retries back off', async () => {
+    let up = false;
+    const rx = receiver(tls, () => (up ? 204 : 503));
+    const port = await rx.listen();
+    const retryMinMs = 20;
+    const retryMaxMs = 160;
+    const d = new FeedbackDeliverer({
+      clock: systemClock,
+      post: httpFeedbackPost({ ca: tls.ca.cert }),
+      queueLimit: 3,
+      retryMinMs,
+      retryMaxMs,
+    });
+    try {
+      d.setTargets([{ key: 'a', url: `https://localhost:${port}/events`, events: [] }]);
+      const total = 10;
+      for (let i = 1; i <= total; i++) {
+        d.publish({ seq: i, event: 'call-attempt', node: 'edge', time: new Date().toISOString(), data: { i } });
+      }
+      const afterPublish = d.status()[0]!;
+      assert.ok(afterPublish.queued <= 3, `queued ${afterPublish.queued}`);
+      assert.equal(afterPublish.dropped, total - afterPublish.queued, 'every event beyond the limit is counted');
+      // Six refused attempts: 20, 40, 80, 160, 160 ms apart at least (doubling, capped at retryMaxMs).
+      await until(() => rx.attempts.length >= 6);
+      const st = d.status()[0]!;
+      assert.ok(st.failures >= 5, `failures ${st.failures}`);
+      assert.equal(st.lastError, 'HTTP 503');
+      assert.ok(st.retryInMs === undefined || st.retryInMs <= retryMaxMs, `retryInMs ${st.retryInMs}`);
+      const gaps = rx.attempts.slice(1, 6).map((t, i) => t - rx.attempts[i]!);
+      gaps.forEach((g, i) => {
+        const least = Math.min(retryMinMs * 2 ** i, retryMaxMs);
+        // A timer never fires much early (1 ms of rounding); late is the loaded machine's business.
+        assert.ok(g >= least - 2, `gap ${i + 1} was ${g.toFixed(1)} ms, at least ${least} expected (${gaps})`);
+      });
+      assert.equal(rx.got.length, 0);
+      // The subscriber comes back: what is left arrives, in order, ending with the newest event.
+      up = true;
+      await until(() => d.status()[0]!.queued === 0);
+      const end = d.status()[0]!;
+      const seqs = rx.got.map((g) => g.event.seq);
+      assert.equal(seqs.length, total - end.dropped, `received ${seqs}, dropped ${end.dropped}`);
+      assert.ok(end.dropped > 0);
+      assert.equal(end.delivered, seqs.length);
+      assert.equal(seqs[seqs.length - 1], total, 'the last event is never the one dropped');
+      for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `in order: ${seqs}`);
+      assert.equal(end.retryInMs, undefined, 'no retry pending once delivered');
     } finally {
       d.close();
       await rx.close();
@@ -211,6 +267,66 @@ describe('a configured subscriber receives the alarm of a failing traversal zone
       assert.ok(zone, 'zone-state event');
       assert.equal(zone.event.data.state, 'failed');
       assert.ok(zone.event.seq < alarm.event.seq, 'state change before its alarm, in order');
+    } finally {
+      await m?.node.close();
+      await rx.close();
+      tls.cleanup();
+    }
+  });
+});
+
+describe('a node whose subscriber is down for long', () => {
+  it('drops and counts the oldest waiting events (subscriptions API and metrics), then delivers the rest in order', async () => {
+    const tls = createTlsFixtures();
+    let up = false;
+    const rx = receiver(tls, () => (up ? 204 : 503));
+    let m: MgmtNode | undefined;
+    try {
+      const port = await rx.listen();
+      m = await startMgmtNode({
+        tls: { caCertificates: tls.ca.certPath },
+        management: { feedbackQueueLimit: 2, feedbackRetryMinMs: 50, feedbackRetryMaxMs: 200 },
+        feedback: { subscribers: [{ url: `https://localhost:${port}/nms`, events: ['config-change'] }] },
+      });
+      const emitted: number[] = [];
+      m.node.management!.nodes.get('edge')!.bus.on((e) => {
+        if (e.event === 'config-change') emitted.push(e.seq);
+      });
+      await setupAdmin(m, 'admin', 'a long admin password');
+      const { cookie, csrf } = await apiLogin(m, 'admin', 'a long admin password');
+      const h = { cookie, 'x-csrf-token': csrf };
+      for (let i = 0; i < 6; i++) {
+        const r = await req(`${m.base()}/api/v1/config`, {
+          ca: m.ca,
+          method: 'PATCH',
+          body: { management: { sessionIdleMinutes: 30 + i } },
+          headers: h,
+        });
+        assert.equal(r.status, 200, r.text);
+      }
+      assert.equal(emitted.length, 6);
+      const subs = await req(`${m.base()}/api/v1/subscriptions`, { ca: m.ca, headers: { cookie } });
+      const delivery = subs.json<{ delivery: { queued: number; dropped: number; delivered: number }[] }>().delivery;
+      assert.equal(delivery.length, 1);
+      assert.ok(delivery[0]!.queued <= 2, subs.text);
+      assert.ok(delivery[0]!.dropped >= 4, subs.text);
+      assert.equal(delivery[0]!.delivered, 0);
+      const metrics = await req(`${m.base()}/metrics`, { ca: m.ca, headers: { cookie } });
+      const dropped = /^crossway_feedback_events\{[^}]*outcome="dropped"[^}]*\} (\d+)$/m.exec(metrics.text);
+      assert.ok(dropped, 'dropped counter in /metrics');
+      assert.ok(Number(dropped[1]) >= delivery[0]!.dropped);
+
+      up = true;
+      const fromEdge = () => rx.got.filter((g) => g.event.node === 'edge').map((g) => g.event.seq);
+      await until(() => fromEdge().at(-1) === emitted.at(-1));
+      const seqs = fromEdge();
+      for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `in order: ${seqs}`);
+      assert.ok(seqs.every((s) => emitted.includes(s)));
+      const after = await req(`${m.base()}/api/v1/subscriptions`, { ca: m.ca, headers: { cookie } });
+      const d = after.json<{ delivery: { queued: number; dropped: number; delivered: number }[] }>().delivery[0]!;
+      assert.equal(d.queued, 0);
+      assert.equal(d.delivered, seqs.length);
+      assert.equal(d.delivered + d.dropped, emitted.length);
     } finally {
       await m?.node.close();
       await rx.close();
