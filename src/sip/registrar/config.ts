@@ -39,8 +39,8 @@ export const registrarConfigSchema = z
     /** Authenticate REGISTER when the node has an authenticator (digest). */
     authenticate: z.boolean().default(true),
     /**
-     * REGISTER for a domain this node is not registrar for: `refuse` answers 403. (Proxying it to the registrar of that
-     * domain comes with the traversal work.)
+     * REGISTER for a domain this node is not registrar for: `refuse` answers 403. (An edge proxies REGISTERs for the
+     * domains of its traversal zones to the core before they reach the registrar: docs/traversal.md.)
      */
     otherDomains: z.enum(['refuse']).default('refuse'),
     /** Registration restriction policy: which AORs may register. */
