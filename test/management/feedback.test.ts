@@ -3,65 +3,12 @@
  * and the node's own events (configuration change, traversal zone state) arriving in order with basic credentials.
  */
 import assert from 'node:assert/strict';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { systemClock } from '../../src/common/timers.ts';
-import type { ManagementEvent } from '../../src/management/events.ts';
 import { FeedbackDeliverer } from '../../src/management/feedback/deliverer.ts';
 import { httpFeedbackPost } from '../../src/management/feedback/http-post.ts';
 import { createTlsFixtures, type TlsFixtures } from '../helpers/tls-fixtures.ts';
-import { apiLogin, type MgmtNode, req, setupAdmin, startMgmtNode } from './helpers.ts';
-
-interface Received {
-  auth: string | undefined;
-  type: string | undefined;
-  event: ManagementEvent;
-}
-
-function receiver(tls: TlsFixtures, answer: () => number = () => 204) {
-  const got: Received[] = [];
-  /** When each POST arrived (ms, monotonic), whatever it was answered. */
-  const attempts: number[] = [];
-  const server = createServer(
-    { cert: tls.server.cert, key: tls.server.key },
-    (rq: IncomingMessage, rs: ServerResponse) => {
-      const chunks: Buffer[] = [];
-      rq.on('data', (c: Buffer) => chunks.push(c));
-      rq.on('end', () => {
-        attempts.push(performance.now());
-        const status = answer();
-        if (status < 300) {
-          got.push({
-            auth: rq.headers.authorization,
-            type: rq.headers['content-type'],
-            event: JSON.parse(Buffer.concat(chunks).toString('utf8')) as ManagementEvent,
-          });
-        }
-        rs.writeHead(status).end();
-      });
-    },
-  );
-  return {
-    got,
-    attempts,
-    server,
-    listen: () =>
-      new Promise<number>((resolve) =>
-        server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
-      ),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { apiLogin, type MgmtNode, receiver, req, setupAdmin, startMgmtNode, until } from './helpers.ts';
 
 describe('feedback over HTTPS to a real receiver', () => {
   let tls: TlsFixtures;

@@ -1,14 +1,17 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/common/log.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import type { CrosswayConfigInput } from '../../src/config/schema.ts';
+import type { ManagementEvent } from '../../src/management/events.ts';
 import type { NodeKind } from '../../src/ports/index.ts';
 import { type RunningNode, startNode } from '../../src/roles/start.ts';
 import { uniqueOffset } from '../helpers/lab-node.ts';
+import type { TlsFixtures } from '../helpers/tls-fixtures.ts';
 
 export interface MgmtNode {
   node: RunningNode;
@@ -118,4 +121,55 @@ export async function apiLogin(m: MgmtNode, user: string, password: string, kind
   const jar = cookieOf(r);
   const { csrf } = r.json<{ csrf: string }>();
   return { cookie: cookieHeader(jar), csrf };
+}
+
+export interface Received {
+  auth: string | undefined;
+  type: string | undefined;
+  event: ManagementEvent;
+}
+
+/** A feedback receiver: HTTPS with the test CA's server certificate, answering each POST with `answer()`. */
+export function receiver(tls: TlsFixtures, answer: () => number = () => 204) {
+  const got: Received[] = [];
+  /** When each POST arrived (ms, monotonic), whatever it was answered. */
+  const attempts: number[] = [];
+  const server = createServer(
+    { cert: tls.server.cert, key: tls.server.key },
+    (rq: IncomingMessage, rs: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      rq.on('data', (c: Buffer) => chunks.push(c));
+      rq.on('end', () => {
+        attempts.push(performance.now());
+        const status = answer();
+        if (status < 300) {
+          got.push({
+            auth: rq.headers.authorization,
+            type: rq.headers['content-type'],
+            event: JSON.parse(Buffer.concat(chunks).toString('utf8')) as ManagementEvent,
+          });
+        }
+        rs.writeHead(status).end();
+      });
+    },
+  );
+  return {
+    got,
+    attempts,
+    server,
+    listen: () =>
+      new Promise<number>((resolve) =>
+        server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+      ),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Polls `cond` every 20 ms until it holds or `ms` passed. */
+export async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
