@@ -22,9 +22,12 @@ import {
   ports as rangePorts,
 } from '../ports/index.ts';
 import { createNodeSecurity, type NodeSecurity, registerSecurityControl } from '../security/node-security.ts';
+import type { CredentialSource } from '../sip/auth/credentials.ts';
 import type { TransportTlsOptions } from '../sip/transport/index.ts';
 import { NodeStore } from '../store/database.ts';
+import { ConfigCredentials } from '../turn/credentials.ts';
 import { startTurnServer, type TurnServerHandle } from '../turn/server.ts';
+import { StoreCredentials } from '../turn/store-credentials.ts';
 import { ensureSelfSignedCertificate } from './certificates.ts';
 import { ControlServer } from './control.ts';
 import { type BoundSocket, type NodeAddresses, SipService } from './sip-service.ts';
@@ -147,6 +150,7 @@ async function startTurn(
   config: Readonly<CrosswayConfig>,
   plan: PortPlan,
   edge: NodeAddresses | undefined,
+  credentials: CredentialSource | undefined,
   log: Logger,
 ): Promise<TurnServerHandle | undefined> {
   if (!edge || !plan.has('turn-udp', 'edge')) return undefined;
@@ -155,14 +159,28 @@ async function startTurn(
   const listen = hosts.flatMap((address) =>
     rangePorts(udp.ports).map((port) => ({ address, port, protocols: ['udp', 'tcp'] as const })),
   );
-  const v6 = edge.public.includes(':');
+  const family = (a: string) => (a.includes(':') ? ('ipv6' as const) : ('ipv4' as const));
+  const relayAddresses: { ipv4?: string; ipv6?: string } = { [family(edge.public)]: edge.public };
+  const second = config.turn.additionalRelayAddress;
+  if (second !== undefined) {
+    if (family(second) === family(edge.public)) {
+      throw new ConfigError([
+        { path: 'turn.additionalRelayAddress', message: `must be of the other family than ${edge.public}` },
+      ]);
+    }
+    relayAddresses[family(second)] = second;
+  }
   const external = config.network.externalAddress;
   return startTurnServer({
     config: config.turn,
     listen,
-    relayAddresses: v6 ? { ipv6: edge.public } : { ipv4: edge.public },
-    ...(external ? { advertisedRelayAddresses: external.includes(':') ? { ipv6: external } : { ipv4: external } } : {}),
+    relayAddresses,
+    ...(external ? { advertisedRelayAddresses: { [family(external)]: external } } : {}),
     relayRange: plan.range('turn-relay', 'edge'),
+    // Users of the edge's credential store (realm turn.realm) first, then turn.users and the shared secret.
+    ...(credentials && config.turn.credentialStore
+      ? { credentials: new StoreCredentials(credentials, new ConfigCredentials(config.turn, systemClock)) }
+      : {}),
     log,
   });
 }
@@ -330,7 +348,7 @@ export async function startNode(
       log,
       ...(options.onSetupToken ? { onSetupToken: options.onSetupToken } : {}),
     });
-    turn = await startTurn(config, plan, addresses.get('edge'), log);
+    turn = await startTurn(config, plan, addresses.get('edge'), security.get('edge')?.auth.credentials, log);
     registerTurnStatus(management, turn);
     if (management) wireEvents(sip, management);
   } catch (err) {

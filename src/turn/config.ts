@@ -67,7 +67,12 @@ export const turnConfigSchema = z
     relayRange: portRange.optional(),
     /** REALM of the long-term credential mechanism. */
     realm: z.string().min(1).max(763).default('crossway'),
-    /** Static long-term users (the credential store will add its own). */
+    /**
+     * Long-term users from the edge's credential store (`crossway users add --node edge --realm REALM`, or the
+     * LDAP directory when that is the source), under the realm `realm`; consulted before `users` and the secret.
+     */
+    credentialStore: z.boolean().default(true),
+    /** Static long-term users, after the credential store. */
     users: z.array(userSchema).default([]),
     /** TURN REST shared secret: username `expiry:user`, password base64(HMAC-SHA1(secret, username)). */
     sharedSecret: z.string().min(8).optional(),
@@ -154,8 +159,22 @@ export const turnConfigSchema = z
           .strict(),
       )
       .default([]),
-    /** Redirect an Allocate only when this many allocations already exist on the node (0: always). */
+    /**
+     * Listener ports whose Allocates are redirected (the front ports, e.g. 3478 of a large node listing its own
+     * 3479–3483 as alternates). Empty: every listener that is not itself listed in `alternateServers`. A request
+     * that arrives on a listed alternate is never redirected.
+     */
+    redirectFrom: z.array(port).default([]),
+    /** Redirect an Allocate only when the listener it arrived on holds this many allocations (0: always). */
     alternateAboveAllocations: z.number().int().min(0).default(0),
+    /**
+     * A relay address of the other family than the edge's public address (typically IPv6 beside an IPv4 edge):
+     * REQUESTED-ADDRESS-FAMILY of that family and dual allocations (ADDITIONAL-ADDRESS-FAMILY) are served from it.
+     */
+    additionalRelayAddress: z
+      .string()
+      .refine((s) => isIP(s) !== 0, { message: 'expected an IP address' })
+      .optional(),
   })
   .strict();
 

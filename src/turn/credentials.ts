@@ -5,8 +5,8 @@ import { longTermKey, userHash } from '../stun/integrity.ts';
 import type { TurnConfig } from './config.ts';
 
 /**
- * Where the TURN server gets long-term keys (RFC 8489 §9.2). The node's credential store will implement this;
- * `ConfigCredentials` implements it from the `turn` configuration meanwhile.
+ * Where the TURN server gets long-term keys (RFC 8489 §9.2): `StoreCredentials` (store-credentials.ts) from the
+ * node's credential store, in front of `ConfigCredentials` from the `turn` configuration.
  */
 export interface LongTermCredentials {
   /**
@@ -19,7 +19,12 @@ export interface LongTermCredentials {
     algorithm?: number,
   ): Buffer | undefined | Promise<Buffer | undefined>;
   /** The user name whose USERHASH (SHA-256(username ":" realm)) this is, when the store can tell. */
-  lookupUserHash?(hash: Buffer, realm: string): string | undefined;
+  lookupUserHash?(hash: Buffer, realm: string): string | undefined | Promise<string | undefined>;
+  /**
+   * Whether every user this source accepts can be found by USERHASH: only then do nonces announce username
+   * anonymity (RFC 8489 §9.2.1), since a client told so may send USERHASH instead of USERNAME.
+   */
+  readonly supportsUserHash?: boolean;
 }
 
 /** Static users and TURN REST credentials from the configuration. */
@@ -31,6 +36,8 @@ export class ConfigCredentials implements LongTermCredentials {
   readonly #secret: string | undefined;
   readonly #separator: string;
   readonly #clock: Clock;
+  /** REST user names cannot be listed, so USERHASH works only without a shared secret. */
+  readonly supportsUserHash: boolean;
 
   constructor(config: Pick<TurnConfig, 'users' | 'sharedSecret' | 'restSeparator' | 'realm'>, clock: Clock) {
     for (const u of config.users) {
@@ -41,6 +48,7 @@ export class ConfigCredentials implements LongTermCredentials {
       this.#hashes.set(userHash(u.username, config.realm).toString('hex'), u.username);
     }
     this.#secret = config.sharedSecret;
+    this.supportsUserHash = config.sharedSecret === undefined;
     this.#separator = config.restSeparator;
     this.#clock = clock;
   }

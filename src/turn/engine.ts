@@ -176,6 +176,8 @@ export class TurnEngine {
   readonly #allocations = new Map<string, Allocation>();
   readonly #pending = new Set<string>();
   readonly #perUser = new Map<string, number>();
+  /** Allocations per server listener (address|port the clients reached), for `alternateAboveAllocations`. */
+  readonly #perListener = new Map<string, number>();
   readonly #portsInUse: Record<4 | 6, Set<number>> = { 4: new Set(), 6: new Set() };
   readonly #reservations = new Map<string, Reservation>();
   #alternateIndex = 0;
@@ -195,7 +197,10 @@ export class TurnEngine {
     this.#log = category(options.log ?? silentLogger, 'turn.alloc');
     this.#bad = new RateLimitedLog(this.#log, () => this.#clock.now());
     this.#random = options.random ?? Math.random;
-    this.#nonces = new NonceIssuer(this.#clock, this.#cfg.lifetimes.nonceSeconds, SecurityFeature.passwordAlgorithms);
+    // RFC 8489 §9.2.1: announce username anonymity only when every user can be found by USERHASH.
+    const features =
+      SecurityFeature.passwordAlgorithms | (this.#creds.supportsUserHash ? SecurityFeature.usernameAnonymity : 0);
+    this.#nonces = new NonceIssuer(this.#clock, this.#cfg.lifetimes.nonceSeconds, features);
     this.#passwordAlgorithms = encodePasswordAlgorithms(
       this.#cfg.passwordAlgorithms.map((a) => ({
         algorithm: a === 'sha256' ? PasswordAlgorithm.sha256 : PasswordAlgorithm.md5,
@@ -392,7 +397,7 @@ export class TurnEngine {
       username = u.value;
     } else if (hashRef && hashRef.length === 32) {
       // RFC 8489 §14.4: USERHASH names the user anonymously.
-      username = this.#creds.lookupUserHash?.(attributeValue(msg, hashRef), realm);
+      username = await this.#creds.lookupUserHash?.(attributeValue(msg, hashRef), realm);
     }
     if (username === undefined) return challenge(ErrorCode.unauthenticated);
     const key = await this.#creds.lookupLongTermKey(username, realm, algorithm);
@@ -556,6 +561,8 @@ export class TurnEngine {
     alloc.tokensAt = this.#clock.now();
     this.#allocations.set(client.key, alloc);
     this.#perUser.set(auth.username, userCount + 1);
+    const listener = listenerKey(client.local);
+    this.#perListener.set(listener, (this.#perListener.get(listener) ?? 0) + 1);
     this.counters.allocationsCreated++;
     this.counters.allocationsActive = this.#allocations.size;
     this.#armExpiry(alloc, () => this.#expireAllocation(alloc!));
@@ -1004,6 +1011,10 @@ export class TurnEngine {
     const n = (this.#perUser.get(alloc.username) ?? 1) - 1;
     if (n <= 0) this.#perUser.delete(alloc.username);
     else this.#perUser.set(alloc.username, n);
+    const listener = listenerKey(alloc.client.local);
+    const l = (this.#perListener.get(listener) ?? 1) - 1;
+    if (l <= 0) this.#perListener.delete(listener);
+    else this.#perListener.set(listener, l);
     this.counters.allocationsActive = this.#allocations.size;
     this.#log.debug({ client: alloc.client.key, why }, 'allocation deleted');
   }
@@ -1057,12 +1068,24 @@ export class TurnEngine {
     return token;
   }
 
+  /**
+   * ALTERNATE-SERVER (RFC 8656 §7.2, RFC 8489 §10): only Allocates that arrive on a front listener are redirected —
+   * one in `redirectFrom`, or, when that is empty, one that is not itself an alternate — so that a node listing its
+   * own ports never sends a client round in circles; the threshold counts the allocations of that listener.
+   */
   #pickAlternate(client: ClientTransport): TransportAddress | undefined {
     const list = this.#cfg.alternateServers;
-    if (list.length === 0 || this.#allocations.size < this.#cfg.alternateAboveAllocations) return undefined;
+    if (list.length === 0) return undefined;
+    const local = client.local;
+    const localIp = canonicalIp(local.address);
+    const isLocal = (alt: { address: string; port: number }) =>
+      alt.port === local.port && canonicalIp(alt.address) === localIp;
+    const front = this.#cfg.redirectFrom;
+    if (front.length > 0 ? !front.includes(local.port) : list.some(isLocal)) return undefined;
+    if ((this.#perListener.get(listenerKey(local)) ?? 0) < this.#cfg.alternateAboveAllocations) return undefined;
     for (let i = 0; i < list.length; i++) {
       const alt = list[this.#alternateIndex++ % list.length]!;
-      if (alt.address === client.local.address && alt.port === client.local.port) continue;
+      if (isLocal(alt)) continue;
       return { family: alt.address.includes(':') ? 6 : 4, address: alt.address, port: alt.port };
     }
     return undefined;
@@ -1087,6 +1110,10 @@ export class TurnEngine {
     this.counters.malformedDropped++;
     this.#bad.warn(reason, `${reason} => dropped`, { from: client.remote.address });
   }
+}
+
+function listenerKey(local: TransportAddress): string {
+  return `${local.address}|${local.port}`;
 }
 
 const PADDING = [Buffer.alloc(0), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(3)];

@@ -2,12 +2,16 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { LocalCredentialStore } from '../../src/sip/auth/local-credentials.ts';
+import { NodeStore } from '../../src/store/database.ts';
 import { encodeFirstByteOf4, readAddress, readText, readUnknownAttributes } from '../../src/stun/attributes.ts';
 import { StunBuilder } from '../../src/stun/builder.ts';
 import { Attr, Limits, Method, NONCE_COOKIE, StunClass } from '../../src/stun/constants.ts';
-import { userHash } from '../../src/stun/integrity.ts';
+import { longTermKey, userHash } from '../../src/stun/integrity.ts';
 import { decodeStun, findAttribute, findAttributes } from '../../src/stun/message.ts';
 import { channelData, sendIndication, TurnClientSession, turnAttr } from '../../src/turn/client.ts';
+import { NonceIssuer, SecurityFeature } from '../../src/turn/nonce.ts';
+import { StoreCredentials } from '../../src/turn/store-credentials.ts';
 import { fakePeer, harness, PEER } from './harness.ts';
 
 const S = 1000;
@@ -128,7 +132,6 @@ describe('TURN engine: authentication (RFC 8489 §9.2)', () => {
     await h.exchange(c, s, s.request(Method.binding));
     // Replace USERNAME by USERHASH: build by hand with the session's key.
     const tid = Buffer.alloc(12, 7);
-    const { longTermKey } = await import('../../src/stun/integrity.ts');
     const req = new StunBuilder(Method.binding, StunClass.request, tid)
       .add(Attr.USERHASH, userHash('alice', 'crossway.test'))
       .add(Attr.REALM, Buffer.from(s.realm!))
@@ -137,6 +140,72 @@ describe('TURN engine: authentication (RFC 8489 §9.2)', () => {
     const a = await h.exchange(c, s, req);
     assert.equal(a?.error, undefined);
     assert.equal(a?.integrity, true);
+  });
+
+  it('takes long-term users from the node credential store (its HA1 is the key), before the configuration', async () => {
+    const store = NodeStore.open(':memory:');
+    const users = new LocalCredentialStore(store);
+    users.add('crossway.test', 'dave', 'd4ve-pw');
+    users.add('sip.example', 'erin', 'erin-pw');
+    const h = harness({}, { credentials: (fromConfig) => new StoreCredentials(users, fromConfig) });
+    const md5 = await h.allocate(h.client(1), new TurnClientSession('dave', 'd4ve-pw'));
+    assert.equal(md5.a.error, undefined);
+    assert.equal(md5.a.integrity, true);
+    assert.equal(h.engine.allocations()[0]?.username, 'dave');
+    const sha = await h.allocate(h.client(2), new TurnClientSession('dave', 'd4ve-pw', { sha256: true }));
+    assert.equal(sha.a.error, undefined);
+    assert.ok(sha.a.msg.integritySha256Offset > 0);
+    assert.equal((await h.allocate(h.client(3), new TurnClientSession('dave', 'wrong'))).a.error, 401);
+    // A user of another realm is not a TURN user: the key depends on the realm.
+    assert.equal((await h.allocate(h.client(4), new TurnClientSession('erin', 'erin-pw'))).a.error, 401);
+    // Static users and REST credentials still work behind the store.
+    assert.equal((await h.allocate(h.client(5))).a.error, undefined);
+    const rest = `${Math.floor(h.clock.wallNow() / 1000) + 60}:web`;
+    const restPw = createHmac('sha1', 'shared-secret-1').update(rest).digest('base64');
+    assert.equal((await h.allocate(h.client(6), new TurnClientSession(rest, restPw))).a.error, undefined);
+    // Read through: a user added, or whose password changes, while the server runs is seen at once.
+    users.add('crossway.test', 'frank', 'fr4nk');
+    assert.equal((await h.allocate(h.client(7), new TurnClientSession('frank', 'fr4nk'))).a.error, undefined);
+    users.setPassword('crossway.test', 'frank', 'new-pw');
+    assert.equal((await h.allocate(h.client(8), new TurnClientSession('frank', 'fr4nk'))).a.error, 401);
+    assert.equal(h.engine.size, 5);
+    // A store that cannot answer gives 500 (not 401, the password may be right); static users go on working.
+    store.close();
+    assert.equal((await h.allocate(h.client(9), new TurnClientSession('dave', 'd4ve-pw'))).a.error, 500);
+    assert.equal((await h.allocate(h.client(10))).a.error, undefined);
+  });
+
+  it('announces username anonymity only when every user can be found by USERHASH', async () => {
+    const store = NodeStore.open(':memory:');
+    const users = new LocalCredentialStore(store);
+    users.add('crossway.test', 'dave', 'd4ve-pw');
+    const nonceOf = async (h: ReturnType<typeof harness>) => {
+      const s = new TurnClientSession('dave', 'd4ve-pw');
+      await h.exchange(h.client(), s, s.request(Method.binding));
+      return { s, features: NonceIssuer.features(s.nonce!) };
+    };
+    // With a shared secret, REST users cannot be found by hash: only password algorithms are announced.
+    const withSecret = harness({}, { credentials: (c) => new StoreCredentials(users, c) });
+    assert.equal((await nonceOf(withSecret)).features, SecurityFeature.passwordAlgorithms);
+    const h = harness({ sharedSecret: undefined }, { credentials: (c) => new StoreCredentials(users, c) });
+    const { s, features } = await nonceOf(h);
+    assert.equal(features, SecurityFeature.passwordAlgorithms | SecurityFeature.usernameAnonymity);
+    assert.ok(s.nonce!.startsWith(`${NONCE_COOKIE}wAAA`), s.nonce);
+    // A client told so names itself by USERHASH: a store user, then a static one behind the store.
+    for (const [user, pw] of [
+      ['dave', 'd4ve-pw'],
+      ['alice', 'wonderland'],
+    ] as const) {
+      const req = new StunBuilder(Method.binding, StunClass.request, Buffer.alloc(12, 9))
+        .add(Attr.USERHASH, userHash(user, 'crossway.test'))
+        .add(Attr.REALM, Buffer.from(s.realm!))
+        .add(Attr.NONCE, Buffer.from(s.nonce!))
+        .finish({ integrityKey: longTermKey(user, 'crossway.test', pw) });
+      const a = await h.exchange(h.client(), s, req);
+      assert.equal(a?.error, undefined, user);
+      assert.equal(a?.msg.cls, StunClass.success, user);
+    }
+    store.close();
   });
 
   it('answers a request with an unknown comprehension-required attribute with 420 listing it', async () => {
@@ -332,6 +401,7 @@ describe('TURN engine: allocations (RFC 8656 §7–8)', () => {
         { address: '198.51.100.1', port: 3479 },
         { address: '198.51.100.1', port: 3480 },
       ],
+      redirectFrom: [3478],
     });
     const seen: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -342,6 +412,52 @@ describe('TURN engine: allocations (RFC 8656 §7–8)', () => {
       seen.push(alt.value.port);
     }
     assert.deepEqual(seen, [3479, 3480, 3479], 'never the listener the client used (3478)');
+  });
+
+  it('on a large node listing its own six ports, redirects only from the front port and serves on the others', async () => {
+    const own = [3478, 3479, 3480, 3481, 3482, 3483].map((port) => ({ address: '198.51.100.1', port }));
+    const h = harness({ alternateServers: own, redirectFrom: [3478] }, { range: [50000, 50099] });
+    const seen: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { a } = await h.allocate(h.client(100 + i, 'udp', 3478));
+      assert.equal(a.error, 300);
+      const alt = readAddress(a.msg, findAttribute(a.msg, Attr.ALTERNATE_SERVER)!, false);
+      assert.ok(alt.ok);
+      seen.push(alt.value.port);
+    }
+    assert.deepEqual(seen, [3479, 3480, 3481, 3482, 3483]);
+    // The client follows the redirect: a listed alternate of its own never redirects again (no loop).
+    for (const port of seen) {
+      const { a } = await h.allocate(h.client(200 + port, 'udp', port));
+      assert.equal(a.error, undefined, `allocated on ${port}`);
+    }
+    assert.equal(h.engine.size, 5);
+    // Without designated front ports, a node listing all its own ports redirects nowhere.
+    const none = harness({ alternateServers: own });
+    for (const port of [3478, 3481])
+      assert.equal((await none.allocate(none.client(port, 'udp', port))).a.error, undefined);
+    // A listener not among the alternates (another server's list) redirects when no front ports are named.
+    const other = harness({ alternateServers: [{ address: '198.51.100.2', port: 3478 }] });
+    assert.equal((await other.allocate(other.client(1))).a.error, 300);
+  });
+
+  it('redirects above alternateAboveAllocations counted on the listener the Allocate arrived on', async () => {
+    const h = harness(
+      {
+        alternateServers: [{ address: '198.51.100.1', port: 3479 }],
+        redirectFrom: [3478],
+        alternateAboveAllocations: 2,
+      },
+      { range: [50000, 50099] },
+    );
+    // Allocations behind another listener do not count for the front one.
+    for (let i = 0; i < 3; i++) assert.equal((await h.allocate(h.client(300 + i, 'udp', 3479))).a.error, undefined);
+    const first = await h.allocate(h.client(1, 'udp', 3478));
+    assert.equal(first.a.error, undefined);
+    assert.equal((await h.allocate(h.client(2, 'udp', 3478))).a.error, undefined);
+    assert.equal((await h.allocate(h.client(3, 'udp', 3478))).a.error, 300, 'the front listener holds 2');
+    await h.authed(first.c, first.session, Method.refresh, () => [turnAttr.lifetime(0)]);
+    assert.equal((await h.allocate(h.client(4, 'udp', 3478))).a.error, undefined, 'one freed on the front listener');
   });
 });
 

@@ -3,7 +3,7 @@ import type { TransportAddress } from '../../src/stun/address.ts';
 import { Method } from '../../src/stun/constants.ts';
 import { type TurnAnswer, TurnClientSession, turnAttr } from '../../src/turn/client.ts';
 import { defaultTurnConfig, type TurnConfigInput } from '../../src/turn/config.ts';
-import { ConfigCredentials } from '../../src/turn/credentials.ts';
+import { ConfigCredentials, type LongTermCredentials } from '../../src/turn/credentials.ts';
 import { TurnEngine } from '../../src/turn/engine.ts';
 import { PeerPolicy } from '../../src/turn/peer-policy.ts';
 import type { ClientTransport, PeerConnection, RelayHandle, RelaySink, TurnIo } from '../../src/turn/types.ts';
@@ -46,7 +46,15 @@ export const SERVER_IP = '198.51.100.1';
 export const PEER: TransportAddress = { family: 4, address: '192.0.2.10', port: 5000 };
 
 /** A TurnEngine on a FakeClock with fake relay sockets, and helpers to talk to it as clients. */
-export function harness(input: TurnConfigInput = {}, opts: { families?: (4 | 6)[]; range?: [number, number] } = {}) {
+export function harness(
+  input: TurnConfigInput = {},
+  opts: {
+    families?: (4 | 6)[];
+    range?: [number, number];
+    /** Credentials in place of the configuration's (given the configuration's, to chain behind). */
+    credentials?: (fromConfig: LongTermCredentials) => LongTermCredentials;
+  } = {},
+) {
   const clock = new FakeClock();
   const relays: FakeRelay[] = [];
   const tcpListeners: { port: number; onPeer: (c: PeerConnection) => void; closed: boolean }[] = [];
@@ -101,7 +109,9 @@ export function harness(input: TurnConfigInput = {}, opts: { families?: (4 | 6)[
     config,
     clock,
     io,
-    credentials: new ConfigCredentials(config, clock),
+    credentials: opts.credentials
+      ? opts.credentials(new ConfigCredentials(config, clock))
+      : new ConfigCredentials(config, clock),
     peerPolicy: new PeerPolicy({
       denied: config.peers.denied,
       allowed: config.peers.allowed,
@@ -113,7 +123,7 @@ export function harness(input: TurnConfigInput = {}, opts: { families?: (4 | 6)[
 
   const flush = () => new Promise((r) => setImmediate(r));
 
-  function client(port = 40000, protocol: 'udp' | 'tcp' = 'udp') {
+  function client(port = 40000, protocol: 'udp' | 'tcp' = 'udp', listenerPort = 3478) {
     const out: Buffer[] = [];
     const attached: PeerConnection[] = [];
     const transport: ClientTransport = {
@@ -122,7 +132,7 @@ export function harness(input: TurnConfigInput = {}, opts: { families?: (4 | 6)[
       },
       protocol,
       remote: { family: 4, address: '203.0.113.5', port },
-      local: { family: 4, address: SERVER_IP, port: 3478 },
+      local: { family: 4, address: SERVER_IP, port: listenerPort },
       key: `${protocol}|${port}`,
       send(d) {
         out.push(Buffer.isBuffer(d) ? Buffer.from(d) : Buffer.concat(d));
