@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FakeClock } from '../../src/common/timers.ts';
+import { type MediaIo, mediaConfigSchema, PortAllocator, RelayCore } from '../../src/media/index.ts';
 import { routingConfigSchema } from '../../src/routing/config.ts';
 import { Router } from '../../src/routing/router.ts';
 import { createResponse, getHeader, getHeaders, parseMessage } from '../../src/sip/message/index.ts';
@@ -27,7 +28,10 @@ const tick = async () => {
 
 const SDP = 'v=0\r\no=a 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n';
 
-function request(method: string, opts: { toTag?: string; body?: string; route?: string; uri?: string } = {}) {
+function request(
+  method: string,
+  opts: { toTag?: string; fromTag?: string; body?: string; route?: string; uri?: string; cseq?: number } = {},
+) {
   const body = opts.body ?? '';
   const text =
     `${method} ${opts.uri ?? 'sip:bob@example.com'} SIP/2.0\r\n` +
@@ -36,10 +40,10 @@ function request(method: string, opts: { toTag?: string; body?: string; route?: 
     ';rport\r\n' +
     'Max-Forwards: 70\r\n' +
     (opts.route ? `Route: ${opts.route}\r\n` : '') +
-    'From: <sip:alice@example.com>;tag=ft1\r\n' +
+    `From: <sip:alice@example.com>;tag=${opts.fromTag ?? 'ft1'}\r\n` +
     `To: <sip:bob@example.com>${opts.toTag ? `;tag=${opts.toTag}` : ''}\r\n` +
     'Call-ID: call-1\r\n' +
-    `CSeq: 1 ${method}\r\n` +
+    `CSeq: ${opts.cseq ?? 1} ${method}\r\n` +
     'Contact: <sip:alice@198.51.100.7>\r\n' +
     (body ? 'Content-Type: application/sdp\r\n' : '') +
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
@@ -102,7 +106,7 @@ class FakeMedia implements ProxyMedia {
   }
   async answer(req: Parameters<ProxyMedia['answer']>[0]) {
     this.answers.push(req);
-    return { ok: true as const, value: { sdp: req.sdp.replace(/10\.9\.9\.9/g, 'RELAY') } };
+    return { ok: true as const, value: { sdp: req.sdp.replace(/198\.51\.100\.7|10\.9\.9\.9/g, 'RELAY') } };
   }
   delete(callId: string) {
     this.deleted.push(callId);
@@ -113,10 +117,74 @@ class FakeMedia implements ProxyMedia {
   }
 }
 
-function setup(flowUp = true) {
+/** Sockets of a real relay engine, faked: handles by port, and what the relay sends. */
+class FakeIo implements MediaIo {
+  next = 0;
+  byPort = new Map<number, number>();
+  sent: { handle: number; address: string; port: number }[] = [];
+  async openPair(_addr: string, rtpPort: number) {
+    const rtp = this.next++;
+    const rtcp = this.next++;
+    this.byPort.set(rtpPort, rtp);
+    return { rtp, rtcp };
+  }
+  closeSocket() {}
+  send(handle: number, _prefix: Buffer | null, _data: Buffer, _offset: number, address: string, port: number) {
+    this.sent.push({ handle, address, port });
+  }
+}
+
+/** A real relay engine (core node: endpoint side 203.0.113.1, traversal side 10.0.0.1) recording what it is asked. */
+function realRelay() {
+  const io = new FakeIo();
+  const core = new RelayCore({
+    node: 'core',
+    config: mediaConfigSchema.parse({}),
+    allocator: new PortAllocator({ ranges: [{ from: 40000, to: 40099, step: 1 }] }),
+    addresses: {
+      endpoint: { bind: '203.0.113.1', advertise: '203.0.113.1' },
+      traversal: { bind: '10.0.0.1', advertise: '10.0.0.1' },
+    },
+    io,
+    clock: new FakeClock(),
+  });
+  const offers: Parameters<ProxyMedia['offer']>[0][] = [];
+  const answers: Parameters<ProxyMedia['answer']>[0][] = [];
+  const relay: ProxyMedia = {
+    offer: (r) => {
+      offers.push(r);
+      return core.offer(r);
+    },
+    answer: (r) => {
+      answers.push(r);
+      return core.answer(r);
+    },
+    delete: (id) => core.delete(id),
+    has: (id) => core.has(id),
+  };
+  return { io, core, relay, offers, answers };
+}
+
+/** `c=` address and first `m=` port of an SDP body. */
+function where(body: Buffer | string): string {
+  const text = body.toString();
+  const c = /c=IN IP4 (\S+)/.exec(text)?.[1];
+  const m = /m=audio (\d+)/.exec(text)?.[1];
+  return `${c}:${m}`;
+}
+
+const sdpAt = (address: string, port: number) =>
+  `v=0\r\no=x 1 1 IN IP4 ${address}\r\ns=-\r\nc=IN IP4 ${address}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\n`;
+
+const RTP = Buffer.from([0x80, 0, 0, 1, 0, 0, 0, 160, 0x11, 0x22, 0x33, 0x44, ...new Array(160).fill(0xff)]);
+
+function setup(flowUp = true, opts: { media?: ProxyMedia; fork?: boolean } = {}) {
   const clock = new FakeClock();
   const layer = new FakeLayer();
   const media = new FakeMedia();
+  const relay = opts.media ?? media;
+  const hits: SipTarget[] = [{ uri: 'sip:bob@example.com', routes: [], destinations: [{ ...FLOW }] }];
+  if (opts.fork) hits.push({ uri: 'sip:bob2@example.com', routes: [], destinations: [{ ...FLOW }] });
   const config = routingConfigSchema.parse({
     zones: [{ name: 'tz1', type: 'traversal' }],
     searchRules: [{ name: 'all', pattern: { type: 'anyAlias' }, targetZone: 'tz1' }],
@@ -135,7 +203,7 @@ function setup(flowUp = true) {
     config,
     domains: ['example.com'],
     wallNow: () => clock.wallNow(),
-    searcher: { search: () => [{ uri: 'sip:bob@example.com', routes: [], destinations: [{ ...FLOW }] }] },
+    searcher: { search: () => hits.map((h) => ({ ...h, destinations: [{ ...FLOW }] })) },
   });
   const proxy = new StatefulProxy({
     settings: config.proxy,
@@ -149,7 +217,7 @@ function setup(flowUp = true) {
     clock,
     dns: noDns,
     traversal,
-    media: () => media,
+    media: () => relay,
   });
   return { layer, media, proxy };
 }
@@ -386,4 +454,268 @@ test('anchoring a late offer: no offer in the INVITE, the callee offers in the 2
   assert.equal(sentAck.method, 'ACK');
   assert.match(sentAck.body.toString(), /c=IN IP4 RELAY/);
   assert.equal(getHeader(sentAck, 'content-length'), String(sentAck.body.length));
+});
+
+/** An answered call anchored on a real relay: alice 198.51.100.7:4000 (endpoint) ↔ bob 10.9.9.9:5000 (zone). */
+async function answeredCall() {
+  const r = realRelay();
+  const { layer, proxy } = setup(true, { media: r.relay });
+  const inv = request('INVITE', { body: sdpAt('198.51.100.7', 4000) });
+  const s = server(inv);
+  proxy.handle(inv, s.tx, UDP_IN);
+  await tick();
+  const fwd = layer.sent[0]!;
+  proxy.onResponse(withSdp(fwd.req, 200, sdpAt('10.9.9.9', 5000)), fwd.tx);
+  await tick();
+  assert.equal(s.responses.at(-1)?.status, 200);
+  // What each party was told: alice sends to the relay's endpoint side, bob to its traversal side.
+  const towardAlice = where(s.responses.at(-1)!.body);
+  const towardBob = where(fwd.req.body);
+  assert.match(towardAlice, /^203\.0\.113\.1:\d+$/);
+  assert.match(towardBob, /^10\.0\.0\.1:\d+$/);
+  return { ...r, layer, proxy, towardAlice, towardBob };
+}
+
+test('anchoring a re-INVITE without SDP: the 2xx offer and the ACK answer go through the relay on the call ports', async () => {
+  const { layer, proxy, core, offers, answers, towardAlice, towardBob } = await answeredCall();
+  const bobUri = 'sip:bob@10.0.0.2:5061;transport=tls';
+
+  // alice asks for an offer (re-INVITE, no body): nothing to anchor yet, forwarded without a body.
+  const reinv = request('INVITE', { toTag: 'tt1', uri: bobUri, cseq: 2 });
+  const s = server(reinv);
+  proxy.handle(reinv, s.tx, UDP_IN);
+  await tick();
+  const fwd = layer.sent.at(-1)!;
+  assert.equal(fwd.req.method, 'INVITE');
+  assert.equal(fwd.req.body.length, 0);
+  assert.equal(offers.length, 1);
+  // bob offers a new address in the 200: the relay learns it from bob's tag, alice sees the relay's same port.
+  proxy.onResponse(withSdp(fwd.req, 200, sdpAt('10.9.9.9', 5100)), fwd.tx);
+  await tick();
+  assert.deepEqual(
+    offers.map((o) => o.fromTag),
+    ['ft1', 'tt1'],
+  );
+  assert.equal(s.responses.at(-1)?.status, 200);
+  assert.equal(where(s.responses.at(-1)!.body), towardAlice);
+  // alice answers in the ACK with a new port: rewritten toward bob with the relay's traversal port.
+  const ack = request('ACK', { toTag: 'tt1', uri: bobUri, cseq: 2, body: sdpAt('198.51.100.7', 4200) });
+  assert.equal(proxy.handleAck(ack, UDP_IN), true);
+  await tick();
+  assert.deepEqual(
+    answers.map((a) => [a.fromTag, a.toTag]),
+    [
+      ['ft1', 'tt1'],
+      ['tt1', 'ft1'],
+    ],
+  );
+  const sentAck = layer.stateless.at(-1)!.msg as SipRequest;
+  assert.equal(where(sentAck.body), towardBob);
+  assert.equal(getHeader(sentAck, 'content-length'), String(sentAck.body.length));
+  const st = core.stats('call-1')!;
+  assert.equal(st.streams[0]!.sides[0].remote, '198.51.100.7:4200');
+  assert.equal(st.streams[0]!.sides[1].remote, '10.9.9.9:5100');
+  assert.equal(core.portsInUse, 2, 'no new port pair for a re-offer');
+
+  // The same from bob's side (From tt1, To ft1): alice offers in the 200, bob answers in the ACK.
+  const back = request('INVITE', { fromTag: 'tt1', toTag: 'ft1', uri: 'sip:alice@198.51.100.7', cseq: 1 });
+  const coreFlowIn: TransportInfo = {
+    transport: 'TLS',
+    reliable: true,
+    source: { address: FLOW.address, port: FLOW.port },
+    local: { address: '192.0.2.1', port: 7001 },
+    connectionId: FLOW.connectionId!,
+  };
+  const sb = server(back);
+  proxy.handle(back, sb.tx, coreFlowIn);
+  await tick();
+  const fwdBack = layer.sent.at(-1)!;
+  assert.equal(fwdBack.req.body.length, 0);
+  proxy.onResponse(withSdp(fwdBack.req, 200, sdpAt('198.51.100.7', 4300), 'ft1'), fwdBack.tx);
+  await tick();
+  assert.equal(offers.at(-1)!.fromTag, 'ft1');
+  assert.equal(where(sb.responses.at(-1)!.body), towardBob);
+  const ackBack = request('ACK', {
+    fromTag: 'tt1',
+    toTag: 'ft1',
+    uri: 'sip:alice@198.51.100.7',
+    body: sdpAt('10.9.9.9', 5200),
+  });
+  proxy.handleAck(ackBack, coreFlowIn);
+  await tick();
+  assert.deepEqual(answers.at(-1), { callId: 'call-1', fromTag: 'ft1', toTag: 'tt1', sdp: sdpAt('10.9.9.9', 5200) });
+  assert.equal(where((layer.stateless.at(-1)!.msg as SipRequest).body), towardAlice);
+  assert.equal(core.stats('call-1')!.streams[0]!.sides[1].remote, '10.9.9.9:5200');
+  assert.equal(core.stats('call-1')!.streams[0]!.sides[0].remote, '198.51.100.7:4300');
+
+  // A re-INVITE without SDP in a call the relay does not know is passed as is.
+  const stranger = request('INVITE', { toTag: 'tt9', uri: bobUri, cseq: 5 });
+  stranger.headers = stranger.headers.map((h) => (h.name === 'Call-ID' ? { ...h, value: 'other-call' } : h));
+  const ss = server(stranger);
+  proxy.handle(stranger, ss.tx, UDP_IN);
+  await tick();
+  const fwdStranger = layer.sent.at(-1)!;
+  proxy.onResponse(withSdp(fwdStranger.req, 200, sdpAt('10.9.9.9', 6000), 'tt9'), fwdStranger.tx);
+  await tick();
+  assert.equal(where(ss.responses.at(-1)!.body), '10.9.9.9:6000');
+  assert.equal(core.has('other-call'), false);
+});
+
+test('anchoring a late offer on the flow-token path: the core calls an endpoint registered through the edge without SDP', async () => {
+  const { layer, media, proxy } = setup();
+  const reg = request('REGISTER', { uri: 'sip:example.com' });
+  proxy.handleRegister(reg, server(reg).tx, UDP_IN);
+  await tick();
+  const path = getHeaders(layer.sent[0]!.req, 'path')[0]!;
+  const coreFlowIn: TransportInfo = {
+    transport: 'TLS',
+    reliable: true,
+    source: { address: FLOW.address, port: FLOW.port },
+    local: { address: '192.0.2.1', port: 7001 },
+    connectionId: FLOW.connectionId!,
+  };
+  const inv = request('INVITE', { uri: 'sip:alice@10.1.1.1', route: path });
+  const s = server(inv);
+  proxy.handle(inv, s.tx, coreFlowIn);
+  await tick();
+  const out = layer.sent.at(-1)!;
+  assert.deepEqual(out.dest, { transport: 'UDP', address: '198.51.100.7', port: 5060 });
+  assert.equal(media.offers.length, 0);
+  // alice offers in her 200: her leg is the endpoint, the caller's the zone.
+  proxy.onResponse(withSdp(out.req, 200, SDP), out.tx);
+  await tick();
+  assert.deepEqual(
+    media.offers.map((o) => [o.fromTag, o.from, o.to]),
+    [['tt1', 'endpoint', 'traversal']],
+  );
+  assert.equal(s.responses.at(-1)?.status, 200);
+  assert.match(s.responses.at(-1)!.body.toString(), /c=IN IP4 RELAY/);
+  assert.doesNotMatch(s.responses.at(-1)!.body.toString(), /198\.51\.100\.7/);
+  // The core's answer in the ACK, routed back along the Record-Route set, reaches alice rewritten.
+  const rr = getHeaders(out.req, 'record-route');
+  const ack = request('ACK', {
+    uri: 'sip:alice@10.1.1.1',
+    toTag: 'tt1',
+    route: [...rr].reverse().join(', '),
+    body: SDP.replace(/198\.51\.100\.7/g, '10.9.9.9'),
+  });
+  assert.equal(proxy.handleAck(ack, coreFlowIn), true);
+  await tick();
+  assert.deepEqual(
+    media.answers.map((a) => [a.fromTag, a.toTag]),
+    [['tt1', 'ft1']],
+  );
+  const sentAck = layer.stateless.at(-1)!;
+  assert.deepEqual(sentAck.target, { transport: 'UDP', address: '198.51.100.7', port: 5060 });
+  assert.match((sentAck.msg as SipRequest).body.toString(), /c=IN IP4 RELAY/);
+
+  // A late-offer call that fails releases the relay's call like an early offer does.
+  const inv2 = request('INVITE', { uri: 'sip:alice@10.1.1.1', route: path });
+  inv2.headers = inv2.headers.map((h) => (h.name === 'Call-ID' ? { ...h, value: 'call-2' } : h));
+  const s2 = server(inv2);
+  proxy.handle(inv2, s2.tx, coreFlowIn);
+  await tick();
+  const out2 = layer.sent.at(-1)!;
+  proxy.onResponse(createResponse(out2.req, 486, 'Busy Here', { toTag: 'tt2' }), out2.tx);
+  await tick();
+  assert.equal(s2.responses.at(-1)?.status, 486);
+  assert.ok(media.deleted.includes('call-2'));
+});
+
+test('anchoring an UPDATE with SDP in an answered call: offer through the relay, its 200 answer rewritten', async () => {
+  const { layer, proxy, core, offers, answers, towardAlice, towardBob } = await answeredCall();
+  const upd = request('UPDATE', {
+    toTag: 'tt1',
+    uri: 'sip:bob@10.0.0.2:5061;transport=tls',
+    cseq: 2,
+    body: sdpAt('198.51.100.7', 4400),
+  });
+  const s = server(upd);
+  proxy.handle(upd, s.tx, UDP_IN);
+  await tick();
+  const fwd = layer.sent.at(-1)!;
+  assert.equal(fwd.req.method, 'UPDATE');
+  assert.equal(offers.at(-1)!.fromTag, 'ft1');
+  assert.equal(where(fwd.req.body), towardBob);
+  assert.equal(getHeader(fwd.req, 'content-length'), String(fwd.req.body.length));
+  proxy.onResponse(withSdp(fwd.req, 200, sdpAt('10.9.9.9', 5500)), fwd.tx);
+  await tick();
+  assert.deepEqual(answers.at(-1), { callId: 'call-1', fromTag: 'ft1', toTag: 'tt1', sdp: sdpAt('10.9.9.9', 5500) });
+  assert.equal(s.responses.at(-1)?.status, 200);
+  assert.equal(where(s.responses.at(-1)!.body), towardAlice);
+  const st = core.stats('call-1')!;
+  assert.equal(st.streams[0]!.sides[0].remote, '198.51.100.7:4400');
+  assert.equal(st.streams[0]!.sides[1].remote, '10.9.9.9:5500');
+  assert.equal(core.portsInUse, 2);
+  // An UPDATE without a body carries no offer: nothing asked of the relay.
+  const n = offers.length + answers.length;
+  const bare = request('UPDATE', { toTag: 'tt1', uri: 'sip:bob@10.0.0.2:5061;transport=tls', cseq: 3 });
+  proxy.handle(bare, server(bare).tx, UDP_IN);
+  await tick();
+  proxy.onResponse(createResponse(layer.sent.at(-1)!.req, 200, 'OK', { toTag: 'tt1' }), layer.sent.at(-1)!.tx);
+  await tick();
+  assert.equal(offers.length + answers.length, n);
+});
+
+test('anchoring early media: a 183 with SDP is rewritten and media flows callee → caller before the answer', async () => {
+  const { core, io, relay, answers } = realRelay();
+  const { layer, proxy } = setup(true, { media: relay });
+  const inv = request('INVITE', { body: sdpAt('198.51.100.7', 4000) });
+  const s = server(inv);
+  proxy.handle(inv, s.tx, UDP_IN);
+  await tick();
+  const fwd = layer.sent[0]!;
+  proxy.onResponse(withSdp(fwd.req, 183, sdpAt('10.9.9.9', 5000)), fwd.tx);
+  await tick();
+  assert.deepEqual(
+    answers.map((a) => [a.fromTag, a.toTag]),
+    [['ft1', 'tt1']],
+  );
+  const early = s.responses.find((r) => r.status === 183)!;
+  assert.ok(early, 'the 183 is forwarded');
+  const towardAlice = where(early.body);
+  assert.match(towardAlice, /^203\.0\.113\.1:\d+$/);
+  // bob's early media reaches the relay's traversal side and goes out to alice from the side she was told of.
+  const bobSide = Number(where(fwd.req.body).split(':')[1]);
+  const aliceSide = Number(towardAlice.split(':')[1]);
+  core.receive(io.byPort.get(bobSide)!, RTP, '10.9.9.9', 5000);
+  assert.deepEqual(io.sent.at(-1), { handle: io.byPort.get(aliceSide)!, address: '198.51.100.7', port: 4000 });
+  // The 200 with the same SDP is answered through the relay again and keeps the same relay address.
+  proxy.onResponse(withSdp(fwd.req, 200, sdpAt('10.9.9.9', 5000)), fwd.tx);
+  await tick();
+  assert.equal(answers.length, 2);
+  assert.equal(where(s.responses.at(-1)!.body), towardAlice);
+});
+
+test('anchoring a forked call: each branch answer goes through the relay, the branch that answered 200 is kept', async () => {
+  const r = realRelay();
+  const { layer, proxy } = setup(true, { media: r.relay, fork: true });
+  const inv = request('INVITE', { body: sdpAt('198.51.100.7', 4000) });
+  const s = server(inv);
+  proxy.handle(inv, s.tx, UDP_IN);
+  await tick();
+  assert.equal(layer.sent.length, 2, 'forked to both targets');
+  assert.equal(r.offers.length, 1, 'one offer for the call, whatever the fork');
+  const [b1, b2] = layer.sent;
+  assert.equal(b1!.req.body.toString(), b2!.req.body.toString());
+  proxy.onResponse(withSdp(b1!.req, 183, sdpAt('10.9.9.21', 7000), 'B1'), b1!.tx);
+  await tick();
+  proxy.onResponse(withSdp(b2!.req, 183, sdpAt('10.9.9.22', 7100), 'B2'), b2!.tx);
+  await tick();
+  const early = s.responses.filter((x) => x.status === 183);
+  assert.equal(early.length, 2);
+  assert.equal(where(early[0]!.body), where(early[1]!.body), 'the caller keeps one media address');
+  assert.equal(r.core.stats('call-1')!.tags[1], 'B2');
+  proxy.onResponse(withSdp(b1!.req, 200, sdpAt('10.9.9.21', 7000), 'B1'), b1!.tx);
+  await tick();
+  assert.deepEqual(
+    r.answers.map((a) => a.toTag),
+    ['B1', 'B2', 'B1'],
+  );
+  assert.equal(s.responses.at(-1)?.status, 200);
+  assert.equal(where(s.responses.at(-1)!.body), where(early[0]!.body));
+  const st = r.core.stats('call-1')!;
+  assert.equal(st.tags[1], 'B1');
+  assert.equal(st.streams[0]!.sides[1].remote, '10.9.9.21:7000');
+  assert.equal(r.core.portsInUse, 2);
 });

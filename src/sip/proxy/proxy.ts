@@ -1047,7 +1047,10 @@ export class StatefulProxy {
   }
 
   #rememberShift(ctx: Context, key: string, shift: number): void {
-    if (this.#dialogShift.get(key) !== shift) (ctx.shiftKeys ??= []).push(key);
+    if (this.#dialogShift.get(key) !== shift) {
+      ctx.shiftKeys ??= [];
+      ctx.shiftKeys.push(key);
+    }
     this.#dialogShift.delete(key);
     this.#dialogShift.set(key, shift);
     if (this.#dialogShift.size > MAX_SHIFTED_DIALOGS) this.#dialogShift.delete(this.#dialogShift.keys().next().value!);
@@ -1216,6 +1219,8 @@ export class StatefulProxy {
   /**
    * In-dialog offers (re-INVITE, UPDATE) of an anchored call reuse its ports; a BYE releases them; an INVITE steered by
    * a flow token (the core calling an endpoint registered through this edge) is a first offer from the traversal side.
+   * An INVITE without SDP, in a dialog or on a flow token, is a late offer: the offer in the 2xx and the answer in the
+   * ACK go through the relay (#anchorAnswer, #ackAnswer), so the endpoints' own addresses never pass unrewritten.
    */
   async #anchorInDialog(
     ctx: Context,
@@ -1232,7 +1237,31 @@ export class StatefulProxy {
       media.delete(callId);
       return true;
     }
-    if (!hasSdp(fwd) || (method !== 'INVITE' && method !== 'UPDATE')) return true;
+    if (method !== 'INVITE' && method !== 'UPDATE') return true;
+    if (!hasSdp(fwd)) {
+      // RFC 3311 §5.1: an UPDATE without a body carries no offer. A body that is not SDP is not ours to anchor.
+      if (method !== 'INVITE' || fwd.body.length > 0) return true;
+      // RFC 3261 §14.1 / RFC 3264 §4: a re-INVITE without SDP asks the UAS to offer in its 2xx; the ACK answers.
+      if (inDialog) {
+        if (!media.has(callId)) return true;
+        // The call keeps the leg kinds of its first offer: the relay ignores these for a call it knows.
+        ctx.media = {
+          callId,
+          initial: false,
+          chain: Promise.resolve(),
+          late: { caller: 'endpoint', callee: 'endpoint' },
+        };
+        return true;
+      }
+      const caller = this.#opts.traversal?.sourceZone(info) !== undefined ? 'traversal' : 'endpoint';
+      ctx.media = {
+        callId,
+        initial: true,
+        chain: Promise.resolve(),
+        late: { caller, callee: flow ? 'endpoint' : 'traversal' },
+      };
+      return true;
+    }
     if (inDialog) return media.has(callId) ? this.#offer(ctx, fwd, media, 'endpoint', 'endpoint', false) : true;
     if (method !== 'INVITE') return true;
     const from = this.#opts.traversal?.sourceZone(info) !== undefined ? 'traversal' : 'endpoint';
