@@ -78,8 +78,8 @@ const cases: Case[] = [
     bytes: setup,
     decode: (b) => {
       const m = decodeCallSignalling(b);
-      if (!m.ok) throw new Error(m.reason);
-      for (const o of decodeFastStart(m.value.uu!)) if (!o.ok) throw new Error(o.reason);
+      if (!m.ok) throw m.reason;
+      for (const o of decodeFastStart(m.value.uu!)) if (!o.ok) throw o.reason;
       return m.value;
     },
     encode: (v) => encodeCallSignalling(v as never),

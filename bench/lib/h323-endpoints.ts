@@ -83,7 +83,7 @@ class PduReader {
     if (!p && !this.#ended) p = await new Promise<Uint8Array | undefined>((r) => (this.#waiting = r));
     if (!p) return undefined;
     const d = decodeCallSignalling(p);
-    if (!d.ok) throw new CallFailure(`undecodable call signalling: ${d.reason}`);
+    if (!d.ok) throw new CallFailure(`undecodable call signalling: ${d.reason.message}`);
     return d.value;
   }
 }
@@ -152,7 +152,7 @@ function anchoredMedia(m: CallSignallingMessage, peerIp: string, where: string):
   const olcs = m.uu ? decodeFastStart(m.uu) : [];
   if (olcs.length === 0) throw new CallFailure(`no fast start in ${where}`);
   const addresses = olcs.flatMap((o) => {
-    if (!o.ok) throw new CallFailure(`undecodable fast-start OLC in ${where}: ${o.reason}`);
+    if (!o.ok) throw new CallFailure(`undecodable fast-start OLC in ${where}: ${o.reason.message}`);
     return olcAddresses(o.value);
   });
   const leaked = addresses.find((a) => a.address.ip === peerIp);

@@ -258,11 +258,11 @@ describe('ooh323c endpoints against RAS answers from our codec', {
       for (const pdu of r.value) {
         const m = decodeCallSignalling(pdu);
         if (!m.ok) {
-          problems.push(m.reason);
+          problems.push(m.reason.message);
           continue;
         }
         if (!Buffer.from(encodeCallSignalling(m.value)).equals(Buffer.from(pdu))) problems.push('re-encoding differs');
-        for (const t of m.value.uu ? tunnelledH245(m.value.uu) : []) if (!t.ok) problems.push(t.reason);
+        for (const t of m.value.uu ? tunnelledH245(m.value.uu) : []) if (!t.ok) problems.push(t.reason.message);
         got.push(m.value);
       }
     });

@@ -6,6 +6,7 @@ import { PerError } from '../../src/h323/per/errors.ts';
 import { NAMED } from '../../src/h323/per/generated/table.ts';
 import { codec, DESCRIPTORS, type TypeName } from '../../src/h323/per/schema.ts';
 import { decodeCallSignalling } from '../../src/h323/q931/call-signalling.ts';
+import { Q931Error } from '../../src/h323/q931/q931.ts';
 import { TpktFramer } from '../../src/h323/transport/tpkt.ts';
 import { readPcap } from './pcap.ts';
 import { arbitraryOf, minimalValue } from './values.ts';
@@ -99,8 +100,9 @@ describe('PER property tests (fast-check, values generated from the descriptors)
         } else {
           const r = decodeCallSignalling(b);
           if (!r.ok) {
-            assert.equal(typeof r.reason, 'string');
-            assert.ok(!r.reason.includes(': internal'), r.reason);
+            assert.ok(r.reason instanceof Q931Error);
+            assert.ok(r.reason.path.startsWith('Q931'), r.reason.message);
+            assert.ok(!r.reason.detail.startsWith('internal'), r.reason.message);
           }
         }
       }),

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeCallSignalling } from '../../src/h323/q931/call-signalling.ts';
+import { PerError } from '../../src/h323/per/errors.ts';
+import { decodeCallSignalling, encodeCallSignalling } from '../../src/h323/q931/call-signalling.ts';
 import {
   decodeBearerCapability,
   decodeCause,
@@ -14,6 +15,7 @@ import {
   encodeQ931,
   findIe,
   IE,
+  Q931Error,
   q931MessageName,
 } from '../../src/h323/q931/q931.ts';
 import { encodeTpkt, TpktFramer } from '../../src/h323/transport/tpkt.ts';
@@ -144,11 +146,97 @@ describe('Q.931 (H.225.0 §7)', () => {
         const q = decodeQ931(b);
         if (q.ok) assert.deepEqual(Buffer.from(encodeQ931(q.value)), Buffer.from(b));
         const cs = decodeCallSignalling(b);
-        if (!cs.ok) assert.equal(typeof cs.reason, 'string');
-        for (const d of [decodeBearerCapability, decodeCause, decodePartyNumber]) d(tail);
+        if (!cs.ok) assert.ok(cs.reason instanceof Q931Error && cs.reason.path.startsWith('Q931.setup'));
+        for (const d of [decodeBearerCapability, decodeCause, decodePartyNumber]) {
+          const r = d(tail);
+          if (!r.ok) assert.ok(r.reason instanceof Q931Error, r.reason.message);
+        }
       }),
       { numRuns: 1000, seed: 11 },
     );
+  });
+
+  it('random and mutated call-signalling PDUs fail only with a Q931Error whose message is its path and detail', () => {
+    const setup = Buffer.from(setupBytes, 'hex');
+    const anyBytes = fc.uint8Array({ maxLength: 300 }).map((b) => ({ b, mutated: false }));
+    const mutated = fc
+      .tuple(
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 6 }),
+        fc.option(fc.nat()),
+      )
+      .map(([flips, cut]) => {
+        let b = Uint8Array.from(setup);
+        for (const [pos, bit] of flips) b[pos % b.length]! ^= 1 << bit;
+        if (cut !== null) b = b.subarray(0, cut % (b.length + 1));
+        return { b, mutated: true };
+      });
+    let failures = 0;
+    let inUserUser = 0;
+    fc.assert(
+      fc.property(fc.oneof(anyBytes, mutated), ({ b }) => {
+        let r: ReturnType<typeof decodeCallSignalling>;
+        try {
+          r = decodeCallSignalling(b);
+        } catch (e) {
+          assert.fail(`threw ${String(e)}`);
+        }
+        if (r.ok) {
+          // whatever decodes encodes again without throwing
+          encodeCallSignalling(r.value);
+          return;
+        }
+        failures++;
+        assert.ok(r.reason instanceof Q931Error);
+        assert.equal(r.reason.code, 'ERR_Q931_DECODE');
+        assert.equal(r.reason.message, `${r.reason.path}: ${r.reason.detail}`);
+        assert.match(r.reason.path, /^Q931(\.|$)/);
+        if (r.reason.path.includes('(userUser).H323-UserInformation')) {
+          inUserUser++;
+          assert.ok(r.reason.cause instanceof PerError);
+        }
+      }),
+      { numRuns: 2000, seed: 23 },
+    );
+    assert.ok(failures > 100, `${failures} refusals`);
+    assert.ok(inUserUser > 10, `${inUserUser} refusals inside the user-user PER`);
+  });
+
+  it('names the failing part: header, IE by index and name, user-user PER field', () => {
+    const fail = (b: Uint8Array) => {
+      const r = decodeCallSignalling(b);
+      assert.equal(r.ok, false);
+      return r.ok ? '' : r.reason.message;
+    };
+    assert.equal(fail(Uint8Array.of(8, 2)), 'Q931: message of 2 octets, shorter than 3');
+    assert.equal(fail(Uint8Array.of(8, 3, 0, 1, 5)), 'Q931.callReference: length 3');
+    assert.equal(fail(Uint8Array.of(8, 2, 0, 1, 0x85)), 'Q931.messageType: bit 8 set');
+    // Setup: sending complete (single octet), display "A", then a display whose length runs past the end
+    assert.equal(
+      fail(Uint8Array.of(8, 2, 0, 1, 5, 0xa1, 0x28, 1, 65, 0x28, 10, 65)),
+      'Q931.setup.ies[2](display): 10 octets exceed the message',
+    );
+    assert.equal(
+      fail(Uint8Array.of(8, 2, 0, 1, 0x5a, 0x7e, 0)),
+      'Q931.releaseComplete.ies[0](userUser): truncated length',
+    );
+    assert.equal(
+      fail(Uint8Array.of(8, 2, 0, 1, 7, 0x7e, 0, 2, 4, 0)),
+      'Q931.connect.ies[0](userUser): protocol discriminator 4 (expected 5)',
+    );
+    // the ooh323c Setup cut inside its user-user contents, the IE length patched to match: the PER path follows
+    const b = Buffer.from(setupBytes, 'hex');
+    const q = decodeQ931(b);
+    assert.ok(q.ok);
+    const at = q.value.ies.findIndex((x) => x.id === IE.userUser);
+    const short = Uint8Array.from(q.value.ies[at]!.data.subarray(0, 12));
+    const cut = encodeQ931({ ...q.value, ies: q.value.ies.map((x, i) => (i === at ? { id: x.id, data: short } : x)) });
+    const msg = fail(cut);
+    assert.ok(msg.startsWith(`Q931.setup.ies[${at}](userUser).H323-UserInformation.h323-uu-pdu`), msg);
+    // an unnamed message type and IE are named by their code
+    assert.equal(fail(Uint8Array.of(8, 2, 0, 1, 0x4f, 0x2d, 3)), 'Q931.0x4f.ies[0](0x2d): 3 octets exceed the message');
+    const many = decodeQ931(Uint8Array.of(8, 2, 0, 1, 5, ...new Array(70).fill(0xa1)), { maxIes: 64 });
+    assert.ok(!many.ok);
+    assert.equal(many.reason.message, 'Q931.setup.ies[64](sendingComplete): more than 64 information elements');
   });
 
   it('refuses truncated and malformed messages without throwing', () => {
@@ -157,10 +245,9 @@ describe('Q.931 (H.225.0 §7)', () => {
       const r = decodeQ931(b.subarray(0, i));
       if (i < 5) assert.equal(r.ok, false, `cut at ${i}`);
     }
-    assert.deepEqual(decodeQ931(Uint8Array.of(0x09, 2, 0, 1, 5)), {
-      ok: false,
-      reason: 'protocol discriminator 9 is not Q.931',
-    });
+    const r9 = decodeQ931(Uint8Array.of(0x09, 2, 0, 1, 5));
+    assert.ok(!r9.ok && r9.reason instanceof Q931Error);
+    assert.equal(r9.reason.message, 'Q931.protocolDiscriminator: 9 is not Q.931 (8)');
     assert.equal(decodeQ931(Uint8Array.of(8, 2, 0, 1, 5, 0x28, 10, 65)).ok, false);
     assert.equal(decodeQ931(Uint8Array.of(8, 2, 0, 1, 5, ...new Array(70).fill(0xa1)), { maxIes: 64 }).ok, false);
   });

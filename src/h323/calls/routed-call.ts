@@ -337,7 +337,7 @@ export class RoutedCall {
   async #fromA(pdu: Uint8Array): Promise<void> {
     const d = decodeCallSignalling(pdu);
     if (!d.ok) {
-      this.#abort(`malformed PDU from the caller: ${d.reason}`);
+      this.#abort(`malformed PDU from the caller: ${d.reason.message}`);
       return;
     }
     const m = d.value;
@@ -366,7 +366,7 @@ export class RoutedCall {
     if (this.#ended()) return;
     const d = decodeCallSignalling(pdu);
     if (!d.ok) {
-      this.#abort(`malformed PDU from the callee: ${d.reason}`);
+      this.#abort(`malformed PDU from the callee: ${d.reason.message}`);
       return;
     }
     await this.#forward(d.value, 'b');

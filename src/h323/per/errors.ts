@@ -6,6 +6,7 @@ import { CrosswayError } from '../../common/errors.ts';
  */
 export class PerError extends CrosswayError {
   #segments: string[] = [];
+  #root = '';
   readonly detail: string;
 
   constructor(code: 'ERR_PER_DECODE' | 'ERR_PER_ENCODE' | 'ERR_PER_LIMIT', detail: string) {
@@ -21,11 +22,13 @@ export class PerError extends CrosswayError {
 
   /** Sets the root type name and finalises `message` to `path: detail`. */
   finish(root: string): this {
+    this.#root = root;
     this.message = `${this.path(root)}: ${this.detail}`;
     return this;
   }
 
-  path(root = ''): string {
+  /** The field path, from `root` (by default the root type named by `finish`). */
+  path(root = this.#root): string {
     let p = root;
     for (let i = this.#segments.length - 1; i >= 0; i--) p += this.#segments[i];
     return p;

@@ -1,12 +1,22 @@
 import { fail, ok, type Result } from '../../common/result.ts';
 import type { DecodeLimits } from '../per/codec.ts';
+import type { PerError } from '../per/errors.ts';
 import type {
   H323_UserInformation,
   MultimediaSystemControlMessage,
   OpenLogicalChannel,
 } from '../per/generated/types.ts';
 import { h245Codec, openLogicalChannelCodec, userInformationCodec } from '../per/schema.ts';
-import { decodeQ931, encodeQ931, IE, type Q931Message, UUIE_PROTOCOL_DISCRIMINATOR } from './q931.ts';
+import {
+  decodeQ931,
+  encodeQ931,
+  IE,
+  iePath,
+  Q931Error,
+  type Q931Message,
+  q931MessageName,
+  UUIE_PROTOCOL_DISCRIMINATOR,
+} from './q931.ts';
 
 /**
  * An H.225.0 call signalling message: the Q.931 message and the `H323-UserInformation` carried in its user-user
@@ -18,19 +28,26 @@ export interface CallSignallingMessage {
   uu?: H323_UserInformation;
 }
 
-/** Decodes a TPKT payload on the call signalling channel; never throws. */
+/**
+ * Decodes a TPKT payload on the call signalling channel; never throws. A failure is a Q931Error whose path runs
+ * from the Q.931 message into the user-user IE and on through the PER fields of `H323-UserInformation`.
+ */
 export function decodeCallSignalling(
   payload: Uint8Array,
   limits?: Partial<DecodeLimits>,
-): Result<CallSignallingMessage> {
+): Result<CallSignallingMessage, Q931Error> {
   const q = decodeQ931(payload);
   if (!q.ok) return q;
-  const ie = q.value.ies.find((x) => x.id === IE.userUser);
-  if (!ie) return ok({ q931: q.value });
-  if (ie.data.length < 2) return fail('user-user IE too short');
-  if (ie.data[0] !== UUIE_PROTOCOL_DISCRIMINATOR) return fail(`user-user protocol discriminator ${ie.data[0]}`);
+  const i = q.value.ies.findIndex((x) => x.id === IE.userUser);
+  if (i < 0) return ok({ q931: q.value });
+  const ie = q.value.ies[i]!;
+  const t = q.value.messageType;
+  const at = `Q931.${q931MessageName(t) ?? `0x${t.toString(16).padStart(2, '0')}`}.${iePath(i, ie.id)}`;
+  if (ie.data.length < 2) return fail(new Q931Error(at, `${ie.data.length} octets, too short`));
+  if (ie.data[0] !== UUIE_PROTOCOL_DISCRIMINATOR)
+    return fail(new Q931Error(at, `protocol discriminator ${ie.data[0]} (expected ${UUIE_PROTOCOL_DISCRIMINATOR})`));
   const uu = userInformationCodec.decode(ie.data.subarray(1), limits);
-  if (!uu.ok) return fail(uu.reason.message);
+  if (!uu.ok) return fail(new Q931Error(`${at}.${uu.reason.path()}`, uu.reason.detail, { cause: uu.reason }));
   return ok({ q931: q.value, uu: uu.value });
 }
 
@@ -53,11 +70,8 @@ export function encodeCallSignalling(m: CallSignallingMessage): Uint8Array {
 }
 
 /** The H.245 messages tunnelled in `h245Control` (H.225.0 §7.?; H.323 §8.2.1), each decoded. */
-export function tunnelledH245(uu: H323_UserInformation): Array<Result<MultimediaSystemControlMessage, string>> {
-  return (uu['h323-uu-pdu'].h245Control ?? []).map((b) => {
-    const r = h245Codec.decode(b);
-    return r.ok ? r : fail(r.reason.message);
-  });
+export function tunnelledH245(uu: H323_UserInformation): Array<Result<MultimediaSystemControlMessage, PerError>> {
+  return (uu['h323-uu-pdu'].h245Control ?? []).map((b) => h245Codec.decode(b));
 }
 
 /** The fast-start `OpenLogicalChannel` proposals or answers of a Setup, CallProceeding, Alerting, Connect… */
@@ -77,9 +91,6 @@ export function fastStartOf(uu: H323_UserInformation): Uint8Array[] | undefined 
 }
 
 /** Decodes each fast-start element as an H.245 OpenLogicalChannel. */
-export function decodeFastStart(uu: H323_UserInformation): Array<Result<OpenLogicalChannel, string>> {
-  return (fastStartOf(uu) ?? []).map((b) => {
-    const r = openLogicalChannelCodec.decode(b);
-    return r.ok ? r : fail(r.reason.message);
-  });
+export function decodeFastStart(uu: H323_UserInformation): Array<Result<OpenLogicalChannel, PerError>> {
+  return (fastStartOf(uu) ?? []).map((b) => openLogicalChannelCodec.decode(b));
 }

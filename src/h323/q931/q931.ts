@@ -1,3 +1,4 @@
+import { CrosswayError } from '../../common/errors.ts';
 import { fail, ok, type Result } from '../../common/result.ts';
 
 /**
@@ -55,6 +56,34 @@ export const IE = {
   sendingComplete: 0xa1,
 } as const;
 
+const IE_NAMES = new Map<number, string>(Object.entries(IE).map(([k, v]) => [v, k]));
+
+/**
+ * The only error the Q.931 / H.225.0 call-signalling decoders return (they never throw). `path` names where
+ * decoding failed, from the message down: `Q931.setup.ies[4](userUser).H323-UserInformation.h323-uu-pdu…` (the
+ * PER path of the user-user contents follows the IE), `Q931.callReference`, `cause` for an IE decoded on its own;
+ * `detail` says what was wrong; `cause` is the PerError when the PER contents failed.
+ */
+export class Q931Error extends CrosswayError {
+  readonly path: string;
+  readonly detail: string;
+
+  constructor(path: string, detail: string, options?: { cause?: unknown }) {
+    super('ERR_Q931_DECODE', `${path}: ${detail}`, options);
+    this.path = path;
+    this.detail = detail;
+  }
+}
+
+/** Path segment of the IE at index `i` of a message: `ies[2](display)`, `ies[5](0x2d)` for one we do not name. */
+export function iePath(i: number, id: number): string {
+  return `ies[${i}](${IE_NAMES.get(id) ?? `0x${id.toString(16).padStart(2, '0')}`})`;
+}
+
+function q931Fail(path: string, detail: string): { ok: false; reason: Q931Error } {
+  return fail(new Q931Error(path, detail));
+}
+
 export const Q931_PROTOCOL_DISCRIMINATOR = 0x08;
 /** H.225.0 §7.2.2.?: user-user IE protocol discriminator for X.208/X.209-coded user information. */
 export const UUIE_PROTOCOL_DISCRIMINATOR = 0x05;
@@ -80,13 +109,13 @@ export interface Q931Limits {
   maxIes: number;
 }
 
-/** Decodes a Q.931 message; never throws. */
-export function decodeQ931(b: Uint8Array, limits: Q931Limits = { maxIes: 64 }): Result<Q931Message> {
-  if (b.length < 3) return fail('Q.931 message shorter than 3 octets');
-  if (b[0] !== Q931_PROTOCOL_DISCRIMINATOR) return fail(`protocol discriminator ${b[0]} is not Q.931`);
+/** Decodes a Q.931 message; never throws: a failure is a Q931Error with the path of the failing part. */
+export function decodeQ931(b: Uint8Array, limits: Q931Limits = { maxIes: 64 }): Result<Q931Message, Q931Error> {
+  if (b.length < 3) return q931Fail('Q931', `message of ${b.length} octets, shorter than 3`);
+  if (b[0] !== Q931_PROTOCOL_DISCRIMINATOR) return q931Fail('Q931.protocolDiscriminator', `${b[0]} is not Q.931 (8)`);
   const crLen = b[1]! & 0x0f;
-  if ((b[1]! & 0xf0) !== 0 || crLen > 2) return fail(`call reference length ${crLen}`);
-  if (b.length < 3 + crLen) return fail('truncated call reference');
+  if ((b[1]! & 0xf0) !== 0 || crLen > 2) return q931Fail('Q931.callReference', `length ${crLen}`);
+  if (b.length < 3 + crLen) return q931Fail('Q931.callReference', 'truncated');
   let cr = 0;
   let flag = false;
   for (let i = 0; i < crLen; i++) {
@@ -99,11 +128,13 @@ export function decodeQ931(b: Uint8Array, limits: Q931Limits = { maxIes: 64 }): 
   }
   let p = 2 + crLen;
   const messageType = b[p++]! & 0x7f;
-  if ((b[p - 1]! & 0x80) !== 0) return fail('message type with bit 8 set');
+  if ((b[p - 1]! & 0x80) !== 0) return q931Fail('Q931.messageType', 'bit 8 set');
+  const at = `Q931.${q931MessageName(messageType) ?? `0x${messageType.toString(16).padStart(2, '0')}`}`;
   const ies: InformationElement[] = [];
   while (p < b.length) {
-    if (ies.length >= limits.maxIes) return fail(`more than ${limits.maxIes} information elements`);
     const id = b[p]!;
+    const where = `${at}.${iePath(ies.length, id)}`;
+    if (ies.length >= limits.maxIes) return q931Fail(where, `more than ${limits.maxIes} information elements`);
     if ((id & 0x80) !== 0) {
       // Q.931 §4.5.1: single-octet information element
       ies.push({ id, data: new Uint8Array(0) });
@@ -113,15 +144,15 @@ export function decodeQ931(b: Uint8Array, limits: Q931Limits = { maxIes: 64 }): 
     let len: number;
     let head: number;
     if (id === IE.userUser) {
-      if (p + 3 > b.length) return fail('truncated user-user IE length');
+      if (p + 3 > b.length) return q931Fail(where, 'truncated length');
       len = (b[p + 1]! << 8) | b[p + 2]!;
       head = 3;
     } else {
-      if (p + 2 > b.length) return fail(`truncated IE 0x${id.toString(16)} length`);
+      if (p + 2 > b.length) return q931Fail(where, 'truncated length');
       len = b[p + 1]!;
       head = 2;
     }
-    if (p + head + len > b.length) return fail(`IE 0x${id.toString(16)} of ${len} octets exceeds the message`);
+    if (p + head + len > b.length) return q931Fail(where, `${len} octets exceed the message`);
     ies.push({ id, data: new Uint8Array(b.subarray(p + head, p + head + len)) });
     p += head + len;
   }
@@ -175,8 +206,8 @@ export interface BearerCapability {
   userInfoLayer1?: number;
 }
 
-export function decodeBearerCapability(d: Uint8Array): Result<BearerCapability> {
-  if (d.length < 2) return fail('bearer capability shorter than 2 octets');
+export function decodeBearerCapability(d: Uint8Array): Result<BearerCapability, Q931Error> {
+  if (d.length < 2) return q931Fail('bearerCapability', 'shorter than 2 octets');
   const bc: BearerCapability = {
     codingStandard: (d[0]! >> 5) & 3,
     informationTransferCapability: d[0]! & 0x1f,
@@ -208,12 +239,12 @@ export interface PartyNumberIe {
   digits: string;
 }
 
-export function decodePartyNumber(d: Uint8Array): Result<PartyNumberIe> {
-  if (d.length < 1) return fail('empty party number');
+export function decodePartyNumber(d: Uint8Array): Result<PartyNumberIe, Q931Error> {
+  if (d.length < 1) return q931Fail('partyNumber', 'empty');
   const n: PartyNumberIe = { typeOfNumber: (d[0]! >> 4) & 7, numberingPlan: d[0]! & 0x0f, digits: '' };
   let p = 1;
   if ((d[0]! & 0x80) === 0) {
-    if (d.length < 2) return fail('truncated party number octet 3a');
+    if (d.length < 2) return q931Fail('partyNumber', 'truncated octet 3a');
     n.presentation = (d[1]! >> 5) & 3;
     n.screening = d[1]! & 3;
     p = 2;
@@ -239,11 +270,11 @@ export interface CauseIe {
   diagnostics?: Uint8Array;
 }
 
-export function decodeCause(d: Uint8Array): Result<CauseIe> {
-  if (d.length < 2) return fail('cause shorter than 2 octets');
+export function decodeCause(d: Uint8Array): Result<CauseIe, Q931Error> {
+  if (d.length < 2) return q931Fail('cause', 'shorter than 2 octets');
   let p = 1;
   if ((d[0]! & 0x80) === 0) p = 2; // octet 3a (recommendation)
-  if (p >= d.length) return fail('truncated cause');
+  if (p >= d.length) return q931Fail('cause', 'truncated after octet 3a');
   const c: CauseIe = { codingStandard: (d[0]! >> 5) & 3, location: d[0]! & 0x0f, value: d[p]! & 0x7f };
   if (p + 1 < d.length) c.diagnostics = new Uint8Array(d.subarray(p + 1));
   return ok(c);
