@@ -205,7 +205,7 @@ export class Compiler {
         return n;
       }
       case 'ENUMERATED': {
-        // X.691 §14.2: root items are sorted by their value
+        // X.691 §14.1: root items are sorted by their value
         let next = 0n;
         const used = new Set(t.root.filter((r) => r.value !== undefined).map((r) => r.value!));
         const vals = t.root.map((r) => {

@@ -399,7 +399,7 @@ class Decoder {
       }
     }
     if (extPresent) {
-      // §19.7: normally small length of the extension-addition bit-map, the bit-map, then each addition as an open type
+      // §19.7–19.9: normally small length of the extension-addition bit-map, the bit-map, then each addition as an open type
       const n = this.normallySmall() + 1;
       const present: boolean[] = new Array(n);
       for (let i = 0; i < n; i++) present[i] = r.bit();
