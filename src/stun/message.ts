@@ -17,7 +17,8 @@ export interface StunMessage {
   readonly transactionId: Buffer;
   /**
    * Attribute types and value positions, in order. Attributes after MESSAGE-INTEGRITY other than
-   * MESSAGE-INTEGRITY-SHA256 and FINGERPRINT are left out (RFC 8489 §14.5: they MUST be ignored).
+   * MESSAGE-INTEGRITY-SHA256 and FINGERPRINT, and after MESSAGE-INTEGRITY-SHA256 other than FINGERPRINT, are left
+   * out (RFC 8489 §9: they MUST be ignored).
    */
   readonly attributes: readonly AttributeRef[];
   /** Offset of the MESSAGE-INTEGRITY attribute header in `raw`, or -1. */
@@ -70,11 +71,11 @@ export function decodeStun(buf: Buffer): Result<StunMessage> {
     const len = buf.readUInt16BE(pos + 2);
     const padded = (len + 3) & ~3;
     if (pos + 4 + padded > buf.length) return fail('attribute overruns the message');
-    const ignored = integrityOffset >= 0 && at !== Attr.MESSAGE_INTEGRITY_SHA256 && at !== Attr.FINGERPRINT;
-    if (integritySha256Offset >= 0 && at !== Attr.FINGERPRINT) {
-      // RFC 8489 §14.6: only FINGERPRINT may follow MESSAGE-INTEGRITY-SHA256.
-      if (!ignored) return fail('attribute after MESSAGE-INTEGRITY-SHA256');
-    }
+    // RFC 8489 §9: agents MUST ignore the attributes after MESSAGE-INTEGRITY except MESSAGE-INTEGRITY-SHA256 and
+    // FINGERPRINT, and those after MESSAGE-INTEGRITY-SHA256 except FINGERPRINT (no integrity covers them).
+    const ignored =
+      at !== Attr.FINGERPRINT &&
+      (integritySha256Offset >= 0 || (integrityOffset >= 0 && at !== Attr.MESSAGE_INTEGRITY_SHA256));
     if (!ignored) {
       if (at === Attr.MESSAGE_INTEGRITY) {
         if (len !== 20) return fail('MESSAGE-INTEGRITY length is not 20');
@@ -82,7 +83,6 @@ export function decodeStun(buf: Buffer): Result<StunMessage> {
       } else if (at === Attr.MESSAGE_INTEGRITY_SHA256) {
         // RFC 8489 §14.6: at least 16 bytes, a multiple of 4, at most 32.
         if (len < 16 || len > 32 || (len & 3) !== 0) return fail('MESSAGE-INTEGRITY-SHA256 length invalid');
-        if (integritySha256Offset >= 0) return fail('duplicate MESSAGE-INTEGRITY-SHA256');
         integritySha256Offset = pos;
       } else if (at === Attr.FINGERPRINT) {
         if (len !== 4) return fail('FINGERPRINT length is not 4');

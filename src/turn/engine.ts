@@ -449,6 +449,10 @@ export class TurnEngine {
         [Attr.UNKNOWN_ATTRIBUTES, encodeUnknownAttributes([Attr.DONT_FRAGMENT])],
       ]);
     }
+    const lifetimeRef = findAttribute(msg, Attr.LIFETIME);
+    const requested = lifetimeRef ? readUint32(msg, lifetimeRef) : undefined;
+    if (requested && !requested.ok) return err(ErrorCode.badRequest, 'Bad LIFETIME');
+    const lifetime = this.#grantedLifetime(requested, true);
     const tokenRef = findAttribute(msg, Attr.RESERVATION_TOKEN);
     const evenRef = findAttribute(msg, Attr.EVEN_PORT);
     const familyRef = findAttribute(msg, Attr.REQUESTED_ADDRESS_FAMILY);
@@ -510,8 +514,6 @@ export class TurnEngine {
         [Attr.ALTERNATE_SERVER, encodeAddress(alternate, false, msg.transactionId)],
       ]);
     }
-    const lifetimeRef = findAttribute(msg, Attr.LIFETIME);
-    const lifetime = this.#grantedLifetime(lifetimeRef ? readUint32(msg, lifetimeRef) : undefined, true);
 
     this.#pending.add(client.key);
     let alloc: Allocation | undefined;
@@ -601,7 +603,9 @@ export class TurnEngine {
       }
     }
     const lifetimeRef = findAttribute(msg, Attr.LIFETIME);
-    const lifetime = this.#grantedLifetime(lifetimeRef ? readUint32(msg, lifetimeRef) : undefined, false);
+    const requested = lifetimeRef ? readUint32(msg, lifetimeRef) : undefined;
+    if (requested && !requested.ok) return this.#reply(client, msg, auth, { code: 400, reason: 'Bad LIFETIME' });
+    const lifetime = this.#grantedLifetime(requested, false);
     this.#reply(client, msg, auth, { attrs: [[Attr.LIFETIME, encodeUint32(lifetime)]] });
     // RFC 8656 §8.2: a desired lifetime of zero deletes the allocation.
     if (lifetime === 0) {

@@ -15,6 +15,7 @@ import {
 import { StunBuilder } from '../../src/stun/builder.ts';
 import { Attr, classOf, MAGIC_COOKIE, Method, messageType, methodOf, StunClass } from '../../src/stun/constants.ts';
 import {
+  fingerprintOver,
   longTermKey,
   userHash,
   verifyFingerprint,
@@ -95,6 +96,32 @@ describe('STUN codec', () => {
     const d = decodeStun(msg);
     assert.ok(d.ok);
     assert.equal(d.value.attributes.length, 1);
+  });
+
+  it('ignores attributes after MESSAGE-INTEGRITY-SHA256 except FINGERPRINT (RFC 8489 §9), integrity still verifies', () => {
+    const key = Buffer.from('k');
+    const raw = new StunBuilder(Method.binding, StunClass.request, tid)
+      .add(Attr.SOFTWARE, Buffer.from('abc'))
+      .finish({ integritySha256Key: key });
+    // SOFTWARE and MESSAGE-INTEGRITY after MI-SHA256 (both ignored), then FINGERPRINT over the whole.
+    const extra = Buffer.concat([Buffer.from('80220004', 'hex'), Buffer.from('wxyz'), Buffer.alloc(24)]);
+    extra.writeUInt16BE(Attr.MESSAGE_INTEGRITY, 8);
+    extra.writeUInt16BE(20, 10);
+    const body = Buffer.concat([raw, extra]);
+    body.writeUInt16BE(body.length - 20 + 8, 2);
+    const crc = Buffer.alloc(8);
+    crc.writeUInt16BE(Attr.FINGERPRINT, 0);
+    crc.writeUInt16BE(4, 2);
+    crc.writeUInt32BE(fingerprintOver(body, body.length), 4);
+    const d = decodeStun(Buffer.concat([body, crc]));
+    assert.ok(d.ok, d.ok ? '' : d.reason);
+    assert.deepEqual(
+      d.value.attributes.map((a) => a.type),
+      [Attr.SOFTWARE, Attr.MESSAGE_INTEGRITY_SHA256, Attr.FINGERPRINT],
+    );
+    assert.equal(d.value.integrityOffset, -1, 'the MESSAGE-INTEGRITY after it is ignored');
+    assert.equal(verifyMessageIntegritySha256(d.value, key), true);
+    assert.equal(verifyFingerprint(d.value), true);
   });
 
   it('refuses malformed messages with a reason', () => {

@@ -320,6 +320,29 @@ describe('TURN engine: allocations (RFC 8656 §7–8)', () => {
     assert.equal(again.a.relayed[0]!.port, 50000);
   });
 
+  it('allocates a port freed by expiry again', async () => {
+    const h = harness({}, { range: [50000, 50000] });
+    assert.equal((await h.allocate(h.client(1))).a.relayed[0]?.port, 50000);
+    assert.equal((await h.allocate(h.client(2))).a.error, 508);
+    h.clock.advance(600 * S);
+    assert.equal(h.engine.size, 0);
+    const again = await h.allocate(h.client(3));
+    assert.equal(again.a.error, undefined);
+    assert.equal(again.a.relayed[0]?.port, 50000);
+  });
+
+  it('answers a malformed LIFETIME with 400 on Allocate and Refresh', async () => {
+    const h = harness({}, { range: [50000, 50000] });
+    const bad: [number, Buffer] = [Attr.LIFETIME, Buffer.from([0, 0, 1])];
+    const a = await h.allocate(h.client(1), undefined, [bad]);
+    assert.equal(a.a.error, 400);
+    assert.equal(h.engine.size, 0);
+    const { c, session } = await h.allocate(h.client(2));
+    const r = await h.authed(c, session, Method.refresh, () => [bad]);
+    assert.equal(r.error, 400);
+    assert.equal(h.engine.allocations()[0]?.expiresInSeconds, 600, 'the allocation is left as it was');
+  });
+
   it('enforces per-user and total allocation quotas with 486', async () => {
     const h = harness({ quotas: { allocationsPerUser: 1, allocationsTotal: 2 } });
     assert.equal((await h.allocate(h.client(1))).a.error, undefined);
