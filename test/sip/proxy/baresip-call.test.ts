@@ -44,6 +44,10 @@ describe('baresip → Crossway → baresip, with digest registration and a chall
     await bob.waitRegistered();
     const core = node.sip.get('core')!;
     assert.equal(core.location!.lookup('sip:bob@127.0.0.2').length, 1);
+    // Each REGISTER was challenged before it was accepted: a 401 and a 200 for each of the two user agents at least.
+    const registrar = core.registrar!.counters.responses;
+    assert.ok((registrar[401] ?? 0) >= 2, `REGISTER challenges: ${JSON.stringify(registrar)}`);
+    assert.ok((registrar[200] ?? 0) >= 2, `REGISTER accepted: ${JSON.stringify(registrar)}`);
 
     const dial = await alice.cmd('dial', `sip:bob@127.0.0.2:${port}`);
     assert.ok(dial.ok, dial.data);
