@@ -175,4 +175,38 @@ describe('interop: uclient follows ALTERNATE-SERVER (load spreading)', () => {
       await b.close();
     }
   });
+
+  it('one server listing its own two ports sends uclient from the front port to the other, which allocates', async () => {
+    const [front, back] = [await freeUdpPort(), await freeUdpPort()];
+    const own = [front, back].map((port) => ({ address: '127.0.0.1', port }));
+    const server = await startTurnServer({
+      config: defaultTurnConfig({
+        enabled: true,
+        realm: 'crossway.test',
+        users: [{ username: 'alice', password: 'wonderland' }],
+        peers: { allowed: ['127.0.0.1/32'] },
+        alternateServers: own,
+        redirectFrom: [front],
+      }),
+      listen: own.map((l) => ({ ...l, protocols: ['udp'] as const })),
+      relayAddresses: { ipv4: '127.0.0.1' },
+      relayRange: { from: 47400, to: 47449 },
+    });
+    const peerPort = await freeUdpPort();
+    const peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-p', String(peerPort)], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const args = ['-e', '127.0.0.1', '-r', String(peerPort), '-p', String(front), '-m', '2', '-n', '20'];
+      const r = await uclient([...args, '-u', 'alice', '-w', 'wonderland', '127.0.0.1']);
+      assert.match(r.output, /error 300 \(Try Alternate\)/);
+      assert.equal(r.lost, 0, r.output);
+      assert.equal(r.received, r.sent);
+      const allocs = server.counters.allocationsCreated;
+      assert.ok(allocs >= 2, `allocations ${allocs}`);
+      assert.ok(server.counters.packetsToPeers >= r.sent);
+    } finally {
+      peer.kill();
+      await server.close();
+    }
+  });
 });
