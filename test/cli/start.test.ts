@@ -189,6 +189,23 @@ test('bin/crossway.js prints its version and refuses a bad file in config check 
   assert.equal((JSON.parse(ok.out) as { role: string }).role, 'core');
 });
 
+test('the packages bin/crossway.js loads at run time are production dependencies, so `npm ci --omit=dev` runs it', () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    dependencies?: Record<string, string>;
+    devDependencies?: Record<string, string>;
+  };
+  const bin = readFileSync(BIN, 'utf8');
+  const imported = [...bin.matchAll(/(?:from\s+|import\s*\(\s*)'([^'.][^']*)'/g)]
+    .map((m) => m[1] ?? '')
+    .filter((spec) => !spec.startsWith('node:'))
+    .map((spec) => (spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] ?? spec)));
+  assert.ok(imported.length > 0, 'bin/crossway.js imports a package (the TypeScript loader)');
+  for (const name of imported) {
+    assert.ok(pkg.dependencies?.[name], `${name} is in dependencies`);
+    assert.equal(pkg.devDependencies?.[name], undefined, `${name} is not a devDependency`);
+  }
+});
+
 test('crossway start refuses an invalid configuration with the path of the bad field', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'crossway-cli-'));
   const cfg = join(dir, 'bad.yaml');
