@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { OPENAPI } from '../../src/management/api/openapi.ts';
 import type { ManagementEvent } from '../../src/management/events.ts';
+import { checkJsonSchema } from '../helpers/json-schema.ts';
 import { runSipp } from '../helpers/sipp.ts';
 import { createTlsFixtures } from '../helpers/tls-fixtures.ts';
 import { freeUdpPort, SCENARIOS, type SippRun, settle, sipp } from '../sip/proxy/sipp-peers.ts';
@@ -150,6 +152,10 @@ test('registration, unregistration, call and alarm events of sipp traffic arrive
     const seqOf = (e: ManagementEvent) => e.seq;
     assert.ok(seqOf(second![1]!) < seqOf(alarms[0]!), 'raised after the call connected');
     assert.ok(seqOf(alarms[0]!) < seqOf(alarms[1]!));
+    // Every body matches the documented schema (OpenAPI components.schemas.FeedbackEvent).
+    for (const e of got()) {
+      assert.deepEqual(checkJsonSchema({ $ref: '#/components/schemas/FeedbackEvent' }, e, OPENAPI), [], e.event);
+    }
     const seqs = got().map(seqOf);
     for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `in order: ${seqs}`);
   } finally {

@@ -5,10 +5,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { systemClock } from '../../src/common/timers.ts';
+import { OPENAPI } from '../../src/management/api/openapi.ts';
 import { FeedbackDeliverer } from '../../src/management/feedback/deliverer.ts';
 import { httpFeedbackPost } from '../../src/management/feedback/http-post.ts';
+import { checkJsonSchema } from '../helpers/json-schema.ts';
 import { createTlsFixtures, type TlsFixtures } from '../helpers/tls-fixtures.ts';
 import { apiLogin, type MgmtNode, receiver, req, setupAdmin, startMgmtNode, until } from './helpers.ts';
+
+/** The documented body of a feedback POST. */
+const FEEDBACK_EVENT = { $ref: '#/components/schemas/FeedbackEvent' };
 
 describe('feedback over HTTPS to a real receiver', () => {
   let tls: TlsFixtures;
@@ -169,6 +174,7 @@ describe('a node sends its own events to a subscriber registered through the API
     assert.equal(cc.data.by, 'admin');
     assert.deepEqual(cc.data.changed, ['sip.domains']);
     assert.ok(rxh.got.every((g) => ['config-change', 'zone-state'].includes(g.event.event)));
+    for (const g of rxh.got) assert.deepEqual(checkJsonSchema(FEEDBACK_EVENT, g.event, OPENAPI), [], g.event.event);
     const seqs = rxh.got.map((g) => g.event.seq);
     assert.deepEqual(
       seqs,
@@ -214,6 +220,7 @@ describe('a configured subscriber receives the alarm of a failing traversal zone
       assert.ok(zone, 'zone-state event');
       assert.equal(zone.event.data.state, 'failed');
       assert.ok(zone.event.seq < alarm.event.seq, 'state change before its alarm, in order');
+      for (const g of rx.got) assert.deepEqual(checkJsonSchema(FEEDBACK_EVENT, g.event, OPENAPI), [], g.event.event);
     } finally {
       await m?.node.close();
       await rx.close();
