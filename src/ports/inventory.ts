@@ -4,7 +4,10 @@ import type { Listener, NodeKind, PortPlan } from './types.ts';
 /** A socket a process has open for listening (TCP LISTEN, UDP bound). */
 export interface OpenSocket {
   readonly transport: 'udp' | 'tcp';
-  /** Local address as bound: `127.0.0.1`, `::1`, `0.0.0.0`, `::` (wildcards match any address of the node). */
+  /**
+   * Local address as bound: `127.0.0.1`, `::1`, `0.0.0.0`, `::`. A wildcard matches a listener of either side on a
+   * one-address node; on a node with two addresses only a listener of both sides (a wildcard opens both).
+   */
   readonly address: string;
   readonly port: number;
 }
@@ -37,8 +40,8 @@ function addressesOf(l: Listener, sides: NodeSides): string[] {
   return [...new Set([sides.public, sides.private])];
 }
 
-function sameAddress(bound: string, want: string): boolean {
-  return WILDCARDS.has(bound) || bound === want || bound === `::ffff:${want}`;
+function sameAddress(bound: string, want: string, wildcardOk = true): boolean {
+  return (wildcardOk && WILDCARDS.has(bound)) || bound === want || bound === `::ffff:${want}`;
 }
 
 /**
@@ -59,10 +62,12 @@ export function compareInventory(
     const sides = addresses[node.node];
     if (!sides) continue;
     for (const l of node.listeners) {
+      // a wildcard bind of a one-side listener on a two-address node also opens the other side
+      const wildcardOk = l.side === 'both' || sides.public === sides.private || l.group !== undefined;
       for (const port of ports(l.ports)) {
         for (const address of addressesOf(l, sides)) {
           const hits = sockets.filter(
-            (s) => s.transport === l.transport && s.port === port && sameAddress(s.address, address),
+            (s) => s.transport === l.transport && s.port === port && sameAddress(s.address, address, wildcardOk),
           );
           if (hits.length === 0) missing.push({ listener: l, port, address });
           for (const h of hits) {

@@ -20,6 +20,7 @@ import type {
   MediaPool,
   NodeKind,
   NodePlan,
+  NotOpened,
   PlanTable,
   PortPlan,
   PortPool,
@@ -60,6 +61,18 @@ export const SEED = Object.freeze({
   h323Dynamic: span(15000, 19999),
   turnRelay: span(24000, 29999),
   ldapOutbound: span(30000, 35999),
+});
+
+/**
+ * Features of the seed Crossway does not implement yet. Their listeners and flows are planned apart
+ * (`plan.notOpened`): no node binds them and no firewall ruleset opens them, and the tables say why.
+ */
+export const NOT_OPENED = Object.freeze({
+  assent: 'not opened yet: Assent (call signalling and H.245 on listener h323-assent) is not implemented',
+  h46018:
+    "not opened yet: H.460.18 (H.245 on listener h323-h245-h46018, Q.931 from the core to the edge's private side) " +
+    'is not implemented',
+  traversalRas: 'not opened yet: H.323 over a traversal zone (RAS on listener traversal-ras:n) is not implemented',
 });
 
 /** Added to a privileged listener port when a `lab` process has no privilege (80 → 8080, 161 → 8161, 443 → 8443). */
@@ -104,6 +117,8 @@ class Builder {
   readonly listeners: Listener[] = [];
   readonly pools: PortPool[] = [];
   readonly flows: Flow[] = [];
+  readonly notOpenedListeners: NotOpened<Listener>[] = [];
+  readonly notOpenedFlows: NotOpened<Flow>[] = [];
   readonly remapped: { from: number; to: number }[] = [];
   readonly #config: CrosswayConfig;
   readonly #present: ReadonlySet<NodeKind>;
@@ -164,6 +179,7 @@ class Builder {
     setting: string,
     security?: 'tls' | 'mtls',
     group?: string,
+    notOpened?: string,
   ): void {
     if (!this.present(node)) return;
     const l: Listener = {
@@ -177,7 +193,8 @@ class Builder {
       ...(security ? { security } : {}),
       ...(group ? { group } : {}),
     };
-    this.listeners.push(Object.freeze(l));
+    if (notOpened) this.notOpenedListeners.push(Object.freeze({ ...l, notOpened }));
+    else this.listeners.push(Object.freeze(l));
   }
 
   pool(node: NodeKind, id: RangeId, portsOf: PortRange, purpose: string, setting: string): void {
@@ -185,7 +202,7 @@ class Builder {
     this.pools.push(Object.freeze({ id, node, ports: portsOf, purpose, setting }));
   }
 
-  flow(f: Omit<Flow, 'id'>): void {
+  flow(f: Omit<Flow, 'id'> & { notOpened?: string }): void {
     const ours = (e: FlowEnd) => (e.peer === 'edge' || e.peer === 'core') && this.present(e.peer);
     if (!ours(f.from) && !ours(f.to)) return;
     const slug =
@@ -195,15 +212,15 @@ class Builder {
     const n = (this.#ids.get(slug) ?? 0) + 1;
     this.#ids.set(slug, n);
     const id = n === 1 ? slug : `${slug}#${n}`;
-    this.flows.push(
-      Object.freeze({
-        id,
-        ...f,
-        from: Object.freeze({ ...f.from }),
-        to: Object.freeze({ ...f.to }),
-        protocols: Object.freeze([...f.protocols]),
-      }),
-    );
+    const frozen = Object.freeze({
+      id,
+      ...f,
+      from: Object.freeze({ ...f.from }),
+      to: Object.freeze({ ...f.to }),
+      protocols: Object.freeze([...f.protocols]),
+    });
+    if (f.notOpened) this.notOpenedFlows.push(frozen as NotOpened<Flow>);
+    else this.flows.push(frozen);
   }
 }
 
@@ -312,6 +329,9 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
         single(z.ras),
         `H.323 RAS of traversal zone "${z.name}"`,
         `traversalZones[${i}].h323`,
+        undefined,
+        undefined,
+        NOT_OPENED.traversalRas,
       );
     }
   });
@@ -338,9 +358,33 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
   const h245 = b.ours(SEED.h46018H245);
   if (h323) {
     b.listen('edge', 'h323-ras', 'udp', 'public', single(ras), 'H.323 gatekeeper RAS', 'h323.enabled');
-    b.listen('edge', 'h323-q931', 'tcp', 'both', single(q931), 'H.323 call signaling (Q.931/H.225)', 'h323.enabled');
-    b.listen('edge', 'h323-assent', 'tcp', 'both', single(assent), 'Assent call signaling and H.245', 'h323.enabled');
-    b.listen('edge', 'h323-h245-h46018', 'tcp', 'both', single(h245), 'H.460.18 H.245', 'h323.enabled');
+    // Q.931 from the core to the edge's private side is H.460.18 only (not implemented): the edge serves the public side
+    b.listen('edge', 'h323-q931', 'tcp', 'public', single(q931), 'H.323 call signaling (Q.931/H.225)', 'h323.enabled');
+    const why = 'h323.enabled';
+    b.listen(
+      'edge',
+      'h323-assent',
+      'tcp',
+      'both',
+      single(assent),
+      'Assent call signaling and H.245',
+      why,
+      undefined,
+      undefined,
+      NOT_OPENED.assent,
+    );
+    b.listen(
+      'edge',
+      'h323-h245-h46018',
+      'tcp',
+      'both',
+      single(h245),
+      'H.460.18 H.245',
+      why,
+      undefined,
+      undefined,
+      NOT_OPENED.h46018,
+    );
     b.listen('core', 'h323-ras', 'udp', 'private', single(ras), 'H.323 gatekeeper RAS', 'h323.enabled');
     b.listen('core', 'h323-q931', 'tcp', 'private', single(q931), 'H.323 call signaling (Q.931/H.225)', 'h323.enabled');
   }
@@ -395,7 +439,7 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
     protocols: Protocol[],
     to: FlowEnd,
     setting: string,
-    extra: { listener?: ListenerId; note?: string } = {},
+    extra: { listener?: ListenerId; note?: string; notOpened?: string } = {},
   ) => b.flow({ table, purpose, from, to, protocols, setting, ...extra });
   const sig = 'SIP signaling';
   zonePorts.forEach((z, i) => {
@@ -534,7 +578,7 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
         ['udp'],
         end('edge', single(z.ras), 'private'),
         `traversalZones[${i}].h323`,
-        { listener: `traversal-ras:${i + 1}` },
+        { listener: `traversal-ras:${i + 1}`, notOpened: NOT_OPENED.traversalRas },
       );
     });
     const q = 'Q.931 / H.225 signaling';
@@ -545,6 +589,7 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
     F('H.323', q, end('internet', ANY), ['tcp'], end('edge', single(assent), 'public'), 'h323.enabled', {
       listener: 'h323-assent',
       note: 'Assent endpoints behind firewalls',
+      notOpened: NOT_OPENED.assent,
     });
     F('H.323', q, end('edge', h323Dyn, 'public'), ['tcp'], end('internet', ANY), 'h323.enabled', {
       note: 'endpoint signaling port from registration (often 1720)',
@@ -552,28 +597,34 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
     F('H.323', q, end('core', h323Dyn), ['tcp'], end('edge', single(assent), 'private'), 'h323.enabled', {
       listener: 'h323-assent',
       note: 'Assent calls',
+      notOpened: NOT_OPENED.assent,
     });
     F('H.323', q, end('core', h323Dyn), ['tcp'], end('edge', single(q931), 'private'), 'h323.enabled', {
       listener: 'h323-q931',
       note: 'H.460.18 calls',
+      notOpened: NOT_OPENED.h46018,
     });
     F('H.323', 'H.245', end('core', h323Dyn), ['tcp'], end('edge', single(assent), 'private'), 'h323.enabled', {
       listener: 'h323-assent',
       note: 'Assent calls',
+      notOpened: NOT_OPENED.assent,
     });
     F('H.323', 'H.245', end('core', h323Dyn), ['tcp'], end('edge', single(h245), 'private'), 'h323.enabled', {
       listener: 'h323-h245-h46018',
       note: 'H.460.18 calls',
+      notOpened: NOT_OPENED.h46018,
     });
     F('H.323', 'H.245', end('internet', ANY), ['tcp'], end('edge', h323Dyn, 'public'), 'h323.enabled');
     F('H.323', 'H.245', end('edge', h323Dyn, 'public'), ['tcp'], end('internet', ANY), 'h323.enabled');
     F('H.323', 'H.245', end('internet', ANY), ['tcp'], end('edge', single(assent), 'public'), 'h323.enabled', {
       listener: 'h323-assent',
       note: 'Assent endpoints behind firewalls',
+      notOpened: NOT_OPENED.assent,
     });
     F('H.323', 'H.245', end('internet', ANY), ['tcp'], end('edge', single(h245), 'public'), 'h323.enabled', {
       listener: 'h323-h245-h46018',
       note: 'H.460.18/19 endpoints behind firewalls',
+      notOpened: NOT_OPENED.h46018,
     });
     const rtpM = 'RTP (multiplexed traversal media)';
     const rtcpM = 'RTCP (multiplexed traversal media)';
@@ -776,6 +827,10 @@ function makePlan(config: Readonly<CrosswayConfig>, nodes: NodePlan[], b: Builde
     listeners: Object.freeze([...b.listeners]),
     pools: Object.freeze([...b.pools]),
     flows: Object.freeze([...b.flows]),
+    notOpened: Object.freeze({
+      listeners: Object.freeze([...b.notOpenedListeners]),
+      flows: Object.freeze([...b.notOpenedFlows]),
+    }),
     node: pick,
     port: (id: ListenerId, node?: NodeKind) => pick(node).port(id),
     has: (id: ListenerId, node?: NodeKind) => pick(node).has(id),

@@ -1,5 +1,5 @@
 import type { PortRange } from './port-range.ts';
-import type { Flow, Listener, NodeKind, PortPlan, PortPool } from './types.ts';
+import type { Flow, Listener, NodeKind, NotOpened, PortPlan, PortPool } from './types.ts';
 
 /** The plan as plain data: what `crossway ports --format json` prints and the management API serves. */
 export interface PortPlanDocument {
@@ -16,6 +16,8 @@ export interface PortPlanDocument {
     mediaPool: { ranges: PortRange[]; pairs: number };
   }[];
   flows: Flow[];
+  /** Listed by the seed for this configuration, not opened by any node yet (each with `notOpened`: why). */
+  notOpened: { listeners: NotOpened<Listener>[]; flows: NotOpened<Flow>[] };
 }
 
 /** Converts a plan to a JSON-safe document (no functions, no frozen objects). */
@@ -39,6 +41,7 @@ export function planToDocument(plan: PortPlan): PortPlanDocument {
       };
     }),
     flows: clone(plan.flows) as Flow[],
+    notOpened: clone(plan.notOpened) as PortPlanDocument['notOpened'],
   };
 }
 

@@ -1,5 +1,5 @@
 import { equal, formatRange, type PortRange, UNPRIVILEGED } from './port-range.ts';
-import type { Flow, FlowEnd, Listener, PlanTable, PortPlan, Protocol } from './types.ts';
+import type { Flow, FlowEnd, Listener, NotOpened, PlanTable, PortPlan, Protocol } from './types.ts';
 
 /** The seed's four tables, in its order, with its titles. */
 export const TABLES: readonly { id: PlanTable; title: string }[] = Object.freeze([
@@ -43,7 +43,9 @@ export interface TableRow {
   note?: string;
 }
 
-export function flowRow(f: Flow): TableRow {
+export function flowRow(f: Flow | NotOpened<Flow>): TableRow {
+  const notOpened = 'notOpened' in f ? f.notOpened : undefined;
+  const note = [f.note, notOpened].filter(Boolean).join('; ');
   return {
     cells: [
       f.purpose,
@@ -54,13 +56,14 @@ export function flowRow(f: Flow): TableRow {
       portsLabel(f.to.ports),
     ],
     setting: f.setting,
-    ...(f.note ? { note: f.note } : {}),
+    ...(note ? { note } : {}),
   };
 }
 
-function listenerLine(l: Listener): string[] {
+function listenerLine(l: Listener | NotOpened<Listener>): string[] {
   const proto = l.security ? `${l.transport.toUpperCase()}/${l.security.toUpperCase()}` : l.transport.toUpperCase();
-  return [l.node, l.id, proto, l.side, formatRange(l.ports), l.purpose, l.setting];
+  const setting = 'notOpened' in l ? `${l.setting} — ${l.notOpened}` : l.setting;
+  return [l.node, l.id, proto, l.side, formatRange(l.ports), l.purpose, setting];
 }
 
 function heading(plan: PortPlan): string {
@@ -90,6 +93,27 @@ export function renderMarkdown(plan: PortPlan): string {
       out.push(`| ${[...r.cells, why].map(escapeMd).join(' | ')} |`);
     }
     out.push('');
+  }
+  if (plan.notOpened.flows.length > 0 || plan.notOpened.listeners.length > 0) {
+    out.push(
+      '## Not opened yet',
+      '',
+      'The seed lists these for this configuration; no node opens them yet and no firewall ruleset allows them.',
+      '',
+    );
+    if (plan.notOpened.flows.length > 0) {
+      out.push(`| ${['Table', ...COLUMNS, 'Setting'].join(' | ')} |`, `|${'---|'.repeat(COLUMNS.length + 2)}`);
+      for (const f of plan.notOpened.flows) {
+        const r = flowRow(f);
+        out.push(`| ${[f.table, ...r.cells, `\`${r.setting}\` — ${r.note}`].map(escapeMd).join(' | ')} |`);
+      }
+      out.push('');
+    }
+    if (plan.notOpened.listeners.length > 0) {
+      out.push('| Node | Id | Protocol | Side | Ports | Purpose | Setting |', '|---|---|---|---|---|---|---|');
+      for (const l of plan.notOpened.listeners) out.push(`| ${listenerLine(l).map(escapeMd).join(' | ')} |`);
+      out.push('');
+    }
   }
   out.push(
     '## Listening sockets',
@@ -136,6 +160,32 @@ export function renderTable(plan: PortPlan): string {
       out.push(lines[i + 1]!);
       out.push(`    ↳ ${r.setting}${r.note ? ` — ${r.note}` : ''}`);
     });
+    out.push('');
+  }
+  if (plan.notOpened.flows.length > 0 || plan.notOpened.listeners.length > 0) {
+    out.push(
+      '== Not opened yet (listed by the seed for this configuration; no node opens them, no ruleset allows them)',
+    );
+    if (plan.notOpened.flows.length > 0) {
+      const rows = plan.notOpened.flows.map(flowRow);
+      const lines = aligned([
+        ['Table', ...COLUMNS],
+        ...plan.notOpened.flows.map((f, i) => [f.table, ...rows[i]!.cells]),
+      ]);
+      out.push(lines[0]!);
+      rows.forEach((r, i) => {
+        out.push(lines[i + 1]!);
+        out.push(`    ↳ ${r.setting} — ${r.note}`);
+      });
+    }
+    if (plan.notOpened.listeners.length > 0) {
+      out.push(
+        ...aligned([
+          ['Node', 'Id', 'Protocol', 'Side', 'Ports', 'Purpose', 'Setting'],
+          ...plan.notOpened.listeners.map(listenerLine),
+        ]),
+      );
+    }
     out.push('');
   }
   out.push('== Listening sockets');

@@ -116,6 +116,12 @@ export interface Flow {
   readonly note?: string;
 }
 
+/**
+ * A listener or flow the seed lists for this configuration that Crossway does not open yet, with why. Kept apart from
+ * `listeners` and `flows` (never bound, never in a firewall ruleset); the tables list them under their own heading.
+ */
+export type NotOpened<T> = T & { readonly notOpened: string };
+
 /** What one node opens and uses. */
 export interface NodePlan {
   readonly node: NodeKind;
@@ -159,6 +165,11 @@ export interface PortPlan {
   readonly pools: readonly PortPool[];
   /** Every flow touching a node of the plan. */
   readonly flows: readonly Flow[];
+  /** The seed's listeners and flows for this configuration that no node opens yet (docs/ports.md). */
+  readonly notOpened: {
+    readonly listeners: readonly NotOpened<Listener>[];
+    readonly flows: readonly NotOpened<Flow>[];
+  };
   /** The plan of one node; throws `InternalError` when the node is not part of this plan. */
   node(kind?: NodeKind): NodePlan;
   port(id: ListenerId, node?: NodeKind): number;

@@ -43,7 +43,10 @@ describe('crossway ports', () => {
       assert.ok(r.stdout.includes(t), t);
     }
     assert.match(r.stdout, /core +25000-29999 +TCP or TLS +edge \(private\) +7002\n +↳ traversalZones\[1\]/);
-    assert.match(r.stdout, /core +1719 +UDP +edge \(private\) +6002/);
+    assert.match(
+      r.stdout,
+      /== Not opened yet[\s\S]*H\.323 +Initial RAS connection +core +1719 +UDP +edge \(private\) +6002/,
+    );
     // The edge plan has no core listeners.
     assert.doesNotMatch(r.stdout, /^core +sip-/m);
 

@@ -79,6 +79,41 @@ describe('socket inventory against the plan', () => {
     assert.equal(r.matched, 8);
   });
 
+  it('on a two-address edge, a wildcard bind serves only a listener of both sides', () => {
+    const plan = computePortPlan(
+      defaultConfig({
+        role: 'edge',
+        network: { address: '10.1.0.10', publicAddress: '192.0.2.10' },
+        traversalZones: [{ name: 'z' }],
+        management: { https: false },
+      }),
+    );
+    const sides = { edge: { public: '192.0.2.10', private: '10.1.0.10' } };
+    const right: OpenSocket[] = [
+      { transport: 'tcp', address: '192.0.2.10', port: 5061 },
+      { transport: 'tcp', address: '192.0.2.10', port: 5062 },
+      { transport: 'tcp', address: '10.1.0.10', port: 7001 },
+      { transport: 'udp', address: '0.0.0.0', port: 36000 }, // mux: both sides
+      { transport: 'udp', address: '0.0.0.0', port: 36001 },
+    ];
+    const ok = compareInventory(plan, right, sides);
+    assert.deepEqual([ok.missing, ok.unexpected], [[], []]);
+    // 7001 on every address also faces the internet: the private listener is missing and the socket unexpected
+    const wide = right.map((s) => (s.port === 7001 ? { ...s, address: '0.0.0.0' } : s));
+    const r = compareInventory(plan, wide, sides);
+    assert.deepEqual(
+      r.missing.map((m) => `${m.listener.id}@${m.address}`),
+      ['traversal-sip:1@10.1.0.10'],
+    );
+    assert.deepEqual(r.unexpected, [{ transport: 'tcp', address: '0.0.0.0', port: 7001 }]);
+    // on the wrong side: the same
+    const flipped = right.map((s) => (s.port === 5061 ? { ...s, address: '10.1.0.10' } : s));
+    assert.deepEqual(
+      compareInventory(plan, flipped, sides).missing.map((m) => `${m.listener.id}@${m.address}`),
+      ['sip-tls@192.0.2.10'],
+    );
+  });
+
   describe('with real sockets and ss', () => {
     const servers: (Server | UdpSocket)[] = [];
     after(async () => {

@@ -9,6 +9,7 @@ import type { CrosswayConfigInput } from '../../src/config/schema.ts';
 import { compareInventory, type InventoryReport, type NodeSides, parseSs } from '../../src/ports/index.ts';
 import type { RunningNode } from '../../src/roles/start.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
+import { createTlsFixtures, type TlsFixtures } from '../helpers/tls-fixtures.ts';
 
 function hasSs(): boolean {
   try {
@@ -42,11 +43,18 @@ const skip = hasSs() ? false : 'ss (iproute2) is not installed: cannot list the 
 
 describe('a running node opens exactly its port plan', { skip }, () => {
   const nodes: RunningNode[] = [];
+  let pki: TlsFixtures | undefined;
   after(async () => {
     for (const n of nodes) await n.close();
+    pki?.cleanup();
   });
+  // an edge (not a lab) needs a certificate of its own
+  const tls = () => {
+    pki ??= createTlsFixtures({ extraIps: ['127.0.0.3', '127.0.0.4'] });
+    return { certificate: pki.server.certPath, privateKey: pki.server.keyPath, caCertificates: pki.ca.certPath };
+  };
 
-  const cases: [string, CrosswayConfigInput][] = [
+  const cases: [string, CrosswayConfigInput | (() => CrosswayConfigInput)][] = [
     ['lab defaults', {}],
     [
       'lab, SIP UDP and TCP on for the edge too, one traversal zone',
@@ -55,11 +63,42 @@ describe('a running node opens exactly its port plan', { skip }, () => {
         traversalZones: [{ name: 'to-core' }],
       },
     ],
+    [
+      'lab, H.323 on with two traversal zones (zone RAS), TURN, SNMP',
+      {
+        traversalZones: [{ name: 'one' }, { name: 'two' }],
+        h323: { enabled: true },
+        turn: { enabled: true, sharedSecret: 'node-sockets-secret' },
+        management: { snmp: true },
+      },
+    ],
+    [
+      'lab, size large: TURN 3478-3483 and the demux ports 36000-36011, H.323 and one zone',
+      {
+        size: 'large',
+        traversalZones: [{ name: 'one' }],
+        h323: { enabled: true },
+        turn: { enabled: true, sharedSecret: 'node-sockets-secret' },
+      },
+    ],
+    [
+      'edge with a public and a private address: each listener on its side only',
+      () => ({
+        role: 'edge',
+        tls: tls(),
+        network: { address: '127.0.0.3', publicAddress: '127.0.0.4' },
+        sip: { transports: { udp: { enabled: true }, tcp: { enabled: true } } },
+        traversalZones: [{ name: 'one' }, { name: 'two' }],
+        h323: { enabled: true },
+        turn: { enabled: true, sharedSecret: 'node-sockets-secret' },
+        management: { snmp: true },
+      }),
+    ],
   ];
 
   for (const [name, input] of cases) {
     it(name, async (t) => {
-      const node = await startTestNode(input);
+      const node = await startTestNode(typeof input === 'function' ? input() : input);
       nodes.push(node);
       assert.ok(node.plan.portOffset !== 0, 'runs with a port offset');
       const sides: Partial<Record<'edge' | 'core', NodeSides>> = Object.fromEntries(node.addresses);

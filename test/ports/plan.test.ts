@@ -8,9 +8,11 @@ import {
   checkPrivileges,
   computePortPlan,
   contains,
+  NFT_TARGETS,
   overlaps,
   planToDocument,
   renderMarkdown,
+  renderNftables,
   renderTable,
 } from '../../src/ports/index.ts';
 
@@ -36,10 +38,23 @@ describe('port plan: configuration drives the tables', () => {
     assert.doesNotMatch(one, /\| 700[2-9] \|/);
     assert.doesNotMatch(one, /\| 6002 \|/);
     assert.match(two, /\| core \| 25000-29999 \| TCP or TLS \| edge \(private\) \| 7002 \| `traversalZones\[1\]`/);
-    assert.match(two, /\| core \| 1719 \| UDP \| edge \(private\) \| 6002 \| `traversalZones\[1\]\.h323`/);
+    // 6002 (H.323 over the zone) is listed under "Not opened yet": no node binds it, no ruleset opens it
+    const later = two.slice(two.indexOf('## Not opened yet'), two.indexOf('## Listening sockets'));
+    assert.match(
+      later,
+      /\| H\.323 \| Initial RAS connection \| core \| 1719 \| UDP \| edge \(private\) \| 6002 \| `traversalZones\[1\]\.h323` — not opened yet/,
+    );
+    assert.doesNotMatch(two.slice(0, two.indexOf('## Not opened yet')), /\| 6002 \|/);
     const p = plan({ ...base, traversalZones: [{ name: 'a' }, { name: 'b' }] });
     assert.equal(p.port('traversal-sip:2', 'edge'), 7002);
-    assert.equal(p.port('traversal-ras:2', 'edge'), 6002);
+    assert.ok(!p.has('traversal-ras:2', 'edge'));
+    assert.deepEqual(
+      p.notOpened.listeners.filter((l) => l.id.startsWith('traversal-ras')).map((l) => [l.id, l.ports.from]),
+      [
+        ['traversal-ras:1', 6001],
+        ['traversal-ras:2', 6002],
+      ],
+    );
   });
 
   it('large size adds TURN 3479-3483 and the 36000-36011 mux range', () => {
@@ -66,12 +81,40 @@ describe('port plan: configuration drives the tables', () => {
   it('disabling H.323 removes its rows and listeners', () => {
     const on = plan(base);
     const off = plan({ ...base, h323: { enabled: false } });
-    assert.ok(rowsOf(renderMarkdown(on), 'H.323 calls').length >= 25);
+    // 22 opened; 8 more (Assent, H.460.18, RAS over the zone) are listed under "Not opened yet"
+    assert.equal(rowsOf(renderMarkdown(on), 'H.323 calls').length, 22);
+    const later = rowsOf(renderMarkdown(on), 'Not opened yet');
+    assert.equal(later.filter((l) => l.startsWith('| H.323 |')).length, 8);
+    assert.equal(later.filter((l) => l.startsWith('| edge |')).length, 3);
     assert.deepEqual(rowsOf(renderMarkdown(off), 'H.323 calls'), []);
     assert.match(renderTable(off), /== H\.323 calls\n\(none in this configuration\)/);
-    assert.ok(on.has('h323-ras', 'edge') && on.has('traversal-ras:1', 'edge'));
+    assert.ok(on.has('h323-ras', 'edge') && on.notOpened.listeners.some((l) => l.id === 'traversal-ras:1'));
     assert.ok(!off.listeners.some((l) => l.id.startsWith('h323') || l.id.startsWith('traversal-ras')));
     assert.ok(!off.flows.some((f) => f.table === 'H.323'));
+    assert.deepEqual(off.notOpened, { listeners: [], flows: [] });
+  });
+
+  it('lists what no node opens yet apart: Assent, H.460.18, H.323 over a zone; never in a ruleset', () => {
+    const p = plan(base);
+    assert.deepEqual(p.notOpened.listeners.map((l) => `${l.node} ${l.id} ${l.transport} ${l.ports.from}`).sort(), [
+      'edge h323-assent tcp 2776',
+      'edge h323-h245-h46018 tcp 2777',
+      'edge traversal-ras:1 udp 6001',
+    ]);
+    // the edge serves Q.931 on its public side; Q.931 from the core to its private side is H.460.18 (not opened)
+    assert.equal(p.node('edge').listener('h323-q931')?.side, 'public');
+    const toPrivate1720 = (f: { to: { peer: string; side?: string; ports: { from: number } } }) =>
+      f.to.peer === 'edge' && f.to.side === 'private' && f.to.ports.from === 1720;
+    assert.ok(!p.flows.some(toPrivate1720));
+    assert.ok(p.notOpened.flows.some(toPrivate1720));
+    for (const f of p.notOpened.flows) assert.match(f.notOpened, /^not opened yet: /);
+    const opened = new Set(p.listeners.map((l) => l.id));
+    for (const f of p.flows) if (f.listener) assert.ok(opened.has(f.listener), `${f.id} goes to ${f.listener}`);
+    for (const t of NFT_TARGETS) {
+      const nft = renderNftables(p, t);
+      assert.doesNotMatch(nft, /dport (2776|2777|6001)\b/, t);
+    }
+    assert.match(renderTable(p), /== Not opened yet[^\n]*\n[\s\S]*edge +h323-assent +TCP +both +2776/);
   });
 
   it('legacy mux ports are 2776/2777 UDP and leave the media pool whole', () => {

@@ -165,25 +165,39 @@ export function normalisePorts(text: string, ctx: SeedContext): { ports: PortRan
   return { ports: [parseExpr(text)] };
 }
 
+/**
+ * A plain "Expressway-E" (no side named) takes its side from the other end: facing the internet it is the public
+ * side, facing the core the private side (docs/ports.md). A sideless edge next to any other peer throws.
+ */
+export function inferEdgeSide(e: SeedEnd, other: SeedEnd, text: string): SeedEnd {
+  if (!e.peers.includes('edge') || e.side !== undefined) return e;
+  const o = other.peers;
+  if (o.length === 1 && o[0] === 'internet') return { ...e, side: 'public' };
+  if (o.length === 1 && o[0] === 'core') return { ...e, side: 'private' };
+  throw new Error(`cannot tell the edge side of "${text}" next to ${o.join('|')}`);
+}
+
 /** Every atom of one seed row for a configuration. */
 export function normaliseRow(row: SeedRow, index: number, ctx: SeedContext): SeedAtom[] {
   const table = TABLES[row.table];
   if (!table) throw new Error(`unknown table "${row.table}"`);
-  const from = normaliseEnd(row.src);
-  const to = normaliseEnd(row.dst);
-  const src = normalisePorts(row.srcPorts, ctx);
-  const dst = normalisePorts(row.dstPorts, ctx);
-  if (src.ports.length !== 1) throw new Error(`row ${index}: several source port sets`);
-  const contradiction = src.contradiction ?? dst.contradiction;
+  const src = normaliseEnd(row.src);
+  const dst = normaliseEnd(row.dst);
+  const from = inferEdgeSide(src, dst, row.src);
+  const to = inferEdgeSide(dst, src, row.dst);
+  const srcP = normalisePorts(row.srcPorts, ctx);
+  const dstP = normalisePorts(row.dstPorts, ctx);
+  if (srcP.ports.length !== 1) throw new Error(`row ${index}: several source port sets`);
+  const contradiction = srcP.contradiction ?? dstP.contradiction;
   const out: SeedAtom[] = [];
   for (const protocol of normaliseProtocols(row.protocol)) {
-    for (const toPorts of dst.ports) {
+    for (const toPorts of dstP.ports) {
       out.push({
         row: index,
         table,
         purpose: normalisePurpose(row.purpose),
         from,
-        fromPorts: src.ports[0]!,
+        fromPorts: srcP.ports[0]!,
         protocol,
         to,
         toPorts,
@@ -195,7 +209,8 @@ export function normaliseRow(row: SeedRow, index: number, ctx: SeedContext): See
 }
 
 function endMatches(e: SeedEnd, peer: PeerKind, side: 'public' | 'private' | undefined): boolean {
-  return e.peers.includes(peer) && (e.side === undefined || e.side === side);
+  // an edge end always has a side (named by the seed or inferred): a flow on the other side does not match
+  return e.peers.includes(peer) && e.side === side;
 }
 
 /** Whether a generated flow is the atom: same table, purpose, ends (and edge side), protocol, both port sets. */

@@ -1,3 +1,4 @@
+import { InternalError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
 import type { RelayCore } from '../../media/relay-core.ts';
@@ -57,8 +58,10 @@ export async function startGatekeeperService(o: {
   const ras = o.plan.listener('h323-ras');
   if (!o.config.enabled || !ras) return undefined;
   const rasPort = rangePorts(ras.ports)[0]!;
+  // the plan has Q.931 wherever it has RAS: the gatekeeper advertises it as its callSignalAddress
   const q931 = o.plan.listener('h323-q931');
-  const q931Port = q931 ? rangePorts(q931.ports)[0]! : 1720;
+  if (!q931) throw new InternalError('ERR_PORT_PLAN', `the ${o.kind}'s port plan has h323-ras without h323-q931`);
+  const q931Port = rangePorts(q931.ports)[0]!;
   const g = o.config.gatekeeper;
   const gatekeeper = new Gatekeeper(
     {
@@ -104,7 +107,7 @@ export async function startGatekeeperService(o: {
     }
   }
   let calls: CallServer | undefined;
-  if (q931 && o.plan.pools.some((p) => p.id === 'h323-dynamic')) {
+  if (o.plan.pools.some((p) => p.id === 'h323-dynamic')) {
     const r = o.plan.range('h323-dynamic');
     try {
       calls = await CallServer.start({
@@ -114,7 +117,8 @@ export async function startGatekeeperService(o: {
         clock: o.clock,
         log,
         ...(o.media ? { media: o.media } : {}),
-        ...(neighbours.routesAdmissions ? { route: (dest, src, from) => neighbours.routeSetup(dest, src, from) } : {}),
+        // Setups go through the same transforms, call policy and search rules as ARQs and SIP requests
+        route: (dest, src, from) => neighbours.routeSetup(dest, src, from),
       });
     } catch (err) {
       await discovery?.close();
