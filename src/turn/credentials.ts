@@ -25,6 +25,11 @@ export interface LongTermCredentials {
    * anonymity (RFC 8489 §9.2.1), since a client told so may send USERHASH instead of USERNAME.
    */
   readonly supportsUserHash?: boolean;
+  /**
+   * What an allocation of this user counts against for `quotas.allocationsPerUser` (default: the user name). TURN
+   * REST names `expiry:name` count against `name`, so fresh expiries do not buy fresh quota.
+   */
+  quotaKey?(username: string): string;
 }
 
 /** Static users and TURN REST credentials from the configuration. */
@@ -73,6 +78,13 @@ export class ConfigCredentials implements LongTermCredentials {
 
   lookupUserHash(hash: Buffer, _realm: string): string | undefined {
     return this.#hashes.get(hash.toString('hex'));
+  }
+
+  quotaKey(username: string): string {
+    if (this.#secret === undefined || this.#users.has(username)) return username;
+    const sep = username.indexOf(this.#separator);
+    if (sep < 1 || !/^\d{1,12}$/.test(username.slice(0, sep))) return username;
+    return `\u0000rest\u0000${username.slice(sep + 1)}`;
   }
 
   /**

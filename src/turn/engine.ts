@@ -126,6 +126,8 @@ class Allocation implements Expiring {
   tcp = false;
   /** RFC 6062 peer connections of a TCP allocation, by CONNECTION-ID. */
   readonly connections = new Map<number, TcpPeerLink>();
+  /** What the allocation counts against for the per-user quota (`LongTermCredentials.quotaKey`). */
+  quotaKey = '';
   /** Token bucket for the bandwidth quota. */
   tokens = 0;
   tokensAt = 0;
@@ -497,7 +499,8 @@ export class TurnEngine {
       families = [reservation.family];
     }
     // Quotas (RFC 8656 §7.2 step 9: 486).
-    const userCount = this.#perUser.get(auth.username) ?? 0;
+    const quotaKey = this.#creds.quotaKey?.(auth.username) ?? auth.username;
+    const userCount = this.#perUser.get(quotaKey) ?? 0;
     const quota = this.#cfg.quotas;
     if (
       (quota.allocationsPerUser > 0 && userCount >= quota.allocationsPerUser) ||
@@ -562,7 +565,9 @@ export class TurnEngine {
     alloc.tokens = quota.bandwidthBytesPerSecond;
     alloc.tokensAt = this.#clock.now();
     this.#allocations.set(client.key, alloc);
-    this.#perUser.set(auth.username, userCount + 1);
+    alloc.quotaKey = quotaKey;
+    // Counted afresh: other Allocates of the user may have completed while this one bound its relay.
+    this.#perUser.set(quotaKey, (this.#perUser.get(quotaKey) ?? 0) + 1);
     const listener = listenerKey(client.local);
     this.#perListener.set(listener, (this.#perListener.get(listener) ?? 0) + 1);
     this.counters.allocationsCreated++;
@@ -1012,9 +1017,9 @@ export class TurnEngine {
     for (const link of [...alloc.connections.values()]) this.#closeLink(alloc, link);
     for (const r of alloc.relays) this.#closeRelay(r);
     if (this.#allocations.get(alloc.client.key) === alloc) this.#allocations.delete(alloc.client.key);
-    const n = (this.#perUser.get(alloc.username) ?? 1) - 1;
-    if (n <= 0) this.#perUser.delete(alloc.username);
-    else this.#perUser.set(alloc.username, n);
+    const n = (this.#perUser.get(alloc.quotaKey) ?? 1) - 1;
+    if (n <= 0) this.#perUser.delete(alloc.quotaKey);
+    else this.#perUser.set(alloc.quotaKey, n);
     const listener = listenerKey(alloc.client.local);
     const l = (this.#perListener.get(listener) ?? 1) - 1;
     if (l <= 0) this.#perListener.delete(listener);

@@ -51,6 +51,10 @@ export class StoreCredentials implements LongTermCredentials {
     return undefined;
   }
 
+  quotaKey(username: string): string {
+    return this.#next?.quotaKey?.(username) ?? username;
+  }
+
   async lookupUserHash(hash: Buffer, realm: string): Promise<string | undefined> {
     if (this.#source.supportsUserhash && hash.length === 32) {
       const r = await this.#source.lookup({ realm, username: hash.toString('hex'), userhash: 'SHA-256' });

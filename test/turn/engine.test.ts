@@ -354,6 +354,27 @@ describe('TURN engine: allocations (RFC 8656 §7–8)', () => {
     assert.equal(h.engine.counters.quotaRejections, 2);
   });
 
+  it('counts TURN REST names against the name after the expiry for the per-user quota', async () => {
+    const h = harness({ quotas: { allocationsPerUser: 1 } });
+    const now = Math.floor(h.clock.wallNow() / 1000);
+    const rest = (u: string) =>
+      new TurnClientSession(u, createHmac('sha1', 'shared-secret-1').update(u).digest('base64'));
+    const first = await h.allocate(h.client(1), rest(`${now + 60}:web`));
+    assert.equal(first.a.error, undefined);
+    assert.equal(
+      (await h.allocate(h.client(2), rest(`${now + 61}:web`))).a.error,
+      486,
+      'a fresh expiry is the same user',
+    );
+    assert.equal((await h.allocate(h.client(3), rest(`${now + 60}:other`))).a.error, undefined);
+    await h.authed(first.c, first.session, Method.refresh, () => [turnAttr.lifetime(0)]);
+    assert.equal(
+      (await h.allocate(h.client(4), rest(`${now + 62}:web`))).a.error,
+      undefined,
+      'freed with the allocation',
+    );
+  });
+
   it('refuses requests on an allocation made by another user with 441', async () => {
     const h = harness();
     const { c } = await h.allocate();
