@@ -251,8 +251,19 @@ export class RelayCore {
   #nextMuxPair = 0;
   readonly #busy = new Map<string, Promise<unknown>>();
   #closed = false;
-  /** Relay-wide counters for packets that reach no call. */
-  readonly counters = { muxMalformed: 0, muxUnknownId: 0, strayPackets: 0, bindFailures: 0, timeouts: 0 };
+  /**
+   * Relay-wide counters: calls anchored since start (`callsTotal`), packets forwarded by any call (`packetsRelayed`),
+   * and packets that reach no call.
+   */
+  readonly counters = {
+    callsTotal: 0,
+    packetsRelayed: 0,
+    muxMalformed: 0,
+    muxUnknownId: 0,
+    strayPackets: 0,
+    bindFailures: 0,
+    timeouts: 0,
+  };
 
   constructor(options: RelayCoreOptions) {
     this.#o = options;
@@ -399,6 +410,7 @@ export class RelayCore {
       h = out === 0 ? pair.rtpHandle : pair.rtcpHandle;
     } else h = out === 0 ? peer.rtpHandle : peer.rtcpHandle;
     this.#o.io.send(h, peer.mode === 'mux-client' ? peer.prefix : null, data, off, dst.address, dst.port);
+    this.counters.packetsRelayed++;
     const ps = peer.stats;
     ps.packetsOut++;
     ps.bytesOut += data.length - off;
@@ -453,6 +465,7 @@ export class RelayCore {
     if (this.#closed) return this.#abort(call, isNew, added, REJECTS.closed());
     if (isNew) {
       this.#calls.set(call.id, call);
+      this.counters.callsTotal++;
       this.#armTimeout(call);
     }
     call.offerer = offerer;
@@ -546,6 +559,7 @@ export class RelayCore {
       call.streams.push({ index, media: 'audio', sides: [a.value, b.value] });
       if (isNew) {
         this.#calls.set(callId, call);
+        this.counters.callsTotal++;
         this.#armTimeout(call);
       }
       call.touchedAt = this.#o.clock.now();

@@ -129,6 +129,9 @@ describe('media relay on loopback sockets', () => {
     assert.equal(st.tags[1], 'tb');
     assert.ok(r.core.delete('c1'));
     assert.equal(r.core.portsInUse, 0);
+    // The relay-wide totals outlive the call: one call anchored, every packet it forwarded.
+    assert.equal(r.core.counters.callsTotal, 1);
+    assert.equal(r.core.counters.packetsRelayed, 180);
     assert.equal(r.io.openSockets, 0);
   });
 
