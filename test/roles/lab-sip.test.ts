@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { RunningNode } from '../../src/roles/start.ts';
-import { parseMessage } from '../../src/sip/message/index.ts';
+import { getCallId, parseMessage } from '../../src/sip/message/index.ts';
 import type { SipResponse } from '../../src/sip/message/types.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
 import { runSipp } from '../helpers/sipp.ts';
@@ -227,6 +228,59 @@ describe('lab node: SIP foundation against real clients', () => {
       .sockets()
       .map((s) => s.protocol);
     assert.deepEqual([...coreSockets].sort(), ['mtls', 'tcp', 'tls', 'udp']);
+  });
+
+  // RFC 4475: every message the index calls invalid, sent to the started core over UDP. What the parser rejects with
+  // a partial request is answered statelessly with its status and the reason naming the fault; what it rejects
+  // without one (a response to drop, or a request with nothing to build a response from) gets no answer and is
+  // counted; what it accepts must be one the RFC allows to be accepted liberally ("may").
+  test('RFC 4475 invalid messages over UDP: answered with the parser reason, or dropped and counted', async () => {
+    const svc = node.sip.get('core')!;
+    const vectors = new URL('../vectors/sip/rfc4475/', import.meta.url);
+    const invalid = readFileSync(new URL('index.tsv', vectors), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split('\t'))
+      .filter((r) => r[3] === 'invalid');
+    assert.ok(invalid.length >= 20, `the index lists the RFC's invalid messages (${invalid.length})`);
+    let answered = 0;
+    let dropped = 0;
+    for (const [file, , , , expected] of invalid) {
+      const bytes = readFileSync(new URL(file!, vectors));
+      const verdict = parseMessage(bytes, node.config.sip.limits, { transport: 'datagram' });
+      if (verdict.ok) {
+        assert.match(expected!, /\bmay\b/, `${file} is accepted, and the RFC allows accepting it`);
+        continue;
+      }
+      const { partial, status, reason, code } = verdict.reason;
+      if (partial?.kind === 'request' && partial.method !== 'ACK') {
+        const got = await udpRequest('127.0.0.2', core.udp, bytes);
+        assert.ok(got, `${file}: answered`);
+        const text = got.toString('latin1');
+        assert.equal(text.slice(0, text.indexOf('\r\n')), `SIP/2.0 ${status} ${reason}`, file);
+        assert.notEqual(reason, 'Bad Request', `${file}: the reason names the fault`);
+        // The answer copies the request's headers, malformed ones included (badinv01's Via), so it is read line by line.
+        const callId = getCallId(partial);
+        assert.ok(callId, `${file}: the partial request has a Call-ID`);
+        const lines = text.split('\r\n').map((l) => l.toLowerCase());
+        assert.ok(
+          lines.includes(`call-id: ${callId.toLowerCase()}`),
+          `${file}: the answer carries its Call-ID\n${text}`,
+        );
+        answered++;
+      } else {
+        const key = `parse:${code}`;
+        const before = svc.transport.counters().drops[key] ?? 0;
+        const got = await udpRequest('127.0.0.2', core.udp, bytes, 500);
+        assert.equal(got?.toString('latin1'), undefined, `${file}: no answer`);
+        assert.equal(svc.transport.counters().drops[key], before + 1, `${file}: counted as ${key}`);
+        dropped++;
+      }
+    }
+    assert.ok(answered >= 15 && dropped >= 2, `answered ${answered}, dropped ${dropped}`);
+    const still = await udpRequest('127.0.0.2', core.udp, Buffer.from(options('UDP', '127.0.0.2', core.udp, 'r4475')));
+    assert.match(still?.toString() ?? '(no answer)', /^SIP\/2\.0 200 /, 'the node still answers a valid OPTIONS');
   });
 
   test('a garbage flood leaves the node running and answering', async () => {
