@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import snmp from 'net-snmp';
 import { OIDS } from '../../src/management/snmp/agent.ts';
+import { freeUdpPort, SCENARIOS, sipp } from '../sip/proxy/sipp-peers.ts';
 import { type MgmtNode, startMgmtNode } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -51,6 +52,8 @@ describe('SNMP agent with snmpget/snmpwalk', { skip }, () => {
       name: 'lab-gw',
       // The second zone points at an address where no edge listens: it fails and raises an alarm.
       traversalZones: [{ name: 'to-edge' }, { name: 'nowhere', peerAddress: '127.0.0.3', retryMinSeconds: 0.2 }],
+      // sipp registers without digest in the registration counter test.
+      registrar: { authenticate: false },
       management: {
         snmp: true,
         snmpCommunity: 'crossway-ro',
@@ -127,6 +130,24 @@ describe('SNMP agent with snmpget/snmpwalk', { skip }, () => {
     assert.match(zones, new RegExp(`\\.${z}\\.4\\.2 = INTEGER: 3`), 'cwZoneState failed(3) for the second zone');
     const count = await tool('snmpget', ['-v2c', '-c', 'crossway-ro', core, `${OIDS.alarmCount}.0`]);
     assert.match(count, /Gauge32: 1/);
+  });
+
+  it('cwRegistrations counts a binding made by a real sipp REGISTER (cwCalls stays 0)', async () => {
+    const get = () =>
+      tool('snmpget', ['-v2c', '-c', 'crossway-ro', core, `${OIDS.registrations}.0`, `${OIDS.calls}.0`]);
+    const reg = (n: string) => new RegExp(`\\.${OIDS.registrations.replace(/\./g, '\\.')}\\.0 = Gauge32: ${n}\\b`);
+    assert.match(await get(), reg('0'));
+    const r = await sipp({
+      scenario: `${SCENARIOS}uas-register.xml`,
+      port: await freeUdpPort(),
+      target: `127.0.0.2:${m.node.plan.port('sip-udp', 'core')}`,
+      service: 'snmp-user',
+      calls: 1,
+    });
+    assert.equal(r.successful, 1, r.output.slice(-2000));
+    const after = await get();
+    assert.match(after, reg('1'));
+    assert.match(after, new RegExp(`\\.${OIDS.calls.replace(/\./g, '\\.')}\\.0 = Gauge32: 0\\b`));
   });
 
   it('refuses a wrong community and a wrong v3 password (no answer)', async () => {
