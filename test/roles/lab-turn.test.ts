@@ -173,3 +173,10 @@ test('uclient -Z makes dual allocations through the node and relays to an IPv6 p
   assert.ok(r.sent > 0 && r.sent === r.received, `sent ${r.sent} received ${r.received}`);
   assert.ok(node.turn!.counters.allocationsCreated - before >= 2);
 });
+
+test('a node refuses an additional relay address of the same family as its public address', async () => {
+  await assert.rejects(
+    startTestNode({ turn: { enabled: true, additionalRelayAddress: '127.0.0.3' } }),
+    (err: { issues?: { path: string }[] }) => err.issues?.[0]?.path === 'turn.additionalRelayAddress',
+  );
+});
