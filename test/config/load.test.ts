@@ -91,3 +91,21 @@ test('YAML files load; broken YAML is refused with the file named', () => {
     (e: unknown) => e instanceof ConfigError && e.message.includes(bad),
   );
 });
+
+test('command-line overrides replace the file value and are validated like it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'crossway-cfg-'));
+  const file = join(dir, 'offset.yaml');
+  writeFileSync(file, 'portOffset: 10\ndataDir: /tmp/from-file\n');
+  assert.equal(loadConfigFile(file).portOffset, 10);
+  const over = loadConfigFile(file, { portOffset: 300 });
+  assert.equal(over.portOffset, 300);
+  assert.equal(over.dataDir, '/tmp/from-file', 'fields not overridden keep the file value');
+  const empty = join(dir, 'empty.yaml');
+  writeFileSync(empty, '');
+  assert.equal(loadConfigFile(empty, { portOffset: 7 }).portOffset, 7, 'an empty file takes overrides too');
+  assert.throws(
+    () => loadConfigFile(file, { portOffset: 1e9 }),
+    (e: unknown) => e instanceof ConfigError && e.issues.some((i) => i.path === 'portOffset'),
+  );
+  assert.equal(defaultConfig({ portOffset: 40 }).portOffset, 40);
+});
