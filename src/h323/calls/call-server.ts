@@ -3,7 +3,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
 import type { RelayCore } from '../../media/relay-core.ts';
 import type { AliasText, IpPort } from '../api.ts';
-import type { Gatekeeper, H323Target } from '../gatekeeper/gatekeeper.ts';
+import type { Gatekeeper, H323Route } from '../gatekeeper/gatekeeper.ts';
 import type { OpenLogicalChannel, OpenLogicalChannelAck } from '../per/generated/types.ts';
 import { encodeTpkt, TpktFramer } from '../transport/tpkt.ts';
 import { MediaAnchor } from './media-anchor.ts';
@@ -23,7 +23,7 @@ export interface CallServerOptions {
    * Routes a Setup through the search rules (neighbor zones, `gatekeeper/neighbours.ts`); without it the called
    * aliases are looked up in the gatekeeper's registrations only.
    */
-  route?: (destination: AliasText[], source: AliasText[], from: IpPort) => Promise<H323Target | undefined>;
+  route?: (destination: AliasText[], source: AliasText[], from: IpPort) => Promise<H323Route | undefined>;
   /** Largest TPKT accepted on a leg (octets). */
   maxPduBytes?: number;
   /** Ended calls kept for the status listing. */

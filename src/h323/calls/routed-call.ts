@@ -1,5 +1,5 @@
 import { type AliasText, aliasToText, fromH225Address, H225_PROTOCOL_ID, h225Address, type IpPort } from '../api.ts';
-import type { H323Target } from '../gatekeeper/gatekeeper.ts';
+import type { H323Route } from '../gatekeeper/gatekeeper.ts';
 import type {
   H225_TransportAddress,
   MultimediaSystemControlMessage,
@@ -37,7 +37,7 @@ export type Leg = 'a' | 'b';
 /** What a call asks its server to do. */
 export interface CallIo {
   /** Resolves the called aliases: the gatekeeper's registrations, or the search rules (neighbor zones: async). */
-  resolve(destination: AliasText[], source: AliasText[]): H323Target | undefined | Promise<H323Target | undefined>;
+  resolve(destination: AliasText[], source: AliasText[]): H323Route | undefined | Promise<H323Route | undefined>;
   /** Opens leg B to `to`; the server answers with `bConnected()` or `bFailed()`. */
   connectB(to: IpPort): void;
   send(leg: Leg, pdu: Uint8Array): void;
@@ -93,7 +93,13 @@ export interface RoutedCallInfo {
 export type H245Transport = 'tunnelled' | 'separate' | 'unknown';
 
 /** Q.931 cause values used when the node itself clears a leg (Q.850). */
-export const CAUSE = { unallocatedNumber: 1, normalClearing: 16, noRoute: 3, temporaryFailure: 41 } as const;
+export const CAUSE = {
+  unallocatedNumber: 1,
+  noRoute: 3,
+  normalClearing: 16,
+  callRejected: 21,
+  temporaryFailure: 41,
+} as const;
 
 /** A ReleaseComplete the node sends on a leg, with a Q.850 cause and an H.225.0 reason. */
 export function releaseComplete(
@@ -594,6 +600,14 @@ export class RoutedCall {
         releaseComplete(this.#crA, true, this.#callIdentifier, CAUSE.unallocatedNumber, 'calledPartyNotRegistered'),
       );
       this.info.endReason = 'calledPartyNotRegistered';
+      this.#io.close('a');
+      this.#to('released');
+      return;
+    }
+    if (target.kind === 'rejected') {
+      // refused by the node's call policy: Q.850 cause 21 (call rejected), H.225.0 securityDenied
+      this.#io.send('a', releaseComplete(this.#crA, true, this.#callIdentifier, CAUSE.callRejected, 'securityDenied'));
+      this.info.endReason = 'securityDenied';
       this.#io.close('a');
       this.#to('released');
       return;

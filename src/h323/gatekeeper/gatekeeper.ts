@@ -96,9 +96,12 @@ export type H323Target =
   | { kind: 'endpoint'; registration: H323Registration }
   | { kind: 'address'; address: IpPort; zone?: string };
 
+/** What routing decides for a call: a target, refused by call policy (`rejected`), or not found (undefined). */
+export type H323Route = H323Target | { kind: 'rejected'; reason: string };
+
 /**
  * What `neighbours.ts` plugs into the gatekeeper: the RAS of neighbor gatekeepers (LRQ, LCF, LRJ, RIP), and the
- * routing of admissions when search rules may find an alias beyond this gatekeeper.
+ * routing of admissions through the node's transforms, call policy and search rules.
  */
 export interface NeighbourHook {
   /** LRQ/LCF/LRJ/RIP from `from`; returns an answer to send back now, if any (later ones go through `send`). */
@@ -108,7 +111,7 @@ export interface NeighbourHook {
   route(
     destination: AliasText[],
     caller: { endpointIdentifier: string; aliases: AliasText[] },
-  ): Promise<H323Target | undefined>;
+  ): Promise<H323Route | undefined>;
 }
 
 export interface GatekeeperSend {
@@ -572,7 +575,11 @@ export class Gatekeeper {
     return this.#admit(a, s);
   }
 
-  /** ARQ decided by the search rules (neighbor zones): RIP when slow, then ACF or ARJ through `onSend`. */
+  /**
+   * ARQ decided by the node's routing (transforms, call policy, search rules, neighbor zones): RIP when slow, then
+   * ACF, or ARJ (requestDenied when call policy refuses, calledPartyNotRegistered when no rule finds the alias)
+   * through `onSend`.
+   */
   #routeArq(a: AdmissionRequest, s: ReturnType<typeof readArq>, from: IpPort, aliases: AliasText[]): void {
     const key = `${from.ip}:${from.port}/${a.requestSeqNum}`;
     if (this.#routing.has(key)) return; // a retransmission: the answer is on its way
@@ -585,12 +592,13 @@ export class Gatekeeper {
         this.#out({ choice: 'requestInProgress', value: { requestSeqNum: a.requestSeqNum, delay } }, from, auth),
       );
     });
-    const done = (target: H323Target | undefined) => {
+    const done = (target: H323Route | undefined) => {
       rip.cancel();
       this.#routing.delete(key);
       if (this.#closed) return;
       let reply: RasMessage;
       if (!target) reply = this.#arj(a, 'calledPartyNotRegistered');
+      else if (target.kind === 'rejected') reply = this.#arj(a, 'requestDenied');
       else if (target.kind === 'address' && target.zone === undefined && !this.#o.allowDialledIp)
         reply = this.#arj(a, 'requestDenied');
       else reply = this.#admit(a, s);

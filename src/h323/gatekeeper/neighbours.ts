@@ -11,7 +11,7 @@ import type {
   RasMessage,
   RequestInProgress,
 } from '../per/generated/types.ts';
-import type { Gatekeeper, H323Target, NeighbourHook } from './gatekeeper.ts';
+import type { Gatekeeper, H323Route, H323Target, NeighbourHook } from './gatekeeper.ts';
 
 /**
  * Neighbor gatekeepers (H.225.0 §7.8 location, H.323 §7.2.2 zones): routing zones of type `neighbor` with
@@ -150,9 +150,13 @@ export class Neighbours implements NeighbourHook {
     });
   }
 
-  /** Admissions and Setups go through the search rules only when a neighbor zone exists (else the local table). */
+  /**
+   * Admissions and Setups always go through the router (pre-search transforms, call policy, search rules), as SIP
+   * requests do, whether or not a neighbor zone exists: the default search rule sends any alias to the local zone,
+   * i.e. this gatekeeper's registrations.
+   */
   get routesAdmissions(): boolean {
-    return this.zones.size > 0;
+    return true;
   }
 
   /** The neighbor zone a request from `ip` (naming `gatekeeperIdentifier`, when it does) comes from. */
@@ -186,7 +190,7 @@ export class Neighbours implements NeighbourHook {
   route(
     destination: AliasText[],
     caller: { endpointIdentifier: string; aliases: AliasText[] },
-  ): Promise<H323Target | undefined> {
+  ): Promise<H323Route | undefined> {
     return this.#routeAliases(destination, {
       sourceZone: LOCAL_ZONE,
       sourceAlias: caller.aliases[0]?.value ?? '',
@@ -200,7 +204,7 @@ export class Neighbours implements NeighbourHook {
    * Routes a Setup that reached the node's call signalling from `from`: a neighbor's Setup comes from that zone (and
    * is never sent back to it); any other comes from the local zone (the endpoint was admitted by this gatekeeper).
    */
-  routeSetup(destination: AliasText[], source: AliasText[], from: IpPort): Promise<H323Target | undefined> {
+  routeSetup(destination: AliasText[], source: AliasText[], from: IpPort): Promise<H323Route | undefined> {
     const zone = this.zoneOf(from.ip);
     return this.#routeAliases(destination, {
       sourceZone: zone?.name ?? LOCAL_ZONE,
@@ -222,7 +226,7 @@ export class Neighbours implements NeighbourHook {
       sourceInfo: AliasAddress[];
       fromZone?: string;
     },
-  ): Promise<H323Target | undefined> {
+  ): Promise<H323Route | undefined> {
     for (const d of destination) {
       if (!d.value) continue;
       const context: SearchContext = { sourceInfo: o.sourceInfo };
@@ -237,7 +241,7 @@ export class Neighbours implements NeighbourHook {
         context,
       });
       if (r.kind === 'found') return r.targets[0]!.target;
-      if (r.kind === 'rejected') return undefined;
+      if (r.kind === 'rejected') return { kind: 'rejected', reason: r.reason };
     }
     return undefined;
   }

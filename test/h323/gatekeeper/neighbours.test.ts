@@ -384,7 +384,7 @@ describe('ARQ for an alias that a search rule sends to a neighbor zone', () => {
     assert.equal(ofKind(t, 'admissionReject').length, 1);
   });
 
-  it('without H.323 neighbor zones admissions stay synchronous on the local table', () => {
+  it('without any neighbor zone, admissions still go through transforms, call policy and search rules', async () => {
     const clock = new FakeClock();
     const gk = new Gatekeeper(
       {
@@ -400,10 +400,59 @@ describe('ARQ for an alias that a search rule sends to a neighbor zone', () => {
       },
       clock,
     );
-    const nb = new Neighbours({ gatekeeper: gk, routing: routingConfigSchema.parse({}), clock });
+    const sent: Array<{ to: IpPort; m: RasMessage }> = [];
+    const onWire = (x: GatekeeperSend) => {
+      const d = rasCodec.decode(x.bytes);
+      assert.ok(d.ok);
+      sent.push({ to: x.to, m: d.value });
+    };
+    gk.onSend = onWire;
+    // no zones, the default search rule (any alias → LocalZone); a transform strips a leading 9, and call policy
+    // refuses alice → carol
+    const nb = new Neighbours({
+      gatekeeper: gk,
+      routing: routingConfigSchema.parse({
+        transforms: [{ name: 'strip-9', pattern: { type: 'prefix', value: '9' }, action: 'strip' }],
+        callPolicy: [{ source: 'alice', destination: 'carol', action: 'reject' }],
+      }),
+      clock,
+    });
     gk.neighbours = nb;
-    assert.equal(nb.routesAdmissions, false);
-    const r = gk.handleDatagram(rasCodec.encode(arq('nobody-registered', 'x')), EP);
-    assert.equal(r?.message.choice, 'admissionReject');
+    const t = {
+      sent,
+      rx: (m: RasMessage, from: IpPort) => {
+        const out = gk.handleDatagram(rasCodec.encode(m), from);
+        if (out) onWire(out);
+      },
+    } as unknown as ReturnType<typeof setup>;
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    register(t, ['bob', '2002'], { ip: '198.51.100.11', port: 1720 });
+    register(t, ['carol'], { ip: '198.51.100.12', port: 1720 });
+    const answer = async (dest: string) => {
+      sent.length = 0;
+      t.rx(arq(alice, dest), EP);
+      await flush();
+      assert.equal(sent.length, 1, JSON.stringify(sent.map((x) => x.m.choice)));
+      return sent[0]!;
+    };
+    // 92002 → 2002 (bob): admitted, routed to the node
+    const acf = await answer('92002');
+    assert.ok(acf.m.choice === 'admissionConfirm');
+    assert.deepEqual(fromH225Address(acf.m.value.destCallSignalAddress), NODE_Q931);
+    // carol is registered, but call policy refuses alice → carol
+    const denied = await answer('carol');
+    assert.equal(denied.m.choice, 'admissionReject');
+    assert.equal(reason(denied), 'requestDenied');
+    // bob and carol themselves are still admitted; an unknown alias is not registered
+    assert.equal((await answer('bob')).m.choice, 'admissionConfirm');
+    const unknown = await answer('nobody-registered');
+    assert.equal(reason(unknown), 'calledPartyNotRegistered');
+    // the router saw each one: its search history holds the transform and the policy decision
+    const h = nb.router.history.recent();
+    const transformed = h.find((r) => r.alias === '92002');
+    assert.equal(transformed?.transform, 'strip-9');
+    assert.equal(transformed?.searchedAlias, '2002');
+    assert.equal(transformed?.result, 'found');
+    assert.equal(h.find((r) => r.alias === 'carol')?.result, 'rejected');
   });
 });

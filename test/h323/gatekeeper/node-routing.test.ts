@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { aliasFromText, buildSetup, fromH225Address, H225_PROTOCOL_ID, h225Address } from '../../../src/h323/api.ts';
+import type { RasMessage } from '../../../src/h323/per/generated/types.ts';
+import { rasCodec } from '../../../src/h323/per/schema.ts';
+import {
+  type CallSignallingMessage,
+  decodeCallSignalling,
+  encodeCallSignalling,
+} from '../../../src/h323/q931/call-signalling.ts';
+import { decodeCause, findIe, IE, q931MessageName } from '../../../src/h323/q931/q931.ts';
+import { encodeTpkt, TpktFramer } from '../../../src/h323/transport/tpkt.ts';
+import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+
+/**
+ * A lab node with no neighbor zone at all, but with a pre-search transform (strip a leading 9) and a call-policy
+ * rule (alice may not call carol): H.323 admissions (ARQ) and Setups on the call-signalling port go through them,
+ * as SIP requests do. Before, without a neighbor zone, the gatekeeper's table alone decided.
+ */
+
+/** Reads call-signalling PDUs from a TCP socket. */
+function reader(s: net.Socket) {
+  const framer = new TpktFramer();
+  const inbox: CallSignallingMessage[] = [];
+  const waiters: Array<() => void> = [];
+  s.on('data', (d) => {
+    const r = framer.push(d);
+    assert.ok(r.ok);
+    for (const p of r.value) {
+      const m = decodeCallSignalling(p);
+      assert.ok(m.ok, 'the node sends call signalling that decodes');
+      inbox.push(m.value);
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  return (name: string) =>
+    new Promise<CallSignallingMessage>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no ${name}; got ${inbox.map((m) => m.q931.messageType)}`)), 5000);
+      const look = () => {
+        const i = inbox.findIndex((m) => q931MessageName(m.q931.messageType) === name);
+        if (i < 0) return void waiters.push(look);
+        clearTimeout(t);
+        resolve(inbox.splice(i, 1)[0]!);
+      };
+      look();
+    });
+}
+
+test('without a neighbor zone, ARQs and Setups go through transforms and call policy', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-routing-'));
+  // bob's call-signalling address: the node opens leg B of a routed call here
+  const bobLegs: net.Socket[] = [];
+  const bob = net.createServer((s) => bobLegs.push(s));
+  await new Promise<void>((r) => bob.listen(0, '127.0.0.1', () => r()));
+  const bobPort = (bob.address() as net.AddressInfo).port;
+  const ep = dgram.createSocket('udp4'); // RAS of the three endpoints
+  await new Promise<void>((r) => ep.bind(0, '127.0.0.1', () => r()));
+  const me = ep.address().port;
+  const inbox: RasMessage[] = [];
+  const waiters: Array<() => void> = [];
+  ep.on('message', (b) => {
+    const d = rasCodec.decode(b);
+    assert.ok(d.ok);
+    inbox.push(d.value);
+    for (const w of waiters.splice(0)) w();
+  });
+  const next = (choice: RasMessage['choice']) =>
+    new Promise<RasMessage>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no ${choice}; got ${inbox.map((m) => m.choice)}`)), 5000);
+      const look = () => {
+        const i = inbox.findIndex((m) => m.choice === choice || m.choice === 'admissionReject');
+        if (i < 0) return void waiters.push(look);
+        clearTimeout(t);
+        resolve(inbox.splice(i, 1)[0]!);
+      };
+      look();
+    });
+  const node = await startTestNode({
+    dataDir,
+    portOffset: uniqueOffset(),
+    h323: { enabled: true },
+    routing: {
+      transforms: [{ name: 'strip-9', pattern: { type: 'prefix', value: '9' }, action: 'strip' }],
+      callPolicy: [{ source: 'alice', destination: 'carol', action: 'reject' }],
+    },
+  });
+  const callers: net.Socket[] = [];
+  try {
+    const core = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
+    const q931 = node.sockets().find((s) => s.listener === 'h323-q931' && s.node === 'core')!;
+    const send = (m: RasMessage) => ep.send(rasCodec.encode(m), core.port, core.address);
+    let seq = 0;
+    const register = async (aliases: string[], csaPort: number) => {
+      send({
+        choice: 'registrationRequest',
+        value: {
+          requestSeqNum: ++seq,
+          protocolIdentifier: H225_PROTOCOL_ID,
+          discoveryComplete: true,
+          callSignalAddress: [h225Address('127.0.0.1', csaPort)],
+          rasAddress: [h225Address('127.0.0.1', me)],
+          terminalType: { terminal: {}, mc: false, undefinedNode: false },
+          terminalAlias: aliases.map(aliasFromText),
+          endpointVendor: { vendor: { t35CountryCode: 181, t35Extension: 0, manufacturerCode: 1 } },
+        },
+      });
+      const rcf = await next('registrationConfirm');
+      assert.equal(rcf.choice, 'registrationConfirm');
+      return (rcf.value as { endpointIdentifier: string }).endpointIdentifier;
+    };
+    const alice = await register(['alice'], 11720);
+    await register(['bob', '2002'], bobPort);
+    await register(['carol'], 11722);
+    const arq = async (dest: string) => {
+      send({
+        choice: 'admissionRequest',
+        value: {
+          requestSeqNum: ++seq,
+          callType: { choice: 'pointToPoint', value: null },
+          endpointIdentifier: alice,
+          destinationInfo: [aliasFromText(dest)],
+          srcInfo: [aliasFromText('alice')],
+          bandWidth: 640,
+          callReferenceValue: seq,
+          conferenceID: new Uint8Array(16).fill(seq),
+          activeMC: false,
+          answerCall: false,
+          callIdentifier: { guid: new Uint8Array(16).fill(seq) },
+        },
+      });
+      return next('admissionConfirm');
+    };
+
+    // ARQ: 92002 is 2002 (bob) after the transform; carol is refused by call policy
+    const acf = await arq('92002');
+    assert.ok(acf.choice === 'admissionConfirm', acf.choice);
+    assert.deepEqual(fromH225Address(acf.value.destCallSignalAddress), { ip: q931.address, port: q931.port });
+    const arj = await arq('carol');
+    assert.ok(arj.choice === 'admissionReject', arj.choice);
+    assert.equal(arj.value.rejectReason.choice, 'requestDenied');
+
+    // Setup on the node's call signalling, from alice
+    const setup = async (dest: string, cr: number) => {
+      const s = net.connect({ host: q931.address, port: q931.port });
+      callers.push(s);
+      await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
+      const read = reader(s);
+      s.write(
+        encodeTpkt(
+          encodeCallSignalling(
+            buildSetup({
+              callReference: cr,
+              callIdentifier: new Uint8Array(16).fill(cr),
+              conferenceID: new Uint8Array(16).fill(cr),
+              source: [aliasFromText('alice')],
+              destination: [aliasFromText(dest)],
+            }),
+          ),
+        ),
+      );
+      return read;
+    };
+    const refused = await (await setup('carol', 41))('releaseComplete');
+    const body = refused.uu?.['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body?.choice === 'releaseComplete');
+    assert.equal(body.value.reason?.choice, 'securityDenied');
+    const cause = decodeCause(findIe(refused.q931, IE.cause)!.data);
+    assert.ok(cause.ok);
+    assert.equal(cause.value.value, 21, 'Q.850 cause 21, call rejected');
+    assert.equal(bobLegs.length, 0, 'nothing was sent on towards carol or bob');
+
+    // 92002 reaches bob through the transform: the node opens leg B to bob's address with the Setup
+    await setup('92002', 42);
+    for (let i = 0; i < 50 && bobLegs.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(bobLegs.length, 1, 'leg B opened to bob');
+    const atBob = await reader(bobLegs[0]!)('setup');
+    const out = atBob.uu?.['h323-uu-pdu']['h323-message-body'];
+    assert.ok(out?.choice === 'setup');
+    assert.deepEqual(fromH225Address(out.value.destCallSignalAddress!), { ip: '127.0.0.1', port: bobPort });
+  } finally {
+    for (const s of [...callers, ...bobLegs]) s.destroy();
+    await node.close();
+    bob.close();
+    ep.close();
+  }
+});
