@@ -1,21 +1,19 @@
 /**
  * Crossway side of bench/register.ts: one UDP listener, the transaction layer, the registrar with digest
- * authentication (MD5, like the Kamailio script) over the local credential store holding `users` users
- * (`u000000`…, password `secret`), and the location table on a SQLite store written behind. This is the stack a node
- * runs (src/roles/sip-service.ts) without the other listeners. Prints its port on stdout; on SIGTERM prints counters.
- * Run: node --import tsx bench/register-server.ts USERS ADDRESS [RCVBUF_BYTES]
- * RCVBUF_BYTES (bench only): the UDP receive buffer of the SIP socket, set by wrapping dgram.createSocket before the
- * transport is loaded, because the SIP transport has no such setting yet. Without it the system default applies
- * (net.core.rmem_default, 208 KiB here).
+ * authentication (MD5, like the Kamailio script) over the local credential store holding the users of USERS_FILE
+ * (one `username password` per line, written by bench/register.ts, which gives Kamailio the same users), and the
+ * location table on a SQLite store written behind. This is the stack a node runs (src/roles/sip-service.ts) without
+ * the other listeners. Prints its port on stdout; on SIGTERM prints counters.
+ * Run: node --import tsx bench/register-server.ts USERS_FILE ADDRESS [RCVBUF_BYTES]
+ * RCVBUF_BYTES: the UDP receive buffer of the SIP socket; 0 or absent: a node's default (`sip.udpReceiveBufferBytes`).
  */
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
-import { mkdtempSync } from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { systemClock } from '../src/common/timers.ts';
+import { sipSchema } from '../src/config/schema.ts';
 import { DigestAuthenticator } from '../src/sip/auth/authenticator.ts';
 import { LocalCredentialStore } from '../src/sip/auth/local-credentials.ts';
 import { NonceCountTracker } from '../src/sip/auth/nc-tracker.ts';
@@ -28,33 +26,29 @@ import { Registrar } from '../src/sip/registrar/registrar.ts';
 import { TransactionLayer } from '../src/sip/transaction/transaction-layer.ts';
 import { transportSender } from '../src/sip/transaction/transport-sender.ts';
 import type { TransactionUser } from '../src/sip/transaction/types.ts';
+import { SipTransportLayer } from '../src/sip/transport/index.ts';
 import { BasicUas } from '../src/sip/tu/basic-uas.ts';
 import { NodeStore } from '../src/store/database.ts';
 
-const users = Number(process.argv[2] ?? 1000);
+const usersPath = process.argv[2];
+if (!usersPath) throw new Error('usage: register-server.ts USERS_FILE ADDRESS [RCVBUF_BYTES]');
 const address = process.argv[3] ?? '127.0.0.1';
-const rcvbuf = Number(process.argv[4] ?? 0);
-if (rcvbuf > 0) {
-  const original = dgram.createSocket;
-  (dgram as { createSocket: unknown }).createSocket = (opts: dgram.SocketOptions | dgram.SocketType, cb?: never) =>
-    original(
-      typeof opts === 'string' ? { type: opts, recvBufferSize: rcvbuf } : { ...opts, recvBufferSize: rcvbuf },
-      cb,
-    );
-  syncBuiltinESMExports();
-}
-const { SipTransportLayer } = await import('../src/sip/transport/index.ts');
+const rcvbuf = Number(process.argv[4] ?? 0) || sipSchema.parse({}).udpReceiveBufferBytes;
 const clock = systemClock;
 const store = NodeStore.open(mkdtempSync(join(tmpdir(), 'crossway-bench-reg-')));
 const credentials = new LocalCredentialStore(store);
+const users = readFileSync(usersPath, 'utf8')
+  .split('\n')
+  .filter((l) => l !== '')
+  .map((l) => l.split(' ') as [string, string]);
 store.db.transaction(() => {
-  for (let i = 0; i < users; i++) credentials.add(address, `u${String(i).padStart(6, '0')}`, 'secret');
+  for (const [name, password] of users) credentials.add(address, name, password);
 })();
 
 const authenticator = new DigestAuthenticator({
   credentials,
   nonces: new NonceIssuer({ secret: randomBytes(32), clock, lifetimeMs: 300_000 }),
-  tracker: new NonceCountTracker(200_000, clock.wallNow() - 1),
+  tracker: new NonceCountTracker(Math.max(200_000, users.length * 2), clock.wallNow() - 1),
   opaque: randomBytes(8).toString('hex'),
   algorithms: ['MD5'],
   userhash: false,
@@ -79,6 +73,7 @@ const transport = new SipTransportLayer({
   limits: DEFAULT_LIMITS,
   connections: { maxConnections: 100, idleTimeoutSeconds: 600, newConnectionsPerSecondPerSource: 0 },
   outboundPorts: { from: 40000, to: 40100 },
+  udpReceiveBufferBytes: rcvbuf,
 });
 const transactions: TransactionLayer = new TransactionLayer({
   clock,

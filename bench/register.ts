@@ -6,9 +6,15 @@
  * the resident memory is read, and all of them are refreshed at the highest clean rate.
  *   node --import tsx bench/register.ts [--seconds 4] [--rates 500,1000,...] [--users 100000] [--only crossway|kamailio]
  * Needs sipp (Debian sip-tester) and kamailio (Debian kamailio).
+ *
+ * Credentials: one users file (`username password`, a random password per user) is written here; Crossway's bench
+ * server loads it into its local credential store (HA1 per realm), Kamailio gets the same users' HA1 in a db_text
+ * table that its htable module loads at start, and sipp's injection files come from it too. Both servers therefore
+ * look the user's credentials up per REGISTER; a fixed password for everyone would let either skip that.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runSipp } from '../test/helpers/sipp.ts';
@@ -19,23 +25,46 @@ const seconds = Number(arg('seconds', '4'));
 const rates = arg('rates', '500,1000,2000,3000,4000,5000,6000,8000,10000,12000').split(',').map(Number);
 const users = Math.min(Number(arg('users', '100000')), 200_000);
 const only = arg('only', '');
-/** Crossway's UDP receive buffer (bytes, bench only; 0: the system default). */
+/** Crossway's UDP receive buffer (bytes; 0: a node's default, 4 MiB, the same as Kamailio's maxbuffer here). */
 const rcvbuf = Number(arg('rcvbuf', '0'));
 const root = new URL('..', import.meta.url).pathname;
 const scenario = join(root, 'test/sipp/register-auth.xml');
 const dir = mkdtempSync(join(tmpdir(), 'crossway-bench-register-'));
 const ADDRESS = '127.0.0.1';
 
-/** sipp's injection file: one line per user, the authentication keyword in a field (bench-anchors.md). */
+/** The bench's users, each with its own random password: the one list both servers and sipp are given. */
+const accounts = Array.from({ length: Math.max(users, 20_000) }, (_, i) => ({
+  name: `u${String(i).padStart(6, '0')}`,
+  password: randomBytes(6).toString('hex'),
+}));
+const accountsFile = join(dir, 'users.txt');
+writeFileSync(accountsFile, `${accounts.map((a) => `${a.name} ${a.password}`).join('\n')}\n`);
+
+/** sipp's injection file for the first `count` users: the authentication keyword in a field (bench-anchors.md). */
 function usersFile(count: number): string {
   const lines = ['SEQUENTIAL'];
-  for (let i = 0; i < count; i++) {
-    const u = `u${String(i).padStart(6, '0')}`;
-    lines.push(`${u};[authentication username=${u} password=secret]`);
-  }
+  for (const a of accounts.slice(0, count))
+    lines.push(`${a.name};[authentication username=${a.name} password=${a.password}]`);
   const file = join(dir, `users-${count}.csv`);
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
+}
+
+/**
+ * Kamailio's credential table: a db_text database (directory) with the table `credentials` in htable's layout, one
+ * row per user, its value the HA1 for the realm (MD5(user:realm:password), as Crossway stores it). Returns the db_url.
+ */
+function kamailioCredentials(realm: string): string {
+  const db = join(dir, 'kamailio-db');
+  mkdirSync(db, { recursive: true });
+  const rows = accounts.map((a, i) => {
+    const ha1 = createHash('md5').update(`${a.name}:${realm}:${a.password}`).digest('hex');
+    return `${i + 1}:${a.name}:0:0:${ha1}:0`;
+  });
+  const header = 'id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)';
+  writeFileSync(join(db, 'credentials'), `${header}\n${rows.join('\n')}\n`);
+  writeFileSync(join(db, 'version'), 'id(int,auto) table_name(string) table_version(int)\n1:credentials:2\n');
+  return `text://${db}`;
 }
 
 interface Step {
@@ -140,15 +169,7 @@ const results: Record<string, Result> = {};
 if (only !== 'kamailio') {
   const { child, output } = await startServer(
     process.execPath,
-    [
-      '--expose-gc',
-      '--import',
-      'tsx',
-      join(root, 'bench/register-server.ts'),
-      String(Math.max(users, 20_000)),
-      ADDRESS,
-      String(rcvbuf),
-    ],
+    ['--expose-gc', '--import', 'tsx', join(root, 'bench/register-server.ts'), accountsFile, ADDRESS, String(rcvbuf)],
     /^\d+\n/m,
     120_000,
   );
@@ -163,7 +184,7 @@ if (only !== 'crossway') {
     runDir: dir,
     sharedMiB: 1024,
     privateMiB: 16,
-    defines: { LISTEN: `udp:${ADDRESS}:${port}` },
+    defines: { LISTEN: `udp:${ADDRESS}:${port}`, CREDENTIALS_DB: `"${kamailioCredentials(ADDRESS)}"` },
   });
   results['Kamailio 5.6'] = await measure('kamailio', child, `${ADDRESS}:${port}`);
   await stopServer(child);
