@@ -15,6 +15,7 @@ import { AdminStore } from '../../src/management/admin-store.ts';
 import { Authenticator } from '../../src/management/authenticator.ts';
 import { AdminDirectory } from '../../src/management/ldap/directory.ts';
 import { NodeStore } from '../../src/store/database.ts';
+import { skipUnlessTool } from '../helpers/required-tool.ts';
 import { type Slapd, startSlapd } from '../helpers/slapd.ts';
 import { type MgmtNode, req, startMgmtNode } from './helpers.ts';
 
@@ -88,7 +89,7 @@ const ldapCfg = (caPath?: string) =>
     timeoutMs: 2000,
   });
 
-const skip = hasSlapd() ? false : 'slapd (Debian slapd + ldap-utils) is not installed';
+const skip = skipUnlessTool(hasSlapd(), 'slapd (Debian slapd + ldap-utils) is not installed');
 
 describe('administrator login against slapd', { skip }, () => {
   let slapd: Slapd;

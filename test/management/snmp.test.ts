@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import snmp from 'net-snmp';
 import { OIDS } from '../../src/management/snmp/agent.ts';
+import { skipUnlessTool } from '../helpers/required-tool.ts';
 import { freeUdpPort, SCENARIOS, sipp } from '../sip/proxy/sipp-peers.ts';
 import { type MgmtNode, startMgmtNode } from './helpers.ts';
 
@@ -22,7 +23,7 @@ async function has(cmd: string): Promise<boolean> {
   }
 }
 
-const skip = (await has('snmpget')) ? false : 'net-snmp tools (Debian snmp) not installed';
+const skip = skipUnlessTool(await has('snmpget'), 'net-snmp tools (Debian snmp) not installed');
 const V3 = [
   '-v3',
   '-l',

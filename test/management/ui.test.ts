@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { skipUnlessTool } from '../helpers/required-tool.ts';
 import { runSipp } from '../helpers/sipp.ts';
 import { type MgmtNode, setupAdmin, startMgmtNode } from './helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : 'Debian chromium is not installed';
+const skip = skipUnlessTool(existsSync(CHROMIUM), 'Debian chromium is not installed');
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url).pathname;
 const SCENARIOS = new URL('../sipp/', import.meta.url).pathname;
 
