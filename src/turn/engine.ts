@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { InternalError } from '../common/errors.ts';
+import { InternalError, OperationalError } from '../common/errors.ts';
 import { category, type Logger, RateLimitedLog, silentLogger } from '../common/log.ts';
 import type { Clock, TimerHandle } from '../common/timers.ts';
 import { canonicalIp, type TransportAddress } from '../stun/address.ts';
@@ -260,7 +260,10 @@ export class TurnEngine {
     if (msg.cls === StunClass.request) {
       this.counters.requests++;
       this.#handleRequest(client, msg).catch((err: unknown) => {
-        this.#log.error({ err }, 'request handling failed => 500');
+        // A credential store that cannot answer is an operational state a client can repeat at will: rate-limited.
+        if (err instanceof OperationalError) {
+          this.#bad.warn(err.code, `${err.message} => 500`, { from: client.remote.address });
+        } else this.#log.error({ err }, 'request handling failed => 500');
         this.#reply(client, msg, undefined, { code: ErrorCode.serverError });
       });
       return;
