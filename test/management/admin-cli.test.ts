@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { uniqueOffset } from '../helpers/lab-node.ts';
-import { apiLogin, req, startMgmtNode } from './helpers.ts';
+import { apiLogin, req, setupAdmin, startMgmtNode } from './helpers.ts';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
@@ -64,5 +64,36 @@ describe('crossway admin', () => {
     assert.match(del.out, /edge: deleted ops/);
     const gone = await crossway(['admin', 'delete', 'ops', '--config', cfg, '--node', 'edge']);
     assert.equal(gone.code, 1);
+  });
+
+  it('setup-token replaces the one-time token (the old one stops working) and is audited without the token', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crossway-admin-'));
+    const cfg = join(dir, 'lab.yaml');
+    writeFileSync(cfg, `dataDir: ${join(dir, 'data')}\nportOffset: ${uniqueOffset()}\n`);
+    const tokenOf = (out: string) => /edge: setup token (\S+)/.exec(out)?.[1];
+    const first = await crossway(['admin', 'setup-token', '--config', cfg, '--node', 'edge']);
+    assert.equal(first.code, 0, first.err);
+    const second = await crossway(['admin', 'setup-token', '--config', cfg, '--node', 'edge']);
+    const old = tokenOf(first.out);
+    const token = tokenOf(second.out);
+    assert.ok(old && token && old !== token, first.out + second.out);
+    const m = await startMgmtNode({}, join(dir, 'data'));
+    try {
+      m.tokens.set('edge', old);
+      await assert.rejects(setupAdmin(m, 'first', 'first admin password'), /setup failed/);
+      m.tokens.set('edge', token);
+      await setupAdmin(m, 'first', 'first admin password');
+      const { cookie } = await apiLogin(m, 'first', 'first admin password');
+      const audit = await req(`${m.base()}/api/v1/audit`, { ca: m.ca, headers: { cookie } });
+      assert.equal(audit.status, 200);
+      const recs = audit.json<{ who: string; source: string; action: string }[]>();
+      assert.equal(recs.filter((r) => r.who === 'cli' && r.source === 'local' && r.action === 'setup-token').length, 2);
+      assert.ok(!audit.text.includes(token) && !audit.text.includes(old), 'no token in the audit log');
+    } finally {
+      await m.node.close();
+    }
+    // Once an administrator exists there is no token to replace, and nothing is audited.
+    const none = await crossway(['admin', 'setup-token', '--config', cfg, '--node', 'edge']);
+    assert.match(none.out, /edge: has an administrator: no setup token/);
   });
 });

@@ -138,6 +138,8 @@ export function registerAdminCommand(program: Command): void {
   ).action((o: AdminOptions) => {
     withStores(o, (a, kind) => {
       const t = a.resetSetupToken();
+      // Audited like every administrative action; the token itself is never written anywhere but stdout.
+      if (t) a.audit('cli', 'local', 'setup-token', 'one-time setup token replaced');
       process.stdout.write(t ? `${kind}: setup token ${t}\n` : `${kind}: has an administrator: no setup token\n`);
     });
   });
