@@ -673,6 +673,59 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
     F('H.323', 'H.323 (inside)', end('core', h323Dyn), ['tcp'], end('inside-endpoint', ANY), 'h323.enabled');
   }
 
+  // ---- flows: neighbour zones (routing.zones; not in the seed) -----------------------------------------------
+  // The edge binds its SIP and H.323 sockets on its public side, so it reaches a neighbour from there (outside);
+  // the core reaches its neighbours on the inside. Their ports are the neighbour's (no offset): `port`, else the
+  // protocol's default (5060, 5061 for TLS; 1719 for a gatekeeper's RAS).
+  config.routing.zones.forEach((z, i) => {
+    if (z.type !== 'neighbor' || z.address === undefined) return;
+    const setting = `routing.zones[${i}]`;
+    for (const node of ['edge', 'core'] as const) {
+      const side = node === 'edge' ? ('public' as const) : undefined;
+      const peer = node === 'edge' ? ('outside-neighbour' as const) : ('inside-neighbour' as const);
+      const me = (p: PortRange) => end(node, p, side);
+      const them = (p: PortRange) => end(peer, p);
+      const at = `neighbour zone "${z.name}" at ${z.address}`;
+      if (z.protocol === 'h323') {
+        if (!h323) continue;
+        const lrq = 'H.323 neighbour zone (LRQ/LCF)';
+        const neighbourRas = single(z.port ?? SEED.h323Ras);
+        F('H.323', lrq, me(single(ras)), ['udp'], them(neighbourRas), setting, { note: `${at}: LRQ from our RAS` });
+        F('H.323', lrq, them(ANY), ['udp'], me(single(ras)), setting, {
+          listener: 'h323-ras',
+          note: `${at}: its LRQs`,
+        });
+        const q = 'H.323 neighbour zone (Q.931 / H.225, H.245)';
+        F('H.323', q, me(h323Dyn), ['tcp'], them(ANY), setting, {
+          note: `${at}: call signalling to the LCF's callSignalAddress (often 1720), H.245 to the address it gives`,
+        });
+        F('H.323', q, them(ANY), ['tcp'], me(single(q931)), setting, {
+          listener: 'h323-q931',
+          note: `${at}: its calls to us`,
+        });
+        F('H.323', q, them(ANY), ['tcp'], me(h323Dyn), setting, { note: `${at}: H.245 to the address we gave` });
+        continue;
+      }
+      const tr = node === 'edge' ? edgeT : coreT;
+      const sip = 'SIP neighbour zone';
+      const remote = single(z.port ?? (z.transport === 'tls' ? SEED.sipTls : SEED.sipUdp));
+      if (z.transport === 'udp') {
+        // UDP leaves from the node's SIP UDP socket: without one nothing is sent (docs/ports.md)
+        if (!tr.udp) continue;
+        F('SIP', sip, me(single(sipPorts.udp)), ['udp'], them(remote), setting, { note: at });
+        F('SIP', sip, them(ANY), ['udp'], me(single(sipPorts.udp)), setting, { listener: 'sip-udp', note: at });
+        continue;
+      }
+      F('SIP', sip, me(outboundSip), [z.transport], them(remote), setting, { note: at });
+      if (tr[z.transport]) {
+        F('SIP', sip, them(ANY), [z.transport], me(single(sipPorts[z.transport])), setting, {
+          listener: z.transport === 'tls' ? 'sip-tls' : 'sip-tcp',
+          note: `${at}: requests it opens a connection for`,
+        });
+      }
+    }
+  });
+
   // ---- flows: management table --------------------------------------------------------------------------------
   const eph = UNPRIVILEGED;
   for (const node of ['edge', 'core'] as const) {
@@ -714,6 +767,53 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
         'management.https',
         { listener: 'https' },
       );
+    }
+    if (node === 'edge' && m.exposePublic) {
+      // not in the seed: management from the outside, on the edge's public side
+      const pub = (p: number) => end('edge', single(p), 'public');
+      const note = 'management.exposePublic: reachable from the internet';
+      if (m.snmp) {
+        F(
+          'management',
+          `SNMP for discovery of ${who}`,
+          end('internet', eph),
+          ['udp'],
+          pub(snmp),
+          'management.exposePublic',
+          {
+            listener: 'snmp',
+            note,
+          },
+        );
+      }
+      if (httpListens) {
+        F(
+          'management',
+          `HTTP Management of ${who}`,
+          end('internet', eph),
+          ['tcp'],
+          pub(http),
+          'management.exposePublic',
+          {
+            listener: 'http',
+            note: m.plainHttp ? note : `${note}; redirects to HTTPS`,
+          },
+        );
+      }
+      if (m.https) {
+        F(
+          'management',
+          `HTTPS Management of ${who}`,
+          end('internet', eph),
+          ['tls'],
+          pub(https),
+          'management.exposePublic',
+          {
+            listener: 'https',
+            note,
+          },
+        );
+      }
     }
     config.feedback.subscribers.forEach((s, i) => {
       const secure = s.url.toLowerCase().startsWith('https:');

@@ -12,6 +12,8 @@ export const ADDRESS_SETS = Object.freeze([
   'inside_endpoints',
   'management_systems',
   'directories',
+  'outside_neighbours',
+  'inside_neighbours',
 ] as const);
 export type AddressSetName = (typeof ADDRESS_SETS)[number];
 /** Addresses or prefixes (`10.1.0.0/16`) for each set; a set left empty matches nothing (default deny holds). */
@@ -55,6 +57,12 @@ export function addressesFromConfig(config: Readonly<CrosswayConfig>): AddressBo
     for (const z of config.traversalZones) if (z.peerAddress && isIP(z.peerAddress)) add('edge_private', z.peerAddress);
   }
   for (const s of config.ldap.servers) add('directories', hostOf(s.url));
+  // neighbour zones: an edge reaches them from its public side (outside), a core on the inside (a lab: both)
+  for (const z of config.routing.zones) {
+    if (z.type !== 'neighbor' || !z.address || !isIP(z.address)) continue;
+    if (config.role !== 'core') add('outside_neighbours', z.address);
+    if (config.role !== 'edge') add('inside_neighbours', z.address);
+  }
   for (const s of config.feedback.subscribers) add('management_systems', hostOf(s.url));
   return book;
 }
@@ -75,6 +83,10 @@ function setFor(e: FlowEnd): AddressSetName[] {
       return ['management_systems'];
     case 'directory':
       return ['directories'];
+    case 'outside-neighbour':
+      return ['outside_neighbours'];
+    case 'inside-neighbour':
+      return ['inside_neighbours'];
     case 'internet':
       return [];
   }

@@ -19,6 +19,8 @@ const PEER_LABEL: Record<FlowEnd['peer'], string> = {
   'inside-endpoint': 'inside endpoint',
   'management-system': 'management system',
   directory: 'directory server',
+  'outside-neighbour': 'neighbour zone (outside)',
+  'inside-neighbour': 'neighbour zone (inside)',
 };
 
 export function peerLabel(e: FlowEnd): string {

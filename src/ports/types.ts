@@ -24,7 +24,11 @@ export type PeerKind =
   /** A management system (the seed's TMS): SNMP/HTTP(S) poller and feedback-event subscriber, on the inside. */
   | 'management-system'
   /** An LDAP directory server, on the inside. */
-  | 'directory';
+  | 'directory'
+  /** A neighbour zone's SIP server or H.323 gatekeeper (`routing.zones`) the edge reaches from its public side. */
+  | 'outside-neighbour'
+  /** A neighbour zone's SIP server or H.323 gatekeeper (`routing.zones`) the core reaches, on the inside. */
+  | 'inside-neighbour';
 
 /** Where a peer sits: the two firewalls are outside↔DMZ and DMZ↔inside. */
 export type NetworkZone = 'outside' | 'dmz' | 'inside';
@@ -187,4 +191,6 @@ export const PEER_ZONE: Readonly<Record<PeerKind, NetworkZone>> = Object.freeze(
   'inside-endpoint': 'inside',
   'management-system': 'inside',
   directory: 'inside',
+  'outside-neighbour': 'outside',
+  'inside-neighbour': 'inside',
 });

@@ -55,11 +55,19 @@ describe('generated rulesets load with nft -f', { skip }, () => {
           size,
           traversalZones: [{ name: 'a' }, { name: 'b' }],
           sip: { transports: { udp: { enabled: true }, tcp: { enabled: true } } },
-          management: { snmp: true, plainHttp: true },
+          management: { snmp: true, plainHttp: true, exposePublic: true },
           ldap: { servers: [{ url: 'ldap://10.9.0.1' }, { url: 'ldaps://[2001:db8::1]' }] },
           feedback: { subscribers: [{ url: 'https://10.9.0.2/' }] },
+          routing: {
+            zones: [
+              { name: 'sip-tls', type: 'neighbor', address: '10.9.0.3', transport: 'tls' },
+              { name: 'sip-udp', type: 'neighbor', address: '10.9.0.4', transport: 'udp' },
+              { name: 'gk', type: 'neighbor', protocol: 'h323', address: '10.9.0.5' },
+            ],
+          },
         }),
       );
+      assert.ok(plan.flows.some((f) => f.to.peer === 'outside-neighbour'));
       for (const target of NFT_TARGETS) {
         const rules = renderNftables(plan, target, BOOK);
         await lab.loadRuleset('fwOut', rules);

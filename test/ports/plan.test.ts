@@ -5,6 +5,7 @@ import { ConfigError, InternalError } from '../../src/common/errors.ts';
 import { defaultConfig } from '../../src/config/load.ts';
 import type { CrosswayConfigInput } from '../../src/config/schema.ts';
 import {
+  addressesFromConfig,
   checkPrivileges,
   computePortPlan,
   contains,
@@ -115,6 +116,82 @@ describe('port plan: configuration drives the tables', () => {
       assert.doesNotMatch(nft, /dport (2776|2777|6001)\b/, t);
     }
     assert.match(renderTable(p), /== Not opened yet[^\n]*\n[\s\S]*edge +h323-assent +TCP +both +2776/);
+  });
+
+  it('neighbour zones (routing.zones) add their flows, each with the zone that produced it', () => {
+    const zones = [
+      { name: 'tls-n', type: 'neighbor' as const, address: '10.9.0.5', transport: 'tls' as const },
+      { name: 'udp-n', type: 'neighbor' as const, address: '10.9.0.6', transport: 'udp' as const, port: 5070 },
+      { name: 'gk', type: 'neighbor' as const, protocol: 'h323' as const, address: '10.9.0.7' },
+      { name: 'dns', type: 'dns' as const },
+    ];
+    const p = plan({ role: 'lab', portOffset: 100, h323: { enabled: true }, routing: { zones } });
+    const line = (f: (typeof p.flows)[number]) =>
+      `${f.setting} ${f.from.peer}${f.from.side ? `(${f.from.side})` : ''}:${f.from.ports.from}-${f.from.ports.to} ` +
+      `${f.protocols.join('+')} ${f.to.peer}${f.to.side ? `(${f.to.side})` : ''}:${f.to.ports.from}-${f.to.ports.to}`;
+    const got = p.flows.filter((f) => f.setting.startsWith('routing.zones')).map(line);
+    assert.deepEqual(got.sort(), [
+      // SIP over TLS: from the outbound range to the neighbour's 5061 (its port: no offset); its requests to ours
+      'routing.zones[0] core:25100-30099 tls inside-neighbour:5061-5061',
+      'routing.zones[0] edge(public):25100-30099 tls outside-neighbour:5061-5061',
+      'routing.zones[0] inside-neighbour:1024-65535 tls core:5161-5161',
+      'routing.zones[0] outside-neighbour:1024-65535 tls edge(public):5161-5161',
+      // SIP over UDP: only the core has a UDP socket to send from (off by default on the edge)
+      'routing.zones[1] core:5160-5160 udp inside-neighbour:5070-5070',
+      'routing.zones[1] inside-neighbour:1024-65535 udp core:5160-5160',
+      // H.323: LRQ between the RAS ports, signalling and H.245 both ways
+      'routing.zones[2] core:15100-20099 tcp inside-neighbour:1024-65535',
+      'routing.zones[2] core:1819-1819 udp inside-neighbour:1719-1719',
+      'routing.zones[2] edge(public):15100-20099 tcp outside-neighbour:1024-65535',
+      'routing.zones[2] edge(public):1819-1819 udp outside-neighbour:1719-1719',
+      'routing.zones[2] inside-neighbour:1024-65535 tcp core:15100-20099',
+      'routing.zones[2] inside-neighbour:1024-65535 tcp core:1820-1820',
+      'routing.zones[2] inside-neighbour:1024-65535 udp core:1819-1819',
+      'routing.zones[2] outside-neighbour:1024-65535 tcp edge(public):15100-20099',
+      'routing.zones[2] outside-neighbour:1024-65535 tcp edge(public):1820-1820',
+      'routing.zones[2] outside-neighbour:1024-65535 udp edge(public):1819-1819',
+    ]);
+    // the table names the zone under each row
+    assert.match(
+      renderTable(p),
+      /SIP neighbour zone +core +25100-30099 +TLS +neighbour zone \(inside\) +5061\n +↳ routing\.zones\[0\] — neighbour zone "tls-n" at 10\.9\.0\.5/,
+    );
+    // without H.323 the gatekeeper neighbour has no flows; with SIP UDP on the edge it sends UDP too
+    const q = plan({ role: 'lab', sip: { transports: { udp: { enabled: true } } }, routing: { zones } });
+    assert.ok(!q.flows.some((f) => f.setting === 'routing.zones[2]'));
+    assert.ok(
+      q.flows.some((f) => f.setting === 'routing.zones[1]' && f.from.peer === 'edge' && f.to.ports.from === 5070),
+    );
+    // the rulesets allow them, matched on the neighbours' addresses
+    const edge = plan({ role: 'edge', network: { address: '10.1.0.10' }, routing: { zones } });
+    const book = addressesFromConfig(
+      defaultConfig({ role: 'edge', network: { address: '10.1.0.10' }, routing: { zones } }),
+    );
+    assert.deepEqual(book.outside_neighbours, ['10.9.0.5', '10.9.0.6', '10.9.0.7']);
+    const nft = renderNftables(edge, 'edge-host', book);
+    assert.match(nft, /ip daddr @outside_neighbours4 tcp sport 25000-29999 tcp dport 5061 ct state new accept/);
+    assert.match(nft, /elements = \{ 10\.9\.0\.5, 10\.9\.0\.6, 10\.9\.0\.7 \}/);
+  });
+
+  it('management.exposePublic adds management from the internet to the edge public side, and only then', () => {
+    const on = plan({ role: 'edge', management: { snmp: true, exposePublic: true } });
+    const off = plan({ role: 'edge', management: { snmp: true } });
+    const pub = (p: typeof on) =>
+      p.flows
+        .filter((f) => f.table === 'management' && f.to.side === 'public')
+        .map((f) => `${f.from.peer} ${f.protocols.join('+')} ${f.to.ports.from} ${f.setting} ${f.listener}`);
+    assert.deepEqual(pub(on), [
+      'internet udp 161 management.exposePublic snmp',
+      'internet tcp 80 management.exposePublic http',
+      'internet tls 443 management.exposePublic https',
+    ]);
+    assert.deepEqual(pub(off), []);
+    assert.equal(on.node().listener('https')?.side, 'both');
+    assert.match(
+      renderNftables(on, 'outside-firewall'),
+      /ip daddr @edge_public4 tcp sport 1024-65535 tcp dport 443 ct state new accept comment "management: HTTPS Management of the edge, internet→edge TLS 443 \[management\.exposePublic\]"/,
+    );
+    assert.doesNotMatch(renderNftables(off, 'outside-firewall'), /dport 443/);
   });
 
   it('legacy mux ports are 2776/2777 UDP and leave the media pool whole', () => {
