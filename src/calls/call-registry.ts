@@ -43,6 +43,20 @@ export interface CallInfo {
   status?: number;
   /** Why it ended: `bye from caller`, `486 Busy Here`, `cancelled by caller`, `timeout`… */
   cause?: string;
+  /** Media the node relayed, per direction, taken when the relay let go of the call (absent: not anchored). */
+  media?: CallMedia;
+}
+
+/** Packets and bytes the node's relay received from one party, and when the last one came (wall-clock ms, 0: none). */
+export interface CallMediaDirection {
+  packets: number;
+  bytes: number;
+  lastAt: number;
+}
+
+export interface CallMedia {
+  fromCaller: CallMediaDirection;
+  fromCallee: CallMediaDirection;
 }
 
 /** A finished call as written to the store. */
@@ -115,6 +129,12 @@ export class CallRegistry {
     if (searchId !== undefined) call.searchId = searchId;
     call.legs.push({ zone, target, status: 0, startedAt: this.#opts.wallNow() });
     if (call.state === 'routing') this.#transition(call, 'proceeding');
+  }
+
+  /** The call's media statistics, recorded with the call when it ends (the relay releases the call first). */
+  setMedia(id: string, media: CallMedia): void {
+    const call = this.#active.get(id);
+    if (call) call.media = media;
   }
 
   legStatus(id: string, leg: number, status: number): void {

@@ -21,6 +21,11 @@ export const CALL_MIGRATIONS: readonly string[] = [
      cause TEXT NOT NULL
    );
    CREATE INDEX call_records_ended ON call_records (ended_at);`,
+  // Media relayed per direction (null: the call was not anchored).
+  `ALTER TABLE call_records ADD COLUMN media_packets_from_caller INTEGER;
+   ALTER TABLE call_records ADD COLUMN media_bytes_from_caller INTEGER;
+   ALTER TABLE call_records ADD COLUMN media_packets_from_callee INTEGER;
+   ALTER TABLE call_records ADD COLUMN media_bytes_from_callee INTEGER;`,
 ];
 
 /** A stored call detail record. */
@@ -39,6 +44,10 @@ export interface StoredCallRecord {
   endedAt: number;
   status: number;
   cause: string;
+  mediaPacketsFromCaller: number | null;
+  mediaBytesFromCaller: number | null;
+  mediaPacketsFromCallee: number | null;
+  mediaBytesFromCallee: number | null;
 }
 
 /**
@@ -62,8 +71,9 @@ export class SqliteCallStore implements CallRecordSink {
     this.#flushMs = opts.flushMs ?? 1000;
     this.#insert = store.db.prepare(
       'INSERT INTO call_records (call_id, protocol, state, from_alias, to_alias, source_zone, target_zone, legs, ' +
-        'search_id, started_at, answered_at, ended_at, status, cause) ' +
-        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'search_id, started_at, answered_at, ended_at, status, cause, media_packets_from_caller, ' +
+        'media_bytes_from_caller, media_packets_from_callee, media_bytes_from_callee) ' +
+        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.#trim = store.db.prepare('DELETE FROM call_records WHERE id <= (SELECT MAX(id) FROM call_records) - ?');
   }
@@ -100,6 +110,10 @@ export class SqliteCallStore implements CallRecordSink {
           r.endedAt ?? r.startedAt,
           r.status ?? 0,
           r.cause ?? '',
+          r.media?.fromCaller.packets ?? null,
+          r.media?.fromCaller.bytes ?? null,
+          r.media?.fromCallee.packets ?? null,
+          r.media?.fromCallee.bytes ?? null,
         );
       }
       this.#trim.run(this.#maxRecords);
@@ -113,7 +127,10 @@ export class SqliteCallStore implements CallRecordSink {
       .prepare(
         'SELECT id, call_id AS callId, protocol, state, from_alias AS "from", to_alias AS "to", ' +
           'source_zone AS sourceZone, target_zone AS targetZone, legs, started_at AS startedAt, ' +
-          'answered_at AS answeredAt, ended_at AS endedAt, status, cause FROM call_records ORDER BY id DESC LIMIT ?',
+          'answered_at AS answeredAt, ended_at AS endedAt, status, cause, ' +
+          'media_packets_from_caller AS mediaPacketsFromCaller, media_bytes_from_caller AS mediaBytesFromCaller, ' +
+          'media_packets_from_callee AS mediaPacketsFromCallee, media_bytes_from_callee AS mediaBytesFromCallee ' +
+          'FROM call_records ORDER BY id DESC LIMIT ?',
       )
       .all(limit) as StoredCallRecord[];
   }

@@ -3,6 +3,7 @@
  * media between core and edge, statistics and media timeouts, with an offer/answer/delete API like rtpengine's ng
  * protocol. See docs/media.md.
  */
+export * from './call-media.ts';
 export * from './config.ts';
 export * from './latch.ts';
 export * from './mux.ts';

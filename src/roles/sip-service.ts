@@ -3,7 +3,9 @@ import { SqliteCallStore } from '../calls/call-store.ts';
 import { category, type Logger } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
+import { mediaTotals } from '../media/call-media.ts';
 import { DialogRelease } from '../media/dialog-release.ts';
+import type { CallStats } from '../media/relay-core.ts';
 import type { Flow, ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
 import { Router } from '../routing/router.ts';
 import { policyFor } from '../sip/auth/policy.ts';
@@ -222,9 +224,42 @@ export class SipService {
     }
   }
 
-  /** The node's media relay: from now on the proxy anchors the SDP of the calls it forwards (docs/media.md). */
-  attachMedia(media: ProxyMedia): void {
-    this.#media = media;
+  /**
+   * The node's media relay: from now on the proxy anchors the SDP of the calls it forwards (docs/media.md). With its
+   * per-call statistics, a call's media totals go into its call record when the proxy releases it.
+   */
+  attachMedia(media: ProxyMedia & { stats?(callId: string): CallStats | undefined }): void {
+    if (!media.stats) {
+      this.#media = media;
+      return;
+    }
+    const stats = media.stats.bind(media);
+    this.#media = {
+      offer: (r) => media.offer(r),
+      answer: (r) => media.answer(r),
+      has: (id) => media.has(id),
+      delete: (id) => {
+        const st = stats(id);
+        if (st) this.#recordMedia(st);
+        return media.delete(id);
+      },
+    };
+  }
+
+  /** Media totals into the record of the call the relay's call belongs to (keyed by Call-ID and the caller's tag). */
+  #recordMedia(st: CallStats): void {
+    const calls = this.#calls;
+    if (!calls) return;
+    const clock = this.#opts.clock;
+    const toWall = (ms: number) => clock.wallNow() - (clock.now() - ms);
+    for (const tag of st.tags) {
+      if (tag === undefined) continue;
+      const key = `${st.callId};${tag}`;
+      if (calls.get(key)) {
+        calls.setMedia(key, mediaTotals(st, tag, toWall));
+        return;
+      }
+    }
   }
 
   /** The traversal wiring (zones' flows, source zones, REGISTER targets). */
@@ -463,9 +498,11 @@ export class SipService {
 
   /**
    * Media timeout of a call (docs/media.md): a BYE to both parties of each dialog of `callId` the node proxies, and the
-   * call recorded as ended by `media timeout`. Resolves when every BYE was answered or failed.
+   * call recorded as ended by `media timeout` (with the relay's last statistics of it, `stats`). Resolves when every
+   * BYE was answered or failed.
    */
-  async releaseCall(callId: string): Promise<{ calls: string[]; sent: number; answered: number }> {
+  async releaseCall(callId: string, stats?: CallStats): Promise<{ calls: string[]; sent: number; answered: number }> {
+    if (stats) this.#recordMedia(stats);
     for (const key of this.dialogs.callKeys(callId)) this.#calls?.finish(key, 200, 'media timeout');
     const r = await this.dialogs.release(callId);
     this.#log.info({ callId, byes: r.sent, answered: r.answered }, 'media timeout => BYE sent to both parties');

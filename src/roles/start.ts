@@ -11,6 +11,7 @@ import { type GatekeeperService, startGatekeeperService } from '../h323/gatekeep
 import { protectGatekeeper } from '../h323/security/node-protection.ts';
 import { withStoredChanges } from '../management/persisted-config.ts';
 import { type RunningManagement, registerTurnStatus, startManagement } from '../management/service.ts';
+import { mediaTotals } from '../media/call-media.ts';
 import { type MediaRelay, startMediaRelay } from '../media/start-relay.ts';
 import {
   checkPrivileges,
@@ -292,7 +293,7 @@ export async function startNode(
                 'and BYE sent to both parties',
             );
             void svc
-              .releaseCall(t.callId)
+              .releaseCall(t.callId, t.stats)
               .catch((err: unknown) => log.error({ err, callId: t.callId }, 'media timeout BYE failed => ignored'))
               .finally(() => {
                 if (--tearingDown === 0) alarms()?.lower('media-timeout');
@@ -431,6 +432,22 @@ export async function startNode(
       counters: { ...m.core.counters },
     })),
   );
+  // One call's media on each node that relays it: per direction and per stream (packets, bytes, last packet time).
+  control.register('media.call', (args) => {
+    const callId = typeof args.callId === 'string' ? args.callId.trim() : '';
+    if (callId === '' || callId.length > 256) throw new Error("media.call needs callId: the call's SIP Call-ID");
+    const found = [...media].flatMap(([kind, m]) => {
+      const st = m.core.stats(callId);
+      if (!st) return [];
+      const toWall = (ms: number) => systemClock.wallNow() - (systemClock.now() - ms);
+      // The caller is the party whose tag keys the node's call (party 0 unless the call began with a late offer).
+      const keys = sip.get(kind)?.calls;
+      const caller = st.tags.find((t) => t !== undefined && keys?.get(`${callId};${t}`)) ?? st.tags[0];
+      return [{ node: kind, ...mediaTotals(st, caller, toWall), stats: st }];
+    });
+    if (found.length === 0) throw new Error(`no media session for call ${callId} on this node's relays`);
+    return found;
+  });
   control.register('calls.status', (args) =>
     [...sip.values()].map((s) => {
       const gk = h323.get(s.kind);

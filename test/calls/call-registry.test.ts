@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type CallRecord, CallRegistry } from '../../src/calls/call-registry.ts';
-import { SqliteCallStore } from '../../src/calls/call-store.ts';
+import { CALL_MIGRATIONS, SqliteCallStore } from '../../src/calls/call-store.ts';
 import { NodeStore } from '../../src/store/database.ts';
 
 test('a call goes routing → proceeding → active → ended, with legs, zones and timestamps', () => {
@@ -87,4 +87,49 @@ test('beyond maxActive the oldest call is closed as evicted, so calls whose BYE 
     ['b', 'c'],
   );
   assert.equal(reg.history()[0]!.cause, 'evicted: no BYE seen');
+});
+
+test('a call record carries the media relayed per direction, in memory and in the store; an older store gains the columns', () => {
+  const store = NodeStore.open(':memory:');
+  // A store written before media columns existed: only the first migration applied, one record in it.
+  store.migrate('calls', CALL_MIGRATIONS.slice(0, 1));
+  store.db
+    .prepare(
+      'INSERT INTO call_records (call_id, protocol, state, from_alias, to_alias, source_zone, legs, started_at, ' +
+        "ended_at, status, cause) VALUES ('old', 'sip', 'ended', 'a', 'b', 'z', 1, 1, 2, 200, 'bye from caller')",
+    )
+    .run();
+  const sink = new SqliteCallStore(store);
+  const reg = new CallRegistry({ historySize: 10, wallNow: () => 5, sink });
+  const media = {
+    fromCaller: { packets: 250, bytes: 43_000, lastAt: 4 },
+    fromCallee: { packets: 248, bytes: 42_656, lastAt: 5 },
+  };
+  reg.start({ id: 'c;ft', protocol: 'sip', from: 'a@x', to: 'b@y', sourceZone: 'LocalZone' });
+  reg.addLeg('c;ft', 'tz1', 'sip:b@192.0.2.1');
+  reg.answered('c;ft', 0);
+  reg.setMedia('c;ft', media);
+  reg.setMedia('no-such-call', media);
+  reg.finish('c;ft', 200, 'bye from caller');
+  reg.start({ id: 'plain', protocol: 'sip', from: 'a@x', to: 'b@y', sourceZone: 'LocalZone' });
+  reg.finish('plain', 486, '486 Busy Here');
+  assert.deepEqual(reg.history(2)[1]!.media, media);
+  assert.equal(reg.history(1)[0]!.media, undefined);
+  const rows = sink.recent(3);
+  assert.deepEqual(
+    rows.map((r) => [
+      r.callId,
+      r.mediaPacketsFromCaller,
+      r.mediaBytesFromCaller,
+      r.mediaPacketsFromCallee,
+      r.mediaBytesFromCallee,
+    ]),
+    [
+      ['plain', null, null, null, null],
+      ['c;ft', 250, 43_000, 248, 42_656],
+      ['old', null, null, null, null],
+    ],
+  );
+  sink.close();
+  store.close();
 });

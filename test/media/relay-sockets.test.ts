@@ -8,7 +8,13 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readdirSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { FakeClock, systemClock } from '../../src/common/timers.ts';
-import { type MediaConfig, type MediaRelay, mediaConfigSchema, startMediaRelay } from '../../src/media/index.ts';
+import {
+  type MediaConfig,
+  type MediaRelay,
+  mediaConfigSchema,
+  mediaTotals,
+  startMediaRelay,
+} from '../../src/media/index.ts';
 import { span } from '../../src/ports/index.ts';
 import { parseSdp } from '../../src/sdp/index.ts';
 
@@ -127,6 +133,15 @@ describe('media relay on loopback sockets', () => {
     assert.equal(sa.bytesIn, 100 * 172);
     assert.ok(sa.lastInAt > 0 && sb.lastOutAt > 0);
     assert.equal(st.tags[1], 'tb');
+    // Per direction for operators: from the caller (fa) and from the callee; a late offer's caller is party 1.
+    const wall = (ms: number) => ms + 1_000_000;
+    const totals = mediaTotals(st, 'fa', wall);
+    assert.deepEqual(
+      [totals.fromCaller.packets, totals.fromCaller.bytes, totals.fromCallee.packets, totals.fromCallee.bytes],
+      [100, 100 * 172, 80, 80 * 172],
+    );
+    assert.equal(totals.fromCaller.lastAt, Math.round(sa.lastInAt + 1_000_000));
+    assert.deepEqual(mediaTotals(st, 'tb', wall).fromCaller, totals.fromCallee);
     assert.ok(r.core.delete('c1'));
     assert.equal(r.core.portsInUse, 0);
     // The relay-wide totals outlive the call: one call anchored, every packet it forwarded.

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import type { CallRecord } from '../../src/calls/call-registry.ts';
+import { callControl } from '../../src/roles/control.ts';
 import type { RunningNode } from '../../src/roles/start.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
 import { hdr, hdrs, seedCredentials, TestUa } from './helpers-ua.ts';
@@ -111,6 +113,22 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
     assert.ok(bob.rtpIn >= 90, `bob received ${bob.rtpIn} of 100`);
     assert.match(alice.rtpFrom, /^127\.0\.0\.1:/);
     assert.match(bob.rtpFrom, /^127\.0\.0\.2:/);
+    // Operators see the call's media on both nodes, per direction (the control socket's media.call).
+    const callIdAB = hdr(okAB, 'call-id')!;
+    const live = (await callControl(dirname(node.control.path), 'media.call', { callId: callIdAB })) as {
+      node: string;
+      fromCaller: { packets: number; bytes: number; lastAt: number };
+      fromCallee: { packets: number; bytes: number; lastAt: number };
+    }[];
+    assert.deepEqual(live.map((x) => x.node).sort(), ['core', 'edge']);
+    for (const x of live) {
+      assert.ok(x.fromCaller.packets >= 90 && x.fromCaller.packets <= 100, `${x.node} ${x.fromCaller.packets}`);
+      assert.ok(x.fromCallee.packets >= 90 && x.fromCallee.packets <= 100, `${x.node} ${x.fromCallee.packets}`);
+      assert.ok(x.fromCaller.bytes >= x.fromCaller.packets * 12);
+      assert.ok(Math.abs(x.fromCaller.lastAt - Date.now()) < 60_000, 'last packet time is wall-clock');
+    }
+    await assert.rejects(callControl(dirname(node.control.path), 'media.call', { callId: 'nope' }), /no media session/);
+    await assert.rejects(callControl(dirname(node.control.path), 'media.call', {}), /needs callId/);
     alice.inDialog('BYE');
     const byeOk = await alice.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200');
     assert.equal(byeOk.status, 200);
@@ -119,6 +137,13 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
         ? true
         : undefined,
     );
+    // The call records keep what each node relayed, per direction.
+    for (const svc of [edge, core]) {
+      const rec = await waitFor('call recorded', () => svc.calls!.history(1)[0]);
+      assert.ok(rec.id.startsWith(callIdAB), rec.id);
+      assert.ok(rec.media, `${rec.id} has media totals`);
+      assert.ok(rec.media.fromCaller.packets >= 90 && rec.media.fromCallee.packets >= 90, JSON.stringify(rec.media));
+    }
     assert.equal(node.media.get('edge')!.core.callCount, 0);
     assert.equal(node.media.get('core')!.core.callCount, 0);
 
@@ -240,6 +265,11 @@ test('lab traversal: a call whose media stops is released on both relays after m
         .map((c) => c.cause),
     );
     assert.ok(causes.includes('media timeout'), JSON.stringify(causes));
+    // Every record of the call, however it ended on that node, carries the relay's totals: nothing either way.
+    for (const kind of ['edge', 'core'] as const) {
+      const rec: CallRecord = node.sip.get(kind)!.calls!.history(1)[0]!;
+      assert.deepEqual([rec.media?.fromCaller.packets, rec.media?.fromCallee.packets], [0, 0], `${kind} ${rec.cause}`);
+    }
     // Neither node still counts the call as active.
     for (const kind of ['edge', 'core'] as const) assert.equal(node.sip.get(kind)!.calls!.activeCount, 0, kind);
     assert.equal(node.sip.get('edge')!.dialogs.size + node.sip.get('core')!.dialogs.size, 0);
