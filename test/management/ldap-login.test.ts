@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { silentLogger } from '../../src/common/log.ts';
+import { createLogger } from '../../src/common/log.ts';
 import { managementLdapSchema } from '../../src/config/schema.ts';
 import { AdminStore } from '../../src/management/admin-store.ts';
 import { Authenticator } from '../../src/management/authenticator.ts';
@@ -68,6 +68,18 @@ cn: Carol
 sn: Nobody
 userPassword: carol-password
 
+dn: uid=dave,ou=people,${S}
+objectClass: inetOrgPerson
+uid: dave
+cn: Dave
+sn: Auditor
+userPassword: dave-password
+
+dn: cn=crossway-auditors,ou=groups,${S}
+objectClass: groupOfNames
+cn: crossway-auditors
+member: uid=dave,ou=people,${S}
+
 dn: cn=crossway-admins,ou=groups,${S}
 objectClass: groupOfNames
 cn: crossway-admins
@@ -84,7 +96,11 @@ const ldapCfg = (caPath?: string) =>
     bindDn: `cn=crossway,ou=services,${S}`,
     bindPassword: 'service-secret',
     baseDn: `ou=people,${S}`,
-    groups: { readWrite: [`cn=crossway-admins,ou=groups,${S}`], readOnly: [`cn=crossway-viewers,ou=groups,${S}`] },
+    groups: {
+      readWrite: [`cn=crossway-admins,ou=groups,${S}`],
+      readOnly: [`cn=crossway-viewers,ou=groups,${S}`],
+      auditor: [`cn=crossway-auditors,ou=groups,${S}`],
+    },
     ...(caPath ? { caCertificates: caPath } : {}),
     timeoutMs: 2000,
   });
@@ -111,6 +127,8 @@ describe('administrator login against slapd', { skip }, () => {
     });
     const bob = await dir.login('bob', 'bob-password');
     assert.ok(bob.ok && bob.level === 'read-only');
+    const dave = await dir.login('dave', 'dave-password');
+    assert.ok(dave.ok && dave.level === 'auditor', JSON.stringify(dave));
     assert.deepEqual(await dir.login('alice', 'wrong'), { ok: false, kind: 'rejected', reason: 'wrong password' });
     assert.deepEqual(await dir.login('carol', 'carol-password'), {
       ok: false,
@@ -144,12 +162,15 @@ describe('administrator login against slapd', { skip }, () => {
     await admin.setAccount('local-admin', 'read-write', 'local-password-1');
     const dir = new AdminDirectory({ servers: [{ url: slapd.url, startTls: true }], config: ldapCfg(), ca });
     const seen: boolean[] = [];
+    // The outage is logged (warn) with the user and the reason, never the password.
+    const lines: string[] = [];
+    const log = createLogger({ level: 'warn', destination: { write: (l: string) => void lines.push(l) } });
     const strict = new Authenticator({
       store: admin,
       source: 'remote',
       fallbackToLocal: false,
       directory: dir,
-      log: silentLogger,
+      log,
       onDirectory: (up) => seen.push(up),
     });
     const lenient = new Authenticator({
@@ -157,7 +178,7 @@ describe('administrator login against slapd', { skip }, () => {
       source: 'remote',
       fallbackToLocal: true,
       directory: dir,
-      log: silentLogger,
+      log,
     });
     // Directory up: remote-only ignores local accounts.
     assert.equal((await strict.login('local-admin', 'local-password-1')).ok, false);
@@ -174,6 +195,13 @@ describe('administrator login against slapd', { skip }, () => {
       const l = await lenient.login('local-admin', 'local-password-1');
       assert.deepEqual(l, { ok: true, user: 'local-admin', level: 'read-write', via: 'local' });
       assert.equal((await lenient.login('local-admin', 'wrong')).ok, false);
+      const warned = lines.map((l) => JSON.parse(l) as { level: number; msg: string; user?: string });
+      assert.ok(
+        warned.some((w) => w.level === 40 && w.user === 'local-admin' && /unreachable => login refused/.test(w.msg)),
+        lines.join(''),
+      );
+      assert.ok(warned.some((w) => w.level === 40 && /unreachable => falling back to local accounts/.test(w.msg)));
+      assert.doesNotMatch(lines.join(''), /local-password-1/);
     } finally {
       await slapd.start();
       store.close();
