@@ -1,7 +1,8 @@
 /**
  * A node's registration, call and alarm events reach a real HTTPS receiver, driven by real sipp endpoints: REGISTERs
  * that expire and are removed, one call the caller hangs up, one call without media that the node ends after
- * media.timeoutSeconds (raising, then lowering, the media-timeout alarm).
+ * media.timeoutSeconds (raising, then lowering, the media-timeout alarm). The API then shows the same calls in
+ * callHistory and the searches that routed them.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { runSipp } from '../helpers/sipp.ts';
 import { createTlsFixtures } from '../helpers/tls-fixtures.ts';
 import { freeUdpPort, SCENARIOS, type SippRun, settle, sipp } from '../sip/proxy/sipp-peers.ts';
 import { usersFile } from '../sip/registrar/users.ts';
-import { type MgmtNode, receiver, startMgmtNode, until } from './helpers.ts';
+import { apiLogin, type MgmtNode, receiver, req, setupAdmin, startMgmtNode, until } from './helpers.ts';
 
 const show = (r: SippRun) => `exit ${r.exitCode}, ok ${r.successful}, failed ${r.failed}\n${r.output.slice(-3000)}`;
 
@@ -158,6 +159,24 @@ test('registration, unregistration, call and alarm events of sipp traffic arrive
     }
     const seqs = got().map(seqOf);
     for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `in order: ${seqs}`);
+
+    // The same calls through the API: the call history and the searches that routed them.
+    await setupAdmin(m, 'admin', 'a long admin password', 'core');
+    const { cookie } = await apiLogin(m, 'admin', 'a long admin password', 'core');
+    const section = async <T>(name: string) => {
+      const r = await req(`${m!.base('core')}/api/v1/status/${name}`, { ca: m!.ca, headers: { cookie } });
+      assert.equal(r.status, 200, r.text);
+      return r.json<Record<string, T>>()[name]!;
+    };
+    const history = await section<{ id: string; cause: string; state: string }[]>('callHistory');
+    assert.deepEqual(history.map((c) => c.id).sort(), [...calls.keys()].sort());
+    assert.deepEqual(history.map((c) => c.cause).sort(), ['bye from caller', 'media timeout']);
+    assert.deepEqual(await section<unknown[]>('calls'), [], 'no call left active');
+    const searches = await section<unknown[]>('searchHistory');
+    assert.ok(
+      searches.filter((x) => /answer@127\.0\.0\.2/.test(JSON.stringify(x))).length >= 2,
+      JSON.stringify(searches),
+    );
   } finally {
     await m?.node.close();
     await rx.close();
