@@ -15,11 +15,14 @@
  * the process and the lab, so parallel runs do not clash; `close()` kills what the lab spawned and deletes the
  * namespaces, also on process exit, and labs left by dead processes are removed when a new one is created.
  *
- * Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN), `ip` and `nft`: use `netLabAvailability()` to skip loudly.
+ * Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN), `ip` and `nft`: use `netLabAvailability()` to skip loudly, and
+ * `netLabRequired()` so that under CI a lab that cannot run fails instead.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { it } from 'node:test';
 
 export type LabHost = 'outside' | 'fwOut' | 'edge' | 'fwIn' | 'inside' | 'behindNat';
 
@@ -123,6 +126,30 @@ export function netLabAvailability(): { ok: true } | { ok: false; reason: string
     }
   }
   return { ok: true };
+}
+
+/** Whether the process runs under CI (`CI` set, and not `0` or `false`): there the lab is required. */
+export function underCi(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.CI?.trim().toLowerCase();
+  return v !== undefined && v !== '' && v !== '0' && v !== 'false';
+}
+
+/**
+ * For a test file that needs the lab: returns the `skip` option of its lab suites (the reason, printed loudly on
+ * stderr, when the lab cannot run), and adds a test of its own that passes when the lab can run, is skipped when it
+ * cannot outside CI, and fails under CI (`underCi()`), so a CI machine without namespaces or nft goes red.
+ */
+export function netLabRequired(
+  file: string,
+  availability: ReturnType<typeof netLabAvailability> = netLabAvailability(),
+): false | string {
+  const reason = availability.ok ? undefined : availability.reason;
+  const skip = reason === undefined ? false : `SKIPPED LOUDLY: ${reason}`;
+  if (skip) process.stderr.write(`\n*** ${file}: ${skip}${underCi() ? ' (CI is set: this fails)' : ''} ***\n\n`);
+  it('the network-namespace lab can run here (required under CI)', { skip: skip && !underCi() ? skip : false }, () => {
+    assert.equal(reason, undefined, `CI is set and ${file} cannot run its network-namespace lab: ${reason}`);
+  });
+  return skip;
 }
 
 /** Deletes labs left behind by processes that no longer exist. */

@@ -1,13 +1,18 @@
 /**
  * The generated nftables rulesets on real firewalls: a network-namespace lab (outside host, outside firewall, edge
  * in the DMZ, inside firewall, core inside) whose routers load `renderNftables(plan, 'outside-firewall' |
- * 'inside-firewall')` as `nft -f` reads it. Real sockets (small echo programs) stand in for the nodes until the
- * traversal zone client and listener exist; see docs/ports.md for what the node-based proof still needs.
+ * 'inside-firewall')` (and the hosts their host rulesets) as `nft -f` reads it. Small echo programs listen on the
+ * plan's ports here, to test the rulesets themselves (every size and feature, UDP parity, the mux ports);
+ * `node-lab.test.ts` runs the same proof with the nodes themselves (`crossway start` as edge and core).
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { defaultConfig } from '../../src/config/load.ts';
 import type { CrosswayConfigInput } from '../../src/config/schema.ts';
 import {
@@ -23,12 +28,12 @@ import {
   createNetLab,
   type LabListener,
   type NetLab,
-  netLabAvailability,
+  netLabRequired,
+  underCi,
 } from '../helpers/netlab.ts';
 
-const availability = netLabAvailability();
-const skip = availability.ok ? false : `SKIPPED LOUDLY: ${availability.reason}`;
-if (!availability.ok) process.stderr.write(`\n*** firewall-lab.test.ts: ${skip} ***\n\n`);
+// skipped loudly where the lab cannot run; under CI that fails instead
+const skip = netLabRequired('firewall-lab.test.ts');
 
 const LAB_CONFIG: CrosswayConfigInput = {
   role: 'lab',
@@ -83,6 +88,54 @@ describe('generated rulesets load with nft -f', { skip }, () => {
       await lab.exec('fwOut', 'nft', ['flush', 'ruleset']);
     });
   }
+});
+
+describe('a lab that cannot run: skipped loudly, failed under CI', () => {
+  // a fixture file that needs the lab, run with an `nft` that fails first on PATH, with and without CI set
+  const run = (ci: boolean) => {
+    const bin = mkdtempSync(join(tmpdir(), 'crossway-nonft-'));
+    writeFileSync(join(bin, 'nft'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
+    delete env.CI;
+    delete env.NODE_TEST_CONTEXT; // a run of its own, not a child of this one
+    if (ci) env.CI = 'true';
+    const fixture = fileURLToPath(new URL('./fixtures/netlab-required.ts', import.meta.url));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', fixture], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    rmSync(bin, { recursive: true, force: true });
+    return r;
+  };
+
+  it('without CI: every lab test is skipped, with the reason on stderr, and the run passes', () => {
+    const r = run(false);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    // the file's stderr comes back as diagnostics in the runner's output
+    assert.match(r.stdout + r.stderr, /\*\*\* netlab-required fixture: SKIPPED LOUDLY: nft is not installed/);
+    assert.match(r.stdout, /# SKIP SKIPPED LOUDLY: nft is not installed[\s\S]*# SKIP SKIPPED LOUDLY/);
+    assert.match(r.stdout, /# pass 0\n# fail 0\n/);
+  });
+
+  it('with CI set: the run fails and says why', () => {
+    const r = run(true);
+    assert.notEqual(r.status, 0, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /CI is set and netlab-required fixture cannot run its network-namespace lab: nft is not installed/,
+    );
+    assert.match(r.stdout, /# pass 0\n# fail 1\n/);
+  });
+
+  it('underCi reads CI as CI systems set it', () => {
+    assert.equal(underCi({ CI: 'true' }), true);
+    assert.equal(underCi({ CI: '1' }), true);
+    assert.equal(underCi({}), false);
+    assert.equal(underCi({ CI: '' }), false);
+    assert.equal(underCi({ CI: 'false' }), false);
+    assert.equal(underCi({ CI: '0' }), false);
+  });
 });
 
 describe('network-namespace lab helper cleans up', { skip }, () => {

@@ -14,12 +14,11 @@ import { after, before, describe, it } from 'node:test';
 import { validateConfig } from '../../src/config/load.ts';
 import type { CrosswayConfig, CrosswayConfigInput } from '../../src/config/schema.ts';
 import { type AddressBook, addressesFromConfig, computePortPlan, renderNftables } from '../../src/ports/index.ts';
-import { LAB_ADDRESSES as A, createNetLab, type NetLab, netLabAvailability } from '../helpers/netlab.ts';
+import { LAB_ADDRESSES as A, createNetLab, type NetLab, netLabRequired } from '../helpers/netlab.ts';
 import { createTlsFixtures, type TlsFixtures } from '../helpers/tls-fixtures.ts';
 
-const availability = netLabAvailability();
-const skip = availability.ok ? false : `SKIPPED LOUDLY: ${availability.reason}`;
-if (!availability.ok) process.stderr.write(`\n*** node-lab.test.ts: ${skip} ***\n\n`);
+// skipped loudly where the lab cannot run; under CI that fails instead
+const skip = netLabRequired('node-lab.test.ts');
 
 function options(n: number, via: string, tag: string): string {
   return [
