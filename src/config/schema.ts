@@ -142,7 +142,10 @@ export const traversalZoneSchema = z
     /** Overrides the port plan's 7001, 7002, … for this zone. */
     port: port.optional(),
     h323: z.boolean().default(true),
-    /** Core: signalling transport of the zone's outbound connection (TLS unless the administrator allows TCP). */
+    /**
+     * Signalling transport of the zone (TLS unless the administrator allows TCP). Core: its outbound connection. Edge:
+     * what the zone's listener speaks. Both nodes must agree.
+     */
     transport: z.enum(['tls', 'tcp']).default('tls'),
     /** Core: OPTIONS keepalive interval on the zone's connection (s); keeps NAT and firewall state alive. */
     keepaliveSeconds: z.number().int().min(1).max(3600).default(30),

@@ -384,8 +384,11 @@ export class SipService {
   async #bindAll(): Promise<void> {
     const { plan, addresses } = this.#opts;
     const wanted: [ListenerId, ListenProtocol][] = [...SIP_LISTENERS];
+    // A traversal zone's listener speaks the zone's transport: TLS, or TCP where the administrator allowed it.
     for (const l of plan.listeners) {
-      if (l.id.startsWith('traversal-sip:')) wanted.push([l.id, 'tls']);
+      if (!l.id.startsWith('traversal-sip:')) continue;
+      const zone = this.#opts.config.traversalZones[Number(l.id.slice('traversal-sip:'.length)) - 1];
+      wanted.push([l.id, zone?.transport === 'tcp' ? 'tcp' : 'tls']);
     }
     // Edge: a zone with a TLS verify subject name asks the core for its client certificate.
     const askCert = (id: string) =>

@@ -22,7 +22,10 @@ async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_
 const DOMAIN = 'example.com';
 
 /** A lab (edge 127.0.0.1, core 127.0.0.2) with one authenticated traversal zone serving example.com. */
-async function startLab(extra: { media?: { timeoutSeconds: number } } = {}): Promise<RunningNode> {
+async function startLab(
+  extra: { media?: { timeoutSeconds: number } } = {},
+  transport: 'tls' | 'tcp' = 'tls',
+): Promise<RunningNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
   seedCredentials(dataDir, 'edge', [['traversal', 'tz1-core', 'zone-secret']]);
   seedCredentials(dataDir, 'core', [
@@ -36,6 +39,7 @@ async function startLab(extra: { media?: { timeoutSeconds: number } } = {}): Pro
     traversalZones: [
       {
         name: 'tz1',
+        transport,
         keepaliveSeconds: 1,
         retryMinSeconds: 0.1,
         retryMaxSeconds: 0.5,
@@ -275,6 +279,52 @@ test('lab traversal: a call whose media stops is released on both relays after m
     assert.equal(node.sip.get('edge')!.dialogs.size + node.sip.get('core')!.dialogs.size, 0);
   } finally {
     for (const u of uas) u.close();
+    await node?.close();
+  }
+});
+
+test('lab traversal over a TCP zone (transport: tcp): registration through the edge and calls both ways with media', async () => {
+  let node: RunningNode | undefined;
+  const uas: TestUa[] = [];
+  try {
+    node = await startLab({}, 'tcp');
+    const edge = node.sip.get('edge')!;
+    const flow = edge.transport.connections().find((c) => c.direction === 'inbound')!;
+    assert.equal(flow.transport, 'TCP');
+    assert.equal(flow.local.port, node.plan.port('traversal-sip:1', 'edge'));
+    const edgePort = node.plan.port('sip-udp', 'edge');
+    const corePort = node.plan.port('sip-udp', 'core');
+    const alice = await TestUa.create('alice', DOMAIN, '127.0.0.4');
+    const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
+    uas.push(alice, bob);
+    assert.equal((await alice.register('127.0.0.1', edgePort, 'alice-pw')).status, 200);
+    assert.equal((await bob.register('127.0.0.2', corePort, 'bob-pw')).status, 200);
+    // The Path names the edge's zone listener over TCP: the core reaches alice up the same flow.
+    const path = node.sip.get('core')!.location!.lookup(`sip:alice@${DOMAIN}`)[0]!.path[0] ?? '';
+    assert.match(path, /;transport=tcp;lr;ob>$/);
+    const ok = await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);
+    assert.equal(ok.status, 200);
+    await Promise.all([alice.sendRtp(ok.body, 50), bob.sendRtp(bob.offerSeen, 50)]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(alice.rtpIn >= 45 && bob.rtpIn >= 45, `alice ${alice.rtpIn}, bob ${bob.rtpIn} of 50`);
+    alice.inDialog('BYE');
+    await alice.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200');
+    alice.rtpIn = 0;
+    bob.rtpIn = 0;
+    const back = await bob.call(`alice@${DOMAIN}`, '127.0.0.2', corePort);
+    assert.equal(back.status, 200);
+    await Promise.all([bob.sendRtp(back.body, 50), alice.sendRtp(alice.offerSeen, 50)]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(alice.rtpIn >= 45 && bob.rtpIn >= 45, `alice ${alice.rtpIn}, bob ${bob.rtpIn} of 50`);
+    bob.inDialog('BYE');
+    await bob.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200 from alice');
+    await waitFor('ports released', () =>
+      node!.media.get('edge')!.core.portsInUse === 0 && node!.media.get('core')!.core.portsInUse === 0
+        ? true
+        : undefined,
+    );
+  } finally {
+    for (const ua of uas) ua.close();
     await node?.close();
   }
 });

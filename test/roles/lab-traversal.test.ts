@@ -69,3 +69,101 @@ test('lab: a traversal zone whose edge does not answer is failed with the reason
     await node?.close();
   }
 });
+
+test('lab: a traversal zone over TCP (transport: tcp) is plain TCP at both ends, authenticated and kept alive', async () => {
+  let node: RunningNode | undefined;
+  try {
+    const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
+    seedCredentials(dataDir, 'edge', [['traversal', 'tz1-core', 'zone-secret']]);
+    node = await startTestNode({
+      dataDir,
+      traversalZones: [
+        {
+          name: 'tz1',
+          transport: 'tcp',
+          keepaliveSeconds: 1,
+          retryMinSeconds: 0.1,
+          username: 'tz1-core',
+          password: 'zone-secret',
+        },
+      ],
+    });
+    const core = node.sip.get('core')!;
+    const edge = node.sip.get('edge')!;
+    const zone = await waitFor('zone active', () => core.zones().find((z) => z.state === 'active'));
+    assert.equal(zone.peer, `127.0.0.1:${node.plan.port('traversal-sip:1', 'edge')}`);
+    const conns = edge.transport.connections().filter((c) => c.direction === 'inbound');
+    assert.equal(conns.length, 1, JSON.stringify(conns));
+    assert.equal(conns[0]!.transport, 'TCP');
+    assert.equal(conns[0]!.local.port, node.plan.port('traversal-sip:1', 'edge'));
+    assert.ok(contains(node.plan.range('outbound-sip', 'core'), conns[0]!.remote.port));
+    const sz = await waitFor('edge zone active', () => edge.serverZones().find((z) => z.state === 'active'));
+    assert.equal(sz.name, 'tz1');
+    const probes = zone.probes;
+    await waitFor('two more keepalives', () => (core.zones()[0]!.probes >= probes + 2 ? true : undefined), 5000);
+    assert.equal(edge.transport.connections().filter((x) => x.direction === 'inbound').length, 1, 'one flow, reused');
+  } finally {
+    await node?.close();
+  }
+});
+
+test('lab: two traversal zones (7001 and 7002 in the plan) are active at once on one edge, each on its own listener and flow', async () => {
+  let node: RunningNode | undefined;
+  try {
+    const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
+    seedCredentials(dataDir, 'edge', [
+      ['traversal', 'tz1-core', 'secret-1'],
+      ['traversal', 'tz2-core', 'secret-2'],
+    ]);
+    node = await startTestNode({
+      dataDir,
+      traversalZones: [
+        { name: 'tz1', keepaliveSeconds: 1, retryMinSeconds: 0.1, username: 'tz1-core', password: 'secret-1' },
+        {
+          name: 'tz2',
+          transport: 'tcp',
+          keepaliveSeconds: 1,
+          retryMinSeconds: 0.1,
+          username: 'tz2-core',
+          password: 'secret-2',
+        },
+      ],
+    });
+    const core = node.sip.get('core')!;
+    const edge = node.sip.get('edge')!;
+    const p1 = node.plan.port('traversal-sip:1', 'edge');
+    const p2 = node.plan.port('traversal-sip:2', 'edge');
+    // The seed's 7001 and 7002, shifted by the test's port offset alike.
+    assert.equal(p2, p1 + 1);
+    const both = await waitFor('both zones active on the core', () => {
+      const zs = core.zones();
+      return zs.length === 2 && zs.every((z) => z.state === 'active') ? zs : undefined;
+    });
+    assert.deepEqual(
+      both.map((z) => [z.name, z.peer]),
+      [
+        ['tz1', `127.0.0.1:${p1}`],
+        ['tz2', `127.0.0.1:${p2}`],
+      ],
+    );
+    const served = await waitFor('both zones active on the edge', () => {
+      const zs = edge.serverZones();
+      return zs.length === 2 && zs.every((z) => z.state === 'active') ? zs : undefined;
+    });
+    assert.deepEqual(served.map((z) => z.name).sort(), ['tz1', 'tz2']);
+    // Two flows, one per listener, each from the core's outbound range, each with its own transport.
+    const conns = edge.transport
+      .connections()
+      .filter((c) => c.direction === 'inbound')
+      .map((c) => [c.local.port, c.transport] as const)
+      .sort((a, b) => a[0] - b[0]);
+    assert.deepEqual(conns, [
+      [p1, 'TLS'],
+      [p2, 'TCP'],
+    ]);
+    // Each zone's flow is its own: the edge's server zones name different peers.
+    assert.notEqual(served[0]!.peer, served[1]!.peer);
+  } finally {
+    await node?.close();
+  }
+});
