@@ -3,6 +3,8 @@
  * and the node's own events (configuration change, traversal zone state) arriving in order with basic credentials.
  */
 import assert from 'node:assert/strict';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { systemClock } from '../../src/common/timers.ts';
 import { OPENAPI } from '../../src/management/api/openapi.ts';
@@ -125,6 +127,66 @@ describe('feedback over HTTPS to a real receiver', () => {
     } finally {
       d.close();
       await rx.close();
+    }
+  });
+});
+
+describe('feedback over plain HTTP', () => {
+  it('a 400 is counted as rejected and not retried, a receiver that never answers times out and is retried', async () => {
+    const bodies: number[] = [];
+    let mode: 'reject-first' | 'hang' | 'ok' = 'reject-first';
+    let hung = 0;
+    const server = createHttpServer((rq, rs) => {
+      const chunks: Buffer[] = [];
+      rq.on('data', (c: Buffer) => chunks.push(c));
+      rq.on('end', () => {
+        const seq = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { seq: number }).seq;
+        if (mode === 'hang') {
+          hung++;
+          return; // never answers
+        }
+        if (mode === 'reject-first') {
+          mode = 'ok';
+          rs.writeHead(400).end();
+          return;
+        }
+        bodies.push(seq);
+        rs.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    const d = new FeedbackDeliverer({
+      clock: systemClock,
+      post: httpFeedbackPost({ timeoutMs: 200 }),
+      queueLimit: 10,
+      retryMinMs: 20,
+      retryMaxMs: 50,
+    });
+    const ev = (seq: number) => ({ seq, event: 'alarm-raised' as const, node: 'core', time: '', data: {} });
+    try {
+      d.setTargets([{ key: 'p', url: `http://127.0.0.1:${port}/nms`, events: [] }]);
+      d.publish(ev(1));
+      d.publish(ev(2));
+      await until(() => d.status()[0]!.delivered === 1);
+      let st = d.status()[0]!;
+      assert.equal(st.rejected, 1);
+      assert.equal(st.failures, 0, 'a 4xx is not retried');
+      assert.equal(st.lastError, 'HTTP 400');
+      assert.deepEqual(bodies, [2]);
+      mode = 'hang';
+      d.publish(ev(3));
+      await until(() => d.status()[0]!.failures >= 2);
+      st = d.status()[0]!;
+      assert.equal(st.lastError, 'timed out');
+      assert.ok(hung >= 2, `${hung} attempts`);
+      mode = 'ok';
+      await until(() => d.status()[0]!.delivered === 2);
+      assert.deepEqual(bodies, [2, 3]);
+    } finally {
+      d.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 });
