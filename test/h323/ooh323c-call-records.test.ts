@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { NodeStatus } from '../../src/calls/status.ts';
+import type { RelaySessionPorts } from '../../src/h323/calls/media-anchor.ts';
 import { callControl } from '../../src/roles/control.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
 import { freeTcpPort, ooh323cBinary, waitFor } from '../helpers/ooh323c.ts';
@@ -80,6 +81,22 @@ describe('H.323 call records of a real call through a node', {
       assert.match(up[0]!.from, /h323-ID:alice/);
       assert.equal(up[0]!.to, 'dialledDigits:2001');
       assert.match(up[0]!.legs[0]!.target, /^127\.0\.33\.3:\d+$/);
+      // h323.status: the codecs each leg sends (fast start, G.711 µ-law from ooh323c) and the relay ports each was given
+      const h323 = (await callControl(dataDir, 'h323.status')) as Array<{
+        node: string;
+        calls: { active: Array<{ codecs: Record<'a' | 'b', string[]>; relay: RelaySessionPorts[] }> } | null;
+      }>;
+      const [live] = h323.find((x) => x.node === 'core')!.calls!.active;
+      assert.ok(live, JSON.stringify(h323));
+      assert.deepEqual(live.codecs, { a: ['audio:g711Ulaw'], b: ['audio:g711Ulaw'] });
+      assert.equal(live.relay.length, 1, JSON.stringify(live.relay));
+      const rp = live.relay[0]!;
+      assert.equal(rp.session, 1);
+      assert.notEqual(rp.a.rtp, rp.b.rtp, 'a port pair facing each leg');
+      assert.ok(
+        [rp.a.rtp, rp.a.rtcp, rp.b.rtp, rp.b.rtcp].every((x) => x > 1024),
+        JSON.stringify(rp),
+      );
 
       await new Promise((r) => setTimeout(r, 500));
       alice.stdin.write('h\n');

@@ -146,6 +146,7 @@ export class CallServer {
         },
         close: (leg) => sockets[leg]()?.end(),
         localAddress: { ip: local.address, port: this.#o.listen.port || local.port },
+        ...(anchor ? { relayPorts: () => anchor.ports() } : {}),
         ...(anchor
           ? {
               anchorFastStart: (from: Leg, olcs: readonly Uint8Array[]) => anchor.rewriteFastStart(from, olcs),

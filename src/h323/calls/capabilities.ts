@@ -3,6 +3,7 @@ import type {
   Capability,
   CapabilityDescriptor,
   CapabilityTableEntry,
+  DataType,
   TerminalCapabilitySet,
   VideoCapability,
 } from '../per/generated/types.ts';
@@ -60,6 +61,17 @@ export function codecKey(c: Capability | undefined): string | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * The codec a logical channel carries (an OpenLogicalChannel's dataType), as `codecKey` names it; `data`, `h235Media`…
+ * by their alternative; undefined for nullData (no channel in that direction).
+ */
+export function dataTypeCodec(d: DataType | undefined): string | undefined {
+  if (!d || d.choice === 'nullData') return undefined;
+  if (d.choice === 'audioData') return audioKey(d.value) ?? `audio:${d.value.choice}`;
+  if (d.choice === 'videoData') return videoKey(d.value) ?? `video:${d.value.choice}`;
+  return d.choice;
 }
 
 function audioKey(a: AudioCapability): string | undefined {

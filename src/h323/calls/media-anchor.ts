@@ -6,6 +6,14 @@ import type { Leg } from './routed-call.ts';
 
 type Stream = { index: number; address: string; ports: [{ rtp: number; rtcp: number }, { rtp: number; rtcp: number }] };
 
+/** One RTP session on the relay: the port pair each leg sends its media to (and receives it from). */
+export interface RelaySessionPorts {
+  session: number;
+  address: string;
+  a: { rtp: number; rtcp: number };
+  b: { rtp: number; rtcp: number };
+}
+
 /** The RTP session (H.225.0 sessionID) an OLC opens; 0 when it names none. */
 export function sessionOf(olc: OpenLogicalChannel): number {
   const f = olc.forwardLogicalChannelParameters.multiplexParameters;
@@ -25,6 +33,8 @@ export class MediaAnchor {
   readonly #relay: RelayCore;
   readonly #callId: string;
   readonly #streams = new Map<number, Promise<Stream | undefined>>();
+  /** The streams opened so far, by session (what `ports` shows). */
+  readonly #open = new Map<number, Stream>();
   /**
    * Logical channels opened by H.245 OpenLogicalChannel per RTP session, as `<leg>:<channel number>` (each leg
    * numbers its own channels). A session opened by fast start is not in here: it keeps its ports until the call
@@ -45,7 +55,11 @@ export class MediaAnchor {
     let s = this.#streams.get(session);
     if (!s) {
       // H.245 gives each receive address; ooh323c and others send from other ports, so no latching (no NAT yet)
-      s = this.#relay.openStream(this.#callId, { latching: false }).then((r) => (r.ok ? r.value : undefined));
+      s = this.#relay.openStream(this.#callId, { latching: false }).then((r) => {
+        if (!r.ok) return undefined;
+        if (this.#streams.has(session)) this.#open.set(session, r.value);
+        return r.value;
+      });
       this.#streams.set(session, s);
     }
     return s;
@@ -88,6 +102,7 @@ export class MediaAnchor {
       this.#channels.delete(session);
       const s = await this.#streams.get(session);
       this.#streams.delete(session);
+      this.#open.delete(session);
       if (!s || !this.#relay.closeStream(this.#callId, s.index)) return false;
       this.closedStreams++;
       return true;
@@ -109,6 +124,13 @@ export class MediaAnchor {
       out.push(d.ok ? openLogicalChannelCodec.encode(await this.rewriteOlc(from, d.value, true)) : bytes);
     }
     return out;
+  }
+
+  /** The relay's port pair facing each leg (party 0: leg a, party 1: leg b), per RTP session open now. */
+  ports(): RelaySessionPorts[] {
+    return [...this.#open]
+      .sort(([x], [y]) => x - y)
+      .map(([session, s]) => ({ session, address: s.address, a: { ...s.ports[0] }, b: { ...s.ports[1] } }));
   }
 
   /** Relay port pairs in use by this call, per session. */

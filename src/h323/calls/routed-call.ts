@@ -8,11 +8,11 @@ import type {
   ReleaseCompleteReason,
   TerminalCapabilitySet,
 } from '../per/generated/types.ts';
-import { h245Codec } from '../per/schema.ts';
+import { h245Codec, openLogicalChannelCodec } from '../per/schema.ts';
 import { type CallSignallingMessage, decodeCallSignalling, encodeCallSignalling } from '../q931/call-signalling.ts';
 import { encodeCause, IE, Q931_MESSAGE_TYPES, q931MessageName } from '../q931/q931.ts';
-import { filterCapabilities } from './capabilities.ts';
-import { sessionOf } from './media-anchor.ts';
+import { dataTypeCodec, filterCapabilities } from './capabilities.ts';
+import { type RelaySessionPorts, sessionOf } from './media-anchor.ts';
 
 /**
  * One gatekeeper-routed call (H.323 §8.1.3, routed model): the node terminates the caller's call signalling leg
@@ -73,6 +73,8 @@ export interface CallIo {
   };
   /** The node's own call signalling address (put in Setup.sourceCallSignalAddress toward B). */
   readonly localAddress: IpPort;
+  /** The relay's port pairs of this call, per RTP session, when its media is anchored (status). */
+  relayPorts?: () => RelaySessionPorts[];
 }
 
 /** A call's summary for status and records. */
@@ -88,6 +90,13 @@ export interface RoutedCallInfo {
   endReason: string | undefined;
   /** How each leg carries H.245: tunnelled in H.225.0, on a separate connection, or not known yet. */
   h245?: Record<Leg, H245Transport>;
+  /**
+   * Codecs each leg sends on the logical channels open now (`audio:g711Ulaw`…): fast-start channels the callee
+   * accepted and H.245 OpenLogicalChannels, until CloseLogicalChannel or a reject.
+   */
+  codecs: Record<Leg, string[]>;
+  /** The relay's port pair facing each leg, per RTP session (empty when media is not anchored). */
+  relay: RelaySessionPorts[];
 }
 
 export type H245Transport = 'tunnelled' | 'separate' | 'unknown';
@@ -227,7 +236,42 @@ export class RoutedCall {
       connectedAt: undefined,
       endedAt: undefined,
       endReason: undefined,
+      codecs: { a: [], b: [] },
+      relay: [],
     };
+  }
+
+  /** Channels each leg sends on, with their codec (`fs:<n>:<dir>` fast start, `h245:<n>` OpenLogicalChannel). */
+  readonly #sending: Record<Leg, Map<string, string>> = { a: new Map(), b: new Map() };
+
+  /** Codecs or relay ports changed: the status is updated, and listeners told once the call is routed. */
+  #mediaChanged(): void {
+    const unique = (m: Map<string, string>) => [...new Set(m.values())];
+    this.info.codecs = { a: unique(this.#sending.a), b: unique(this.#sending.b) };
+    this.info.relay = this.#io.relayPorts?.() ?? [];
+    if (this.#state === 'setup-received' || this.#state === 'routing' || this.#state === 'released') return;
+    try {
+      this.onState(this.info);
+    } catch {
+      // a listener's fault is its own
+    }
+  }
+
+  /**
+   * Fast-start channels accepted in an answer (any message but the Setup). As the answering endpoints send them
+   * (ooh323c echoes the caller's proposals), each OLC is seen from the caller: forward parameters are what the
+   * caller (leg a) sends, reverse parameters what the callee (leg b) sends.
+   */
+  #fastStartAccepted(fs: readonly Uint8Array[]): void {
+    for (const bytes of fs) {
+      const d = openLogicalChannelCodec.decode(bytes);
+      if (!d.ok) continue;
+      const n = d.value.forwardLogicalChannelNumber;
+      const fwd = dataTypeCodec(d.value.forwardLogicalChannelParameters.dataType);
+      const rev = dataTypeCodec(d.value.reverseLogicalChannelParameters?.dataType);
+      if (fwd) this.#sending.a.set(`fs:${n}:f`, fwd);
+      if (rev) this.#sending.b.set(`fs:${n}:r`, rev);
+    }
   }
 
   /** A method, not a field read: TypeScript must not narrow the state across an await. */
@@ -335,8 +379,14 @@ export class RoutedCall {
     const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
     const fs = body && 'value' in body ? (body.value as UuBody | null)?.fastStart : undefined;
     const anchor = this.#io.anchorFastStart;
-    if (!anchor || !fs || fs.length === 0 || !body) return m;
+    if (!fs || fs.length === 0 || !body) return m;
+    if (body.choice !== 'setup') this.#fastStartAccepted(fs);
+    if (!anchor) {
+      this.#mediaChanged();
+      return m;
+    }
     const olcs = await anchor(from, fs);
+    this.#mediaChanged();
     return withBody(m, { fastStart: olcs });
   }
 
@@ -508,11 +558,14 @@ export class RoutedCall {
     if (msg.choice === 'request' && msg.value.choice === 'openLogicalChannel') {
       const olc = msg.value.value;
       this.#h245[from].olcSessions.set(olc.forwardLogicalChannelNumber, sessionOf(olc));
+      const codec = dataTypeCodec(olc.forwardLogicalChannelParameters.dataType);
+      if (codec) this.#sending[from].set(`h245:${olc.forwardLogicalChannelNumber}`, codec);
       if (this.#io.anchorOlc) {
         const value = await this.#io.anchorOlc(from, olc);
         out = h245Codec.encode({ choice: 'request', value: { choice: 'openLogicalChannel', value } });
         this.h245Counters.anchored++;
       }
+      this.#mediaChanged();
     } else if (msg.choice === 'response' && msg.value.choice === 'openLogicalChannelAck') {
       const ack = msg.value.value;
       const p = ack.forwardMultiplexAckParameters;
@@ -524,6 +577,7 @@ export class RoutedCall {
         const value = await this.#io.anchorOlcAck(from, ack, session);
         out = h245Codec.encode({ choice: 'response', value: { choice: 'openLogicalChannelAck', value } });
         this.h245Counters.anchored++;
+        this.#mediaChanged();
       }
     } else if (msg.choice === 'request' && msg.value.choice === 'terminalCapabilitySet') {
       const tcs = msg.value.value;
@@ -545,8 +599,10 @@ export class RoutedCall {
       closed = { opener: to, channel: msg.value.value.forwardLogicalChannelNumber };
     if (closed) {
       this.#h245[closed.opener].olcSessions.delete(closed.channel);
+      this.#sending[closed.opener].delete(`h245:${closed.channel}`);
       this.h245Counters.channelsClosed++;
       await this.#io.closeChannel?.(closed.opener, closed.channel);
+      this.#mediaChanged();
     }
   }
 

@@ -11,6 +11,7 @@ import {
   fromH225Address,
   fromH245Address,
   h225Address,
+  h245Address,
   type IpPort,
   olcAddresses,
   rewriteOlcAckAddresses,
@@ -24,7 +25,7 @@ import type {
   OpenLogicalChannelAck,
   TerminalCapabilitySet,
 } from '../../../src/h323/per/generated/types.ts';
-import { h245Codec } from '../../../src/h323/per/schema.ts';
+import { h245Codec, openLogicalChannelCodec } from '../../../src/h323/per/schema.ts';
 import {
   type CallSignallingMessage,
   decodeCallSignalling,
@@ -45,7 +46,7 @@ const NODE = '192.0.2.1';
 const RELAY: Record<Leg, IpPort> = { a: { ip: NODE, port: 40_000 }, b: { ip: NODE, port: 40_002 } };
 const guid = new Uint8Array(16).fill(7);
 
-function harness() {
+function harness(o: { relayPorts?: CallIo['relayPorts'] } = {}) {
   const q931: Array<{ leg: Leg; m: CallSignallingMessage }> = [];
   const h245: Array<{ leg: Leg; m: MultimediaSystemControlMessage; bytes: Uint8Array }> = [];
   const h245Connects: Array<{ leg: Leg; to: IpPort }> = [];
@@ -93,6 +94,7 @@ function harness() {
     anchorOlc: async (from, olc) => rewriteOlcAddresses(olc, anchorTo(from)),
     anchorOlcAck: async (from, ack, _session) => rewriteOlcAckAddresses(ack, anchorTo(from)),
     closeChannel: async (from, channel) => closedChannels.push(`${from}:${channel}`),
+    ...(o.relayPorts ? { relayPorts: o.relayPorts } : {}),
     h245: {
       listen: async (leg) => {
         listening.push(leg);
@@ -109,7 +111,10 @@ function harness() {
     },
   };
   const call = new RoutedCall('c1', io, 900, () => 0);
-  return { call, q931, h245, h245Connects, h245Closed, listening, remotes, closedChannels, order };
+  /** Every state the call reported (status, records), with the codecs it showed then. */
+  const states: Array<{ state: string; codecs: Record<Leg, string[]> }> = [];
+  call.onState = (info) => states.push({ state: info.state, codecs: info.codecs });
+  return { call, q931, h245, h245Connects, h245Closed, listening, remotes, closedChannels, order, states };
 }
 
 const setup = (tunnelling: boolean) =>
@@ -700,6 +705,183 @@ describe('H.245 on a routed call (sans-I/O)', () => {
       ),
       { numRuns: 100 },
     );
+  });
+
+  it('RequestMode and its RequestModeAck / RequestModeReject pass between separate H.245 connections byte for byte', async () => {
+    const h = await separateBoth();
+    // B asks A to send G.711 A-law instead (H.245 §8.9 mode request); A agrees, then refuses a second request
+    const rm = (sequenceNumber: number, mode: 'g711Alaw64k' | 'g722-64k'): MultimediaSystemControlMessage => ({
+      choice: 'request',
+      value: {
+        choice: 'requestMode',
+        value: {
+          sequenceNumber,
+          requestedModes: [[{ type: { choice: 'audioMode', value: { choice: mode, value: null } } }]],
+        },
+      },
+    });
+    const ack: MultimediaSystemControlMessage = {
+      choice: 'response',
+      value: {
+        choice: 'requestModeAck',
+        value: { sequenceNumber: 1, response: { choice: 'willTransmitMostPreferredMode', value: null } },
+      },
+    };
+    const reject: MultimediaSystemControlMessage = {
+      choice: 'response',
+      value: {
+        choice: 'requestModeReject',
+        value: { sequenceNumber: 2, cause: { choice: 'modeUnavailable', value: null } },
+      },
+    };
+    const sent = [
+      ['b', h245Codec.encode(rm(1, 'g711Alaw64k'))],
+      ['a', h245Codec.encode(ack)],
+      ['b', h245Codec.encode(rm(2, 'g722-64k'))],
+      ['a', h245Codec.encode(reject)],
+    ] as const;
+    for (const [from, bytes] of sent) h.call.fromH245(from, bytes);
+    await h.call.settled();
+    assert.deepEqual(
+      h.h245.map((x) => [x.leg, x.bytes]),
+      sent.map(([from, bytes]) => [from === 'a' ? 'b' : 'a', bytes]),
+    );
+    const first = h.h245[0]!.m;
+    assert.ok(first.choice === 'request' && first.value.choice === 'requestMode');
+    assert.deepEqual(first.value.value.requestedModes[0]![0]!.type, {
+      choice: 'audioMode',
+      value: { choice: 'g711Alaw64k', value: null },
+    });
+    assert.equal(h.call.state, 'connected');
+    assert.equal(h.call.h245Counters.dropped, 0);
+  });
+
+  it('RequestMode tunnelled on both legs: in a Facility each way, with its RequestModeAck', async () => {
+    const h = harness();
+    h.call.fromA(setup(true));
+    h.call.bConnected();
+    h.call.fromB(answer('connect', 'b', { tunnelling: true }));
+    await h.call.settled();
+    const rm = h245Codec.encode({
+      choice: 'request',
+      value: {
+        choice: 'requestMode',
+        value: {
+          sequenceNumber: 7,
+          requestedModes: [[{ type: { choice: 'audioMode', value: { choice: 'g711Ulaw64k', value: null } } }]],
+        },
+      },
+    });
+    const ack = h245Codec.encode({
+      choice: 'response',
+      value: {
+        choice: 'requestModeAck',
+        value: { sequenceNumber: 7, response: { choice: 'willTransmitLessPreferredMode', value: null } },
+      },
+    });
+    h.call.fromB(answer('facility', 'b', { tunnelling: true, control: [rm] }));
+    await h.call.settled();
+    const toA = h.q931.filter((x) => x.leg === 'a' && x.m.uu?.['h323-uu-pdu'].h245Control?.length);
+    assert.equal(toA.length, 1, 'the RequestMode reached the caller tunnelled');
+    assert.deepEqual(toA[0]!.m.uu!['h323-uu-pdu'].h245Control, [rm]);
+    assert.equal(toA[0]!.m.q931.callReference, 33, "on the caller's call reference");
+    h.call.fromA(answer('facility', 'a', { tunnelling: true, control: [ack] }));
+    await h.call.settled();
+    const toB = h.q931.filter((x) => x.leg === 'b' && x.m.uu?.['h323-uu-pdu'].h245Control?.length);
+    assert.equal(toB.length, 1, 'the RequestModeAck reached the callee tunnelled');
+    assert.deepEqual(toB[0]!.m.uu!['h323-uu-pdu'].h245Control, [ack]);
+    assert.equal(toB[0]!.m.q931.callReference, 900, "on the node's call reference toward the callee");
+    assert.equal(h.h245.length, 0, 'no separate H.245 connection was used');
+  });
+
+  it("the call's status shows the codecs each leg sends (fast start answer, OLC, CLC) and the relay ports it was given", async () => {
+    const relay = [{ session: 1, address: NODE, a: { rtp: 40_000, rtcp: 40_001 }, b: { rtp: 40_002, rtcp: 40_003 } }];
+    const h = harness({ relayPorts: () => relay });
+    // fast start: the caller proposes to send µ-law (1) and to receive A-law (2); the callee accepts both, answering
+    // from the caller's point of view as ooh323c does (forward: what the caller sends, reverse: what it receives)
+    const send = buildAudioOlc(1, { ip: '203.0.113.2', port: 5001 });
+    const receive: typeof send = {
+      forwardLogicalChannelNumber: 2,
+      forwardLogicalChannelParameters: {
+        dataType: { choice: 'nullData', value: null },
+        multiplexParameters: { choice: 'none', value: null },
+      },
+      reverseLogicalChannelParameters: {
+        dataType: { choice: 'audioData', value: { choice: 'g711Alaw64k', value: 20 } },
+        multiplexParameters: {
+          choice: 'h2250LogicalChannelParameters',
+          value: { sessionID: 1, mediaControlChannel: h245Address('203.0.113.2', 5001), silenceSuppression: false },
+        },
+      },
+    };
+    const s = buildSetup({
+      callReference: 33,
+      callIdentifier: guid,
+      conferenceID: guid,
+      source: [{ choice: 'h323-ID', value: 'alice' }],
+      destination: [{ choice: 'h323-ID', value: 'bob' }],
+      fastStart: [send, receive],
+      h245Tunnelling: false,
+    });
+    h.call.fromA(encodeCallSignalling(s));
+    h.call.bConnected();
+    await h.call.settled();
+    assert.deepEqual(h.call.info.codecs, { a: [], b: [] }, 'proposals are not channels yet');
+    const connect = decodeCallSignalling(
+      answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }),
+    );
+    assert.ok(connect.ok);
+    const body = bodyOf(connect.value);
+    assert.ok(body.choice === 'connect');
+    body.value.fastStart = [send, receive].map((x) => openLogicalChannelCodec.encode(x));
+    h.call.fromB(encodeCallSignalling(connect.value));
+    h.call.h245Up('b');
+    h.call.h245Up('a');
+    await h.call.settled();
+    assert.deepEqual(h.call.info.codecs, { a: ['audio:g711Ulaw'], b: ['audio:g711Alaw'] });
+    assert.deepEqual(h.states.at(-1), {
+      state: 'connected',
+      codecs: { a: ['audio:g711Ulaw'], b: ['audio:g711Alaw'] },
+    });
+    assert.deepEqual(h.call.info.relay, relay);
+    // a video channel over H.245 from the callee, then closed by it
+    const video: MultimediaSystemControlMessage = {
+      choice: 'request',
+      value: {
+        choice: 'openLogicalChannel',
+        value: {
+          ...buildAudioOlc(3, { ip: '203.0.113.3', port: 6003 }),
+          forwardLogicalChannelParameters: {
+            ...buildAudioOlc(3, { ip: '203.0.113.3', port: 6003 }).forwardLogicalChannelParameters,
+            dataType: {
+              choice: 'videoData',
+              value: {
+                choice: 'h261VideoCapability',
+                value: {
+                  qcifMPI: 1,
+                  temporalSpatialTradeOffCapability: false,
+                  maxBitRate: 3840,
+                  stillImageTransmission: false,
+                },
+              },
+            },
+          },
+        },
+      },
+    };
+    h.call.fromH245('b', h245Codec.encode(video));
+    await h.call.settled();
+    assert.deepEqual(h.call.info.codecs.b, ['audio:g711Alaw', 'video:h261VideoCapability']);
+    assert.deepEqual(h.states.at(-1)?.codecs.b, ['audio:g711Alaw', 'video:h261VideoCapability'], 'told at once');
+    h.call.fromH245(
+      'b',
+      h245Codec.encode({
+        choice: 'request',
+        value: { choice: 'closeLogicalChannel', value: buildCloseLogicalChannel(3) },
+      }),
+    );
+    await h.call.settled();
+    assert.deepEqual(h.call.info.codecs, { a: ['audio:g711Ulaw'], b: ['audio:g711Alaw'] });
   });
 });
 

@@ -85,6 +85,16 @@ describe('MediaAnchor on the relay (leg-level entry points)', () => {
     assert.ok(d.ok);
     const aSendsTo = olcAddresses(d.value).find((x) => x.role === 'media')!.address;
     assert.notEqual(aSendsTo.port, bSendsTo.port, 'a port pair facing each leg');
+    // the status shows, per session, the pair each leg was given (RTCP as the rewritten OLCs name it)
+    const rtcpOf = (x: ReturnType<typeof olcAddresses>) => x.find((y) => y.role === 'mediaControl')!.address.port;
+    assert.deepEqual(anchor.ports(), [
+      {
+        session: 1,
+        address: '127.0.0.1',
+        a: { rtp: aSendsTo.port, rtcp: rtcpOf(olcAddresses(d.value)) },
+        b: { rtp: bSendsTo.port, rtcp: rtcpOf(seenByB) },
+      },
+    ]);
 
     const got = { a: 0, b: 0, aFrom: '', bFrom: '' };
     aRecv.on('message', (_m, r) => {
@@ -142,6 +152,11 @@ describe('MediaAnchor on the relay (leg-level entry points)', () => {
     assert.equal(relay.core.portsInUse, 4);
     assert.equal(await anchor.closeChannel('b', 1), true);
     assert.equal(relay.core.portsInUse, 2, "session 1's pairs are free, session 2 runs on");
+    assert.deepEqual(
+      anchor.ports().map((x) => x.session),
+      [2],
+      'the status no longer lists session 1',
+    );
     assert.equal(await anchor.closeChannel('b', 1), false, 'closing twice frees nothing more');
     // a channel reopened on session 1 gets a new pair
     const again = await anchor.rewriteOlc('a', buildAudioOlc(3, { ip: '127.0.0.1', port: 7001 }));
