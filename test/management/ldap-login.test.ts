@@ -17,7 +17,7 @@ import { AdminDirectory } from '../../src/management/ldap/directory.ts';
 import { NodeStore } from '../../src/store/database.ts';
 import { skipUnlessTool } from '../helpers/required-tool.ts';
 import { type Slapd, startSlapd } from '../helpers/slapd.ts';
-import { type MgmtNode, req, startMgmtNode } from './helpers.ts';
+import { apiLogin, type MgmtNode, req, setupAdmin, startMgmtNode } from './helpers.ts';
 
 function hasSlapd(): boolean {
   try {
@@ -291,5 +291,46 @@ describe('administrator login against slapd', { skip }, () => {
         'the plan lists the LDAP source ports',
       );
     });
+  });
+});
+
+describe('through the node, without a directory program', () => {
+  it("a login reaches the directory from the node's private address and the plan's ldap-outbound ports; an outage raises ldap-directory", async () => {
+    const seen: { address: string; port: number }[] = [];
+    const fake = createServer((s) => {
+      seen.push({ address: s.remoteAddress ?? '', port: s.remotePort ?? 0 });
+      s.destroy();
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+    let m: MgmtNode | undefined;
+    try {
+      const port = (fake.address() as { port: number }).port;
+      m = await startMgmtNode({
+        ldap: { servers: [{ url: `ldap://127.0.0.1:${port}`, startTls: false }] },
+        management: { authSource: 'both', ldap: { baseDn: `ou=people,${S}`, timeoutMs: 2000 } },
+      });
+      await setupAdmin(m, 'local-admin', 'local admin password');
+      const r = await req(`${m.base()}/api/v1/login`, {
+        ca: m.ca,
+        body: { user: 'alice', password: 'alice-password' },
+      });
+      assert.equal(r.status, 401, r.text);
+      const range = m.node.plan.range('ldap-outbound', 'edge');
+      assert.ok(seen.length >= 1, 'the directory was tried');
+      for (const s of seen) {
+        assert.equal(s.address, m.node.addresses.get('edge')!.private);
+        assert.ok(s.port >= range.from && s.port <= range.to, `source port ${s.port} in ${range.from}-${range.to}`);
+      }
+      const { cookie } = await apiLogin(m, 'local-admin', 'local admin password');
+      const alarms = await req(`${m.base()}/api/v1/alarms`, { ca: m.ca, headers: { cookie } });
+      const list = alarms.json<{ id: string; severity: string }[]>();
+      assert.ok(
+        list.some((a) => a.id === 'ldap-directory' && a.severity === 'major'),
+        alarms.text,
+      );
+    } finally {
+      await m?.node.close();
+      fake.close();
+    }
   });
 });
