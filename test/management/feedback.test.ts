@@ -1,6 +1,8 @@
 /**
- * Feedback events against real receivers started by the test: an HTTPS server with a test CA (certificate verified),
- * and the node's own events (configuration change, traversal zone state) arriving in order with basic credentials.
+ * Feedback events against real receivers started by the test: an HTTPS server with a test CA (certificate verified)
+ * or plain HTTP; order, basic credentials, retries with backoff, a 4xx rejected, a timeout, a subscriber down for long
+ * (bounded queue, counted drops); and the node's own events (configuration change, traversal zone state, alarms),
+ * each body checked against the documented schema. Registration and call events: feedback-sipp.test.ts.
  */
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
