@@ -3,6 +3,7 @@ import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { category, type Logger, silentLogger } from '../common/log.ts';
 import { type Clock, systemClock } from '../common/timers.ts';
+import { connectFromRange, OutboundPortCursor } from '../sip/transport/outbound-ports.ts';
 import { canonicalIp, type TransportAddress } from '../stun/address.ts';
 import type { TurnConfig } from './config.ts';
 import { ConfigCredentials, type LongTermCredentials } from './credentials.ts';
@@ -147,26 +148,26 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
       });
     });
   };
-  io.connectTcp = (family, ip, port, timeoutMs) => {
+  // RFC 6062 §5.2 wants the relayed transport address as the local end; its port is taken by the relay's
+  // listener, so the connection leaves from the relay address with another port of the relay range (the port plan's
+  // turn-relay flow), skipping ports in use.
+  const connectCursor = new OutboundPortCursor(options.relayRange);
+  io.connectTcp = async (family, ip, port, timeoutMs) => {
     const localAddress = relayBind[family];
-    return new Promise((resolve) => {
-      // RFC 6062 §5.2 wants the relayed transport address as the local end; its port is taken by the relay's
-      // listener, so the connection leaves from the relay address with another port.
-      const sock = net.connect({ host: ip, port, ...(localAddress ? { localAddress } : {}), noDelay: true });
-      const timer = setTimeout(() => fail(), timeoutMs);
-      timer.unref();
-      const fail = () => {
-        clearTimeout(timer);
-        sock.destroy();
-        resolve(undefined);
-      };
-      sock.once('error', fail);
-      sock.once('connect', () => {
-        clearTimeout(timer);
-        sock.off('error', fail);
-        resolve(wrapPeer(sock));
+    try {
+      const sock = await connectFromRange({
+        host: ip,
+        port,
+        ...(localAddress ? { localAddress } : {}),
+        cursor: connectCursor,
+        clock,
+        timeoutMs,
       });
-    });
+      sock.setNoDelay(true);
+      return wrapPeer(sock);
+    } catch {
+      return undefined;
+    }
   };
 
   const own = new Set<string>();
