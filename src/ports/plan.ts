@@ -72,7 +72,9 @@ export const NOT_OPENED = Object.freeze({
   h46018:
     "not opened yet: H.460.18 (H.245 on listener h323-h245-h46018, Q.931 from the core to the edge's private side) " +
     'is not implemented',
-  traversalRas: 'not opened yet: H.323 over a traversal zone (RAS on listener traversal-ras:n) is not implemented',
+  h323Traversal:
+    'not opened yet: H.323 traversal between core and edge (RAS on listener traversal-ras:n, the media of its calls) ' +
+    'is not implemented',
 });
 
 /** Added to a privileged listener port when a `lab` process has no privilege (80 → 8080, 161 → 8161, 443 → 8443). */
@@ -331,7 +333,7 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
         `traversalZones[${i}].h323`,
         undefined,
         undefined,
-        NOT_OPENED.traversalRas,
+        NOT_OPENED.h323Traversal,
       );
     }
   });
@@ -578,7 +580,7 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
         ['udp'],
         end('edge', single(z.ras), 'private'),
         `traversalZones[${i}].h323`,
-        { listener: `traversal-ras:${i + 1}`, notOpened: NOT_OPENED.traversalRas },
+        { listener: `traversal-ras:${i + 1}`, notOpened: NOT_OPENED.h323Traversal },
       );
     });
     const q = 'Q.931 / H.225 signaling';
@@ -628,24 +630,20 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
     });
     const rtpM = 'RTP (multiplexed traversal media)';
     const rtcpM = 'RTCP (multiplexed traversal media)';
-    F('H.323', rtpM, end('core', even), ['udp'], end('edge', muxRtp, 'private'), muxSetting, { listener: 'mux-rtp' });
-    F('H.323', rtcpM, end('core', odd), ['udp'], end('edge', muxRtcp, 'private'), muxSetting, { listener: 'mux-rtcp' });
-    F(
-      'H.323',
-      'RTP (non-multiplexed traversal media)',
-      end('core', even),
-      ['udp'],
-      end('edge', even, 'private'),
-      mediaSetting,
-    );
-    F(
-      'H.323',
-      'RTCP (non-multiplexed traversal media)',
-      end('core', odd),
-      ['udp'],
-      end('edge', odd, 'private'),
-      mediaSetting,
-    );
+    // core → edge media of H.323 traversal calls (SIP traversal media has its own rows, to the demux ports only)
+    const later = { notOpened: NOT_OPENED.h323Traversal };
+    F('H.323', rtpM, end('core', even), ['udp'], end('edge', muxRtp, 'private'), muxSetting, {
+      listener: 'mux-rtp',
+      ...later,
+    });
+    F('H.323', rtcpM, end('core', odd), ['udp'], end('edge', muxRtcp, 'private'), muxSetting, {
+      listener: 'mux-rtcp',
+      ...later,
+    });
+    const nonMux = (what: string, from: PortRange, to: PortRange) =>
+      F('H.323', what, end('core', from), ['udp'], end('edge', to, 'private'), mediaSetting, later);
+    nonMux('RTP (non-multiplexed traversal media)', even, even);
+    nonMux('RTCP (non-multiplexed traversal media)', odd, odd);
     F('H.323', 'RTP (non-multiplexed)', end('edge', even, 'public'), ['udp'], end('internet', ANY), mediaSetting);
     F('H.323', 'RTCP (non-multiplexed)', end('edge', odd, 'public'), ['udp'], end('internet', ANY), mediaSetting);
     F('H.323', 'RTP (non-multiplexed)', end('internet', ANY), ['udp'], end('edge', even, 'public'), mediaSetting);

@@ -82,10 +82,10 @@ describe('port plan: configuration drives the tables', () => {
   it('disabling H.323 removes its rows and listeners', () => {
     const on = plan(base);
     const off = plan({ ...base, h323: { enabled: false } });
-    // 22 opened; 8 more (Assent, H.460.18, RAS over the zone) are listed under "Not opened yet"
-    assert.equal(rowsOf(renderMarkdown(on), 'H.323 calls').length, 22);
+    // 18 opened; 12 more (Assent, H.460.18, H.323 traversal: zone RAS, core→edge media) are listed as not opened
+    assert.equal(rowsOf(renderMarkdown(on), 'H.323 calls').length, 18);
     const later = rowsOf(renderMarkdown(on), 'Not opened yet');
-    assert.equal(later.filter((l) => l.startsWith('| H.323 |')).length, 8);
+    assert.equal(later.filter((l) => l.startsWith('| H.323 |')).length, 12);
     assert.equal(later.filter((l) => l.startsWith('| edge |')).length, 3);
     assert.deepEqual(rowsOf(renderMarkdown(off), 'H.323 calls'), []);
     assert.match(renderTable(off), /== H\.323 calls\n\(none in this configuration\)/);
@@ -109,6 +109,14 @@ describe('port plan: configuration drives the tables', () => {
     assert.ok(!p.flows.some(toPrivate1720));
     assert.ok(p.notOpened.flows.some(toPrivate1720));
     for (const f of p.notOpened.flows) assert.match(f.notOpened, /^not opened yet: /);
+    // H.323 traversal media core → edge is not opened: only SIP's (core media → the demux ports) crosses
+    const coreToEdgeMedia = p.flows.filter(
+      (f) => f.from.peer === 'core' && f.to.peer === 'edge' && f.protocols.includes('udp'),
+    );
+    assert.deepEqual(coreToEdgeMedia.map((f) => `${f.table} ${f.purpose} ${f.to.ports.from}-${f.to.ports.to}`).sort(), [
+      'SIP Assent RTCP (traversed media) 36001-36001',
+      'SIP Assent RTP (traversed media) 36000-36000',
+    ]);
     const opened = new Set(p.listeners.map((l) => l.id));
     for (const f of p.flows) if (f.listener) assert.ok(opened.has(f.listener), `${f.id} goes to ${f.listener}`);
     for (const t of NFT_TARGETS) {

@@ -102,9 +102,20 @@ function covered(plan: PortPlan, a: SeedAtom): boolean {
  * The seed rows Crossway plans but does not open yet (docs/ports.md, "Not opened yet"), by the feature missing:
  * every other row is opened. Keyed by destination port (small/medium legacy and large alike).
  */
+function notOpenedRows(ctx: SeedContext): Record<string, string> {
+  const mux = ctx.size !== 'large' && ctx.mux === 'legacy-2776' ? 2776 : 36000;
+  return {
+    ...NOT_OPENED_ROWS,
+    [`RTP (multiplexed traversal media) core→edge(private) ${mux}`]: NOT_OPENED.h323Traversal,
+    [`RTCP (multiplexed traversal media) core→edge(private) ${mux + 1}`]: NOT_OPENED.h323Traversal,
+    'RTP (non-multiplexed traversal media) core→edge(private) 36000': NOT_OPENED.h323Traversal,
+    'RTCP (non-multiplexed traversal media) core→edge(private) 36001': NOT_OPENED.h323Traversal,
+  };
+}
+
 const NOT_OPENED_ROWS: Record<string, string> = {
-  'Initial RAS connection core→edge(private) 6001': NOT_OPENED.traversalRas,
-  'Initial RAS connection core→edge(private) 6002': NOT_OPENED.traversalRas,
+  'Initial RAS connection core→edge(private) 6001': NOT_OPENED.h323Traversal,
+  'Initial RAS connection core→edge(private) 6002': NOT_OPENED.h323Traversal,
   'Q.931 / H.225 signaling internet→edge(public) 2776': NOT_OPENED.assent,
   'Q.931 / H.225 signaling core→edge(private) 2776': NOT_OPENED.assent,
   'Q.931 / H.225 signaling core→edge(private) 1720': NOT_OPENED.h46018,
@@ -155,7 +166,7 @@ describe('port plan against the seed port reference', () => {
       }
       assert.deepEqual(
         Object.fromEntries([...later].sort()),
-        Object.fromEntries(Object.entries(NOT_OPENED_ROWS).sort()),
+        Object.fromEntries(Object.entries(notOpenedRows(ctx)).sort()),
       );
     });
   }
