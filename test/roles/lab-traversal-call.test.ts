@@ -328,3 +328,78 @@ test('lab traversal over a TCP zone (transport: tcp): registration through the e
     await node?.close();
   }
 });
+
+test('lab traversal: a re-INVITE without SDP crosses edge and core as a late offer; media keeps to both relays', async () => {
+  let node: RunningNode | undefined;
+  const uas: TestUa[] = [];
+  try {
+    node = await startLab();
+    const edgePort = node.plan.port('sip-udp', 'edge');
+    const corePort = node.plan.port('sip-udp', 'core');
+    const alice = await TestUa.create('alice', DOMAIN, '127.0.0.4');
+    const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
+    uas.push(alice, bob);
+    assert.equal((await alice.register('127.0.0.1', edgePort, 'alice-pw')).status, 200);
+    assert.equal((await bob.register('127.0.0.2', corePort, 'bob-pw')).status, 200);
+    const ok = await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);
+    assert.equal(ok.status, 200);
+    const d = alice.dialog!;
+    const first = /<sip:([^;>]+)/.exec(d.routes[0]!)![1]!;
+    const [host, port] = (first.includes('@') ? first.split('@')[1]! : first).split(':');
+    const inDialog = (method: 'INVITE' | 'ACK', cseq: number, body = '') =>
+      alice.send(
+        [
+          `${method} ${d.remoteUri} SIP/2.0`,
+          `Via: SIP/2.0/UDP ${alice.ip}:${alice.port};branch=z9hG4bK${Math.random().toString(36).slice(2)};rport`,
+          'Max-Forwards: 70',
+          ...d.routes.map((r) => `Route: ${r}`),
+          `From: <sip:alice@${DOMAIN}>;tag=${d.localTag}`,
+          `To: <sip:bob@${DOMAIN}>;tag=${d.remoteTag}`,
+          `Call-ID: ${d.callId}`,
+          `CSeq: ${cseq} ${method}`,
+          `Contact: <sip:alice@${alice.ip}:${alice.port}>`,
+          ...(body ? ['Content-Type: application/sdp'] : []),
+          `Content-Length: ${Buffer.byteLength(body)}`,
+          '',
+          body,
+        ].join('\r\n'),
+        host!,
+        Number(port),
+      );
+    // alice asks bob to offer: the re-INVITE reaches bob without a body, bob offers in the 200 (his own address).
+    inDialog('INVITE', 10);
+    const reinv = await bob.wait((m) => m.method === 'INVITE', 're-INVITE at bob');
+    assert.equal(reinv.body, '');
+    const ok2 = await alice.wait(
+      (m) => m.status === 200 && hdr(m, 'cseq') === '10 INVITE' && hdr(m, 'call-id') === d.callId,
+      '200 to the re-INVITE',
+    );
+    // The offer alice sees names the edge's relay, not bob.
+    assert.match(ok2.body, /c=IN IP4 127\.0\.0\.1\r?\n/);
+    assert.doesNotMatch(ok2.body, /c=IN IP4 127\.0\.0\.3/);
+    // alice answers in the ACK; bob receives it rewritten to the core's relay.
+    inDialog('ACK', 10, alice.sdp());
+    const ack = await bob.wait((m) => m.method === 'ACK' && m.body !== '', 'ACK with the answer at bob');
+    assert.match(ack.body, /c=IN IP4 127\.0\.0\.2\r?\n/);
+    assert.doesNotMatch(ack.body, /c=IN IP4 127\.0\.0\.4/);
+    // Media after the renegotiation goes through both relays, counted at both endpoints.
+    await Promise.all([alice.sendRtp(ok2.body, 50), bob.sendRtp(ack.body, 50)]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(alice.rtpIn >= 45 && bob.rtpIn >= 45, `alice ${alice.rtpIn}, bob ${bob.rtpIn} of 50`);
+    assert.match(alice.rtpFrom, /^127\.0\.0\.1:/);
+    assert.match(bob.rtpFrom, /^127\.0\.0\.2:/);
+    // No port pair was added by the re-offer: still one call on each relay.
+    assert.equal(node.media.get('edge')!.core.callCount, 1);
+    assert.equal(node.media.get('core')!.core.callCount, 1);
+    alice.inDialog('BYE');
+    await alice.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200');
+    await waitFor('ports released', () =>
+      node!.media.get('edge')!.core.portsInUse === 0 && node!.media.get('core')!.core.portsInUse === 0
+        ? true
+        : undefined,
+    );
+  } finally {
+    for (const ua of uas) ua.close();
+    await node?.close();
+  }
+});
