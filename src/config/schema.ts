@@ -183,6 +183,10 @@ export const traversalZoneSchema = z
   .refine((z) => z.retryMinSeconds <= z.retryMaxSeconds, {
     message: 'retryMinSeconds must not exceed retryMaxSeconds',
     path: ['retryMinSeconds'],
+  })
+  .refine((z) => z.tlsVerifySubjectName === undefined || z.transport === 'tls', {
+    message: 'tlsVerifySubjectName needs transport: tls (a TCP zone carries no certificate)',
+    path: ['tlsVerifySubjectName'],
   });
 
 export const ldapServerSchema = z

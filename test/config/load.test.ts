@@ -33,6 +33,21 @@ test('an invalid configuration is refused with the path of each bad field', () =
   }
 });
 
+test('a traversal zone over TCP with a TLS verify subject name is refused at that field', () => {
+  assert.throws(
+    () => validateConfig({ traversalZones: [{ name: 'tz', transport: 'tcp', tlsVerifySubjectName: 'core.example' }] }),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.issues.map((i) => i.path).join() === 'traversalZones[0].tlsVerifySubjectName' &&
+      /needs transport: tls/.test(e.message),
+  );
+  assert.equal(
+    validateConfig({ traversalZones: [{ name: 'tz', tlsVerifySubjectName: 'core.example' }] }).traversalZones[0]!
+      .transport,
+    'tls',
+  );
+});
+
 test('t1 larger than t2 is refused at sip.timers.t1', () => {
   try {
     validateConfig({ sip: { timers: { t1: 5000, t2: 4000 } } });
