@@ -2,7 +2,7 @@
  * The generated nftables rulesets on real firewalls: a network-namespace lab (outside host, outside firewall, edge
  * in the DMZ, inside firewall, core inside) whose routers load `renderNftables(plan, 'outside-firewall' |
  * 'inside-firewall')` (and the hosts their host rulesets) as `nft -f` reads it. Small echo programs listen on the
- * plan's ports here, to test the rulesets themselves (every size and feature, UDP parity, the mux ports);
+ * plan's ports here, to test the rulesets themselves (every size and feature, the mux ports, what stays closed);
  * `node-lab.test.ts` runs the same proof with the nodes themselves (`crossway start` as edge and core).
  */
 import assert from 'node:assert/strict';
@@ -234,7 +234,8 @@ describe('network-namespace lab: the firewalls enforce the plan', { skip }, () =
       await lab.probe('inside', { proto: 'udp', host: A.edgePrivate, port: 36000, localPort: media.from + 2 }),
       'answered',
     );
-    // Non-multiplexed H.323 traversal media keeps its parity: even RTP to even ports, from even ports only.
+    // … but not the edge's private media range: H.323 traversal media is not opened yet (docs/ports.md), and SIP's
+    // goes to the demux ports only.
     const rtp = await lab.listen('edge', 'udp', A.edgePrivate, [media.from + 100]);
     closers.push(rtp.close);
     assert.equal(
@@ -243,15 +244,6 @@ describe('network-namespace lab: the firewalls enforce the plan', { skip }, () =
         host: A.edgePrivate,
         port: media.from + 100,
         localPort: media.from + 4,
-      }),
-      'answered',
-    );
-    assert.equal(
-      await lab.probe('inside', {
-        proto: 'udp',
-        host: A.edgePrivate,
-        port: media.from + 100,
-        localPort: media.from + 5,
       }),
       'timeout',
     );

@@ -123,6 +123,11 @@ describe('port plan: configuration drives the tables', () => {
       const nft = renderNftables(p, t);
       assert.doesNotMatch(nft, /dport (2776|2777|6001)\b/, t);
     }
+    // every-other-port ranges keep their parity (even RTP from the edge to the internet)
+    assert.match(
+      renderNftables(p, 'outside-firewall'),
+      /ip saddr @edge_public4 udp sport 36000-59998 udp sport & 1 == 0 udp dport 1024-65535 ct state new accept comment "H\.323: RTP \(non-multiplexed\)/,
+    );
     assert.match(renderTable(p), /== Not opened yet[^\n]*\n[\s\S]*edge +h323-assent +TCP +both +2776/);
   });
 
