@@ -308,6 +308,19 @@ describe('port plan: configuration drives the tables', () => {
     assert.equal(doc.nodes.length, 2);
     assert.equal(doc.flows.length, p.flows.length);
     assert.deepEqual(doc.nodes[0].mux, { rtp: [36000], rtcp: [36001] });
+    assert.ok(Object.isFrozen(p.notOpened) && Object.isFrozen(p.notOpened.flows[0]));
+    assert.deepEqual(
+      doc.notOpened.listeners.map((l: { id: string; notOpened: string }) => [
+        l.id,
+        l.notOpened.startsWith('not opened yet'),
+      ]),
+      [
+        ['traversal-ras:1', true],
+        ['h323-assent', true],
+        ['h323-h245-h46018', true],
+      ],
+    );
+    assert.equal(doc.notOpened.flows.length, p.notOpened.flows.length);
   });
 });
 
