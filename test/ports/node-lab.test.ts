@@ -178,4 +178,32 @@ describe('real nodes in the network-namespace lab', { skip }, () => {
     }
     await core.stop();
   });
+
+  it('the host rulesets alone, on the nodes themselves: the zone comes up, the rest is dropped by the hosts', async () => {
+    // Routers open; each node's own ruleset (input and output, default deny) is all that filters.
+    await lab.exec('fwOut', 'nft', ['flush', 'ruleset']);
+    await lab.exec('fwIn', 'nft', ['flush', 'ruleset']);
+    const sip = (n: number) => ({ send: options(n, 'edge', 'host'), expect: 'SIP/2.0 ' });
+    // control: with the routers open, the outside reaches the edge's private traversal listener
+    assert.equal(await lab.probe('outside', { proto: 'tls', host: A.edgePrivate, port: 7001, ...sip(1) }), 'answered');
+    const addresses = book(addressesFromConfig(edgeCfg), addressesFromConfig(coreCfg));
+    await lab.loadRuleset('edge', renderNftables(computePortPlan(edgeCfg), 'edge-host', addresses));
+    await lab.loadRuleset('inside', renderNftables(computePortPlan(coreCfg), 'core-host', addresses));
+    const core = await lab.startCrossway('inside', files.core);
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!core.log().includes('"msg":"traversal zone active"')) {
+        if (Date.now() > deadline)
+          assert.fail(`zone never active behind the host rulesets:\n${core.log().slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // the edge host: 7001 only from the core, 5061 on its public side from anyone
+      assert.equal(await lab.probe('outside', { proto: 'tls', host: A.edgePrivate, port: 7001, ...sip(2) }), 'timeout');
+      assert.equal(await lab.probe('outside', { proto: 'tls', host: A.edgePublic, port: 5061, ...sip(3) }), 'answered');
+      // the core host: its SIP listener serves inside endpoints, not the outside
+      assert.equal(await lab.probe('outside', { proto: 'tls', host: A.inside, port: 5061, ...sip(4) }), 'timeout');
+    } finally {
+      await core.stop();
+    }
+  });
 });
