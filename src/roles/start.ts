@@ -126,14 +126,41 @@ async function tlsFor(config: Readonly<CrosswayConfig>): Promise<TransportTlsOpt
   };
 }
 
-/** Registrations and calls of each node kind reported on its management event bus (feedback, metrics). */
-function wireEvents(sip: ReadonlyMap<NodeKind, SipService>, management: RunningManagement): void {
+/**
+ * Registrations (SIP address-of-record bindings and H.323 gatekeeper registrations) and calls of each node kind
+ * reported on its management event bus (feedback, metrics).
+ */
+function wireEvents(
+  sip: ReadonlyMap<NodeKind, SipService>,
+  h323: ReadonlyMap<NodeKind, GatekeeperService>,
+  management: RunningManagement,
+): void {
+  for (const [kind, gk] of h323) {
+    const bus = management.nodes.get(kind)?.bus;
+    if (!bus) continue;
+    // An endpoint registering again replaces itself under the same identifier: neither half is news, as a SIP
+    // refresh is not.
+    const replacing = new Set<string>();
+    gk.gatekeeper.on((e) => {
+      const r = e.registration;
+      const data = {
+        protocol: 'h323',
+        endpointIdentifier: r.endpointIdentifier,
+        aliases: r.aliases.map((a) => `${a.kind}:${a.value}`),
+        callSignalAddress: r.callSignalAddresses.map((a) => `${a.ip}:${a.port}`).join(','),
+      };
+      if (e.kind === 'unregistered') {
+        if (e.reason === 'replaced') replacing.add(r.endpointIdentifier);
+        else bus.emit('unregistration', { ...data, reason: e.reason });
+      } else if (!replacing.delete(r.endpointIdentifier)) bus.emit('registration', data);
+    });
+  }
   for (const [kind, svc] of sip) {
     const bus = management.nodes.get(kind)?.bus;
     if (!bus) continue;
     if (svc.location) {
       svc.location.onChange = (aor, change, bindings) =>
-        bus.emit(change === 'registered' ? 'registration' : 'unregistration', { aor, bindings });
+        bus.emit(change === 'registered' ? 'registration' : 'unregistration', { protocol: 'sip', aor, bindings });
     }
     if (svc.calls) {
       svc.calls.onEvent = (e) => {
@@ -351,7 +378,7 @@ export async function startNode(
     });
     turn = await startTurn(config, plan, addresses.get('edge'), security.get('edge')?.auth.credentials, log);
     registerTurnStatus(management, turn);
-    if (management) wireEvents(sip, management);
+    if (management) wireEvents(sip, h323, management);
   } catch (err) {
     await close();
     throw err;

@@ -124,12 +124,31 @@ describe('the served OpenAPI document', () => {
       event: 'registration',
       node: 'core',
       time: '2026-12-07T20:00:00.000Z',
-      data: { aor: 'sip:alice@example.com', bindings: 1 },
+      data: { protocol: 'sip', aor: 'sip:alice@example.com', bindings: 1 },
     };
     assert.deepEqual(checkJsonSchema(schema('FeedbackEvent'), ok, doc), []);
+    const h323 = {
+      ...ok,
+      event: 'unregistration',
+      data: {
+        protocol: 'h323',
+        endpointIdentifier: '0a1b2c3d4e5f',
+        aliases: ['h323-ID:alice'],
+        callSignalAddress: '127.0.0.1:1720',
+        reason: 'expired',
+      },
+    };
+    assert.deepEqual(checkJsonSchema(schema('FeedbackEvent'), h323, doc), []);
+    for (const bad of [
+      { ...h323, data: { ...h323.data, protocol: 'sip' } },
+      { ...h323, data: { ...h323.data, reason: 'replaced' } },
+      { ...h323, data: { ...h323.data, aor: 'sip:alice@example.com' } },
+    ])
+      assert.notDeepEqual(checkJsonSchema(schema('FeedbackEvent'), bad, doc), [], JSON.stringify(bad));
     for (const bad of [
       { ...ok, event: 'registered' },
-      { ...ok, data: { aor: 'sip:alice@example.com' } },
+      { ...ok, data: { protocol: 'sip', aor: 'sip:alice@example.com' } },
+      { ...ok, data: { aor: 'sip:alice@example.com', bindings: 1 } },
       { ...ok, data: { ...ok.data, contact: 'sip:x' } },
       { ...ok, event: 'call-attempt' },
       { ...ok, node: 'lab' },

@@ -81,9 +81,30 @@ export const FEEDBACK_EVENT_SCHEMA = {
   oneOf: [
     eventOf(
       ['registration', 'unregistration'],
-      'an address of record gained its first binding, or lost its last one (removed, expired, flow failed)',
-      { aor: str, bindings: { type: 'integer', minimum: 0, description: 'bindings left' } },
-      ['aor', 'bindings'],
+      'SIP: an address of record gained its first binding, or lost its last one (removed, expired, flow failed)',
+      {
+        protocol: { enum: ['sip'] },
+        aor: str,
+        bindings: { type: 'integer', minimum: 0, description: 'bindings left' },
+      },
+      ['protocol', 'aor', 'bindings'],
+    ),
+    eventOf(
+      ['registration', 'unregistration'],
+      'H.323: an endpoint registered with the gatekeeper, or its registration ended (a re-registration of the same ' +
+        'endpoint is neither)',
+      {
+        protocol: { enum: ['h323'] },
+        endpointIdentifier: str,
+        aliases: { type: 'array', items: str, description: 'kind:value (h323-ID:alice, dialledDigits:2001, …)' },
+        callSignalAddress: { type: 'string', description: 'ip:port[,ip:port…]' },
+        reason: {
+          enum: ['endpoint', 'expired', 'administrator'],
+          description:
+            'unregistration only: URQ from the endpoint, keep-alives stopped, or removed by an administrator',
+        },
+      },
+      ['protocol', 'endpointIdentifier', 'aliases', 'callSignalAddress'],
     ),
     eventOf(['call-attempt'], 'a call arrived and is being routed', { ...callBase, sourceZone: str }, [
       'callId',
