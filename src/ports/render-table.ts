@@ -62,7 +62,8 @@ export function flowRow(f: Flow | NotOpened<Flow>): TableRow {
   };
 }
 
-function listenerLine(l: Listener | NotOpened<Listener>): string[] {
+/** A listener's row: node, id, protocol, side, ports, purpose, setting (with why it is not opened, if so). */
+export function listenerLine(l: Listener | NotOpened<Listener>): string[] {
   const proto = l.security ? `${l.transport.toUpperCase()}/${l.security.toUpperCase()}` : l.transport.toUpperCase();
   const setting = 'notOpened' in l ? `${l.setting} — ${l.notOpened}` : l.setting;
   return [l.node, l.id, proto, l.side, formatRange(l.ports), l.purpose, setting];

@@ -1,5 +1,5 @@
 import { formatRange } from '../../ports/port-range.ts';
-import { flowRow, TABLES } from '../../ports/render-table.ts';
+import { COLUMNS, flowRow, listenerLine, TABLES } from '../../ports/render-table.ts';
 import type { PortPlan } from '../../ports/types.ts';
 import type { AuditRecord } from '../admin-store.ts';
 import { esc, table } from './html.ts';
@@ -138,20 +138,40 @@ export function portsPage(plan: PortPlan): string {
       ),
     );
   }
+  const { flows: laterFlows, listeners: laterListeners } = plan.notOpened;
+  if (laterFlows.length > 0 || laterListeners.length > 0) {
+    parts.push('<h2>Not opened yet</h2>');
+    parts.push(
+      '<p>The seed lists these for this configuration; no node opens them yet and no firewall ruleset allows them.</p>',
+    );
+    if (laterFlows.length > 0) {
+      parts.push(
+        table(
+          'ports-not-opened',
+          ['Table', ...COLUMNS, 'Setting'],
+          laterFlows.map((f) => {
+            const r = flowRow(f);
+            return [f.table, ...r.cells, `${r.setting} — ${r.note ?? f.notOpened}`];
+          }),
+        ),
+      );
+    }
+    if (laterListeners.length > 0) {
+      parts.push(
+        table(
+          'listeners-not-opened',
+          ['Node', 'Id', 'Protocol', 'Side', 'Ports', 'Purpose', 'Setting'],
+          laterListeners.map(listenerLine),
+        ),
+      );
+    }
+  }
   parts.push('<h2>Listening sockets</h2>');
   parts.push(
     table(
       'listeners',
       ['Node', 'Id', 'Protocol', 'Side', 'Ports', 'Purpose', 'Setting'],
-      plan.listeners.map((l) => [
-        l.node,
-        l.id,
-        l.security ? `${l.transport.toUpperCase()}/${l.security.toUpperCase()}` : l.transport.toUpperCase(),
-        l.side,
-        formatRange(l.ports),
-        l.purpose,
-        l.setting,
-      ]),
+      plan.listeners.map(listenerLine),
     ),
   );
   parts.push('<h2>Port pools</h2>');
