@@ -45,6 +45,21 @@ export interface CallInfo {
   cause?: string;
   /** Media the node relayed, per direction, taken when the relay let go of the call (absent: not anchored). */
   media?: CallMedia;
+  /** Codecs each side sends and the relay ports facing each side, as the call goes (H.323; absent: not known). */
+  mediaPath?: CallMediaPath;
+}
+
+/** A relay port pair (RTP, RTCP). */
+export interface RelayPortPair {
+  rtp: number;
+  rtcp: number;
+}
+
+/** What the call's media looks like now: codecs per side and, per RTP session, the relay's ports facing each side. */
+export interface CallMediaPath {
+  /** Codecs each side sends on its open channels (`audio:g711Ulaw`…). */
+  codecs: { caller: string[]; callee: string[] };
+  relay: Array<{ session: number; address: string; caller: RelayPortPair; callee: RelayPortPair }>;
 }
 
 /** Packets and bytes the node's relay received from one party, and when the last one came (wall-clock ms, 0: none). */
@@ -135,6 +150,12 @@ export class CallRegistry {
   setMedia(id: string, media: CallMedia): void {
     const call = this.#active.get(id);
     if (call) call.media = media;
+  }
+
+  /** The call's codecs and relay ports as they are now (replaced on each change; kept in the history, not stored). */
+  setMediaPath(id: string, path: CallMediaPath): void {
+    const call = this.#active.get(id);
+    if (call) call.mediaPath = path;
   }
 
   legStatus(id: string, leg: number, status: number): void {

@@ -13,7 +13,8 @@ export function aliasList(aliases: readonly AliasText[]): string {
 /**
  * Feeds a node's call registry (active calls, history, call detail records in the store — the ones SIP calls write)
  * from routed H.323 calls: one record per call, protocol `h323`, `from`/`to` the caller's and called aliases, one leg
- * toward the callee's call signalling address, the cause the call ended with. Returns the listener to hand to
+ * toward the callee's call signalling address, the cause the call ended with, and while it runs its media path
+ * (codecs each side sends, the relay ports facing each side: `mediaPath`). Returns the listener to hand to
  * `CallServer.onCallState`.
  */
 export function h323CallRecorder(registry: CallRegistry): (info: Readonly<RoutedCallInfo>) => void {
@@ -31,6 +32,12 @@ export function h323CallRecorder(registry: CallRegistry): (info: Readonly<Routed
       return;
     }
     if (!registry.get(id)) return; // released before a Setup was read: no call to record
+    if (info.codecs.a.length + info.codecs.b.length + info.relay.length > 0) {
+      registry.setMediaPath(id, {
+        codecs: { caller: info.codecs.a, callee: info.codecs.b },
+        relay: info.relay.map((r) => ({ session: r.session, address: r.address, caller: r.a, callee: r.b })),
+      });
+    }
     if (info.target && !legged.has(id) && info.state !== 'released') {
       legged.add(id);
       registry.addLeg(id, H323_ZONE, `${info.target.ip}:${info.target.port}`);

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CallRegistry } from '../../src/calls/call-registry.ts';
 import { SqliteCallStore } from '../../src/calls/call-store.ts';
-import { buildSetup, type IpPort } from '../../src/h323/api.ts';
+import { buildAudioOlc, buildSetup, type IpPort } from '../../src/h323/api.ts';
 import { h323CallRecorder } from '../../src/h323/call-records.ts';
 import { type CallIo, RoutedCall } from '../../src/h323/calls/routed-call.ts';
 import type { H323Target } from '../../src/h323/gatekeeper/gatekeeper.ts';
+import { openLogicalChannelCodec } from '../../src/h323/per/schema.ts';
 import { encodeCallSignalling } from '../../src/h323/q931/call-signalling.ts';
 import { Q931_MESSAGE_TYPES } from '../../src/h323/q931/q931.ts';
 import { NodeStore } from '../../src/store/database.ts';
@@ -14,7 +15,7 @@ const BOB: IpPort = { ip: '198.51.100.8', port: 1720 };
 const guid = new Uint8Array(16).fill(7);
 
 /** A routed call whose state changes feed a call registry writing to an in-memory store. */
-function harness() {
+function harness(relayPorts?: CallIo['relayPorts']) {
   let now = 1_000_000;
   const store = NodeStore.open(':memory:');
   const records = new SqliteCallStore(store);
@@ -40,6 +41,7 @@ function harness() {
     send: () => {},
     close: () => {},
     localAddress: { ip: '192.0.2.1', port: 1720 },
+    ...(relayPorts ? { relayPorts } : {}),
   };
   const call = new RoutedCall('c1', io, 900, () => now);
   call.onState = h323CallRecorder(registry);
@@ -60,7 +62,7 @@ const setup = (dest: string) =>
     }),
   );
 
-function answer(type: number, callReference: number, body: 'connect' | 'releaseComplete') {
+function answer(type: number, callReference: number, body: 'connect' | 'releaseComplete', fastStart?: Uint8Array[]) {
   const value =
     body === 'releaseComplete'
       ? { protocolIdentifier: '0.0.8.2250.0.7', callIdentifier: { guid } }
@@ -69,6 +71,7 @@ function answer(type: number, callReference: number, body: 'connect' | 'releaseC
           destinationInfo: { mc: false, undefinedNode: false },
           conferenceID: guid,
           callIdentifier: { guid },
+          ...(fastStart ? { fastStart } : {}),
         };
   return encodeCallSignalling({
     q931: { callReference, fromDestination: true, callReferenceLength: 2, messageType: type, ies: [] },
@@ -109,6 +112,37 @@ describe('H.323 call records', () => {
     assert.equal(r.cause, 'released by caller');
     assert.equal(r.endedAt - (r.answeredAt ?? 0), 42_000);
     assert.equal(r.legs, 1);
+  });
+
+  it('the active call shows its media path (codecs each side sends, relay ports facing each), kept in the history', async () => {
+    const relay = [
+      { session: 1, address: '192.0.2.1', a: { rtp: 36_000, rtcp: 36_001 }, b: { rtp: 36_002, rtcp: 36_003 } },
+    ];
+    const h = harness(() => relay);
+    h.call.fromA(setup('bob'));
+    h.call.bConnected();
+    await h.call.settled();
+    assert.equal(h.registry.active()[0]!.mediaPath, undefined, 'nothing known before the answer');
+    // the callee accepts the caller's G.711 µ-law channel in its Connect (fast start)
+    const olc = openLogicalChannelCodec.encode(buildAudioOlc(1, { ip: '198.51.100.8', port: 5001 }));
+    const connect = answer(Q931_MESSAGE_TYPES.connect, 900, 'connect', [olc]);
+    h.call.fromB(connect);
+    await h.call.settled();
+    const want = {
+      codecs: { caller: ['audio:g711Ulaw'], callee: [] },
+      relay: [
+        {
+          session: 1,
+          address: '192.0.2.1',
+          caller: { rtp: 36_000, rtcp: 36_001 },
+          callee: { rtp: 36_002, rtcp: 36_003 },
+        },
+      ],
+    };
+    assert.deepEqual(h.registry.active()[0]!.mediaPath, want);
+    h.call.fromA(answer(Q931_MESSAGE_TYPES.releaseComplete, 33, 'releaseComplete'));
+    await h.call.settled();
+    assert.deepEqual(h.registry.history(1)[0]!.mediaPath, want);
   });
 
   it('a call to an alias nobody registered is recorded as failed with calledPartyNotRegistered', async () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { NodeStatus } from '../../src/calls/status.ts';
+import { formatStatus } from '../../src/cli/commands/status.ts';
 import type { RelaySessionPorts } from '../../src/h323/calls/media-anchor.ts';
 import { callControl } from '../../src/roles/control.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
@@ -81,6 +82,13 @@ describe('H.323 call records of a real call through a node', {
       assert.match(up[0]!.from, /h323-ID:alice/);
       assert.equal(up[0]!.to, 'dialledDigits:2001');
       assert.match(up[0]!.legs[0]!.target, /^127\.0\.33\.3:\d+$/);
+      // crossway status (calls.status) shows the same media path: codecs per side, relay ports facing each
+      assert.deepEqual(up[0]!.mediaPath?.codecs, { caller: ['audio:g711Ulaw'], callee: ['audio:g711Ulaw'] });
+      assert.equal(up[0]!.mediaPath?.relay.length, 1);
+      assert.match(
+        formatStatus(await status()),
+        /media: caller sends audio:g711Ulaw, callee sends audio:g711Ulaw; relay session 1 \S+ caller \d+\/\d+ callee \d+\/\d+/,
+      );
       // h323.status: the codecs each leg sends (fast start, G.711 µ-law from ooh323c) and the relay ports each was given
       const h323 = (await callControl(dataDir, 'h323.status')) as Array<{
         node: string;

@@ -22,7 +22,18 @@ function call(c: CallInfo | CallRecord): string {
   const legs = c.legs.map((l) => `${l.zone}:${l.status || '…'}`).join(',');
   const proto = c.protocol === 'h323' ? 'H.323 ' : '';
   const tail = c.cause ? `  ${c.cause}` : '';
-  return `  ${time(c.startedAt)}  ${proto}${c.state.padEnd(10)} ${c.from} → ${c.to}  [${c.sourceZone} → ${c.targetZone ?? '?'}] legs ${legs}${tail}`;
+  const line = `  ${time(c.startedAt)}  ${proto}${c.state.padEnd(10)} ${c.from} → ${c.to}  [${c.sourceZone} → ${c.targetZone ?? '?'}] legs ${legs}${tail}`;
+  const m = c.mediaPath;
+  if (!m) return line;
+  // the media path: what each side sends, and per RTP session the relay ports (RTP/RTCP) facing caller and callee
+  const relay = m.relay
+    .map(
+      (r) =>
+        `session ${r.session} ${r.address} caller ${r.caller.rtp}/${r.caller.rtcp} callee ${r.callee.rtp}/${r.callee.rtcp}`,
+    )
+    .join('; ');
+  const codecs = `caller sends ${m.codecs.caller.join(',') || '-'}, callee sends ${m.codecs.callee.join(',') || '-'}`;
+  return `${line}\n      media: ${codecs}${relay ? `; relay ${relay}` : ''}`;
 }
 
 function search(s: SearchRecord): string {
