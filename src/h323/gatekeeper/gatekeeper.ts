@@ -592,10 +592,13 @@ export class Gatekeeper {
         this.#out({ choice: 'requestInProgress', value: { requestSeqNum: a.requestSeqNum, delay } }, from, auth),
       );
     });
-    const done = (target: H323Route | undefined) => {
+    const done = (found: H323Route | undefined) => {
       rip.cancel();
       this.#routing.delete(key);
       if (this.#closed) return;
+      // not found by its aliases: the destCallSignalAddress may still name a registered endpoint (as on the table)
+      const byAddress = !found && s.destCallSignalAddress ? this.resolve([], s.destCallSignalAddress) : undefined;
+      const target = found ?? (byAddress?.kind === 'endpoint' ? byAddress : undefined);
       let reply: RasMessage;
       if (!target) reply = this.#arj(a, 'calledPartyNotRegistered');
       else if (target.kind === 'rejected') reply = this.#arj(a, 'requestDenied');

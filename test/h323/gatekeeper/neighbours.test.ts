@@ -447,6 +447,22 @@ describe('ARQ for an alias that a search rule sends to a neighbor zone', () => {
     assert.equal((await answer('bob')).m.choice, 'admissionConfirm');
     const unknown = await answer('nobody-registered');
     assert.equal(reason(unknown), 'calledPartyNotRegistered');
+    // an alias nobody has, but the destCallSignalAddress of a registered endpoint (bob): admitted as on the table
+    sent.length = 0;
+    const byAddress = arq(alice, 'nobody-registered');
+    assert.ok(byAddress.choice === 'admissionRequest');
+    byAddress.value.destCallSignalAddress = h225Address('198.51.100.11', 1720);
+    t.rx(byAddress, EP);
+    await flush();
+    assert.equal(sent[0]?.m.choice, 'admissionConfirm');
+    // ...unless call policy refuses the alias
+    sent.length = 0;
+    const refused = arq(alice, 'carol');
+    assert.ok(refused.choice === 'admissionRequest');
+    refused.value.destCallSignalAddress = h225Address('198.51.100.11', 1720);
+    t.rx(refused, EP);
+    await flush();
+    assert.equal(reason(sent[0]), 'requestDenied');
     // the router saw each one: its search history holds the transform and the policy decision
     const h = nb.router.history.recent();
     const transformed = h.find((r) => r.alias === '92002');
