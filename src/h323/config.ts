@@ -35,6 +35,8 @@ export const h323ConfigSchema = z
         allowDialledIp: z.boolean().default(false),
         /** Largest bandwidth granted per call in ACF/BCF, in units of 100 bit/s. */
         maxBandwidthPerCall: z.number().int().min(1).max(4_294_967_295).default(20_000),
+        /** Admissions held at once (each side of a call counts; DRQ or unregistration frees it); beyond: ARJ resourceUnavailable. */
+        maxAdmittedCalls: z.number().int().min(1).max(10_000_000).default(200_000),
         /**
          * H.235.1 (baseline security profile, procedure I: HMAC-SHA1-96 over the whole RAS message, key SHA-1 of the
          * password) checked against the local credential store (`crossway users`). `off`: tokens ignored;

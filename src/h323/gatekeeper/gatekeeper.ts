@@ -58,6 +58,11 @@ export interface GatekeeperOptions {
   allowDialledIp: boolean;
   /** Largest bandwidth (100 bit/s units) granted per call in ARQ/BRQ. */
   maxBandwidthPerCall: number;
+  /**
+   * Admissions held at once (each side of a call is one, until its DRQ or its endpoint's unregistration); beyond
+   * it an ARQ gets ARJ resourceUnavailable. Default 200,000.
+   */
+  maxAdmittedCalls?: number;
 }
 
 /** One registered endpoint (what the listing shows and the store keeps). */
@@ -150,6 +155,8 @@ interface Entry {
   reg: H323Registration;
   keys: string[];
   timer: TimerHandle | undefined;
+  /** Keys of this endpoint's admitted calls (forgotten with it when it unregisters or expires). */
+  calls: Set<string>;
 }
 
 interface AdmittedCall {
@@ -480,7 +487,7 @@ export class Gatekeeper {
       ...(this.#auth ? { authUser: this.#auth.username } : {}),
     };
     if (previous) this.#drop(previous, undefined);
-    this.#insert(reg);
+    this.#insert(reg, previous?.calls);
     this.#emit({ kind: 'registered', registration: reg });
     return buildRcf(r, {
       endpointIdentifier: reg.endpointIdentifier,
@@ -496,9 +503,9 @@ export class Gatekeeper {
     }
   }
 
-  #insert(reg: H323Registration): Entry {
+  #insert(reg: H323Registration, calls = new Set<string>()): Entry {
     const keys = reg.aliases.map(aliasKey);
-    const e: Entry = { reg, keys, timer: undefined };
+    const e: Entry = { reg, keys, timer: undefined, calls };
     this.#byId.set(reg.endpointIdentifier, e);
     for (const k of keys) this.#byAlias.set(k, reg.endpointIdentifier);
     for (const a of reg.callSignalAddresses) this.#byAddr.set(`${a.ip}:${a.port}`, reg.endpointIdentifier);
@@ -518,6 +525,8 @@ export class Gatekeeper {
 
   #drop(e: Entry, reason: 'endpoint' | 'expired' | 'administrator' | undefined): void {
     e.timer?.cancel();
+    // gone for good (not replaced by its own new RRQ): its admissions go too, so no DRQ lost keeps them forever
+    if (reason !== undefined) for (const k of e.calls) this.#calls.delete(k);
     this.#byId.delete(e.reg.endpointIdentifier);
     for (const k of e.keys) if (this.#byAlias.get(k) === e.reg.endpointIdentifier) this.#byAlias.delete(k);
     for (const a of e.reg.callSignalAddresses) {
@@ -614,7 +623,14 @@ export class Gatekeeper {
 
   #admit(a: AdmissionRequest, s: ReturnType<typeof readArq>): RasMessage {
     const bandWidth = Math.min(s.bandWidth, this.#o.maxBandwidthPerCall);
-    this.#calls.set(`${s.endpointIdentifier}/${guidHex(s.callIdentifier, a.callReferenceValue)}`, {
+    const key = `${s.endpointIdentifier}/${guidHex(s.callIdentifier, a.callReferenceValue)}`;
+    const caller = this.#live(s.endpointIdentifier);
+    // H.225.0 §7.11.3: no room for another call (a retransmitted ARQ of an admitted call is answered again)
+    if (!caller || (!this.#calls.has(key) && this.#calls.size >= (this.#o.maxAdmittedCalls ?? 200_000))) {
+      return this.#arj(a, caller ? 'resourceUnavailable' : 'callerNotRegistered');
+    }
+    caller.calls.add(key);
+    this.#calls.set(key, {
       endpointIdentifier: s.endpointIdentifier,
       bandWidth,
       answerCall: s.answerCall,
@@ -644,7 +660,9 @@ export class Gatekeeper {
         choice: 'disengageReject',
         value: { requestSeqNum: d.requestSeqNum, rejectReason: { choice: 'notRegistered', value: null } },
       };
-    this.#calls.delete(`${d.endpointIdentifier}/${guidHex(d.callIdentifier?.guid, d.callReferenceValue)}`);
+    const key = `${d.endpointIdentifier}/${guidHex(d.callIdentifier?.guid, d.callReferenceValue)}`;
+    this.#calls.delete(key);
+    this.#live(d.endpointIdentifier)?.calls.delete(key);
     return { choice: 'disengageConfirm', value: { requestSeqNum: d.requestSeqNum } };
   }
 

@@ -74,6 +74,7 @@ export async function startGatekeeperService(o: {
       policy: g.policy,
       allowDialledIp: g.allowDialledIp,
       maxBandwidthPerCall: g.maxBandwidthPerCall,
+      maxAdmittedCalls: g.maxAdmittedCalls,
     },
     o.clock,
   );

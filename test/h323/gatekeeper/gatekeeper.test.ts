@@ -278,6 +278,37 @@ describe('gatekeeper: admission, bandwidth, disengage, info (routed mode)', () =
     );
   });
 
+  it('admissions are bounded (ARJ resourceUnavailable) and forgotten with their endpoint, not with its re-registration', () => {
+    const clock = new FakeClock();
+    const gk = new Gatekeeper(options({ maxAdmittedCalls: 2, timeToLive: 60 }), clock);
+    const a = register(gk, ['alice'], { ip: '198.51.100.7', port: 1720 });
+    const c = register(gk, ['carol'], { ip: '198.51.100.9', port: 1720 });
+    register(gk, ['bob'], { ip: '198.51.100.8', port: 1720 });
+    const call = (id: string, n: number) =>
+      arq(id, ['bob'], { callReferenceValue: n, callIdentifier: { guid: new Uint8Array(16).fill(n) } });
+    const first = call(a, 1);
+    assert.equal(ask(gk, first)?.choice, 'admissionConfirm');
+    assert.equal(ask(gk, call(c, 2))?.choice, 'admissionConfirm');
+    assert.equal(reason(ask(gk, call(a, 3))), 'resourceUnavailable', 'no room for a third');
+    assert.equal(ask(gk, first)?.choice, 'admissionConfirm', 'a retransmitted ARQ of an admitted call is answered');
+    assert.equal(gk.activeCalls, 2);
+    // alice registers again (full RRQ, same address): her admission stays
+    register(gk, ['alice'], { ip: '198.51.100.7', port: 1720 });
+    assert.equal(gk.activeCalls, 2);
+    // carol unregisters without a DRQ: her admission goes with her, and there is room again
+    const urq: RasMessage = {
+      choice: 'unregistrationRequest',
+      value: { requestSeqNum: ++seq, callSignalAddress: [h225Address('198.51.100.9', 1720)], endpointIdentifier: c },
+    };
+    assert.equal(ask(gk, urq)?.choice, 'unregistrationConfirm');
+    assert.equal(gk.activeCalls, 1);
+    assert.equal(ask(gk, call(a, 4))?.choice, 'admissionConfirm');
+    // alice stops sending keep-alives: at expiry both her admissions are forgotten
+    clock.advance((60 + 5) * 1000 + 1);
+    assert.equal(gk.get(a), undefined);
+    assert.equal(gk.activeCalls, 0);
+  });
+
   it('BRQ → BCF (capped), DRQ → DCF (the call is forgotten), unknown endpoints → BRJ notBound / DRJ notRegistered', () => {
     const gk = new Gatekeeper(options({ maxBandwidthPerCall: 1000 }), new FakeClock());
     const a = register(gk, ['alice'], { ip: '198.51.100.7', port: 1720 });
