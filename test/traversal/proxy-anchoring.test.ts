@@ -719,3 +719,32 @@ test('anchoring a forked call: each branch answer goes through the relay, the br
   assert.equal(st.streams[0]!.sides[1].remote, '10.9.9.21:7000');
   assert.equal(r.core.portsInUse, 2);
 });
+
+test('an ACK for a 2xx, forwarded without a transaction, keeps its branch when retransmitted (RFC 3261 §16.11)', async () => {
+  const { layer, proxy } = setup();
+  const uri = 'sip:bob@10.0.0.2:5061;transport=tls';
+  const ack = (cseq: number, branch: string) => {
+    const a = request('ACK', { toTag: 'tt1', uri, cseq });
+    a.headers = a.headers.map((h) =>
+      h.name === 'Via' ? { ...h, value: `SIP/2.0/UDP 198.51.100.7:5060;branch=${branch};rport` } : h,
+    );
+    return a;
+  };
+  const topVia = () => getHeaders(layer.stateless.at(-1)!.msg as SipRequest, 'via')[0]!;
+  proxy.handleAck(ack(1, 'z9hG4bKa1'), UDP_IN);
+  await tick();
+  const first = topVia();
+  assert.match(first, /;branch=z9hG4bK/);
+  // The same ACK again (the caller answering a retransmitted 200): the same branch downstream.
+  proxy.handleAck(ack(1, 'z9hG4bKa1'), UDP_IN);
+  await tick();
+  assert.equal(layer.stateless.length, 2);
+  assert.equal(topVia(), first);
+  // Another ACK (a later re-INVITE's, or another branch upstream): another branch.
+  proxy.handleAck(ack(2, 'z9hG4bKa2'), UDP_IN);
+  await tick();
+  assert.notEqual(topVia(), first);
+  proxy.handleAck(ack(1, 'z9hG4bKb1'), UDP_IN);
+  await tick();
+  assert.notEqual(topVia(), first);
+});

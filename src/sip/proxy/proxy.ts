@@ -33,7 +33,6 @@ import {
   getRoutes,
   getToTag,
   getVias,
-  newBranch,
   newTag,
   parseUri,
   prependHeader,
@@ -477,7 +476,7 @@ export class StatefulProxy {
         if (!dest) return;
         const l = this.#listenerFor(dest);
         if (!l) return;
-        prependVia(fwd, this.#via(l, newBranch()));
+        prependVia(fwd, this.#via(l, this.#statelessBranch(ack)));
         this.#opts.transactions.sendStateless(fwd, dest);
         this.counters.acksForwarded++;
       })
@@ -1591,6 +1590,22 @@ export class StatefulProxy {
       .update(`${req.uri}\n${getFromTag(req) ?? ''}\n${getCallId(req) ?? ''}\n${cseq?.ok ? cseq.value.seq : ''}`)
       .digest('hex')
       .slice(0, 12);
+  }
+
+  /**
+   * RFC 3261 §16.11: a request forwarded without a transaction (the ACK for a 2xx) keeps its branch when it is
+   * retransmitted — a hash of what identifies it as received: the top Via (its branch), the To and From tags, the
+   * Call-ID, the CSeq number and the Request-URI. A UAS then takes a retransmitted ACK for the same message, not for a
+   * stray one (sipp aborts the call on the latter).
+   */
+  #statelessBranch(req: SipRequest): string {
+    const topVia = splitList(findHeaders(req, 'via')[0]?.value ?? '')[0] ?? '';
+    const cseq = getCSeq(req);
+    return `z9hG4bKcwa${createHash('sha256')
+      .update(`${topVia}\n${getToTag(req) ?? ''}\n${getFromTag(req) ?? ''}\n${getCallId(req) ?? ''}\n`)
+      .update(`${cseq?.ok ? cseq.value.seq : ''}\n${req.uri}`)
+      .digest('base64url')
+      .slice(0, 22)}`;
   }
 
   #branchId(req: SipRequest): string {
