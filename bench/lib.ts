@@ -46,6 +46,27 @@ export function treeRssKiB(pid: number): number {
   return total;
 }
 
+/**
+ * Proportional set size of a process tree (KiB): each shared page is divided among the processes that map it, so
+ * memory shared by a server's processes (Kamailio's shared memory) is counted once, not once per process as in
+ * treeRssKiB. From /proc/PID/smaps_rollup.
+ */
+export function treePssKiB(pid: number): number {
+  let total = 0;
+  const walk = (p: number) => {
+    try {
+      const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
+      total += Number(m?.[1] ?? 0);
+      const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      for (const c of children.split(/\s+/).filter(Boolean)) walk(Number(c));
+    } catch {
+      // gone
+    }
+  };
+  walk(pid);
+  return total;
+}
+
 /** Spawns a server and resolves once `ready` matches its output (or rejects after `timeoutMs`). */
 export function startServer(
   cmd: string,

@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runSipp } from '../test/helpers/sipp.ts';
-import { benchArg, startKamailio, startServer, stopServer, treeCpuSeconds, treeRssKiB } from './lib.ts';
+import { benchArg, startKamailio, startServer, stopServer, treeCpuSeconds, treePssKiB, treeRssKiB } from './lib.ts';
 
 const arg = benchArg;
 const seconds = Number(arg('seconds', '4'));
@@ -111,6 +111,8 @@ interface Result {
   best?: Step;
   rssBaseKiB: number;
   rssKiB?: number;
+  /** Proportional set size with all registered: shared memory counted once (Kamailio's processes share theirs). */
+  pssKiB?: number;
   /** Crossway: live heap after a full collection once the fill's transactions ended (Timer J, 32 s on UDP). */
   settled?: { heapMiB: number; rssMiB: number; transactions: number };
   fill?: Step;
@@ -143,7 +145,10 @@ async function measure(name: string, child: ChildProcess, target: string, output
   out.fill = await load(pid, target, fillRate, users, big);
   await new Promise((r) => setTimeout(r, 1500));
   out.rssKiB = treeRssKiB(pid);
-  console.error(`${name} filled ${out.fill.ok}/${users} at ${fillRate}/s; RSS ${Math.round(out.rssKiB / 1024)} MiB`);
+  out.pssKiB = treePssKiB(pid);
+  console.error(
+    `${name} filled ${out.fill.ok}/${users} at ${fillRate}/s; RSS ${Math.round(out.rssKiB / 1024)} MiB, PSS ${Math.round(out.pssKiB / 1024)} MiB`,
+  );
   if (output) {
     await new Promise((r) => setTimeout(r, 34_000));
     child.kill('SIGUSR2');
@@ -211,11 +216,11 @@ const k = results['Kamailio 5.6']?.best;
 if (c && k) console.log(`\nratio Crossway/Kamailio (highest clean step): ${(c.rate / k.rate).toFixed(2)}`);
 console.log(`\n${users} live registrations:\n`);
 console.log(
-  '| server | RSS before (MiB) | RSS with all registered (MiB) | live heap after GC, transactions ended (MiB) | fill: ok / rate | refresh of all: ok, achieved reg/s, CPU |',
+  '| server | RSS before (MiB) | RSS with all registered (MiB) | PSS with all registered (MiB) | live heap after GC, transactions ended (MiB) | fill: ok / rate | refresh of all: ok, achieved reg/s, CPU |',
 );
-console.log('|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results)) {
   console.log(
-    `| ${name} | ${mib(r.rssBaseKiB)} | ${mib(r.rssKiB)} | ${r.settled ? `${r.settled.heapMiB} (RSS ${r.settled.rssMiB})` : '-'} | ${r.fill ? `${r.fill.ok} / ${r.fill.rate}/s` : '-'} | ${r.refresh ? `${r.refresh.ok}, ${r.refresh.achieved}/s, ${r.refresh.cpu}%` : '-'} |`,
+    `| ${name} | ${mib(r.rssBaseKiB)} | ${mib(r.rssKiB)} | ${mib(r.pssKiB)} | ${r.settled ? `${r.settled.heapMiB} (RSS ${r.settled.rssMiB})` : '-'} | ${r.fill ? `${r.fill.ok} / ${r.fill.rate}/s` : '-'} | ${r.refresh ? `${r.refresh.ok}, ${r.refresh.achieved}/s, ${r.refresh.cpu}%` : '-'} |`,
   );
 }
