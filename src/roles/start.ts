@@ -449,6 +449,16 @@ export async function startNode(
   control.register('h323.unregister', (args) =>
     [...h323.values()].some((g) => g.gatekeeper.unregister(String(args.endpointIdentifier))),
   );
+  // H.225.0 §7.15.1: IRQ to a registered endpoint; its IRR's calls (or answered: false after 3 s of silence)
+  control.register('h323.irq', async (args) => {
+    const id = String(args.endpointIdentifier);
+    const g = [...h323.values()].find((x) => x.gatekeeper.get(id));
+    if (!g) return { answered: false, reason: 'not registered' };
+    const irr = await g.gatekeeper.infoRequest(id);
+    return irr
+      ? { answered: true, node: g.kind, calls: (irr.perCallInfo ?? []).map((c) => c.callReferenceValue) }
+      : { answered: false, node: g.kind, reason: 'no IRR' };
+  });
   control.register('media.status', () =>
     [...media].map(([kind, m]) => ({
       node: kind,

@@ -240,6 +240,11 @@ export class Gatekeeper {
   neighbours: NeighbourHook | undefined;
   /** ARQs waiting for routing (key: source address and requestSeqNum): retransmissions are not routed twice. */
   readonly #routing = new Set<string>();
+  /** IRQs the gatekeeper sent, waiting for their IRR, by requestSeqNum. */
+  readonly #irqs = new Map<
+    number,
+    { endpointIdentifier: string; timer: TimerHandle; done: (irr: InfoRequestResponse | undefined) => void }
+  >();
   /** A RIP goes to an endpoint whose ARQ is still being routed after this many ms. */
   ripAfterMs = 500;
 
@@ -668,6 +673,8 @@ export class Gatekeeper {
 
   // H.225.0 §7.15.2: an IRR counts as a sign of life; IACK when the endpoint asks for a response.
   #irr(i: InfoRequestResponse): RasMessage | undefined {
+    const asked = this.#irqs.get(i.requestSeqNum);
+    if (asked && asked.endpointIdentifier === i.endpointIdentifier) asked.done(i);
     const e = this.#live(i.endpointIdentifier);
     if (e) {
       e.reg.refreshedAt = this.#clock.wallNow();
@@ -680,6 +687,41 @@ export class Gatekeeper {
         value: { requestSeqNum: i.requestSeqNum, nakReason: { choice: 'notRegistered', value: null } },
       };
     return { choice: 'infoRequestAck', value: { requestSeqNum: i.requestSeqNum } };
+  }
+
+  /**
+   * H.225.0 §7.15.1: asks a registered endpoint for its status with an IRQ (to its RAS address; callReferenceValue
+   * 0: all its calls). Resolves with the endpoint's IRR (which also counts as a sign of life), or undefined when the
+   * endpoint is not registered or stays silent for `timeoutMs`.
+   */
+  infoRequest(endpointIdentifier: string, timeoutMs = 3000): Promise<InfoRequestResponse | undefined> {
+    const e = this.#live(endpointIdentifier);
+    if (!e || this.#closed) return Promise.resolve(undefined);
+    const requestSeqNum = this.#nextSeq();
+    return new Promise((resolve) => {
+      const done = (irr: InfoRequestResponse | undefined) => {
+        const p = this.#irqs.get(requestSeqNum);
+        if (!p) return;
+        p.timer.cancel();
+        this.#irqs.delete(requestSeqNum);
+        resolve(irr);
+      };
+      this.#irqs.get(requestSeqNum)?.done(undefined); // a wrapped sequence number: the old question gives up
+      this.#irqs.set(requestSeqNum, {
+        endpointIdentifier,
+        timer: this.#clock.setTimer(timeoutMs, () => done(undefined)),
+        done,
+      });
+      const irq: RasMessage = {
+        choice: 'infoRequest',
+        value: {
+          requestSeqNum,
+          callReferenceValue: 0,
+          replyAddress: h225Address(this.#o.rasAddress.ip, this.#o.rasAddress.port),
+        },
+      };
+      this.onSend(this.#out(irq, e.reg.rasAddress));
+    });
   }
 
   /** Sends a RAS message the gatekeeper originates (LRQ, a late LCF/LRJ), counted like its answers. */
@@ -765,6 +807,7 @@ export class Gatekeeper {
   close(): void {
     this.#closed = true;
     for (const e of this.#byId.values()) e.timer?.cancel();
+    for (const p of [...this.#irqs.values()]) p.done(undefined);
   }
 
   get closed(): boolean {

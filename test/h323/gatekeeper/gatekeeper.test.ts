@@ -359,6 +359,60 @@ describe('gatekeeper: admission, bandwidth, disengage, info (routed mode)', () =
     assert.equal(ask(gk, irr(a))?.choice, 'infoRequestAck');
     assert.equal(ask(gk, irr('nope'))?.choice, 'infoRequestNak');
   });
+
+  it('IRQ from the gatekeeper to an endpoint: its IRR answers it (and refreshes it); silence or unknown → undefined', async () => {
+    const clock = new FakeClock();
+    const gk = new Gatekeeper(options({ timeToLive: 60 }), clock);
+    const out: Array<{ to: IpPort; m: RasMessage }> = [];
+    gk.onSend = (x) => {
+      const d = rasCodec.decode(x.bytes);
+      assert.ok(d.ok);
+      out.push({ to: x.to, m: d.value });
+    };
+    const a = register(gk, ['alice'], { ip: '198.51.100.7', port: 1720 });
+    assert.equal(await gk.infoRequest('nobody'), undefined, 'not registered: nothing sent');
+    assert.equal(out.length, 0);
+    clock.advance(50_000);
+    const asked = gk.infoRequest(a, 3000);
+    assert.equal(out.length, 1);
+    const irq = out[0]!;
+    assert.ok(irq.m.choice === 'infoRequest');
+    assert.deepEqual(irq.to, { ip: '198.51.100.7', port: 1719 }, "to the endpoint's RAS address");
+    assert.equal(irq.m.value.callReferenceValue, 0, 'all its calls');
+    assert.deepEqual(fromH225Address(irq.m.value.replyAddress!), { ip: '192.0.2.1', port: 1719 });
+    const irr: RasMessage = {
+      choice: 'infoRequestResponse',
+      value: {
+        requestSeqNum: irq.m.value.requestSeqNum,
+        endpointType: { terminal: {}, mc: false, undefinedNode: false },
+        endpointIdentifier: a,
+        rasAddress: h225Address('198.51.100.7', 1719),
+        callSignalAddress: [h225Address('198.51.100.7', 1720)],
+        perCallInfo: [
+          {
+            callReferenceValue: 5,
+            conferenceID: new Uint8Array(16).fill(1),
+            callIdentifier: { guid: new Uint8Array(16).fill(2) },
+            h245: { sendAddress: h225Address('198.51.100.7', 3000) },
+            callSignalling: { sendAddress: h225Address('198.51.100.7', 1720) },
+            callType: { choice: 'pointToPoint', value: null },
+            callModel: { choice: 'gatekeeperRouted', value: null },
+            bandWidth: 640,
+          },
+        ],
+      },
+    };
+    assert.equal(ask(gk, irr), undefined, 'a solicited IRR needs no answer');
+    const got = await asked;
+    assert.equal(got?.perCallInfo?.[0]?.callReferenceValue, 5);
+    // the IRR was a sign of life: 50 s after the registration, it now lives timeToLive + grace from the IRR
+    clock.advance(60_000);
+    assert.ok(gk.get(a), 'refreshed by the IRR');
+    // an endpoint that does not answer: undefined after the timeout
+    const silent = gk.infoRequest(a, 3000);
+    clock.advance(3000);
+    assert.equal(await silent, undefined);
+  });
 });
 
 describe('gatekeeper: registrations survive a restart through the node store', () => {
