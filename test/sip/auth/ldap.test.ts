@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { silentLogger } from '../../../src/common/log.ts';
+import { createLogger, type Logger, silentLogger } from '../../../src/common/log.ts';
 import { systemClock } from '../../../src/common/timers.ts';
 import { DigestAuthenticator } from '../../../src/sip/auth/authenticator.ts';
 import { answerChallenge, pickChallenge } from '../../../src/sip/auth/client.ts';
@@ -66,7 +66,7 @@ function mapping(over: Record<string, unknown> = {}) {
   return ldapCredentialsSchema.parse({ baseDn: 'ou=people,dc=example,dc=com', cacheSeconds: 0, ...over });
 }
 
-function authenticator(source: LdapCredentialSource) {
+function authenticator(source: LdapCredentialSource, log: Logger = silentLogger) {
   return new DigestAuthenticator({
     credentials: source,
     nonces: new NonceIssuer({ secret: randomBytes(32), clock: systemClock, lifetimeMs: 60_000 }),
@@ -76,7 +76,7 @@ function authenticator(source: LdapCredentialSource) {
     userhash: false,
     dummyKey: randomBytes(32),
     retryAfterSeconds: 5,
-    log: silentLogger,
+    log,
   });
 }
 
@@ -196,10 +196,14 @@ describe('LDAP credential source against a real slapd', () => {
     }
   });
 
-  it('directory outage: slapd killed → 503 with Retry-After, no accept even with a cached user gone stale; back → 200', async () => {
+  it('directory outage: slapd killed → 503 with Retry-After and a clear error log, never an accept; back → 200', async () => {
     const dir = directory();
     const src = new LdapCredentialSource(dir, mapping({ cacheSeconds: 0 }), systemClock);
-    const auth = authenticator(src);
+    const lines: string[] = [];
+    const auth = authenticator(
+      src,
+      createLogger({ level: 'info', destination: { write: (l: string) => void lines.push(l) } }),
+    );
     try {
       assert.equal(statusOf(await login(auth, 'alice', 'alice-pw')), 200);
       await slapd.stop();
@@ -212,6 +216,16 @@ describe('LDAP credential source against a real slapd', () => {
         assert.equal(r.kind, 'rejected');
         assert.equal(statusOf(r), 503);
         assert.deepEqual(getHeaders((r as { response: SipResponse }).response, 'Retry-After'), ['5']);
+      }
+      const errors = lines.map(
+        (l) => JSON.parse(l) as { level: number; msg: string; source?: string; reason?: string },
+      );
+      const unavailable = errors.filter((e) => e.msg === 'credential source unavailable => 503');
+      assert.equal(unavailable.length, 3, 'one error line per request refused for the outage');
+      for (const e of unavailable) {
+        assert.equal(e.level, 50, 'logged as an error');
+        assert.equal(e.source, src.name);
+        assert.ok(e.reason && e.reason.length > 0, 'the line says why the directory is unavailable');
       }
       await slapd.start();
       assert.equal(statusOf(await login(auth, 'alice', 'alice-pw')), 200, 'reconnects after the outage');
