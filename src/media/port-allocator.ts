@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { MediaPool } from '../ports/types.ts';
 
 /**
@@ -14,7 +15,11 @@ export class PortAllocator {
   #cursor = 0;
   #inUse = 0;
 
-  constructor(pool: Pick<MediaPool, 'ranges'>) {
+  /**
+   * `randomStart`: the walk begins at a random pair instead of the first, so relays of several processes on one host
+   * (test runs, a second instance) do not all walk the same end of a shared pool.
+   */
+  constructor(pool: Pick<MediaPool, 'ranges'>, options: { randomStart?: boolean } = {}) {
     const rtp: number[] = [];
     for (const r of pool.ranges) {
       const first = r.from % 2 === 0 ? r.from : r.from + 1;
@@ -23,6 +28,15 @@ export class PortAllocator {
     this.#rtp = Int32Array.from(rtp);
     this.#used = new Uint8Array(rtp.length);
     for (let i = 0; i < rtp.length; i++) this.#index.set(rtp[i]!, i);
+    if (options.randomStart && rtp.length > 0) this.jump();
+  }
+
+  /**
+   * Moves the walk to a random pair: after a pair was found taken by another process, whose sockets often hold a
+   * block of consecutive ports, the next attempt looks elsewhere in the pool.
+   */
+  jump(): void {
+    if (this.#rtp.length > 0) this.#cursor = randomInt(this.#rtp.length);
   }
 
   /** Number of pairs in the pool. */

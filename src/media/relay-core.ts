@@ -698,10 +698,12 @@ export class RelayCore {
       }
       const h = await this.#o.io.openPair(bind, port);
       if (!h) {
-        // Taken by another process: keep the pair out of the pool for a while and try the next one.
+        // Taken by another process: keep the pair out of the pool for a while and try one elsewhere in the pool (the
+        // other process may hold the pairs that follow too).
         this.counters.bindFailures++;
-        this.#warn.warn('media.bind', 'media port pair taken by another socket => next pair', { port });
+        this.#warn.warn('media.bind', 'media port pair taken by another socket => another pair', { port });
         this.#o.clock.setTimer(60_000, () => alloc.release(port));
+        alloc.jump();
         continue;
       }
       side.rtpPort = port;

@@ -40,7 +40,7 @@ export async function startMediaRelay(o: StartRelayOptions): Promise<MediaRelay>
   const core = new RelayCore({
     node: o.node,
     config: o.config,
-    allocator: new PortAllocator(o.pool),
+    allocator: new PortAllocator(o.pool, { randomStart: true }),
     addresses: o.addresses,
     io,
     clock: o.clock,

@@ -67,6 +67,23 @@ describe('port allocator', () => {
     assert.ok(alloc.isAllocated(b));
   });
 
+  it('a random start and a jump after a taken pair still hand out every pair once', () => {
+    const ranges = [{ from: 40000, to: 40999, step: 1 }];
+    const starts = new Set<number>();
+    for (let i = 0; i < 20; i++) starts.add(new PortAllocator({ ranges }, { randomStart: true }).allocate()!);
+    assert.ok(starts.size > 1, 'relays in several processes do not all begin at the first pair');
+    const alloc = new PortAllocator({ ranges }, { randomStart: true });
+    const seen = new Set<number>();
+    for (let i = 0; i < alloc.capacity; i++) {
+      const p = alloc.allocate()!;
+      assert.ok(p % 2 === 0 && p >= 40000 && p <= 40998 && !seen.has(p), `pair ${p}`);
+      seen.add(p);
+      if (i % 7 === 0) alloc.jump();
+    }
+    assert.equal(seen.size, 500);
+    assert.equal(alloc.allocate(), undefined, 'exhausted');
+  });
+
   it('keeps its count exact over random allocate/release sequences', () => {
     fc.assert(
       fc.property(fc.array(fc.boolean(), { maxLength: 300 }), (ops) => {

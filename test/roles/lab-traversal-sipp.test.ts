@@ -16,7 +16,7 @@ const CALLS = 500;
  * on loopback (tshark), with their source: the uas must hear only the core's relay, the uac only the edge's. Raw
  * sockets (sipp's PCAP play) and capture need root; without it the calls are signalling only and the test says so.
  */
-const RTP_CALLS = 20;
+const RTP_CALLS = 10;
 const PCAP = '/usr/share/sip-tester/g711a.pcap';
 const PCAP_PACKETS = 236;
 const PCAP_UDP_LENGTH = 8 + 12 + 240;
@@ -167,8 +167,9 @@ test(`lab traversal with sipp: ${CALLS} calls from a uac at the edge cross the z
       target: `${edgeUdp.address}:${edgeUdp.port}`,
       service: 'answer',
       calls: CALLS,
-      rate: 50,
-      limit: 100,
+      // About 40 calls at once: each holds a port pair per relay, and parallel test files share the media range.
+      rate: 25,
+      limit: 60,
       timeoutSeconds: 90,
       extra: ['-mi', '127.0.0.1', '-mp', uacMedia.split(':')[1]!],
     });
@@ -183,8 +184,10 @@ test(`lab traversal with sipp: ${CALLS} calls from a uac at the edge cross the z
     await settle(500);
     const edgeRelay = node.media.get('edge')!.core;
     const coreRelay = node.media.get('core')!.core;
-    assert.equal(edgeRelay.portsInUse, 0);
-    assert.equal(coreRelay.portsInUse, 0);
+    // A pair another process held when the relay tried it (parallel test files share the media range) stays out of
+    // the pool for a minute: those are the only ones still counted.
+    assert.equal(edgeRelay.portsInUse, edgeRelay.counters.bindFailures);
+    assert.equal(coreRelay.portsInUse, coreRelay.counters.bindFailures);
     assert.equal(edgeRelay.callCount, 0);
     assert.equal(coreRelay.callCount, 0);
     // Every call was anchored on both relays (the edge's own zone probes carry no SDP).
