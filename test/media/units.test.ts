@@ -68,7 +68,7 @@ describe('port allocator', () => {
   });
 
   it('a random start and a jump after a taken pair still hand out every pair once', () => {
-    const ranges = [{ from: 40000, to: 40999, step: 1 }];
+    const ranges = [{ from: 40000, to: 40999, step: 1 as const }];
     const starts = new Set<number>();
     for (let i = 0; i < 20; i++) starts.add(new PortAllocator({ ranges }, { randomStart: true }).allocate()!);
     assert.ok(starts.size > 1, 'relays in several processes do not all begin at the first pair');
