@@ -17,12 +17,35 @@ export function uniqueOffset(): number {
   return 100 + ((process.pid * 7 + nextOffset * 40) % 4000);
 }
 
+/** A start that failed only because another process holds one of the node's ports (another test file's node). */
+function portTaken(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EADDRINUSE' || code === 'ERR_MEDIA_MUX_BIND';
+}
+
+/**
+ * Starts a node with `start` on the configuration `input` plus a data dir and a port offset: without an offset of the
+ * caller's, a start whose port another test process holds (parallel files pick offsets independently, and one node's
+ * SIP port can be another's TURN or demux port) is tried again on the next offset, at most four times in all. A
+ * failed start closes what it opened.
+ */
+export async function startOnFreeOffset<T>(
+  input: CrosswayConfigInput,
+  dataDir: string,
+  start: (config: ReturnType<typeof validateConfig>) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const config = validateConfig({ dataDir, portOffset: uniqueOffset(), ...input });
+    try {
+      return await start(config);
+    } catch (err) {
+      if (input.portOffset !== undefined || attempt === 4 || !portTaken(err)) throw err;
+    }
+  }
+}
+
 /** Starts a node in this process with a fresh data dir, silent logs, and a unique port offset unless one is given. */
 export async function startTestNode(input: CrosswayConfigInput = {}): Promise<RunningNode> {
-  const config = validateConfig({
-    dataDir: mkdtempSync(join(tmpdir(), 'crossway-node-')),
-    portOffset: uniqueOffset(),
-    ...input,
-  });
-  return startNode(config, { log: silentLogger });
+  const dataDir = input.dataDir ?? mkdtempSync(join(tmpdir(), 'crossway-node-'));
+  return startOnFreeOffset(input, dataDir, (config) => startNode(config, { log: silentLogger }));
 }

@@ -5,12 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/common/log.ts';
-import { validateConfig } from '../../src/config/load.ts';
 import type { CrosswayConfigInput } from '../../src/config/schema.ts';
 import type { ManagementEvent } from '../../src/management/events.ts';
 import type { NodeKind } from '../../src/ports/index.ts';
 import { type RunningNode, startNode } from '../../src/roles/start.ts';
-import { uniqueOffset } from '../helpers/lab-node.ts';
+import { startOnFreeOffset } from '../helpers/lab-node.ts';
 import type { TlsFixtures } from '../helpers/tls-fixtures.ts';
 
 export interface MgmtNode {
@@ -27,8 +26,9 @@ export interface MgmtNode {
 export async function startMgmtNode(input: CrosswayConfigInput = {}, dataDir?: string): Promise<MgmtNode> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'crossway-mgmt-'));
   const tokens = new Map<NodeKind, string>();
-  const config = validateConfig({ dataDir: dir, portOffset: uniqueOffset(), ...input });
-  const node = await startNode(config, { log: silentLogger, onSetupToken: (k, t) => tokens.set(k, t) });
+  const node = await startOnFreeOffset(input, dir, (config) =>
+    startNode(config, { log: silentLogger, onSetupToken: (k, t) => tokens.set(k, t) }),
+  );
   const ca = readFileSync(join(dir, 'tls', 'node-cert.pem'), 'utf8');
   const httpsPort = node.plan.port('https', 'edge');
   const addr = (k: NodeKind) => node.addresses.get(k)!.private;
