@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { NodeStatus } from '../../src/calls/status.ts';
 import { formatStatus } from '../../src/cli/commands/status.ts';
 import type { RelaySessionPorts } from '../../src/h323/calls/media-anchor.ts';
 import { callControl } from '../../src/roles/control.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
-import { freeTcpPort, ooh323cBinary, waitFor } from '../helpers/ooh323c.ts';
+import { count, endpointProcesses, freeTcpPort, ooh323cBinary, ooh323cLauncher, waitFor } from '../helpers/ooh323c.ts';
 
 /**
  * Two real ooh323c endpoints registered to a started lab node's core gatekeeper; alice calls bob through the node.
@@ -17,15 +16,11 @@ import { freeTcpPort, ooh323cBinary, waitFor } from '../helpers/ooh323c.ts';
  * record is in the node's store (protocol h323, both sides' aliases, answered, the cause). Endpoints use 127.0.33.x.
  */
 const bin = ooh323cBinary();
-const count = (s: string, needle: string) => s.split(needle).length - 1;
 
 describe('H.323 call records of a real call through a node', {
   skip: bin ? false : 'ooh323c peer not available',
 }, () => {
-  const procs: ChildProcessWithoutNullStreams[] = [];
-  after(() => {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  });
+  const procs = endpointProcesses();
 
   it('the call shows as an active h323 call while up and leaves one call record (aliases, status, cause)', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-cdr-'));
@@ -35,30 +30,9 @@ describe('H.323 call records of a real call through a node', {
       const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
       const gk = node.h323.get('core')!.gatekeeper;
       const out = { alice: '', bob: '' };
-      const start = async (name: 'alice' | 'bob', ip: string, more: string[]) => {
-        const p = spawn(
-          bin!,
-          [
-            '--rtp-test',
-            '--no-video',
-            '--use-ip',
-            ip,
-            '--use-port',
-            String(await freeTcpPort(ip)),
-            '--h323id',
-            name,
-            '--gk',
-            `${ras.address}:${ras.port}`,
-            ...more,
-          ],
-          { cwd, stdio: ['pipe', 'pipe', 'pipe'] },
-        );
-        procs.push(p);
-        p.stdout.on('data', (d) => {
-          out[name] += d;
-        });
-        return p;
-      };
+      const launch = ooh323cLauncher({ bin: bin!, cwd, gk: `${ras.address}:${ras.port}`, procs, out });
+      const start = async (name: 'alice' | 'bob', ip: string, more: string[]) =>
+        launch(name, ip, await freeTcpPort(ip), more);
       const status = async () =>
         ((await callControl(dataDir, 'calls.status')) as NodeStatus[]).find((s) => s.node === 'core')!;
       const diag = () =>

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   buildAcf,
   buildAudioOlc,
@@ -30,7 +30,7 @@ import {
 } from '../../src/h323/q931/call-signalling.ts';
 import { q931MessageName } from '../../src/h323/q931/q931.ts';
 import { encodeTpkt, TpktFramer } from '../../src/h323/transport/tpkt.ts';
-import { freeTcpPort, ooh323cBinary, waitFor } from '../helpers/ooh323c.ts';
+import { endpointProcesses, freeTcpPort, ooh323cBinary, ooh323cLauncher, waitFor } from '../helpers/ooh323c.ts';
 
 /**
  * A real H.323 stack (ooh323c's `simple` endpoint, from ../shared/peers) against RAS answers built with our codec:
@@ -44,10 +44,7 @@ const bin = ooh323cBinary();
 describe('ooh323c endpoints against RAS answers from our codec', {
   skip: bin ? false : 'ooh323c peer not available',
 }, () => {
-  const procs: ChildProcessWithoutNullStreams[] = [];
-  after(() => {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  });
+  const procs = endpointProcesses();
 
   it('GRQ/GCF, RRQ/RCF with keep-alives, ARQ/ACF both sides, a connected call, DRQ/DCF, URQ/UCF', async () => {
     const gk = dgram.createSocket('udp4');
@@ -102,30 +99,7 @@ describe('ooh323c endpoints against RAS answers from our codec', {
 
     const cwd = mkdtempSync(join(tmpdir(), 'ooh323c-'));
     const out = { bob: '', alice: '' };
-    const start = (name: 'bob' | 'alice', ip: string, port: number, extra: string[]) => {
-      const p = spawn(
-        bin!,
-        [
-          '--rtp-test',
-          '--no-video',
-          '--use-ip',
-          ip,
-          '--use-port',
-          String(port),
-          '--h323id',
-          name,
-          '--gk',
-          `127.0.0.1:${gkPort}`,
-          ...extra,
-        ],
-        { cwd, stdio: ['pipe', 'pipe', 'pipe'] },
-      );
-      procs.push(p);
-      p.stdout.on('data', (d) => {
-        out[name] += d;
-      });
-      return p;
-    };
+    const start = ooh323cLauncher({ bin: bin!, cwd, gk: `127.0.0.1:${gkPort}`, procs, out });
     const diag = () =>
       `RAS seen: ${seen.map((x) => `${x.from} ${x.msg.choice}`).join(', ')}\nalice: ${out.alice.slice(-1500)}\nbob: ${out.bob.slice(-1500)}`;
     const registered = (ip: string) =>

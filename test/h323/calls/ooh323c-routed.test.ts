@@ -1,16 +1,23 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { silentLogger } from '../../../src/common/log.ts';
 import { systemClock } from '../../../src/common/timers.ts';
 import { CallServer } from '../../../src/h323/calls/call-server.ts';
 import { Gatekeeper } from '../../../src/h323/gatekeeper/gatekeeper.ts';
 import { RasServer } from '../../../src/h323/gatekeeper/ras-server.ts';
 import { mediaConfigSchema, startMediaRelay } from '../../../src/media/index.ts';
-import { freeTcpPort, ooh323cBinary, waitFor } from '../../helpers/ooh323c.ts';
+import {
+  count,
+  endpointProcesses,
+  freeTcpPort,
+  ooh323cBinary,
+  ooh323cLauncher,
+  waitFor,
+} from '../../helpers/ooh323c.ts';
 
 /**
  * Two real ooh323c endpoints registered to our gatekeeper call each other in the gatekeeper-routed model: the ACF
@@ -19,8 +26,6 @@ import { freeTcpPort, ooh323cBinary, waitFor } from '../../helpers/ooh323c.ts';
  * other sent, from the relay's address). Endpoints use 127.0.25.x.
  */
 const bin = ooh323cBinary();
-
-const count = (s: string, needle: string) => s.split(needle).length - 1;
 
 const hasTool = (name: string) => {
   try {
@@ -76,10 +81,7 @@ const tsharkLines = (file: string, filter: string) =>
 describe('routed calls between ooh323c endpoints through the Crossway gatekeeper', {
   skip: bin ? false : 'ooh323c peer not available',
 }, () => {
-  const procs: ChildProcessWithoutNullStreams[] = [];
-  after(() => {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  });
+  const procs = endpointProcesses();
 
   const none = ['--no-faststart', '--no-tunneling'];
   const modes = [
@@ -162,33 +164,16 @@ describe('routed calls between ooh323c endpoints through the Crossway gatekeeper
       try {
         if (process.env.H323_TRACE) console.log(`trace in ${cwd}`);
         const out = { alice: '', bob: '' };
-        const start = (name: 'alice' | 'bob', ip: string, port: number, more: string[]) => {
-          const extra = name === 'alice' ? aliceFlags : bobFlags;
-          const p = spawn(
-            bin!,
-            [
-              ...(process.env.H323_TRACE ? ['-t', '-t', '-t'] : []),
-              '--rtp-test',
-              '--no-video',
-              '--use-ip',
-              ip,
-              '--use-port',
-              String(port),
-              '--h323id',
-              name,
-              '--gk',
-              `127.0.0.1:${ras.address().port}`,
-              ...extra,
-              ...more,
-            ],
-            { cwd, stdio: ['pipe', 'pipe', 'pipe'] },
-          );
-          procs.push(p);
-          p.stdout.on('data', (d) => {
-            out[name] += d;
-          });
-          return p;
-        };
+        const launch = ooh323cLauncher({
+          bin: bin!,
+          cwd,
+          gk: `127.0.0.1:${ras.address().port}`,
+          procs,
+          out,
+          lead: process.env.H323_TRACE ? ['-t', '-t', '-t'] : [],
+        });
+        const start = (name: 'alice' | 'bob', ip: string, port: number, more: string[]) =>
+          launch(name, ip, port, [...(name === 'alice' ? aliceFlags : bobFlags), ...more]);
         const diag = () =>
           `gk: ${JSON.stringify(gk.counters)}\ncalls: ${JSON.stringify([calls.counters, calls.active(), calls.ended])}\nalice: ${out.alice.slice(-1500)}\nbob: ${out.bob.slice(-1500)}`;
         const bob = start('bob', `${net4}.3`, await freeTcpPort(`${net4}.3`), [

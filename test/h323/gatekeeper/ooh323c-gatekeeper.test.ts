@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { systemClock } from '../../../src/common/timers.ts';
 import { Gatekeeper, type GatekeeperEvent } from '../../../src/h323/gatekeeper/gatekeeper.ts';
 import { RasServer } from '../../../src/h323/gatekeeper/ras-server.ts';
-import { freeTcpPort, ooh323cBinary, waitFor } from '../../helpers/ooh323c.ts';
+import { endpointProcesses, freeTcpPort, ooh323cBinary, ooh323cLauncher, waitFor } from '../../helpers/ooh323c.ts';
 
 /**
  * The real ooh323c endpoint (../shared/peers/ooh323c) against our gatekeeper on a UDP socket: discovery,
@@ -20,10 +19,7 @@ const bin = ooh323cBinary();
 describe('ooh323c endpoints against the Crossway gatekeeper', {
   skip: bin ? false : 'ooh323c peer not available',
 }, () => {
-  const procs: ChildProcessWithoutNullStreams[] = [];
-  after(() => {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  });
+  const procs = endpointProcesses();
 
   it('GRQ/GCF, RRQ/RCF, keep-alives with a short timeToLive, ARJ for an unknown alias, URQ both ways', async () => {
     const gk = new Gatekeeper(
@@ -48,30 +44,7 @@ describe('ooh323c endpoints against the Crossway gatekeeper', {
 
     const cwd = mkdtempSync(join(tmpdir(), 'ooh323c-gk-'));
     const out = { alice: '', bob: '' };
-    const start = (name: 'alice' | 'bob', ip: string, port: number, extra: string[]) => {
-      const p = spawn(
-        bin!,
-        [
-          '--rtp-test',
-          '--no-video',
-          '--use-ip',
-          ip,
-          '--use-port',
-          String(port),
-          '--h323id',
-          name,
-          '--gk',
-          `127.0.0.1:${server.address().port}`,
-          ...extra,
-        ],
-        { cwd, stdio: ['pipe', 'pipe', 'pipe'] },
-      );
-      procs.push(p);
-      p.stdout.on('data', (d) => {
-        out[name] += d;
-      });
-      return p;
-    };
+    const start = ooh323cLauncher({ bin: bin!, cwd, gk: `127.0.0.1:${server.address().port}`, procs, out });
     const diag = () =>
       `counters: ${JSON.stringify(gk.counters)}\nalice: ${out.alice.slice(-1200)}\nbob: ${out.bob.slice(-1200)}`;
 

@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
-import { freeTcpPort, ooh323cBinary, waitFor } from '../../helpers/ooh323c.ts';
+import {
+  count,
+  endpointProcesses,
+  freeTcpPort,
+  ooh323cBinary,
+  ooh323cLauncher,
+  waitFor,
+} from '../../helpers/ooh323c.ts';
 
 /**
  * Registration survives a node restart, with real endpoints: two ooh323c endpoints register to a started lab node
@@ -15,15 +21,11 @@ import { freeTcpPort, ooh323cBinary, waitFor } from '../../helpers/ooh323c.ts';
  * call connects through the restarted node and ends with a call record. Endpoints use 127.0.34.x.
  */
 const bin = ooh323cBinary();
-const count = (s: string, needle: string) => s.split(needle).length - 1;
 
 describe('H.323 registrations across a node restart (ooh323c)', {
   skip: bin ? false : 'ooh323c peer not available',
 }, () => {
-  const procs: ChildProcessWithoutNullStreams[] = [];
-  after(() => {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  });
+  const procs = endpointProcesses();
 
   it('keep-alives after the restart are recognised and the next call connects', async () => {
     const input = {
@@ -36,30 +38,9 @@ describe('H.323 registrations across a node restart (ooh323c)', {
     const out = { alice: '', bob: '' };
     try {
       const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
-      const start = async (name: 'alice' | 'bob', ip: string, more: string[]) => {
-        const p = spawn(
-          bin!,
-          [
-            '--rtp-test',
-            '--no-video',
-            '--use-ip',
-            ip,
-            '--use-port',
-            String(await freeTcpPort(ip)),
-            '--h323id',
-            name,
-            '--gk',
-            `${ras.address}:${ras.port}`,
-            ...more,
-          ],
-          { cwd, stdio: ['pipe', 'pipe', 'pipe'] },
-        );
-        procs.push(p);
-        p.stdout.on('data', (d) => {
-          out[name] += d;
-        });
-        return p;
-      };
+      const launch = ooh323cLauncher({ bin: bin!, cwd, gk: `${ras.address}:${ras.port}`, procs, out });
+      const start = async (name: 'alice' | 'bob', ip: string, more: string[]) =>
+        launch(name, ip, await freeTcpPort(ip), more);
       let gk = node.h323.get('core')!.gatekeeper;
       const diag = () =>
         `gk: ${JSON.stringify(gk.counters)}\nalice: ${out.alice.slice(-1200)}\nbob: ${out.bob.slice(-1200)}`;
