@@ -23,6 +23,8 @@ export interface StatusSource {
     history: { recent(limit?: number): readonly unknown[] };
   };
   calls?: CallRegistry;
+  /** The active calls with what the relay carried for each so far (SIP service); without it, the registry's. */
+  activeCalls?(limit: number): CallInfo[];
   proxy?: { counters: object; readonly contexts: number; readonly branchesInFlight: number };
   /** Traversal client zones (core). */
   zones(): readonly unknown[];
@@ -124,7 +126,7 @@ export function nodeStatus(
       h323List: h323 ? h323Registrations(h323.gatekeeper, h323.wallNow, limit) : [],
     },
     calls: {
-      active: (src.calls?.active() ?? []).slice(0, limit),
+      active: src.activeCalls?.(limit) ?? (src.calls?.active() ?? []).slice(0, limit),
       recent: src.calls?.history(limit) ?? [],
       counters: src.calls?.counters,
     },

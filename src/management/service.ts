@@ -365,7 +365,8 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
       // Calls: the call registry of the SIP service.
       const calls: CallsView | undefined = sip?.calls;
       if (calls) {
-        n.status.register('calls', () => calls.active().slice(0, STATUS_LIST_CAP));
+        // Active calls with the media the relay carried for each so far (per direction).
+        n.status.register('calls', () => sip?.activeCalls(STATUS_LIST_CAP) ?? calls.active().slice(0, STATUS_LIST_CAP));
         n.status.register('callHistory', () => calls.history(STATUS_LIST_CAP));
         n.countSources.set('calls', () => calls.activeCount);
       }

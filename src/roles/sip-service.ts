@@ -1,4 +1,4 @@
-import { CallRegistry } from '../calls/call-registry.ts';
+import { type CallInfo, type CallMedia, CallRegistry } from '../calls/call-registry.ts';
 import { SqliteCallStore } from '../calls/call-store.ts';
 import { category, type Logger } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
@@ -90,6 +90,7 @@ export class SipService {
   readonly #dialFailures = new Map<string, string>();
   #traversal: TraversalRoutes | undefined;
   #media: ProxyMedia | undefined;
+  #stats: ((callId: string) => CallStats | undefined) | undefined;
   #registrar: Registrar | undefined;
   #proxy: StatefulProxy | undefined;
   #router: Router<SipTarget> | undefined;
@@ -234,6 +235,7 @@ export class SipService {
       return;
     }
     const stats = media.stats.bind(media);
+    this.#stats = stats;
     this.#media = {
       offer: (r) => media.offer(r),
       answer: (r) => media.answer(r),
@@ -244,6 +246,26 @@ export class SipService {
         return media.delete(id);
       },
     };
+  }
+
+  /**
+   * What the relay has carried so far for the active call `id` (the call registry's key, Call-ID;caller's tag), per
+   * direction; undefined when the call is not anchored on this node's relay.
+   */
+  liveMedia(id: string): CallMedia | undefined {
+    const at = id.lastIndexOf(';');
+    const st = at > 0 ? this.#stats?.(id.slice(0, at)) : undefined;
+    if (!st) return undefined;
+    const clock = this.#opts.clock;
+    return mediaTotals(st, id.slice(at + 1), (ms) => clock.wallNow() - (clock.now() - ms));
+  }
+
+  /** The active calls (at most `limit`), each with its media so far when the relay anchors it. */
+  activeCalls(limit: number): CallInfo[] {
+    return (this.#calls?.active() ?? []).slice(0, limit).map((c) => {
+      const media = c.protocol === 'sip' ? this.liveMedia(c.id) : undefined;
+      return media ? { ...c, media } : c;
+    });
   }
 
   /** Media totals into the record of the call the relay's call belongs to (keyed by Call-ID and the caller's tag). */

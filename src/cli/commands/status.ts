@@ -23,8 +23,11 @@ function call(c: CallInfo | CallRecord): string {
   const proto = c.protocol === 'h323' ? 'H.323 ' : '';
   const tail = c.cause ? `  ${c.cause}` : '';
   const line = `  ${time(c.startedAt)}  ${proto}${c.state.padEnd(10)} ${c.from} → ${c.to}  [${c.sourceZone} → ${c.targetZone ?? '?'}] legs ${legs}${tail}`;
+  const relayed = c.media
+    ? `\n      media relayed: from caller ${c.media.fromCaller.packets} packets ${c.media.fromCaller.bytes} B (last ${time(c.media.fromCaller.lastAt || undefined)}), from callee ${c.media.fromCallee.packets} packets ${c.media.fromCallee.bytes} B (last ${time(c.media.fromCallee.lastAt || undefined)})`
+    : '';
   const m = c.mediaPath;
-  if (!m) return line;
+  if (!m) return `${line}${relayed}`;
   // the media path: what each side sends, and per RTP session the relay ports (RTP/RTCP) facing caller and callee
   const relay = m.relay
     .map(
@@ -33,7 +36,7 @@ function call(c: CallInfo | CallRecord): string {
     )
     .join('; ');
   const codecs = `caller sends ${m.codecs.caller.join(',') || '-'}, callee sends ${m.codecs.callee.join(',') || '-'}`;
-  return `${line}\n      media: ${codecs}${relay ? `; relay ${relay}` : ''}`;
+  return `${line}\n      media: ${codecs}${relay ? `; relay ${relay}` : ''}${relayed}`;
 }
 
 function search(s: SearchRecord): string {
