@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import type { CallRecord } from '../../src/calls/call-registry.ts';
+import type { NodeStatus } from '../../src/calls/status.ts';
+import { formatStatus } from '../../src/cli/commands/status.ts';
 import { callControl } from '../../src/roles/control.ts';
 import type { RunningNode } from '../../src/roles/start.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
@@ -30,6 +32,31 @@ const idle = (node: RunningNode) =>
     const r = node.media.get(k)!.core;
     return r.portsInUse === r.counters.bindFailures;
   });
+
+/** alice (outside, 127.0.0.4) and bob (inside, 127.0.0.3), added to `uas` so the test closes them. */
+async function parties(uas: TestUa[]): Promise<{ alice: TestUa; bob: TestUa }> {
+  const alice = await TestUa.create('alice', DOMAIN, '127.0.0.4');
+  const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
+  uas.push(alice, bob);
+  return { alice, bob };
+}
+
+/**
+ * One place for the media check of a call: `a` and `b` each send `n` RTP packets at once (to `aSdp` and `bSdp`), then
+ * both must have received at least 90% of them.
+ */
+async function mediaBothWays(a: TestUa, aSdp: string, b: TestUa, bSdp: string, n: number, label = ''): Promise<void> {
+  await Promise.all([a.sendRtp(aSdp, n), b.sendRtp(bSdp, n)]);
+  await new Promise((r) => setTimeout(r, 200));
+  const min = n * 0.9;
+  assert.ok(a.rtpIn >= min && b.rtpIn >= min, `${label}${a.user} ${a.rtpIn}, ${b.user} ${b.rtpIn} of ${n}`);
+}
+
+/** `ua` hangs up its dialog; resolves with the 200 to its BYE. */
+function hangUp(ua: TestUa, what: string) {
+  ua.inDialog('BYE');
+  return ua.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), what);
+}
 
 /** A lab (edge 127.0.0.1, core 127.0.0.2) with one authenticated traversal zone serving example.com. */
 async function startLab(
@@ -88,9 +115,7 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
     assert.match(sz.peer, /^127\.0\.0\.2:\d+$/);
 
     // Outside: alice on 127.0.0.4 registers to the edge; the core is the registrar and challenges her.
-    const alice = await TestUa.create('alice', DOMAIN, '127.0.0.4');
-    const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
-    uas.push(alice, bob);
+    const { alice, bob } = await parties(uas);
     const regA = await alice.register('127.0.0.1', edgePort, 'alice-pw');
     assert.equal(regA.status, 200, regA.raw);
     // Inside: bob registers to the core directly.
@@ -120,11 +145,8 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
     assert.doesNotMatch(bob.offerSeen, /x-crossway-mux/);
     assert.equal(node.media.get('edge')!.core.callCount, 1);
     assert.equal(node.media.get('core')!.core.callCount, 1);
-    await Promise.all([alice.sendRtp(okAB.body, 100), bob.sendRtp(bob.offerSeen, 100)]);
-    await new Promise((r) => setTimeout(r, 200));
     // Counted at the endpoints: alice receives from the edge, bob from the core.
-    assert.ok(alice.rtpIn >= 90, `alice received ${alice.rtpIn} of 100`);
-    assert.ok(bob.rtpIn >= 90, `bob received ${bob.rtpIn} of 100`);
+    await mediaBothWays(alice, okAB.body, bob, bob.offerSeen, 100);
     assert.match(alice.rtpFrom, /^127\.0\.0\.1:/);
     assert.match(bob.rtpFrom, /^127\.0\.0\.2:/);
     // Operators see the call's media on both nodes, per direction (the control socket's media.call).
@@ -143,8 +165,18 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
     }
     await assert.rejects(callControl(dirname(node.control.path), 'media.call', { callId: 'nope' }), /no media session/);
     await assert.rejects(callControl(dirname(node.control.path), 'media.call', {}), /needs callId/);
-    alice.inDialog('BYE');
-    const byeOk = await alice.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200');
+    // The same figures in the active-call listings: calls.status (what crossway status prints) and the API's calls.
+    const listed = (await callControl(dirname(node.control.path), 'calls.status', { limit: 5 })) as NodeStatus[];
+    for (const n of listed) {
+      const a = n.calls.active.find((x) => x.id.startsWith(`${callIdAB};`));
+      assert.ok(a?.media, `${n.node} lists the call with its media: ${JSON.stringify(n.calls.active)}`);
+      assert.ok(a.media.fromCaller.packets >= 90 && a.media.fromCallee.packets >= 90, JSON.stringify(a.media));
+      assert.match(
+        formatStatus(n),
+        /media relayed: from caller \d+ packets \d+ B \(last \d\d:\d\d:\d\d\), from callee/,
+      );
+    }
+    const byeOk = await hangUp(alice, 'BYE 200');
     assert.equal(byeOk.status, 200);
     await waitFor('ports released', () => (idle(node!) ? true : undefined));
     // The call records keep what each node relayed, per direction.
@@ -164,13 +196,9 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
     const okBA = await bob.call(`alice@${DOMAIN}`, '127.0.0.2', corePort);
     assert.match(okBA.body, /c=IN IP4 127\.0\.0\.2/);
     assert.match(alice.offerSeen, /c=IN IP4 127\.0\.0\.1/);
-    await Promise.all([bob.sendRtp(okBA.body, 100), alice.sendRtp(alice.offerSeen, 100)]);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.ok(alice.rtpIn >= 90, `alice received ${alice.rtpIn} of 100`);
-    assert.ok(bob.rtpIn >= 90, `bob received ${bob.rtpIn} of 100`);
+    await mediaBothWays(bob, okBA.body, alice, alice.offerSeen, 100);
     // The callee hangs up this time: its BYE follows the Record-Route back through edge and core.
-    alice.inDialog('BYE');
-    await alice.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200 from bob');
+    await hangUp(alice, 'BYE 200 from bob');
     await waitFor('ports released after the second call', () => (idle(node!) ? true : undefined));
     // The inside never accepted a connection: every connection of the core is outbound.
     assert.deepEqual(
@@ -193,11 +221,8 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
     alice.rtpIn = 0;
     bob.rtpIn = 0;
     const again = await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);
-    await Promise.all([alice.sendRtp(again.body, 50), bob.sendRtp(bob.offerSeen, 50)]);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.ok(alice.rtpIn >= 45 && bob.rtpIn >= 45, `after reconnect: alice ${alice.rtpIn}, bob ${bob.rtpIn} of 50`);
-    bob.inDialog('BYE');
-    await bob.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200 after reconnect');
+    await mediaBothWays(alice, again.body, bob, bob.offerSeen, 50, 'after reconnect: ');
+    await hangUp(bob, 'BYE 200 after reconnect');
     await waitFor('ports released after the reconnect call', () => (idle(node!) ? true : undefined));
   } finally {
     for (const u of uas) u.close();
@@ -212,9 +237,7 @@ test('lab traversal: a call whose media stops is released on both relays after m
     node = await startLab({ media: { timeoutSeconds: 1 } });
     const edgePort = node.plan.port('sip-udp', 'edge');
     const corePort = node.plan.port('sip-udp', 'core');
-    const alice = await TestUa.create('alice', DOMAIN, '127.0.0.4');
-    const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
-    uas.push(alice, bob);
+    const { alice, bob } = await parties(uas);
     assert.equal((await bob.register('127.0.0.2', corePort, 'bob-pw')).status, 200);
     const events: { node: 'edge' | 'core'; event: string; id: unknown }[] = [];
     for (const kind of ['edge', 'core'] as const) {
@@ -285,9 +308,7 @@ test('lab traversal over a TCP zone (transport: tcp): registration through the e
     assert.equal(flow.local.port, node.plan.port('traversal-sip:1', 'edge'));
     const edgePort = node.plan.port('sip-udp', 'edge');
     const corePort = node.plan.port('sip-udp', 'core');
-    const alice = await TestUa.create('alice', DOMAIN, '127.0.0.4');
-    const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
-    uas.push(alice, bob);
+    const { alice, bob } = await parties(uas);
     assert.equal((await alice.register('127.0.0.1', edgePort, 'alice-pw')).status, 200);
     assert.equal((await bob.register('127.0.0.2', corePort, 'bob-pw')).status, 200);
     // The Path names the edge's zone listener over TCP: the core reaches alice up the same flow.
@@ -295,20 +316,14 @@ test('lab traversal over a TCP zone (transport: tcp): registration through the e
     assert.match(path, /;transport=tcp;lr;ob>$/);
     const ok = await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);
     assert.equal(ok.status, 200);
-    await Promise.all([alice.sendRtp(ok.body, 50), bob.sendRtp(bob.offerSeen, 50)]);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.ok(alice.rtpIn >= 45 && bob.rtpIn >= 45, `alice ${alice.rtpIn}, bob ${bob.rtpIn} of 50`);
-    alice.inDialog('BYE');
-    await alice.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200');
+    await mediaBothWays(alice, ok.body, bob, bob.offerSeen, 50);
+    await hangUp(alice, 'BYE 200');
     alice.rtpIn = 0;
     bob.rtpIn = 0;
     const back = await bob.call(`alice@${DOMAIN}`, '127.0.0.2', corePort);
     assert.equal(back.status, 200);
-    await Promise.all([bob.sendRtp(back.body, 50), alice.sendRtp(alice.offerSeen, 50)]);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.ok(alice.rtpIn >= 45 && bob.rtpIn >= 45, `alice ${alice.rtpIn}, bob ${bob.rtpIn} of 50`);
-    bob.inDialog('BYE');
-    await bob.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200 from alice');
+    await mediaBothWays(bob, back.body, alice, alice.offerSeen, 50);
+    await hangUp(bob, 'BYE 200 from alice');
     await waitFor('ports released', () => (idle(node!) ? true : undefined));
   } finally {
     for (const ua of uas) ua.close();
@@ -323,9 +338,7 @@ test('lab traversal: a re-INVITE without SDP crosses edge and core as a late off
     node = await startLab();
     const edgePort = node.plan.port('sip-udp', 'edge');
     const corePort = node.plan.port('sip-udp', 'core');
-    const alice = await TestUa.create('alice', DOMAIN, '127.0.0.4');
-    const bob = await TestUa.create('bob', DOMAIN, '127.0.0.3');
-    uas.push(alice, bob);
+    const { alice, bob } = await parties(uas);
     assert.equal((await alice.register('127.0.0.1', edgePort, 'alice-pw')).status, 200);
     assert.equal((await bob.register('127.0.0.2', corePort, 'bob-pw')).status, 200);
     const ok = await alice.call(`bob@${DOMAIN}`, '127.0.0.1', edgePort);
@@ -370,16 +383,13 @@ test('lab traversal: a re-INVITE without SDP crosses edge and core as a late off
     assert.match(ack.body, /c=IN IP4 127\.0\.0\.2\r?\n/);
     assert.doesNotMatch(ack.body, /c=IN IP4 127\.0\.0\.4/);
     // Media after the renegotiation goes through both relays, counted at both endpoints.
-    await Promise.all([alice.sendRtp(ok2.body, 50), bob.sendRtp(ack.body, 50)]);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.ok(alice.rtpIn >= 45 && bob.rtpIn >= 45, `alice ${alice.rtpIn}, bob ${bob.rtpIn} of 50`);
+    await mediaBothWays(alice, ok2.body, bob, ack.body, 50);
     assert.match(alice.rtpFrom, /^127\.0\.0\.1:/);
     assert.match(bob.rtpFrom, /^127\.0\.0\.2:/);
     // No port pair was added by the re-offer: still one call on each relay.
     assert.equal(node.media.get('edge')!.core.callCount, 1);
     assert.equal(node.media.get('core')!.core.callCount, 1);
-    alice.inDialog('BYE');
-    await alice.wait((m) => m.status === 200 && /BYE/.test(hdr(m, 'cseq') ?? ''), 'BYE 200');
+    await hangUp(alice, 'BYE 200');
     await waitFor('ports released', () => (idle(node!) ? true : undefined));
   } finally {
     for (const ua of uas) ua.close();
