@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { CrosswayConfigInput } from '../../src/config/schema.ts';
 import { contains } from '../../src/ports/index.ts';
 import type { RunningNode } from '../../src/roles/start.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
@@ -18,18 +19,31 @@ async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_
   }
 }
 
+/**
+ * One place for a lab with traversal zones: the edge's credential store holds each `[username, password]` of
+ * `credentials` (the edge checks the zones' credentials against it, docs/traversal.md), and the core opens `zones`.
+ */
+async function startWithZones(
+  credentials: [string, string][],
+  zones: NonNullable<CrosswayConfigInput['traversalZones']>,
+): Promise<RunningNode> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
+  seedCredentials(
+    dataDir,
+    'edge',
+    credentials.map(([user, password]) => ['traversal', user, password]),
+  );
+  return startTestNode({ dataDir, traversalZones: zones });
+}
+
 test('lab: the core opens its traversal zone to the edge over TLS from its outbound range and keeps it active', async () => {
   let node: RunningNode | undefined;
   try {
     // The edge checks the zone's credentials against its own credential store (docs/traversal.md).
-    const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
-    seedCredentials(dataDir, 'edge', [['traversal', 'tz1-core', 'zone-secret']]);
-    node = await startTestNode({
-      dataDir,
-      traversalZones: [
-        { name: 'tz1', keepaliveSeconds: 1, retryMinSeconds: 0.1, username: 'tz1-core', password: 'zone-secret' },
-      ],
-    });
+    node = await startWithZones(
+      [['tz1-core', 'zone-secret']],
+      [{ name: 'tz1', keepaliveSeconds: 1, retryMinSeconds: 0.1, username: 'tz1-core', password: 'zone-secret' }],
+    );
     const core = node.sip.get('core')!;
     const edge = node.sip.get('edge')!;
     const zone = await waitFor('zone active', () => core.zones().find((z) => z.state === 'active'));
@@ -73,11 +87,9 @@ test('lab: a traversal zone whose edge does not answer is failed with the reason
 test('lab: a traversal zone over TCP (transport: tcp) is plain TCP at both ends, authenticated and kept alive', async () => {
   let node: RunningNode | undefined;
   try {
-    const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
-    seedCredentials(dataDir, 'edge', [['traversal', 'tz1-core', 'zone-secret']]);
-    node = await startTestNode({
-      dataDir,
-      traversalZones: [
+    node = await startWithZones(
+      [['tz1-core', 'zone-secret']],
+      [
         {
           name: 'tz1',
           transport: 'tcp',
@@ -87,7 +99,7 @@ test('lab: a traversal zone over TCP (transport: tcp) is plain TCP at both ends,
           password: 'zone-secret',
         },
       ],
-    });
+    );
     const core = node.sip.get('core')!;
     const edge = node.sip.get('edge')!;
     const zone = await waitFor('zone active', () => core.zones().find((z) => z.state === 'active'));
@@ -110,14 +122,12 @@ test('lab: a traversal zone over TCP (transport: tcp) is plain TCP at both ends,
 test('lab: two traversal zones (7001 and 7002 in the plan) are active at once on one edge, each on its own listener and flow', async () => {
   let node: RunningNode | undefined;
   try {
-    const dataDir = mkdtempSync(join(tmpdir(), 'crossway-node-'));
-    seedCredentials(dataDir, 'edge', [
-      ['traversal', 'tz1-core', 'secret-1'],
-      ['traversal', 'tz2-core', 'secret-2'],
-    ]);
-    node = await startTestNode({
-      dataDir,
-      traversalZones: [
+    node = await startWithZones(
+      [
+        ['tz1-core', 'secret-1'],
+        ['tz2-core', 'secret-2'],
+      ],
+      [
         { name: 'tz1', keepaliveSeconds: 1, retryMinSeconds: 0.1, username: 'tz1-core', password: 'secret-1' },
         {
           name: 'tz2',
@@ -128,7 +138,7 @@ test('lab: two traversal zones (7001 and 7002 in the plan) are active at once on
           password: 'secret-2',
         },
       ],
-    });
+    );
     const core = node.sip.get('core')!;
     const edge = node.sip.get('edge')!;
     const p1 = node.plan.port('traversal-sip:1', 'edge');
