@@ -59,6 +59,14 @@ const UDP_IN: TransportInfo = {
   local: { address: '192.0.2.1', port: 5060 },
 };
 const FLOW: Destination = { transport: 'TLS', address: '10.0.0.2', port: 25001, connectionId: 'core-flow' };
+/** What a request coming down the zone's flow from the core arrives with (the edge's traversal listener, 7001). */
+const CORE_FLOW_IN: TransportInfo = {
+  transport: 'TLS',
+  reliable: true,
+  source: { address: FLOW.address, port: FLOW.port },
+  local: { address: '192.0.2.1', port: 7001 },
+  connectionId: FLOW.connectionId!,
+};
 
 class FakeLayer implements ProxyTransactions {
   sent: { req: SipRequest; dest: Destination; tx: ClientTransactionHandle }[] = [];
@@ -316,15 +324,8 @@ test('REGISTER through the edge: Path with a signed flow token; a request routed
 
   // The core calls the registered contact with the Path as Route: the edge sends it to alice's own flow.
   const inv = request('INVITE', { uri: 'sip:alice@198.51.100.7', route: path, body: SDP });
-  const coreFlowIn: TransportInfo = {
-    transport: 'TLS',
-    reliable: true,
-    source: { address: FLOW.address, port: FLOW.port },
-    local: { address: '192.0.2.1', port: 7001 },
-    connectionId: FLOW.connectionId!,
-  };
   const si = server(inv);
-  proxy.handle(inv, si.tx, coreFlowIn);
+  proxy.handle(inv, si.tx, CORE_FLOW_IN);
   await tick();
   const out = layer.sent.at(-1)!;
   assert.equal(out.req.method, 'INVITE');
@@ -336,7 +337,7 @@ test('REGISTER through the edge: Path with a signed flow token; a request routed
   const forged = path.replace(/\.([A-Za-z0-9_-]{16})@/, '.AAAAAAAAAAAAAAAA@');
   const bad = request('INVITE', { uri: 'sip:alice@198.51.100.7', route: forged });
   const before = layer.sent.length;
-  proxy.handle(bad, server(bad).tx, coreFlowIn);
+  proxy.handle(bad, server(bad).tx, CORE_FLOW_IN);
   await tick();
   const sentBad = layer.sent.slice(before);
   assert.ok(sentBad.every((x) => x.dest.connectionId === FLOW.connectionId || x.dest.address !== '198.51.100.7'));
@@ -366,18 +367,11 @@ test('REGISTER through the edge with a Route naming the edge (outbound proxy): t
 });
 
 test('Record-Route facing an endpoint carries its flow: in-dialog requests from the core reach a NATed endpoint whose Contact is private', async () => {
-  const coreFlowIn: TransportInfo = {
-    transport: 'TLS',
-    reliable: true,
-    source: { address: FLOW.address, port: FLOW.port },
-    local: { address: '192.0.2.1', port: 7001 },
-    connectionId: FLOW.connectionId!,
-  };
   const privateContact = 'sip:alice@10.1.1.1:5060';
   const byeFromCore = async (proxy: StatefulProxy, layer: FakeLayer, routes: string[]) => {
     const bye = request('BYE', { uri: privateContact, toTag: 'tt1', route: routes.join(', ') });
     const before = layer.sent.length;
-    proxy.handle(bye, server(bye).tx, coreFlowIn);
+    proxy.handle(bye, server(bye).tx, CORE_FLOW_IN);
     await tick();
     const out = layer.sent.slice(before);
     assert.equal(out.length, 1);
@@ -409,7 +403,7 @@ test('Record-Route facing an endpoint carries its flow: in-dialog requests from 
     await tick();
     const path = getHeaders(layer.sent[0]!.req, 'path')[0]!;
     const inv = request('INVITE', { uri: privateContact, route: path, body: SDP });
-    proxy.handle(inv, server(inv).tx, coreFlowIn);
+    proxy.handle(inv, server(inv).tx, CORE_FLOW_IN);
     await tick();
     const sent = layer.sent.at(-1)!;
     assert.deepEqual(sent.dest, { transport: 'UDP', address: '198.51.100.7', port: 5060 });
@@ -519,15 +513,8 @@ test('anchoring a re-INVITE without SDP: the 2xx offer and the ACK answer go thr
 
   // The same from bob's side (From tt1, To ft1): alice offers in the 200, bob answers in the ACK.
   const back = request('INVITE', { fromTag: 'tt1', toTag: 'ft1', uri: 'sip:alice@198.51.100.7', cseq: 1 });
-  const coreFlowIn: TransportInfo = {
-    transport: 'TLS',
-    reliable: true,
-    source: { address: FLOW.address, port: FLOW.port },
-    local: { address: '192.0.2.1', port: 7001 },
-    connectionId: FLOW.connectionId!,
-  };
   const sb = server(back);
-  proxy.handle(back, sb.tx, coreFlowIn);
+  proxy.handle(back, sb.tx, CORE_FLOW_IN);
   await tick();
   const fwdBack = layer.sent.at(-1)!;
   assert.equal(fwdBack.req.body.length, 0);
@@ -541,7 +528,7 @@ test('anchoring a re-INVITE without SDP: the 2xx offer and the ACK answer go thr
     uri: 'sip:alice@198.51.100.7',
     body: sdpAt('10.9.9.9', 5200),
   });
-  proxy.handleAck(ackBack, coreFlowIn);
+  proxy.handleAck(ackBack, CORE_FLOW_IN);
   await tick();
   assert.deepEqual(answers.at(-1), { callId: 'call-1', fromTag: 'ft1', toTag: 'tt1', sdp: sdpAt('10.9.9.9', 5200) });
   assert.equal(where((layer.stateless.at(-1)!.msg as SipRequest).body), towardAlice);
@@ -567,16 +554,9 @@ test('anchoring a late offer on the flow-token path: the core calls an endpoint 
   proxy.handleRegister(reg, server(reg).tx, UDP_IN);
   await tick();
   const path = getHeaders(layer.sent[0]!.req, 'path')[0]!;
-  const coreFlowIn: TransportInfo = {
-    transport: 'TLS',
-    reliable: true,
-    source: { address: FLOW.address, port: FLOW.port },
-    local: { address: '192.0.2.1', port: 7001 },
-    connectionId: FLOW.connectionId!,
-  };
   const inv = request('INVITE', { uri: 'sip:alice@10.1.1.1', route: path });
   const s = server(inv);
-  proxy.handle(inv, s.tx, coreFlowIn);
+  proxy.handle(inv, s.tx, CORE_FLOW_IN);
   await tick();
   const out = layer.sent.at(-1)!;
   assert.deepEqual(out.dest, { transport: 'UDP', address: '198.51.100.7', port: 5060 });
@@ -599,7 +579,7 @@ test('anchoring a late offer on the flow-token path: the core calls an endpoint 
     route: [...rr].reverse().join(', '),
     body: SDP.replace(/198\.51\.100\.7/g, '10.9.9.9'),
   });
-  assert.equal(proxy.handleAck(ack, coreFlowIn), true);
+  assert.equal(proxy.handleAck(ack, CORE_FLOW_IN), true);
   await tick();
   assert.deepEqual(
     media.answers.map((a) => [a.fromTag, a.toTag]),
@@ -613,7 +593,7 @@ test('anchoring a late offer on the flow-token path: the core calls an endpoint 
   const inv2 = request('INVITE', { uri: 'sip:alice@10.1.1.1', route: path });
   inv2.headers = inv2.headers.map((h) => (h.name === 'Call-ID' ? { ...h, value: 'call-2' } : h));
   const s2 = server(inv2);
-  proxy.handle(inv2, s2.tx, coreFlowIn);
+  proxy.handle(inv2, s2.tx, CORE_FLOW_IN);
   await tick();
   const out2 = layer.sent.at(-1)!;
   proxy.onResponse(createResponse(out2.req, 486, 'Busy Here', { toTag: 'tt2' }), out2.tx);
