@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { aliasFromText, fromH225Address, H225_PROTOCOL_ID, h225Address } from '../../../src/h323/api.ts';
+import { aliasFromText, fromH225Address, h225Address } from '../../../src/h323/api.ts';
 import type { LocationRequest, RasMessage } from '../../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../../src/h323/per/schema.ts';
 import { callControl } from '../../../src/roles/control.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { rasPeer, rrq } from '../../helpers/ras.ts';
 
 /**
  * A lab node whose routing names an H.323 neighbour gatekeeper (this test's socket, on 127.0.0.1): the node answers
@@ -18,28 +18,7 @@ import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
 test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on an ARQ', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-nb-'));
   const portOffset = uniqueOffset();
-  const peer = dgram.createSocket('udp4'); // the neighbour gatekeeper, and the endpoint
-  await new Promise<void>((r) => peer.bind(0, '127.0.0.1', () => r()));
-  const me = peer.address().port;
-  const inbox: RasMessage[] = [];
-  const waiters: Array<() => void> = [];
-  peer.on('message', (b) => {
-    const d = rasCodec.decode(b);
-    assert.ok(d.ok, 'the node sends RAS that decodes');
-    inbox.push(d.value);
-    for (const w of waiters.splice(0)) w();
-  });
-  const next = (choice: RasMessage['choice']) =>
-    new Promise<RasMessage>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no ${choice}; got ${inbox.map((m) => m.choice)}`)), 4000);
-      const look = () => {
-        const i = inbox.findIndex((m) => m.choice === choice);
-        if (i < 0) return void waiters.push(look);
-        clearTimeout(t);
-        resolve(inbox.splice(i, 1)[0]!);
-      };
-      look();
-    });
+  const { socket: peer, port: me, next } = await rasPeer(4000); // the neighbour gatekeeper, and the endpoint
   const node = await startTestNode({
     dataDir,
     portOffset,
@@ -76,19 +55,7 @@ test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on a
     const lrj = await next('locationReject');
     assert.equal((lrj.value as { rejectReason: { choice: string } }).rejectReason.choice, 'notRegistered');
 
-    send({
-      choice: 'registrationRequest',
-      value: {
-        requestSeqNum: 12,
-        protocolIdentifier: H225_PROTOCOL_ID,
-        discoveryComplete: true,
-        callSignalAddress: [h225Address('127.0.0.1', 11720)],
-        rasAddress: [h225Address('127.0.0.1', me)],
-        terminalType: { terminal: {}, mc: false, undefinedNode: false },
-        terminalAlias: [aliasFromText('alice'), aliasFromText('2001')],
-        endpointVendor: { vendor: { t35CountryCode: 181, t35Extension: 0, manufacturerCode: 1 } },
-      },
-    });
+    send(rrq(12, ['alice', '2001'], 11720, me));
     const rcf = await next('registrationConfirm');
     const endpointIdentifier = (rcf.value as { endpointIdentifier: string }).endpointIdentifier;
 

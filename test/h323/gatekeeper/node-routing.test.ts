@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { aliasFromText, buildSetup, fromH225Address, H225_PROTOCOL_ID, h225Address } from '../../../src/h323/api.ts';
+import { aliasFromText, buildSetup, fromH225Address } from '../../../src/h323/api.ts';
 import type { RasMessage } from '../../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../../src/h323/per/schema.ts';
 import {
@@ -16,6 +15,7 @@ import {
 import { decodeCause, findIe, IE, q931MessageName } from '../../../src/h323/q931/q931.ts';
 import { encodeTpkt, TpktFramer } from '../../../src/h323/transport/tpkt.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { rasPeer, rrq } from '../../helpers/ras.ts';
 
 /**
  * A lab node with no neighbor zone at all, but with a pre-search transform (strip a leading 9) and a call-policy
@@ -58,28 +58,8 @@ test('without a neighbor zone, ARQs and Setups go through transforms and call po
   const bob = net.createServer((s) => bobLegs.push(s));
   await new Promise<void>((r) => bob.listen(0, '127.0.0.1', () => r()));
   const bobPort = (bob.address() as net.AddressInfo).port;
-  const ep = dgram.createSocket('udp4'); // RAS of the three endpoints
-  await new Promise<void>((r) => ep.bind(0, '127.0.0.1', () => r()));
-  const me = ep.address().port;
-  const inbox: RasMessage[] = [];
-  const waiters: Array<() => void> = [];
-  ep.on('message', (b) => {
-    const d = rasCodec.decode(b);
-    assert.ok(d.ok);
-    inbox.push(d.value);
-    for (const w of waiters.splice(0)) w();
-  });
-  const next = (choice: RasMessage['choice']) =>
-    new Promise<RasMessage>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no ${choice}; got ${inbox.map((m) => m.choice)}`)), 5000);
-      const look = () => {
-        const i = inbox.findIndex((m) => m.choice === choice || m.choice === 'admissionReject');
-        if (i < 0) return void waiters.push(look);
-        clearTimeout(t);
-        resolve(inbox.splice(i, 1)[0]!);
-      };
-      look();
-    });
+  const { socket: ep, port: me, next: nextRas } = await rasPeer(5000); // RAS of the three endpoints
+  const next = (choice: RasMessage['choice']) => nextRas(choice, 'admissionReject');
   const node = await startTestNode({
     dataDir,
     portOffset: uniqueOffset(),
@@ -96,19 +76,7 @@ test('without a neighbor zone, ARQs and Setups go through transforms and call po
     const send = (m: RasMessage) => ep.send(rasCodec.encode(m), core.port, core.address);
     let seq = 0;
     const register = async (aliases: string[], csaPort: number) => {
-      send({
-        choice: 'registrationRequest',
-        value: {
-          requestSeqNum: ++seq,
-          protocolIdentifier: H225_PROTOCOL_ID,
-          discoveryComplete: true,
-          callSignalAddress: [h225Address('127.0.0.1', csaPort)],
-          rasAddress: [h225Address('127.0.0.1', me)],
-          terminalType: { terminal: {}, mc: false, undefinedNode: false },
-          terminalAlias: aliases.map(aliasFromText),
-          endpointVendor: { vendor: { t35CountryCode: 181, t35Extension: 0, manufacturerCode: 1 } },
-        },
-      });
+      send(rrq(++seq, aliases, csaPort, me));
       const rcf = await next('registrationConfirm');
       assert.equal(rcf.choice, 'registrationConfirm');
       return (rcf.value as { endpointIdentifier: string }).endpointIdentifier;
