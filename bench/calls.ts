@@ -30,7 +30,10 @@ const noAbort = ['-default_behaviors', 'all,-abortunexp'];
 interface Step {
   rate: number;
   ok: number;
+  /** Failed calls, counting those not finished when the caller ended (a lost message that sipp never retried). */
   failed: number;
+  /** Of `failed`, the calls not finished. */
+  unfinished: number;
   /** Server CPU over the caller's run (diluted on failing steps, whose calls wait for timeouts). */
   cpu: number;
 }
@@ -78,15 +81,22 @@ async function ramp(name: string, pid: number, target: string, uasPort: number):
     const wall = (performance.now() - t0) / 1000;
     const cpu1 = treeCpuSeconds(pid);
     await uas;
+    const failed = Number.isNaN(r.failed) ? calls : r.failed;
+    // A call sipp had not finished when it ended counts as failed: one lost call on a loaded machine is 1 call in
+    // `calls`, not the end of the ramp.
+    const unfinished = Math.max(0, calls - r.successful - failed);
     const s: Step = {
       rate,
       ok: r.successful,
-      failed: Number.isNaN(r.failed) ? calls : r.failed,
+      failed: failed + unfinished,
+      unfinished,
       cpu: Math.round(((cpu1 - cpu0) / wall) * 100),
     };
     steps.push(s);
-    console.error(`${name} ${rate} calls/s: ok ${s.ok} failed ${s.failed} cpu ${s.cpu}%`);
-    if (s.failed > calls / 100 || s.ok + s.failed < calls) break;
+    console.error(
+      `${name} ${rate} calls/s: ok ${s.ok} failed ${s.failed} (unfinished ${s.unfinished}) cpu ${s.cpu}% wall ${wall.toFixed(1)} s`,
+    );
+    if (s.failed > calls / 100) break;
   }
   return steps;
 }
@@ -162,9 +172,7 @@ if (only !== 'crossway') {
 }
 
 const clean = (s: Step[], maxShare: number) =>
-  [...s]
-    .reverse()
-    .find((x) => x.ok > 0 && x.failed <= x.rate * seconds * maxShare && x.ok + x.failed === x.rate * seconds);
+  [...s].reverse().find((x) => x.ok > 0 && x.failed <= x.rate * seconds * maxShare);
 console.log(
   `\nINVITE-180-200-ACK-BYE through a record-routing proxy over UDP, ${seconds} s per step, sipp uac and uas on the same 2-core machine (node ${process.version})\n`,
 );
