@@ -17,13 +17,9 @@ import {
 import type { SipRequest, SipResponse } from '../../../src/sip/message/types.ts';
 import { StatefulProxy } from '../../../src/sip/proxy/proxy.ts';
 import type { DnsLookup } from '../../../src/sip/proxy/resolver.ts';
-import type { ProxyTransactions, SipTarget } from '../../../src/sip/proxy/types.ts';
-import type {
-  ClientTransactionHandle,
-  Destination,
-  ServerTransactionHandle,
-  TransportInfo,
-} from '../../../src/sip/transaction/types.ts';
+import type { SipTarget } from '../../../src/sip/proxy/types.ts';
+import type { Destination, ServerTransactionHandle, TransportInfo } from '../../../src/sip/transaction/types.ts';
+import { RecordingLayer } from './proxy-fakes.ts';
 
 const noDns: DnsLookup = {
   naptr: async () => [],
@@ -70,33 +66,6 @@ const UDP_IN: TransportInfo = {
   local: { address: '192.0.2.1', port: 5060 },
 };
 
-/** A transaction layer that records what the proxy sends. */
-class FakeLayer implements ProxyTransactions {
-  sent: { req: SipRequest; dest: Destination; tx: ClientTransactionHandle }[] = [];
-  stateless: { msg: unknown; target: unknown }[] = [];
-  cancelled: ClientTransactionHandle[] = [];
-  #n = 0;
-  sendRequest(request: SipRequest, destination: Destination): ClientTransactionHandle {
-    const tx = {
-      key: `c${++this.#n}`,
-      kind: request.method === 'INVITE' ? 'ict' : 'nict',
-      state: 'Calling',
-      request,
-      branch: 'x',
-      destination,
-    } as ClientTransactionHandle;
-    this.sent.push({ req: request, dest: destination, tx });
-    return tx;
-  }
-  cancel(invite: ClientTransactionHandle) {
-    this.cancelled.push(invite);
-    return { status: 'pending' as const };
-  }
-  sendStateless(msg: unknown, target: unknown): void {
-    this.stateless.push({ msg, target });
-  }
-}
-
 function server(request: SipRequest, info = UDP_IN) {
   const responses: SipResponse[] = [];
   const tx = {
@@ -123,7 +92,7 @@ function setup(
   extra: Partial<ConstructorParameters<typeof StatefulProxy>[0]> = {},
 ) {
   const clock = new FakeClock();
-  const layer = new FakeLayer();
+  const layer = new RecordingLayer();
   const config = routingConfigSchema.parse({
     zones: [{ name: 'Z', type: 'neighbor', address: '203.0.113.1' }],
     searchRules: [{ name: 'all', pattern: { type: 'anyAlias' }, targetZone: 'Z' }],
@@ -616,7 +585,7 @@ function setupZones(
   more: Partial<ConstructorParameters<typeof StatefulProxy>[0]> = {},
 ) {
   const clock = new FakeClock();
-  const layer = new FakeLayer();
+  const layer = new RecordingLayer();
   const config = routingConfigSchema.parse({
     zones: [
       { name: 'N1', type: 'neighbor', address: '192.0.2.71', ...(extra.n1 ?? {}) },
