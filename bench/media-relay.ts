@@ -3,19 +3,20 @@
  * the same run. Each step sets N G.711 calls up (two 50 pps streams each, 172-byte packets) and pumps them for S
  * seconds after 1 s of warm-up; reported: relayed packets/s, loss, one-way latency through the relay (p50/p99),
  * the relay's CPU and packets/s per core. `--pair` runs the calls through an edge and a core relay (multiplexed
- * traversal media between them) in one process instead of one relay.
+ * traversal media between them) in one process instead of one relay; `--pair-processes` runs the edge and the core
+ * each in a child process of its own (`bench/lib/media-relay-node.ts`), as two nodes are deployed, and reports the
+ * CPU of both processes summed.
  *
- * usage: node --import tsx bench/media-relay.ts [--calls 100,500,1000] [--seconds 5] [--pair] [--no-rtpengine]
+ * usage: node --import tsx bench/media-relay.ts [--calls 100,500,1000] [--seconds 5] [--pair | --pair-processes]
+ *          [--no-rtpengine]
  * Needs Debian `rtpengine-daemon` for the reference (not installed by the tests) and a C compiler for rtpload.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { systemClock } from '../src/common/timers.ts';
-import { type MediaRelay, mediaConfigSchema, startMediaRelay } from '../src/media/index.ts';
-import { span } from '../src/ports/index.ts';
 import { parseSdp } from '../src/sdp/index.ts';
+import { type BenchRelay, childProcess, inProcess, startBenchRelay } from './lib/media-relay.ts';
 
 const TOOLS = '/work/shared/tools';
 const { values } = parseArgs({
@@ -23,11 +24,17 @@ const { values } = parseArgs({
     calls: { type: 'string', default: '100,500,1000' },
     seconds: { type: 'string', default: '5' },
     pair: { type: 'boolean', default: false },
+    'pair-processes': { type: 'boolean', default: false },
     'no-rtpengine': { type: 'boolean', default: false },
   },
 });
 const steps = values.calls.split(',').map(Number);
 const seconds = Number(values.seconds);
+const label = values['pair-processes']
+  ? 'Crossway edge+core, two processes'
+  : values.pair
+    ? 'Crossway edge+core, one process'
+    : 'Crossway';
 
 interface Row {
   system: string;
@@ -86,67 +93,51 @@ const port = (text: string) => {
   return p.value.media[0]!.port;
 };
 
-const config = mediaConfigSchema.parse({ timeoutSeconds: 3600 });
-const LO = { bind: '127.0.0.1', advertise: '127.0.0.1' };
+/**
+ * The relays a step's calls go through, in call order (caller side first): one core; or an edge then a core with
+ * traversal media between them, both in this process (`--pair`) or each in a child process (`--pair-processes`).
+ * `cpuSeconds` sums the CPU of the processes the relays run in (this process counted once).
+ */
+async function startRelays(): Promise<{ relays: BenchRelay[]; cpuSeconds: () => Promise<number> }> {
+  if (values['pair-processes']) {
+    const relays = [await childProcess('edge', true), await childProcess('core', false)];
+    return { relays, cpuSeconds: async () => (await relays[0]!.cpuSeconds()) + (await relays[1]!.cpuSeconds()) };
+  }
+  const relays = values.pair
+    ? [inProcess(await startBenchRelay('edge', true)), inProcess(await startBenchRelay('core', false))]
+    : [inProcess(await startBenchRelay('core', false))];
+  return { relays, cpuSeconds: () => relays[0]!.cpuSeconds() };
+}
 
 async function crossway(calls: number): Promise<Row> {
-  const relays: MediaRelay[] = [];
-  const one = await startMediaRelay({
-    node: values.pair ? 'edge' : 'core',
-    config,
-    pool: { ranges: [span(40000, 49999)] },
-    ...(values.pair ? { muxPorts: { rtp: [0], rtcp: [0] } } : {}),
-    addresses: { endpoint: LO, traversal: LO },
-    clock: systemClock,
-  });
-  relays.push(one);
-  const two = values.pair
-    ? await startMediaRelay({
-        node: 'core',
-        config,
-        pool: { ranges: [span(50000, 59999)] },
-        addresses: { endpoint: LO, traversal: LO },
-        clock: systemClock,
-      })
-    : undefined;
-  if (two) relays.push(two);
+  const { relays, cpuSeconds } = await startRelays();
+  const last = relays.length - 1;
   const a = await freePorts('127.0.0.20', calls);
   const b = await freePorts('127.0.0.21', calls);
   const lines: string[] = [];
-  for (let n = 0; n < calls; n++) {
-    const id = `c${n}`;
-    let off = await one.core.offer({
-      callId: id,
-      fromTag: 'a',
-      sdp: sdp('127.0.0.20', a[n]!),
-      from: 'endpoint',
-      to: two ? 'traversal' : 'endpoint',
-    });
-    if (!off.ok) throw new Error(off.reason.message);
-    if (two) {
-      off = await two.core.offer({ callId: id, fromTag: 'a', sdp: off.value.sdp, from: 'traversal', to: 'endpoint' });
-      if (!off.ok) throw new Error(off.reason.message);
+  try {
+    for (let n = 0; n < calls; n++) {
+      const callId = `c${n}`;
+      let off = sdp('127.0.0.20', a[n]!);
+      for (let i = 0; i <= last; i++) {
+        const from = i === 0 ? 'endpoint' : 'traversal';
+        const to = i === last ? 'endpoint' : 'traversal';
+        off = await relays[i]!.offer({ callId, fromTag: 'a', sdp: off, from, to });
+      }
+      let ans = sdp('127.0.0.21', b[n]!);
+      for (let i = last; i >= 0; i--) ans = await relays[i]!.answer({ callId, fromTag: 'a', toTag: 'b', sdp: ans });
+      lines.push(`127.0.0.20 ${a[n]} 127.0.0.1 ${port(ans)}`, `127.0.0.21 ${b[n]} 127.0.0.1 ${port(off)}`);
     }
-    let ans = await (two ?? one).core.answer({ callId: id, fromTag: 'a', toTag: 'b', sdp: sdp('127.0.0.21', b[n]!) });
-    if (!ans.ok) throw new Error(ans.reason.message);
-    if (two) {
-      ans = await one.core.answer({ callId: id, fromTag: 'a', toTag: 'b', sdp: ans.value.sdp });
-      if (!ans.ok) throw new Error(ans.reason.message);
-    }
-    lines.push(
-      `127.0.0.20 ${a[n]} 127.0.0.1 ${port(ans.value.sdp)}`,
-      `127.0.0.21 ${b[n]} 127.0.0.1 ${port(off.value.sdp)}`,
-    );
+    await new Promise((r) => setTimeout(r, 200)); // keepalives latch the edge before media starts
+    const c0 = await cpuSeconds();
+    const t0 = performance.now();
+    const r = await runRtpload(lines);
+    const took = (performance.now() - t0) / 1000;
+    const cpuPct = (((await cpuSeconds()) - c0) / took) * 100;
+    return row(label, calls, r, cpuPct);
+  } finally {
+    for (const x of relays) await x.close();
   }
-  await new Promise((r) => setTimeout(r, 200)); // keepalives latch the edge before media starts
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const r = await runRtpload(lines);
-  const took = (performance.now() - t0) / 1000;
-  const c = process.cpuUsage(c0);
-  for (const x of relays) x.close();
-  const cpuPct = ((c.user + c.system) / 1e6 / took) * 100;
-  return row(values.pair ? 'Crossway edge+core' : 'Crossway', calls, r, cpuPct);
 }
 
 function row(system: string, calls: number, r: Record<string, string>, cpuPct: number): Row {
@@ -186,11 +177,14 @@ function rtpengine(calls: number): Row | undefined {
 
 const rows: Row[] = [];
 console.log(
-  '| system | calls (streams) | offered → relayed packets/s | loss | p50 / p99 | relay CPU | packets/s per core |',
+  '| system | calls (streams) | offered → relayed packets/s | loss | p50 / p99 | relay CPU | packets/s per core | load average |',
 );
-console.log('|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const calls of steps) {
-  const got = [await crossway(calls), ...(values['no-rtpengine'] || values.pair ? [] : [rtpengine(calls)])];
+  const got = [
+    await crossway(calls),
+    ...(values['no-rtpengine'] || values.pair || values['pair-processes'] ? [] : [rtpengine(calls)]),
+  ];
   for (const r of got) {
     if (!r) continue;
     rows.push(r);
