@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -329,7 +329,14 @@ describe('routed calls between ooh323c endpoints through a started Crossway node
             );
           }
           assert.ok(signalling.length > 20, `signalling captured: ${signalling.length} PDUs`);
-          assert.deepEqual(tsharkLines(pcap, ras.port, '_ws.malformed || _ws.expert.severity == error'), []);
+          const bad = tsharkLines(pcap, ras.port, '_ws.malformed || _ws.expert.severity == error');
+          if (bad.length > 0) {
+            // the capture is kept for the diagnosis
+            const dir = new URL('../../../test-artifacts/', import.meta.url).pathname;
+            mkdirSync(dir, { recursive: true });
+            copyFileSync(pcap, join(dir, `ooh323c-routed-${net4}-ras${ras.port}.pcapng`));
+          }
+          assert.deepEqual(bad, [], `capture kept in test-artifacts/ooh323c-routed-${net4}-ras${ras.port}.pcapng`);
           // the DTMF went as H.245 UserInputIndication (not as a Q.931 keypad): alice → node, node → bob, two calls
           const dtmfOnWire = tsharkLines(pcap, ras.port, 'h245.alphanumeric');
           assert.ok(dtmfOnWire.length >= 4, `UserInputIndication relayed: ${dtmfOnWire.join('\n')}`);
