@@ -255,9 +255,29 @@ export class SipService {
   liveMedia(id: string): CallMedia | undefined {
     const at = id.lastIndexOf(';');
     const st = at > 0 ? this.#stats?.(id.slice(0, at)) : undefined;
-    if (!st) return undefined;
+    return st ? this.#totals(st, id.slice(at + 1)) : undefined;
+  }
+
+  /**
+   * Per-direction totals of the relay's call `st`, its caller being the party whose tag keys the call in the registry
+   * (party 0, the first offerer, unless the call began with a late offer).
+   */
+  mediaOf(st: CallStats): CallMedia {
+    const key = this.#registryKey(st);
+    return this.#totals(st, key ? key.slice(key.lastIndexOf(';') + 1) : (st.tags[0] ?? ''));
+  }
+
+  #totals(st: CallStats, callerTag: string): CallMedia {
     const clock = this.#opts.clock;
-    return mediaTotals(st, id.slice(at + 1), (ms) => clock.wallNow() - (clock.now() - ms));
+    return mediaTotals(st, callerTag, (ms) => clock.wallNow() - (clock.now() - ms));
+  }
+
+  /** The call registry's key (Call-ID;caller's tag) of the relay's call `st`, when the registry follows it. */
+  #registryKey(st: CallStats): string | undefined {
+    for (const tag of st.tags) {
+      if (tag !== undefined && this.#calls?.get(`${st.callId};${tag}`)) return `${st.callId};${tag}`;
+    }
+    return undefined;
   }
 
   /** The active calls (at most `limit`), each with its media so far when the relay anchors it. */
@@ -270,18 +290,8 @@ export class SipService {
 
   /** Media totals into the record of the call the relay's call belongs to (keyed by Call-ID and the caller's tag). */
   #recordMedia(st: CallStats): void {
-    const calls = this.#calls;
-    if (!calls) return;
-    const clock = this.#opts.clock;
-    const toWall = (ms: number) => clock.wallNow() - (clock.now() - ms);
-    for (const tag of st.tags) {
-      if (tag === undefined) continue;
-      const key = `${st.callId};${tag}`;
-      if (calls.get(key)) {
-        calls.setMedia(key, mediaTotals(st, tag, toWall));
-        return;
-      }
-    }
+    const key = this.#registryKey(st);
+    if (key) this.#calls?.setMedia(key, this.#totals(st, key.slice(key.lastIndexOf(';') + 1)));
   }
 
   /** The traversal wiring (zones' flows, source zones, REGISTER targets). */

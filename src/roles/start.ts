@@ -11,7 +11,6 @@ import { type GatekeeperService, startGatekeeperService } from '../h323/gatekeep
 import { protectGatekeeper } from '../h323/security/node-protection.ts';
 import { withStoredChanges } from '../management/persisted-config.ts';
 import { type RunningManagement, registerTurnStatus, startManagement } from '../management/service.ts';
-import { mediaTotals } from '../media/call-media.ts';
 import { type MediaRelay, startMediaRelay } from '../media/start-relay.ts';
 import {
   checkPrivileges,
@@ -476,11 +475,8 @@ export async function startNode(
     const found = [...media].flatMap(([kind, m]) => {
       const st = m.core.stats(callId);
       if (!st) return [];
-      const toWall = (ms: number) => systemClock.wallNow() - (systemClock.now() - ms);
-      // The caller is the party whose tag keys the node's call (party 0 unless the call began with a late offer).
-      const keys = sip.get(kind)?.calls;
-      const caller = st.tags.find((t) => t !== undefined && keys?.get(`${callId};${t}`)) ?? st.tags[0];
-      return [{ node: kind, ...mediaTotals(st, caller, toWall), stats: st }];
+      const svc = sip.get(kind);
+      return svc ? [{ node: kind, ...svc.mediaOf(st), stats: st }] : [];
     });
     if (found.length === 0) throw new Error(`no media session for call ${callId} on this node's relays`);
     return found;
