@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { after, describe, it, type TestContext } from 'node:test';
+import { after, describe, it } from 'node:test';
 import type { CrosswayConfigInput } from '../../src/config/schema.ts';
 import { compareInventory, type InventoryReport, type NodeSides, parseSs } from '../../src/ports/index.ts';
 import type { RunningNode } from '../../src/roles/start.ts';
@@ -38,22 +38,6 @@ function describeReport(r: InventoryReport): string {
  * this list must be open; one in it may be (then take it out of the list).
  */
 const PENDING: Record<string, string> = {};
-
-/**
- * Starts a node; when one of its ports is taken by another process on this shared machine (a sipp of another test
- * file, say), once more with another offset, at most three times. A failed start closes what it opened, and what
- * is left open would show up below as unexpected.
- */
-async function startRetrying(input: CrosswayConfigInput, t: TestContext): Promise<RunningNode> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startTestNode(input);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 3) throw err;
-      t.diagnostic(`attempt ${attempt}: ${(err as Error).message} (taken by another process): another offset`);
-    }
-  }
-}
 
 const skip = hasSs() ? false : 'ss (iproute2) is not installed: cannot list the sockets of the process';
 
@@ -114,7 +98,7 @@ describe('a running node opens exactly its port plan', { skip }, () => {
 
   for (const [name, input] of cases) {
     it(name, async (t) => {
-      const node = await startRetrying(typeof input === 'function' ? input() : input, t);
+      const node = await startTestNode(typeof input === 'function' ? input() : input);
       nodes.push(node);
       assert.ok(node.plan.portOffset !== 0, 'runs with a port offset');
       const sides: Partial<Record<'edge' | 'core', NodeSides>> = Object.fromEntries(node.addresses);
