@@ -16,33 +16,33 @@ import { count, endpointProcesses, freeTcpPort, ooh323cBinary, ooh323cLauncher, 
  * have to that zone. An ooh323c endpoint registered to GnuGk (alice, 127.0.31.3) calls one registered to Crossway
  * (bob, 127.0.31.4) and back, by H.323-ID and by E.164; each call is resolved by LRQ/LCF between the gatekeepers and
  * connects through both (both gatekeeper-routed). Both endpoints send RTP test media: Crossway anchors it on its
- * relay; GnuGk runs with `[Proxy] Enable=0` and `H245Routed=0`, so it passes the fast-start channels through untouched
- * and alice's media goes straight to and from Crossway's relay as well. Each call leaves one stored call record.
+ * relay, so bob's media always goes to and comes from the relay. Twice: GnuGk with `[Proxy] Enable=0` and
+ * `H245Routed=0` passes the fast-start channels through untouched, so alice's media goes straight to and from
+ * Crossway's relay too; GnuGk with `H245Routed=1` and `[Proxy] Enable=1` anchors alice's side on its own proxy, so
+ * her media goes to and comes from GnuGk (and on from there to Crossway's relay). Each call leaves one stored call
+ * record.
  */
 const gnugk = gnugkBinDir();
 const bin = ooh323cBinary();
 const skip = 'reason' in gnugk ? gnugk.reason : bin ? false : 'ooh323c peer not available';
 if (skip) console.warn(`SKIPPED gnugk-neighbour.test.ts: ${skip}`);
 
-const GNUGK_IP = '127.0.31.1';
-const ALICE_IP = '127.0.31.3';
-const BOB_IP = '127.0.31.4';
 /** The node's gatekeeper identifier, as GnuGk's neighbor section names it. */
 const CROSSWAY_ID = 'crossway-test';
 
-/** GnuGk's configuration: routed Q.931, H.245 and media not touched, Crossway's core gatekeeper as its neighbor. */
-const gnugkIni = (neighbour: { address: string; port: number }) => `[Gatekeeper::Main]
+/** GnuGk's configuration: routed Q.931, H.245 and media routed or not, Crossway's core gatekeeper as its neighbor. */
+const gnugkIni = (home: string, proxy: boolean, neighbour: { address: string; port: number }) => `[Gatekeeper::Main]
 Name=GnuGkTest
-Home=${GNUGK_IP}
+Home=${home}
 TimeToLive=60
 UseMulticastListener=0
 [RoutedMode]
 GKRouted=1
-H245Routed=0
+H245Routed=${proxy ? 1 : 0}
 CallSignalPort=1720
 AcceptUnregisteredCalls=0
 [Proxy]
-Enable=0
+Enable=${proxy ? 1 : 0}
 [Gatekeeper::Auth]
 default=allow
 [RasSrv::Neighbors]
@@ -61,179 +61,193 @@ describe('GnuGk as a neighbor gatekeeper of a started node: LRQ/LCF both ways, c
 }, () => {
   const procs = endpointProcesses();
 
-  it('alice (registered to GnuGk) calls bob (registered to Crossway) and bob calls alice back, by H.323-ID and E.164, media anchored on Crossway', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'crossway-gnugk-nb-'));
-    const node = await startTestNode({
-      dataDir,
-      h323: { enabled: true, gatekeeper: { identifier: CROSSWAY_ID } },
-      routing: {
-        zones: [
-          {
-            name: 'GnuGk',
-            type: 'neighbor',
-            protocol: 'h323',
-            address: GNUGK_IP,
-            port: 1719,
-            gatekeeperIdentifier: 'GnuGkTest',
-            hopCount: 1,
-            lrqTimeoutMs: 3000,
-          },
-        ],
-        searchRules: [
-          { name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' },
-          { name: 'gnugk', priority: 100, source: 'localZone', pattern: { type: 'anyAlias' }, targetZone: 'GnuGk' },
-        ],
-      },
-    });
-    const svc = node.h323.get('core')!;
-    const gk = svc.gatekeeper;
-    const nb = svc.neighbours;
-    const calls = svc.calls!;
-    const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
-    // the relay's address toward endpoints: where both endpoints must send media and receive it from
-    const relayIp = node.addresses.get('core')!.private;
-    const cwd = mkdtempSync(join(tmpdir(), 'gnugk-neighbour-'));
-    let gkProc: ChildProcess | undefined;
-    try {
-      gkProc = startGnugk((gnugk as { dir: string }).dir, cwd, gnugkIni(ras), process.env.H323_TRACE ? 3 : 2);
-      const gkLog = () => (existsSync(join(cwd, 'gk.log')) ? readFileSync(join(cwd, 'gk.log'), 'utf8') : '');
-      let up = false;
-      await waitFor(
-        () => {
-          void tcpOpen(GNUGK_IP, 1720).then((ok) => {
-            up ||= ok;
-          });
-          return up || gkProc!.exitCode !== null;
+  const modes = [
+    { mode: 'GnuGk passes media through', net: '127.0.31.', proxy: false },
+    { mode: 'GnuGk routes H.245 and proxies media', net: '127.0.31.1', proxy: true },
+  ];
+  for (const { mode, net, proxy } of modes) {
+    const GNUGK_IP = `${net}1`;
+    const ALICE_IP = `${net}3`;
+    const BOB_IP = `${net}4`;
+    it(`alice (registered to GnuGk) calls bob (registered to Crossway) and bob calls alice back, by H.323-ID and E.164, media anchored on Crossway (${mode})`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'crossway-gnugk-nb-'));
+      const node = await startTestNode({
+        dataDir,
+        h323: { enabled: true, gatekeeper: { identifier: CROSSWAY_ID } },
+        routing: {
+          zones: [
+            {
+              name: 'GnuGk',
+              type: 'neighbor',
+              protocol: 'h323',
+              address: GNUGK_IP,
+              port: 1719,
+              gatekeeperIdentifier: 'GnuGkTest',
+              hopCount: 1,
+              lrqTimeoutMs: 3000,
+            },
+          ],
+          searchRules: [
+            { name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' },
+            { name: 'gnugk', priority: 100, source: 'localZone', pattern: { type: 'anyAlias' }, targetZone: 'GnuGk' },
+          ],
         },
-        10_000,
-        'GnuGk to listen',
-      );
-      assert.equal(gkProc.exitCode, null, `GnuGk exited: ${gkLog().slice(-2000)}`);
-
-      const out = { alice: '', bob: '' };
-      const launcher = (gkAddr: string) =>
-        ooh323cLauncher({ bin: bin!, cwd, gk: gkAddr, procs, out, lead: process.env.H323_TRACE ? ['-t', '-t'] : [] });
-      const common = ['--auto-answer', '--listen'];
-      const diag = () =>
-        `crossway gk: ${JSON.stringify(gk.counters)}\nneighbours: ${JSON.stringify(nb.status())}\nsearches: ${JSON.stringify(nb.router.history.recent(6))}\ncalls: ${JSON.stringify([calls.counters, calls.active(), calls.ended])}\nalice: ${out.alice.slice(-1500)}\nbob: ${out.bob.slice(-1500)}\ngnugk log: ${gkLog().slice(-3000)}`;
-
-      const alice = launcher(`${GNUGK_IP}:1719`)('alice', ALICE_IP, await freeTcpPort(ALICE_IP), [
-        '--e164',
-        '3001',
-        ...common,
-      ]);
-      const bob = launcher(`${ras.address}:${ras.port}`)('bob', BOB_IP, await freeTcpPort(BOB_IP), [
-        '--e164',
-        '2002',
-        ...common,
-      ]);
-      await waitFor(() => gk.size === 1, 10_000, 'bob registered to Crossway', diag);
-      await waitFor(() => /RCF|registrationConfirm/.test(gkLog()), 10_000, 'alice registered to GnuGk', diag);
-      // ooh323c ignores commands until it has read its RCF: the RCFs are sent, give them a moment to be read
-      await new Promise((r) => setTimeout(r, 500));
-
-      const steps = [
-        { caller: alice, from: 'alice', callee: 'bob', to: 'h323-ID:bob', dir: 'GnuGk → Crossway' },
-        { caller: bob, from: 'bob', callee: 'alice', to: 'h323-ID:alice', dir: 'Crossway → GnuGk' },
-        { caller: alice, from: 'alice', callee: '2002', to: 'dialledDigits:2002', dir: 'GnuGk → Crossway (E.164)' },
-        { caller: bob, from: 'bob', callee: '3001', to: 'dialledDigits:3001', dir: 'Crossway → GnuGk (E.164)' },
-      ] as const;
-      const last = (s: string, re: RegExp) => [...s.matchAll(re)].at(-1);
-      for (const [i, step] of steps.entries()) {
-        const before = { ...nb.counters };
-        step.caller.stdin.write(`c ${step.callee}\n`);
-        await waitFor(
-          () =>
-            count(out.alice, '--->Starting transmit channel') > i &&
-            count(out.bob, '--->Starting transmit channel') > i,
-          20_000,
-          `the call ${step.dir} to ${step.callee} to connect`,
-          diag,
+      });
+      const svc = node.h323.get('core')!;
+      const gk = svc.gatekeeper;
+      const nb = svc.neighbours;
+      const calls = svc.calls!;
+      const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
+      // the relay's address toward endpoints: where both endpoints must send media and receive it from
+      const relayIp = node.addresses.get('core')!.private;
+      const cwd = mkdtempSync(join(tmpdir(), 'gnugk-neighbour-'));
+      let gkProc: ChildProcess | undefined;
+      try {
+        gkProc = startGnugk(
+          (gnugk as { dir: string }).dir,
+          cwd,
+          gnugkIni(GNUGK_IP, proxy, ras),
+          process.env.H323_TRACE ? 3 : 2,
         );
-        const active = calls.active();
-        assert.equal(active.length, 1, diag());
-        assert.equal(active[0]!.state, 'connected');
-        if (step.caller === alice) {
-          // GnuGk asked us (LRQ) and we confirmed; its Setup came to us and went on to bob
-          assert.ok(nb.counters.lrqReceived > before.lrqReceived, diag());
-          assert.ok(nb.counters.lcfSent > before.lcfSent, diag());
-          assert.equal(active[0]!.target?.ip, BOB_IP);
-        } else {
-          // we asked GnuGk (LRQ, or the LCF the ARQ just got) and sent the Setup to GnuGk's call signalling
-          assert.ok(nb.counters.lrqSent > before.lrqSent, diag());
-          assert.ok(nb.counters.lcfReceived > before.lcfReceived, diag());
-          assert.deepEqual(active[0]!.target, { ip: GNUGK_IP, port: 1720 });
-        }
-        // let test media flow both ways for a while
-        await new Promise((r) => setTimeout(r, 1000));
-        step.caller.stdin.write('h\n');
-        await waitFor(() => calls.ended.length === i + 1, 8_000, 'the call to end on the node', diag);
+        const gkLog = () => (existsSync(join(cwd, 'gk.log')) ? readFileSync(join(cwd, 'gk.log'), 'utf8') : '');
+        let up = false;
         await waitFor(
-          () => count(out.alice, 'Ended') > i && count(out.bob, 'Ended') > i,
-          8_000,
-          'both ends to see the call end',
-          diag,
+          () => {
+            void tcpOpen(GNUGK_IP, 1720).then((ok) => {
+              up ||= ok;
+            });
+            return up || gkProc!.exitCode !== null;
+          },
+          10_000,
+          'GnuGk to listen',
         );
-        // media anchored on Crossway's relay: each side sends to it and receives from it (GnuGk proxies none here),
-        // and gets ≥ 90 % of what the other sent
-        for (const [me, peer] of [
-          [out.alice, out.bob],
-          [out.bob, out.alice],
-        ] as const) {
+        assert.equal(gkProc.exitCode, null, `GnuGk exited: ${gkLog().slice(-2000)}`);
+
+        const out = { alice: '', bob: '' };
+        const launcher = (gkAddr: string) =>
+          ooh323cLauncher({ bin: bin!, cwd, gk: gkAddr, procs, out, lead: process.env.H323_TRACE ? ['-t', '-t'] : [] });
+        const common = ['--auto-answer', '--listen'];
+        const diag = () =>
+          `crossway gk: ${JSON.stringify(gk.counters)}\nneighbours: ${JSON.stringify(nb.status())}\nsearches: ${JSON.stringify(nb.router.history.recent(6))}\ncalls: ${JSON.stringify([calls.counters, calls.active(), calls.ended])}\nalice: ${out.alice.slice(-1500)}\nbob: ${out.bob.slice(-1500)}\ngnugk log: ${gkLog().slice(-3000)}`;
+
+        const alice = launcher(`${GNUGK_IP}:1719`)('alice', ALICE_IP, await freeTcpPort(ALICE_IP), [
+          '--e164',
+          '3001',
+          ...common,
+        ]);
+        const bob = launcher(`${ras.address}:${ras.port}`)('bob', BOB_IP, await freeTcpPort(BOB_IP), [
+          '--e164',
+          '2002',
+          ...common,
+        ]);
+        await waitFor(() => gk.size === 1, 10_000, 'bob registered to Crossway', diag);
+        await waitFor(() => /RCF|registrationConfirm/.test(gkLog()), 10_000, 'alice registered to GnuGk', diag);
+        // ooh323c ignores commands until it has read its RCF: the RCFs are sent, give them a moment to be read
+        await new Promise((r) => setTimeout(r, 500));
+
+        const steps = [
+          { caller: alice, from: 'alice', callee: 'bob', to: 'h323-ID:bob', dir: 'GnuGk → Crossway' },
+          { caller: bob, from: 'bob', callee: 'alice', to: 'h323-ID:alice', dir: 'Crossway → GnuGk' },
+          { caller: alice, from: 'alice', callee: '2002', to: 'dialledDigits:2002', dir: 'GnuGk → Crossway (E.164)' },
+          { caller: bob, from: 'bob', callee: '3001', to: 'dialledDigits:3001', dir: 'Crossway → GnuGk (E.164)' },
+        ] as const;
+        const last = (s: string, re: RegExp) => [...s.matchAll(re)].at(-1);
+        for (const [i, step] of steps.entries()) {
+          const before = { ...nb.counters };
+          step.caller.stdin.write(`c ${step.callee}\n`);
           await waitFor(
-            () => count(me, '--->RTP received') > i && count(peer, '--->RTP sent') > i,
-            5_000,
-            'RTP counts',
+            () =>
+              count(out.alice, '--->Starting transmit channel') > i &&
+              count(out.bob, '--->Starting transmit channel') > i,
+            20_000,
+            `the call ${step.dir} to ${step.callee} to connect`,
             diag,
           );
-          const tx = last(me, /--->Starting transmit channel to ([\d.]+):(\d+)/g)!;
-          assert.equal(tx[1], relayIp, `${step.dir}: sends to the relay: ${tx[0]}`);
-          const rx = last(me, /--->RTP received (\d+) packets, last from ([\d.]+):(\d+)/g)!;
-          const sent = Number(last(peer, /--->RTP sent (\d+) packets/g)![1]);
-          assert.equal(rx[2], relayIp, `${step.dir}: receives from the relay: ${rx[0]}`);
-          assert.ok(sent > 0 && Number(rx[1]) >= 0.9 * sent, `${step.dir}: ${rx[0]} of ${sent} sent`);
+          const active = calls.active();
+          assert.equal(active.length, 1, diag());
+          assert.equal(active[0]!.state, 'connected');
+          if (step.caller === alice) {
+            // GnuGk asked us (LRQ) and we confirmed; its Setup came to us and went on to bob
+            assert.ok(nb.counters.lrqReceived > before.lrqReceived, diag());
+            assert.ok(nb.counters.lcfSent > before.lcfSent, diag());
+            assert.equal(active[0]!.target?.ip, BOB_IP);
+          } else {
+            // we asked GnuGk (LRQ, or the LCF the ARQ just got) and sent the Setup to GnuGk's call signalling
+            assert.ok(nb.counters.lrqSent > before.lrqSent, diag());
+            assert.ok(nb.counters.lcfReceived > before.lcfReceived, diag());
+            assert.deepEqual(active[0]!.target, { ip: GNUGK_IP, port: 1720 });
+          }
+          // let test media flow both ways for a while
+          await new Promise((r) => setTimeout(r, 1000));
+          step.caller.stdin.write('h\n');
+          await waitFor(() => calls.ended.length === i + 1, 8_000, 'the call to end on the node', diag);
+          await waitFor(
+            () => count(out.alice, 'Ended') > i && count(out.bob, 'Ended') > i,
+            8_000,
+            'both ends to see the call end',
+            diag,
+          );
+          // media anchored on Crossway's relay: bob sends to it and receives from it, alice too unless GnuGk proxies her
+          // side; each gets ≥ 90 % of what the other sent
+          for (const [me, peer, anchor] of [
+            [out.alice, out.bob, proxy ? GNUGK_IP : relayIp],
+            [out.bob, out.alice, relayIp],
+          ] as const) {
+            await waitFor(
+              () => count(me, '--->RTP received') > i && count(peer, '--->RTP sent') > i,
+              5_000,
+              'RTP counts',
+              diag,
+            );
+            const tx = last(me, /--->Starting transmit channel to ([\d.]+):(\d+)/g)!;
+            assert.equal(tx[1], anchor, `${step.dir}: sends to ${anchor}: ${tx[0]}`);
+            const rx = last(me, /--->RTP received (\d+) packets, last from ([\d.]+):(\d+)/g)!;
+            const sent = Number(last(peer, /--->RTP sent (\d+) packets/g)![1]);
+            assert.equal(rx[2], anchor, `${step.dir}: receives from ${anchor}: ${rx[0]}`);
+            assert.ok(sent > 0 && Number(rx[1]) >= 0.9 * sent, `${step.dir}: ${rx[0]} of ${sent} sent`);
+          }
         }
-      }
-      if (process.env.H323_TRACE) console.log(diag());
-      assert.equal(nb.counters.timeouts, 0, diag());
-      assert.deepEqual(nb.counters.lrjSent, {}, diag());
-      assert.equal(calls.counters.malformed, 0);
-      assert.deepEqual(
-        calls.ended.map((c) => c.endReason),
-        steps.map(() => 'released by caller'),
-      );
+        if (process.env.H323_TRACE) console.log(diag());
+        assert.equal(nb.counters.timeouts, 0, diag());
+        assert.deepEqual(nb.counters.lrjSent, {}, diag());
+        assert.equal(calls.counters.malformed, 0);
+        assert.deepEqual(
+          calls.ended.map((c) => c.endReason),
+          steps.map(() => 'released by caller'),
+        );
 
-      // one stored call record per call on the node: the callee's alias, the caller's, answered, the cause
-      const stored = node.sip
-        .get('core')!
-        .callStore!.recent(10)
-        .filter((r) => r.protocol === 'h323')
-        .sort((x, y) => x.startedAt - y.startedAt);
-      assert.deepEqual(
-        stored.map((r) => [r.state, r.status, r.to, r.cause]),
-        steps.map((s) => ['ended', 200, s.to, 'released by caller']),
-        JSON.stringify(stored),
-      );
-      for (const [k, r] of stored.entries()) {
-        assert.match(r.from, new RegExp(`h323-ID:${steps[k]!.from}`), JSON.stringify(r));
-        assert.ok(r.answeredAt !== null && r.endedAt >= r.answeredAt && r.endedAt - r.answeredAt < 30_000);
-      }
-      const st = ((await callControl(dataDir, 'h323.status')) as Array<{ node: string; neighbours: unknown }>).find(
-        (x) => x.node === 'core',
-      )!;
-      assert.deepEqual(
-        (st.neighbours as { zones: Array<{ name: string }> }).zones.map((z) => z.name),
-        ['GnuGk'],
-      );
+        // one stored call record per call on the node: the callee's alias, the caller's, answered, the cause
+        const stored = node.sip
+          .get('core')!
+          .callStore!.recent(10)
+          .filter((r) => r.protocol === 'h323')
+          .sort((x, y) => x.startedAt - y.startedAt);
+        assert.deepEqual(
+          stored.map((r) => [r.state, r.status, r.to, r.cause]),
+          steps.map((s) => ['ended', 200, s.to, 'released by caller']),
+          JSON.stringify(stored),
+        );
+        for (const [k, r] of stored.entries()) {
+          assert.match(r.from, new RegExp(`h323-ID:${steps[k]!.from}`), JSON.stringify(r));
+          assert.ok(r.answeredAt !== null && r.endedAt >= r.answeredAt && r.endedAt - r.answeredAt < 30_000);
+        }
+        const st = ((await callControl(dataDir, 'h323.status')) as Array<{ node: string; neighbours: unknown }>).find(
+          (x) => x.node === 'core',
+        )!;
+        assert.deepEqual(
+          (st.neighbours as { zones: Array<{ name: string }> }).zones.map((z) => z.name),
+          ['GnuGk'],
+        );
 
-      alice.stdin.write('q\n');
-      bob.stdin.write('q\n');
-      await waitFor(() => gk.size === 0, 8_000, 'bob unregistered', diag);
-    } finally {
-      for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-      if (gkProc && gkProc.exitCode === null) gkProc.kill('SIGKILL');
-      await node.close();
-      if (!process.env.H323_TRACE) rmSync(cwd, { recursive: true, force: true });
-    }
-  });
+        alice.stdin.write('q\n');
+        bob.stdin.write('q\n');
+        await waitFor(() => gk.size === 0, 8_000, 'bob unregistered', diag);
+      } finally {
+        for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+        if (gkProc && gkProc.exitCode === null) gkProc.kill('SIGKILL');
+        await node.close();
+        if (!process.env.H323_TRACE) rmSync(cwd, { recursive: true, force: true });
+      }
+    });
+  }
 });
