@@ -45,7 +45,10 @@ export interface CallInfo {
   cause?: string;
   /** Media the node relayed, per direction, taken when the relay let go of the call (absent: not anchored). */
   media?: CallMedia;
-  /** Codecs each side sends and the relay ports facing each side, as the call goes (H.323; absent: not known). */
+  /**
+   * Codecs each side sends (H.323) or lists in its SDP (SIP) and the relay ports facing each side, as the call goes;
+   * kept in the record (absent: not anchored or not known).
+   */
   mediaPath?: CallMediaPath;
 }
 
@@ -59,7 +62,17 @@ export interface RelayPortPair {
 export interface CallMediaPath {
   /** Codecs each side sends on its open channels (`audio:g711Ulaw`…). */
   codecs: { caller: string[]; callee: string[] };
-  relay: Array<{ session: number; address: string; caller: RelayPortPair; callee: RelayPortPair }>;
+  /**
+   * Per RTP session (H.323: its session id; SIP: the m= line's index): the relay's address toward the caller (and
+   * toward the callee when it differs, `calleeAddress`) and its port pairs facing each side.
+   */
+  relay: Array<{
+    session: number;
+    address: string;
+    calleeAddress?: string;
+    caller: RelayPortPair;
+    callee: RelayPortPair;
+  }>;
 }
 
 /** Packets and bytes the node's relay received from one party, and when the last one came (wall-clock ms, 0: none). */
@@ -152,7 +165,7 @@ export class CallRegistry {
     if (call) call.media = media;
   }
 
-  /** The call's codecs and relay ports as they are now (replaced on each change; kept in the history, not stored). */
+  /** The call's codecs and relay ports as they are now (replaced on each change; kept in the history and the record). */
   setMediaPath(id: string, path: CallMediaPath): void {
     const call = this.#active.get(id);
     if (call) call.mediaPath = path;

@@ -368,6 +368,9 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
         // Active calls with the media the relay carried for each so far (per direction).
         n.status.register('calls', () => sip?.activeCalls(STATUS_LIST_CAP) ?? calls.active().slice(0, STATUS_LIST_CAP));
         n.status.register('callHistory', () => calls.history(STATUS_LIST_CAP));
+        // Call detail records from the store (they outlive a restart), with media totals and media path.
+        const records = sip?.callStore;
+        if (records) n.status.register('callRecords', () => records.recent(STATUS_LIST_CAP));
         n.countSources.set('calls', () => calls.activeCount);
       }
       n.status.register('alarms', () => n.alarms.list());

@@ -3,6 +3,7 @@ import type { Logger } from '../common/log.ts';
 import { RateLimitedLog, silentLogger } from '../common/log.ts';
 import { fail, ok, type Result } from '../common/result.ts';
 import type { Clock, TimerHandle } from '../common/timers.ts';
+import { sdpCodecs } from '../sdp/codecs.ts';
 import { type MediaTarget, rewriteSdp } from '../sdp/rewrite.ts';
 import {
   attribute,
@@ -132,6 +133,10 @@ export interface StreamSideStats extends SideStats {
   /** Where RTP is sent now (latched or signalled); '' when unknown. */
   remote: string;
   latched: boolean;
+  /** The relay's address this side advertises to its party. */
+  localAddress: string;
+  /** Codecs of the party's latest SDP for this stream (`audio:PCMU`…; SDP calls only, empty for H.323 streams). */
+  codecs: readonly string[];
 }
 
 export interface CallStats {
@@ -194,6 +199,8 @@ class Side {
   hold = false;
   /** Send only to the signalled address, never latch (H.323: H.245 names the receive port; senders use another). */
   fixed = false;
+  /** Codecs the party's latest SDP lists for this stream. */
+  codecs: readonly string[] = [];
   readonly latch: [LatchState, LatchState] = [newLatchState(), newLatchState()];
   readonly stats: SideStats = newStats();
   peer!: Side;
@@ -498,6 +505,7 @@ export class RelayCore {
       const side = s.sides[answerer];
       if (!m) {
         // RFC 3264 §6: an answer has as many m= lines as the offer; a missing one is treated as rejected.
+        side.codecs = [];
         resetLatch(side.latch[0], '', 0);
         resetLatch(side.latch[1], '', 0);
         return;
@@ -609,6 +617,7 @@ export class RelayCore {
 
   /** Records where the party `side` faces wants media, from its SDP's media description `m`. */
   #applyRemote(side: Side, sd: SessionDescription, m: SdpMedia): void {
+    side.codecs = sdpCodecs(m);
     const c = effectiveConnection(sd, m);
     const dir = directionOf(sd, m);
     const unspecified = c !== undefined && isUnspecified(c.address);
@@ -829,6 +838,8 @@ export class RelayCore {
         muxId: x.muxId,
         remote: x.latch[0].port === 0 ? '' : `${x.latch[0].address}:${x.latch[0].port}`,
         latched: x.latch[0].latched,
+        localAddress: this.#o.addresses[x.leg].advertise,
+        codecs: x.codecs,
       };
     };
     return {

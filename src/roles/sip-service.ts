@@ -1,9 +1,9 @@
-import { type CallInfo, type CallMedia, CallRegistry } from '../calls/call-registry.ts';
+import { type CallInfo, type CallMedia, type CallMediaPath, CallRegistry } from '../calls/call-registry.ts';
 import { SqliteCallStore } from '../calls/call-store.ts';
 import { category, type Logger } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
 import type { CrosswayConfig } from '../config/schema.ts';
-import { mediaTotals } from '../media/call-media.ts';
+import { mediaPathOf, mediaTotals } from '../media/call-media.ts';
 import { DialogRelease } from '../media/dialog-release.ts';
 import type { CallStats } from '../media/relay-core.ts';
 import type { Flow, ListenerId, NodeKind, NodePlan } from '../ports/index.ts';
@@ -280,18 +280,34 @@ export class SipService {
     return undefined;
   }
 
-  /** The active calls (at most `limit`), each with its media so far when the relay anchors it. */
+  /** The media path (codecs of each side's SDP, relay ports facing each) of the active call `id`, when anchored. */
+  liveMediaPath(id: string): CallMediaPath | undefined {
+    const at = id.lastIndexOf(';');
+    const st = at > 0 ? this.#stats?.(id.slice(0, at)) : undefined;
+    return st ? mediaPathOf(st, id.slice(at + 1)) : undefined;
+  }
+
+  /** The active calls (at most `limit`), each with its media so far and its media path when the relay anchors it. */
   activeCalls(limit: number): CallInfo[] {
     return (this.#calls?.active() ?? []).slice(0, limit).map((c) => {
-      const media = c.protocol === 'sip' ? this.liveMedia(c.id) : undefined;
-      return media ? { ...c, media } : c;
+      if (c.protocol !== 'sip') return c;
+      const media = this.liveMedia(c.id);
+      const mediaPath = this.liveMediaPath(c.id);
+      return media || mediaPath ? { ...c, ...(media ? { media } : {}), ...(mediaPath ? { mediaPath } : {}) } : c;
     });
   }
 
-  /** Media totals into the record of the call the relay's call belongs to (keyed by Call-ID and the caller's tag). */
+  /**
+   * Media totals and the media path into the record of the call the relay's call belongs to (keyed by Call-ID and the
+   * caller's tag).
+   */
   #recordMedia(st: CallStats): void {
     const key = this.#registryKey(st);
-    if (key) this.#calls?.setMedia(key, this.#totals(st, key.slice(key.lastIndexOf(';') + 1)));
+    if (!key) return;
+    const callerTag = key.slice(key.lastIndexOf(';') + 1);
+    this.#calls?.setMedia(key, this.#totals(st, callerTag));
+    const path = mediaPathOf(st, callerTag);
+    if (path) this.#calls?.setMediaPath(key, path);
   }
 
   /** The traversal wiring (zones' flows, source zones, REGISTER targets). */

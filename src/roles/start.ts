@@ -355,6 +355,7 @@ export async function startNode(
           store: stores.get(kind)!,
           clock: systemClock,
           log,
+          neighbours: gk.neighbours,
         });
         const registry = sip.get(kind)?.calls;
         if (gk.calls && registry) gk.calls.onCallState = h323CallRecorder(registry);

@@ -114,7 +114,7 @@ describe('H.323 call records', () => {
     assert.equal(r.legs, 1);
   });
 
-  it('the active call shows its media path (codecs each side sends, relay ports facing each), kept in the history', async () => {
+  it('the active call shows its media path (codecs each side sends, relay ports facing each), kept in the history and the stored record', async () => {
     const relay = [
       { session: 1, address: '192.0.2.1', a: { rtp: 36_000, rtcp: 36_001 }, b: { rtp: 36_002, rtcp: 36_003 } },
     ];
@@ -143,6 +143,10 @@ describe('H.323 call records', () => {
     h.call.fromA(answer(Q931_MESSAGE_TYPES.releaseComplete, 33, 'releaseComplete'));
     await h.call.settled();
     assert.deepEqual(h.registry.history(1)[0]!.mediaPath, want);
+    // and the stored record keeps it (the store behind call history, read after the in-memory ring is gone)
+    const [stored] = h.records.recent(1);
+    assert.equal(stored?.protocol, 'h323');
+    assert.deepEqual(stored?.mediaPath, want);
   });
 
   it('a call to an alias nobody registered is recorded as failed with calledPartyNotRegistered', async () => {
@@ -155,6 +159,7 @@ describe('H.323 call records', () => {
     assert.equal(r?.to, 'h323-ID:nobody');
     assert.equal(r?.cause, 'calledPartyNotRegistered');
     assert.equal(r?.legs, 0);
+    assert.equal(r?.mediaPath, null, 'no media path for a call that never reached the callee');
   });
 
   it('a connection that never sent a Setup leaves no record', async () => {

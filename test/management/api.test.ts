@@ -73,6 +73,7 @@ describe('management API over HTTPS', () => {
       'registrations',
       'calls',
       'callHistory',
+      'callRecords',
       'searchHistory',
       'routingZones',
       'media',

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import pino from 'pino';
 import { FakeClock } from '../../src/common/timers.ts';
+import { mediaPathOf } from '../../src/media/call-media.ts';
 import { type MediaIo, mediaConfigSchema, PortAllocator, RelayCore } from '../../src/media/index.ts';
 import { parseSdp } from '../../src/sdp/index.ts';
 
@@ -245,6 +246,62 @@ describe('offer/answer through the relay', () => {
     const r = await call(core);
     assert.ok(!ports(r.off).includes(40000) && !ports(r.ans).includes(40000));
     assert.equal(core.counters.bindFailures, 1);
+  });
+
+  it('a call record media path: codecs of the SDP of each party and the relay ports each party was given', async () => {
+    const { core } = setup();
+    const offer = sdp([
+      'c=IN IP4 192.0.2.1',
+      'm=audio 5000 RTP/AVP 0 8 96 101',
+      'a=rtpmap:96 opus/48000/2',
+      'a=rtpmap:101 telephone-event/8000',
+      'm=video 5002 RTP/AVP 99',
+      'a=rtpmap:99 H264/90000',
+    ]);
+    const off = await core.offer({ callId: 'p', fromTag: 'A', sdp: offer, from: 'endpoint', to: 'traversal' });
+    assert.ok(off.ok);
+    const answer = sdp([
+      'c=IN IP4 192.0.2.2',
+      'm=audio 6000 RTP/AVP 8 101',
+      'a=rtpmap:101 telephone-event/8000',
+      'm=video 6002 RTP/AVP 99',
+      'a=rtpmap:99 H264/90000',
+    ]);
+    const ans = await core.answer({ callId: 'p', fromTag: 'A', toTag: 'B', sdp: answer });
+    assert.ok(ans.ok);
+    // the callee was given the relay's ports in the rewritten offer, the caller in the rewritten answer
+    const [toCalleeAudio, toCalleeVideo] = ports(off.value.sdp);
+    const [toCallerAudio, toCallerVideo] = ports(ans.value.sdp);
+    const want = {
+      codecs: {
+        caller: ['audio:PCMU', 'audio:PCMA', 'audio:opus', 'audio:telephone-event', 'video:H264'],
+        callee: ['audio:PCMA', 'audio:telephone-event', 'video:H264'],
+      },
+      relay: [
+        {
+          session: 0,
+          address: PUB.advertise,
+          calleeAddress: PRIV.advertise,
+          caller: { rtp: toCallerAudio!, rtcp: toCallerAudio! + 1 },
+          callee: { rtp: toCalleeAudio!, rtcp: toCalleeAudio! + 1 },
+        },
+        {
+          session: 1,
+          address: PUB.advertise,
+          calleeAddress: PRIV.advertise,
+          caller: { rtp: toCallerVideo!, rtcp: toCallerVideo! + 1 },
+          callee: { rtp: toCalleeVideo!, rtcp: toCalleeVideo! + 1 },
+        },
+      ],
+    };
+    assert.deepEqual(mediaPathOf(core.stats('p')!, 'A'), want);
+    // a late-offer call's registry caller is the relay's second party: the sides swap
+    const swapped = mediaPathOf(core.stats('p')!, 'B')!;
+    assert.deepEqual(swapped.codecs, { caller: want.codecs.callee, callee: want.codecs.caller });
+    assert.deepEqual(swapped.relay[0]!.caller, want.relay[0]!.callee);
+    assert.deepEqual(swapped.relay[0]!.callee, want.relay[0]!.caller);
+    assert.equal(swapped.relay[0]!.address, PRIV.advertise);
+    assert.equal(swapped.relay[0]!.calleeAddress, PUB.advertise);
   });
 
   it('refuses a bad SDP with 488 and an unknown call on answer with 481', async () => {

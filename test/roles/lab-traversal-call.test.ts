@@ -171,6 +171,8 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
       const a = n.calls.active.find((x) => x.id.startsWith(`${callIdAB};`));
       assert.ok(a?.media, `${n.node} lists the call with its media: ${JSON.stringify(n.calls.active)}`);
       assert.ok(a.media.fromCaller.packets >= 90 && a.media.fromCallee.packets >= 90, JSON.stringify(a.media));
+      assert.deepEqual(a.mediaPath?.codecs, { caller: ['audio:PCMU'], callee: ['audio:PCMU'] }, `${n.node} media path`);
+      assert.match(formatStatus(n), /media: caller sends audio:PCMU, callee sends audio:PCMU; relay session 0 /);
       assert.match(
         formatStatus(n),
         /media relayed: from caller \d+ packets \d+ B \(last \d\d:\d\d:\d\d\), from callee/,
@@ -186,6 +188,22 @@ test('lab traversal: outside registers through the edge, calls cross the zone bo
       assert.ok(rec.media, `${rec.id} has media totals`);
       assert.ok(rec.media.fromCaller.packets >= 90 && rec.media.fromCallee.packets >= 90, JSON.stringify(rec.media));
     }
+    // The stored records (the store behind call history) keep each node's media path: codecs of both SDPs, and the
+    // relay ports the parties were given (the edge's toward alice, the core's toward bob).
+    const rtpPort = (sdp: string) => Number(/m=audio (\d+)/.exec(sdp)?.[1]);
+    const storedEdge = edge.callStore!.recent(1)[0]!;
+    const storedCore = core.callStore!.recent(1)[0]!;
+    for (const r of [storedEdge, storedCore]) {
+      assert.ok(r.callId.startsWith(callIdAB), r.callId);
+      assert.deepEqual(r.mediaPath?.codecs, { caller: ['audio:PCMU'], callee: ['audio:PCMU'] }, r.callId);
+      assert.equal(r.mediaPath?.relay.length, 1, JSON.stringify(r.mediaPath));
+    }
+    const edgeRelay = storedEdge.mediaPath!.relay[0]!;
+    assert.deepEqual([edgeRelay.session, edgeRelay.address], [0, '127.0.0.1']);
+    assert.deepEqual(edgeRelay.caller, { rtp: rtpPort(okAB.body), rtcp: rtpPort(okAB.body) + 1 });
+    const coreRelay = storedCore.mediaPath!.relay[0]!;
+    assert.equal(coreRelay.calleeAddress ?? coreRelay.address, '127.0.0.2');
+    assert.deepEqual(coreRelay.callee, { rtp: rtpPort(bob.offerSeen), rtcp: rtpPort(bob.offerSeen) + 1 });
     assert.equal(node.media.get('edge')!.core.callCount, 0);
     assert.equal(node.media.get('core')!.core.callCount, 0);
 

@@ -32,7 +32,7 @@ function call(c: CallInfo | CallRecord): string {
   const relay = m.relay
     .map(
       (r) =>
-        `session ${r.session} ${r.address} caller ${r.caller.rtp}/${r.caller.rtcp} callee ${r.callee.rtp}/${r.callee.rtcp}`,
+        `session ${r.session} ${r.address} caller ${r.caller.rtp}/${r.caller.rtcp} callee ${r.calleeAddress ? `${r.calleeAddress} ` : ''}${r.callee.rtp}/${r.callee.rtcp}`,
     )
     .join('; ');
   const codecs = `caller sends ${m.codecs.caller.join(',') || '-'}, callee sends ${m.codecs.callee.join(',') || '-'}`;

@@ -30,6 +30,9 @@ export interface CallServerOptions {
   keepEnded?: number;
 }
 
+/** What `CallServer.admitSetup` answers for a caller's first PDU. */
+export type SetupVerdict = { kind: 'pass'; pdu: Uint8Array } | { kind: 'deny'; reason: string; reply: Uint8Array };
+
 /**
  * The call signalling side of the routed model: accepts the caller's leg on `h323-q931`, runs a `RoutedCall` per
  * connection and opens leg B from the `h323-dynamic` range. A malformed or oversize TPKT ends that call, never
@@ -48,12 +51,21 @@ export class CallServer {
   readonly #servers = new Set<net.Server>();
   /** Ports of the outbound range our own sockets and listeners hold. */
   readonly #held = new Set<number>();
-  /** `h245Refused`: connections to a call's H.245 listener from another host than that leg's (or a second one). */
-  readonly counters = { accepted: 0, refused: 0, malformed: 0, connectFailures: 0, h245Refused: 0 };
+  /**
+   * `h245Refused`: connections to a call's H.245 listener from another host than that leg's (or a second one);
+   * `securityDenied`: callers whose first PDU the Setup check (`admitSetup`) refused.
+   */
+  readonly counters = { accepted: 0, refused: 0, malformed: 0, connectFailures: 0, h245Refused: 0, securityDenied: 0 };
   /** Told of every call's state changes (the node's call registry and records); must not throw. */
   onCallState: (info: Readonly<RoutedCallInfo>) => void = () => {};
   /** Asked for each new connection (intrusion protection: blocked or flooding sources are refused). */
   allowConnection: (address: string) => boolean = () => true;
+  /**
+   * Asked for the caller's first PDU before a call exists for it (H.235.1 on Setup, `security/call-security.ts`):
+   * go on with `pdu` (it may differ from what came in), or refuse: `reply` is sent, the connection closed, no
+   * call and no leg B.
+   */
+  admitSetup: (pdu: Uint8Array, from: IpPort) => SetupVerdict = (pdu) => ({ kind: 'pass', pdu });
 
   private constructor(o: CallServerOptions, server: net.Server) {
     this.#o = o;
@@ -203,12 +215,33 @@ export class CallServer {
       this.#o.log.info({ call: info }, 'H.323 call ended');
     };
     this.#active.set(id, call);
+    let first = true;
+    let refused = false;
     this.#framed(
       a,
-      (pdu) => call.fromA(pdu),
-      (why) => call.broken('a', why),
+      (pdu) => {
+        if (refused) return;
+        if (first) {
+          first = false;
+          const v = this.admitSetup(pdu, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 });
+          if (v.kind === 'deny') {
+            refused = true;
+            this.counters.securityDenied++;
+            this.#active.delete(id);
+            anchor?.close();
+            this.#o.log.info({ call: id, from: a.remoteAddress, reason: v.reason }, 'H.323 Setup => securityDenied');
+            a.end(encodeTpkt(v.reply));
+            return;
+          }
+          pdu = v.pdu;
+        }
+        call.fromA(pdu);
+      },
+      (why) => (refused ? a.destroy() : call.broken('a', why)),
     );
-    a.on('close', () => call.closed('a'));
+    a.on('close', () => {
+      if (!refused) call.closed('a');
+    });
     a.on('error', () => {});
   }
 

@@ -5,9 +5,11 @@ import type { IntrusionGuard } from '../../security/intrusion.ts';
 import { SourceRateLimiter } from '../../security/source-rate.ts';
 import { LocalCredentialStore } from '../../sip/auth/local-credentials.ts';
 import type { NodeStore } from '../../store/database.ts';
+import type { AliasText } from '../api.ts';
 import type { CallServer } from '../calls/call-server.ts';
 import type { H323Config } from '../config.ts';
 import type { Gatekeeper } from '../gatekeeper/gatekeeper.ts';
+import { CallSecurity } from './call-security.ts';
 import { RasSecurity } from './ras-security.ts';
 
 export interface GatekeeperProtectionOptions {
@@ -21,6 +23,8 @@ export interface GatekeeperProtectionOptions {
   store: NodeStore;
   clock: Clock;
   log: Logger;
+  /** H.323 neighbor zones: Setups from a zone's address are not asked for H.235.1 tokens. */
+  neighbours?: { zoneOf(ip: string): unknown };
 }
 
 /** The realm whose users sign RAS: configured, else the realm of the only SIP domain. */
@@ -40,25 +44,50 @@ export function h235Realm(config: Readonly<H323Config>, sip: GatekeeperProtectio
 }
 
 /**
- * Wires a node's gatekeeper and call server to its security: H.235.1 checks against the local credential store
- * (`h323.gatekeeper.security`), intrusion protection (blocked sources dropped; malformed RAS, bad tokens and
+ * Wires a node's gatekeeper and call server to its security: H.235.1 checks of RAS and of the Setups endpoints send
+ * to the call signalling port against the local credential store (`h323.gatekeeper.security`), intrusion protection (blocked sources dropped; malformed RAS, bad tokens and
  * floods counted against their source) and the per-source flood limits on RAS requests and new call signalling
  * connections (`h323.gatekeeper.floodLimits`; sources in `security.intrusion.exempt` are not limited).
  */
-export function protectGatekeeper(o: GatekeeperProtectionOptions): { security: RasSecurity | undefined } {
+export function protectGatekeeper(o: GatekeeperProtectionOptions): {
+  security: RasSecurity | undefined;
+  callSecurity: CallSecurity | undefined;
+} {
   const g = o.config.gatekeeper;
   let security: RasSecurity | undefined;
+  let callSecurity: CallSecurity | undefined;
   if (g.security.mode !== 'off') {
     const realm = h235Realm(o.config, o.sip);
     const local = new LocalCredentialStore(o.store);
-    security = new RasSecurity({
+    const options = {
       mode: g.security.mode,
-      keys: { keyFor: (user) => local.h235Key(realm, user) },
+      keys: { keyFor: (user: string) => local.h235Key(realm, user) },
       timestampWindowSeconds: g.security.timestampWindowSeconds,
       wallNow: () => o.clock.wallNow(),
-    });
+    };
+    security = new RasSecurity(options);
     o.gatekeeper.setSecurity(security);
-    o.log.info({ category: 'h323.gk', mode: g.security.mode, realm }, 'H.235.1 RAS authentication on');
+    o.log.info({ category: 'h323.gk', mode: g.security.mode, realm }, 'H.235.1 RAS and Setup authentication on');
+    if (o.calls) {
+      const cs = new CallSecurity(options);
+      callSecurity = cs;
+      const gk = o.gatekeeper;
+      const regs = {
+        get: (id: string) => gk.get(id),
+        byAlias: (alias: AliasText) => {
+          const t = gk.resolve([alias]);
+          return t?.kind === 'endpoint' ? t.registration : undefined;
+        },
+        get gatekeeperIdentifier() {
+          return gk.gatekeeperIdentifier;
+        },
+      };
+      o.calls.admitSetup = (pdu, from) => {
+        const v = cs.checkSetup(pdu, regs, o.neighbours?.zoneOf(from.ip) !== undefined);
+        if (v.kind === 'deny' && v.failure) o.guard?.onAuthFailure(from.ip);
+        return v;
+      };
+    }
   }
   const now = () => o.clock.now();
   o.gatekeeper.setProtection(o.guard, new SourceRateLimiter(g.floodLimits.rasPerSecondPerSource, now));
@@ -73,5 +102,5 @@ export function protectGatekeeper(o: GatekeeperProtectionOptions): { security: R
       return false;
     };
   }
-  return { security };
+  return { security, callSecurity };
 }

@@ -19,6 +19,7 @@ export const STATUS_SECTIONS = [
   'registrations',
   'calls',
   'callHistory',
+  'callRecords',
   'searchHistory',
   'routingZones',
   'media',
@@ -255,7 +256,9 @@ export const OPENAPI = {
       get: {
         summary:
           'One status section: system, sip, zones, alarms, ports, feedback, and registrations, calls, ' +
-          'callHistory, searchHistory, routingZones, media, turn where the node provides them',
+          'callHistory, callRecords (the stored call detail records, newest first, each with its media totals and ' +
+          '`mediaPath`: codecs each side sent, relay ports per RTP session), searchHistory, routingZones, media, turn ' +
+          'where the node provides them',
         parameters: [
           {
             name: 'section',

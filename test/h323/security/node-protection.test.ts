@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createHash, createHmac } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
@@ -8,38 +7,17 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { NodeStatus } from '../../../src/calls/status.ts';
 import { aliasFromText, H225_PROTOCOL_ID, h225Address } from '../../../src/h323/api.ts';
-import type { CryptoH323Token, RasMessage } from '../../../src/h323/per/generated/types.ts';
+import type { RasMessage } from '../../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../../src/h323/per/schema.ts';
 import { callControl } from '../../../src/roles/control.ts';
 import { LocalCredentialStore } from '../../../src/sip/auth/local-credentials.ts';
 import { NodeStore } from '../../../src/store/database.ts';
+import { endpointSignRas } from '../../helpers/h235-endpoint.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
 
-/** Our signing endpoint: HMAC-SHA1-96 (key SHA-1 of the password) over the message encoded with a zero hash. */
+/** Our signing endpoint (test/helpers/h235-endpoint.ts) with positional ClearToken fields. */
 function signed(m: RasMessage, password: string, sendersID: string, generalID: string, random: number): Uint8Array {
-  const token = (hash: Uint8Array): CryptoH323Token => ({
-    choice: 'nestedcryptoToken',
-    value: {
-      choice: 'cryptoHashedToken',
-      value: {
-        tokenOID: '0.0.8.235.0.2.1',
-        hashedVals: {
-          tokenOID: '0.0.8.235.0.2.5',
-          timeStamp: Math.floor(Date.now() / 1000),
-          random,
-          generalID,
-          sendersID,
-        },
-        token: { algorithmOID: '0.0.8.235.0.2.6', paramS: {}, hash: { length: 96, data: hash } },
-      },
-    },
-  });
-  const v = m.value as { cryptoTokens?: CryptoH323Token[] };
-  v.cryptoTokens = [token(new Uint8Array(12))];
-  const key = createHash('sha1').update(password).digest();
-  const mac = createHmac('sha1', key).update(rasCodec.encode(m)).digest().subarray(0, 12);
-  v.cryptoTokens = [token(mac)];
-  return rasCodec.encode(m);
+  return endpointSignRas(m, password, { sendersID, generalID, random });
 }
 
 async function udp(ip: string): Promise<{ sock: dgram.Socket; port: number; answers: RasMessage[] }> {

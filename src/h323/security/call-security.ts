@@ -1,0 +1,164 @@
+import { type AliasText, aliasToText } from '../api.ts';
+import { CAUSE, releaseComplete } from '../calls/routed-call.ts';
+import { aliasKey, type H323Registration } from '../gatekeeper/gatekeeper.ts';
+import type { Setup_UUIE } from '../per/generated/types.ts';
+import { decodeCallSignalling, encodeCallSignalling } from '../q931/call-signalling.ts';
+import { IE, q931MessageName } from '../q931/q931.ts';
+import { findHashedToken, ReplayCache, verifyHash } from './h235.ts';
+import type { H235KeySource, H323SecurityMode } from './ras-security.ts';
+
+/**
+ * H.235.1 procedure I on call signalling (docs/h323.md "Security"): the Setup an endpoint sends to the node's
+ * call signalling port carries, in `Setup-UUIE.cryptoTokens`, the same hashed token as its RAS messages, with the
+ * HMAC-SHA1-96 computed over the PER encoding of the whole `H323-UserInformation` (the user-user IE after its
+ * protocol discriminator) with the hash bits zeroed. The node is the recipient in the routed model: generalID, when
+ * given, is the gatekeeperIdentifier. Sans-I/O: the wall clock, the credential look-up and the registrations are
+ * injected; the call server asks before a call exists for the connection.
+ *
+ * `off`: nothing checked. `required`: every Setup from an endpoint must carry a good token from a registered
+ * endpoint. `optional`: a token, when present, must be good; an unsigned Setup goes on unless it speaks for a
+ * registration that was authenticated. Setups from an H.323 neighbor zone's address are not checked (neighbor
+ * gatekeepers are trusted by configuration, as their LRQs are). A passed Setup's tokens are removed before it goes
+ * on: they were for the node, and the node rewrites the Setup (its hash would not hold toward the callee).
+ */
+
+/** What the check needs to know about registrations (the gatekeeper). */
+export interface SetupRegistrationView {
+  get(endpointIdentifier: string): H323Registration | undefined;
+  /** The registration an alias names, if any. */
+  byAlias(alias: AliasText): H323Registration | undefined;
+  readonly gatekeeperIdentifier: string;
+}
+
+export interface CallSecurityOptions {
+  mode: H323SecurityMode;
+  keys: H235KeySource;
+  /** Largest difference between the token's timeStamp and our clock (s). */
+  timestampWindowSeconds: number;
+  /** Wall-clock ms. */
+  wallNow: () => number;
+  maxReplayEntries?: number;
+}
+
+/** The outcome for the caller's first PDU. */
+export type SetupAdmission =
+  /** Go on with `pdu` (the Setup without its tokens when it was signed); `user`: who signed it. */
+  | { kind: 'pass'; pdu: Uint8Array; user?: string }
+  /**
+   * Refused: `reply` is the ReleaseComplete (reason securityDenied) to send before closing; `failure`: a bad token
+   * (counted against the source by intrusion protection), not merely a missing one.
+   */
+  | { kind: 'deny'; reason: string; failure: boolean; reply: Uint8Array };
+
+function sameAlias(a: AliasText, user: string): boolean {
+  return a.kind === 'email-ID' ? a.value.toLowerCase() === user.toLowerCase() : a.value === user;
+}
+
+export class CallSecurity {
+  readonly #o: CallSecurityOptions;
+  readonly #replay: ReplayCache;
+  readonly counters = { authenticated: 0, unsigned: 0, neighbour: 0, denied: 0, failures: 0 };
+
+  constructor(o: CallSecurityOptions) {
+    this.#o = o;
+    this.#replay = new ReplayCache(o.maxReplayEntries ?? 100_000);
+  }
+
+  get mode(): H323SecurityMode {
+    return this.#o.mode;
+  }
+
+  /**
+   * Checks the first PDU of a caller's connection. Anything that is not a decodable Setup passes unchanged (the
+   * call ends it as malformed or out of order); `fromNeighbour`: the connection comes from a neighbor zone.
+   */
+  checkSetup(pdu: Uint8Array, regs: SetupRegistrationView, fromNeighbour: boolean): SetupAdmission {
+    if (this.#o.mode === 'off') return { kind: 'pass', pdu };
+    const d = decodeCallSignalling(pdu);
+    if (!d.ok) return { kind: 'pass', pdu };
+    const m = d.value;
+    const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
+    if (q931MessageName(m.q931.messageType) !== 'setup' || body?.choice !== 'setup') return { kind: 'pass', pdu };
+    if (fromNeighbour) {
+      this.counters.neighbour++;
+      return { kind: 'pass', pdu };
+    }
+    const setup = body.value;
+    const deny = (reason: string, failure: boolean): SetupAdmission => {
+      this.counters.denied++;
+      if (failure) this.counters.failures++;
+      // H.225.0 ReleaseCompleteReason securityDenied; Q.850 cause 21 (call rejected), as for a call-policy refusal
+      const reply = releaseComplete(
+        m.q931.callReference,
+        true,
+        setup.callIdentifier?.guid,
+        CAUSE.callRejected,
+        'securityDenied',
+      );
+      return { kind: 'deny', reason, failure, reply };
+    };
+    const sources = (setup.sourceAddress ?? []).map(aliasToText).filter((a) => a.kind !== 'transportID');
+    const found = findHashedToken(setup.cryptoTokens);
+    if (!found) {
+      if (this.#o.mode === 'required') return deny('no H.235.1 token', false);
+      // optional: an unsigned Setup may not speak for an endpoint that registered authenticated
+      const claimed = [
+        ...(setup.endpointIdentifier ? [regs.get(setup.endpointIdentifier)] : []),
+        ...sources.map((a) => regs.byAlias(a)),
+      ];
+      if (claimed.some((r) => r?.authUser !== undefined))
+        return deny('unsigned Setup for an authenticated registration', false);
+      this.counters.unsigned++;
+      return { kind: 'pass', pdu };
+    }
+    if (!found.ok) return deny(`malformed H.235.1 token: ${found.reason}`, true);
+    const { clear, hash } = found.token;
+    // H.235.1: generalID names the recipient, the node itself in the routed model
+    if (clear.generalID !== undefined && clear.generalID !== regs.gatekeeperIdentifier)
+      return deny(`token for ${clear.generalID}`, true);
+    if (clear.timeStamp === undefined || clear.random === undefined)
+      return deny('token without timeStamp or random', true);
+    const now = this.#o.wallNow();
+    const windowMs = this.#o.timestampWindowSeconds * 1000;
+    if (Math.abs(now - clear.timeStamp * 1000) > windowMs)
+      return deny(`timeStamp ${clear.timeStamp} outside the window`, true);
+    // the registration the caller speaks for: sendersID as an endpointIdentifier, the Setup's endpointIdentifier,
+    // sendersID as an alias, then its first source alias
+    const sender = clear.sendersID || undefined;
+    const reg =
+      (sender !== undefined ? regs.get(sender) : undefined) ??
+      (setup.endpointIdentifier ? regs.get(setup.endpointIdentifier) : undefined) ??
+      (sender !== undefined ? regs.byAlias({ kind: 'h323-ID', value: sender }) : undefined) ??
+      (sources[0] ? regs.byAlias(sources[0]) : undefined);
+    const username =
+      reg?.authUser ?? (sender !== undefined && sender !== reg?.endpointIdentifier ? sender : sources[0]?.value);
+    if (username === undefined) return deny('no sender to authenticate', true);
+    const k = this.#o.keys.keyFor(username);
+    if (k.kind === 'unavailable') return deny('credential store unavailable', false);
+    if (k.kind === 'unknown') return deny(`unknown user ${username}`, true);
+    const ie = m.q931.ies.find((x) => x.id === IE.userUser);
+    // the hash covers H323-UserInformation: the user-user IE without its protocol discriminator octet
+    if (!ie || !verifyHash(ie.data.subarray(1), hash, k.key)) return deny(`bad hash from ${username}`, true);
+    // a Setup is never retransmitted on TCP: a (sender, timeStamp, random) seen before is a replay
+    if (this.#replay.admit(username, clear.timeStamp, clear.random, hash, now, now + 2 * windowMs + 1000) !== 'new')
+      return deny(`replayed token from ${username}`, true);
+    if (!reg) return deny(`${username} is not registered`, false);
+    if (reg.authUser !== undefined ? reg.authUser !== username : !reg.aliases.some((a) => sameAlias(a, username)))
+      return deny(`${username} speaking for ${reg.endpointIdentifier}`, true);
+    // the caller names itself only by aliases of its own registration
+    const own = new Set(reg.aliases.map(aliasKey));
+    const foreign = sources.find((a) => !own.has(aliasKey(a)));
+    if (foreign) return deny(`${username} calling as ${foreign.kind}:${foreign.value}`, true);
+    this.counters.authenticated++;
+    const { cryptoTokens: _signed, ...unsigned } = setup as Setup_UUIE;
+    const uu = m.uu!;
+    const out = encodeCallSignalling({
+      ...m,
+      uu: {
+        ...uu,
+        'h323-uu-pdu': { ...uu['h323-uu-pdu'], 'h323-message-body': { choice: 'setup', value: unsigned } },
+      },
+    });
+    return { kind: 'pass', pdu: out, user: username };
+  }
+}

@@ -1,0 +1,382 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it, test } from 'node:test';
+import { type AliasText, aliasFromText, aliasToText, buildSetup } from '../../../src/h323/api.ts';
+import { aliasKey, type H323Registration } from '../../../src/h323/gatekeeper/gatekeeper.ts';
+import type { RasMessage } from '../../../src/h323/per/generated/types.ts';
+import { rasCodec } from '../../../src/h323/per/schema.ts';
+import {
+  type CallSignallingMessage,
+  decodeCallSignalling,
+  encodeCallSignalling,
+} from '../../../src/h323/q931/call-signalling.ts';
+import { decodeCause, findIe, IE, q931MessageName } from '../../../src/h323/q931/q931.ts';
+import {
+  CallSecurity,
+  type SetupAdmission,
+  type SetupRegistrationView,
+} from '../../../src/h323/security/call-security.ts';
+import { h235Key } from '../../../src/h323/security/h235.ts';
+import type { H323SecurityMode } from '../../../src/h323/security/ras-security.ts';
+import { encodeTpkt, TpktFramer } from '../../../src/h323/transport/tpkt.ts';
+import { callControl } from '../../../src/roles/control.ts';
+import { LocalCredentialStore } from '../../../src/sip/auth/local-credentials.ts';
+import { NodeStore } from '../../../src/store/database.ts';
+import { endpointSignRas, endpointSignSetup } from '../../helpers/h235-endpoint.ts';
+import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { rasPeer, rrq } from '../../helpers/ras.ts';
+
+/**
+ * H.235.1 on call signalling: the Setup an endpoint sends to the node's call signalling port is checked like its
+ * RAS (procedure I, HMAC-SHA1-96 over the H323-UserInformation), against the credential store, before a call exists.
+ */
+
+const GK_ID = 'crossway-core';
+const NOW = 1_800_000_000_000;
+
+let cr = 0;
+function setup(source: string[], dest = 'bob'): CallSignallingMessage {
+  cr++;
+  return buildSetup({
+    callReference: cr,
+    callIdentifier: new Uint8Array(16).fill(cr),
+    conferenceID: new Uint8Array(16).fill(cr),
+    source: source.map(aliasFromText),
+    destination: [aliasFromText(dest)],
+  });
+}
+
+function reg(endpointIdentifier: string, aliases: string[], authUser?: string): H323Registration {
+  return {
+    endpointIdentifier,
+    aliases: aliases.map((a) => aliasToText(aliasFromText(a))),
+    callSignalAddresses: [{ ip: '127.0.0.1', port: 1720 }],
+    rasAddress: { ip: '127.0.0.1', port: 1719 },
+    timeToLive: 60,
+    registeredAt: NOW,
+    refreshedAt: NOW,
+    vendor: undefined,
+    ...(authUser !== undefined ? { authUser } : {}),
+  };
+}
+
+function view(regs: H323Registration[]): SetupRegistrationView {
+  return {
+    get: (id) => regs.find((r) => r.endpointIdentifier === id),
+    byAlias: (a: AliasText) => regs.find((r) => r.aliases.some((x) => aliasKey(x) === aliasKey(a))),
+    gatekeeperIdentifier: GK_ID,
+  };
+}
+
+function security(mode: H323SecurityMode, now = NOW): CallSecurity {
+  const users: Record<string, string> = { alice: 'alice-secret', carol: 'carol-secret' };
+  return new CallSecurity({
+    mode,
+    keys: { keyFor: (u) => (users[u] ? { kind: 'found', key: h235Key(users[u]) } : { kind: 'unknown' }) },
+    timestampWindowSeconds: 300,
+    wallNow: () => now,
+  });
+}
+
+/** The ReleaseComplete of a refusal: reason securityDenied, cause 21, the caller's call reference and call id. */
+function assertDenied(v: SetupAdmission, sent: CallSignallingMessage, why: RegExp): void {
+  assert.equal(v.kind, 'deny', JSON.stringify(v));
+  if (v.kind !== 'deny') return;
+  assert.match(v.reason, why);
+  const d = decodeCallSignalling(v.reply);
+  assert.ok(d.ok);
+  assert.equal(q931MessageName(d.value.q931.messageType), 'releaseComplete');
+  assert.equal(d.value.q931.callReference, sent.q931.callReference);
+  assert.equal(d.value.q931.fromDestination, true);
+  const body = d.value.uu?.['h323-uu-pdu']['h323-message-body'];
+  assert.ok(body?.choice === 'releaseComplete');
+  assert.equal(body.value.reason?.choice, 'securityDenied');
+  const sentBody = sent.uu!['h323-uu-pdu']['h323-message-body'];
+  assert.ok(sentBody.choice === 'setup');
+  assert.deepEqual(body.value.callIdentifier?.guid, sentBody.value.callIdentifier?.guid);
+  const cause = decodeCause(findIe(d.value.q931, IE.cause)!.data);
+  assert.ok(cause.ok);
+  assert.equal(cause.value.value, 21);
+}
+
+const t = Math.floor(NOW / 1000);
+
+describe('CallSecurity (H.235.1 on Setup, sans-I/O)', () => {
+  const regs = view([reg('ep-alice', ['alice', '2001'], 'alice'), reg('ep-carol', ['carol'])]);
+
+  it('required: a Setup signed by a registered endpoint passes, without its tokens; others are refused', () => {
+    const s = security('required');
+    const m = setup(['alice']);
+    const bytes = endpointSignSetup(m, 'alice-secret', {
+      sendersID: 'ep-alice',
+      generalID: GK_ID,
+      timeStamp: t,
+      random: 1,
+    });
+    const v = s.checkSetup(bytes, regs, false);
+    assert.ok(v.kind === 'pass', JSON.stringify(v));
+    assert.equal(v.user, 'alice');
+    const out = decodeCallSignalling(v.pdu);
+    assert.ok(out.ok);
+    const body = out.value.uu!['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body.choice === 'setup');
+    assert.equal(body.value.cryptoTokens, undefined, 'the token stays with the node');
+    assert.deepEqual(body.value.sourceAddress, [aliasFromText('alice')]);
+
+    // the same bytes again: a replay
+    assertDenied(s.checkSetup(bytes, regs, false), m, /replayed/);
+    // unsigned
+    const u = setup(['alice']);
+    assertDenied(s.checkSetup(encodeCallSignalling(u), regs, false), u, /no H.235.1 token/);
+    // wrong password
+    const w = setup(['alice']);
+    const wb = endpointSignSetup(w, 'guess', { sendersID: 'ep-alice', generalID: GK_ID, timeStamp: t, random: 2 });
+    assertDenied(s.checkSetup(wb, regs, false), w, /bad hash from alice/);
+    // stale and future timestamps (window 300 s)
+    for (const [i, ts] of [t - 301, t + 301].entries()) {
+      const x = setup(['alice']);
+      const xb = endpointSignSetup(x, 'alice-secret', { sendersID: 'ep-alice', timeStamp: ts, random: 10 + i });
+      assertDenied(s.checkSetup(xb, regs, false), x, /outside the window/);
+    }
+    // a token meant for another gatekeeper
+    const g = setup(['alice']);
+    const gb = endpointSignSetup(g, 'alice-secret', {
+      sendersID: 'ep-alice',
+      generalID: 'gk-x',
+      timeStamp: t,
+      random: 3,
+    });
+    assertDenied(s.checkSetup(gb, regs, false), g, /token for gk-x/);
+    // a good signature, but calling as an alias of another registration
+    const f = setup(['alice', 'carol']);
+    const fb = endpointSignSetup(f, 'alice-secret', { sendersID: 'ep-alice', timeStamp: t, random: 4 });
+    assertDenied(s.checkSetup(fb, regs, false), f, /calling as h323-ID:carol/);
+    // a user of the credential store that is not registered
+    const r = setup(['dave']);
+    const s2 = new CallSecurity({
+      mode: 'required',
+      keys: { keyFor: () => ({ kind: 'found', key: h235Key('dave-secret') }) },
+      timestampWindowSeconds: 300,
+      wallNow: () => NOW,
+    });
+    const rb = endpointSignSetup(r, 'dave-secret', { sendersID: 'dave', timeStamp: t, random: 5 });
+    assertDenied(s2.checkSetup(rb, regs, false), r, /dave is not registered/);
+    assert.deepEqual(s.counters, { authenticated: 1, unsigned: 0, neighbour: 0, denied: 7, failures: 6 });
+  });
+
+  it('an endpoint registered without authentication signs as the user its alias names', () => {
+    const s = security('required');
+    const m = setup(['carol']);
+    const b = endpointSignSetup(m, 'carol-secret', {
+      sendersID: 'ep-carol',
+      generalID: GK_ID,
+      timeStamp: t,
+      random: 1,
+    });
+    const v = s.checkSetup(b, regs, false);
+    assert.ok(v.kind === 'pass' && v.user === 'carol', JSON.stringify(v));
+  });
+
+  it('optional: unsigned Setups go on unless they speak for an authenticated registration; off checks nothing', () => {
+    const s = security('optional');
+    const c = encodeCallSignalling(setup(['carol']));
+    assert.deepEqual(s.checkSetup(c, regs, false), { kind: 'pass', pdu: c });
+    const a = setup(['alice']);
+    assertDenied(s.checkSetup(encodeCallSignalling(a), regs, false), a, /authenticated registration/);
+    const w = setup(['alice']);
+    const wb = endpointSignSetup(w, 'guess', { sendersID: 'ep-alice', timeStamp: t, random: 1 });
+    assertDenied(s.checkSetup(wb, regs, false), w, /bad hash/);
+    const off = security('off');
+    const ob = endpointSignSetup(setup(['alice']), 'guess', { sendersID: 'ep-alice', timeStamp: t, random: 1 });
+    assert.deepEqual(off.checkSetup(ob, regs, false), { kind: 'pass', pdu: ob });
+  });
+
+  it('a neighbor zone is not asked for tokens; what is not a Setup is left to the call', () => {
+    const s = security('required');
+    const n = encodeCallSignalling(setup(['gnugk-user']));
+    assert.deepEqual(s.checkSetup(n, regs, true), { kind: 'pass', pdu: n });
+    const junk = new Uint8Array([0x08, 0x02, 0x00]);
+    assert.deepEqual(s.checkSetup(junk, regs, false), { kind: 'pass', pdu: junk });
+    assert.equal(s.counters.neighbour, 1);
+  });
+});
+
+/** Connects from `localAddress`, sends `bytes`, returns the first PDU the node answers (or undefined on close). */
+async function call(
+  q931: { address: string; port: number },
+  bytes: Uint8Array,
+  localAddress = '127.0.0.1',
+): Promise<CallSignallingMessage | undefined> {
+  const s = net.connect({ host: q931.address, port: q931.port, localAddress });
+  try {
+    await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
+    const framer = new TpktFramer();
+    const first = new Promise<CallSignallingMessage | undefined>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer from the node')), 5000);
+      s.on('data', (d) => {
+        const r = framer.push(d);
+        assert.ok(r.ok);
+        for (const p of r.value) {
+          const m = decodeCallSignalling(p);
+          assert.ok(m.ok);
+          clearTimeout(timer);
+          resolve(m.value);
+        }
+      });
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+    });
+    s.write(encodeTpkt(bytes));
+    return await first;
+  } finally {
+    s.destroy();
+  }
+}
+
+const reasonOf = (m: CallSignallingMessage | undefined) => {
+  const b = m?.uu?.['h323-uu-pdu']['h323-message-body'];
+  return b?.choice === 'releaseComplete' ? b.value.reason?.choice : b?.choice;
+};
+
+/** A node with bob's call signalling listener; registers endpoints over RAS and reads h323.status. */
+async function labNode(mode: H323SecurityMode) {
+  const dataDir = mkdtempSync(join(tmpdir(), `crossway-h235-setup-${mode}-`));
+  const seed = NodeStore.open(join(dataDir, 'core'));
+  const creds = new LocalCredentialStore(seed);
+  creds.add('example.com', 'alice', 'alice-secret');
+  creds.add('example.com', 'bob', 'bob-secret');
+  seed.close();
+  const bobLegs: Array<{ socket: net.Socket; setup: Promise<CallSignallingMessage> }> = [];
+  const bob = net.createServer((socket) => {
+    const framer = new TpktFramer();
+    const setup = new Promise<CallSignallingMessage>((resolve) => {
+      socket.on('data', (d) => {
+        const r = framer.push(d);
+        if (!r.ok) return;
+        for (const p of r.value) {
+          const m = decodeCallSignalling(p);
+          if (m.ok) resolve(m.value);
+        }
+      });
+    });
+    socket.on('error', () => {});
+    bobLegs.push({ socket, setup });
+  });
+  await new Promise<void>((r) => bob.listen(0, '127.0.0.1', () => r()));
+  const bobPort = (bob.address() as net.AddressInfo).port;
+  const node = await startTestNode({
+    dataDir,
+    portOffset: uniqueOffset(),
+    h323: { enabled: true, gatekeeper: { timeToLive: 60, security: { mode, realm: 'example.com' } } },
+  });
+  const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
+  const q931 = node.sockets().find((s) => s.listener === 'h323-q931' && s.node === 'core')!;
+  const peer = await rasPeer(4000);
+  const register = async (bytes: Uint8Array) => {
+    peer.socket.send(bytes, ras.port, ras.address);
+    const rcf = await peer.next('registrationConfirm', 'registrationReject');
+    assert.equal(rcf.choice, 'registrationConfirm', JSON.stringify(rcf));
+    return (rcf.value as { endpointIdentifier: string }).endpointIdentifier;
+  };
+  const counters = async () =>
+    (
+      (await callControl(dataDir, 'h323.status')) as Array<{
+        node: string;
+        calls: { counters: { securityDenied: number; accepted: number } };
+      }>
+    ).find((s) => s.node === 'core')!.calls.counters;
+  const close = async () => {
+    for (const l of bobLegs) l.socket.destroy();
+    peer.socket.close();
+    bob.close();
+    await node.close();
+  };
+  return { node, ras, q931, peer, register, counters, close, bobLegs, bobPort };
+}
+
+test('a lab node with H.235.1 required: a signed Setup from a registered endpoint is routed; unsigned, bad password, replayed and stale Setups get ReleaseComplete securityDenied, counted, and open no leg B', async () => {
+  const n = await labNode('required');
+  try {
+    const rrqOf = (alias: string, csa: number, seq: number): RasMessage => rrq(seq, [alias], csa, n.peer.port);
+    const aliceId = await n.register(
+      endpointSignRas(rrqOf('alice', 11790, 1), 'alice-secret', { sendersID: 'alice', generalID: GK_ID, random: 1 }),
+    );
+    await n.register(
+      endpointSignRas(rrqOf('bob', n.bobPort, 2), 'bob-secret', { sendersID: 'bob', generalID: GK_ID, random: 2 }),
+    );
+    // an unsigned RRQ is refused, as before
+    n.peer.socket.send(rasCodec.encode(rrqOf('eve', 11791, 3)), n.ras.port, n.ras.address);
+    assert.equal((await n.peer.next('registrationReject')).choice, 'registrationReject');
+
+    // 1. signed by alice (sendersID: her endpointIdentifier) → routed: bob gets the Setup, without alice's token
+    const signed = endpointSignSetup(setup(['alice']), 'alice-secret', {
+      sendersID: aliceId,
+      generalID: GK_ID,
+      random: 100,
+    });
+    const s = net.connect({ host: n.q931.address, port: n.q931.port });
+    await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
+    s.on('error', () => {});
+    s.write(encodeTpkt(signed));
+    for (let i = 0; i < 50 && n.bobLegs.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(n.bobLegs.length, 1, 'leg B opened to bob');
+    const atBob = await n.bobLegs[0]!.setup;
+    const body = atBob.uu!['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body.choice === 'setup');
+    assert.deepEqual(body.value.sourceAddress, [aliasFromText('alice')]);
+    assert.equal(body.value.cryptoTokens, undefined);
+    s.destroy();
+
+    // 2. unsigned, 3. wrong password, 4. the same signed bytes again, 5. a stale timestamp: each refused
+    const stale = Math.floor(Date.now() / 1000) - 3600;
+    const refused = [
+      encodeCallSignalling(setup(['alice'])),
+      endpointSignSetup(setup(['alice']), 'guess', { sendersID: aliceId, generalID: GK_ID, random: 101 }),
+      signed,
+      endpointSignSetup(setup(['alice']), 'alice-secret', {
+        sendersID: aliceId,
+        generalID: GK_ID,
+        timeStamp: stale,
+        random: 102,
+      }),
+    ];
+    for (const [i, bytes] of refused.entries()) {
+      const answer = await call(n.q931, bytes);
+      assert.equal(q931MessageName(answer?.q931.messageType ?? -1), 'releaseComplete', `case ${i}`);
+      assert.equal(reasonOf(answer), 'securityDenied', `case ${i}`);
+      assert.equal(decodeCause(findIe(answer!.q931, IE.cause)!.data).ok, true);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(n.bobLegs.length, 1, 'no leg B for a refused Setup');
+    const c = await n.counters();
+    assert.equal(c.securityDenied, 4, JSON.stringify(c));
+  } finally {
+    await n.close();
+  }
+});
+
+test('a lab node with H.235.1 optional: an unsigned Setup from an endpoint registered without a token is routed', async () => {
+  const n = await labNode('optional');
+  try {
+    await n.register(rasCodec.encode(rrq(1, ['carol'], 11792, n.peer.port)));
+    await n.register(rasCodec.encode(rrq(2, ['bob'], n.bobPort, n.peer.port)));
+    const s = net.connect({ host: n.q931.address, port: n.q931.port });
+    await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
+    s.on('error', () => {});
+    s.write(encodeTpkt(encodeCallSignalling(setup(['carol']))));
+    for (let i = 0; i < 50 && n.bobLegs.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(n.bobLegs.length, 1, 'leg B opened to bob');
+    const body = (await n.bobLegs[0]!.setup).uu!['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body.choice === 'setup');
+    assert.deepEqual(body.value.sourceAddress, [aliasFromText('carol')]);
+    s.destroy();
+    assert.equal((await n.counters()).securityDenied, 0);
+  } finally {
+    await n.close();
+  }
+});
