@@ -39,8 +39,9 @@ export const h323ConfigSchema = z
         maxAdmittedCalls: z.number().int().min(1).max(10_000_000).default(200_000),
         /**
          * H.235.1 (baseline security profile, procedure I: HMAC-SHA1-96 over the whole RAS message, key SHA-1 of the
-         * password) checked against the local credential store (`crossway users`). `off`: tokens ignored;
-         * `optional`: a token present must be good, unsigned requests go on; `required`: every request must carry one.
+         * password) checked against the local credential store (`crossway users`), on RAS and on the Setups endpoints
+         * send to call signalling. `off`: tokens ignored; `optional`: a token present must be good, unsigned requests
+         * go on; `required`: every request and Setup must carry one (Setups from an H.323 neighbour zone excepted).
          */
         security: z
           .object({
