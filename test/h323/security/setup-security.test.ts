@@ -244,7 +244,7 @@ const reasonOf = (m: CallSignallingMessage | undefined) => {
 };
 
 /** A node with bob's call signalling listener; registers endpoints over RAS and reads h323.status. */
-async function labNode(mode: H323SecurityMode) {
+async function labNode(mode: H323SecurityMode, authFailureThreshold?: number) {
   const dataDir = mkdtempSync(join(tmpdir(), `crossway-h235-setup-${mode}-`));
   const seed = NodeStore.open(join(dataDir, 'core'));
   const creds = new LocalCredentialStore(seed);
@@ -273,6 +273,17 @@ async function labNode(mode: H323SecurityMode) {
     dataDir,
     portOffset: uniqueOffset(),
     h323: { enabled: true, gatekeeper: { timeToLive: 60, security: { mode, realm: 'example.com' } } },
+    // loopback is exempt from intrusion protection by default: not here, when the test looks at blocks
+    ...(authFailureThreshold
+      ? {
+          security: {
+            intrusion: {
+              exempt: [],
+              authFailures: { threshold: authFailureThreshold, windowSeconds: 60, blockSeconds: 600 },
+            },
+          },
+        }
+      : {}),
   });
   const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
   const q931 = node.sockets().find((s) => s.listener === 'h323-q931' && s.node === 'core')!;
@@ -296,11 +307,17 @@ async function labNode(mode: H323SecurityMode) {
     bob.close();
     await node.close();
   };
-  return { node, ras, q931, peer, register, counters, close, bobLegs, bobPort };
+  const blocks = async () =>
+    (
+      (await callControl(dataDir, 'security.blocks.list', { node: 'core' })) as Array<{
+        blocks: Array<{ address: string; category: string }>;
+      }>
+    )[0]!.blocks.map((b) => `${b.address} ${b.category}`);
+  return { node, ras, q931, peer, register, counters, blocks, close, bobLegs, bobPort };
 }
 
-test('a lab node with H.235.1 required: a signed Setup from a registered endpoint is routed; unsigned, bad password, replayed and stale Setups get ReleaseComplete securityDenied, counted, and open no leg B', async () => {
-  const n = await labNode('required');
+test('a lab node with H.235.1 required: a signed Setup from a registered endpoint is routed; unsigned, bad password, replayed and stale Setups get ReleaseComplete securityDenied, counted (a source with 3 bad tokens is blocked), and open no leg B', async () => {
+  const n = await labNode('required', 3);
   try {
     const rrqOf = (alias: string, csa: number, seq: number): RasMessage => rrq(seq, [alias], csa, n.peer.port);
     const aliceId = await n.register(
@@ -332,29 +349,41 @@ test('a lab node with H.235.1 required: a signed Setup from a registered endpoin
     assert.equal(body.value.cryptoTokens, undefined);
     s.destroy();
 
-    // 2. unsigned, 3. wrong password, 4. the same signed bytes again, 5. a stale timestamp: each refused
+    // 2. unsigned, 3. wrong password, 4. the same signed bytes again, 5. a stale timestamp: each refused, each
+    // from a source of its own (then 127.0.0.2 tries two more wrong passwords)
     const stale = Math.floor(Date.now() / 1000) - 3600;
-    const refused = [
-      encodeCallSignalling(setup(['alice'])),
-      endpointSignSetup(setup(['alice']), 'guess', { sendersID: aliceId, generalID: GK_ID, random: 101 }),
-      signed,
-      endpointSignSetup(setup(['alice']), 'alice-secret', {
-        sendersID: aliceId,
-        generalID: GK_ID,
-        timeStamp: stale,
-        random: 102,
-      }),
+    const guess = (random: number) =>
+      endpointSignSetup(setup(['alice']), 'guess', { sendersID: aliceId, generalID: GK_ID, random });
+    const refused: Array<[string, Uint8Array]> = [
+      ['127.0.0.1', encodeCallSignalling(setup(['alice']))],
+      ['127.0.0.2', guess(101)],
+      ['127.0.0.3', signed],
+      [
+        '127.0.0.4',
+        endpointSignSetup(setup(['alice']), 'alice-secret', {
+          sendersID: aliceId,
+          generalID: GK_ID,
+          timeStamp: stale,
+          random: 102,
+        }),
+      ],
+      ['127.0.0.2', guess(103)],
+      ['127.0.0.2', guess(104)],
     ];
-    for (const [i, bytes] of refused.entries()) {
-      const answer = await call(n.q931, bytes);
+    for (const [i, [from, bytes]] of refused.entries()) {
+      const answer = await call(n.q931, bytes, from);
       assert.equal(q931MessageName(answer?.q931.messageType ?? -1), 'releaseComplete', `case ${i}`);
       assert.equal(reasonOf(answer), 'securityDenied', `case ${i}`);
-      assert.equal(decodeCause(findIe(answer!.q931, IE.cause)!.data).ok, true);
+      const cause = decodeCause(findIe(answer!.q931, IE.cause)!.data);
+      assert.ok(cause.ok && cause.value.value === 21, `case ${i}: cause 21`);
     }
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(n.bobLegs.length, 1, 'no leg B for a refused Setup');
     const c = await n.counters();
-    assert.equal(c.securityDenied, 4, JSON.stringify(c));
+    assert.equal(c.securityDenied, 6, JSON.stringify(c));
+    // bad tokens count as failed authentications: 127.0.0.2's third one blocked it; missing tokens do not count
+    assert.deepEqual(await n.blocks(), ['127.0.0.2 auth']);
+    assert.equal(await call(n.q931, guess(105), '127.0.0.2'), undefined, 'a blocked source is not answered');
   } finally {
     await n.close();
   }
