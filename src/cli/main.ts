@@ -4,6 +4,7 @@ import { registerAdminCommand } from './commands/admin.ts';
 import { registerBlocksCommand } from './commands/blocks.ts';
 import { registerConfigCommand } from './commands/config.ts';
 import { registerPortsCommand } from './commands/ports.ts';
+import { registerRegistrationsCommand } from './commands/registrations.ts';
 import { registerStartCommand } from './commands/start.ts';
 import { registerStatusCommand } from './commands/status.ts';
 import { registerUsersCommand } from './commands/users.ts';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerUsersCommand(program);
   registerBlocksCommand(program);
+  registerRegistrationsCommand(program);
   registerAdminCommand(program);
   return program;
 }

@@ -14,7 +14,7 @@ import type { TransportTlsOptions } from '../sip/transport/index.ts';
 import type { NodeStore } from '../store/database.ts';
 import { AdminStore } from './admin-store.ts';
 import { AlarmTable } from './alarms.ts';
-import { buildApp } from './api/app.ts';
+import { buildApp, type H323Admin } from './api/app.ts';
 import { Authenticator } from './authenticator.ts';
 import { ConfigAdmin, type ConfigCheck, makePatch } from './config-admin.ts';
 import { EventBus } from './events.ts';
@@ -71,8 +71,11 @@ export interface ManagementOptions {
   log: Logger;
   /** The media relay of each node kind (status: calls relayed, port pairs in use). */
   media?: ReadonlyMap<NodeKind, MediaView>;
-  /** The H.323 gatekeeper of each node kind: its registrations are listed and counted with the SIP bindings. */
-  h323?: ReadonlyMap<NodeKind, { gatekeeper: H323RegistrationSource }>;
+  /**
+   * The H.323 gatekeeper of each node kind: its registrations are listed and counted with the SIP bindings, and an
+   * administrator may remove one through the API.
+   */
+  h323?: ReadonlyMap<NodeKind, { gatekeeper: H323RegistrationSource & H323Admin }>;
   /** Told the one-time setup token of a node with no administrator (default: printed on stderr). */
   onSetupToken?: (node: NodeKind, token: string) => void;
   /** Feedback POSTs (tests may inject); default: real HTTP(S) with certificate verification. */
@@ -456,6 +459,7 @@ export async function startManagement(o: ManagementOptions): Promise<RunningMana
           delivery: deliverer.status(),
         }),
         subscriptionsChanged: () => deliverer.setTargets(targetsOf(configAdmin.current, admin)),
+        ...(gk ? { h323: gk } : {}),
       };
       const https = nodePlan.listener('https');
       const http = nodePlan.listener('http');

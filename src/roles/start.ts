@@ -446,9 +446,21 @@ export async function startNode(
   control.register('h323.registrations', () =>
     [...h323.values()].map((g) => ({ node: g.kind, registrations: g.gatekeeper.list() })),
   );
-  control.register('h323.unregister', (args) =>
-    [...h323.values()].some((g) => g.gatekeeper.unregister(String(args.endpointIdentifier))),
-  );
+  // An administrator's removal (`crossway registrations remove h323 ID`): the gatekeeper sends the endpoint a URQ; the
+  // node's audit log keeps it as the CLI's other changes (who `cli`, from `local`).
+  control.register('h323.unregister', (args) => {
+    const id = String(args.endpointIdentifier);
+    for (const g of h323.values()) {
+      const reg = g.gatekeeper.get(id);
+      const aliases = reg?.aliases.map((a) => `${a.kind}:${a.value}`) ?? [];
+      if (!reg || !g.gatekeeper.unregister(id)) continue;
+      management?.nodes
+        .get(g.kind)
+        ?.admin.audit('cli', 'local', 'registration-remove', `h323 ${id} (${aliases.join(' ')})`);
+      return true;
+    }
+    return false;
+  });
   // H.225.0 §7.15.1: IRQ to a registered endpoint; its IRR's calls (or answered: false after 3 s of silence)
   control.register('h323.irq', async (args) => {
     const id = String(args.endpointIdentifier);

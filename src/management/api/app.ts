@@ -50,6 +50,15 @@ export interface AppContext {
   subscriptions(): unknown;
   /** Re-reads registered subscriptions after an API change. */
   subscriptionsChanged(): void;
+  /** The node's H.323 gatekeeper, when it runs one: registrations an administrator may remove. */
+  h323?: H323Admin;
+}
+
+/** What the API does with an H.323 gatekeeper's registrations. */
+export interface H323Admin {
+  get(endpointIdentifier: string): { readonly aliases: readonly { kind: string; value: string }[] } | undefined;
+  /** Removes the registration and sends the endpoint a URQ (H.225.0 §7.10.2); false when there is none. */
+  unregister(endpointIdentifier: string): boolean;
 }
 
 type Need = 'read' | 'audit' | 'write';
@@ -459,6 +468,27 @@ export function buildApp(ctx: AppContext, options: { secure: boolean }): Fastify
     ctx.store.audit(c.user, source(req), 'subscription-delete', req.params.id);
     return { deleted: Number(req.params.id) };
   });
+
+  // H.225.0 §7.10.2: the gatekeeper ends a registration with a URQ to the endpoint (reason maintenance).
+  app.delete<{ Params: { endpointIdentifier: string } }>(
+    '/api/v1/registrations/h323/:endpointIdentifier',
+    async (req, reply) => {
+      const c = await apiGuard(req, reply, 'write');
+      if (!c) return reply;
+      const id = req.params.endpointIdentifier;
+      if (!ctx.h323) return reply.code(404).send({ error: 'not-found', message: 'this node runs no H.323 gatekeeper' });
+      const reg = ctx.h323.get(id);
+      const aliases = reg?.aliases.map((a) => `${a.kind}:${a.value}`) ?? [];
+      if (!reg || !ctx.h323.unregister(id)) {
+        return reply
+          .code(404)
+          .send({ error: 'not-found', message: 'no H.323 registration with that endpointIdentifier' });
+      }
+      ctx.store.audit(c.user, source(req), 'registration-remove', `h323 ${id} (${aliases.join(' ')})`);
+      ctx.log.info({ by: c.user, endpoint: id, aliases }, 'H.323 registration removed by an administrator');
+      return { removed: { protocol: 'h323', endpointIdentifier: id, aliases } };
+    },
+  );
 
   app.get('/metrics', async (req, reply) => {
     if (!(await apiGuard(req, reply, 'read'))) return reply;

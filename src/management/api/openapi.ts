@@ -353,6 +353,45 @@ export const OPENAPI = {
         responses: ok('removed'),
       },
     },
+    '/api/v1/registrations/h323/{endpointIdentifier}': {
+      delete: {
+        summary:
+          'End an H.323 registration (read-write): the gatekeeper sends the endpoint a URQ (H.225.0 §7.10.2, reason ' +
+          'maintenance), the registration leaves the `registrations` listing and count and the store, an ' +
+          '`unregistration` event (reason `administrator`) goes out, and the audit log records `registration-remove`',
+        parameters: [
+          {
+            name: 'endpointIdentifier',
+            in: 'path',
+            required: true,
+            description: 'as the `registrations` status section lists it (`protocol: h323`)',
+            schema: { type: 'string', minLength: 1, maxLength: 100 },
+          },
+        ],
+        responses: {
+          ...ok('removed', {
+            type: 'object',
+            required: ['removed'],
+            properties: {
+              removed: {
+                type: 'object',
+                required: ['protocol', 'endpointIdentifier', 'aliases'],
+                properties: {
+                  protocol: { const: 'h323' },
+                  endpointIdentifier: { type: 'string' },
+                  aliases: {
+                    type: 'array',
+                    items: { type: 'string' },
+                    description: '`kind:value`, e.g. `h323-ID:alice`',
+                  },
+                },
+              },
+            },
+          }),
+          404: { description: 'no such registration on this node (or the node runs no H.323 gatekeeper)' },
+        },
+      },
+    },
     '/metrics': {
       get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } },
     },
