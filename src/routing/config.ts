@@ -25,6 +25,16 @@ const checkRegex = (s: string) => {
   }
 };
 
+/** RFC 1123 §2.1 host name: dot-separated labels of letters, digits and inner hyphens, at most 253 characters. */
+const HOST_NAME =
+  /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+/** An IP address, or a host name a resolver can be asked about (not a URI, not a `host:port`). */
+export function isAddressOrHostName(s: string): boolean {
+  // a dotted number that is no IP address (999.1.1.1) is a mistyped address, not a name
+  return isIP(s) !== 0 || (HOST_NAME.test(s) && !/^[\d.]+$/.test(s));
+}
+
 const regexString = z.string().max(1024).refine(checkRegex, { message: 'not a valid regular expression' });
 
 export const zoneSchema = z
@@ -68,8 +78,8 @@ export const zoneSchema = z
     message: 'a neighbor zone needs an address',
     path: ['address'],
   })
-  .refine((zn) => zn.protocol !== 'h323' || (zn.type === 'neighbor' && isIP(zn.address ?? '') !== 0), {
-    message: 'an h323 zone is a neighbor gatekeeper named by its IP address',
+  .refine((zn) => zn.protocol !== 'h323' || (zn.type === 'neighbor' && isAddressOrHostName(zn.address ?? '')), {
+    message: 'an h323 zone is a neighbor gatekeeper named by its IP address or host name',
     path: ['address'],
   });
 

@@ -186,6 +186,24 @@ describe('port plan: configuration drives the tables', () => {
     assert.match(nft, /elements = \{ 10\.9\.0\.5, 10\.9\.0\.6, 10\.9\.0\.7 \}/);
   });
 
+  it('an H.323 neighbour named by host name has the same flows, the name in their note, and no ruleset address', () => {
+    const zones = [{ name: 'gk', type: 'neighbor' as const, protocol: 'h323' as const, address: 'gk.example.net' }];
+    const p = plan({ role: 'edge', network: { address: '10.1.0.10' }, h323: { enabled: true }, routing: { zones } });
+    const lrq = p.flows.filter((f) => f.setting === 'routing.zones[0]' && f.protocols.includes('udp'));
+    assert.deepEqual(
+      lrq.map((f) => [f.from.peer, f.from.ports.from, f.to.peer, f.to.ports.from, f.note]),
+      [
+        ['edge', 1719, 'outside-neighbour', 1719, 'neighbour zone "gk" at gk.example.net: LRQ from our RAS'],
+        ['outside-neighbour', 1024, 'edge', 1719, 'neighbour zone "gk" at gk.example.net: its LRQs'],
+      ],
+    );
+    // names are not resolved for the rulesets (as for SIP neighbours and LDAP servers): the administrator adds them
+    const book = addressesFromConfig(
+      defaultConfig({ role: 'edge', network: { address: '10.1.0.10' }, h323: { enabled: true }, routing: { zones } }),
+    );
+    assert.equal(book.outside_neighbours, undefined);
+  });
+
   it('management.exposePublic adds management from the internet to the edge public side, and only then', () => {
     const on = plan({ role: 'edge', management: { snmp: true, exposePublic: true } });
     const off = plan({ role: 'edge', management: { snmp: true } });

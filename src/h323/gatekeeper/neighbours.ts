@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Clock, TimerHandle } from '../../common/timers.ts';
 import type { RoutingConfig } from '../../routing/config.ts';
 import { LOCAL_ZONE, Router, type Zone, type ZoneSearcher } from '../../routing/router.ts';
@@ -12,6 +13,7 @@ import type {
   RequestInProgress,
 } from '../per/generated/types.ts';
 import type { Gatekeeper, H323Route, H323Target, NeighbourHook } from './gatekeeper.ts';
+import { type HostLookup, NeighbourDns } from './neighbour-dns.ts';
 
 /**
  * Neighbor gatekeepers (H.225.0 §7.8 location, H.323 §7.2.2 zones): routing zones of type `neighbor` with
@@ -20,14 +22,21 @@ import type { Gatekeeper, H323Route, H323Target, NeighbourHook } from './gatekee
  * ends it after the zone's `lrqTimeoutMs`). LRQs from neighbors are answered by the same rules: an alias registered
  * here gets an LCF whose callSignalAddress is the node itself (routed model), others LRJ. Loops are cut by hop count
  * (an LRQ is forwarded with hopCount − 1, never back to the zone it came from, and never without hops left) and by
- * refusing an LRQ that comes back while we are still forwarding it. Sans-I/O: RAS goes out through the gatekeeper's
- * `send`, timers through the injected clock.
+ * refusing an LRQ that comes back while we are still forwarding it. A zone named by host name is looked up when it is
+ * used (`NeighbourDns`: cached a minute, looked up again after); a name that gives no address is an unreachable
+ * neighbour (no LRQ, the search goes on). Sans-I/O: RAS goes out through the gatekeeper's `send`, timers through the
+ * injected clock, name lookups through the injected resolver.
  */
 
 /** A configured H.323 neighbor gatekeeper. */
 export interface NeighbourZone {
   name: string;
-  address: IpPort;
+  /** As configured: an IP address, or a host name looked up when the zone is used. */
+  host: string;
+  /** Its RAS port. */
+  port: number;
+  /** The zone's RAS address when `host` is an IP address; undefined for a host name (resolved on use). */
+  address: IpPort | undefined;
   gatekeeperIdentifier: string | undefined;
   hopCount: number;
   lrqTimeoutMs: number;
@@ -48,6 +57,8 @@ interface SearchContext {
 
 interface Pending {
   zone: NeighbourZone;
+  /** Where the LRQ went: answers from another address are not its answers. */
+  to: IpPort;
   alias: string;
   timer: TimerHandle;
   done: (a: IpPort | undefined) => void;
@@ -70,6 +81,8 @@ export interface NeighbourCounters {
   /** LRQs refused because they came back while being forwarded. */
   loops: number;
   cacheHits: number;
+  /** Searches of a zone named by host name that sent no LRQ: the name gave no address (failed or too slow). */
+  unresolved: number;
 }
 
 export interface NeighboursOptions {
@@ -82,6 +95,10 @@ export interface NeighboursOptions {
   cacheMs?: number;
   /** A RIP goes to a neighbor whose LRQ is still being searched after this many ms. */
   ripAfterMs?: number;
+  /** Resolves zones named by host name (default: the system resolver, node:dns). */
+  lookup?: HostLookup;
+  /** How long a neighbor's resolved address is used before its name is looked up again (ms, default 60 000). */
+  dnsTtlMs?: number;
 }
 
 /** The H.323 neighbor zones of a routing configuration (zones of type neighbor with protocol h323). */
@@ -90,7 +107,9 @@ export function h323NeighbourZones(routing: Readonly<RoutingConfig>): NeighbourZ
     .filter((z) => z.type === 'neighbor' && z.protocol === 'h323' && z.address !== undefined)
     .map((z) => ({
       name: z.name,
-      address: { ip: z.address!, port: z.port ?? 1719 },
+      host: z.address!,
+      port: z.port ?? 1719,
+      address: isIP(z.address!) !== 0 ? { ip: z.address!, port: z.port ?? 1719 } : undefined,
       gatekeeperIdentifier: z.gatekeeperIdentifier,
       hopCount: z.hopCount ?? 2,
       lrqTimeoutMs: z.lrqTimeoutMs ?? 2000,
@@ -123,11 +142,13 @@ export class Neighbours implements NeighbourHook {
     unknownSource: 0,
     loops: 0,
     cacheHits: 0,
+    unresolved: 0,
   };
   readonly #gk: Gatekeeper;
   readonly #clock: Clock;
   readonly #cacheMs: number;
   readonly #ripAfterMs: number;
+  readonly #dns: NeighbourDns;
   readonly #pending = new Map<number, Pending>();
   readonly #cache = new Map<string, { address: IpPort; until: number }>();
   /** LRQs being searched because a neighbor asked (loop key → count). */
@@ -140,6 +161,12 @@ export class Neighbours implements NeighbourHook {
     this.#clock = o.clock;
     this.#cacheMs = o.cacheMs ?? 10_000;
     this.#ripAfterMs = o.ripAfterMs ?? 500;
+    this.#dns = new NeighbourDns({
+      clock: o.clock,
+      family: isIP(o.gatekeeper.options.rasAddress.ip) === 6 ? 6 : 4,
+      ...(o.lookup ? { lookup: o.lookup } : {}),
+      ...(o.dnsTtlMs !== undefined ? { ttlMs: o.dnsTtlMs } : {}),
+    });
     for (const z of h323NeighbourZones(o.routing)) this.zones.set(z.name, z);
     const searcher: ZoneSearcher<H323Target> = { search: (zone, alias, ctx) => this.#search(zone, alias, ctx) };
     this.router = new Router<H323Target>({
@@ -159,10 +186,13 @@ export class Neighbours implements NeighbourHook {
     return true;
   }
 
-  /** The neighbor zone a request from `ip` (naming `gatekeeperIdentifier`, when it does) comes from. */
+  /**
+   * The neighbor zone a request from `ip` (naming `gatekeeperIdentifier`, when it does) comes from: by its configured
+   * IP address, or the address its host name last resolved to.
+   */
   zoneOf(ip: string, gatekeeperIdentifier?: string): NeighbourZone | undefined {
     for (const z of this.zones.values()) {
-      if (z.address.ip !== ip) continue;
+      if ((z.address?.ip ?? this.#dns.known(z.host)) !== ip) continue;
       if (gatekeeperIdentifier && z.gatekeeperIdentifier && gatekeeperIdentifier !== z.gatekeeperIdentifier) continue;
       return z;
     }
@@ -204,8 +234,8 @@ export class Neighbours implements NeighbourHook {
    * Routes a Setup that reached the node's call signalling from `from`: a neighbor's Setup comes from that zone (and
    * is never sent back to it); any other comes from the local zone (the endpoint was admitted by this gatekeeper).
    */
-  routeSetup(destination: AliasText[], source: AliasText[], from: IpPort): Promise<H323Route | undefined> {
-    const zone = this.zoneOf(from.ip);
+  async routeSetup(destination: AliasText[], source: AliasText[], from: IpPort): Promise<H323Route | undefined> {
+    const zone = this.zoneOf(from.ip) ?? (this.#namesToLookUp() ? await this.#zoneAfterLookup(from.ip) : undefined);
     return this.#routeAliases(destination, {
       sourceZone: zone?.name ?? LOCAL_ZONE,
       sourceAlias: source[0]?.value ?? '',
@@ -272,19 +302,21 @@ export class Neighbours implements NeighbourHook {
    * Asks a neighbor where `alias` is: LRQ, then the callSignalAddress of its LCF, or undefined after an LRJ or
    * silence. A recent LCF for the same zone and alias is reused.
    */
-  locate(
+  async locate(
     zone: NeighbourZone,
     alias: string,
     o: { hops?: number; sourceInfo?: AliasAddress[] | undefined; callIdentifier?: Uint8Array | undefined } = {},
   ): Promise<IpPort | undefined> {
-    if (this.#closed) return Promise.resolve(undefined);
+    if (this.#closed) return undefined;
     const key = `${zone.name}|${alias}`;
     const hit = this.#cache.get(key);
     if (hit && hit.until > this.#clock.now()) {
       this.counters.cacheHits++;
-      return Promise.resolve(hit.address);
+      return hit.address;
     }
     if (hit) this.#cache.delete(key);
+    const to = await this.#addressOf(zone);
+    if (!to || this.#closed) return undefined;
     this.#seq = (this.#seq % 65535) + 1;
     const seq = this.#seq;
     const gk = this.#gk.options;
@@ -309,10 +341,33 @@ export class Neighbours implements NeighbourHook {
         done(undefined);
       });
       this.#pending.get(seq)?.done(undefined); // a wrapped sequence number: the old request gives up
-      this.#pending.set(seq, { zone, alias, timer, done });
+      this.#pending.set(seq, { zone, to, alias, timer, done });
       this.counters.lrqSent++;
-      this.#gk.send({ choice: 'locationRequest', value: lrq }, zone.address);
+      this.#gk.send({ choice: 'locationRequest', value: lrq }, to);
     });
+  }
+
+  /**
+   * Where to send a zone's LRQs: its IP address, or what its host name resolves to (cached; waited for at most the
+   * zone's lrqTimeoutMs). A name that gives no address is counted and answers undefined, as a silent neighbor would.
+   */
+  async #addressOf(zone: NeighbourZone): Promise<IpPort | undefined> {
+    if (zone.address) return zone.address;
+    const r = await this.#dns.resolve(zone.host, zone.lrqTimeoutMs);
+    if (r.ok) return { ip: r.ip, port: zone.port };
+    this.counters.unresolved++;
+    return undefined;
+  }
+
+  /** Zones named by host name whose address is not fresh in the cache. */
+  #namesToLookUp(): NeighbourZone[] {
+    return [...this.zones.values()].filter((z) => !z.address && this.#dns.stale(z.host));
+  }
+
+  /** `zoneOf` once the stale names are looked up again (a request from a neighbor whose address may have changed). */
+  async #zoneAfterLookup(ip: string, gatekeeperIdentifier?: string): Promise<NeighbourZone | undefined> {
+    await Promise.all(this.#namesToLookUp().map((z) => this.#dns.resolve(z.host, z.lrqTimeoutMs)));
+    return this.zoneOf(ip, gatekeeperIdentifier);
   }
 
   #answer(
@@ -321,7 +376,7 @@ export class Neighbours implements NeighbourHook {
     from: IpPort,
   ): void {
     const p = this.#pending.get(v.requestSeqNum);
-    if (!p || p.zone.address.ip !== from.ip) {
+    if (!p || p.to.ip !== from.ip) {
       this.counters.unexpected++;
       return;
     }
@@ -366,6 +421,19 @@ export class Neighbours implements NeighbourHook {
     this.counters.lrqReceived++;
     const reply = (l.replyAddress && fromH225Address(l.replyAddress)) || from;
     const zone = this.zoneOf(from.ip, l.gatekeeperIdentifier);
+    // not from a known address: a neighbor named by host name may have moved (or not be looked up yet)
+    if (!zone && this.#namesToLookUp().length > 0) {
+      void this.#zoneAfterLookup(from.ip, l.gatekeeperIdentifier).then(
+        (z) => this.#lrqFrom(l, reply, z),
+        () => this.#lrqFrom(l, reply, undefined),
+      );
+      return;
+    }
+    this.#lrqFrom(l, reply, zone);
+  }
+
+  #lrqFrom(l: LocationRequest, reply: IpPort, zone: NeighbourZone | undefined): void {
+    if (this.#closed) return;
     if (!zone) {
       this.counters.unknownSource++;
       this.#lrj(l, reply, 'requestDenied');
@@ -439,14 +507,20 @@ export class Neighbours implements NeighbourHook {
 
   status(): Record<string, unknown> {
     return {
-      zones: [...this.zones.values()].map((z) => ({
-        name: z.name,
-        address: z.address,
-        gatekeeperIdentifier: z.gatekeeperIdentifier ?? null,
-        hopCount: z.hopCount,
-      })),
+      zones: [...this.zones.values()].map((z) => {
+        const ip = z.address?.ip ?? this.#dns.known(z.host);
+        return {
+          name: z.name,
+          host: z.host,
+          // a host name's address as last resolved (null: not resolved yet)
+          address: ip ? { ip, port: z.port } : null,
+          gatekeeperIdentifier: z.gatekeeperIdentifier ?? null,
+          hopCount: z.hopCount,
+        };
+      }),
       pendingLrqs: this.#pending.size,
       counters: this.counters,
+      dns: this.#dns.counters,
     };
   }
 

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ConfigError } from '../../../src/common/errors.ts';
 import { FakeClock } from '../../../src/common/timers.ts';
+import { validateConfig } from '../../../src/config/load.ts';
 import { aliasFromText, fromH225Address, H225_PROTOCOL_ID, h225Address, type IpPort } from '../../../src/h323/api.ts';
 import { Gatekeeper, type GatekeeperSend } from '../../../src/h323/gatekeeper/gatekeeper.ts';
-import { Neighbours } from '../../../src/h323/gatekeeper/neighbours.ts';
+import { type HostLookup, NeighbourDns, systemLookup } from '../../../src/h323/gatekeeper/neighbour-dns.ts';
+import { Neighbours, type NeighboursOptions } from '../../../src/h323/gatekeeper/neighbours.ts';
 import type { LocationRequest, RasMessage } from '../../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../../src/h323/per/schema.ts';
-import { routingConfigSchema } from '../../../src/routing/config.ts';
+import { type RoutingConfig, routingConfigSchema } from '../../../src/routing/config.ts';
 
 /**
  * H.323 neighbor zones, sans-I/O: LRQ/LCF/LRJ both ways through the node's search rules, hop counts, loops, and a
@@ -35,7 +38,7 @@ const routing = routingConfigSchema.parse({
   ],
 });
 
-function setup() {
+function setup(r: RoutingConfig = routing, extra: Partial<NeighboursOptions> = {}) {
   const clock = new FakeClock();
   const gk = new Gatekeeper(
     {
@@ -58,7 +61,7 @@ function setup() {
     sent.push({ to: s.to, m: d.value });
   };
   gk.onSend = onWire;
-  const nb = new Neighbours({ gatekeeper: gk, routing, clock });
+  const nb = new Neighbours({ gatekeeper: gk, routing: r, clock, ...extra });
   gk.neighbours = nb;
   /** A datagram in; its direct answer (if any) goes on the wire list too. */
   const rx = (m: RasMessage, from: IpPort) => {
@@ -470,5 +473,187 @@ describe('ARQ for an alias that a search rule sends to a neighbor zone', () => {
     assert.equal(transformed?.searchedAlias, '2002');
     assert.equal(transformed?.result, 'found');
     assert.equal(h.find((r) => r.alias === 'carol')?.result, 'rejected');
+  });
+});
+
+describe('a neighbor named by host name', () => {
+  const named = (host: string, extraZones: object[] = [], rules: object[] = []) =>
+    routingConfigSchema.parse({
+      zones: [
+        { name: 'Named', type: 'neighbor', protocol: 'h323', address: host, port: 1730, lrqTimeoutMs: 1000 },
+        ...extraZones,
+      ],
+      searchRules: [
+        { name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' },
+        { name: 'to-named', priority: 100, pattern: { type: 'prefix', value: '77' }, targetZone: 'Named' },
+        ...rules,
+      ],
+    });
+  /** A resolver the test drives: each call is recorded and answered by `answer`. */
+  const resolver = (answer: (host: string) => Promise<string>) => {
+    const asked: string[] = [];
+    const lookup: HostLookup = (host, family) => {
+      asked.push(`${host}/${family}`);
+      return answer(host);
+    };
+    return { asked, lookup };
+  };
+  const lcf = (l: LocationRequest, from: IpPort): RasMessage => ({
+    choice: 'locationConfirm',
+    value: {
+      requestSeqNum: l.requestSeqNum,
+      callSignalAddress: h225Address(from.ip, 1720),
+      rasAddress: h225Address(from.ip, from.port),
+    },
+  });
+
+  it('config: an IP or a host name is taken; garbage is refused at routing.zones[i].address', () => {
+    assert.equal(
+      validateConfig({
+        routing: { zones: [{ name: 'A', type: 'neighbor', protocol: 'h323', address: 'gk.example.com' }] },
+      }).routing.zones[0]!.address,
+      'gk.example.com',
+    );
+    const bad = ['not a host!', '999.1.1.1', 'gk.example.com:1719', 'http://gk.example.com', '-gk.example.com'];
+    assert.throws(
+      () =>
+        validateConfig({
+          routing: {
+            zones: bad.map((address, i) => ({ name: `Z${i}`, type: 'neighbor', protocol: 'h323', address })),
+          },
+        }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.deepEqual(
+          e.issues.map((i) => i.path),
+          bad.map((_b, i) => `routing.zones[${i}].address`),
+        );
+        assert.match(e.message, /IP address or host name/);
+        return true;
+      },
+    );
+  });
+
+  it('is looked up when used, its LRQ goes to the address (zone port), its answers and its own LRQs are recognised', async () => {
+    const r = resolver(async () => GK_B.ip);
+    const t = setup(named('gk-b.example'), { lookup: r.lookup });
+    assert.deepEqual(r.asked, [], 'nothing looked up before the zone is used');
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    t.rx(arq(alice, '7701'), EP);
+    await flush();
+    assert.deepEqual(r.asked, ['gk-b.example/4']);
+    const [out] = ofKind(t, 'locationRequest');
+    assert.deepEqual(out?.to, { ip: GK_B.ip, port: 1730 });
+    t.rx(lcf(out!.m.value as LocationRequest, GK_B), GK_B);
+    await flush();
+    assert.equal(ofKind(t, 'admissionConfirm').length, 1);
+    // an LRQ from the neighbor's resolved address is from the zone (an alias registered here: LCF, not requestDenied)
+    t.rx(lrq('alice', {}, GK_B), GK_B);
+    await flush();
+    assert.equal(ofKind(t, 'locationConfirm').length, 1);
+    const st = t.nb.status() as { zones: Array<{ host: string; address: IpPort | null }> };
+    assert.deepEqual(st.zones[0], {
+      name: 'Named',
+      host: 'gk-b.example',
+      address: { ip: GK_B.ip, port: 1730 },
+      gatekeeperIdentifier: null,
+      hopCount: 2,
+    } as never);
+  });
+
+  it('is looked up again once its address is a minute old, and follows a new address', async () => {
+    let ip = GK_B.ip;
+    const r = resolver(async () => ip);
+    const t = setup(named('gk-b.example'), { lookup: r.lookup });
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    const ask = async (alias: string) => {
+      t.sent.length = 0;
+      t.rx(arq(alice, alias), EP);
+      await flush();
+      return ofKind(t, 'locationRequest')[0]?.to;
+    };
+    assert.deepEqual(await ask('7702'), { ip: GK_B.ip, port: 1730 });
+    t.clock.advance(59_000);
+    assert.deepEqual(await ask('7703'), { ip: GK_B.ip, port: 1730 });
+    assert.equal(r.asked.length, 1, 'within a minute the cached address serves');
+    ip = GK_A.ip;
+    t.clock.advance(1_001);
+    assert.deepEqual(await ask('7704'), { ip: GK_A.ip, port: 1730 });
+    assert.equal(r.asked.length, 2);
+    // an LCF from the old address does not answer the LRQ that went to the new one
+    const l = ofKind(t, 'locationRequest')[0]!.m.value as LocationRequest;
+    t.rx(lcf(l, GK_B), GK_B);
+    await flush();
+    assert.equal(ofKind(t, 'admissionConfirm').length, 0);
+    assert.equal(t.nb.counters.unexpected, 1);
+  });
+
+  it('a name that does not resolve: no LRQ, counted, the search goes on to the next rule, else ARJ; never a throw', async () => {
+    const r = resolver(async (host) => {
+      if (host === 'throws.invalid') throw new Error('resolver broke');
+      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+    });
+    const t = setup(
+      named(
+        'gone.invalid',
+        [{ name: 'GkA', type: 'neighbor', protocol: 'h323', address: GK_A.ip }],
+        [{ name: 'then-a', priority: 110, pattern: { type: 'prefix', value: '771' }, targetZone: 'GkA' }],
+      ),
+      { lookup: r.lookup },
+    );
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    // 7710: Named (no address) then GkA, which is asked
+    t.rx(arq(alice, '7710'), EP);
+    await flush();
+    const lrqs = ofKind(t, 'locationRequest');
+    assert.deepEqual(
+      lrqs.map((x) => x.to),
+      [GK_A],
+    );
+    assert.equal(t.nb.counters.unresolved, 1);
+    // 7720: only Named: refused as for a neighbor that cannot find it; the failed lookup is reused (5 s), not repeated
+    t.rx(arq(alice, '7720'), EP);
+    await flush();
+    assert.equal(reason(ofKind(t, 'admissionReject')[0]), 'calledPartyNotRegistered');
+    assert.equal(r.asked.length, 1);
+    assert.equal(t.nb.counters.unresolved, 2);
+    const dns = (t.nb.status() as { dns: Record<string, number> }).dns;
+    assert.deepEqual(dns, { lookups: 1, failures: 1, timeouts: 0, cacheHits: 1 });
+    // an LRQ from an unknown address still gets requestDenied (the name was tried, it gave nothing)
+    t.rx(lrq('alice', {}, EP), EP);
+    await flush();
+    assert.equal(reason(ofKind(t, 'locationReject')[0]), 'requestDenied');
+    // a resolver that throws is a failed lookup too
+    const u = setup(named('throws.invalid'), { lookup: r.lookup });
+    const bob = register(u, ['bob'], { ip: '198.51.100.11', port: 1720 });
+    u.rx(arq(bob, '7730'), EP);
+    await flush();
+    assert.equal(reason(ofKind(u, 'admissionReject')[0]), 'calledPartyNotRegistered');
+    assert.equal(u.nb.counters.unresolved, 1);
+  });
+
+  it('a lookup slower than the zone lrqTimeoutMs is given up: ARJ at the same time as a silent neighbor', async () => {
+    const r = resolver(() => new Promise<string>(() => {}));
+    const t = setup(named('slow.example'), { lookup: r.lookup });
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    t.rx(arq(alice, '7740'), EP);
+    await flush();
+    t.clock.advance(999);
+    await flush();
+    assert.equal(ofKind(t, 'admissionReject').length, 0);
+    t.clock.advance(1);
+    await flush();
+    assert.equal(reason(ofKind(t, 'admissionReject')[0]), 'calledPartyNotRegistered');
+    assert.equal(ofKind(t, 'locationRequest').length, 0);
+    assert.equal((t.nb.status() as { dns: { timeouts: number } }).dns.timeouts, 1);
+  });
+
+  it('the system resolver: localhost gives 127.0.0.1, a name under .invalid (RFC 2606) gives a failure', async () => {
+    const dns = new NeighbourDns({ clock: new FakeClock(), lookup: systemLookup, family: 4 });
+    assert.deepEqual(await dns.resolve('localhost', 10_000), { ok: true, ip: '127.0.0.1' });
+    const gone = await dns.resolve('crossway-neighbour.invalid', 10_000);
+    assert.equal(gone.ok, false);
+    assert.equal(dns.known('LOCALHOST'), '127.0.0.1');
+    assert.deepEqual(dns.counters, { lookups: 2, failures: 1, timeouts: 0, cacheHits: 0 });
   });
 });

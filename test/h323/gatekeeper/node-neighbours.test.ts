@@ -11,9 +11,11 @@ import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
 
 /**
- * A lab node whose routing names an H.323 neighbour gatekeeper (this test's socket, on 127.0.0.1): the node answers
- * the neighbour's LRQs by its registrations (LCF naming its own call signalling port), asks the neighbour for an
- * alias it does not have when an endpoint's ARQ names one (LRQ → our LCF → ACF), and shows the zone in h323.status.
+ * A lab node whose routing names an H.323 neighbour gatekeeper by host name (`localhost`: this test's socket, on
+ * 127.0.0.1) and another by a name that resolves to nothing (under `.invalid`, RFC 2606): the node answers the
+ * neighbour's LRQs by its registrations (LCF naming its own call signalling port), asks the neighbour for an alias it
+ * does not have when an endpoint's ARQ names one (the unresolvable zone first: no LRQ, the search goes on; then
+ * LRQ → our LCF → ACF), and shows the zones in h323.status.
  */
 test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on an ARQ', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-nb-'));
@@ -24,9 +26,19 @@ test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on a
     portOffset,
     h323: { enabled: true },
     routing: {
-      zones: [{ name: 'Peer', type: 'neighbor', protocol: 'h323', address: '127.0.0.1', port: me, lrqTimeoutMs: 3000 }],
+      zones: [
+        { name: 'Peer', type: 'neighbor', protocol: 'h323', address: 'localhost', port: me, lrqTimeoutMs: 3000 },
+        { name: 'Gone', type: 'neighbor', protocol: 'h323', address: 'crossway-gone.invalid', lrqTimeoutMs: 3000 },
+      ],
       searchRules: [
         { name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' },
+        {
+          name: 'gone',
+          priority: 90,
+          source: 'localZone',
+          pattern: { type: 'prefix', value: '9' },
+          targetZone: 'Gone',
+        },
         {
           name: 'peer',
           priority: 100,
@@ -51,6 +63,7 @@ test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on a
       },
     });
 
+    // the LRQ comes from 127.0.0.1, what `localhost` resolves to: it is the Peer zone's (not requestDenied)
     send(lrq('alice', 11));
     const lrj = await next('locationReject');
     assert.equal((lrj.value as { rejectReason: { choice: string } }).rejectReason.choice, 'notRegistered');
@@ -65,7 +78,7 @@ test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on a
     assert.deepEqual(fromH225Address(v.callSignalAddress), { ip: q931.address, port: q931.port });
     assert.deepEqual(fromH225Address(v.rasAddress), { ip: core.address, port: core.port });
 
-    // alice asks to call 9555: the search rule sends it to Peer (us), which confirms
+    // alice asks to call 9555: Gone first (its name resolves to nothing: no LRQ), then Peer (us), which confirms
     send({
       choice: 'admissionRequest',
       value: {
@@ -104,16 +117,28 @@ test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on a
 
     const status = (await callControl(dataDir, 'h323.status')) as Array<{
       node: string;
-      neighbours: { zones: Array<{ name: string }>; counters: Record<string, unknown> };
+      neighbours: {
+        zones: Array<{ name: string; host: string; address: { ip: string; port: number } | null }>;
+        counters: Record<string, unknown>;
+        dns: Record<string, number>;
+      };
     }>;
     const st = status.find((s) => s.node === 'core')!;
     assert.deepEqual(
-      st.neighbours.zones.map((z) => z.name),
-      ['Peer'],
+      st.neighbours.zones.map((z) => [z.name, z.host, z.address]),
+      [
+        ['Peer', 'localhost', { ip: '127.0.0.1', port: me }],
+        ['Gone', 'crossway-gone.invalid', null],
+      ],
     );
     assert.equal(st.neighbours.counters.lrqReceived, 2);
-    assert.equal(st.neighbours.counters.lrqSent, 1);
+    assert.equal(st.neighbours.counters.lrqSent, 1, 'no LRQ toward Gone');
     assert.equal(st.neighbours.counters.lcfReceived, 1);
+    assert.equal(st.neighbours.counters.unresolved, 1, JSON.stringify(st.neighbours));
+    assert.ok(
+      (st.neighbours.dns.failures ?? 0) + (st.neighbours.dns.timeouts ?? 0) >= 1,
+      JSON.stringify(st.neighbours.dns),
+    );
   } finally {
     await node.close();
     peer.close();
