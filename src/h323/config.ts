@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { POLICY_CODEC_NAMES } from './calls/capabilities.ts';
 
 /**
  * The `h323` section of the node's configuration (docs/configuration.md, docs/h323.md): whether the node runs the
@@ -65,6 +66,21 @@ export const h323ConfigSchema = z
           })
           .strict()
           .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    /** Routed calls: what the node does on each call leg's H.245 and how long a call may wait for an answer. */
+    calls: z
+      .object({
+        /**
+         * Codecs the node lets through (capability sets and fast-start proposals; docs/h323.md). Absent: every codec
+         * the relay can anchor.
+         */
+        codecs: z.array(z.enum(POLICY_CODEC_NAMES)).min(1).optional(),
+        /** terminalType of the node's own master/slave determination on each leg (H.245; 190 outranks endpoints). */
+        terminalType: z.number().int().min(0).max(255).default(190),
+        /** Seconds a call may take from its Setup to the callee's Connect; then both legs are released (cause 102). */
+        answerTimeoutSeconds: z.number().int().min(1).max(3600).default(180),
       })
       .strict()
       .prefault({}),

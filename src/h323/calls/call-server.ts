@@ -6,6 +6,7 @@ import type { AliasText, IpPort } from '../api.ts';
 import type { Gatekeeper, H323Route } from '../gatekeeper/gatekeeper.ts';
 import type { OpenLogicalChannel, OpenLogicalChannelAck } from '../per/generated/types.ts';
 import { encodeTpkt, TpktFramer } from '../transport/tpkt.ts';
+import type { CodecPolicy } from './capabilities.ts';
 import { MediaAnchor } from './media-anchor.ts';
 import { type Leg, RoutedCall, type RoutedCallInfo } from './routed-call.ts';
 
@@ -28,6 +29,8 @@ export interface CallServerOptions {
   maxPduBytes?: number;
   /** Ended calls kept for the status listing. */
   keepEnded?: number;
+  /** The node's own H.245 on each leg (codec policy, terminalType) and the answer timer (`h323.calls`). */
+  calls?: { codecs?: CodecPolicy; terminalType?: number; answerTimeoutSeconds?: number };
 }
 
 /** What `CallServer.admitSetup` answers for a caller's first PDU. */
@@ -205,8 +208,17 @@ export class CallServer {
       },
       this.#seq & 0x7fff,
       () => this.#o.clock.wallNow(),
+      {
+        ...(this.#o.calls?.codecs ? { codecs: this.#o.calls.codecs } : {}),
+        ...(this.#o.calls?.terminalType !== undefined ? { terminalType: this.#o.calls.terminalType } : {}),
+      },
     );
-    call.onState = (info) => this.onCallState(info);
+    const answerTimeout = this.#o.calls?.answerTimeoutSeconds ?? 180;
+    const noAnswer = this.#o.clock.setTimer(answerTimeout * 1000, () => call.noAnswer(answerTimeout));
+    call.onState = (info) => {
+      if (info.state === 'connected' || info.state === 'released') noAnswer.cancel();
+      this.onCallState(info);
+    };
     call.onEnd = (info) => {
       anchor?.close();
       this.#active.delete(id);

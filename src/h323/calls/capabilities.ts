@@ -35,7 +35,11 @@ import type {
  * level, which H.245 lets each side choose within its own limits). User input is never intersected. When the
  * intersection would leave no audio or video codec at all, it is not applied (the filtered set is sent): an empty
  * capability set means "close every channel" in H.245, and a later TerminalCapabilitySet from the other leg may
- * widen what it has. A set the other leg sends later is not re-sent to this leg.
+ * widen what it has. The node terminates capability exchange on each leg (`h245-session.ts`): whenever either leg
+ * sends a new set, both outgoing sets are computed again and a leg hears of a set only when it changed.
+ *
+ * Policy (`h323.calls.codecs`, `codecPolicy`): when an administrator lists the codecs allowed, audio and video
+ * capabilities of any other codec are removed as well (user input is not a codec and stays).
  */
 
 export interface CapabilityFilterResult {
@@ -126,8 +130,51 @@ function videoKey(v: VideoCapability): string | undefined {
   }
 }
 
+/**
+ * Codec names an administrator allows (`h323.calls.codecs`), as in the configuration: `g711Ulaw`, `g711Alaw`,
+ * `g722`, `g7231`, `g728`, `g729`, `h261`, `h263`, `h264`… The set holds `codecKey` names (`audio:g711Ulaw`,
+ * `video:h263VideoCapability`, `video:generic:0.0.8.241.0.0.1`).
+ */
+export type CodecPolicy = ReadonlySet<string> | undefined;
+
+/** Configuration names of the codecs a policy can name, to their `codecKey`. */
+export const POLICY_CODECS: Readonly<Record<(typeof POLICY_CODEC_NAMES)[number], string>> = {
+  g711Ulaw: 'audio:g711Ulaw',
+  g711Alaw: 'audio:g711Alaw',
+  g722: 'audio:g722',
+  g7231: 'audio:g7231',
+  g728: 'audio:g728',
+  g729: 'audio:g729',
+  gsm: 'audio:gsmFullRate',
+  h261: 'video:h261VideoCapability',
+  h262: 'video:h262VideoCapability',
+  h263: 'video:h263VideoCapability',
+  h264: 'video:generic:0.0.8.241.0.0.1',
+};
+
+/** The names `h323.calls.codecs` accepts. */
+export const POLICY_CODEC_NAMES = [
+  'g711Ulaw',
+  'g711Alaw',
+  'g722',
+  'g7231',
+  'g728',
+  'g729',
+  'gsm',
+  'h261',
+  'h262',
+  'h263',
+  'h264',
+] as const;
+
+/** The policy of configuration names (undefined: every codec the relay can anchor). */
+export function codecPolicy(names: readonly (typeof POLICY_CODEC_NAMES)[number][] | undefined): CodecPolicy {
+  if (!names) return undefined;
+  return new Set(names.map((n) => POLICY_CODECS[n]));
+}
+
 /** Whether the relay can anchor (and policy keeps) one capability, whatever the other leg has. */
-export function keptByPolicy(c: Capability | undefined): boolean {
+export function keptByPolicy(c: Capability | undefined, allowed?: CodecPolicy): boolean {
   if (!c) return false;
   switch (c.choice) {
     case 'receiveUserInputCapability':
@@ -137,9 +184,18 @@ export function keptByPolicy(c: Capability | undefined): boolean {
     case 'receiveRTPAudioTelephonyEventCapability':
     case 'receiveRTPAudioToneCapability':
       return true;
-    default:
-      return codecKey(c) !== undefined;
+    default: {
+      const k = codecKey(c);
+      return k !== undefined && (!allowed || allowed.has(k));
+    }
   }
+}
+
+/** Whether a logical channel's codec may be opened under the policy (fast-start proposals). */
+export function dataTypeAllowed(d: DataType | undefined, allowed: CodecPolicy): boolean {
+  if (!allowed || !d || d.choice === 'nullData') return true;
+  const k = dataTypeCodec(d);
+  return k !== undefined && allowed.has(k);
 }
 
 /**
@@ -152,9 +208,10 @@ export function filterCapabilities(
   tcs: TerminalCapabilitySet,
   other?: TerminalCapabilitySet,
   removed: Set<number> = new Set(),
+  allowed?: CodecPolicy,
 ): CapabilityFilterResult {
   const table = tcs.capabilityTable ?? [];
-  const policy = table.filter((e) => e.capability === undefined || keptByPolicy(e.capability));
+  const policy = table.filter((e) => e.capability === undefined || keptByPolicy(e.capability, allowed));
   let kept: CapabilityTableEntry[] = policy;
   const theirs = new Set(
     (other?.capabilityTable ?? []).map((e) => codecKey(e.capability)).filter((k) => k !== undefined),

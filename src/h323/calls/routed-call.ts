@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { type AliasText, aliasToText, fromH225Address, H225_PROTOCOL_ID, h225Address, type IpPort } from '../api.ts';
 import type { H323Route } from '../gatekeeper/gatekeeper.ts';
 import type {
@@ -11,7 +12,8 @@ import type {
 import { h245Codec, openLogicalChannelCodec } from '../per/schema.ts';
 import { type CallSignallingMessage, decodeCallSignalling, encodeCallSignalling } from '../q931/call-signalling.ts';
 import { encodeCause, IE, Q931_MESSAGE_TYPES, q931MessageName } from '../q931/q931.ts';
-import { dataTypeCodec, filterCapabilities } from './capabilities.ts';
+import { type CodecPolicy, dataTypeAllowed, dataTypeCodec, filterCapabilities } from './capabilities.ts';
+import { H245Session, type MsdResult } from './h245-session.ts';
 import { type RelaySessionPorts, sessionOf } from './media-anchor.ts';
 
 /**
@@ -97,7 +99,22 @@ export interface RoutedCallInfo {
   codecs: Record<Leg, string[]>;
   /** The relay's port pair facing each leg, per RTP session (empty when media is not anchored). */
   relay: RelaySessionPorts[];
+  /** The node's role in each leg's H.245 master/slave determination (the node's own H.245 only). */
+  masterSlave?: Record<Leg, MsdResult>;
 }
+
+/** How the node runs its own end of each leg's H.245. */
+export interface RoutedCallOptions {
+  /** terminalType of the node's MasterSlaveDetermination (`h323.calls.terminalType`, default 190). */
+  terminalType?: number;
+  /** Codecs an administrator allows (`h323.calls.codecs`); undefined: all the relay can anchor. */
+  codecs?: CodecPolicy;
+  /** statusDeterminationNumber source (tests); default a CSPRNG draw. */
+  random?: () => number;
+}
+
+/** The node's default terminalType: above terminals (50) and gateways (60), so endpoints are the slaves. */
+export const DEFAULT_TERMINAL_TYPE = 190;
 
 export type H245Transport = 'tunnelled' | 'separate' | 'unknown';
 
@@ -108,6 +125,7 @@ export const CAUSE = {
   normalClearing: 16,
   callRejected: 21,
   temporaryFailure: 41,
+  recoveryOnTimerExpiry: 102,
 } as const;
 
 /** A ReleaseComplete the node sends on a leg, with a Q.850 cause and an H.225.0 reason. */
@@ -186,6 +204,8 @@ export interface H245Counters {
   channelsClosed: number;
   /** EndSessionCommands the node sent itself (aborting a call). */
   endSessionsSent: number;
+  /** H.245 PDUs the node answered itself (master/slave determination, capabilities, round-trip delay). */
+  terminated: number;
 }
 
 const newH245Leg = (): H245Leg => ({
@@ -215,17 +235,27 @@ export class RoutedCall {
     capabilitiesRemoved: 0,
     channelsClosed: 0,
     endSessionsSent: 0,
+    terminated: 0,
   };
+  readonly #sessions: Record<Leg, H245Session>;
+  readonly #codecs: CodecPolicy;
   readonly info: RoutedCallInfo;
   /** Told once when the call ends. */
   onEnd: (info: RoutedCallInfo) => void = () => {};
   /** Told of every state change, the end included (call records, status); must not throw. */
   onState: (info: RoutedCallInfo) => void = () => {};
 
-  constructor(id: string, io: CallIo, callReferenceB: number, now: () => number) {
+  constructor(id: string, io: CallIo, callReferenceB: number, now: () => number, options: RoutedCallOptions = {}) {
     this.#io = io;
     this.#now = now;
     this.#crB = callReferenceB;
+    this.#codecs = options.codecs;
+    const session = () =>
+      new H245Session({
+        terminalType: options.terminalType ?? DEFAULT_TERMINAL_TYPE,
+        random: options.random ?? (() => randomInt(0x1000000)),
+      });
+    this.#sessions = { a: session(), b: session() };
     this.info = {
       id,
       state: 'setup-received',
@@ -326,6 +356,7 @@ export class RoutedCall {
       .then(() => {
         this.#flushTunnels();
         this.info.h245 = { a: this.#transport('a'), b: this.#transport('b') };
+        if (this.#io.h245) this.info.masterSlave = { a: this.#sessions.a.result, b: this.#sessions.b.result };
       })
       .catch((e: unknown) => this.#abort(`call handling failed: ${(e as Error).message}`));
   }
@@ -365,6 +396,7 @@ export class RoutedCall {
       // the leg chose a separate connection: whatever it said before, H.245 is not tunnelled on it now
       l.tunnelling = false;
       for (const pdu of l.queue.splice(0)) this.#io.h245?.send(leg, pdu);
+      this.#startSession(leg);
     });
   }
 
@@ -375,11 +407,28 @@ export class RoutedCall {
     });
   }
 
-  async #fastStart(m: CallSignallingMessage, from: Leg): Promise<CallSignallingMessage> {
+  async #fastStart(message: CallSignallingMessage, from: Leg): Promise<CallSignallingMessage> {
+    let m = message;
     const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
-    const fs = body && 'value' in body ? (body.value as UuBody | null)?.fastStart : undefined;
+    let fs = body && 'value' in body ? (body.value as UuBody | null)?.fastStart : undefined;
     const anchor = this.#io.anchorFastStart;
     if (!fs || fs.length === 0 || !body) return m;
+    if (body.choice === 'setup' && this.#codecs) {
+      // proposals of codecs the administrator does not allow are not offered to the callee
+      const allowed = fs.filter((bytes) => {
+        const d = openLogicalChannelCodec.decode(bytes);
+        return (
+          d.ok &&
+          dataTypeAllowed(d.value.forwardLogicalChannelParameters.dataType, this.#codecs) &&
+          dataTypeAllowed(d.value.reverseLogicalChannelParameters?.dataType, this.#codecs)
+        );
+      });
+      if (allowed.length !== fs.length) {
+        m = withBody(m, { fastStart: allowed.length > 0 ? allowed : undefined });
+        if (allowed.length === 0) return m;
+        fs = allowed;
+      }
+    }
     if (body.choice !== 'setup') this.#fastStartAccepted(fs);
     if (!anchor) {
       this.#mediaChanged();
@@ -434,6 +483,9 @@ export class RoutedCall {
     if (this.#ended()) return;
     x = await this.#h245FromQ931(x, from);
     if (this.#ended()) return;
+    // at the Connect, the node opens its H.245 on the legs that tunnel: toward the caller it rides on the Connect
+    if (from === 'b' && q931MessageName(x.q931.messageType) === 'connect')
+      for (const leg of ['a', 'b'] as const) if (this.#h245[leg].tunnelling === true) this.#startSession(leg);
     x = await this.#h245ToQ931(x, otherLeg(from));
     if (this.#ended()) return;
     this.#relay(x, otherLeg(from));
@@ -530,6 +582,8 @@ export class RoutedCall {
       const l = this.#h245[leg];
       if (l.tunnelling !== true || l.queue.length === 0) continue;
       if (leg === 'b' && !this.#bUp) continue;
+      // the caller hears tunnelled H.245 once the callee has answered (it rides on that answer when it can)
+      if (leg === 'a' && (this.#state === 'setup-received' || this.#state === 'routing')) continue;
       const control = l.queue.splice(0);
       const cr = leg === 'a' ? this.#crA : this.#crB;
       this.#io.send(
@@ -555,6 +609,24 @@ export class RoutedCall {
     }
     let out = bytes;
     const msg = d.value;
+    if (this.#io.h245) {
+      // the leg's session with the node: determination, capabilities and round-trip delay end here
+      this.#startSession(from);
+      const effect = this.#sessions[from].receive(msg);
+      for (const r of effect.reply) this.#h245Out(from, h245Codec.encode(r), false);
+      if (effect.failed) {
+        this.#abort(`leg ${from}: ${effect.failed}`);
+        return;
+      }
+      if (effect.capabilities) {
+        this.#h245[from].tcs = effect.capabilities;
+        this.#syncCapabilities();
+      }
+      if (effect.terminated) {
+        this.h245Counters.terminated++;
+        return;
+      }
+    }
     if (msg.choice === 'request' && msg.value.choice === 'openLogicalChannel') {
       const olc = msg.value.value;
       this.#h245[from].olcSessions.set(olc.forwardLogicalChannelNumber, sessionOf(olc));
@@ -580,10 +652,11 @@ export class RoutedCall {
         this.#mediaChanged();
       }
     } else if (msg.choice === 'request' && msg.value.choice === 'terminalCapabilitySet') {
+      // without the node's own H.245 (no `io.h245`) the set is relayed, filtered
       const tcs = msg.value.value;
       const mine = this.#h245[from];
       mine.tcs = tcs;
-      const f = filterCapabilities(tcs, this.#h245[to].tcs, mine.removedCapabilities);
+      const f = filterCapabilities(tcs, this.#h245[to].tcs, mine.removedCapabilities, this.#codecs);
       if (f.tcs !== tcs) {
         out = h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: f.tcs } });
         this.h245Counters.capabilitiesRemoved += f.removedByPolicy + f.removedByIntersection;
@@ -603,6 +676,37 @@ export class RoutedCall {
       this.h245Counters.channelsClosed++;
       await this.#io.closeChannel?.(closed.opener, closed.channel);
       this.#mediaChanged();
+    }
+  }
+
+  /**
+   * Opens the node's side of a leg's H.245 session once the leg has an H.245 transport (its connection is up, it
+   * sent H.245, or it tunnels and the call is connected): the node's MasterSlaveDetermination, then its
+   * capabilities as soon as the other leg's are known.
+   */
+  #startSession(leg: Leg): void {
+    if (!this.#io.h245 || this.#ended()) return;
+    const s = this.#sessions[leg];
+    if (s.started) return;
+    for (const r of s.start()) this.#h245Out(leg, h245Codec.encode(r), false);
+    this.#syncCapabilities();
+  }
+
+  /**
+   * Each leg whose session is open is told what the other leg can do (its latest set, filtered by policy and by
+   * what this leg can do), as the node's own TerminalCapabilitySet; a set is sent only when it changed, so a new
+   * set from either leg is re-applied both ways.
+   */
+  #syncCapabilities(): void {
+    for (const leg of ['a', 'b'] as const) {
+      const other = this.#h245[otherLeg(leg)];
+      const s = this.#sessions[leg];
+      if (!s.started || !other.tcs) continue;
+      const f = filterCapabilities(other.tcs, this.#h245[leg].tcs, other.removedCapabilities, this.#codecs);
+      const { sequenceNumber: _theirs, ...content } = f.tcs;
+      const sent = s.offerCapabilities(content);
+      for (const r of sent) this.#h245Out(leg, h245Codec.encode(r), false);
+      if (sent.length > 0) this.h245Counters.capabilitiesRemoved += f.removedByPolicy + f.removedByIntersection;
     }
   }
 
@@ -629,9 +733,9 @@ export class RoutedCall {
     this.h245Counters.endSessionsSent++;
   }
 
-  #h245Out(to: Leg, pdu: Uint8Array): void {
+  #h245Out(to: Leg, pdu: Uint8Array, relayed = true): void {
     const l = this.#h245[to];
-    this.h245Counters.relayed++;
+    if (relayed) this.h245Counters.relayed++;
     if (l.channel === 'up' && l.tunnelling === false) this.#io.h245!.send(to, pdu);
     else if (l.queue.length < 256) l.queue.push(pdu);
     else this.h245Counters.dropped++;
@@ -769,21 +873,27 @@ export class RoutedCall {
     }
   }
 
-  #abort(why: string): void {
+  /**
+   * The callee has not answered (Connect) within `seconds` of the Setup: both legs are released with Q.850 cause 102
+   * (recovery on timer expiry). Nothing once the call is connected or over.
+   */
+  noAnswer(seconds: number): void {
+    this.#run(() => {
+      if (this.#ended() || this.#state === 'connected') return;
+      this.#abort(`not answered within ${seconds} s`, CAUSE.recoveryOnTimerExpiry);
+    });
+  }
+
+  #abort(why: string, cause: number = CAUSE.temporaryFailure): void {
     if (this.#ended()) return;
     this.info.endReason = why;
-    // a leg that has H.245 hears EndSessionCommand first (H.323 §8.5), then the ReleaseComplete
+    // a leg that has H.245 hears EndSessionCommand first (H.323 §8.5), then the ReleaseComplete; the callee's leg
+    // once its Setup went out
     if (this.#state !== 'setup-received') this.#endSession('a');
-    if (this.#state !== 'setup-received' && this.#state !== 'routing') this.#endSession('b');
-    this.#io.send(
-      'a',
-      releaseComplete(this.#crA, true, this.#callIdentifier, CAUSE.temporaryFailure, 'undefinedReason'),
-    );
-    if (this.#state !== 'setup-received' && this.#state !== 'routing')
-      this.#io.send(
-        'b',
-        releaseComplete(this.#crB, false, this.#callIdentifier, CAUSE.temporaryFailure, 'undefinedReason'),
-      );
+    if (this.#bUp) this.#endSession('b');
+    this.#io.send('a', releaseComplete(this.#crA, true, this.#callIdentifier, cause, 'undefinedReason'));
+    if (this.#bUp)
+      this.#io.send('b', releaseComplete(this.#crB, false, this.#callIdentifier, cause, 'undefinedReason'));
     this.#io.close('a');
     this.#io.close('b');
     this.#to('released');

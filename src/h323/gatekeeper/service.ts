@@ -6,6 +6,7 @@ import { type NodeKind, type NodePlan, ports as rangePorts } from '../../ports/i
 import { type RoutingConfig, routingConfigSchema } from '../../routing/config.ts';
 import type { NodeStore } from '../../store/database.ts';
 import { CallServer } from '../calls/call-server.ts';
+import { codecPolicy } from '../calls/capabilities.ts';
 import type { H323Config } from '../config.ts';
 import { DiscoveryServer } from './discovery.ts';
 import { Gatekeeper } from './gatekeeper.ts';
@@ -120,6 +121,11 @@ export async function startGatekeeperService(o: {
         ...(o.media ? { media: o.media } : {}),
         // Setups go through the same transforms, call policy and search rules as ARQs and SIP requests
         route: (dest, src, from) => neighbours.routeSetup(dest, src, from),
+        calls: {
+          codecs: codecPolicy(o.config.calls.codecs),
+          terminalType: o.config.calls.terminalType,
+          answerTimeoutSeconds: o.config.calls.answerTimeoutSeconds,
+        },
       });
     } catch (err) {
       await discovery?.close();

@@ -193,9 +193,32 @@ describe('call server: separate H.245 connections (TCP)', () => {
       sockets.push(aliceH245);
       const atAliceH245 = reader(aliceH245);
       const atBobH245 = reader(nodeToBob);
-      const tcs = h245Codec.encode(buildTerminalCapabilitySet(1));
-      aliceH245.write(encodeTpkt(tcs));
-      assert.deepEqual(new Uint8Array(await atBobH245.next("the caller's TCS at the callee")), tcs);
+      // each leg's H.245 is with the node: its own master/slave determination first, on both connections
+      const h245Of = (bytes: Uint8Array) => {
+        const d = h245Codec.decode(new Uint8Array(bytes));
+        assert.ok(d.ok, 'H.245 from the node decodes');
+        return d.value;
+      };
+      for (const [who, at] of [
+        ['caller', atAliceH245],
+        ['callee', atBobH245],
+      ] as const) {
+        const m = h245Of(await at.next(`the node's MSD to the ${who}`));
+        assert.ok(m.choice === 'request' && m.value.choice === 'masterSlaveDetermination', who);
+        assert.equal(m.value.value.terminalType, 190);
+      }
+      // the caller's capabilities: acknowledged by the node, and given to the callee as the node's own set
+      const tcs = buildTerminalCapabilitySet(1);
+      aliceH245.write(encodeTpkt(h245Codec.encode(tcs)));
+      assert.deepEqual(h245Of(await atAliceH245.next('the TCS Ack')), {
+        choice: 'response',
+        value: { choice: 'terminalCapabilitySetAck', value: { sequenceNumber: 1 } },
+      });
+      const atCallee = h245Of(await atBobH245.next("the caller's capabilities at the callee"));
+      assert.ok(atCallee.choice === 'request' && atCallee.value.choice === 'terminalCapabilitySet');
+      assert.ok(tcs.choice === 'request' && tcs.value.choice === 'terminalCapabilitySet');
+      assert.equal(atCallee.value.value.sequenceNumber, 0);
+      assert.deepEqual(atCallee.value.value.capabilityTable, tcs.value.value.capabilityTable);
       const dtmf = h245Codec.encode(buildUserInput('7'));
       nodeToBob.write(encodeTpkt(dtmf));
       assert.deepEqual(new Uint8Array(await atAliceH245.next("the callee's DTMF at the caller")), dtmf);

@@ -17,7 +17,8 @@ import {
   rewriteOlcAckAddresses,
   rewriteOlcAddresses,
 } from '../../../src/h323/api.ts';
-import { type CallIo, type Leg, RoutedCall } from '../../../src/h323/calls/routed-call.ts';
+import { codecPolicy } from '../../../src/h323/calls/capabilities.ts';
+import { type CallIo, type Leg, RoutedCall, type RoutedCallOptions } from '../../../src/h323/calls/routed-call.ts';
 import type {
   Capability,
   H225_TransportAddress,
@@ -35,9 +36,23 @@ import { Q931_MESSAGE_TYPES, q931MessageName } from '../../../src/h323/q931/q931
 
 /**
  * The node's H.245 rules on a routed call, without sockets: where each leg's H.245 goes (tunnel or separate
- * connection), which addresses each leg is given, what is rewritten (OLC/OLCAck media addresses) and what passes
- * byte for byte (capabilities, user input, master/slave determination, EndSession).
+ * connection), which addresses each leg is given, what the node answers itself on each leg (master/slave
+ * determination, capability exchange, round-trip delay), what is rewritten (OLC/OLCAck media addresses) and what
+ * passes byte for byte (user input, mode requests, channel close, EndSession).
  */
+
+/** H.245 the node originates or answers on a leg's own session (not relayed from the other leg). */
+const SESSION = new Set([
+  'masterSlaveDetermination',
+  'masterSlaveDeterminationAck',
+  'masterSlaveDeterminationReject',
+  'terminalCapabilitySet',
+  'terminalCapabilitySetAck',
+  'terminalCapabilitySetReject',
+  'roundTripDelayResponse',
+]);
+const isSession = (m: MultimediaSystemControlMessage) => m.choice !== '$unknown' && SESSION.has(m.value.choice);
+const nameOf = (m: MultimediaSystemControlMessage) => (m.choice === '$unknown' ? '?' : m.value.choice);
 
 const BOB: IpPort = { ip: '198.51.100.8', port: 1720 };
 const BOB_H245: IpPort = { ip: '198.51.100.8', port: 3000 };
@@ -46,7 +61,7 @@ const NODE = '192.0.2.1';
 const RELAY: Record<Leg, IpPort> = { a: { ip: NODE, port: 40_000 }, b: { ip: NODE, port: 40_002 } };
 const guid = new Uint8Array(16).fill(7);
 
-function harness(o: { relayPorts?: CallIo['relayPorts'] } = {}) {
+function harness(o: { relayPorts?: CallIo['relayPorts'] } & RoutedCallOptions = {}) {
   const q931: Array<{ leg: Leg; m: CallSignallingMessage }> = [];
   const h245: Array<{ leg: Leg; m: MultimediaSystemControlMessage; bytes: Uint8Array }> = [];
   const h245Connects: Array<{ leg: Leg; to: IpPort }> = [];
@@ -56,7 +71,9 @@ function harness(o: { relayPorts?: CallIo['relayPorts'] } = {}) {
   const closedChannels: string[] = [];
   /** Everything sent, in order: `q931:<leg>:<message>` and `h245:<leg>:<pdu>` (tunnelled H.245 as `h245:<leg>:…`). */
   const order: string[] = [];
-  const h245Name = (m: MultimediaSystemControlMessage) => (m.choice === '$unknown' ? '?' : m.value.choice);
+  const h245Name = nameOf;
+  /** Every H.245 PDU the call sent, on a connection or tunnelled. */
+  const sentH245: Array<{ leg: Leg; m: MultimediaSystemControlMessage }> = [];
   /** What the fake relay was told: where each party receives. */
   const remotes: Array<{ party: Leg; role: string; at: IpPort }> = [];
   const anchorTo = (from: Leg) => (at: IpPort, where: { role: 'media' | 'mediaControl' }) => {
@@ -87,6 +104,7 @@ function harness(o: { relayPorts?: CallIo['relayPorts'] } = {}) {
       for (const c of d.value.uu!['h323-uu-pdu'].h245Control ?? []) {
         const x = h245Codec.decode(c);
         order.push(`h245:${leg}:${x.ok ? h245Name(x.value) : 'malformed'}`);
+        if (x.ok) sentH245.push({ leg, m: x.value });
       }
     },
     close: () => {},
@@ -105,16 +123,35 @@ function harness(o: { relayPorts?: CallIo['relayPorts'] } = {}) {
         const d = h245Codec.decode(bytes);
         assert.ok(d.ok, 'H.245 the call sends decodes');
         h245.push({ leg, m: d.value, bytes });
+        sentH245.push({ leg, m: d.value });
         order.push(`h245:${leg}:${h245Name(d.value)}`);
       },
       close: (leg) => h245Closed.push(leg),
     },
   };
-  const call = new RoutedCall('c1', io, 900, () => 0);
+  // a fixed statusDeterminationNumber unless a test brings its own
+  const call = new RoutedCall('c1', io, 900, () => 0, { random: () => 0x123456, ...o });
   /** Every state the call reported (status, records), with the codecs it showed then. */
   const states: Array<{ state: string; codecs: Record<Leg, string[]> }> = [];
   call.onState = (info) => states.push({ state: info.state, codecs: info.codecs });
-  return { call, q931, h245, h245Connects, h245Closed, listening, remotes, closedChannels, order, states };
+  /** H.245 sent on separate connections that came from the other leg (the node's own session PDUs left out). */
+  const relayed = () => h245.filter((x) => !isSession(x.m));
+  /** Every H.245 PDU sent to `leg`, on its connection or tunnelled, decoded, in order. */
+  const toLeg = (leg: Leg) => sentH245.filter((e) => e.leg === leg).map((e) => e.m);
+  return {
+    call,
+    q931,
+    h245,
+    h245Connects,
+    h245Closed,
+    listening,
+    remotes,
+    closedChannels,
+    order,
+    states,
+    relayed,
+    toLeg,
+  };
 }
 
 const setup = (tunnelling: boolean) =>
@@ -227,7 +264,7 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     h.call.fromH245('b', h245Codec.encode(olcMsg(2001, 6001, '203.0.113.3')));
     h.call.fromH245('a', h245Codec.encode(ackMsg(2001, { ip: '203.0.113.2', port: 5000 })));
     await h.call.settled();
-    const [olcToB, ackToA, olcToA, ackToB] = h.h245;
+    const [olcToB, ackToA, olcToA, ackToB] = h.relayed();
     assert.equal(olcToB!.leg, 'b');
     assert.equal(ackToA!.leg, 'a');
     assert.equal(olcToA!.leg, 'a');
@@ -277,25 +314,98 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     assert.equal(h.call.h245Counters.anchored, 4);
   });
 
-  it('capabilities, master/slave determination and user input (DTMF) pass to the other leg byte for byte', async () => {
+  it("master/slave determination ends at the node on each leg (its terminalType 190 beats a gateway's 60); user input passes byte for byte", async () => {
     const h = await separateBoth();
-    const tcs = h245Codec.encode(buildTerminalCapabilitySet(1));
-    const msd: MultimediaSystemControlMessage = {
-      choice: 'request',
-      value: { choice: 'masterSlaveDetermination', value: { terminalType: 60, statusDeterminationNumber: 12345 } },
-    };
+    // each leg heard the node's own request as soon as its H.245 connection was up
+    for (const leg of ['a', 'b'] as const)
+      assert.deepEqual(h.toLeg(leg), [msdMsg(190, 0x123456)], `the node's MasterSlaveDetermination on leg ${leg}`);
+    // B asks too (both requests cross): the node, of higher type, tells B it is the slave; B confirms ours
+    h.call.fromH245('b', h245Codec.encode(msdMsg(60, 12_345)));
+    h.call.fromH245('b', h245Codec.encode(msdAckMsg('master')));
+    // A only answers the node's request: the node confirms with its own Ack (H.245 §8.2)
+    h.call.fromH245('a', h245Codec.encode(msdAckMsg('master')));
     const dtmf = h245Codec.encode(buildUserInput('5'));
-    h.call.fromH245('a', tcs);
-    h.call.fromH245('b', h245Codec.encode(msd));
     h.call.fromH245('a', dtmf);
     await h.call.settled();
+    assert.deepEqual(h.toLeg('b').filter(isSession).slice(1), [msdAckMsg('slave')]);
+    assert.deepEqual(h.toLeg('a').filter(isSession).slice(1), [msdAckMsg('slave')]);
     assert.deepEqual(
-      h.h245.map((x) => x.leg),
-      ['b', 'a', 'b'],
+      h.relayed().map((x) => [x.leg, x.bytes]),
+      [['b', dtmf]],
+      'nothing of the determination reaches the other leg; the DTMF does',
     );
-    assert.deepEqual(h.h245[0]!.bytes, tcs);
-    assert.deepEqual(h.h245[1]!.bytes, h245Codec.encode(msd));
-    assert.deepEqual(h.h245[2]!.bytes, dtmf);
+    assert.deepEqual(h.call.info.masterSlave, { a: 'master', b: 'master' });
+    assert.equal(h.call.h245Counters.terminated, 3);
+  });
+
+  it('equal terminalTypes: the statusDeterminationNumbers decide; identical numbers make the node try again; a leg refusing every try ends the call', async () => {
+    const numbers = [0x100, 0x200, 0x300, 0x400, 0x500, 0x600];
+    const h = harness({ terminalType: 60, random: () => numbers.shift() ?? 0x700 });
+    h.call.fromA(setup(false));
+    h.call.bConnected();
+    h.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
+    h.call.h245Up('b'); // the node's request to B carries 0x100
+    h.call.h245Up('a'); // … to A, 0x200
+    await h.call.settled();
+    // (theirs − ours) mod 2^24 below 2^23: the node is master; above: slave
+    h.call.fromH245('b', h245Codec.encode(msdMsg(60, 0x101)));
+    h.call.fromH245('a', h245Codec.encode(msdMsg(60, 0x200 + 0x800001)));
+    await h.call.settled();
+    assert.deepEqual(h.toLeg('b').at(-1), msdAckMsg('slave'), 'B is the slave');
+    assert.deepEqual(h.toLeg('a').at(-1), msdAckMsg('master'), 'A is the master');
+    h.call.fromH245('b', h245Codec.encode(msdAckMsg('master')));
+    h.call.fromH245('a', h245Codec.encode(msdAckMsg('slave')));
+    await h.call.settled();
+    assert.deepEqual(h.call.info.masterSlave, { a: 'slave', b: 'master' });
+
+    // identical numbers while the node's request is out: no answer, a new request with a new number
+    const t = harness({ terminalType: 60, random: () => numbers.shift() ?? 0x700 });
+    t.call.fromA(setup(false));
+    t.call.bConnected();
+    t.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
+    t.call.h245Up('b');
+    await t.call.settled();
+    const [first] = t.toLeg('b');
+    assert.deepEqual(first, msdMsg(60, 0x300));
+    t.call.fromH245('b', h245Codec.encode(msdMsg(60, 0x300)));
+    await t.call.settled();
+    assert.deepEqual(t.toLeg('b'), [msdMsg(60, 0x300), msdMsg(60, 0x400)]);
+    assert.equal(t.call.info.masterSlave?.b, 'pending');
+    // the leg refuses every request (MasterSlaveDeterminationReject): after three new tries in all the call ends
+    const reject = h245Codec.encode({
+      choice: 'response',
+      value: {
+        choice: 'masterSlaveDeterminationReject',
+        value: { cause: { choice: 'identicalNumbers', value: null } },
+      },
+    });
+    for (let i = 0; i < 2; i++) t.call.fromH245('b', reject);
+    await t.call.settled();
+    assert.equal(t.call.state, 'connected', 'still trying');
+    assert.deepEqual(
+      t.toLeg('b').filter((m) => nameOf(m) === 'masterSlaveDetermination'),
+      [0x300, 0x400, 0x500, 0x600].map((n) => msdMsg(60, n)),
+      'a new number each time',
+    );
+    t.call.fromH245('b', reject);
+    await t.call.settled();
+    assert.equal(t.call.state, 'released');
+    assert.match(t.call.info.endReason ?? '', /master\/slave determination/);
+    assert.equal(t.call.info.masterSlave?.b, 'failed');
+  });
+
+  it('round-trip delay requests are answered by the node on the leg that asks', async () => {
+    const h = await separateBoth();
+    h.call.fromH245(
+      'a',
+      h245Codec.encode({ choice: 'request', value: { choice: 'roundTripDelayRequest', value: { sequenceNumber: 9 } } }),
+    );
+    await h.call.settled();
+    assert.deepEqual(h.toLeg('a').at(-1), {
+      choice: 'response',
+      value: { choice: 'roundTripDelayResponse', value: { sequenceNumber: 9 } },
+    });
+    assert.deepEqual(h.relayed(), []);
   });
 
   it("H.245 a leg sends before the other leg's transport exists waits for it, in order", async () => {
@@ -309,17 +419,23 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     h.call.fromH245('a', tcs);
     h.call.fromH245('a', dtmf);
     await h.call.settled();
-    assert.equal(h.h245.length, 0, 'nothing sent while B has no H.245 connection');
+    assert.deepEqual(h.toLeg('b'), [], 'nothing sent while B has no H.245 connection');
+    // A's capabilities are acknowledged by the node at once, on A's own connection
+    assert.deepEqual(h.toLeg('a').map(nameOf), ['masterSlaveDetermination', 'terminalCapabilitySetAck']);
     h.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
     h.call.h245Up('b');
     await h.call.settled();
     assert.deepEqual(
-      h.h245.map((x) => [x.leg, x.bytes]),
-      [
-        ['b', tcs],
-        ['b', dtmf],
-      ],
+      h.relayed().map((x) => [x.leg, x.bytes]),
+      [['b', dtmf]],
     );
+    // B hears the node's determination and A's capabilities as the node's own set (its own sequence number)
+    const toB = h.toLeg('b').filter(isSession);
+    assert.deepEqual(toB.map(nameOf), ['masterSlaveDetermination', 'terminalCapabilitySet']);
+    const sent = tcsOf({ m: toB[1]! });
+    const asked = tcsOf({ m: decoded(tcs) });
+    assert.equal(sent.sequenceNumber, 0);
+    assert.deepEqual(sent.capabilityTable, asked.capabilityTable);
     const toA = h.q931.filter((s) => s.leg === 'a');
     assert.deepEqual(h245AddressOf(toA[0]!.m), { ip: NODE, port: 15_000 }, 'listener given in the CallProceeding');
     assert.equal(h245AddressOf(toA[1]!.m), undefined, 'and only once');
@@ -334,13 +450,23 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     h.call.fromA(answer('facility', 'a', { tunnelling: true, control: [tcsA] }));
     h.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
     await h.call.settled();
-    // the caller's tunnelled TCS waits for B's connection, then goes on it
+    // the caller's tunnelled TCS waits for B's connection, then goes on it as the node's own set
     assert.equal(h.h245.length, 0);
     h.call.h245Up('b');
     await h.call.settled();
     assert.deepEqual(
-      h.h245.map((x) => [x.leg, x.bytes]),
-      [['b', tcsA]],
+      h.h245.map((x) => [x.leg, nameOf(x.m)]),
+      [
+        ['b', 'masterSlaveDetermination'],
+        ['b', 'terminalCapabilitySet'],
+      ],
+    );
+    assert.deepEqual(tcsOf(h.h245[1]!).capabilityTable, tcsOf({ m: decoded(tcsA) }).capabilityTable);
+    // the node answered A's tunnelled H.245 itself, piggybacked on the Connect
+    const connectToA = h.q931.find((s) => s.leg === 'a' && bodyOf(s.m).choice === 'connect')!;
+    assert.deepEqual(
+      (connectToA.m.uu!['h323-uu-pdu'].h245Control ?? []).map((c) => nameOf(decoded(c))),
+      ['masterSlaveDetermination', 'terminalCapabilitySetAck'],
     );
     // the Facility carrying A's TCS is not relayed to B as such: B does not tunnel
     assert.ok(h.q931.every((s) => s.leg !== 'b' || !s.m.uu?.['h323-uu-pdu'].h245Control));
@@ -353,7 +479,13 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     const body = bodyOf(fac.m);
     assert.ok(body.choice === 'facility' && body.value.reason.choice === 'transportedInformation');
     assert.equal(fac.m.uu!['h323-uu-pdu'].h245Tunnelling, true);
-    assert.deepEqual(fac.m.uu!['h323-uu-pdu'].h245Control, [tcsB]);
+    const carried = (fac.m.uu!['h323-uu-pdu'].h245Control ?? []).map(decoded);
+    assert.deepEqual(carried.map(nameOf), ['terminalCapabilitySet'], "B's set, as the node's own");
+    assert.deepEqual(tcsOf({ m: carried[0]! }).capabilityTable, tcsOf({ m: decoded(tcsB) }).capabilityTable);
+    assert.deepEqual(h.toLeg('b').at(-1), {
+      choice: 'response',
+      value: { choice: 'terminalCapabilitySetAck', value: { sequenceNumber: 2 } },
+    });
     // the Connect to the tunnelling caller carried no H.245 address
     const connect = h.q931.find((s) => s.leg === 'a' && bodyOf(s.m).choice === 'connect')!;
     assert.equal(h245AddressOf(connect.m), undefined);
@@ -379,7 +511,10 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     assert.equal(h245AddressOf(toA[0]!.m), undefined, "B's H.245 address is not passed to A");
     assert.equal(toA.length, 1);
     assert.equal(bodyOf(toA[0]!.m).choice, 'connect');
-    assert.deepEqual(toA[0]!.m.uu!['h323-uu-pdu'].h245Control, [tcsB]);
+    // the node opens its H.245 with the caller on the Connect: its determination and B's capabilities
+    const carried = (toA[0]!.m.uu!['h323-uu-pdu'].h245Control ?? []).map(decoded);
+    assert.deepEqual(carried.map(nameOf), ['masterSlaveDetermination', 'terminalCapabilitySet']);
+    assert.deepEqual(tcsOf({ m: carried[1]! }).capabilityTable, tcsOf({ m: decoded(tcsB) }).capabilityTable);
     assert.deepEqual(h.h245Connects, []);
   });
 
@@ -408,7 +543,7 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     h.call.fromH245('a', h245Codec.encode(end));
     await h.call.settled();
     assert.deepEqual(
-      h.h245.map((x) => [x.leg, x.m]),
+      h.relayed().map((x) => [x.leg, x.m]),
       [['b', end]],
     );
     h.call.fromA(answer('releaseComplete', 'a', { tunnelling: false }));
@@ -422,7 +557,7 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     // H.245 arriving after the end is dropped, not relayed
     h.call.fromH245('b', h245Codec.encode(end));
     await h.call.settled();
-    assert.equal(h.h245.length, 1);
+    assert.equal(h.relayed().length, 1);
     assert.equal(h.call.h245Counters.dropped, 1);
   });
 
@@ -455,10 +590,9 @@ describe('H.245 on a routed call (sans-I/O)', () => {
           assert.ok(rcs.length >= 1, 'the call ended with a ReleaseComplete');
         } else {
           assert.ok(h245Codec.decode(junk).ok, 'only a PDU that decodes keeps the call');
-          const relayed = tunnelled
-            ? h.q931.some((s) => s.leg === 'a' && (s.m.uu?.['h323-uu-pdu'].h245Control ?? []).length === 1)
-            : h.h245.length === 1;
-          assert.ok(relayed, 'and it reached the other leg');
+          // relayed to the other leg, or handled by the node on the leg's own session
+          const { relayed, terminated } = h.call.h245Counters;
+          assert.equal(relayed + terminated, 1, 'and it reached the other leg or was answered by the node');
         }
       }),
       { numRuns: 300 },
@@ -490,7 +624,7 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     h.call.fromH245('a', h245Codec.encode(clc));
     await h.call.settled();
     assert.deepEqual(h.closedChannels, ['a:2', 'a:1'], "A's own channel 1, not B's channel 1");
-    const last = h.h245.at(-1)!;
+    const last = h.relayed().at(-1)!;
     assert.equal(last.leg, 'b');
     assert.deepEqual(last.bytes, h245Codec.encode(clc), 'the CloseLogicalChannel passes byte for byte');
     assert.equal(h.call.h245Counters.channelsClosed, 2);
@@ -526,6 +660,7 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     h.call.bConnected();
     h.call.fromB(answer('connect', 'b', { tunnelling: true }));
     await h.call.settled();
+    const before = h.order.length;
     h.call.closed('a');
     await h.call.settled();
     const toB = h.q931.filter((x) => x.leg === 'b').slice(-2);
@@ -541,7 +676,10 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     assert.ok(d.ok && d.value.choice === 'command' && d.value.value.choice === 'endSessionCommand');
     assert.equal(h.call.info.endReason, 'connection of leg a closed');
     // nothing more to the leg that went away
-    assert.ok(h.order.every((x) => !x.startsWith('h245:a:')));
+    assert.deepEqual(
+      h.order.slice(before).filter((x) => x.split(':')[1] === 'a'),
+      [],
+    );
   });
 
   it('a leg that has no H.245 yet gets no EndSessionCommand (the caller aborts before B answered)', async () => {
@@ -597,8 +735,12 @@ describe('H.245 on a routed call (sans-I/O)', () => {
       h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcs } }),
     );
     await h.call.settled();
-    const out = tcsOf(h.h245.at(-1)!);
-    assert.equal(h.h245.at(-1)!.leg, 'b');
+    const out = tcsOf({
+      m: h
+        .toLeg('b')
+        .filter((m) => nameOf(m) === 'terminalCapabilitySet')
+        .at(-1)!,
+    });
     assert.deepEqual(
       out.capabilityTable!.map((e) => e.capabilityTableEntryNumber),
       [1, 2, 3, 4, 8, 9, 10, 11],
@@ -606,7 +748,11 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     assert.deepEqual(out.capabilityDescriptors, [
       { capabilityDescriptorNumber: 0, simultaneousCapabilities: [[1, 2, 3, 4], [8], [9, 10, 11]] },
     ]);
-    assert.equal(out.sequenceNumber, 1, 'the sequence number is kept (the Ack goes back unchanged)');
+    assert.equal(out.sequenceNumber, 0, "the node numbers its own sets on B's session");
+    assert.deepEqual(h.toLeg('a').at(-1), {
+      choice: 'response',
+      value: { choice: 'terminalCapabilitySetAck', value: { sequenceNumber: 1 } },
+    });
     assert.deepEqual(out.multiplexCapability, tcs.multiplexCapability);
     assert.equal(h.call.h245Counters.capabilitiesRemoved, 3);
   });
@@ -627,32 +773,195 @@ describe('H.245 on a routed call (sans-I/O)', () => {
       [5, { choice: 'receiveUserInputCapability', value: { choice: 'dtmf', value: null } }],
     ]);
     tcsA.capabilityDescriptors = [{ capabilityDescriptorNumber: 0, simultaneousCapabilities: [[1, 2, 3], [4], [5]] }];
+    const tcsTo = (leg: Leg) =>
+      h
+        .toLeg(leg)
+        .filter((m) => nameOf(m) === 'terminalCapabilitySet')
+        .map((m) => tcsOf({ m }));
+    const entries = (t: TerminalCapabilitySet | undefined) =>
+      (t?.capabilityTable ?? []).map((e) => e.capabilityTableEntryNumber);
     const encB = h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcsB } });
     h.call.fromH245('b', encB);
+    await h.call.settled();
+    // B's set reaches A at once, as the node's own (sequence 0), with nothing to intersect yet
+    assert.deepEqual(
+      tcsTo('a').map((t) => [t.sequenceNumber, entries(t)]),
+      [[0, [1, 2, 3]]],
+    );
+    assert.deepEqual(tcsTo('b'), [], 'B hears nothing before A has said what it can do');
     h.call.fromH245(
       'a',
       h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcsA } }),
     );
     await h.call.settled();
-    assert.deepEqual(h.h245[0]!.bytes, encB, "B's set went first, with nothing to intersect: unchanged");
-    const out = tcsOf(h.h245[1]!);
+    const out = tcsTo('b')[0]!;
     assert.deepEqual(
-      out.capabilityTable!.map((e) => e.capabilityTableEntryNumber),
+      entries(out),
       [2, 3, 5],
       'G.711 µ-law and H.261 removed (B has neither); G.729 annex A/B kept (B has G.729); user input kept',
     );
     assert.deepEqual(out.capabilityDescriptors, [
       { capabilityDescriptorNumber: 0, simultaneousCapabilities: [[2, 3], [5]] },
     ]);
-    // a set that shares no codec with B is not emptied: policy filtering only
+    // A's set is applied to what A was told: B's H.264 goes (A has no H.264), in a new set numbered 1
+    assert.deepEqual(
+      tcsTo('a').map((t) => [t.sequenceNumber, entries(t)]),
+      [
+        [0, [1, 2, 3]],
+        [1, [1, 2]],
+      ],
+    );
+    assert.deepEqual(tcsTo('a')[1]!.capabilityDescriptors, [
+      { capabilityDescriptorNumber: 0, simultaneousCapabilities: [[1, 2]] },
+    ]);
+    // a later set from A that shares no codec with B: nothing is emptied (policy filtering only), both ways
     const tcsA2 = capabilitySet(2, [
       [1, { choice: 'receiveAudioCapability', value: { choice: 'g722-64k', value: 20 } }],
       [5, { choice: 'receiveUserInputCapability', value: { choice: 'dtmf', value: null } }],
     ]);
-    const encA2 = h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcsA2 } });
-    h.call.fromH245('a', encA2);
+    h.call.fromH245(
+      'a',
+      h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcsA2 } }),
+    );
     await h.call.settled();
-    assert.deepEqual(h.h245[2]!.bytes, encA2);
+    assert.deepEqual(
+      tcsTo('b')
+        .map((t) => [t.sequenceNumber, entries(t)])
+        .at(-1),
+      [1, [1, 5]],
+    );
+    assert.deepEqual(
+      tcsTo('a')
+        .map((t) => [t.sequenceNumber, entries(t)])
+        .at(-1),
+      [2, [1, 2, 3]],
+    );
+    // the same set again changes nothing: no new set to either leg
+    const counts = [tcsTo('a').length, tcsTo('b').length];
+    h.call.fromH245(
+      'a',
+      h245Codec.encode({
+        choice: 'request',
+        value: { choice: 'terminalCapabilitySet', value: { ...tcsA2, sequenceNumber: 3 } },
+      }),
+    );
+    await h.call.settled();
+    assert.deepEqual([tcsTo('a').length, tcsTo('b').length], counts);
+    assert.deepEqual(h.toLeg('a').at(-1), {
+      choice: 'response',
+      value: { choice: 'terminalCapabilitySetAck', value: { sequenceNumber: 3 } },
+    });
+    assert.deepEqual(h.relayed(), [], 'no capability set is relayed as the endpoint sent it');
+  });
+
+  it('an empty capability set (a pause, H.245 §8.4.6) from one leg reaches the other as an empty set, and a full one after it', async () => {
+    const h = await separateBoth();
+    const tcsTo = (leg: Leg) =>
+      h
+        .toLeg(leg)
+        .filter((m) => nameOf(m) === 'terminalCapabilitySet')
+        .map((m) => tcsOf({ m }));
+    const full = capabilitySet(1, [
+      [1, { choice: 'receiveAudioCapability', value: { choice: 'g711Ulaw64k', value: 20 } }],
+    ]);
+    const send = (t: TerminalCapabilitySet) =>
+      h.call.fromH245(
+        'b',
+        h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: t } }),
+      );
+    send(full);
+    send({ sequenceNumber: 2, protocolIdentifier: full.protocolIdentifier });
+    send({ ...full, sequenceNumber: 3 });
+    await h.call.settled();
+    assert.deepEqual(
+      tcsTo('a').map((t) => [t.sequenceNumber, t.capabilityTable?.length ?? 0, t.multiplexCapability !== undefined]),
+      [
+        [0, 1, true],
+        [1, 0, false],
+        [2, 1, true],
+      ],
+    );
+    assert.equal(h.call.state, 'connected');
+  });
+
+  it('codecs the administrator does not allow are left out of capability sets and fast-start proposals', async () => {
+    const codecs = codecPolicy(['g711Alaw', 'h263']);
+    const h = harness({ codecs });
+    const ulaw = buildAudioOlc(1, { ip: '203.0.113.2', port: 5001 });
+    const alaw = {
+      ...ulaw,
+      forwardLogicalChannelNumber: 2,
+      forwardLogicalChannelParameters: {
+        ...ulaw.forwardLogicalChannelParameters,
+        dataType: { choice: 'audioData' as const, value: { choice: 'g711Alaw64k' as const, value: 20 } },
+      },
+    };
+    h.call.fromA(
+      encodeCallSignalling(
+        buildSetup({
+          callReference: 33,
+          callIdentifier: guid,
+          conferenceID: guid,
+          source: [{ choice: 'h323-ID', value: 'alice' }],
+          destination: [{ choice: 'h323-ID', value: 'bob' }],
+          fastStart: [ulaw, alaw],
+          h245Tunnelling: false,
+        }),
+      ),
+    );
+    h.call.bConnected();
+    h.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
+    h.call.h245Up('b');
+    h.call.h245Up('a');
+    await h.call.settled();
+    const setupOut = bodyOf(h.q931.find((x) => x.leg === 'b')!.m);
+    assert.ok(setupOut.choice === 'setup');
+    const proposed = (setupOut.value.fastStart ?? []).map((b) => {
+      const d = openLogicalChannelCodec.decode(b);
+      assert.ok(d.ok);
+      return d.value.forwardLogicalChannelNumber;
+    });
+    assert.deepEqual(proposed, [2], 'only the A-law proposal is offered to the callee');
+    const tcs = capabilitySet(1, [
+      [1, { choice: 'receiveAudioCapability', value: { choice: 'g711Ulaw64k', value: 20 } }],
+      [2, { choice: 'receiveAudioCapability', value: { choice: 'g711Alaw64k', value: 20 } }],
+      [3, { choice: 'receiveVideoCapability', value: h261() }],
+      [4, { choice: 'receiveUserInputCapability', value: { choice: 'dtmf', value: null } }],
+    ]);
+    h.call.fromH245(
+      'a',
+      h245Codec.encode({ choice: 'request', value: { choice: 'terminalCapabilitySet', value: tcs } }),
+    );
+    await h.call.settled();
+    const toB = h
+      .toLeg('b')
+      .filter((m) => nameOf(m) === 'terminalCapabilitySet')
+      .map((m) => tcsOf({ m }));
+    assert.deepEqual(
+      toB.at(-1)!.capabilityTable!.map((e) => e.capabilityTableEntryNumber),
+      [2, 4],
+      'µ-law and H.261 are not allowed; user input is not a codec',
+    );
+    assert.equal(h.call.h245Counters.capabilitiesRemoved, 2);
+    // a Setup that proposes only codecs nobody allows goes without fast start (H.245 decides later)
+    const g = harness({ codecs });
+    g.call.fromA(
+      encodeCallSignalling(
+        buildSetup({
+          callReference: 33,
+          callIdentifier: guid,
+          conferenceID: guid,
+          source: [{ choice: 'h323-ID', value: 'alice' }],
+          destination: [{ choice: 'h323-ID', value: 'bob' }],
+          fastStart: [ulaw],
+          h245Tunnelling: false,
+        }),
+      ),
+    );
+    g.call.bConnected();
+    await g.call.settled();
+    const bare = bodyOf(g.q931.find((x) => x.leg === 'b')!.m);
+    assert.ok(bare.choice === 'setup' && bare.value.fastStart === undefined);
   });
 
   it('random capability tables never throw, and what is relayed only names entries that are in it or were never removed', async () => {
@@ -743,10 +1052,10 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     for (const [from, bytes] of sent) h.call.fromH245(from, bytes);
     await h.call.settled();
     assert.deepEqual(
-      h.h245.map((x) => [x.leg, x.bytes]),
+      h.relayed().map((x) => [x.leg, x.bytes]),
       sent.map(([from, bytes]) => [from === 'a' ? 'b' : 'a', bytes]),
     );
-    const first = h.h245[0]!.m;
+    const first = h.relayed()[0]!.m;
     assert.ok(first.choice === 'request' && first.value.choice === 'requestMode');
     assert.deepEqual(first.value.value.requestedModes[0]![0]!.type, {
       choice: 'audioMode',
@@ -781,15 +1090,20 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     });
     h.call.fromB(answer('facility', 'b', { tunnelling: true, control: [rm] }));
     await h.call.settled();
-    const toA = h.q931.filter((x) => x.leg === 'a' && x.m.uu?.['h323-uu-pdu'].h245Control?.length);
+    const carrying = (leg: Leg, pdu: Uint8Array) =>
+      h.q931.filter(
+        (x) =>
+          x.leg === leg &&
+          (x.m.uu?.['h323-uu-pdu'].h245Control ?? []).some((c) => Buffer.from(c).equals(Buffer.from(pdu))),
+      );
+    const toA = carrying('a', rm);
     assert.equal(toA.length, 1, 'the RequestMode reached the caller tunnelled');
-    assert.deepEqual(toA[0]!.m.uu!['h323-uu-pdu'].h245Control, [rm]);
+    assert.equal(bodyOf(toA[0]!.m).choice, 'facility');
     assert.equal(toA[0]!.m.q931.callReference, 33, "on the caller's call reference");
     h.call.fromA(answer('facility', 'a', { tunnelling: true, control: [ack] }));
     await h.call.settled();
-    const toB = h.q931.filter((x) => x.leg === 'b' && x.m.uu?.['h323-uu-pdu'].h245Control?.length);
+    const toB = carrying('b', ack);
     assert.equal(toB.length, 1, 'the RequestModeAck reached the callee tunnelled');
-    assert.deepEqual(toB[0]!.m.uu!['h323-uu-pdu'].h245Control, [ack]);
     assert.equal(toB[0]!.m.q931.callReference, 900, "on the node's call reference toward the callee");
     assert.equal(h.h245.length, 0, 'no separate H.245 connection was used');
   });
@@ -914,4 +1228,20 @@ const h261 = (): Extract<Capability, { choice: 'receiveVideoCapability' }>['valu
     maxBitRate: 3840,
     stillImageTransmission: false,
   },
+});
+
+function decoded(bytes: Uint8Array): MultimediaSystemControlMessage {
+  const d = h245Codec.decode(bytes);
+  assert.ok(d.ok, 'decodes');
+  return d.value;
+}
+
+const msdMsg = (terminalType: number, statusDeterminationNumber: number): MultimediaSystemControlMessage => ({
+  choice: 'request',
+  value: { choice: 'masterSlaveDetermination', value: { terminalType, statusDeterminationNumber } },
+});
+
+const msdAckMsg = (decision: 'master' | 'slave'): MultimediaSystemControlMessage => ({
+  choice: 'response',
+  value: { choice: 'masterSlaveDeterminationAck', value: { decision: { choice: decision, value: null } } },
 });

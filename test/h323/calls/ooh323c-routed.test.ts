@@ -235,6 +235,13 @@ describe('routed calls between ooh323c endpoints through a started Crossway node
           assert.ok(active[0]!.destination.some((d) => d.value === dest));
           assert.equal(active[0]!.target?.ip, `${net4}.3`);
           assert.deepEqual(active[0]!.h245, { a: h245[0], b: h245[1] }, 'how each leg carries H.245');
+          // the node ran master/slave determination with each endpoint itself (its terminalType 190 beats their 50)
+          await waitFor(
+            () => JSON.stringify(calls.active()[0]?.masterSlave) === JSON.stringify({ a: 'master', b: 'master' }),
+            5_000,
+            'the node master on both legs',
+            diag,
+          );
           if (detailed && i === 1) await liveStatus(dataDir, status, net4);
           // DTMF: ooh323c sends UserInputIndication (alphanumeric, as both offer it in their capabilities); it
           // crosses the node's H.245 relay in every mode and bob reports it
@@ -340,6 +347,22 @@ describe('routed calls between ooh323c endpoints through a started Crossway node
           // the DTMF went as H.245 UserInputIndication (not as a Q.931 keypad): alice → node, node → bob, two calls
           const dtmfOnWire = tsharkLines(pcap, ras.port, 'h245.alphanumeric');
           assert.ok(dtmfOnWire.length >= 4, `UserInputIndication relayed: ${dtmfOnWire.join('\n')}`);
+          // H.245 terminated per leg: each endpoint gets the node's MasterSlaveDetermination (terminalType 190) and is
+          // told it is the slave; the endpoints' own determination (terminalType 50) never leaves the node
+          for (const ip of [`${net4}.2`, `${net4}.3`]) {
+            const fromNode = `ip.src == ${relayIp} && ip.dst == ${ip}`;
+            assert.ok(
+              tsharkLines(pcap, ras.port, `${fromNode} && h245.terminalType == 190`).length >= 2,
+              `MSD to ${ip}`,
+            );
+            assert.ok(tsharkLines(pcap, ras.port, `${fromNode} && h245.decision == 1`).length >= 2, `${ip} told slave`);
+            assert.deepEqual(tsharkLines(pcap, ras.port, `ip.src == ${ip} && h245.decision == 1`), [], `${ip} agrees`);
+          }
+          assert.deepEqual(
+            tsharkLines(pcap, ras.port, `ip.src == ${relayIp} && h245.terminalType == 50`),
+            [],
+            "an endpoint's MasterSlaveDetermination is not relayed",
+          );
           const h245OnItsOwn = tsharkLines(pcap, ras.port, `h245 && !h225 && ip.addr == ${relayIp}`);
           if (separate) assert.ok(h245OnItsOwn.length > 0, 'H.245 connections with the node');
           else assert.deepEqual(h245OnItsOwn, [], 'all H.245 tunnelled');
