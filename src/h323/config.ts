@@ -57,12 +57,16 @@ export const h323ConfigSchema = z
         /**
          * Flood limits per source address (0: none). RAS requests and new call signalling connections over the
          * limit are dropped, counted, and each one counts against the source in intrusion protection (category
-         * `flood`, `security.intrusion.flood`).
+         * `flood`, `security.intrusion.flood`). The address of an H.323 neighbor zone has its own, higher limits
+         * (`…PerNeighbour`): over them its RAS and connections are dropped and counted but never count as a flood, so
+         * a busy neighbour (or a flood spoofing its address) cannot get the zone blocked.
          */
         floodLimits: z
           .object({
             rasPerSecondPerSource: z.number().int().min(0).max(1_000_000).default(50),
             setupsPerSecondPerSource: z.number().int().min(0).max(100_000).default(20),
+            rasPerSecondPerNeighbour: z.number().int().min(0).max(1_000_000).default(1000),
+            setupsPerSecondPerNeighbour: z.number().int().min(0).max(100_000).default(200),
           })
           .strict()
           .prefault({}),

@@ -23,7 +23,10 @@ export interface GatekeeperProtectionOptions {
   store: NodeStore;
   clock: Clock;
   log: Logger;
-  /** H.323 neighbor zones: Setups from a zone's address are not asked for H.235.1 tokens. */
+  /**
+   * H.323 neighbor zones: Setups from a zone's address are not asked for H.235.1 tokens, and its RAS and call
+   * signalling connections have the `…PerNeighbour` flood limits instead of the per-source ones.
+   */
   neighbours?: { zoneOf(ip: string): unknown };
 }
 
@@ -47,7 +50,8 @@ export function h235Realm(config: Readonly<H323Config>, sip: GatekeeperProtectio
  * Wires a node's gatekeeper and call server to its security: H.235.1 checks of RAS and of the Setups endpoints send
  * to the call signalling port against the local credential store (`h323.gatekeeper.security`), intrusion protection (blocked sources dropped; malformed RAS, bad tokens and
  * floods counted against their source) and the per-source flood limits on RAS requests and new call signalling
- * connections (`h323.gatekeeper.floodLimits`; sources in `security.intrusion.exempt` are not limited).
+ * connections (`h323.gatekeeper.floodLimits`; sources in `security.intrusion.exempt` are not limited; a neighbour
+ * zone's address has its own higher limits, and going over them is not a flood event).
  */
 export function protectGatekeeper(o: GatekeeperProtectionOptions): {
   security: RasSecurity | undefined;
@@ -90,13 +94,32 @@ export function protectGatekeeper(o: GatekeeperProtectionOptions): {
     }
   }
   const now = () => o.clock.now();
-  o.gatekeeper.setProtection(o.guard, new SourceRateLimiter(g.floodLimits.rasPerSecondPerSource, now));
   const guard = o.guard;
+  const nb = o.neighbours;
+  // a neighbour zone's address (as configured, or as its host name last resolved) has its own limits
+  const isNeighbour = (ip: string) => nb !== undefined && nb.zoneOf(ip) !== undefined;
+  const ras = new SourceRateLimiter(g.floodLimits.rasPerSecondPerSource, now);
+  const rasNeighbour = new SourceRateLimiter(g.floodLimits.rasPerSecondPerNeighbour, now, 1000);
+  o.gatekeeper.setProtection(
+    guard && {
+      allows: (ip) => guard.allows(ip),
+      isExempt: (ip) => guard.isExempt(ip),
+      onMalformed: (ip) => guard.onMalformed(ip),
+      onAuthFailure: (ip) => guard.onAuthFailure(ip),
+      // over its own limit a neighbour's RAS is dropped, never counted as a flood (that would block the whole zone)
+      onFlood: (ip) => {
+        if (!isNeighbour(ip)) guard.onFlood(ip);
+      },
+    },
+    { allow: (ip) => (isNeighbour(ip) ? rasNeighbour.allow(ip) : ras.allow(ip)) },
+  );
   const calls = o.calls;
   if (calls) {
     const setups = new SourceRateLimiter(g.floodLimits.setupsPerSecondPerSource, now);
+    const setupsNeighbour = new SourceRateLimiter(g.floodLimits.setupsPerSecondPerNeighbour, now, 1000);
     calls.allowConnection = (address) => {
       if (guard && !guard.allowsConnection(address)) return false;
+      if (isNeighbour(address)) return setupsNeighbour.allow(address) || guard?.isExempt(address) === true;
       if (setups.allow(address) || guard?.isExempt(address)) return true;
       guard?.onFlood(address);
       return false;

@@ -273,3 +273,107 @@ test('restart with H.235.1 required: the restored registration keeps its user, s
     await node.close();
   }
 });
+
+/**
+ * A neighbour gatekeeper (routing zone of type neighbor, protocol h323, at 127.0.0.6) sends LRQs well above the
+ * per-source RAS limit (50/s by default) and opens more call signalling connections than the per-source Setup limit:
+ * all are answered or accepted (its own limits, `…PerNeighbour`, are higher) and it is never blocked, although
+ * loopback is not exempt here; another source (127.0.0.7) at the same rate is limited and blocked as a flood.
+ */
+test('a neighbour zone is not held to the per-source flood limits; another source at the same rate is', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-nbflood-'));
+  const neighbour = await udp('127.0.0.6');
+  const other = await udp('127.0.0.7');
+  const node = await startTestNode({
+    dataDir,
+    portOffset: uniqueOffset(),
+    h323: { enabled: true, gatekeeper: { floodLimits: { setupsPerSecondPerSource: 3 } } },
+    routing: {
+      zones: [{ name: 'Peer', type: 'neighbor', protocol: 'h323', address: '127.0.0.6', port: neighbour.port }],
+      searchRules: [{ name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' }],
+    },
+    security: {
+      intrusion: { exempt: [], flood: { threshold: 20, windowSeconds: 10, blockSeconds: 600 } },
+    },
+  });
+  try {
+    const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
+    const q931 = node.sockets().find((s) => s.listener === 'h323-q931' && s.node === 'core')!;
+    const lrq = (requestSeqNum: number, replyPort: number, ip: string): Uint8Array =>
+      rasCodec.encode({
+        choice: 'locationRequest',
+        value: {
+          requestSeqNum,
+          destinationInfo: [aliasFromText(`nobody-${requestSeqNum}`)],
+          replyAddress: h225Address(ip, replyPort),
+          hopCount: 1,
+        },
+      });
+    // 120 LRQs each, in 4 bursts of 30 (a few ms apart: well above 50 in one second, without overrunning a socket)
+    const flood = async (s: { sock: dgram.Socket; port: number }, ip: string) => {
+      for (let burst = 0; burst < 4; burst++) {
+        for (let i = 0; i < 30; i++) s.sock.send(lrq(burst * 30 + i + 1, s.port, ip), ras.port, ras.address);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await flood(neighbour, '127.0.0.6');
+    await flood(other, '127.0.0.7');
+    assert.ok(await waitFor(() => neighbour.answers.length === 120, 5000), `${neighbour.answers.length} answered`);
+    assert.ok(
+      neighbour.answers.every((m) => m.choice === 'locationReject' && reason(m) === 'notRegistered'),
+      'answered by the search (not requestDenied)',
+    );
+    await waitFor(() => false, 300);
+    assert.ok(other.answers.length <= 50, `at most 50 answered, got ${other.answers.length}`);
+    assert.ok(other.answers.length >= 1, 'the first ones are answered');
+    assert.ok(
+      other.answers.every((m) => reason(m) === 'requestDenied'),
+      'not a neighbour',
+    );
+
+    const blocks = (
+      (await callControl(dataDir, 'security.blocks.list', { node: 'core' })) as Array<{
+        blocks: Array<{ address: string; category: string }>;
+      }>
+    )[0]!.blocks;
+    assert.deepEqual(
+      blocks.map((b) => [b.address, b.category]),
+      [['127.0.0.7', 'flood']],
+    );
+
+    // call signalling: 8 connections at once from each; the neighbour's all accepted, 3 of the other's (blocked now)
+    const connect = async (ip: string) => {
+      const conns: net.Socket[] = [];
+      const results = await Promise.all(
+        Array.from(
+          { length: 8 },
+          () =>
+            new Promise<'open' | 'closed'>((resolve) => {
+              const s = net.connect({ host: q931.address, port: q931.port, localAddress: ip });
+              conns.push(s);
+              s.on('error', () => resolve('closed'));
+              s.on('close', () => resolve('closed'));
+              s.on('connect', () => setTimeout(() => resolve(s.destroyed ? 'closed' : 'open'), 150));
+            }),
+        ),
+      );
+      for (const s of conns) s.destroy();
+      return results.filter((r) => r === 'open').length;
+    };
+    assert.equal(await connect('127.0.0.6'), 8);
+    assert.equal(await connect('127.0.0.8'), 3);
+    const st = (
+      (await callControl(dataDir, 'h323.status')) as Array<{
+        node: string;
+        counters: { rateLimited: number; blocked: number };
+        neighbours: { counters: { lrqReceived: number; unknownSource: number } };
+      }>
+    ).find((s) => s.node === 'core')!;
+    assert.equal(st.neighbours.counters.lrqReceived - st.neighbours.counters.unknownSource, 120);
+    assert.ok(st.counters.rateLimited + st.counters.blocked >= 70, JSON.stringify(st.counters));
+  } finally {
+    neighbour.sock.close();
+    other.sock.close();
+    await node.close();
+  }
+});
