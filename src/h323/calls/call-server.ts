@@ -22,9 +22,15 @@ export interface CallServerOptions {
   media?: RelayCore;
   /**
    * Routes a Setup through the search rules (neighbor zones, `gatekeeper/neighbours.ts`); without it the called
-   * aliases are looked up in the gatekeeper's registrations only.
+   * aliases are looked up in the gatekeeper's registrations only. `authUser`: who signed the caller's Setup
+   * (H.235.1, `admitSetup`), when someone did: the call is then authenticated for call policy and search rules.
    */
-  route?: (destination: AliasText[], source: AliasText[], from: IpPort) => Promise<H323Route | undefined>;
+  route?: (
+    destination: AliasText[],
+    source: AliasText[],
+    from: IpPort,
+    authUser: string | undefined,
+  ) => Promise<H323Route | undefined>;
   /** Largest TPKT accepted on a leg (octets). */
   maxPduBytes?: number;
   /** Ended calls kept for the status listing. */
@@ -33,8 +39,10 @@ export interface CallServerOptions {
   calls?: { codecs?: CodecPolicy; terminalType?: number; answerTimeoutSeconds?: number };
 }
 
-/** What `CallServer.admitSetup` answers for a caller's first PDU. */
-export type SetupVerdict = { kind: 'pass'; pdu: Uint8Array } | { kind: 'deny'; reason: string; reply: Uint8Array };
+/** What `CallServer.admitSetup` answers for a caller's first PDU; `user`: who signed it (H.235.1), if anyone. */
+export type SetupVerdict =
+  | { kind: 'pass'; pdu: Uint8Array; user?: string }
+  | { kind: 'deny'; reason: string; reply: Uint8Array };
 
 /**
  * The call signalling side of the routed model: accepts the caller's leg on `h323-q931`, runs a `RoutedCall` per
@@ -138,12 +146,14 @@ export class CallServer {
       s.on('close', () => call.h245Closed(leg));
       s.on('error', () => {});
     };
+    // who signed the caller's Setup: set by `admitSetup` before the call sees the Setup, so before it routes it
+    let signedBy: string | undefined;
     const call = new RoutedCall(
       id,
       {
         resolve: (dest, src) =>
           this.#o.route
-            ? this.#o.route(dest, src, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 })
+            ? this.#o.route(dest, src, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 }, signedBy)
             : this.#o.gatekeeper.resolve(dest),
         connectB: (to) => {
           b = this.#connect(to, local.address, (ok, why) => (ok ? call.bConnected() : call.bFailed(why)));
@@ -161,6 +171,7 @@ export class CallServer {
         },
         close: (leg) => sockets[leg]()?.end(),
         localAddress: { ip: local.address, port: this.#o.listen.port || local.port },
+        setTimer: (ms, fn) => void this.#o.clock.setTimer(ms, fn),
         ...(anchor ? { relayPorts: () => anchor.ports() } : {}),
         ...(anchor
           ? {
@@ -246,6 +257,7 @@ export class CallServer {
             return;
           }
           pdu = v.pdu;
+          signedBy = v.user;
         }
         call.fromA(pdu);
       },

@@ -40,6 +40,9 @@ export interface H245SessionCounters {
   tcsAcked: number;
   tcsRejected: number;
   roundTripAnswered: number;
+  /** The node's own requests the leg left unanswered past the response timer (T106 determination, T101 sets). */
+  msdTimeouts: number;
+  tcsTimeouts: number;
 }
 
 const SDN_MODULUS = 0x1000000;
@@ -83,7 +86,11 @@ export class H245Session {
     tcsAcked: 0,
     tcsRejected: 0,
     roundTripAnswered: 0,
+    msdTimeouts: 0,
+    tcsTimeouts: 0,
   };
+  /** Bumped with each determination request: a response timer names the one it guards. */
+  #msdGeneration = 0;
 
   constructor(o: H245SessionOptions) {
     this.#o = { maxMsdRetries: 3, ...o };
@@ -122,6 +129,7 @@ export class H245Session {
     if (this.#msdState !== 'idle') return [];
     this.#sdn = this.#o.random() % SDN_MODULUS;
     this.#msdState = 'outgoing';
+    this.#msdGeneration++;
     this.counters.msdSent++;
     return [msd(this.#o.terminalType, this.#sdn)];
   }
@@ -143,6 +151,41 @@ export class H245Session {
         value: { choice: 'terminalCapabilitySet', value: { ...tcs, sequenceNumber: this.#tcsSeq } },
       },
     ];
+  }
+
+  /** Names the request a response timer guards: the current determination, or the set with `sequence`. */
+  pending(): { msd: number | undefined; tcs: number | undefined } {
+    return {
+      msd: this.#msdState === 'idle' ? undefined : this.#msdGeneration,
+      tcs: this.#tcsOutstanding ? this.#tcsSeq : undefined,
+    };
+  }
+
+  /**
+   * The response timer of determination `generation` ran out (H.245 T106): if it is still undecided the node
+   * releases it (MasterSlaveDeterminationRelease) and determination has failed.
+   */
+  msdTimedOut(generation: number): { reply: MultimediaSystemControlMessage[]; failed?: string } {
+    if (this.#msdState === 'idle' || generation !== this.#msdGeneration) return { reply: [] };
+    this.#msdState = 'idle';
+    this.#result = 'failed';
+    this.counters.msdTimeouts++;
+    return {
+      reply: [{ choice: 'indication', value: { choice: 'masterSlaveDeterminationRelease', value: {} } }],
+      failed: 'master/slave determination: no answer from the endpoint',
+    };
+  }
+
+  /**
+   * The response timer of the node's set `sequence` ran out (H.245 T101): released
+   * (TerminalCapabilitySetRelease), and offered again the next time the capabilities are computed.
+   */
+  tcsTimedOut(sequence: number): MultimediaSystemControlMessage[] {
+    if (!this.#tcsOutstanding || sequence !== this.#tcsSeq) return [];
+    this.#tcsOutstanding = false;
+    this.#tcsSent = undefined;
+    this.counters.tcsTimeouts++;
+    return [{ choice: 'indication', value: { choice: 'terminalCapabilitySetRelease', value: {} } }];
   }
 
   /** A PDU from the leg. */

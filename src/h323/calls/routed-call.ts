@@ -12,6 +12,7 @@ import type {
 import { h245Codec, openLogicalChannelCodec } from '../per/schema.ts';
 import { type CallSignallingMessage, decodeCallSignalling, encodeCallSignalling } from '../q931/call-signalling.ts';
 import { encodeCause, IE, Q931_MESSAGE_TYPES, q931MessageName } from '../q931/q931.ts';
+import { calledAfterRouting } from './called-alias.ts';
 import { type CodecPolicy, dataTypeAllowed, dataTypeCodec, filterCapabilities } from './capabilities.ts';
 import { H245Session, type MsdResult } from './h245-session.ts';
 import { type RelaySessionPorts, sessionOf } from './media-anchor.ts';
@@ -77,6 +78,8 @@ export interface CallIo {
   readonly localAddress: IpPort;
   /** The relay's port pairs of this call, per RTP session, when its media is anchored (status). */
   relayPorts?: () => RelaySessionPorts[];
+  /** Calls `fn` once after `ms` (the node's H.245 response timers); without it the node's requests never time out. */
+  setTimer?: (ms: number, fn: () => void) => void;
 }
 
 /** A call's summary for status and records. */
@@ -90,6 +93,10 @@ export interface RoutedCallInfo {
   connectedAt: number | undefined;
   endedAt: number | undefined;
   endReason: string | undefined;
+  /** The routing zone the call came from (`LocalZone`, a neighbor zone), once routing has said. */
+  sourceZone?: string;
+  /** The routing zone the call went to (`LocalZone` for a registration here, a neighbor zone), once found. */
+  targetZone?: string;
   /** How each leg carries H.245: tunnelled in H.225.0, on a separate connection, or not known yet. */
   h245?: Record<Leg, H245Transport>;
   /**
@@ -115,6 +122,9 @@ export interface RoutedCallOptions {
 
 /** The node's default terminalType: above terminals (50) and gateways (60), so endpoints are the slaves. */
 export const DEFAULT_TERMINAL_TYPE = 190;
+
+/** How long a leg has to answer the node's own H.245 requests (H.245 T101/T106; ooh323c also waits 30 s). */
+export const H245_RESPONSE_TIMEOUT_MS = 30_000;
 
 export type H245Transport = 'tunnelled' | 'separate' | 'unknown';
 
@@ -613,7 +623,7 @@ export class RoutedCall {
       // the leg's session with the node: determination, capabilities and round-trip delay end here
       this.#startSession(from);
       const effect = this.#sessions[from].receive(msg);
-      for (const r of effect.reply) this.#h245Out(from, h245Codec.encode(r), false);
+      this.#sessionOut(from, effect.reply);
       if (effect.failed) {
         this.#abort(`leg ${from}: ${effect.failed}`);
         return;
@@ -688,8 +698,39 @@ export class RoutedCall {
     if (!this.#io.h245 || this.#ended()) return;
     const s = this.#sessions[leg];
     if (s.started) return;
-    for (const r of s.start()) this.#h245Out(leg, h245Codec.encode(r), false);
+    this.#sessionOut(leg, s.start());
     this.#syncCapabilities();
+  }
+
+  /**
+   * PDUs of the node's own session with `leg`; a determination request or a capability set it sends starts its
+   * response timer.
+   */
+  #sessionOut(leg: Leg, msgs: readonly MultimediaSystemControlMessage[]): void {
+    for (const r of msgs) this.#h245Out(leg, h245Codec.encode(r), false);
+    const timer = this.#io.setTimer;
+    if (!timer) return;
+    const asks = (name: string) => msgs.some((m) => m.choice === 'request' && m.value.choice === name);
+    const pending = this.#sessions[leg].pending();
+    if (asks('masterSlaveDetermination') && pending.msd !== undefined) {
+      const generation = pending.msd;
+      timer(H245_RESPONSE_TIMEOUT_MS, () =>
+        this.#run(() => {
+          if (this.#ended()) return;
+          const t = this.#sessions[leg].msdTimedOut(generation);
+          this.#sessionOut(leg, t.reply);
+          if (t.failed) this.#abort(`leg ${leg}: ${t.failed}`);
+        }),
+      );
+    }
+    if (asks('terminalCapabilitySet') && pending.tcs !== undefined) {
+      const sequence = pending.tcs;
+      timer(H245_RESPONSE_TIMEOUT_MS, () =>
+        this.#run(() => {
+          if (!this.#ended()) this.#sessionOut(leg, this.#sessions[leg].tcsTimedOut(sequence));
+        }),
+      );
+    }
   }
 
   /**
@@ -705,7 +746,7 @@ export class RoutedCall {
       const f = filterCapabilities(other.tcs, this.#h245[leg].tcs, other.removedCapabilities, this.#codecs);
       const { sequenceNumber: _theirs, ...content } = f.tcs;
       const sent = s.offerCapabilities(content);
-      for (const r of sent) this.#h245Out(leg, h245Codec.encode(r), false);
+      this.#sessionOut(leg, sent);
       if (sent.length > 0) this.h245Counters.capabilitiesRemoved += f.removedByPolicy + f.removedByIntersection;
     }
   }
@@ -753,7 +794,8 @@ export class RoutedCall {
     // a neighbor zone may be asked (LRQ): later events of the call wait for the answer
     const target = await this.#io.resolve(this.info.destination, this.info.source);
     if ((this.#state as RoutedCallState) !== 'routing') return;
-    if (!target) {
+    if (target?.sourceZone !== undefined) this.info.sourceZone = target.sourceZone;
+    if (!target || target.kind === 'not-found') {
       // H.225.0 §7.3.8 / Q.850: nobody by that alias — cause 1 (unallocated number), calledPartyNotRegistered
       this.#io.send(
         'a',
@@ -774,8 +816,12 @@ export class RoutedCall {
     }
     const to = target.kind === 'endpoint' ? target.registration.callSignalAddresses[0]! : target.address;
     this.info.target = to;
+    const targetZone = target.found?.zone ?? (target.kind === 'address' ? target.zone : undefined);
+    if (targetZone !== undefined) this.info.targetZone = targetZone;
+    // the alias the search rewrote (transform, rule) is what the callee's side is asked for
+    const called = calledAfterRouting({ destinationAddress: setup.destinationAddress, ies: m.q931.ies }, target);
     const out: CallSignallingMessage = {
-      q931: { ...m.q931, callReference: this.#crB, fromDestination: false },
+      q931: { ...m.q931, ies: called.ies, callReference: this.#crB, fromDestination: false },
       uu: {
         ...m.uu!,
         'h323-uu-pdu': {
@@ -786,6 +832,7 @@ export class RoutedCall {
             choice: 'setup',
             value: {
               ...setup,
+              ...(called.destinationAddress ? { destinationAddress: called.destinationAddress } : {}),
               destCallSignalAddress: h225Address(to.ip, to.port),
               sourceCallSignalAddress: h225Address(this.#io.localAddress.ip, this.#io.localAddress.port),
             },

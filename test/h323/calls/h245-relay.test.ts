@@ -61,7 +61,9 @@ const NODE = '192.0.2.1';
 const RELAY: Record<Leg, IpPort> = { a: { ip: NODE, port: 40_000 }, b: { ip: NODE, port: 40_002 } };
 const guid = new Uint8Array(16).fill(7);
 
-function harness(o: { relayPorts?: CallIo['relayPorts'] } & RoutedCallOptions = {}) {
+function harness(
+  o: { relayPorts?: CallIo['relayPorts']; timers?: Array<{ ms: number; fn: () => void }> } & RoutedCallOptions = {},
+) {
   const q931: Array<{ leg: Leg; m: CallSignallingMessage }> = [];
   const h245: Array<{ leg: Leg; m: MultimediaSystemControlMessage; bytes: Uint8Array }> = [];
   const h245Connects: Array<{ leg: Leg; to: IpPort }> = [];
@@ -113,6 +115,7 @@ function harness(o: { relayPorts?: CallIo['relayPorts'] } & RoutedCallOptions = 
     anchorOlcAck: async (from, ack, _session) => rewriteOlcAckAddresses(ack, anchorTo(from)),
     closeChannel: async (from, channel) => closedChannels.push(`${from}:${channel}`),
     ...(o.relayPorts ? { relayPorts: o.relayPorts } : {}),
+    ...(o.timers ? { setTimer: (ms: number, fn: () => void) => void o.timers!.push({ ms, fn }) } : {}),
     h245: {
       listen: async (leg) => {
         listening.push(leg);
@@ -392,6 +395,55 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     assert.equal(t.call.state, 'released');
     assert.match(t.call.info.endReason ?? '', /master\/slave determination/);
     assert.equal(t.call.info.masterSlave?.b, 'failed');
+  });
+
+  it("the node's own requests time out after 30 s: an unanswered determination ends the call, an unacknowledged set is released and offered again", async () => {
+    const timers: Array<{ ms: number; fn: () => void }> = [];
+    const h = harness({ timers });
+    h.call.fromA(setup(false));
+    h.call.bConnected();
+    h.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
+    h.call.h245Up('b');
+    h.call.h245Up('a');
+    await h.call.settled();
+    assert.deepEqual(
+      timers.map((t) => t.ms),
+      [30_000, 30_000],
+      "one response timer per leg for the node's determination",
+    );
+    // A answers the node's determination; B's capabilities reach A (a set the node now waits on) and B never answers
+    h.call.fromH245('a', h245Codec.encode(msdAckMsg('master')));
+    h.call.fromH245('b', h245Codec.encode(buildTerminalCapabilitySet(5)));
+    await h.call.settled();
+    assert.equal(timers.length, 3, 'and one for the set sent to A');
+    // the set to A runs out first: released, and sent again with the next sequence number when B's next set comes
+    timers[2]!.fn();
+    await h.call.settled();
+    assert.deepEqual(h.toLeg('a').at(-1), {
+      choice: 'indication',
+      value: { choice: 'terminalCapabilitySetRelease', value: {} },
+    });
+    h.call.fromH245('b', h245Codec.encode(buildTerminalCapabilitySet(6)));
+    await h.call.settled();
+    const sets = h.toLeg('a').filter((m) => nameOf(m) === 'terminalCapabilitySet');
+    assert.deepEqual(
+      sets.map((m) => tcsOf({ m }).sequenceNumber),
+      [0, 1],
+      'the same content offered again after its release',
+    );
+    // A's determination was answered: its timer is a no-op; B's was not: released, and the call ends
+    timers[1]!.fn();
+    await h.call.settled();
+    assert.equal(h.call.state, 'connected');
+    timers[0]!.fn();
+    await h.call.settled();
+    assert.equal(h.call.state, 'released');
+    assert.match(h.call.info.endReason ?? '', /leg b: master\/slave determination: no answer/);
+    const toB = h.toLeg('b');
+    assert.ok(
+      toB.some((m) => m.choice === 'indication' && m.value.choice === 'masterSlaveDeterminationRelease'),
+      'B was told the determination is released',
+    );
   });
 
   it('round-trip delay requests are answered by the node on the leg that asks', async () => {
