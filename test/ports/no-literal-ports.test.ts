@@ -95,7 +95,12 @@ const REMOTE_DEFAULTS: { file: string; port: number; count: number; why: string 
     { file: 'src/roles/sip-service.ts', port, count: 1, why: 'a Record-Route URI without a port names 5060/5061' },
     { file: 'src/traversal/server-zone.ts', port, count: 1, why: "the core's Via without a port" },
   ]),
-  { file: 'src/h323/gatekeeper/neighbours.ts', port: 1719, count: 1, why: "neighbour gatekeeper's RAS, no port given" },
+  {
+    file: 'src/h323/gatekeeper/neighbours.ts',
+    port: 1719,
+    count: 2,
+    why: "neighbour gatekeeper's RAS, no port given (the zone's port, and its address when the zone names an IP)",
+  },
   { file: 'src/sip/auth/ldap/directory.ts', port: 389, count: 1, why: 'ldap:// URL without a port (RFC 4516)' },
   { file: 'src/sip/auth/ldap/directory.ts', port: 636, count: 1, why: 'ldaps:// URL without a port' },
   { file: 'src/management/service.ts', port: 443, count: 1, why: 'an https:// URL leaves out the default port' },

@@ -75,13 +75,37 @@ export class NeighbourDns {
    * that answers later still fills the cache).
    */
   resolve(host: string, timeoutMs: number): Promise<Resolved> {
-    const key = host.toLowerCase();
-    const now = this.#o.clock.now();
-    let e = this.#entries.get(key);
-    if (e && e.until > now && !e.inFlight) {
+    const e = this.#entries.get(host.toLowerCase());
+    if (e && e.until > this.#o.clock.now() && !e.inFlight) {
       this.counters.cacheHits++;
       return Promise.resolve(e.reason === undefined && e.ip ? { ok: true, ip: e.ip } : this.#failed(e));
     }
+    const inFlight = this.lookUp(host);
+    return new Promise<Resolved>((done) => {
+      let settled = false;
+      const timer = this.#o.clock.setTimer(timeoutMs, () => {
+        if (settled) return;
+        settled = true;
+        this.counters.timeouts++;
+        done({ ok: false, reason: `no answer within ${timeoutMs} ms` });
+      });
+      void inFlight.then((r) => {
+        if (settled) return;
+        settled = true;
+        timer.cancel();
+        done(r);
+      });
+    });
+  }
+
+  /**
+   * Looks `host` up now, whatever the cache holds (one lookup shared with any already in flight), with no bound of its
+   * own: the node looks its neighbours' names up this way when it starts, so that their requests are recognised
+   * before any search. Never rejects; the answer fills the cache as `resolve`'s do.
+   */
+  lookUp(host: string): Promise<Resolved> {
+    const key = host.toLowerCase();
+    let e = this.#entries.get(key);
     if (!e) {
       e = { until: 0 };
       this.#entries.set(key, e);
@@ -104,22 +128,7 @@ export class NeighbourDns {
         return r;
       });
     }
-    const inFlight = entry.inFlight;
-    return new Promise<Resolved>((done) => {
-      let settled = false;
-      const timer = this.#o.clock.setTimer(timeoutMs, () => {
-        if (settled) return;
-        settled = true;
-        this.counters.timeouts++;
-        done({ ok: false, reason: `no answer within ${timeoutMs} ms` });
-      });
-      void inFlight.then((r) => {
-        if (settled) return;
-        settled = true;
-        timer.cancel();
-        done(r);
-      });
-    });
+    return entry.inFlight;
   }
 
   #failed(e: Entry): Resolved {

@@ -13,7 +13,7 @@ import type {
   RequestInProgress,
 } from '../per/generated/types.ts';
 import type { Gatekeeper, H323Route, H323Target, NeighbourHook } from './gatekeeper.ts';
-import { type HostLookup, NeighbourDns } from './neighbour-dns.ts';
+import { type HostLookup, NeighbourDns, type Resolved } from './neighbour-dns.ts';
 
 /**
  * Neighbor gatekeepers (H.225.0 §7.8 location, H.323 §7.2.2 zones): routing zones of type `neighbor` with
@@ -22,10 +22,10 @@ import { type HostLookup, NeighbourDns } from './neighbour-dns.ts';
  * ends it after the zone's `lrqTimeoutMs`). LRQs from neighbors are answered by the same rules: an alias registered
  * here gets an LCF whose callSignalAddress is the node itself (routed model), others LRJ. Loops are cut by hop count
  * (an LRQ is forwarded with hopCount − 1, never back to the zone it came from, and never without hops left) and by
- * refusing an LRQ that comes back while we are still forwarding it. A zone named by host name is looked up when it is
- * used (`NeighbourDns`: cached a minute, looked up again after); a name that gives no address is an unreachable
- * neighbour (no LRQ, the search goes on). Sans-I/O: RAS goes out through the gatekeeper's `send`, timers through the
- * injected clock, name lookups through the injected resolver.
+ * refusing an LRQ that comes back while we are still forwarding it. A zone named by host name is looked up when the
+ * node starts and when it is used (`NeighbourDns`: cached a minute, looked up again after); a name that gives no
+ * address is an unreachable neighbour (no LRQ, the search goes on). Sans-I/O: RAS goes out through the gatekeeper's
+ * `send`, timers through the injected clock, name lookups through the injected resolver.
  */
 
 /** A configured H.323 neighbor gatekeeper. */
@@ -197,6 +197,18 @@ export class Neighbours implements NeighbourHook {
       return z;
     }
     return undefined;
+  }
+
+  /**
+   * Looks up every zone named by host name now (the node does when its gatekeeper starts, without waiting), so that
+   * `zoneOf` knows a neighbour's address before any search or request needs it. A failure is counted
+   * (`dns.failures`) and answered, not thrown; the name is looked up again when the zone is next used, as always.
+   */
+  lookUpNames(): Promise<Array<{ zone: string; host: string; result: Resolved }>> {
+    const named = [...this.zones.values()].filter((z) => !z.address);
+    return Promise.all(
+      named.map(async (z) => ({ zone: z.name, host: z.host, result: await this.#dns.lookUp(z.host) })),
+    );
   }
 
   /** LRQ, LCF, LRJ and RIP handed over by the gatekeeper. Answers to LRQs go out through `send`, to replyAddress. */

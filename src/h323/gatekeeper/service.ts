@@ -93,6 +93,17 @@ export async function startGatekeeperService(o: {
     clock: o.clock,
   });
   gatekeeper.neighbours = neighbours;
+  // neighbours named by host name: looked up now (not waited for) so that their requests are recognised from the start
+  void neighbours.lookUpNames().then((names) => {
+    for (const n of names) {
+      if (n.result.ok) log.info({ zone: n.zone, host: n.host, address: n.result.ip }, 'neighbour gatekeeper resolved');
+      else
+        log.warn(
+          { zone: n.zone, host: n.host, reason: n.result.reason },
+          'neighbour gatekeeper name not resolved => looked up again when the zone is used',
+        );
+    }
+  });
   const server = await RasServer.start(gatekeeper, o.address, rasPort);
   const disc = o.plan.listener('h323-ras-discovery');
   let discovery: DiscoveryServer | undefined;

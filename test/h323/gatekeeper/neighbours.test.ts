@@ -648,6 +648,36 @@ describe('a neighbor named by host name', () => {
     assert.equal((t.nb.status() as { dns: { timeouts: number } }).dns.timeouts, 1);
   });
 
+  it('lookUpNames (at start): the address is known without any search; a failure is counted and retried on use', async () => {
+    let fail = true;
+    const r = resolver(async (host) => {
+      if (host === 'gk-b.example') return GK_B.ip;
+      if (fail) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+      return GK_A.ip;
+    });
+    const t = setup(
+      named('gk-b.example', [{ name: 'Later', type: 'neighbor', protocol: 'h323', address: 'later.example' }]),
+      { lookup: r.lookup },
+    );
+    assert.equal(t.nb.zoneOf(GK_B.ip), undefined, 'not known before the lookup');
+    const names = await t.nb.lookUpNames();
+    assert.deepEqual(names, [
+      { zone: 'Named', host: 'gk-b.example', result: { ok: true, ip: GK_B.ip } },
+      { zone: 'Later', host: 'later.example', result: { ok: false, reason: 'ENOTFOUND' } },
+    ]);
+    assert.equal(t.nb.zoneOf(GK_B.ip)?.name, 'Named');
+    assert.equal(t.sent.length, 0, 'no LRQ, no search');
+    assert.deepEqual((t.nb.status() as { dns: object }).dns, { lookups: 2, failures: 1, timeouts: 0, cacheHits: 0 });
+    // the failed name: an LRQ from an unknown address after the failure's 5 s looks it up again and finds the zone
+    fail = false;
+    t.clock.advance(5_000);
+    t.rx(lrq('nobody', {}, GK_A), GK_A);
+    await flush();
+    assert.equal(t.nb.zoneOf(GK_A.ip)?.name, 'Later');
+    assert.equal(reason(ofKind(t, 'locationReject')[0]), 'notRegistered', 'from the zone, not requestDenied');
+    assert.equal(r.asked.filter((h) => h.startsWith('later.example')).length, 2);
+  });
+
   it('the system resolver: localhost gives 127.0.0.1, a name under .invalid (RFC 2606) gives a failure', async () => {
     const dns = new NeighbourDns({ clock: new FakeClock(), lookup: systemLookup, family: 4 });
     assert.deepEqual(await dns.resolve('localhost', 10_000), { ok: true, ip: '127.0.0.1' });

@@ -144,3 +144,40 @@ test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on a
     peer.close();
   }
 });
+
+/**
+ * Neighbour zones named by host name are looked up when the gatekeeper starts, without holding the start: a zone
+ * named `localhost` is known by 127.0.0.1 shortly after start, before any search or LRQ (so the flood limits and the
+ * Setup check recognise it from the start), and a name under `.invalid` neither fails nor delays the start; its
+ * failure is counted.
+ */
+test('a node looks its host-named neighbour zones up at start: zoneOf knows localhost without any search', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-nbstart-'));
+  const node = await startTestNode({
+    dataDir,
+    portOffset: uniqueOffset(),
+    h323: { enabled: true },
+    routing: {
+      zones: [
+        { name: 'Peer', type: 'neighbor', protocol: 'h323', address: 'localhost', port: 1 },
+        { name: 'Gone', type: 'neighbor', protocol: 'h323', address: 'crossway-gone.invalid' },
+      ],
+    },
+  });
+  try {
+    const nb = node.h323.get('core')!.neighbours;
+    let zone: string | undefined;
+    for (let i = 0; i < 200 && zone === undefined; i++) {
+      zone = nb.zoneOf('127.0.0.1')?.name;
+      if (zone === undefined) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(zone, 'Peer');
+    const st = nb.status() as { counters: Record<string, number>; dns: Record<string, number> };
+    assert.equal(st.counters.lrqSent, 0, 'no search');
+    assert.equal(st.counters.lrqReceived, 0);
+    for (let i = 0; i < 200 && (st.dns.failures ?? 0) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual([st.dns.lookups, st.dns.failures, st.dns.timeouts], [2, 1, 0], JSON.stringify(st.dns));
+  } finally {
+    await node.close();
+  }
+});
