@@ -146,6 +146,12 @@ export const callPolicyRuleSchema = z
     source: regexString.default('.*'),
     /** Regex on the destination alias after transforms, whole-string; default any. */
     destination: regexString.default('.*'),
+    /**
+     * When given, the rule applies only to requests that were (`true`) or were not (`false`) authenticated: SIP digest
+     * or a trusted zone as for `requireAuthenticated`; H.323 an H.235.1-signed ARQ or Setup, or a trusted zone.
+     * Absent: either.
+     */
+    authenticated: z.boolean().optional(),
     action: z.enum(['allow', 'reject']),
   })
   .strict();

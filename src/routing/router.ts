@@ -102,6 +102,8 @@ interface CompiledRule {
 interface CompiledPolicy {
   source: RegExp;
   destination: RegExp;
+  /** Undefined: the rule applies whether or not the request was authenticated. */
+  authenticated: boolean | undefined;
   action: 'allow' | 'reject';
 }
 
@@ -148,6 +150,7 @@ export class Router<T> {
       this.#policy.push({
         source: new RegExp(`^(?:${p.source})$`, 'i'),
         destination: new RegExp(`^(?:${p.destination})$`, 'i'),
+        authenticated: p.authenticated,
         action: p.action,
       });
     }
@@ -200,10 +203,14 @@ export class Router<T> {
     return { alias };
   }
 
-  /** The call-policy step alone: the first rule matching source and destination decides; none matching allows. */
-  policy(sourceAlias: string, alias: string): { action: 'allow' | 'reject'; rule?: number } {
+  /**
+   * The call-policy step alone: the first rule matching source, destination and (when the rule names it) whether the
+   * request was authenticated decides; none matching allows.
+   */
+  policy(sourceAlias: string, alias: string, authenticated = false): { action: 'allow' | 'reject'; rule?: number } {
     for (let i = 0; i < this.#policy.length; i++) {
       const p = this.#policy[i]!;
+      if (p.authenticated !== undefined && p.authenticated !== authenticated) continue;
       if (p.source.test(sourceAlias) && p.destination.test(alias)) return { action: p.action, rule: i + 1 };
     }
     return { action: 'allow' };
@@ -231,7 +238,7 @@ export class Router<T> {
     if (t.applied !== undefined) record.transform = t.applied;
     record.searchedAlias = t.alias;
 
-    const pol = this.policy(req.sourceAlias ?? '', t.alias);
+    const pol = this.policy(req.sourceAlias ?? '', t.alias, req.authenticated);
     record.policy = pol.rule === undefined ? 'allow (no rule)' : `${pol.action} (rule ${pol.rule})`;
     if (pol.action === 'reject') {
       return this.#finish(record, started, {

@@ -130,6 +130,36 @@ describe('routing: transforms and call policy', () => {
     assert.equal(router.history.get(rejected.searchId)!.policy, 'reject (rule 2)');
     assert.equal(router.history.get(allowed.searchId)!.policy, 'allow (rule 1)');
   });
+
+  test('call policy: a rule naming `authenticated` applies only to requests that were (or were not) authenticated', async () => {
+    const { router, calls } = makeRouter(
+      {
+        callPolicy: [
+          { destination: 'vip@example\\.com', authenticated: true, action: 'allow' },
+          { destination: 'vip@example\\.com', action: 'reject' },
+          { authenticated: false, destination: '9.*', action: 'reject' },
+        ],
+      },
+      { LocalZone: ['vip@example.com', '9123'] },
+    );
+    assert.deepEqual(router.policy('a@example.com', 'vip@example.com', true), { action: 'allow', rule: 1 });
+    assert.deepEqual(router.policy('a@example.com', 'vip@example.com', false), { action: 'reject', rule: 2 });
+    assert.deepEqual(router.policy('a@example.com', '9123', false), { action: 'reject', rule: 3 });
+    assert.deepEqual(router.policy('a@example.com', '9123', true), { action: 'allow' });
+    assert.deepEqual(
+      router.policy('a@example.com', '9123'),
+      { action: 'reject', rule: 3 },
+      'unauthenticated by default',
+    );
+    const anon = await router.route(req('9123', { protocol: 'h323', authenticated: false }));
+    assert.equal(anon.kind, 'rejected');
+    assert.deepEqual(calls, []);
+    const signed = await router.route(req('9123', { protocol: 'h323', authenticated: true }));
+    assert.equal(signed.kind, 'found');
+    assert.equal(router.history.get(anon.searchId)!.policy, 'reject (rule 3)');
+    assert.equal(router.history.get(signed.searchId)!.policy, 'allow (no rule)');
+    assert.equal(router.history.get(signed.searchId)!.authenticated, true);
+  });
 });
 
 describe('routing: search rules', () => {

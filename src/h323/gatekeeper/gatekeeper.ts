@@ -113,9 +113,10 @@ export interface NeighbourHook {
   handle(m: RasMessage, from: IpPort): RasMessage | undefined;
   /** When true, ARQs naming aliases are decided by `route` (asynchronously) instead of the local table alone. */
   readonly routesAdmissions: boolean;
+  /** `caller.authUser`: the user whose H.235.1 token the ARQ carried (the call counts as authenticated for routing). */
   route(
     destination: AliasText[],
-    caller: { endpointIdentifier: string; aliases: AliasText[] },
+    caller: { endpointIdentifier: string; aliases: AliasText[]; authUser?: string },
   ): Promise<H323Route | undefined>;
 }
 
@@ -621,9 +622,9 @@ export class Gatekeeper {
       else reply = this.#admit(a, s);
       this.onSend(this.#out(reply, from, auth));
     };
-    this.neighbours!.route(s.destination, { endpointIdentifier: s.endpointIdentifier, aliases }).then(done, () =>
-      done(undefined),
-    );
+    // an ARQ that carried a good H.235.1 token is an authenticated request for call policy and search rules
+    const caller = { endpointIdentifier: s.endpointIdentifier, aliases, ...(auth ? { authUser: auth.username } : {}) };
+    this.neighbours!.route(s.destination, caller).then(done, () => done(undefined));
   }
 
   #admit(a: AdmissionRequest, s: ReturnType<typeof readArq>): RasMessage {

@@ -124,6 +124,8 @@ function candidates(alias: string): AliasText[] {
 }
 
 const hex = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('hex') : '');
+/** For the search history's label: who signed the ARQ or Setup with H.235.1, if anyone did. */
+const signedBy = (user: string | undefined) => (user !== undefined ? ` signed by ${user}` : '');
 
 export class Neighbours implements NeighbourHook {
   readonly router: Router<H323Target>;
@@ -228,16 +230,19 @@ export class Neighbours implements NeighbourHook {
     }
   }
 
-  /** Routes a call from a registered endpoint (ARQ) through the search rules; the first alias found wins. */
+  /**
+   * Routes a call from a registered endpoint (ARQ) through the search rules; the first alias found wins. An ARQ that
+   * carried a good H.235.1 token (`caller.authUser`) is authenticated, as a SIP request with good digest credentials is.
+   */
   route(
     destination: AliasText[],
-    caller: { endpointIdentifier: string; aliases: AliasText[] },
+    caller: { endpointIdentifier: string; aliases: AliasText[]; authUser?: string },
   ): Promise<H323Route | undefined> {
     return this.#routeAliases(destination, {
       sourceZone: LOCAL_ZONE,
       sourceAlias: caller.aliases[0]?.value ?? '',
-      authenticated: false,
-      label: `ARQ from ${caller.endpointIdentifier}`,
+      authenticated: caller.authUser !== undefined,
+      label: `ARQ from ${caller.endpointIdentifier}${signedBy(caller.authUser)}`,
       sourceInfo: caller.aliases.map((a) => aliasFromText(a.value)),
     });
   }
@@ -245,14 +250,20 @@ export class Neighbours implements NeighbourHook {
   /**
    * Routes a Setup that reached the node's call signalling from `from`: a neighbor's Setup comes from that zone (and
    * is never sent back to it); any other comes from the local zone (the endpoint was admitted by this gatekeeper).
+   * Authenticated when it comes from a trusted zone or carried a good H.235.1 token (`authUser`: who signed it).
    */
-  async routeSetup(destination: AliasText[], source: AliasText[], from: IpPort): Promise<H323Route | undefined> {
+  async routeSetup(
+    destination: AliasText[],
+    source: AliasText[],
+    from: IpPort,
+    authUser?: string,
+  ): Promise<H323Route | undefined> {
     const zone = this.zoneOf(from.ip) ?? (this.#namesToLookUp() ? await this.#zoneAfterLookup(from.ip) : undefined);
     return this.#routeAliases(destination, {
       sourceZone: zone?.name ?? LOCAL_ZONE,
       sourceAlias: source[0]?.value ?? '',
-      authenticated: zone?.trusted ?? false,
-      label: `Setup from ${from.ip}`,
+      authenticated: (zone?.trusted ?? false) || authUser !== undefined,
+      label: `Setup from ${from.ip}${signedBy(authUser)}`,
       sourceInfo: source.map((a) => aliasFromText(a.value)),
       ...(zone ? { fromZone: zone.name } : {}),
     });

@@ -131,7 +131,7 @@ export async function startGatekeeperService(o: {
         log,
         ...(o.media ? { media: o.media } : {}),
         // Setups go through the same transforms, call policy and search rules as ARQs and SIP requests
-        route: (dest, src, from) => neighbours.routeSetup(dest, src, from),
+        route: (dest, src, from, authUser) => neighbours.routeSetup(dest, src, from, authUser),
         calls: {
           codecs: codecPolicy(o.config.calls.codecs),
           terminalType: o.config.calls.terminalType,

@@ -244,7 +244,7 @@ const reasonOf = (m: CallSignallingMessage | undefined) => {
 };
 
 /** A node with bob's call signalling listener; registers endpoints over RAS and reads h323.status. */
-async function labNode(mode: H323SecurityMode, authFailureThreshold?: number) {
+async function labNode(mode: H323SecurityMode, authFailureThreshold?: number, routing?: Record<string, unknown>) {
   const dataDir = mkdtempSync(join(tmpdir(), `crossway-h235-setup-${mode}-`));
   const seed = NodeStore.open(join(dataDir, 'core'));
   const creds = new LocalCredentialStore(seed);
@@ -273,6 +273,7 @@ async function labNode(mode: H323SecurityMode, authFailureThreshold?: number) {
     dataDir,
     portOffset: uniqueOffset(),
     h323: { enabled: true, gatekeeper: { timeToLive: 60, security: { mode, realm: 'example.com' } } },
+    ...(routing ? { routing } : {}),
     // loopback is exempt from intrusion protection by default: not here, when the test looks at blocks
     ...(authFailureThreshold
       ? {
@@ -405,6 +406,76 @@ test('a lab node with H.235.1 optional: an unsigned Setup from an endpoint regis
     assert.deepEqual(body.value.sourceAddress, [aliasFromText('carol')]);
     s.destroy();
     assert.equal((await n.counters()).securityDenied, 0);
+  } finally {
+    await n.close();
+  }
+});
+
+test('a lab node with H.235.1 optional and a call-policy rule refusing unauthenticated callers: the signed Setup and ARQ go through, the unsigned ones are refused by policy (ReleaseComplete securityDenied cause 21, ARJ requestDenied)', async () => {
+  const n = await labNode('optional', undefined, { callPolicy: [{ authenticated: false, action: 'reject' }] });
+  try {
+    const aliceId = await n.register(
+      endpointSignRas(rrq(1, ['alice'], 11793, n.peer.port), 'alice-secret', {
+        sendersID: 'alice',
+        generalID: GK_ID,
+        random: 1,
+      }),
+    );
+    const carolId = await n.register(rasCodec.encode(rrq(2, ['carol'], 11794, n.peer.port)));
+    await n.register(rasCodec.encode(rrq(3, ['bob'], n.bobPort, n.peer.port)));
+    const arq = (seq: number, endpointIdentifier: string, from: string): RasMessage => ({
+      choice: 'admissionRequest',
+      value: {
+        requestSeqNum: seq,
+        callType: { choice: 'pointToPoint', value: null },
+        endpointIdentifier,
+        destinationInfo: [aliasFromText('bob')],
+        srcInfo: [aliasFromText(from)],
+        bandWidth: 640,
+        callReferenceValue: seq,
+        conferenceID: new Uint8Array(16).fill(seq),
+        activeMC: false,
+        answerCall: false,
+        callIdentifier: { guid: new Uint8Array(16).fill(seq) },
+      },
+    });
+    // ARQ: alice's, signed, is admitted; carol's, unsigned, is refused by the policy rule
+    n.peer.socket.send(
+      endpointSignRas(arq(10, aliceId, 'alice'), 'alice-secret', { sendersID: aliceId, generalID: GK_ID, random: 10 }),
+      n.ras.port,
+      n.ras.address,
+    );
+    const acf = await n.peer.next('admissionConfirm', 'admissionReject');
+    assert.equal(acf.choice, 'admissionConfirm', JSON.stringify(acf));
+    n.peer.socket.send(rasCodec.encode(arq(11, carolId, 'carol')), n.ras.port, n.ras.address);
+    const arj = await n.peer.next('admissionConfirm', 'admissionReject');
+    assert.ok(arj.choice === 'admissionReject', JSON.stringify(arj));
+    assert.equal(arj.value.rejectReason.choice, 'requestDenied');
+
+    // Setup: carol's, unsigned, passes the H.235.1 check (optional) but call policy refuses it: cause 21, no leg B
+    const refused = await call(n.q931, encodeCallSignalling(setup(['carol'])));
+    assert.equal(q931MessageName(refused?.q931.messageType ?? -1), 'releaseComplete');
+    assert.equal(reasonOf(refused), 'securityDenied');
+    const cause = decodeCause(findIe(refused!.q931, IE.cause)!.data);
+    assert.ok(cause.ok && cause.value.value === 21, 'cause 21');
+    assert.equal(n.bobLegs.length, 0, 'no leg B for the refused Setup');
+    assert.equal((await n.counters()).securityDenied, 0, 'refused by policy, not by the token check');
+
+    // alice's, signed: authenticated, so the rule does not apply and bob gets the Setup
+    const s = net.connect({ host: n.q931.address, port: n.q931.port });
+    await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
+    s.on('error', () => {});
+    s.write(
+      encodeTpkt(
+        endpointSignSetup(setup(['alice']), 'alice-secret', { sendersID: aliceId, generalID: GK_ID, random: 12 }),
+      ),
+    );
+    for (let i = 0; i < 50 && n.bobLegs.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(n.bobLegs.length, 1, 'leg B opened to bob');
+    const body = (await n.bobLegs[0]!.setup).uu!['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body.choice === 'setup');
+    assert.deepEqual(body.value.sourceAddress, [aliasFromText('alice')]);
+    s.destroy();
   } finally {
     await n.close();
   }
