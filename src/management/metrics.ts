@@ -128,7 +128,7 @@ export class ManagementMetrics {
     });
     new Gauge({
       name: 'crossway_module_count',
-      help: 'Counts reported by modules (registrations, calls, TURN allocations), by what',
+      help: 'Counts reported by modules (registrations: SIP and H.323; h323-registrations; calls; turn-allocations; media-port-pairs), by what',
       labelNames: ['what'],
       registers: [registry],
       collect() {

@@ -119,7 +119,10 @@ export class NodeManagement {
   /** Exact counts modules expose (a status section may be capped for display). */
   readonly countSources = new Map<string, () => number>();
 
-  /** Counts for metrics and SNMP, from the sections other modules provide (absent: 0). */
+  /**
+   * Counts for metrics (`crossway_module_count{what}`) and SNMP, from the sections other modules provide (absent: 0).
+   * `registrations` is SIP bindings plus H.323 registrations; `h323-registrations` the H.323 ones alone.
+   */
   counts(): Record<string, number> {
     const n = (section: string) => {
       const exact = this.countSources.get(section);
@@ -133,6 +136,7 @@ export class NodeManagement {
     };
     return {
       registrations: n('registrations'),
+      'h323-registrations': n('h323-registrations'),
       calls: n('calls'),
       'turn-allocations': n('turn'),
       'media-port-pairs': n('media-port-pairs'),

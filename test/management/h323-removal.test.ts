@@ -54,15 +54,18 @@ test('an administrator removes an H.323 registration through the API and the CLI
     m = await startMgmtNode({
       tls: { caCertificates: tls.ca.certPath },
       h323: { enabled: true, gatekeeper: { timeToLive: 60 } },
+      // the SIP binding beside the H.323 registrations registers without digest
+      registrar: { authenticate: false },
       feedback: { subscribers: [{ url: `https://localhost:${feedbackPort}/nms`, events: ['unregistration'] }] },
     });
     const ras = m.node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
     const inbox: RasMessage[] = [];
-    sock.on('message', (b) => {
+    const onRas = (b: Buffer) => {
       const d = rasCodec.decode(b);
       assert.ok(d.ok, 'the gatekeeper sends well-formed RAS');
       inbox.push(d.value);
-    });
+    };
+    sock.on('message', onRas);
     const take = async (choice: string, what: string): Promise<Record<string, unknown>> => {
       await until(() => inbox.some((x) => x.choice === choice), 3000).catch(() => {
         throw new Error(`no ${choice} for ${what}; got ${inbox.map((x) => x.choice).join(',') || 'nothing'}`);
@@ -95,6 +98,31 @@ test('an administrator removes an H.323 registration through the API and the CLI
     const alice = await register(['alice', '2001'], 11720);
     const bob = await register(['bob'], 11721);
     assert.notEqual(alice, bob);
+    // a SIP binding on the same node: counted in `registrations`, not in `h323-registrations`
+    const sipAddr = m.node.addresses.get('core')!.private;
+    const sipPort = m.node.plan.port('sip-udp', 'core');
+    sock.off('message', onRas); // the answer is SIP, not RAS
+    const sipOk = new Promise<string>((resolve) => sock.once('message', (b) => resolve(b.toString())));
+    sock.send(
+      [
+        `REGISTER sip:${sipAddr}:${sipPort} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${me};branch=z9hG4bK-h323-removal-1;rport`,
+        'Max-Forwards: 70',
+        `From: <sip:carol@${sipAddr}>;tag=h323-removal`,
+        `To: <sip:carol@${sipAddr}>`,
+        'Call-ID: h323-removal-carol',
+        'CSeq: 1 REGISTER',
+        `Contact: <sip:carol@127.0.0.1:${me}>`,
+        'Expires: 600',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+      sipPort,
+      sipAddr,
+    );
+    assert.match(await sipOk, /^SIP\/2\.0 200 /, 'the SIP binding is made');
+    sock.on('message', onRas);
 
     const password = 'administrator pw 1';
     await setupAdmin(m, 'root', password, 'core');
@@ -116,14 +144,21 @@ test('an administrator removes an H.323 registration through the API and the CLI
         .map((x) => x.endpointIdentifier)
         .sort();
     };
+    // crossway_module_count: `registrations` (SIP and H.323) and `h323-registrations`, as metrics and counts (SNMP)
     const registrationsCount = async () => {
       const r = await req(`${core}/metrics`, { ca: m!.ca, headers: rootAuth });
-      const line = /^crossway_module_count\{what="registrations",node="core"\} (\d+)$/m.exec(r.text);
-      assert.ok(line, 'the registrations count is exported');
-      return Number(line[1]);
+      const series = (what: string) => {
+        const line = new RegExp(`^crossway_module_count\\{what="${what}",node="core"\\} (\\d+)$`, 'm').exec(r.text);
+        assert.ok(line, `the ${what} count is exported`);
+        return Number(line[1]);
+      };
+      const both = [series('registrations'), series('h323-registrations')];
+      const counts = m!.node.management!.nodes.get('core')!.counts();
+      assert.deepEqual([counts.registrations, counts['h323-registrations']], both, 'SNMP reads the same counts');
+      return both;
     };
     assert.deepEqual(await h323Ids(), [alice, bob].sort());
-    assert.equal(await registrationsCount(), 2);
+    assert.deepEqual(await registrationsCount(), [3, 2]);
 
     // Refused callers change nothing and make the gatekeeper send nothing.
     const url = (id: string) => `${core}/api/v1/registrations/h323/${encodeURIComponent(id)}`;
@@ -174,7 +209,7 @@ test('an administrator removes an H.323 registration through the API and the CLI
     assert.equal(urq.gatekeeperIdentifier, 'crossway-core');
     assert.deepEqual(urq.reason, { choice: 'maintenance', value: null });
     assert.deepEqual(await h323Ids(), [bob]);
-    assert.equal(await registrationsCount(), 1);
+    assert.deepEqual(await registrationsCount(), [2, 1]);
 
     // Gone now, and an identifier nobody has: 404 and no URQ.
     for (const id of [alice, 'no-such-endpoint']) {
@@ -211,7 +246,7 @@ test('an administrator removes an H.323 registration through the API and the CLI
     const urq2 = await take('unregistrationRequest', 'the CLI removal');
     assert.equal(urq2.endpointIdentifier, bob);
     assert.deepEqual(await h323Ids(), []);
-    assert.equal(await registrationsCount(), 0);
+    assert.deepEqual(await registrationsCount(), [1, 0], 'the SIP binding is left');
 
     // Both removals audited and announced.
     const audit = await req(`${core}/api/v1/audit`, { ca: m.ca, headers: rootAuth });

@@ -133,9 +133,17 @@ describe('SNMP agent with snmpget/snmpwalk', { skip }, () => {
     assert.match(count, /Gauge32: 1/);
   });
 
-  it('cwRegistrations counts a binding made by a real sipp REGISTER (cwCalls stays 0)', async () => {
+  it('cwRegistrations counts a binding made by a real sipp REGISTER (cwCalls and cwH323Registrations stay 0)', async () => {
     const get = () =>
-      tool('snmpget', ['-v2c', '-c', 'crossway-ro', core, `${OIDS.registrations}.0`, `${OIDS.calls}.0`]);
+      tool('snmpget', [
+        '-v2c',
+        '-c',
+        'crossway-ro',
+        core,
+        `${OIDS.registrations}.0`,
+        `${OIDS.calls}.0`,
+        `${OIDS.h323Registrations}.0`,
+      ]);
     const reg = (n: string) => new RegExp(`\\.${OIDS.registrations.replace(/\./g, '\\.')}\\.0 = Gauge32: ${n}\\b`);
     assert.match(await get(), reg('0'));
     const r = await sipp({
@@ -149,6 +157,7 @@ describe('SNMP agent with snmpget/snmpwalk', { skip }, () => {
     const after = await get();
     assert.match(after, reg('1'));
     assert.match(after, new RegExp(`\\.${OIDS.calls.replace(/\./g, '\\.')}\\.0 = Gauge32: 0\\b`));
+    assert.match(after, new RegExp(`\\.${OIDS.h323Registrations.replace(/\./g, '\\.')}\\.0 = Gauge32: 0\\b`));
   });
 
   it('refuses a wrong community and a wrong v3 password (no answer)', async () => {
@@ -177,5 +186,6 @@ describe('SNMP agent with snmpget/snmpwalk', { skip }, () => {
     assert.equal(oids.cwZoneEntry, OIDS.zoneEntry);
     assert.equal(oids.cwAlarmEntry, OIDS.alarmEntry);
     assert.equal(oids.cwTurnAllocations, OIDS.turnAllocations);
+    assert.equal(oids.cwH323Registrations, OIDS.h323Registrations);
   });
 });

@@ -24,6 +24,7 @@ export const OIDS = Object.freeze({
   zoneEntry: `${CROSSWAY_OID}.1.6.1`,
   alarmEntry: `${CROSSWAY_OID}.1.7.1`,
   turnAllocations: `${CROSSWAY_OID}.1.8`,
+  h323Registrations: `${CROSSWAY_OID}.1.9`,
 });
 
 const ZONE_STATE: Record<string, number> = { checking: 1, active: 2, failed: 3, stopped: 4 };
@@ -230,6 +231,7 @@ export class SnmpAgent {
     scalar('cwAlarmCount', OIDS.alarmCount, 'Gauge', () => o.node.alarms.list().length);
     scalar('cwZoneCount', OIDS.zoneCount, 'Gauge', () => zones().length);
     scalar('cwTurnAllocations', OIDS.turnAllocations, 'Gauge', () => counts()['turn-allocations'] ?? 0);
+    scalar('cwH323Registrations', OIDS.h323Registrations, 'Gauge', () => counts()['h323-registrations'] ?? 0);
     mib.registerProvider({
       name: 'cwZoneTable',
       type: snmp.MibProviderType.Table,
