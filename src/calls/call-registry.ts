@@ -159,6 +159,12 @@ export class CallRegistry {
     if (call.state === 'routing') this.#transition(call, 'proceeding');
   }
 
+  /** The zone the call comes from, once known better than at its start (H.323: after routing the Setup). */
+  setSourceZone(id: string, zone: string): void {
+    const call = this.#active.get(id);
+    if (call) call.sourceZone = zone;
+  }
+
   /** The call's media statistics, recorded with the call when it ends (the relay releases the call first). */
   setMedia(id: string, media: CallMedia): void {
     const call = this.#active.get(id);

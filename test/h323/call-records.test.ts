@@ -5,7 +5,7 @@ import { SqliteCallStore } from '../../src/calls/call-store.ts';
 import { buildAudioOlc, buildSetup, type IpPort } from '../../src/h323/api.ts';
 import { h323CallRecorder } from '../../src/h323/call-records.ts';
 import { type CallIo, RoutedCall } from '../../src/h323/calls/routed-call.ts';
-import type { H323Target } from '../../src/h323/gatekeeper/gatekeeper.ts';
+import type { H323Registration, H323Route } from '../../src/h323/gatekeeper/gatekeeper.ts';
 import { openLogicalChannelCodec } from '../../src/h323/per/schema.ts';
 import { encodeCallSignalling } from '../../src/h323/q931/call-signalling.ts';
 import { Q931_MESSAGE_TYPES } from '../../src/h323/q931/q931.ts';
@@ -14,29 +14,31 @@ import { NodeStore } from '../../src/store/database.ts';
 const BOB: IpPort = { ip: '198.51.100.8', port: 1720 };
 const guid = new Uint8Array(16).fill(7);
 
-/** A routed call whose state changes feed a call registry writing to an in-memory store. */
-function harness(relayPorts?: CallIo['relayPorts']) {
+const bobRegistration: H323Registration = {
+  endpointIdentifier: 'e1',
+  aliases: [{ kind: 'h323-ID', value: 'bob' }],
+  callSignalAddresses: [BOB],
+  rasAddress: BOB,
+  timeToLive: 60,
+  registeredAt: 0,
+  refreshedAt: 0,
+  vendor: undefined,
+};
+
+/**
+ * A routed call whose state changes feed a call registry writing to an in-memory store. Without `route` the called
+ * aliases are looked up as the gatekeeper's table would (bob only, no routing zones said).
+ */
+function harness(relayPorts?: CallIo['relayPorts'], route?: CallIo['resolve']) {
   let now = 1_000_000;
   const store = NodeStore.open(':memory:');
   const records = new SqliteCallStore(store);
   const registry = new CallRegistry({ historySize: 10, wallNow: () => now, sink: records });
   const io: CallIo = {
-    resolve: (d): H323Target | undefined =>
-      d.some((a) => a.value === 'bob')
-        ? {
-            kind: 'endpoint',
-            registration: {
-              endpointIdentifier: 'e1',
-              aliases: [{ kind: 'h323-ID', value: 'bob' }],
-              callSignalAddresses: [BOB],
-              rasAddress: BOB,
-              timeToLive: 60,
-              registeredAt: 0,
-              refreshedAt: 0,
-              vendor: undefined,
-            },
-          }
-        : undefined,
+    resolve:
+      route ??
+      ((d): H323Route | undefined =>
+        d.some((a) => a.value === 'bob') ? { kind: 'endpoint', registration: bobRegistration } : undefined),
     connectB: () => {},
     send: () => {},
     close: () => {},
@@ -96,7 +98,7 @@ describe('H.323 call records', () => {
     assert.equal(up.state, 'active');
     assert.deepEqual(
       up.legs.map((l) => [l.zone, l.target, l.status]),
-      [['h323', '198.51.100.8:1720', 200]],
+      [['LocalZone', '198.51.100.8:1720', 200]],
     );
     h.advance(42_000);
     h.call.fromA(answer(Q931_MESSAGE_TYPES.releaseComplete, 33, 'releaseComplete'));
@@ -110,6 +112,7 @@ describe('H.323 call records', () => {
     assert.equal(r.to, 'h323-ID:bob');
     assert.equal(r.status, 200);
     assert.equal(r.cause, 'released by caller');
+    assert.deepEqual([r.sourceZone, r.targetZone], ['LocalZone', 'LocalZone'], 'a registration here, as SIP names it');
     assert.equal(r.endedAt - (r.answeredAt ?? 0), 42_000);
     assert.equal(r.legs, 1);
   });
@@ -160,6 +163,60 @@ describe('H.323 call records', () => {
     assert.equal(r?.cause, 'calledPartyNotRegistered');
     assert.equal(r?.legs, 0);
     assert.equal(r?.mediaPath, null, 'no media path for a call that never reached the callee');
+  });
+
+  it('names the routing zones: a call from a neighbor zone to a registration here, and one sent on to a neighbor zone', async () => {
+    // routing said: the Setup came from the neighbor zone GnuGk; bob was found in LocalZone
+    const fromNeighbour = harness(undefined, () =>
+      Promise.resolve<H323Route>({
+        kind: 'endpoint',
+        registration: bobRegistration,
+        found: { zone: 'LocalZone', alias: 'bob', dialled: 'bob' },
+        sourceZone: 'GnuGk',
+      }),
+    );
+    fromNeighbour.call.fromA(setup('bob'));
+    await fromNeighbour.call.settled();
+    assert.equal(fromNeighbour.registry.active()[0]!.sourceZone, 'GnuGk', 'the live call shows it once routed');
+    fromNeighbour.call.bConnected();
+    fromNeighbour.call.fromB(answer(Q931_MESSAGE_TYPES.connect, 900, 'connect'));
+    fromNeighbour.call.fromA(answer(Q931_MESSAGE_TYPES.releaseComplete, 33, 'releaseComplete'));
+    await fromNeighbour.call.settled();
+    const [r1] = fromNeighbour.records.recent(1);
+    assert.deepEqual([r1?.state, r1?.sourceZone, r1?.targetZone], ['ended', 'GnuGk', 'LocalZone']);
+
+    // a registered caller's call found in the neighbor zone GnuGk (an LCF's address)
+    const toNeighbour = harness(undefined, () =>
+      Promise.resolve<H323Route>({
+        kind: 'address',
+        address: { ip: '203.0.113.5', port: 1720 },
+        zone: 'GnuGk',
+        found: { zone: 'GnuGk', alias: 'carol', dialled: 'carol' },
+        sourceZone: 'LocalZone',
+      }),
+    );
+    toNeighbour.call.fromA(setup('carol'));
+    toNeighbour.call.bConnected();
+    toNeighbour.call.fromB(answer(Q931_MESSAGE_TYPES.connect, 900, 'connect'));
+    await toNeighbour.call.settled();
+    assert.deepEqual(
+      toNeighbour.registry.active()[0]!.legs.map((l) => [l.zone, l.target]),
+      [['GnuGk', '203.0.113.5:1720']],
+    );
+    toNeighbour.call.fromA(answer(Q931_MESSAGE_TYPES.releaseComplete, 33, 'releaseComplete'));
+    await toNeighbour.call.settled();
+    const [r2] = toNeighbour.records.recent(1);
+    assert.deepEqual([r2?.state, r2?.sourceZone, r2?.targetZone], ['ended', 'LocalZone', 'GnuGk']);
+
+    // a Setup from the neighbor zone for nobody: failed, its source zone kept, no target zone
+    const nobody = harness(undefined, () => Promise.resolve<H323Route>({ kind: 'not-found', sourceZone: 'GnuGk' }));
+    nobody.call.fromA(setup('nobody'));
+    await nobody.call.settled();
+    const [r3] = nobody.records.recent(1);
+    assert.deepEqual(
+      [r3?.state, r3?.cause, r3?.sourceZone, r3?.targetZone],
+      ['failed', 'calledPartyNotRegistered', 'GnuGk', null],
+    );
   });
 
   it('a connection that never sent a Setup leaves no record', async () => {

@@ -19,8 +19,9 @@ import { count, endpointProcesses, freeTcpPort, ooh323cBinary, ooh323cLauncher, 
  * relay, so bob's media always goes to and comes from the relay. Twice: GnuGk with `[Proxy] Enable=0` and
  * `H245Routed=0` passes the fast-start channels through untouched, so alice's media goes straight to and from
  * Crossway's relay too; GnuGk with `H245Routed=1` and `[Proxy] Enable=1` anchors alice's side on its own proxy, so
- * her media goes to and comes from GnuGk (and on from there to Crossway's relay). Each call leaves one stored call
- * record.
+ * her media goes to and comes from GnuGk (and on from there to Crossway's relay). Bob also dials 93001: a search
+ * rule strips the 9 and sends 3001 to GnuGk, which gets a Setup for 3001 and routes it to alice. Each call leaves one
+ * stored call record naming the routing zones (GnuGk's calls from zone GnuGk to LocalZone, bob's the other way).
  */
 const gnugk = gnugkBinDir();
 const bin = ooh323cBinary();
@@ -89,6 +90,15 @@ describe('GnuGk as a neighbor gatekeeper of a started node: LRQ/LCF both ways, c
           ],
           searchRules: [
             { name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' },
+            // an outside-line prefix: 9 is stripped, GnuGk is asked for the rest and gets a Setup for the rest
+            {
+              name: 'gnugk-9',
+              priority: 90,
+              source: 'localZone',
+              pattern: { type: 'prefix', value: '9' },
+              onMatch: 'strip',
+              targetZone: 'GnuGk',
+            },
             { name: 'gnugk', priority: 100, source: 'localZone', pattern: { type: 'anyAlias' }, targetZone: 'GnuGk' },
           ],
         },
@@ -150,6 +160,13 @@ describe('GnuGk as a neighbor gatekeeper of a started node: LRQ/LCF both ways, c
           { caller: bob, from: 'bob', callee: 'alice', to: 'h323-ID:alice', dir: 'Crossway → GnuGk' },
           { caller: alice, from: 'alice', callee: '2002', to: 'dialledDigits:2002', dir: 'GnuGk → Crossway (E.164)' },
           { caller: bob, from: 'bob', callee: '3001', to: 'dialledDigits:3001', dir: 'Crossway → GnuGk (E.164)' },
+          {
+            caller: bob,
+            from: 'bob',
+            callee: '93001',
+            to: 'dialledDigits:93001',
+            dir: 'Crossway → GnuGk (E.164, prefix 9 stripped by the search rule)',
+          },
         ] as const;
         const last = (s: string, re: RegExp) => [...s.matchAll(re)].at(-1);
         for (const [i, step] of steps.entries()) {
@@ -172,9 +189,13 @@ describe('GnuGk as a neighbor gatekeeper of a started node: LRQ/LCF both ways, c
             assert.ok(nb.counters.lcfSent > before.lcfSent, diag());
             assert.equal(active[0]!.target?.ip, BOB_IP);
           } else {
-            // we asked GnuGk (LRQ, or the LCF the ARQ just got) and sent the Setup to GnuGk's call signalling
-            assert.ok(nb.counters.lrqSent > before.lrqSent, diag());
-            assert.ok(nb.counters.lcfReceived > before.lcfReceived, diag());
+            // we asked GnuGk (LRQ, or the LCF the ARQ just got) and sent the Setup to GnuGk's call signalling; 93001 is
+            // 3001 once the rule strips the 9, which GnuGk confirmed moments ago (LCF reused)
+            if (step.callee === '93001') assert.ok(nb.counters.cacheHits > before.cacheHits, diag());
+            else {
+              assert.ok(nb.counters.lrqSent > before.lrqSent, diag());
+              assert.ok(nb.counters.lcfReceived > before.lcfReceived, diag());
+            }
             assert.deepEqual(active[0]!.target, { ip: GNUGK_IP, port: 1720 });
           }
           // let test media flow both ways for a while
@@ -229,6 +250,13 @@ describe('GnuGk as a neighbor gatekeeper of a started node: LRQ/LCF both ways, c
         );
         for (const [k, r] of stored.entries()) {
           assert.match(r.from, new RegExp(`h323-ID:${steps[k]!.from}`), JSON.stringify(r));
+          // routing's zones, named as SIP records name them: GnuGk's calls come from its zone and were found among
+          // the registrations (LocalZone); bob's come from LocalZone and went to GnuGk
+          assert.deepEqual(
+            [r.sourceZone, r.targetZone],
+            steps[k]!.caller === alice ? ['GnuGk', 'LocalZone'] : ['LocalZone', 'GnuGk'],
+            JSON.stringify(r),
+          );
           assert.ok(r.answeredAt !== null && r.endedAt >= r.answeredAt && r.endedAt - r.answeredAt < 30_000);
         }
         const st = ((await callControl(dataDir, 'h323.status')) as Array<{ node: string; neighbours: unknown }>).find(

@@ -841,6 +841,12 @@ export class RoutedCall {
       },
     };
     this.#pendingSetup = out;
+    // the route is known (target, zones): listeners hear it before leg B is opened
+    try {
+      this.onState(this.info);
+    } catch {
+      // a listener's fault is its own
+    }
     this.#io.connectB(to);
   }
 

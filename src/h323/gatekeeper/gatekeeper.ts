@@ -101,8 +101,26 @@ export type H323Target =
   | { kind: 'endpoint'; registration: H323Registration }
   | { kind: 'address'; address: IpPort; zone?: string };
 
-/** What routing decides for a call: a target, refused by call policy (`rejected`), or not found (undefined). */
-export type H323Route = H323Target | { kind: 'rejected'; reason: string };
+/**
+ * How routing found a target: the zone it was found in (`LocalZone` for a registration here, a neighbor zone's name),
+ * the alias searched there (after the pre-search transform and the search rule's rewrite) and the called alias it came
+ * from. When the two differ, the Setup sent on carries the searched one (as SIP rewrites the Request-URI).
+ */
+export interface H323Found {
+  zone: string;
+  alias: string;
+  dialled: string;
+}
+
+/**
+ * What routing decides for a call: a target, refused by call policy (`rejected`), or not found (`not-found`, or
+ * undefined when no routing ran). `sourceZone`: the zone the routing took the call to come from (`LocalZone`, or the
+ * neighbor zone a Setup or LRQ came from), for call records.
+ */
+export type H323Route =
+  | (H323Target & { found?: H323Found; sourceZone?: string })
+  | { kind: 'rejected'; reason: string; sourceZone?: string }
+  | { kind: 'not-found'; sourceZone?: string };
 
 /**
  * What `neighbours.ts` plugs into the gatekeeper: the RAS of neighbor gatekeepers (LRQ, LCF, LRJ, RIP), and the
@@ -612,8 +630,9 @@ export class Gatekeeper {
       this.#routing.delete(key);
       if (this.#closed) return;
       // not found by its aliases: the destCallSignalAddress may still name a registered endpoint (as on the table)
-      const byAddress = !found && s.destCallSignalAddress ? this.resolve([], s.destCallSignalAddress) : undefined;
-      const target = found ?? (byAddress?.kind === 'endpoint' ? byAddress : undefined);
+      const routed = found?.kind === 'not-found' ? undefined : found;
+      const byAddress = !routed && s.destCallSignalAddress ? this.resolve([], s.destCallSignalAddress) : undefined;
+      const target = routed ?? (byAddress?.kind === 'endpoint' ? byAddress : undefined);
       let reply: RasMessage;
       if (!target) reply = this.#arj(a, 'calledPartyNotRegistered');
       else if (target.kind === 'rejected') reply = this.#arj(a, 'requestDenied');

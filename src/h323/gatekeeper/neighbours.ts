@@ -231,13 +231,14 @@ export class Neighbours implements NeighbourHook {
   }
 
   /**
-   * Routes a call from a registered endpoint (ARQ) through the search rules; the first alias found wins. An ARQ that
-   * carried a good H.235.1 token (`caller.authUser`) is authenticated, as a SIP request with good digest credentials is.
+   * Routes a call from a registered endpoint (ARQ) through the search rules; the first alias found wins. The route
+   * names the zone it was found in and the alias searched there (`found`). An ARQ that carried a good H.235.1 token
+   * (`caller.authUser`) is authenticated, as a SIP request with good digest credentials is.
    */
   route(
     destination: AliasText[],
     caller: { endpointIdentifier: string; aliases: AliasText[]; authUser?: string },
-  ): Promise<H323Route | undefined> {
+  ): Promise<H323Route> {
     return this.#routeAliases(destination, {
       sourceZone: LOCAL_ZONE,
       sourceAlias: caller.aliases[0]?.value ?? '',
@@ -252,12 +253,7 @@ export class Neighbours implements NeighbourHook {
    * is never sent back to it); any other comes from the local zone (the endpoint was admitted by this gatekeeper).
    * Authenticated when it comes from a trusted zone or carried a good H.235.1 token (`authUser`: who signed it).
    */
-  async routeSetup(
-    destination: AliasText[],
-    source: AliasText[],
-    from: IpPort,
-    authUser?: string,
-  ): Promise<H323Route | undefined> {
+  async routeSetup(destination: AliasText[], source: AliasText[], from: IpPort, authUser?: string): Promise<H323Route> {
     const zone = this.zoneOf(from.ip) ?? (this.#namesToLookUp() ? await this.#zoneAfterLookup(from.ip) : undefined);
     return this.#routeAliases(destination, {
       sourceZone: zone?.name ?? LOCAL_ZONE,
@@ -279,7 +275,7 @@ export class Neighbours implements NeighbourHook {
       sourceInfo: AliasAddress[];
       fromZone?: string;
     },
-  ): Promise<H323Route | undefined> {
+  ): Promise<H323Route> {
     for (const d of destination) {
       if (!d.value) continue;
       const context: SearchContext = { sourceInfo: o.sourceInfo };
@@ -293,10 +289,14 @@ export class Neighbours implements NeighbourHook {
         label: o.label,
         context,
       });
-      if (r.kind === 'found') return r.targets[0]!.target;
-      if (r.kind === 'rejected') return { kind: 'rejected', reason: r.reason };
+      const sourceZone = o.sourceZone;
+      if (r.kind === 'found') {
+        const t = r.targets[0]!;
+        return { ...t.target, found: { zone: t.zone, alias: t.alias, dialled: d.value }, sourceZone };
+      }
+      if (r.kind === 'rejected') return { kind: 'rejected', reason: r.reason, sourceZone };
     }
-    return undefined;
+    return { kind: 'not-found', sourceZone: o.sourceZone };
   }
 
   async #search(zone: Zone, alias: string, context: unknown): Promise<H323Target[]> {

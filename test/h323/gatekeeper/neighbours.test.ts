@@ -300,7 +300,13 @@ describe('ARQ for an alias that a search rule sends to a neighbor zone', () => {
       ip: '198.51.100.10',
       port: 40000,
     });
-    assert.deepEqual(target, { kind: 'address', address: { ip: GK_B.ip, port: 1720 }, zone: 'GkB' });
+    assert.deepEqual(target, {
+      kind: 'address',
+      address: { ip: GK_B.ip, port: 1720 },
+      zone: 'GkB',
+      found: { zone: 'GkB', alias: '4412', dialled: '4412' },
+      sourceZone: 'LocalZone',
+    });
     assert.equal(t.nb.counters.lrqSent, 1);
     assert.equal(t.nb.counters.cacheHits, 1);
   });

@@ -1,26 +1,57 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { aliasFromText, fromH225Address, h225Address } from '../../../src/h323/api.ts';
+import { aliasFromText, buildSetup, fromH225Address, h225Address } from '../../../src/h323/api.ts';
 import type { LocationRequest, RasMessage } from '../../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../../src/h323/per/schema.ts';
+import {
+  type CallSignallingMessage,
+  decodeCallSignalling,
+  encodeCallSignalling,
+} from '../../../src/h323/q931/call-signalling.ts';
+import { encodeTpkt, TpktFramer } from '../../../src/h323/transport/tpkt.ts';
 import { callControl } from '../../../src/roles/control.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
+
+/** The first call-signalling PDU read from a socket (5 s at most). */
+function firstPdu(s: net.Socket): Promise<CallSignallingMessage> {
+  const framer = new TpktFramer();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('no PDU on leg B')), 5000);
+    s.on('data', (d) => {
+      const r = framer.push(d);
+      const pdu = r.ok ? r.value[0] : undefined;
+      if (!pdu) return;
+      clearTimeout(t);
+      const m = decodeCallSignalling(pdu);
+      if (m.ok) resolve(m.value);
+      else reject(new Error(`leg B PDU does not decode: ${m.reason.message}`));
+    });
+  });
+}
 
 /**
  * A lab node whose routing names an H.323 neighbour gatekeeper by host name (`localhost`: this test's socket, on
  * 127.0.0.1) and another by a name that resolves to nothing (under `.invalid`, RFC 2606): the node answers the
  * neighbour's LRQs by its registrations (LCF naming its own call signalling port), asks the neighbour for an alias it
  * does not have when an endpoint's ARQ names one (the unresolvable zone first: no LRQ, the search goes on; then
- * LRQ → our LCF → ACF), and shows the zones in h323.status.
+ * LRQ → our LCF → ACF), and shows the zones in h323.status. The rule toward the neighbour replaces the leading 9 with
+ * 0044: the LRQ asks for 0044555, and the Setup the node sends to the neighbour's call signalling carries 0044555.
  */
 test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on an ARQ', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-nb-'));
   const portOffset = uniqueOffset();
   const { socket: peer, port: me, next } = await rasPeer(4000); // the neighbour gatekeeper, and the endpoint
+  // the neighbour's call signalling: where its LCF sends the node's Setups
+  const legs: net.Socket[] = [];
+  const peerQ931 = net.createServer((s) => legs.push(s));
+  await new Promise<void>((r) => peerQ931.listen(0, '127.0.0.1', () => r()));
+  const peerQ931Port = (peerQ931.address() as net.AddressInfo).port;
+  let caller: net.Socket | undefined;
   const node = await startTestNode({
     dataDir,
     portOffset,
@@ -40,10 +71,13 @@ test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on a
           targetZone: 'Gone',
         },
         {
+          // the neighbour knows 9… numbers as 0044…: the rule's replace is what it is asked for, by LRQ and in Setups
           name: 'peer',
           priority: 100,
           source: 'localZone',
           pattern: { type: 'prefix', value: '9' },
+          onMatch: 'replace',
+          replace: '0044',
           targetZone: 'Peer',
         },
       ],
@@ -97,12 +131,12 @@ test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on a
     });
     const out = await next('locationRequest');
     const l = out.value as LocationRequest;
-    assert.deepEqual(l.destinationInfo, [aliasFromText('9555')]);
+    assert.deepEqual(l.destinationInfo, [aliasFromText('0044555')], 'the LRQ asks for the rewritten alias');
     send({
       choice: 'locationConfirm',
       value: {
         requestSeqNum: l.requestSeqNum,
-        callSignalAddress: h225Address('127.0.0.1', 11999),
+        callSignalAddress: h225Address('127.0.0.1', peerQ931Port),
         rasAddress: h225Address('127.0.0.1', me),
       },
     });
@@ -139,9 +173,41 @@ test('a node with an h323 neighbor zone answers LRQs and asks the neighbour on a
       (st.neighbours.dns.failures ?? 0) + (st.neighbours.dns.timeouts ?? 0) >= 1,
       JSON.stringify(st.neighbours.dns),
     );
+
+    // alice's Setup for 9555 (from another loopback address than the neighbour's, so it is hers, not the zone's): the
+    // node opens leg B to the address of the neighbour's LCF, and its Setup asks for 0044555
+    caller = net.connect({ host: q931.address, port: q931.port, localAddress: '127.0.0.5' });
+    await new Promise<void>((r, j) => caller!.once('connect', r).once('error', j));
+    caller.write(
+      encodeTpkt(
+        encodeCallSignalling(
+          buildSetup({
+            callReference: 7,
+            callIdentifier: new Uint8Array(16).fill(4),
+            conferenceID: new Uint8Array(16).fill(3),
+            source: [aliasFromText('alice')],
+            destination: [aliasFromText('9555')],
+          }),
+        ),
+      ),
+    );
+    for (let i = 0; i < 50 && legs.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(legs.length, 1, 'leg B opened to the neighbour');
+    const setup = await firstPdu(legs[0]!);
+    const body = setup.uu?.['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body?.choice === 'setup', body?.choice);
+    assert.deepEqual(body.value.destinationAddress, [aliasFromText('0044555')]);
+    const live = node.h323.get('core')!.calls!.active();
+    assert.deepEqual(
+      live.map((c) => [c.sourceZone, c.targetZone]),
+      [['LocalZone', 'Peer']],
+    );
   } finally {
+    caller?.destroy();
+    for (const s of legs) s.destroy();
     await node.close();
     peer.close();
+    peerQ931.close();
   }
 });
 

@@ -12,7 +12,14 @@ import {
   decodeCallSignalling,
   encodeCallSignalling,
 } from '../../../src/h323/q931/call-signalling.ts';
-import { decodeCause, findIe, IE, q931MessageName } from '../../../src/h323/q931/q931.ts';
+import {
+  decodeCause,
+  decodePartyNumber,
+  encodePartyNumber,
+  findIe,
+  IE,
+  q931MessageName,
+} from '../../../src/h323/q931/q931.ts';
 import { encodeTpkt, TpktFramer } from '../../../src/h323/transport/tpkt.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
@@ -118,19 +125,20 @@ test('without a neighbor zone, ARQs and Setups go through transforms and call po
       callers.push(s);
       await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
       const read = reader(s);
-      s.write(
-        encodeTpkt(
-          encodeCallSignalling(
-            buildSetup({
-              callReference: cr,
-              callIdentifier: new Uint8Array(16).fill(cr),
-              conferenceID: new Uint8Array(16).fill(cr),
-              source: [aliasFromText('alice')],
-              destination: [aliasFromText(dest)],
-            }),
-          ),
-        ),
-      );
+      const m = buildSetup({
+        callReference: cr,
+        callIdentifier: new Uint8Array(16).fill(cr),
+        conferenceID: new Uint8Array(16).fill(cr),
+        source: [aliasFromText('alice')],
+        destination: [aliasFromText(dest)],
+      });
+      // the number dialled also in a Q.931 Called party number (unknown type, ISDN plan), as E.164 endpoints send it
+      if (/^\d+$/.test(dest))
+        m.q931.ies.push({
+          id: IE.calledPartyNumber,
+          data: encodePartyNumber({ typeOfNumber: 0, numberingPlan: 1, digits: dest }),
+        });
+      s.write(encodeTpkt(encodeCallSignalling(m)));
       return read;
     };
     const refused = await (await setup('carol', 41))('releaseComplete');
@@ -150,6 +158,18 @@ test('without a neighbor zone, ARQs and Setups go through transforms and call po
     const out = atBob.uu?.['h323-uu-pdu']['h323-message-body'];
     assert.ok(out?.choice === 'setup');
     assert.deepEqual(fromH225Address(out.value.destCallSignalAddress!), { ip: '127.0.0.1', port: bobPort });
+    // bob is asked for the alias the transform made of 92002, in the UUIE and in the Called party number
+    assert.deepEqual(out.value.destinationAddress, [{ choice: 'dialledDigits', value: '2002' }]);
+    const called = decodePartyNumber(findIe(atBob.q931, IE.calledPartyNumber)!.data);
+    assert.ok(called.ok);
+    assert.equal(called.value.digits, '2002');
+    assert.deepEqual(out.value.sourceAddress, [aliasFromText('alice')], 'the caller unchanged');
+    // routing's zones on the call: from a local endpoint, found among the registrations (as SIP names them)
+    const live = node.h323.get('core')!.calls!.active();
+    assert.deepEqual(
+      live.map((c) => [c.sourceZone, c.targetZone]),
+      [['LocalZone', 'LocalZone']],
+    );
   } finally {
     for (const s of [...callers, ...bobLegs]) s.destroy();
     await node.close();
