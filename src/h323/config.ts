@@ -51,6 +51,12 @@ export const h323ConfigSchema = z
             realm: z.string().min(1).max(128).optional(),
             /** Largest difference between a token's timeStamp and the node's clock (s). */
             timestampWindowSeconds: z.number().int().min(1).max(86_400).default(300),
+            /**
+             * `required` mode: every call signalling message a caller sends after its signed Setup must carry a token
+             * too (H.235.1 §13.2). Off (the default): only the Setup must, a later token is checked when present, as
+             * many stacks sign the Setup alone.
+             */
+            everyCallMessage: z.boolean().default(false),
           })
           .strict()
           .prefault({}),

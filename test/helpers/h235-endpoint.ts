@@ -63,3 +63,19 @@ export function endpointSignSetup(m: CallSignallingMessage, password: string, cl
   body.value.cryptoTokens = [token(c, mac)];
   return encodeCallSignalling(m);
 }
+
+/**
+ * Any call signalling message after the Setup signed the same way (H.235.1 §13.2): the token in its UUIE's
+ * `cryptoTokens` (Information, Facility, Progress, ReleaseComplete …), the hash over the H323-UserInformation.
+ */
+export function endpointSignCall(m: CallSignallingMessage, password: string, clear: EndpointClear): Uint8Array {
+  const c = { ...clear, timeStamp: clear.timeStamp ?? Math.floor(Date.now() / 1000) };
+  const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
+  if (!body || body.choice === 'empty' || typeof body.value !== 'object' || body.value === null)
+    throw new Error('a body that carries no tokens');
+  const v = body.value as { cryptoTokens?: CryptoH323Token[] };
+  v.cryptoTokens = [token(c, new Uint8Array(12))];
+  const mac = hmac96(password, userInformationCodec.encode(m.uu!));
+  v.cryptoTokens = [token(c, mac)];
+  return encodeCallSignalling(m);
+}

@@ -64,9 +64,18 @@ export class CallServer {
   readonly #held = new Set<number>();
   /**
    * `h245Refused`: connections to a call's H.245 listener from another host than that leg's (or a second one);
-   * `securityDenied`: callers whose first PDU the Setup check (`admitSetup`) refused.
+   * `securityDenied`: callers whose first PDU the Setup check (`admitSetup`) refused; `securityReleased`: calls ended
+   * because a later message of the caller failed its check (`admitMessage`).
    */
-  readonly counters = { accepted: 0, refused: 0, malformed: 0, connectFailures: 0, h245Refused: 0, securityDenied: 0 };
+  readonly counters = {
+    accepted: 0,
+    refused: 0,
+    malformed: 0,
+    connectFailures: 0,
+    h245Refused: 0,
+    securityDenied: 0,
+    securityReleased: 0,
+  };
   /** Told of every call's state changes (the node's call registry and records); must not throw. */
   onCallState: (info: Readonly<RoutedCallInfo>) => void = () => {};
   /** Asked for each new connection (intrusion protection: blocked or flooding sources are refused). */
@@ -77,6 +86,12 @@ export class CallServer {
    * call and no leg B.
    */
   admitSetup: (pdu: Uint8Array, from: IpPort) => SetupVerdict = (pdu) => ({ kind: 'pass', pdu });
+  /**
+   * Asked for each later PDU from a caller whose Setup `user` signed (H.235.1 on every call signalling message,
+   * `security/call-security.ts`): go on with `pdu`, or end the call: `reply` (ReleaseComplete securityDenied) goes to
+   * the caller, the callee's leg is released.
+   */
+  admitMessage: (pdu: Uint8Array, from: IpPort, user: string) => SetupVerdict = (pdu) => ({ kind: 'pass', pdu });
 
   private constructor(o: CallServerOptions, server: net.Server) {
     this.#o = o;
@@ -258,6 +273,21 @@ export class CallServer {
           }
           pdu = v.pdu;
           signedBy = v.user;
+        } else if (signedBy !== undefined) {
+          const v = this.admitMessage(pdu, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 }, signedBy);
+          if (v.kind === 'deny') {
+            // the caller hears securityDenied; the call then ends as for a broken leg A (the callee is released)
+            refused = true;
+            this.counters.securityReleased++;
+            this.#o.log.info(
+              { call: id, from: a.remoteAddress, reason: v.reason },
+              'H.323 call message => securityDenied',
+            );
+            a.end(encodeTpkt(v.reply));
+            call.broken('a', `H.235.1: ${v.reason}`);
+            return;
+          }
+          pdu = v.pdu;
         }
         call.fromA(pdu);
       },

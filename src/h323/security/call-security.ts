@@ -20,6 +20,11 @@ import type { H235KeySource, H323SecurityMode } from './ras-security.ts';
  * registration that was authenticated. Setups from an H.323 neighbor zone's address are not checked (neighbor
  * gatekeepers are trusted by configuration, as their LRQs are). A passed Setup's tokens are removed before it goes
  * on: they were for the node, and the node rewrites the Setup (its hash would not hold toward the callee).
+ *
+ * Later messages (H.235.1 §13.2 lists every call signalling message as secured): once a caller signed its Setup, each
+ * message it sends after it on that connection is checked by `checkMessage` with the same user's key. A token, when
+ * present, must be good (else the call ends with ReleaseComplete securityDenied); a message without one is refused
+ * only in `required` mode with `everyCallMessage` on (many stacks sign the Setup alone).
  */
 
 /** What the check needs to know about registrations (the gatekeeper). */
@@ -35,6 +40,8 @@ export interface CallSecurityOptions {
   keys: H235KeySource;
   /** Largest difference between the token's timeStamp and our clock (s). */
   timestampWindowSeconds: number;
+  /** `required` mode: the messages after a signed Setup must carry a token too (default false: checked when present). */
+  everyCallMessage?: boolean;
   /** Wall-clock ms. */
   wallNow: () => number;
   maxReplayEntries?: number;
@@ -57,7 +64,20 @@ function sameAlias(a: AliasText, user: string): boolean {
 export class CallSecurity {
   readonly #o: CallSecurityOptions;
   readonly #replay: ReplayCache;
-  readonly counters = { authenticated: 0, unsigned: 0, neighbour: 0, denied: 0, failures: 0 };
+  /**
+   * Setups: `authenticated`, `unsigned` (passed without a token), `neighbour` (not checked), `denied`, `failures`
+   * (denied for a bad token). Later messages of signed calls: `messages` (good token), `messagesUnsigned` (passed
+   * without one); their refusals count in `denied` and `failures` too.
+   */
+  readonly counters = {
+    authenticated: 0,
+    unsigned: 0,
+    neighbour: 0,
+    denied: 0,
+    failures: 0,
+    messages: 0,
+    messagesUnsigned: 0,
+  };
 
   constructor(o: CallSecurityOptions) {
     this.#o = o;
@@ -160,5 +180,73 @@ export class CallSecurity {
       },
     });
     return { kind: 'pass', pdu: out, user: username };
+  }
+
+  /**
+   * Checks a message the caller sends after its Setup, which `user` signed (H.235.1 §13.2: every call signalling
+   * message is secured). A good token is removed before the message goes on (it was for the node); a message whose
+   * body cannot carry one (no user-user IE, the `empty` body) or that does not decode passes unchanged.
+   */
+  checkMessage(pdu: Uint8Array, user: string, gatekeeperIdentifier: string): SetupAdmission {
+    if (this.#o.mode === 'off') return { kind: 'pass', pdu };
+    const d = decodeCallSignalling(pdu);
+    if (!d.ok) return { kind: 'pass', pdu };
+    const m = d.value;
+    const uu = m.uu;
+    const body = uu?.['h323-uu-pdu']['h323-message-body'];
+    if (!uu || !body || body.choice === 'empty' || typeof body.value !== 'object' || body.value === null)
+      return { kind: 'pass', pdu };
+    const value = body.value as { cryptoTokens?: Setup_UUIE['cryptoTokens']; callIdentifier?: { guid: Uint8Array } };
+    const name = q931MessageName(m.q931.messageType);
+    const deny = (reason: string, failure: boolean): SetupAdmission => {
+      this.counters.denied++;
+      if (failure) this.counters.failures++;
+      const reply = releaseComplete(
+        m.q931.callReference,
+        true,
+        value.callIdentifier?.guid,
+        CAUSE.callRejected,
+        'securityDenied',
+      );
+      return { kind: 'deny', reason, failure, reply };
+    };
+    const found = findHashedToken(value.cryptoTokens);
+    if (!found) {
+      if (this.#o.mode === 'required' && this.#o.everyCallMessage)
+        return deny(`${name} from ${user} without an H.235.1 token`, false);
+      this.counters.messagesUnsigned++;
+      return { kind: 'pass', pdu };
+    }
+    if (!found.ok) return deny(`malformed H.235.1 token on ${name}: ${found.reason}`, true);
+    const { clear, hash } = found.token;
+    if (clear.generalID !== undefined && clear.generalID !== gatekeeperIdentifier)
+      return deny(`${name} token for ${clear.generalID}`, true);
+    if (clear.timeStamp === undefined || clear.random === undefined)
+      return deny(`${name} token without timeStamp or random`, true);
+    const now = this.#o.wallNow();
+    const windowMs = this.#o.timestampWindowSeconds * 1000;
+    if (Math.abs(now - clear.timeStamp * 1000) > windowMs)
+      return deny(`${name} timeStamp ${clear.timeStamp} outside the window`, true);
+    // the key of the user who signed the Setup: a token by anyone else fails the hash
+    const k = this.#o.keys.keyFor(user);
+    if (k.kind === 'unavailable') return deny('credential store unavailable', false);
+    if (k.kind === 'unknown') return deny(`unknown user ${user}`, true);
+    const ie = m.q931.ies.find((x) => x.id === IE.userUser);
+    if (!ie || !verifyHash(ie.data.subarray(1), hash, k.key)) return deny(`bad hash on ${name} from ${user}`, true);
+    if (this.#replay.admit(user, clear.timeStamp, clear.random, hash, now, now + 2 * windowMs + 1000) !== 'new')
+      return deny(`replayed token on ${name} from ${user}`, true);
+    this.counters.messages++;
+    const { cryptoTokens: _signed, ...unsigned } = value;
+    const out = encodeCallSignalling({
+      ...m,
+      uu: {
+        ...uu,
+        'h323-uu-pdu': {
+          ...uu['h323-uu-pdu'],
+          'h323-message-body': { choice: body.choice, value: unsigned } as typeof body,
+        },
+      },
+    });
+    return { kind: 'pass', pdu: out };
   }
 }

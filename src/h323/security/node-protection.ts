@@ -67,6 +67,7 @@ export function protectGatekeeper(o: GatekeeperProtectionOptions): {
       mode: g.security.mode,
       keys: { keyFor: (user: string) => local.h235Key(realm, user) },
       timestampWindowSeconds: g.security.timestampWindowSeconds,
+      everyCallMessage: g.security.everyCallMessage,
       wallNow: () => o.clock.wallNow(),
     };
     security = new RasSecurity(options);
@@ -88,6 +89,11 @@ export function protectGatekeeper(o: GatekeeperProtectionOptions): {
       };
       o.calls.admitSetup = (pdu, from) => {
         const v = cs.checkSetup(pdu, regs, o.neighbours?.zoneOf(from.ip) !== undefined);
+        if (v.kind === 'deny' && v.failure) o.guard?.onAuthFailure(from.ip);
+        return v;
+      };
+      o.calls.admitMessage = (pdu, from, user) => {
+        const v = cs.checkMessage(pdu, user, gk.gatekeeperIdentifier);
         if (v.kind === 'deny' && v.failure) o.guard?.onAuthFailure(from.ip);
         return v;
       };

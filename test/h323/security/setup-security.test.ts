@@ -4,7 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, test } from 'node:test';
-import { type AliasText, aliasFromText, aliasToText, buildSetup } from '../../../src/h323/api.ts';
+import { type AliasText, aliasFromText, aliasToText, buildSetup, H225_PROTOCOL_ID } from '../../../src/h323/api.ts';
 import { aliasKey, type H323Registration } from '../../../src/h323/gatekeeper/gatekeeper.ts';
 import type { RasMessage } from '../../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../../src/h323/per/schema.ts';
@@ -25,7 +25,7 @@ import { encodeTpkt, TpktFramer } from '../../../src/h323/transport/tpkt.ts';
 import { callControl } from '../../../src/roles/control.ts';
 import { LocalCredentialStore } from '../../../src/sip/auth/local-credentials.ts';
 import { NodeStore } from '../../../src/store/database.ts';
-import { endpointSignRas, endpointSignSetup } from '../../helpers/h235-endpoint.ts';
+import { endpointSignCall, endpointSignRas, endpointSignSetup } from '../../helpers/h235-endpoint.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
 
@@ -71,14 +71,47 @@ function view(regs: H323Registration[]): SetupRegistrationView {
   };
 }
 
-function security(mode: H323SecurityMode, now = NOW): CallSecurity {
+function security(mode: H323SecurityMode, now = NOW, everyCallMessage = false): CallSecurity {
   const users: Record<string, string> = { alice: 'alice-secret', carol: 'carol-secret' };
   return new CallSecurity({
     mode,
     keys: { keyFor: (u) => (users[u] ? { kind: 'found', key: h235Key(users[u]) } : { kind: 'unknown' }) },
     timestampWindowSeconds: 300,
+    everyCallMessage,
     wallNow: () => now,
   });
+}
+
+/** A Q.931 Information from the caller (call reference `cr`), with its Information-UUIE. */
+function information(cr: number): CallSignallingMessage {
+  return {
+    q931: { callReference: cr, fromDestination: false, callReferenceLength: 2, messageType: 0x7b, ies: [] },
+    uu: {
+      'h323-uu-pdu': {
+        'h323-message-body': {
+          choice: 'information',
+          value: { protocolIdentifier: H225_PROTOCOL_ID, callIdentifier: { guid: new Uint8Array(16).fill(cr) } },
+        },
+        h245Tunnelling: false,
+      },
+    },
+  };
+}
+
+/** The ReleaseComplete a refused later message gets: securityDenied, cause 21, the message's call reference. */
+function assertReleased(v: SetupAdmission, cr: number, why: RegExp): void {
+  assert.equal(v.kind, 'deny', JSON.stringify(v));
+  if (v.kind !== 'deny') return;
+  assert.match(v.reason, why);
+  const d = decodeCallSignalling(v.reply);
+  assert.ok(d.ok);
+  assert.equal(q931MessageName(d.value.q931.messageType), 'releaseComplete');
+  assert.equal(d.value.q931.callReference, cr);
+  const body = d.value.uu?.['h323-uu-pdu']['h323-message-body'];
+  assert.ok(body?.choice === 'releaseComplete');
+  assert.equal(body.value.reason?.choice, 'securityDenied');
+  const cause = decodeCause(findIe(d.value.q931, IE.cause)!.data);
+  assert.ok(cause.ok && cause.value.value === 21);
 }
 
 /** The ReleaseComplete of a refusal: reason securityDenied, cause 21, the caller's call reference and call id. */
@@ -164,7 +197,15 @@ describe('CallSecurity (H.235.1 on Setup, sans-I/O)', () => {
     });
     const rb = endpointSignSetup(r, 'dave-secret', { sendersID: 'dave', timeStamp: t, random: 5 });
     assertDenied(s2.checkSetup(rb, regs, false), r, /dave is not registered/);
-    assert.deepEqual(s.counters, { authenticated: 1, unsigned: 0, neighbour: 0, denied: 7, failures: 6 });
+    assert.deepEqual(s.counters, {
+      authenticated: 1,
+      unsigned: 0,
+      neighbour: 0,
+      denied: 7,
+      failures: 6,
+      messages: 0,
+      messagesUnsigned: 0,
+    });
   });
 
   it('an endpoint registered without authentication signs as the user its alias names', () => {
@@ -201,6 +242,54 @@ describe('CallSecurity (H.235.1 on Setup, sans-I/O)', () => {
     const junk = new Uint8Array([0x08, 0x02, 0x00]);
     assert.deepEqual(s.checkSetup(junk, regs, false), { kind: 'pass', pdu: junk });
     assert.equal(s.counters.neighbour, 1);
+  });
+});
+
+describe('CallSecurity (H.235.1 on the messages after a signed Setup, sans-I/O)', () => {
+  const sign = (cr: number, password: string, random: number, timeStamp = t) =>
+    endpointSignCall(information(cr), password, { sendersID: 'ep-alice', generalID: GK_ID, timeStamp, random });
+
+  it('a good token passes and is removed; the same token again, a wrong password, another user, a stale or foreign token end the call', () => {
+    const s = security('optional');
+    const v = s.checkMessage(sign(40, 'alice-secret', 400), 'alice', GK_ID);
+    assert.ok(v.kind === 'pass', JSON.stringify(v));
+    const d = decodeCallSignalling(v.pdu);
+    assert.ok(d.ok);
+    const body = d.value.uu!['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body.choice === 'information');
+    assert.equal(body.value.cryptoTokens, undefined, 'the token was for the node');
+    assert.deepEqual(body.value.callIdentifier?.guid, new Uint8Array(16).fill(40));
+
+    assertReleased(s.checkMessage(sign(40, 'alice-secret', 400), 'alice', GK_ID), 40, /replayed/);
+    assertReleased(s.checkMessage(sign(41, 'guess', 401), 'alice', GK_ID), 41, /bad hash/);
+    // carol's own good token on alice's call: not the key of the user who signed the Setup
+    assertReleased(s.checkMessage(sign(42, 'carol-secret', 402), 'alice', GK_ID), 42, /bad hash/);
+    assertReleased(s.checkMessage(sign(43, 'alice-secret', 403, t - 3600), 'alice', GK_ID), 43, /window/);
+    const foreign = endpointSignCall(information(44), 'alice-secret', {
+      generalID: 'other-gk',
+      timeStamp: t,
+      random: 404,
+    });
+    assertReleased(s.checkMessage(foreign, 'alice', GK_ID), 44, /other-gk/);
+    assert.equal(s.counters.messages, 1);
+    assert.equal(s.counters.failures, 5);
+  });
+
+  it('a message without a token passes unchanged unless required mode asks for every call message', () => {
+    const unsigned = encodeCallSignalling(information(45));
+    for (const s of [security('optional', NOW, true), security('required'), security('off', NOW, true)]) {
+      const v = s.checkMessage(unsigned, 'alice', GK_ID);
+      assert.ok(v.kind === 'pass' && v.pdu === unsigned, `${s.mode}: ${JSON.stringify(v)}`);
+    }
+    const strict = security('required', NOW, true);
+    const v = strict.checkMessage(unsigned, 'alice', GK_ID);
+    assertReleased(v, 45, /information from alice without an H.235.1 token/);
+    assert.ok(v.kind === 'deny' && !v.failure, 'a missing token is not a failed authentication');
+    // a good token passes in strict mode too; a body that cannot carry one passes (an `empty` Facility)
+    assert.equal(strict.checkMessage(sign(46, 'alice-secret', 406), 'alice', GK_ID).kind, 'pass');
+    const empty = information(47);
+    empty.uu!['h323-uu-pdu']['h323-message-body'] = { choice: 'empty', value: null };
+    assert.equal(strict.checkMessage(encodeCallSignalling(empty), 'alice', GK_ID).kind, 'pass');
   });
 });
 
@@ -244,35 +333,48 @@ const reasonOf = (m: CallSignallingMessage | undefined) => {
 };
 
 /** A node with bob's call signalling listener; registers endpoints over RAS and reads h323.status. */
-async function labNode(mode: H323SecurityMode, authFailureThreshold?: number, routing?: Record<string, unknown>) {
+async function labNode(
+  mode: H323SecurityMode,
+  authFailureThreshold?: number,
+  routing?: Record<string, unknown>,
+  everyCallMessage = false,
+) {
   const dataDir = mkdtempSync(join(tmpdir(), `crossway-h235-setup-${mode}-`));
   const seed = NodeStore.open(join(dataDir, 'core'));
   const creds = new LocalCredentialStore(seed);
   creds.add('example.com', 'alice', 'alice-secret');
   creds.add('example.com', 'bob', 'bob-secret');
   seed.close();
-  const bobLegs: Array<{ socket: net.Socket; setup: Promise<CallSignallingMessage> }> = [];
+  const bobLegs: Array<{
+    socket: net.Socket;
+    setup: Promise<CallSignallingMessage>;
+    messages: CallSignallingMessage[];
+  }> = [];
   const bob = net.createServer((socket) => {
     const framer = new TpktFramer();
+    const messages: CallSignallingMessage[] = [];
     const setup = new Promise<CallSignallingMessage>((resolve) => {
       socket.on('data', (d) => {
         const r = framer.push(d);
         if (!r.ok) return;
         for (const p of r.value) {
           const m = decodeCallSignalling(p);
-          if (m.ok) resolve(m.value);
+          if (m.ok) {
+            messages.push(m.value);
+            resolve(m.value);
+          }
         }
       });
     });
     socket.on('error', () => {});
-    bobLegs.push({ socket, setup });
+    bobLegs.push({ socket, setup, messages });
   });
   await new Promise<void>((r) => bob.listen(0, '127.0.0.1', () => r()));
   const bobPort = (bob.address() as net.AddressInfo).port;
   const node = await startTestNode({
     dataDir,
     portOffset: uniqueOffset(),
-    h323: { enabled: true, gatekeeper: { timeToLive: 60, security: { mode, realm: 'example.com' } } },
+    h323: { enabled: true, gatekeeper: { timeToLive: 60, security: { mode, realm: 'example.com', everyCallMessage } } },
     ...(routing ? { routing } : {}),
     // loopback is exempt from intrusion protection by default: not here, when the test looks at blocks
     ...(authFailureThreshold
@@ -299,7 +401,7 @@ async function labNode(mode: H323SecurityMode, authFailureThreshold?: number, ro
     (
       (await callControl(dataDir, 'h323.status')) as Array<{
         node: string;
-        calls: { counters: { securityDenied: number; accepted: number } };
+        calls: { counters: { securityDenied: number; securityReleased: number; accepted: number } };
       }>
     ).find((s) => s.node === 'core')!.calls.counters;
   const close = async () => {
@@ -476,6 +578,91 @@ test('a lab node with H.235.1 optional and a call-policy rule refusing unauthent
     assert.ok(body.choice === 'setup');
     assert.deepEqual(body.value.sourceAddress, [aliasFromText('alice')]);
     s.destroy();
+  } finally {
+    await n.close();
+  }
+});
+
+test('a lab node with H.235.1 required and everyCallMessage: after a signed Setup, a signed Information reaches the callee without its token; an unsigned one, or one with a wrong password, ends the call (ReleaseComplete securityDenied to the caller, the callee released)', async () => {
+  const n = await labNode('required', undefined, undefined, true);
+  try {
+    const aliceId = await n.register(
+      endpointSignRas(rrq(1, ['alice'], 11795, n.peer.port), 'alice-secret', {
+        sendersID: 'alice',
+        generalID: GK_ID,
+        random: 1,
+      }),
+    );
+    await n.register(
+      endpointSignRas(rrq(2, ['bob'], n.bobPort, n.peer.port), 'bob-secret', {
+        sendersID: 'bob',
+        generalID: GK_ID,
+        random: 2,
+      }),
+    );
+    const clear = (random: number) => ({ sendersID: aliceId, generalID: GK_ID, random });
+    /** A signed call from alice to bob, up to bob's leg; returns the caller's socket and what it receives. */
+    const placeCall = async (random: number) => {
+      const m = setup(['alice']);
+      const cr = m.q931.callReference;
+      const s = net.connect({ host: n.q931.address, port: n.q931.port });
+      await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
+      s.on('error', () => {});
+      const got: CallSignallingMessage[] = [];
+      const framer = new TpktFramer();
+      s.on('data', (d) => {
+        const r = framer.push(d);
+        if (!r.ok) return;
+        for (const p of r.value) {
+          const x = decodeCallSignalling(p);
+          if (x.ok) got.push(x.value);
+        }
+      });
+      const legs = n.bobLegs.length;
+      s.write(encodeTpkt(endpointSignSetup(m, 'alice-secret', clear(random))));
+      for (let i = 0; i < 50 && n.bobLegs.length === legs; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(n.bobLegs.length, legs + 1, 'leg B opened to bob');
+      const leg = n.bobLegs[legs]!;
+      await leg.setup;
+      return { s, cr, got, leg };
+    };
+    const waitFor = async (what: () => boolean) => {
+      for (let i = 0; i < 50 && !what(); i++) await new Promise((r) => setTimeout(r, 100));
+      return what();
+    };
+    const released = (got: CallSignallingMessage[]) =>
+      got.find((x) => q931MessageName(x.q931.messageType) === 'releaseComplete');
+
+    // 1. a signed Information goes through, without alice's token; then an unsigned one ends the call
+    const c1 = await placeCall(200);
+    c1.s.write(encodeTpkt(endpointSignCall(information(c1.cr), 'alice-secret', clear(201))));
+    const isInfo = (x: CallSignallingMessage) => q931MessageName(x.q931.messageType) === 'information';
+    assert.ok(await waitFor(() => c1.leg.messages.some(isInfo)), 'bob got the Information');
+    const info = c1.leg.messages.find(isInfo)!.uu!['h323-uu-pdu']['h323-message-body'];
+    assert.ok(info.choice === 'information');
+    assert.equal(info.value.cryptoTokens, undefined);
+    c1.s.write(encodeTpkt(encodeCallSignalling(information(c1.cr))));
+    assert.ok(await waitFor(() => released(c1.got) !== undefined), 'alice got a ReleaseComplete');
+    const rc = released(c1.got)!;
+    assert.equal(reasonOf(rc), 'securityDenied');
+    assert.equal(rc.q931.callReference, c1.cr);
+    const cause = decodeCause(findIe(rc.q931, IE.cause)!.data);
+    assert.ok(cause.ok && cause.value.value === 21);
+    assert.ok(await waitFor(() => released(c1.leg.messages) !== undefined), 'bob was released');
+    assert.equal(c1.leg.messages.filter(isInfo).length, 1, 'the unsigned Information did not reach bob');
+
+    // 2. an Information signed with a wrong password ends the call too
+    const c2 = await placeCall(210);
+    c2.s.write(encodeTpkt(endpointSignCall(information(c2.cr), 'guess', clear(211))));
+    assert.ok(await waitFor(() => released(c2.got) !== undefined), 'alice got a ReleaseComplete');
+    assert.equal(reasonOf(released(c2.got)), 'securityDenied');
+    assert.ok(await waitFor(() => released(c2.leg.messages) !== undefined), 'bob was released');
+    assert.equal(c2.leg.messages.filter(isInfo).length, 0);
+    c1.s.destroy();
+    c2.s.destroy();
+    const c = await n.counters();
+    assert.equal(c.securityReleased, 2, JSON.stringify(c));
+    assert.equal(c.securityDenied, 0);
   } finally {
     await n.close();
   }
