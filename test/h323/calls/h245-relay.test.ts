@@ -23,6 +23,7 @@ import type {
   Capability,
   H225_TransportAddress,
   MultimediaSystemControlMessage,
+  OpenLogicalChannel,
   OpenLogicalChannelAck,
   TerminalCapabilitySet,
 } from '../../../src/h323/per/generated/types.ts';
@@ -157,7 +158,7 @@ function harness(
   };
 }
 
-const setup = (tunnelling: boolean) =>
+const setup = (tunnelling: boolean, fastStart?: OpenLogicalChannel[]) =>
   encodeCallSignalling(
     buildSetup({
       callReference: 33,
@@ -166,6 +167,7 @@ const setup = (tunnelling: boolean) =>
       source: [{ choice: 'h323-ID', value: 'alice' }],
       destination: [{ choice: 'h323-ID', value: 'bob' }],
       h245Tunnelling: tunnelling,
+      ...(fastStart ? { fastStart } : {}),
     }),
   );
 
@@ -948,19 +950,7 @@ describe('H.245 on a routed call (sans-I/O)', () => {
         dataType: { choice: 'audioData' as const, value: { choice: 'g711Alaw64k' as const, value: 20 } },
       },
     };
-    h.call.fromA(
-      encodeCallSignalling(
-        buildSetup({
-          callReference: 33,
-          callIdentifier: guid,
-          conferenceID: guid,
-          source: [{ choice: 'h323-ID', value: 'alice' }],
-          destination: [{ choice: 'h323-ID', value: 'bob' }],
-          fastStart: [ulaw, alaw],
-          h245Tunnelling: false,
-        }),
-      ),
-    );
+    h.call.fromA(setup(false, [ulaw, alaw]));
     h.call.bConnected();
     h.call.fromB(answer('connect', 'b', { tunnelling: false, h245Address: h225Address(BOB_H245.ip, BOB_H245.port) }));
     h.call.h245Up('b');
@@ -997,19 +987,7 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     assert.equal(h.call.h245Counters.capabilitiesRemoved, 2);
     // a Setup that proposes only codecs nobody allows goes without fast start (H.245 decides later)
     const g = harness({ codecs });
-    g.call.fromA(
-      encodeCallSignalling(
-        buildSetup({
-          callReference: 33,
-          callIdentifier: guid,
-          conferenceID: guid,
-          source: [{ choice: 'h323-ID', value: 'alice' }],
-          destination: [{ choice: 'h323-ID', value: 'bob' }],
-          fastStart: [ulaw],
-          h245Tunnelling: false,
-        }),
-      ),
-    );
+    g.call.fromA(setup(false, [ulaw]));
     g.call.bConnected();
     await g.call.settled();
     const bare = bodyOf(g.q931.find((x) => x.leg === 'b')!.m);
