@@ -544,6 +544,8 @@ export class Neighbours implements NeighbourHook {
       pendingLrqs: this.#pending.size,
       counters: this.counters,
       dns: this.#dns.counters,
+      // what H.323 routing decided lately (ARQs, Setups, LRQs), newest first: policy, rules, authenticated or not
+      searches: this.router.history.recent(20),
     };
   }
 

@@ -416,7 +416,7 @@ async function labNode(
         blocks: Array<{ address: string; category: string }>;
       }>
     )[0]!.blocks.map((b) => `${b.address} ${b.category}`);
-  return { node, ras, q931, peer, register, counters, blocks, close, bobLegs, bobPort };
+  return { node, dataDir, ras, q931, peer, register, counters, blocks, close, bobLegs, bobPort };
 }
 
 test('a lab node with H.235.1 required: a signed Setup from a registered endpoint is routed; unsigned, bad password, replayed and stale Setups get ReleaseComplete securityDenied, counted (a source with 3 bad tokens is blocked), and open no leg B', async () => {
@@ -578,6 +578,21 @@ test('a lab node with H.235.1 optional and a call-policy rule refusing unauthent
     assert.ok(body.choice === 'setup');
     assert.deepEqual(body.value.sourceAddress, [aliasFromText('alice')]);
     s.destroy();
+
+    // H.323 routing's search history (h323.status): who signed, and what policy made of it
+    const status = (await callControl(n.dataDir, 'h323.status')) as Array<{
+      node: string;
+      neighbours: { searches: Array<{ label: string; authenticated: boolean; policy: string; result: string }> };
+    }>;
+    const searches = status
+      .find((x) => x.node === 'core')!
+      .neighbours.searches.map((r) => `${r.label} | ${r.authenticated} | ${r.policy} | ${r.result}`);
+    assert.deepEqual(searches, [
+      'Setup from 127.0.0.1 signed by alice | true | allow (no rule) | found',
+      'Setup from 127.0.0.1 | false | reject (rule 1) | rejected',
+      `ARQ from ${carolId} | false | reject (rule 1) | rejected`,
+      `ARQ from ${aliceId} signed by alice | true | allow (no rule) | found`,
+    ]);
   } finally {
     await n.close();
   }
