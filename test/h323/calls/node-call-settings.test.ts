@@ -9,14 +9,11 @@ import { validateConfig } from '../../../src/config/load.ts';
 import { aliasFromText, buildAudioOlc, buildSetup, buildTerminalCapabilitySet } from '../../../src/h323/api.ts';
 import type { MultimediaSystemControlMessage, OpenLogicalChannel } from '../../../src/h323/per/generated/types.ts';
 import { h245Codec, openLogicalChannelCodec, rasCodec } from '../../../src/h323/per/schema.ts';
-import {
-  type CallSignallingMessage,
-  decodeCallSignalling,
-  encodeCallSignalling,
-} from '../../../src/h323/q931/call-signalling.ts';
-import { decodeCause, findIe, IE, Q931_MESSAGE_TYPES, q931MessageName } from '../../../src/h323/q931/q931.ts';
-import { encodeTpkt, TpktFramer } from '../../../src/h323/transport/tpkt.ts';
+import { type CallSignallingMessage, encodeCallSignalling } from '../../../src/h323/q931/call-signalling.ts';
+import { decodeCause, findIe, IE, Q931_MESSAGE_TYPES } from '../../../src/h323/q931/q931.ts';
+import { encodeTpkt } from '../../../src/h323/transport/tpkt.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { callSignallingReader } from '../../helpers/q931-reader.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
 
 /**
@@ -25,33 +22,6 @@ import { rasPeer, rrq } from '../../helpers/ras.ts';
  * configured terminalType, and a call the callee does not answer in `answerTimeoutSeconds` is released on both legs
  * with Q.850 cause 102. A bad codec name is refused at the field's path.
  */
-
-function reader(s: net.Socket) {
-  const framer = new TpktFramer();
-  const inbox: CallSignallingMessage[] = [];
-  const waiters: Array<() => void> = [];
-  s.on('data', (d) => {
-    const r = framer.push(d);
-    assert.ok(r.ok);
-    for (const p of r.value) {
-      const m = decodeCallSignalling(p);
-      assert.ok(m.ok, 'the node sends call signalling that decodes');
-      inbox.push(m.value);
-    }
-    for (const w of waiters.splice(0)) w();
-  });
-  return (name: string, ms = 5000) =>
-    new Promise<CallSignallingMessage>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no ${name}; got ${inbox.map((m) => m.q931.messageType)}`)), ms);
-      const look = () => {
-        const i = inbox.findIndex((m) => q931MessageName(m.q931.messageType) === name);
-        if (i < 0) return void waiters.push(look);
-        clearTimeout(t);
-        resolve(inbox.splice(i, 1)[0]!);
-      };
-      look();
-    });
-}
 
 const h245Of = (m: CallSignallingMessage): MultimediaSystemControlMessage[] =>
   (m.uu?.['h323-uu-pdu'].h245Control ?? []).map((c) => {
@@ -105,7 +75,7 @@ test('h323.calls on a started node: codec policy, terminalType, and the answer t
     const alice = net.connect({ host: q931.address, port: q931.port });
     callers.push(alice);
     await new Promise<void>((r, j) => alice.once('connect', r).once('error', j));
-    const atAlice = reader(alice);
+    const atAlice = callSignallingReader(alice);
     const started = Date.now();
     const aliceSetup = buildSetup({
       callReference: 77,
@@ -121,7 +91,7 @@ test('h323.calls on a started node: codec policy, terminalType, and the answer t
     alice.write(encodeTpkt(encodeCallSignalling(aliceSetup)));
     for (let i = 0; i < 50 && bobLegs.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(bobLegs.length, 1, 'leg B opened to bob');
-    const atBob = reader(bobLegs[0]!);
+    const atBob = callSignallingReader(bobLegs[0]!);
     const setup = await atBob('setup');
     const body = setup.uu!['h323-uu-pdu']['h323-message-body'];
     assert.ok(body.choice === 'setup');

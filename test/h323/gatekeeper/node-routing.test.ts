@@ -7,21 +7,11 @@ import { test } from 'node:test';
 import { aliasFromText, buildSetup, fromH225Address } from '../../../src/h323/api.ts';
 import type { RasMessage } from '../../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../../src/h323/per/schema.ts';
-import {
-  type CallSignallingMessage,
-  decodeCallSignalling,
-  encodeCallSignalling,
-} from '../../../src/h323/q931/call-signalling.ts';
-import {
-  decodeCause,
-  decodePartyNumber,
-  encodePartyNumber,
-  findIe,
-  IE,
-  q931MessageName,
-} from '../../../src/h323/q931/q931.ts';
-import { encodeTpkt, TpktFramer } from '../../../src/h323/transport/tpkt.ts';
+import { encodeCallSignalling } from '../../../src/h323/q931/call-signalling.ts';
+import { decodeCause, decodePartyNumber, encodePartyNumber, findIe, IE } from '../../../src/h323/q931/q931.ts';
+import { encodeTpkt } from '../../../src/h323/transport/tpkt.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { callSignallingReader } from '../../helpers/q931-reader.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
 
 /**
@@ -29,34 +19,6 @@ import { rasPeer, rrq } from '../../helpers/ras.ts';
  * rule (alice may not call carol): H.323 admissions (ARQ) and Setups on the call-signalling port go through them,
  * as SIP requests do. Before, without a neighbor zone, the gatekeeper's table alone decided.
  */
-
-/** Reads call-signalling PDUs from a TCP socket. */
-function reader(s: net.Socket) {
-  const framer = new TpktFramer();
-  const inbox: CallSignallingMessage[] = [];
-  const waiters: Array<() => void> = [];
-  s.on('data', (d) => {
-    const r = framer.push(d);
-    assert.ok(r.ok);
-    for (const p of r.value) {
-      const m = decodeCallSignalling(p);
-      assert.ok(m.ok, 'the node sends call signalling that decodes');
-      inbox.push(m.value);
-    }
-    for (const w of waiters.splice(0)) w();
-  });
-  return (name: string) =>
-    new Promise<CallSignallingMessage>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no ${name}; got ${inbox.map((m) => m.q931.messageType)}`)), 5000);
-      const look = () => {
-        const i = inbox.findIndex((m) => q931MessageName(m.q931.messageType) === name);
-        if (i < 0) return void waiters.push(look);
-        clearTimeout(t);
-        resolve(inbox.splice(i, 1)[0]!);
-      };
-      look();
-    });
-}
 
 test('without a neighbor zone, ARQs and Setups go through transforms and call policy', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-routing-'));
@@ -124,7 +86,7 @@ test('without a neighbor zone, ARQs and Setups go through transforms and call po
       const s = net.connect({ host: q931.address, port: q931.port });
       callers.push(s);
       await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
-      const read = reader(s);
+      const read = callSignallingReader(s);
       const m = buildSetup({
         callReference: cr,
         callIdentifier: new Uint8Array(16).fill(cr),
@@ -154,7 +116,7 @@ test('without a neighbor zone, ARQs and Setups go through transforms and call po
     await setup('92002', 42);
     for (let i = 0; i < 50 && bobLegs.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(bobLegs.length, 1, 'leg B opened to bob');
-    const atBob = await reader(bobLegs[0]!)('setup');
+    const atBob = await callSignallingReader(bobLegs[0]!)('setup');
     const out = atBob.uu?.['h323-uu-pdu']['h323-message-body'];
     assert.ok(out?.choice === 'setup');
     assert.deepEqual(fromH225Address(out.value.destCallSignalAddress!), { ip: '127.0.0.1', port: bobPort });
