@@ -186,7 +186,7 @@ export class CallServer {
         },
         close: (leg) => sockets[leg]()?.end(),
         localAddress: { ip: local.address, port: this.#o.listen.port || local.port },
-        setTimer: (ms, fn) => void this.#o.clock.setTimer(ms, fn),
+        setTimer: (ms, fn) => this.#o.clock.setTimer(ms, fn),
         ...(anchor ? { relayPorts: () => anchor.ports() } : {}),
         ...(anchor
           ? {

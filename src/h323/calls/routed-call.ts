@@ -78,8 +78,11 @@ export interface CallIo {
   readonly localAddress: IpPort;
   /** The relay's port pairs of this call, per RTP session, when its media is anchored (status). */
   relayPorts?: () => RelaySessionPorts[];
-  /** Calls `fn` once after `ms` (the node's H.245 response timers); without it the node's requests never time out. */
-  setTimer?: (ms: number, fn: () => void) => void;
+  /**
+   * Calls `fn` once after `ms` unless cancelled (the node's H.245 response timers, cancelled when the call ends);
+   * without it the node's requests never time out.
+   */
+  setTimer?: (ms: number, fn: () => void) => { cancel(): void };
 }
 
 /** A call's summary for status and records. */
@@ -248,6 +251,8 @@ export class RoutedCall {
     terminated: 0,
   };
   readonly #sessions: Record<Leg, H245Session>;
+  /** The node's H.245 response timers still running. */
+  readonly #timers = new Set<{ cancel(): void }>();
   readonly #codecs: CodecPolicy;
   readonly info: RoutedCallInfo;
   /** Told once when the call ends. */
@@ -347,6 +352,8 @@ export class RoutedCall {
       // a listener's fault is its own
     }
     if (next === 'released') {
+      for (const t of this.#timers) t.cancel();
+      this.#timers.clear();
       this.#io.h245?.close('a');
       this.#io.h245?.close('b');
       this.onEnd(this.info);
@@ -708,8 +715,16 @@ export class RoutedCall {
    */
   #sessionOut(leg: Leg, msgs: readonly MultimediaSystemControlMessage[]): void {
     for (const r of msgs) this.#h245Out(leg, h245Codec.encode(r), false);
-    const timer = this.#io.setTimer;
-    if (!timer) return;
+    const setTimer = this.#io.setTimer;
+    if (!setTimer || this.#ended()) return;
+    // a timer runs once: it is forgotten when it fires, and whatever is left is cancelled when the call ends
+    const timer = (ms: number, fn: () => void) => {
+      const handle = setTimer(ms, () => {
+        this.#timers.delete(handle);
+        fn();
+      });
+      this.#timers.add(handle);
+    };
     const asks = (name: string) => msgs.some((m) => m.choice === 'request' && m.value.choice === name);
     const pending = this.#sessions[leg].pending();
     if (asks('masterSlaveDetermination') && pending.msd !== undefined) {

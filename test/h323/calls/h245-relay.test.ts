@@ -63,7 +63,10 @@ const RELAY: Record<Leg, IpPort> = { a: { ip: NODE, port: 40_000 }, b: { ip: NOD
 const guid = new Uint8Array(16).fill(7);
 
 function harness(
-  o: { relayPorts?: CallIo['relayPorts']; timers?: Array<{ ms: number; fn: () => void }> } & RoutedCallOptions = {},
+  o: {
+    relayPorts?: CallIo['relayPorts'];
+    timers?: Array<{ ms: number; fn: () => void; cancelled?: boolean }>;
+  } & RoutedCallOptions = {},
 ) {
   const q931: Array<{ leg: Leg; m: CallSignallingMessage }> = [];
   const h245: Array<{ leg: Leg; m: MultimediaSystemControlMessage; bytes: Uint8Array }> = [];
@@ -116,7 +119,15 @@ function harness(
     anchorOlcAck: async (from, ack, _session) => rewriteOlcAckAddresses(ack, anchorTo(from)),
     closeChannel: async (from, channel) => closedChannels.push(`${from}:${channel}`),
     ...(o.relayPorts ? { relayPorts: o.relayPorts } : {}),
-    ...(o.timers ? { setTimer: (ms: number, fn: () => void) => void o.timers!.push({ ms, fn }) } : {}),
+    ...(o.timers
+      ? {
+          setTimer: (ms: number, fn: () => void) => {
+            const t = { ms, fn, cancelled: false };
+            o.timers!.push(t);
+            return { cancel: () => void (t.cancelled = true) };
+          },
+        }
+      : {}),
     h245: {
       listen: async (leg) => {
         listening.push(leg);
@@ -400,7 +411,7 @@ describe('H.245 on a routed call (sans-I/O)', () => {
   });
 
   it("the node's own requests time out after 30 s: an unanswered determination ends the call, an unacknowledged set is released and offered again", async () => {
-    const timers: Array<{ ms: number; fn: () => void }> = [];
+    const timers: Array<{ ms: number; fn: () => void; cancelled?: boolean }> = [];
     const h = harness({ timers });
     h.call.fromA(setup(false));
     h.call.bConnected();
@@ -441,6 +452,12 @@ describe('H.245 on a routed call (sans-I/O)', () => {
     await h.call.settled();
     assert.equal(h.call.state, 'released');
     assert.match(h.call.info.endReason ?? '', /leg b: master\/slave determination: no answer/);
+    // the call's timers still running at its end are cancelled (the call is not held for their 30 s)
+    assert.deepEqual(
+      timers.map((t) => t.cancelled),
+      [false, false, false, true],
+      'only the set sent again to A was still running',
+    );
     const toB = h.toLeg('b');
     assert.ok(
       toB.some((m) => m.choice === 'indication' && m.value.choice === 'masterSlaveDeterminationRelease'),
