@@ -1,6 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { CryptoH323Token, RasMessage } from '../../src/h323/per/generated/types.ts';
-import { rasCodec, userInformationCodec } from '../../src/h323/per/schema.ts';
+import { rasCodec } from '../../src/h323/per/schema.ts';
 import { type CallSignallingMessage, encodeCallSignalling } from '../../src/h323/q931/call-signalling.ts';
 
 /**
@@ -52,21 +52,21 @@ export function endpointSignRas(m: RasMessage, password: string, clear: Endpoint
 
 /**
  * A Setup signed as an endpoint does (H.235.1 on call signalling): the token in `Setup-UUIE.cryptoTokens`, the hash
- * over the PER encoding of the H323-UserInformation (the user-user IE after its protocol discriminator).
+ * over the whole Q.931 message with 96 zero bits in its place (as H323Plus signs, and GnuGk checks).
  */
 export function endpointSignSetup(m: CallSignallingMessage, password: string, clear: EndpointClear): Uint8Array {
   const c = { ...clear, timeStamp: clear.timeStamp ?? Math.floor(Date.now() / 1000) };
   const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
   if (body?.choice !== 'setup') throw new Error('not a Setup');
   body.value.cryptoTokens = [token(c, new Uint8Array(12))];
-  const mac = hmac96(password, userInformationCodec.encode(m.uu!));
+  const mac = hmac96(password, encodeCallSignalling(m));
   body.value.cryptoTokens = [token(c, mac)];
   return encodeCallSignalling(m);
 }
 
 /**
  * Any call signalling message after the Setup signed the same way (H.235.1 §13.2): the token in its UUIE's
- * `cryptoTokens` (Information, Facility, Progress, ReleaseComplete …), the hash over the H323-UserInformation.
+ * `cryptoTokens` (Information, Facility, Progress, ReleaseComplete …), the hash over the whole Q.931 message.
  */
 export function endpointSignCall(m: CallSignallingMessage, password: string, clear: EndpointClear): Uint8Array {
   const c = { ...clear, timeStamp: clear.timeStamp ?? Math.floor(Date.now() / 1000) };
@@ -75,7 +75,7 @@ export function endpointSignCall(m: CallSignallingMessage, password: string, cle
     throw new Error('a body that carries no tokens');
   const v = body.value as { cryptoTokens?: CryptoH323Token[] };
   v.cryptoTokens = [token(c, new Uint8Array(12))];
-  const mac = hmac96(password, userInformationCodec.encode(m.uu!));
+  const mac = hmac96(password, encodeCallSignalling(m));
   v.cryptoTokens = [token(c, mac)];
   return encodeCallSignalling(m);
 }

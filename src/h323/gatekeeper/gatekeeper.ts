@@ -27,7 +27,7 @@ import type {
   UnregRequestReason,
 } from '../per/generated/types.ts';
 import { rasCodec } from '../per/schema.ts';
-import { type RasAuth, type RasSecurity, securityDenial } from '../security/ras-security.ts';
+import { offeredH2351, type RasAuth, type RasSecurity, securityDenial } from '../security/ras-security.ts';
 
 /**
  * The RAS gatekeeper (H.225.0 §7, H.323 §7.2): discovery, registration with lightweight keep-alives and expiry,
@@ -436,7 +436,14 @@ export class Gatekeeper {
       return reject('terminalExcluded');
     const aliases = (g.endpointAlias ?? []).map(aliasToText);
     if (aliases.length > 0 && !policyAllows(this.#o.policy, aliases)) return reject('securityDenial');
-    return buildGcf(g, { rasAddress: this.#o.rasAddress, gatekeeperIdentifier: this.#o.gatekeeperIdentifier });
+    const gcf = buildGcf(g, { rasAddress: this.#o.rasAddress, gatekeeperIdentifier: this.#o.gatekeeperIdentifier });
+    // H.235.1: a GRQ offering procedure I is told it is the mode in use (pwdHash, HMAC-SHA1-96), when security is on
+    const algorithm = this.#security && this.#security.mode !== 'off' ? offeredH2351(g) : undefined;
+    if (algorithm !== undefined && gcf.choice === 'gatekeeperConfirm') {
+      gcf.value.authenticationMode = { choice: 'pwdHash', value: null };
+      gcf.value.algorithmOID = algorithm;
+    }
+    return gcf;
   }
 
   #rrj(r: RegistrationRequest, reason: RegistrationRejectReason): RasMessage {

@@ -3,15 +3,15 @@ import { CAUSE, releaseComplete } from '../calls/routed-call.ts';
 import { aliasKey, type H323Registration } from '../gatekeeper/gatekeeper.ts';
 import type { Setup_UUIE } from '../per/generated/types.ts';
 import { decodeCallSignalling, encodeCallSignalling } from '../q931/call-signalling.ts';
-import { IE, q931MessageName } from '../q931/q931.ts';
+import { q931MessageName } from '../q931/q931.ts';
 import { findHashedToken, ReplayCache, verifyHash } from './h235.ts';
 import type { H235KeySource, H323SecurityMode } from './ras-security.ts';
 
 /**
  * H.235.1 procedure I on call signalling (docs/h323.md "Security"): the Setup an endpoint sends to the node's
  * call signalling port carries, in `Setup-UUIE.cryptoTokens`, the same hashed token as its RAS messages, with the
- * HMAC-SHA1-96 computed over the PER encoding of the whole `H323-UserInformation` (the user-user IE after its
- * protocol discriminator) with the hash bits zeroed. The node is the recipient in the routed model: generalID, when
+ * HMAC-SHA1-96 computed over the whole call signalling message (the Q.931 message with its user-user IE, as carried
+ * in the TPKT) with the hash bits zeroed, as H323Plus signs and GnuGk checks it. The node is the recipient in the routed model: generalID, when
  * given, is the gatekeeperIdentifier. Sans-I/O: the wall clock, the credential look-up and the registrations are
  * injected; the call server asks before a call exists for the connection.
  *
@@ -156,9 +156,8 @@ export class CallSecurity {
     const k = this.#o.keys.keyFor(username);
     if (k.kind === 'unavailable') return deny('credential store unavailable', false);
     if (k.kind === 'unknown') return deny(`unknown user ${username}`, true);
-    const ie = m.q931.ies.find((x) => x.id === IE.userUser);
-    // the hash covers H323-UserInformation: the user-user IE without its protocol discriminator octet
-    if (!ie || !verifyHash(ie.data.subarray(1), hash, k.key)) return deny(`bad hash from ${username}`, true);
+    // the hash covers the whole Q.931 message as received
+    if (!verifyHash(pdu, hash, k.key)) return deny(`bad hash from ${username}`, true);
     // a Setup is never retransmitted on TCP: a (sender, timeStamp, random) seen before is a replay
     if (this.#replay.admit(username, clear.timeStamp, clear.random, hash, now, now + 2 * windowMs + 1000) !== 'new')
       return deny(`replayed token from ${username}`, true);
@@ -231,8 +230,7 @@ export class CallSecurity {
     const k = this.#o.keys.keyFor(user);
     if (k.kind === 'unavailable') return deny('credential store unavailable', false);
     if (k.kind === 'unknown') return deny(`unknown user ${user}`, true);
-    const ie = m.q931.ies.find((x) => x.id === IE.userUser);
-    if (!ie || !verifyHash(ie.data.subarray(1), hash, k.key)) return deny(`bad hash on ${name} from ${user}`, true);
+    if (!verifyHash(pdu, hash, k.key)) return deny(`bad hash on ${name} from ${user}`, true);
     if (this.#replay.admit(user, clear.timeStamp, clear.random, hash, now, now + 2 * windowMs + 1000) !== 'new')
       return deny(`replayed token on ${name} from ${user}`, true);
     this.counters.messages++;

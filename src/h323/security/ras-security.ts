@@ -1,6 +1,6 @@
 import { type AliasText, aliasToText, H225_PROTOCOL_ID } from '../api.ts';
-import type { AliasAddress, RasMessage } from '../per/generated/types.ts';
-import { findHashedToken, ReplayCache, signRas, verifyHash } from './h235.ts';
+import type { AliasAddress, GatekeeperRequest, RasMessage } from '../per/generated/types.ts';
+import { findHashedToken, OID_U, ReplayCache, signRas, verifyHash } from './h235.ts';
 
 /**
  * The gatekeeper's H.235.1 policy (docs/h323.md "Security"): which RAS requests must carry a procedure I token,
@@ -70,6 +70,17 @@ interface Fields {
   srcInfo?: AliasAddress[];
 }
 
+/**
+ * The H.235.1 algorithm a GRQ offers, if it offers procedure I: `authenticationCapability` with pwdHash and
+ * `algorithmOIDs` with HMAC-SHA1-96 ("U", version 2 or 1). An endpoint that signs the rest of its RAS sends its GRQ
+ * so, unsigned (H323Plus does): the GCF then names pwdHash and that algorithm, and the endpoint signs from the RRQ on.
+ */
+export function offeredH2351(grq: GatekeeperRequest): string | undefined {
+  if (!(grq.authenticationCapability ?? []).some((c) => c.choice === 'pwdHash')) return undefined;
+  const oids = grq.algorithmOIDs ?? [];
+  return oids.find((o) => o === OID_U) ?? oids.find((o) => o === OID_U.replace('.0.2.', '.0.1.'));
+}
+
 function sameAlias(a: AliasText, user: string): boolean {
   return a.kind === 'email-ID' ? a.value.toLowerCase() === user.toLowerCase() : a.value === user;
 }
@@ -77,7 +88,8 @@ function sameAlias(a: AliasText, user: string): boolean {
 export class RasSecurity {
   readonly #o: RasSecurityOptions;
   readonly #replay: ReplayCache;
-  readonly counters = { authenticated: 0, unsigned: 0, retransmissions: 0, denied: 0, failures: 0 };
+  /** `discovery`: unsigned GRQs that offered H.235.1 (answered, in `required` mode too; they register nothing). */
+  readonly counters = { authenticated: 0, unsigned: 0, retransmissions: 0, denied: 0, failures: 0, discovery: 0 };
 
   constructor(o: RasSecurityOptions) {
     this.#o = o;
@@ -98,6 +110,11 @@ export class RasSecurity {
       return { kind: 'pass' };
     const found = findHashedToken(v.cryptoTokens);
     if (!found) {
+      // discovery before any shared identity: a GRQ offering procedure I is answered unsigned (the GCF selects it)
+      if (m.choice === 'gatekeeperRequest' && offeredH2351(m.value) !== undefined) {
+        this.counters.discovery++;
+        return { kind: 'pass' };
+      }
       if (this.#o.mode === 'required') return this.#deny('no H.235.1 token', false);
       // optional: an unsigned request may not act for an endpoint that registered authenticated
       if (v.endpointIdentifier !== undefined && regs.userOf(v.endpointIdentifier) !== undefined)
@@ -161,11 +178,16 @@ export class RasSecurity {
     return { kind: 'deny', reason, failure };
   }
 
-  /** A signed answer to an authenticated sender (generalID: the sender, sendersID: the gatekeeper). */
+  /**
+   * A signed answer to an authenticated sender (generalID: the sender, sendersID: the gatekeeper). An RCF names the
+   * endpoint by the endpointIdentifier it assigns: from then on that is the endpoint's identity (H323Plus refuses an
+   * RCF whose generalID is anything else, e.g. the alias its RRQ was signed as).
+   */
   sign(reply: RasMessage, auth: RasAuth, gatekeeperIdentifier: string, random: number): Uint8Array {
+    const generalID = reply.choice === 'registrationConfirm' ? reply.value.endpointIdentifier : auth.sendersID;
     return signRas(reply, {
       key: auth.key,
-      ...(auth.sendersID !== undefined ? { generalID: auth.sendersID } : {}),
+      ...(generalID !== undefined ? { generalID } : {}),
       sendersID: gatekeeperIdentifier,
       timeStamp: Math.floor(this.#o.wallNow() / 1000),
       random,

@@ -225,7 +225,7 @@ describe('H.235.1 primitives', () => {
 });
 
 describe('gatekeeper with H.235.1 required', () => {
-  it('a good token registers; the RCF is signed by the gatekeeper (generalID the endpoint, sendersID us)', () => {
+  it('a good token registers; the RCF is signed by the gatekeeper (generalID the endpointIdentifier it assigns, sendersID us)', () => {
     const s = setup('required');
     const { bytes } = endpointSign(rrq(['alice', '2001'], { ip: EP.ip, port: 1720 }), 'alice-secret', {
       generalID: GK_ID,
@@ -239,7 +239,8 @@ describe('gatekeeper with H.235.1 required', () => {
     assert.equal(s.gk.get(id)?.authUser, 'alice');
     const found = findHashedToken((r.m.value as { cryptoTokens?: CryptoH323Token[] }).cryptoTokens);
     assert.ok(found?.ok, 'the RCF carries a procedure I token');
-    assert.equal(found.token.clear.generalID, 'alice');
+    // the endpoint's identity from now on (H323Plus checks the RCF's generalID against it), not the RRQ's sendersID
+    assert.equal(found.token.clear.generalID, id);
     assert.equal(found.token.clear.sendersID, GK_ID);
     // the endpoint checks it independently: zero the hash octets, HMAC, compare
     const zeroed = Buffer.from(r.bytes);
@@ -304,6 +305,33 @@ describe('gatekeeper with H.235.1 required', () => {
     assert.equal(reason(r1.m), 'securityDenial');
     const good = endpointSign(grq(), 'bob-secret', { sendersID: 'bob', timeStamp: s.now(), random: rnd++ });
     assert.equal(send(s, good.bytes)?.m.choice, 'gatekeeperConfirm');
+  });
+
+  it('an unsigned GRQ offering procedure I (pwdHash, HMAC-SHA1-96) → GCF selecting it; one offering nothing else → GRJ', () => {
+    const s = setup('required');
+    const grq = (algorithmOIDs: string[]): RasMessage => ({
+      choice: 'gatekeeperRequest',
+      value: {
+        requestSeqNum: ++seq,
+        protocolIdentifier: H225_PROTOCOL_ID,
+        rasAddress: h225Address(EP.ip, EP.port),
+        endpointType: { terminal: {}, mc: false, undefinedNode: false },
+        endpointAlias: [aliasFromText('bob')],
+        // as H323Plus offers it: the password hash among others, the algorithms it knows
+        authenticationCapability: [
+          { choice: 'pwdHash', value: null },
+          { choice: 'dhExch', value: null },
+        ],
+        algorithmOIDs,
+      },
+    });
+    const r = send(s, rasCodec.encode(grq(['1.2.840.113549.2.5', '0.0.8.235.0.2.6'])));
+    assert.ok(r?.m.choice === 'gatekeeperConfirm', JSON.stringify(r?.m));
+    assert.deepEqual(r.m.value.authenticationMode, { choice: 'pwdHash', value: null });
+    assert.equal(r.m.value.algorithmOID, '0.0.8.235.0.2.6');
+    // MD5 only (not procedure I): still refused unsigned in required mode
+    assert.equal(reason(send(s, rasCodec.encode(grq(['1.2.840.113549.2.5'])))?.m), 'securityDenial');
+    assert.equal(s.gk.size, 0, 'discovery registers nothing');
   });
 
   it('a timeStamp outside the window, a token for another gatekeeper, an unknown user → securityDenial', () => {

@@ -31,7 +31,7 @@ import { rasPeer, rrq } from '../../helpers/ras.ts';
 
 /**
  * H.235.1 on call signalling: the Setup an endpoint sends to the node's call signalling port is checked like its
- * RAS (procedure I, HMAC-SHA1-96 over the H323-UserInformation), against the credential store, before a call exists.
+ * RAS (procedure I, HMAC-SHA1-96 over the whole Q.931 message), against the credential store, before a call exists.
  */
 
 const GK_ID = 'crossway-core';

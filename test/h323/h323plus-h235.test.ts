@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { callControl } from '../../src/roles/control.ts';
+import { LocalCredentialStore } from '../../src/sip/auth/local-credentials.ts';
+import { NodeStore } from '../../src/store/database.ts';
+import { gnugkBinDir } from '../helpers/gnugk.ts';
+import { startTestNode } from '../helpers/lab-node.ts';
+
+/**
+ * H.235.1 against a real signing stack: H323Plus's `simple` endpoint (built with GnuGk, `../shared/peers/gnugk/`)
+ * with `--password` discovers, registers, is admitted and calls through a lab node whose security is `required`.
+ * Its GRQ is unsigned and offers pwdHash/HMAC-SHA1-96 (the GCF selects it), it checks the RCF's generalID against the
+ * endpointIdentifier, and it hashes the whole Q.931 message of its Setup; the node must meet all three.
+ *
+ * The sample hands its user name and password to its call authenticators the other way round (its Setup token is
+ * keyed with the user name, and its MD5 token carries the password as alias), so each user here has its own name as
+ * password: RAS and Setup are then signed with the same key, as a correctly configured endpoint's are.
+ */
+
+const gnugk = gnugkBinDir();
+const skip = 'reason' in gnugk ? gnugk.reason : false;
+if (skip) console.warn(`SKIPPED h323plus-h235.test.ts: ${skip}`);
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+interface CoreStatus {
+  node: string;
+  registrations: number;
+  counters: { securityDenied: number; sent: Record<string, number> };
+  calls: {
+    counters: { securityDenied: number; securityReleased: number };
+    active: Array<{ state: string }>;
+    ended: Array<{ state: string }>;
+  };
+  neighbours: { searches: Array<{ label: string; authenticated: boolean; result: string }> };
+}
+
+test('H323Plus simple with an H.235.1 password registers, is admitted and calls through a node with security required; its Setup counts as authenticated', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323plus-h235-'));
+  const seed = NodeStore.open(join(dataDir, 'core'));
+  const creds = new LocalCredentialStore(seed);
+  creds.add('example.com', 'alice', 'alice');
+  creds.add('example.com', 'bob', 'bob');
+  seed.close();
+  const node = await startTestNode({
+    dataDir,
+    h323: { enabled: true, gatekeeper: { timeToLive: 60, security: { mode: 'required', realm: 'example.com' } } },
+    // unauthenticated callers may not call at all: the signed call must count as authenticated to get through
+    routing: { callPolicy: [{ authenticated: false, action: 'reject' }] },
+  });
+  const procs: ChildProcess[] = [];
+  const simple = (args: string[]) => {
+    const p = spawn(
+      join((gnugk as { dir: string }).dir, 'simph323'),
+      [...args, '-i', '127.0.0.1', '-S', '-s', 'Null Audio'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    p.stdout?.on('data', (d) => (out += d));
+    p.stderr?.on('data', (d) => (out += d));
+    procs.push(p);
+    return () => out;
+  };
+  const core = async () =>
+    ((await callControl(dataDir, 'h323.status')) as CoreStatus[]).find((s) => s.node === 'core')!;
+  const until = async (what: (s: CoreStatus) => boolean, ms: number) => {
+    const end = Date.now() + ms;
+    let s = await core();
+    while (!what(s) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 200));
+      s = await core();
+    }
+    return s;
+  };
+  try {
+    const ras = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
+    const gk = `${ras.address}:${ras.port}`;
+    const bobOut = simple(['-l', '-a', '-u', 'bob', '-p', 'bob', '-g', gk, '-x', String(await freePort())]);
+    let s = await until((x) => x.registrations === 1, 10_000);
+    assert.equal(s.registrations, 1, `bob registered: ${bobOut()}`);
+    const aliceOut = simple(['-u', 'alice', '-p', 'alice', '-g', gk, '-x', String(await freePort()), 'bob']);
+    s = await until((x) => x.calls.active.some((c) => c.state === 'connected'), 15_000);
+    assert.ok(
+      s.calls.active.some((c) => c.state === 'connected'),
+      `the call connected: ${JSON.stringify(s.calls)}\nalice: ${aliceOut().slice(-600)}\nbob: ${bobOut().slice(-600)}`,
+    );
+    // discovery answered (GCF), the signed RRQs and ARQs accepted, nothing refused for security
+    assert.equal(s.counters.sent.gatekeeperConfirm, 2);
+    assert.equal(s.counters.sent.registrationConfirm, 2);
+    assert.ok((s.counters.sent.admissionConfirm ?? 0) >= 1);
+    assert.equal(s.counters.securityDenied, 0);
+    assert.equal(s.calls.counters.securityDenied, 0);
+    assert.equal(s.calls.counters.securityReleased, 0);
+    const setup = s.neighbours.searches.find((r) => r.label.startsWith('Setup from'));
+    assert.deepEqual(
+      setup && [setup.label.endsWith('signed by alice'), setup.authenticated, setup.result],
+      [true, true, 'found'],
+      JSON.stringify(s.neighbours.searches),
+    );
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+    await node.close();
+  }
+});
