@@ -32,6 +32,7 @@ import {
   newCounters,
   type PeerConnection,
   type RelayHandle,
+  type TcpPipeMeter,
   type TurnCounters,
   type TurnIo,
 } from './types.ts';
@@ -817,7 +818,44 @@ export class TurnEngine {
     link.timer = undefined;
     linkTransition(link, 'bound');
     this.#reply(client, msg, auth, { attrs: [] });
-    client.attachPeer(link.peer!);
+    client.attachPeer(link.peer!, {
+      take: (direction, wanted) => this.#takeTcp(alloc, link, direction, wanted),
+    });
+  }
+
+  /**
+   * RFC 6062 data pipe bytes, counted as datagram payloads are and held to the same bandwidth quota. Over the quota
+   * a datagram is dropped; a stream cannot drop bytes, so only what the bucket holds goes on now and the adapter
+   * stops reading that side (TCP flow control pushes back to the sender) until enough tokens have come back: a
+   * twentieth of a second's worth, or the rest of the chunk when smaller.
+   */
+  #takeTcp(
+    alloc: Allocation,
+    link: TcpPeerLink,
+    direction: 'toPeer' | 'fromPeer',
+    wanted: number,
+  ): ReturnType<TcpPipeMeter['take']> {
+    // A link the peer closed still flushes what the quota held back towards the client; a deleted allocation does not.
+    if (alloc.state !== 'active' || link.state === 'pending' || link.state === 'connecting') return undefined;
+    if (wanted <= 0) return { granted: 0, retryInMs: 0 };
+    const rate = this.#cfg.quotas.bandwidthBytesPerSecond;
+    let granted = wanted;
+    let retryInMs = 0;
+    if (rate > 0) {
+      const now = this.#clock.now();
+      alloc.tokens = Math.min(rate, alloc.tokens + ((now - alloc.tokensAt) * rate) / 1000);
+      alloc.tokensAt = now;
+      granted = Math.min(wanted, Math.max(0, Math.floor(alloc.tokens)));
+      alloc.tokens -= granted;
+      if (granted < wanted) {
+        this.counters.bandwidthThrottled++;
+        const need = Math.min(wanted - granted, Math.max(1, Math.ceil(rate / 20)));
+        retryInMs = Math.max(1, Math.ceil(((need - alloc.tokens) * 1000) / rate));
+      }
+    }
+    if (direction === 'toPeer') this.counters.bytesToPeers += granted;
+    else this.counters.bytesFromPeers += granted;
+    return { granted, retryInMs };
   }
 
   #closeLink(alloc: Allocation, link: TcpPeerLink): void {

@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { category, type Logger, silentLogger } from '../common/log.ts';
-import { type Clock, systemClock } from '../common/timers.ts';
+import { type Clock, systemClock, type TimerHandle } from '../common/timers.ts';
 import { connectFromRange, OutboundPortCursor } from '../sip/transport/outbound-ports.ts';
 import { canonicalIp, type TransportAddress } from '../stun/address.ts';
 import type { TurnConfig } from './config.ts';
@@ -215,7 +215,7 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
           }
           tcpConnections.add(conn);
           conn.on('close', () => tcpConnections.delete(conn));
-          attachTcp(conn, engine, log, (options.tcpIdleSeconds ?? 60) * 1000);
+          attachTcp(conn, engine, log, (options.tcpIdleSeconds ?? 60) * 1000, clock);
         });
         await new Promise<void>((resolve, reject) => {
           srv.once('error', reject);
@@ -305,10 +305,10 @@ function attachUdp(sock: dgram.Socket, engine: TurnEngine, log: Logger): void {
   });
 }
 
-function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger, idleMs: number): void {
+function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger, idleMs: number, clock: Clock): void {
   const remoteAddress = conn.remoteAddress ?? '';
   const localAddress = conn.localAddress ?? '';
-  const client: ClientTransport & { attachPeer?: (peer: PeerConnection) => void } = {
+  const client: ClientTransport = {
     protocol: 'tcp',
     remote: { family: familyOf(remoteAddress), address: canonicalIp(remoteAddress), port: conn.remotePort ?? 0 },
     local: { family: familyOf(localAddress), address: canonicalIp(localAddress), port: conn.localPort ?? 0 },
@@ -339,8 +339,8 @@ function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger, idleMs: nu
   conn.setTimeout(idleMs, () => {
     if (!piped && !engine.hasAllocation(client.key)) conn.destroy();
   });
-  // RFC 6062 §5.4: after ConnectionBind succeeds the connection is a byte pipe to the peer.
-  client.attachPeer = (peer) => {
+  // RFC 6062 §5.4: after ConnectionBind succeeds the connection is a byte pipe to the peer, metered by the engine.
+  client.attachPeer = (peer, meter) => {
     const peerSock = peerSockets.get(peer);
     if (!peerSock || peerSock.destroyed) {
       conn.destroy();
@@ -349,12 +349,111 @@ function attachTcp(conn: net.Socket, engine: TurnEngine, log: Logger, idleMs: nu
     piped = true;
     conn.setTimeout(0);
     conn.off('data', onData);
-    conn.pipe(peerSock);
-    peerSock.pipe(conn);
-    peerSock.once('close', () => conn.destroy());
-    conn.once('close', () => peerSock.destroy());
+    const up = pump(conn, peerSock, (n) => meter.take('toPeer', n), clock);
+    const down = pump(peerSock, conn, (n) => meter.take('fromPeer', n), clock);
+    // The peer is gone: the client still gets what the quota held back, then its data connection closes.
+    peerSock.once('close', () => {
+      up.cancel();
+      down.closeAfterFlush(idleMs);
+    });
+    conn.once('close', () => {
+      up.cancel();
+      down.cancel();
+      peerSock.destroy();
+    });
     peerSock.resume();
   };
   conn.on('error', () => conn.destroy());
   conn.on('close', () => engine.clientClosed(client));
+}
+
+/** One direction of an RFC 6062 pipe. */
+interface Pump {
+  /** Drops what is held and stops the timers (the connection is gone). */
+  cancel(): void;
+  /** The reading side closed: write what is held, end the writing side, then close it (within `limitMs`). */
+  closeAfterFlush(limitMs: number): void;
+}
+
+/**
+ * One direction of an RFC 6062 pipe, as `stream.pipe` would do it plus the engine's meter: what `from` reads is
+ * written to `to` as far as the meter grants; the rest is held and `from` paused until the meter's retry time (the
+ * bandwidth quota) and until `to` drains (the receiver's own pace). At most one read chunk is held per direction.
+ */
+function pump(
+  from: net.Socket,
+  to: net.Socket,
+  take: (wanted: number) => { granted: number; retryInMs: number } | undefined,
+  clock: Clock,
+): Pump {
+  let held: Buffer | undefined;
+  let timer: TimerHandle | undefined;
+  let draining = false;
+  let ended = false;
+  let closing = false;
+  let finished = false;
+  const settle = (): void => {
+    if (held || timer || finished || to.destroyed) return;
+    if (closing) {
+      finished = true;
+      to.end(() => to.destroy());
+    } else if (ended) {
+      finished = true;
+      to.end();
+    } else if (!draining && !from.destroyed) from.resume();
+  };
+  const send = (bytes: Buffer): void => {
+    const r = take(bytes.length);
+    if (!r) {
+      held = undefined;
+      return;
+    }
+    const out = r.granted === bytes.length ? bytes : bytes.subarray(0, r.granted);
+    if (r.granted > 0 && !to.destroyed && !to.write(out)) {
+      draining = true;
+      to.once('drain', () => {
+        draining = false;
+        settle();
+      });
+    }
+    held = r.granted < bytes.length ? bytes.subarray(r.granted) : undefined;
+    if (held) {
+      timer = clock.setTimer(r.retryInMs, () => {
+        timer = undefined;
+        const rest = held;
+        held = undefined;
+        if (rest) send(rest);
+        settle();
+      });
+    }
+  };
+  from.on('data', (chunk: Buffer) => {
+    if (held) {
+      // a paused socket emits no more chunks while one is held; should one come, it keeps its order
+      held = Buffer.concat([held, chunk]);
+      return;
+    }
+    send(chunk);
+    if (held || draining) from.pause();
+  });
+  from.once('end', () => {
+    ended = true;
+    settle();
+  });
+  return {
+    cancel() {
+      timer?.cancel();
+      timer = undefined;
+      held = undefined;
+      finished = true;
+    },
+    closeAfterFlush(limitMs) {
+      closing = true;
+      clock.setTimer(limitMs, () => to.destroy());
+      if (!finished) return settle();
+      // already ended after the reading side's end: close once the end has gone out
+      if (to.writableFinished) to.destroy();
+      else to.once('finish', () => to.destroy());
+    },
+  };
 }

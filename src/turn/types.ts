@@ -15,7 +15,22 @@ export interface ClientTransport {
    * RFC 6062 data connection: after a successful ConnectionBind the stream stops carrying STUN and becomes a raw
    * pipe to the peer connection (TCP clients only).
    */
-  attachPeer?(peer: PeerConnection): void;
+  attachPeer?(peer: PeerConnection, meter: TcpPipeMeter): void;
+}
+
+/**
+ * The engine's side of an RFC 6062 data pipe: every byte the adapter reads from the client's data connection or
+ * from the peer connection is asked for here before it is written on, so it is counted and held to the
+ * allocation's bandwidth quota (`quotas.bandwidthBytesPerSecond`, shared with nothing else: a TCP allocation
+ * relays no datagrams).
+ */
+export interface TcpPipeMeter {
+  /**
+   * `wanted` bytes read from one side: `granted` of them (counted in bytesToPeers / bytesFromPeers) may be written
+   * now; the adapter keeps the rest, stops reading that side, and asks again after `retryInMs`. Undefined when the
+   * allocation is gone (its sockets are being closed): write nothing.
+   */
+  take(direction: 'toPeer' | 'fromPeer', wanted: number): { granted: number; retryInMs: number } | undefined;
 }
 
 /** An RFC 6062 TCP connection between the relay and a peer. */
@@ -71,12 +86,18 @@ export interface TurnCounters {
   malformedDropped: number;
   /** Data for a peer without permission, or from a peer without permission: dropped. */
   noPermissionDropped: number;
+  /** Datagrams dropped because the allocation was over its bandwidth quota. */
   bandwidthDropped: number;
+  /** RFC 6062 data pipes held back (reading paused) because the allocation was over its bandwidth quota. */
+  bandwidthThrottled: number;
   /** RFC 6062 peer data connections opened (by Connect or by a peer). */
   tcpConnectionsOpened: number;
+  /** Datagrams relayed to peers (RFC 6062 TCP pipes carry bytes, not datagrams: counted in bytes only). */
   packetsToPeers: number;
+  /** Bytes relayed to peers: datagram payloads and RFC 6062 TCP pipe bytes. */
   bytesToPeers: number;
   packetsFromPeers: number;
+  /** Bytes relayed from peers: datagram payloads and RFC 6062 TCP pipe bytes. */
   bytesFromPeers: number;
 }
 
@@ -94,6 +115,7 @@ export function newCounters(): TurnCounters {
     malformedDropped: 0,
     noPermissionDropped: 0,
     bandwidthDropped: 0,
+    bandwidthThrottled: 0,
     tcpConnectionsOpened: 0,
     packetsToPeers: 0,
     bytesToPeers: 0,

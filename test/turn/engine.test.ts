@@ -712,6 +712,46 @@ describe('TURN engine: TCP relaying (RFC 6062)', () => {
     assert.equal(h.dialed[0]!.closed, true, 'deleting the allocation closes its connections');
   });
 
+  it('meters a bound data pipe: both directions counted and held to the bandwidth quota', async () => {
+    const h = harness({ quotas: { bandwidthBytesPerSecond: 1000 } });
+    const { c, session } = await tcpAlloc(h);
+    const r = await h.authed(c, session, Method.connect, (tid) => [turnAttr.peer(PEER, tid)]);
+    const id = Buffer.alloc(4);
+    id.writeUInt32BE(connectionId(r.msg), 0);
+    const data = h.client(41001, 'tcp');
+    assert.equal(
+      (await h.authed(data, session, Method.connectionBind, () => [[Attr.CONNECTION_ID, id]])).error,
+      undefined,
+    );
+    const meter = data.meters[0]!;
+    // the bucket holds one second's worth, shared by both directions
+    assert.deepEqual(meter.take('toPeer', 600), { granted: 600, retryInMs: 0 });
+    const over = meter.take('fromPeer', 600);
+    assert.equal(over?.granted, 400, 'only what the bucket holds');
+    assert.equal(over?.retryInMs, 50, 'asks again when a twentieth of a second has come back');
+    assert.equal(h.engine.counters.bandwidthThrottled, 1);
+    assert.equal(h.engine.counters.bandwidthDropped, 0, 'a stream is paused, not dropped');
+    h.clock.advance(50);
+    assert.deepEqual(meter.take('fromPeer', 200), { granted: 50, retryInMs: 50 });
+    h.clock.advance(1000);
+    assert.deepEqual(meter.take('fromPeer', 150), { granted: 150, retryInMs: 0 });
+    assert.equal(h.engine.counters.bytesToPeers, 600);
+    assert.equal(h.engine.counters.bytesFromPeers, 600);
+    assert.equal(h.engine.counters.packetsToPeers, 0, 'a pipe carries bytes, not datagrams');
+    h.dialed[0]!.fireClose();
+    assert.equal(meter.take('fromPeer', 10)?.granted, 10, 'a peer that closed still flushes what was held');
+    await h.authed(c, session, Method.refresh, () => [turnAttr.lifetime(0)]);
+    assert.equal(meter.take('toPeer', 10), undefined, 'the allocation is gone');
+    const free = harness();
+    const f = await tcpAlloc(free);
+    const fr = await free.authed(f.c, f.session, Method.connect, (tid) => [turnAttr.peer(PEER, tid)]);
+    id.writeUInt32BE(connectionId(fr.msg), 0);
+    const fd = free.client(41001, 'tcp');
+    await free.authed(fd, f.session, Method.connectionBind, () => [[Attr.CONNECTION_ID, id]]);
+    assert.deepEqual(fd.meters[0]!.take('toPeer', 1_000_000), { granted: 1_000_000, retryInMs: 0 }, 'no quota');
+    assert.equal(free.engine.counters.bytesToPeers, 1_000_000);
+  });
+
   it('answers 447 when the peer cannot be reached and 403 for a denied peer', async () => {
     const h = harness();
     h.refuse.add(PEER.port);

@@ -6,7 +6,14 @@ import { defaultTurnConfig, type TurnConfigInput } from '../../src/turn/config.t
 import { ConfigCredentials, type LongTermCredentials } from '../../src/turn/credentials.ts';
 import { TurnEngine } from '../../src/turn/engine.ts';
 import { PeerPolicy } from '../../src/turn/peer-policy.ts';
-import type { ClientTransport, PeerConnection, RelayHandle, RelaySink, TurnIo } from '../../src/turn/types.ts';
+import type {
+  ClientTransport,
+  PeerConnection,
+  RelayHandle,
+  RelaySink,
+  TcpPipeMeter,
+  TurnIo,
+} from '../../src/turn/types.ts';
 
 export interface FakePeer extends PeerConnection {
   paused: boolean;
@@ -126,9 +133,11 @@ export function harness(
   function client(port = 40000, protocol: 'udp' | 'tcp' = 'udp', listenerPort = 3478) {
     const out: Buffer[] = [];
     const attached: PeerConnection[] = [];
+    const meters: TcpPipeMeter[] = [];
     const transport: ClientTransport = {
-      attachPeer: (p) => {
+      attachPeer: (p, meter) => {
         attached.push(p);
+        meters.push(meter);
       },
       protocol,
       remote: { family: 4, address: '203.0.113.5', port },
@@ -138,7 +147,7 @@ export function harness(
         out.push(Buffer.isBuffer(d) ? Buffer.from(d) : Buffer.concat(d));
       },
     };
-    return { transport, out, attached };
+    return { transport, out, attached, meters };
   }
 
   /** Sends bytes and returns the single answer (parsed by `session`), or undefined when none came. */

@@ -9,49 +9,10 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encodeFirstByteOf4 } from '../../src/stun/attributes.ts';
 import { Attr, Method } from '../../src/stun/constants.ts';
-import { type TurnAnswer, TurnClientSession, turnAttr } from '../../src/turn/client.ts';
+import { TurnClientSession, turnAttr } from '../../src/turn/client.ts';
 import { defaultTurnConfig } from '../../src/turn/config.ts';
 import { startTurnServer, type TurnServerHandle } from '../../src/turn/server.ts';
-
-/** A STUN-over-TCP client: messages are framed by their own length (RFC 8489 §6.2.2). */
-class StreamClient {
-  readonly #sock: net.Socket;
-  #buf = Buffer.alloc(0);
-  readonly #waiting: ((b: Buffer) => void)[] = [];
-  readonly #ready: Buffer[] = [];
-
-  constructor(sock: net.Socket) {
-    this.#sock = sock;
-    sock.on('data', (d: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, d]);
-      while (this.#buf.length >= 20) {
-        const len = 20 + this.#buf.readUInt16BE(2);
-        if (this.#buf.length < len) break;
-        const msg = this.#buf.subarray(0, len);
-        this.#buf = this.#buf.subarray(len);
-        const w = this.#waiting.shift();
-        if (w) w(msg);
-        else this.#ready.push(msg);
-      }
-    });
-  }
-
-  async exchange(session: TurnClientSession, request: Buffer): Promise<TurnAnswer> {
-    this.#sock.write(request);
-    const bytes =
-      this.#ready.shift() ??
-      (await new Promise<Buffer>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error('no answer from the TURN server in 5 s')), 5000);
-        this.#waiting.push((b) => {
-          clearTimeout(t);
-          resolve(b);
-        });
-      }));
-    const a = session.answer(bytes);
-    assert.ok(a, 'a STUN answer');
-    return a;
-  }
-}
+import { StreamClient } from './stream-client.ts';
 
 describe('TURN TCP relay (RFC 6062): Connect leaves from the relay range', () => {
   // below the kernel's ephemeral range (32768-60999 by default), so an ephemeral port cannot fall in it by chance
