@@ -37,7 +37,7 @@ async function freePort(): Promise<number> {
 interface CoreStatus {
   node: string;
   registrations: number;
-  counters: { securityDenied: number; sent: Record<string, number> };
+  counters: { securityDenied: number; keepAlives: number; sent: Record<string, number> };
   calls: {
     counters: { securityDenied: number; securityReleased: number };
     active: Array<{ state: string }>;
@@ -46,7 +46,7 @@ interface CoreStatus {
   neighbours: { searches: Array<{ label: string; authenticated: boolean; result: string }> };
 }
 
-test('H323Plus simple with an H.235.1 password registers, is admitted and calls through a node with security required; its Setup counts as authenticated', {
+test('H323Plus simple with an H.235.1 password registers, is admitted and calls through a node with security required; its Setup counts as authenticated; its signed keep-alives are accepted', {
   skip,
   timeout: 60_000,
 }, async () => {
@@ -58,7 +58,7 @@ test('H323Plus simple with an H.235.1 password registers, is admitted and calls 
   seed.close();
   const node = await startTestNode({
     dataDir,
-    h323: { enabled: true, gatekeeper: { timeToLive: 60, security: { mode: 'required', realm: 'example.com' } } },
+    h323: { enabled: true, gatekeeper: { timeToLive: 10, security: { mode: 'required', realm: 'example.com' } } },
     // unauthenticated callers may not call at all: the signed call must count as authenticated to get through
     routing: { callPolicy: [{ authenticated: false, action: 'reject' }] },
   });
@@ -113,6 +113,11 @@ test('H323Plus simple with an H.235.1 password registers, is admitted and calls 
       [true, true, 'found'],
       JSON.stringify(s.neighbours.searches),
     );
+    // with a 10 s timeToLive both send signed lightweight RRQs: accepted, registrations kept
+    s = await until((x) => x.counters.keepAlives >= 2, 15_000);
+    assert.ok(s.counters.keepAlives >= 2, JSON.stringify(s.counters));
+    assert.equal(s.registrations, 2);
+    assert.equal(s.counters.securityDenied, 0);
   } finally {
     for (const p of procs) p.kill('SIGKILL');
     await node.close();
