@@ -124,7 +124,11 @@ function harness(
           setTimer: (ms: number, fn: () => void) => {
             const t = { ms, fn, cancelled: false };
             o.timers!.push(t);
-            return { cancel: () => void (t.cancelled = true) };
+            return {
+              cancel: () => {
+                t.cancelled = true;
+              },
+            };
           },
         }
       : {}),
