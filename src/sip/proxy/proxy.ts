@@ -258,6 +258,8 @@ export function sipZoneSearcher(opts: {
           const transport = b.flow.transport.toUpperCase();
           const d: Destination = { transport, address: b.flow.source.address, port: b.flow.source.port };
           if (b.flow.connectionId !== undefined) d.connectionId = b.flow.connectionId;
+          // Back out of the listener the registration arrived on: the side of the node the endpoint is reached from.
+          d.local = { address: b.flow.local.address, port: b.flow.local.port };
           // The registrar keeps Path header values (`<uri>`); routes are bare URIs.
           return b.path.length > 0
             ? { uri: b.contact, routes: b.path.map((p) => /<([^>]*)>/.exec(p)?.[1] ?? p.trim()) }
@@ -689,7 +691,7 @@ export class StatefulProxy {
     }
     // Step 4: Record-Route — twice when the request leaves on another transport or interface than it came in on.
     if (recordRoute) {
-      const out = this.#opts.traversal?.flowListener?.(dest) ?? this.#listenerFor(dest);
+      const out = this.#listenerFor(dest);
       const inbound = this.#inboundListener(ctx.info);
       if (out) {
         // With a traversal zone, a Record-Route facing an endpoint carries the endpoint's flow (token as in Path), so
@@ -1536,10 +1538,25 @@ export class StatefulProxy {
     return t ? out.map((d) => t.viaFlow(d)) : out;
   }
 
+  /**
+   * The listener a request to `dest` leaves from, hence its Via and Record-Route (docs/routing.md, "Which listener a
+   * request leaves from"): the one the target is reached through — a traversal zone's flow listener (the edge's private
+   * side, facing the core), or the socket the destination names (`local`: the listener a registration arrived on) —
+   * else the first listener of the transport and address family (the node's SIP listeners, on its own side).
+   */
   #listenerFor(dest: Destination): ProxyListener | undefined {
-    const family = isIP(dest.address) === 6 ? 6 : 4;
+    const flow = this.#opts.traversal?.flowListener?.(dest);
+    if (flow) return flow;
     const ls = this.#opts.listeners();
     const t = dest.transport.toUpperCase();
+    const local = dest.local;
+    if (local) {
+      const own =
+        ls.find((l) => l.transport === t && l.address === local.address && l.port === local.port) ??
+        ls.find((l) => l.transport === t && l.address === local.address);
+      if (own) return own;
+    }
+    const family = isIP(dest.address) === 6 ? 6 : 4;
     return (
       ls.find((l) => l.transport === t && (isIP(l.address) === 6 ? 6 : 4) === family) ??
       ls.find((l) => l.transport === t)

@@ -67,8 +67,9 @@ export interface ProxyTraversal {
   /** True when a destination is a traversal zone's flow (the leg faces the other Crossway node). */
   isFlow(destination: Destination): boolean;
   /**
-   * The node's own socket a zone flow runs on (the edge's traversal listener), for the Record-Route of requests sent
-   * down it: the other node's in-dialog requests then come back on the flow. Undefined: the listener of the transport.
+   * The node's own socket a zone flow runs on (the edge's traversal listener, on its private side), for the Via and
+   * Record-Route of requests sent down it: the other node's responses and in-dialog requests then come back to the
+   * socket it is allowed to reach. Undefined: the listener the destination names, else the one of the transport.
    */
   flowListener?(destination: Destination): ProxyListener | undefined;
   /** A REGISTER for `domain` served behind a traversal zone: where to proxy it; undefined: the local registrar's. */

@@ -75,6 +75,7 @@ function toSendTarget(message: SipMessage, target: OutboundTarget): SendTarget |
     const out: SendTarget = { transport, address: d.address, port: d.port };
     if (d.connectionId !== undefined) out.connectionId = d.connectionId;
     if (d.serverName !== undefined) out.serverName = d.serverName;
+    if (d.local !== undefined) out.local = { address: d.local.address, port: d.local.port };
     return out;
   }
   const via = target.replyTo;

@@ -40,6 +40,11 @@ export interface Destination extends Endpoint {
   connectionId?: string;
   /** For TLS: the name to verify the server certificate against. */
   serverName?: string;
+  /**
+   * The node's own socket to send from (UDP: that listener; a new TCP/TLS connection binds its address): the listener
+   * the target is reached through, e.g. the one a registration arrived on. Default: the first of the target's family.
+   */
+  local?: Endpoint;
 }
 
 /**

@@ -119,14 +119,29 @@ describe('proxy local zone: registered endpoints behind NAT', () => {
       {
         uri: 'sip:alice@10.0.0.5:5060;transport=tcp',
         routes: [],
-        destinations: [{ transport: 'TCP', address: '203.0.113.7', port: 40123, connectionId: 'conn-7' }],
+        destinations: [
+          {
+            transport: 'TCP',
+            address: '203.0.113.7',
+            port: 40123,
+            connectionId: 'conn-7',
+            local: { address: '198.51.100.1', port: 5060 },
+          },
+        ],
       },
     ]);
 
     const { proxy, sent } = proxyOver(h);
     await inviteAlice(proxy);
     assert.equal(sent.length, 1);
-    assert.deepEqual(sent[0]!.dest, { transport: 'TCP', address: '203.0.113.7', port: 40123, connectionId: 'conn-7' });
+    // Sent back out of the listener the REGISTER arrived on (docs/routing.md, "Which listener a request leaves from").
+    assert.deepEqual(sent[0]!.dest, {
+      transport: 'TCP',
+      address: '203.0.113.7',
+      port: 40123,
+      connectionId: 'conn-7',
+      local: { address: '198.51.100.1', port: 5060 },
+    });
     assert.equal(sent[0]!.req.uri, 'sip:alice@10.0.0.5:5060;transport=tcp', 'the Request-URI is the Contact');
   });
 
@@ -141,7 +156,17 @@ describe('proxy local zone: registered endpoints behind NAT', () => {
     const targets = await searchAlice(h);
     assert.deepEqual(
       targets.map((t) => t.destinations),
-      [[{ transport: 'TCP', address: '203.0.113.7', port: 40999, connectionId: 'conn-8' }]],
+      [
+        [
+          {
+            transport: 'TCP',
+            address: '203.0.113.7',
+            port: 40999,
+            connectionId: 'conn-8',
+            local: { address: '198.51.100.1', port: 5060 },
+          },
+        ],
+      ],
     );
   });
 
@@ -151,12 +176,19 @@ describe('proxy local zone: registered endpoints behind NAT', () => {
     const targets = await searchAlice(h);
     assert.equal(targets.length, 1);
     assert.equal(targets[0]!.uri, 'sip:alice@192.168.1.20:5060');
-    assert.deepEqual(targets[0]!.destinations, [{ transport: 'UDP', address: '203.0.113.50', port: 61000 }]);
+    assert.deepEqual(targets[0]!.destinations, [
+      { transport: 'UDP', address: '203.0.113.50', port: 61000, local: { address: '198.51.100.1', port: 5060 } },
+    ]);
 
     const { proxy, sent } = proxyOver(h);
     await inviteAlice(proxy);
     assert.equal(sent.length, 1);
-    assert.deepEqual(sent[0]!.dest, { transport: 'UDP', address: '203.0.113.50', port: 61000 });
+    assert.deepEqual(sent[0]!.dest, {
+      transport: 'UDP',
+      address: '203.0.113.50',
+      port: 61000,
+      local: { address: '198.51.100.1', port: 5060 },
+    });
     assert.notEqual(sent[0]!.dest.address, '192.168.1.20');
   });
 
@@ -167,10 +199,16 @@ describe('proxy local zone: registered endpoints behind NAT', () => {
     const targets = await searchAlice(h);
     const byUri = new Map(targets.map((t) => [t.uri, t.destinations]));
     assert.deepEqual(byUri.get('sip:alice@192.168.1.20:5060'), [
-      { transport: 'UDP', address: '203.0.113.50', port: 61000 },
+      { transport: 'UDP', address: '203.0.113.50', port: 61000, local: { address: '198.51.100.1', port: 5060 } },
     ]);
     assert.deepEqual(byUri.get('sip:alice@10.0.0.5'), [
-      { transport: 'TCP', address: '203.0.113.7', port: 40123, connectionId: 'conn-7' },
+      {
+        transport: 'TCP',
+        address: '203.0.113.7',
+        port: 40123,
+        connectionId: 'conn-7',
+        local: { address: '198.51.100.1', port: 5060 },
+      },
     ]);
     assert.equal(targets.length, 2);
   });

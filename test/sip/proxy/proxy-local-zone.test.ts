@@ -74,7 +74,9 @@ describe('proxy: the local zone searcher', () => {
       {
         uri: 'sip:bob@192.168.1.20:5060',
         routes: [],
-        destinations: [{ transport: 'UDP', address: '203.0.113.50', port: 61000 }],
+        destinations: [
+          { transport: 'UDP', address: '203.0.113.50', port: 61000, local: { address: '192.0.2.1', port: 5060 } },
+        ],
       },
       { uri: 'sip:bob@10.9.9.9:5070;transport=tls', routes: ['sip:edge.example.com:7001;transport=tls;lr'] },
     ]);
@@ -101,7 +103,12 @@ describe('proxy: the local zone searcher', () => {
     const desk = layer.sent.find((x) => x.req.uri.includes('192.168.1.20'));
     const mobile = layer.sent.find((x) => x.req.uri.includes('10.9.9.9'));
     assert.equal(desk!.req.uri, 'sip:bob@192.168.1.20:5060');
-    assert.deepEqual(desk!.dest, { transport: 'UDP', address: '203.0.113.50', port: 61000 });
+    assert.deepEqual(desk!.dest, {
+      transport: 'UDP',
+      address: '203.0.113.50',
+      port: 61000,
+      local: { address: '192.0.2.1', port: 5060 },
+    });
     assert.deepEqual(getHeaders(desk!.req, 'route'), []);
     assert.equal(mobile!.req.uri, 'sip:bob@10.9.9.9:5070;transport=tls');
     assert.deepEqual(getHeaders(mobile!.req, 'route'), ['<sip:edge.example.com:7001;transport=tls;lr>']);

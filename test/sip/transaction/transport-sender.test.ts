@@ -57,6 +57,22 @@ test('requests go to the destination the TU chose, with its connection and TLS s
   });
 });
 
+test("a destination's own socket (the listener the target is reached through) is where the request leaves from", () => {
+  const { transport, layer } = build();
+  layer.sendRequest(request({ method: 'OPTIONS', branch: 'z9hG4bK-ts-local' }), {
+    transport: 'UDP',
+    address: '10.0.0.77',
+    port: 5060,
+    local: { address: '10.0.0.1', port: 5060 },
+  });
+  assert.deepEqual(transport.sent[0]!.target, {
+    transport: 'UDP',
+    address: '10.0.0.77',
+    port: 5060,
+    local: { address: '10.0.0.1', port: 5060 },
+  });
+});
+
 test('responses go back on the connection the request came on (RFC 3261 §18.2.2, reliable transport)', () => {
   const { transport, layer, user } = build();
   const info: InboundInfo = {
