@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { contains, ports } from './port-range.ts';
 import type { Listener, NodeKind, PortPlan } from './types.ts';
 
@@ -44,6 +45,20 @@ function sameAddress(bound: string, want: string, wildcardOk = true): boolean {
   return (wildcardOk && WILDCARDS.has(bound)) || bound === want || bound === `::ffff:${want}`;
 }
 
+/** The same IP however it is written (`2001:db8::5` and `2001:DB8:0::5`, `::ffff:192.0.2.1` and `192.0.2.1`). */
+function sameIp(a: string, b: string): boolean {
+  const norm = (ip: string) => {
+    const v4 = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+    if (isIP(v4) === 4) return v4;
+    try {
+      return new URL(`http://[${ip}]/`).hostname;
+    } catch {
+      return ip;
+    }
+  };
+  return norm(a) === norm(b);
+}
+
 /**
  * Compares the sockets a process really opened with its plan. `addresses` gives each node's addresses (both for a
  * `lab` process). A socket matches a listener when transport, port and address (or a wildcard) agree; a socket in
@@ -84,9 +99,12 @@ export function compareInventory(
     if (used.has(s)) continue;
     const inPool = plan.nodes.some((n) => {
       const sides = addresses[n.node];
-      if (!sides || !(sameAddress(s.address, sides.public) || sameAddress(s.address, sides.private))) return false;
+      if (!sides) return false;
+      const onSide = sameAddress(s.address, sides.public) || sameAddress(s.address, sides.private);
       return n.pools.some((p) => {
         if (!contains(p.ports, s.port)) return false;
+        // a pool bound on another address of the node too (TURN relays on turn.additionalRelayAddress)
+        if (!onSide && !p.alsoOn?.some((a) => sameIp(s.address, a.address))) return false;
         if (p.id === 'media') return s.transport === 'udp' && n.mediaPool().allows(s.port);
         if (p.id === 'h323-dynamic') return s.transport === 'tcp';
         return p.id === 'turn-relay';

@@ -199,9 +199,17 @@ class Builder {
     else this.listeners.push(Object.freeze(l));
   }
 
-  pool(node: NodeKind, id: RangeId, portsOf: PortRange, purpose: string, setting: string): void {
+  pool(
+    node: NodeKind,
+    id: RangeId,
+    portsOf: PortRange,
+    purpose: string,
+    setting: string,
+    alsoOn: readonly { address: string; setting: string }[] = [],
+  ): void {
     if (!this.present(node)) return;
-    this.pools.push(Object.freeze({ id, node, ports: portsOf, purpose, setting }));
+    const more = alsoOn.length ? { alsoOn: Object.freeze(alsoOn.map((a) => Object.freeze({ ...a }))) } : {};
+    this.pools.push(Object.freeze({ id, node, ports: portsOf, purpose, setting, ...more }));
   }
 
   flow(f: Omit<Flow, 'id'> & { notOpened?: string }): void {
@@ -270,7 +278,12 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
       b.pool(node, 'ldap-outbound', ldapOut, 'source ports of LDAP connections', 'ldap.servers');
     }
   }
-  if (config.turn.enabled) b.pool('edge', 'turn-relay', relay, 'TURN relayed addresses', 'turn.relayRange');
+  // the relays of the other family (start refuses one of the public address's family) bind there, not on a side
+  const relayAlso = config.turn.additionalRelayAddress;
+  const relayAlsoOn = relayAlso ? [{ address: relayAlso, setting: 'turn.additionalRelayAddress' }] : [];
+  if (config.turn.enabled) {
+    b.pool('edge', 'turn-relay', relay, 'TURN relayed addresses', 'turn.relayRange', relayAlsoOn);
+  }
 
   // ---- SIP listeners ------------------------------------------------------------------------------------------
   const sipPorts = {
@@ -540,6 +553,15 @@ export function computePortPlan(config: Readonly<CrosswayConfig>, options: PlanO
     F('SIP', 'TURN media', end('internet', ANY), both, end('edge', relay, 'public'), 'turn.relayRange', {
       note: 'from any ICE candidate of the peer',
     });
+    if (relayAlso) {
+      const at: FlowEnd = { peer: 'edge', address: relayAlso, ports: relay };
+      F('SIP', 'TURN media', at, both, end('internet', ANY), 'turn.additionalRelayAddress', {
+        note: 'relays of the other address family',
+      });
+      F('SIP', 'TURN media', end('internet', ANY), both, at, 'turn.additionalRelayAddress', {
+        note: 'relays of the other address family, from any ICE candidate of the peer',
+      });
+    }
   }
 
   // ---- flows: H.323 table -------------------------------------------------------------------------------------

@@ -138,22 +138,28 @@ function rulesFor(f: Flow): { body: string; why: string }[] {
   );
   const out: { body: string; why: string }[] = [];
   // Both ends are matched by address set (on a host its own address too: listeners are bound to one side).
-  const src = setFor(f.from);
+  // an end bound to one address of the node (turn.additionalRelayAddress) is matched by it, in its family only
+  const src = f.from.address ? [] : setFor(f.from);
   // a multicast destination is matched by its group address, not by the node's own addresses
-  const dst = f.to.group ? [] : setFor(f.to);
+  const dst = f.to.group || f.to.address ? [] : setFor(f.to);
+  const familyOf = (a: string | undefined) => (a === undefined ? undefined : isIP(a) === 6 ? 'ip6' : 'ip');
+  const pinned = familyOf(f.from.address) ?? familyOf(f.to.address);
   const srcOpts = src.length ? src : [undefined];
   const dstOpts = dst.length ? dst : [undefined];
   for (const fam of ['ip', 'ip6'] as const) {
     const suffix = fam === 'ip' ? '4' : '6';
+    if (pinned && fam !== pinned) continue;
     // A flow with no address set on either end cannot be tied to a family: emit it once, family-less.
-    if (!src.length && !dst.length && fam === 'ip6') continue;
+    if (!pinned && !src.length && !dst.length && fam === 'ip6') continue;
     if (f.to.group && fam === 'ip6') continue; // an IPv4 multicast group
     for (const s of srcOpts) {
       for (const d of dstOpts) {
         for (const l4 of l4s) {
           const parts: string[] = [];
           if (s) parts.push(`${fam} saddr @${s}${suffix}`);
+          else if (f.from.address) parts.push(`${fam} saddr ${f.from.address}`);
           if (d) parts.push(`${fam} daddr @${d}${suffix}`);
+          else if (f.to.address) parts.push(`${fam} daddr ${f.to.address}`);
           else if (f.to.group && fam === 'ip') parts.push(`ip daddr ${f.to.group}`);
           parts.push(portMatch(l4, 'sport', f.from.ports));
           parts.push(portMatch(l4, 'dport', f.to.ports));

@@ -1,5 +1,5 @@
 import { equal, formatRange, type PortRange, UNPRIVILEGED } from './port-range.ts';
-import type { Flow, FlowEnd, Listener, NotOpened, PlanTable, PortPlan, Protocol } from './types.ts';
+import type { Flow, FlowEnd, Listener, NotOpened, PlanTable, PortPlan, PortPool, Protocol } from './types.ts';
 
 /** The seed's four tables, in its order, with its titles. */
 export const TABLES: readonly { id: PlanTable; title: string }[] = Object.freeze([
@@ -25,6 +25,7 @@ const PEER_LABEL: Record<FlowEnd['peer'], string> = {
 
 export function peerLabel(e: FlowEnd): string {
   const base = PEER_LABEL[e.peer];
+  if (e.address) return `${base} (${e.address})`;
   return e.side ? `${base} (${e.side})` : base;
 }
 
@@ -67,6 +68,12 @@ export function listenerLine(l: Listener | NotOpened<Listener>): string[] {
   const proto = l.security ? `${l.transport.toUpperCase()}/${l.security.toUpperCase()}` : l.transport.toUpperCase();
   const setting = 'notOpened' in l ? `${l.setting} — ${l.notOpened}` : l.setting;
   return [l.node, l.id, proto, l.side, formatRange(l.ports), l.purpose, setting];
+}
+
+/** A pool's row: node, id, ports, purpose (with the addresses it is also bound on), setting. */
+export function poolLine(p: PortPool): string[] {
+  const also = p.alsoOn?.length ? ` (also on ${p.alsoOn.map((a) => `${a.address}: ${a.setting}`).join(', ')})` : '';
+  return [p.node, p.id, formatRange(p.ports), `${p.purpose}${also}`, p.setting];
 }
 
 function heading(plan: PortPlan): string {
@@ -126,9 +133,7 @@ export function renderMarkdown(plan: PortPlan): string {
   );
   for (const l of plan.listeners) out.push(`| ${listenerLine(l).map(escapeMd).join(' | ')} |`);
   out.push('', '## Port pools', '', '| Node | Id | Ports | Purpose | Setting |', '|---|---|---|---|---|');
-  for (const p of plan.pools) {
-    out.push(`| ${[p.node, p.id, formatRange(p.ports), p.purpose, p.setting].map(escapeMd).join(' | ')} |`);
-  }
+  for (const p of plan.pools) out.push(`| ${poolLine(p).map(escapeMd).join(' | ')} |`);
   return `${out.join('\n')}\n`;
 }
 
@@ -199,11 +204,6 @@ export function renderTable(plan: PortPlan): string {
     ]),
   );
   out.push('', '== Port pools');
-  out.push(
-    ...aligned([
-      ['Node', 'Id', 'Ports', 'Purpose', 'Setting'],
-      ...plan.pools.map((p) => [p.node, p.id, formatRange(p.ports), p.purpose, p.setting]),
-    ]),
-  );
+  out.push(...aligned([['Node', 'Id', 'Ports', 'Purpose', 'Setting'], ...plan.pools.map(poolLine)]));
   return `${out.join('\n')}\n`;
 }

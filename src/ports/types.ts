@@ -91,6 +91,11 @@ export interface PortPool {
   readonly ports: PortRange;
   readonly purpose: string;
   readonly setting: string;
+  /**
+   * Addresses the pool's sockets are also bound on besides the node's sides: the TURN relays of
+   * `turn.additionalRelayAddress` (each with the setting that adds it).
+   */
+  readonly alsoOn?: readonly { readonly address: string; readonly setting: string }[];
 }
 
 /** One end of a flow. */
@@ -98,6 +103,11 @@ export interface FlowEnd {
   readonly peer: PeerKind;
   /** For an edge end: which side. */
   readonly side?: 'public' | 'private';
+  /**
+   * For a node end that is neither side: the node's own address this end is bound to (`turn.additionalRelayAddress`,
+   * an address of the other family). Matched by that address, in its family only.
+   */
+  readonly address?: string;
   readonly ports: PortRange;
   /** The destination is this multicast group (joined by the node), not one of the node's own addresses. */
   readonly group?: string;

@@ -63,6 +63,7 @@ describe('generated rulesets load with nft -f', { skip }, () => {
           management: { snmp: true, plainHttp: true, exposePublic: true },
           ldap: { servers: [{ url: 'ldap://10.9.0.1' }, { url: 'ldaps://[2001:db8::1]' }] },
           feedback: { subscribers: [{ url: 'https://10.9.0.2/' }] },
+          turn: { enabled: true, additionalRelayAddress: '2001:db8::20' },
           routing: {
             zones: [
               { name: 'sip-tls', type: 'neighbor', address: '10.9.0.3', transport: 'tls' },
@@ -82,6 +83,10 @@ describe('generated rulesets load with nft -f', { skip }, () => {
         assert.ok(comments > 5, `${target}: ${comments} rules`);
         assert.match(listed, /policy drop/);
         assert.match(listed, /10\.77\.2\.2/);
+        // the relays on turn.additionalRelayAddress face the outside: matched by that address, IPv6 only
+        if (target === 'edge-host' || target === 'outside-firewall') {
+          assert.match(listed, /ip6 daddr 2001:db8::20 udp sport 1024-65535 udp dport \d+-\d+ ct state new accept/);
+        }
       }
       // The all-in-one output loads too (four tables side by side).
       await lab.loadRuleset('fwOut', renderAllNftables(plan, BOOK));

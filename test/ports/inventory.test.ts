@@ -79,6 +79,36 @@ describe('socket inventory against the plan', () => {
     assert.equal(r.matched, 8);
   });
 
+  it('TURN relays on turn.additionalRelayAddress are pooled there (however the address is written), nowhere else', () => {
+    const turn = { enabled: true, sharedSecret: 'inventory-secret' };
+    const config = (extra?: string) =>
+      defaultConfig({ role: 'lab', management: { https: false }, turn: { ...turn, additionalRelayAddress: extra } });
+    const plan = computePortPlan(config('2001:DB8:0::10'));
+    const relay = plan.range('turn-relay', 'edge');
+    const listeners = plan.listeners.flatMap((l) =>
+      ports(l.ports).map((port) => ({
+        transport: l.transport,
+        address: l.node === 'edge' ? '127.0.0.1' : '127.0.0.2',
+        port,
+      })),
+    );
+    const relays: OpenSocket[] = [
+      { transport: 'udp', address: '2001:db8::10', port: relay.from },
+      { transport: 'tcp', address: '2001:db8::10', port: relay.from + 1 },
+    ];
+    const strays: OpenSocket[] = [
+      { transport: 'udp', address: '2001:db8::10', port: relay.from - 1 }, // outside the relay range
+      { transport: 'udp', address: '2001:db8::11', port: relay.from }, // another address
+      { transport: 'udp', address: '2001:db8::10', port: plan.range('media', 'core').from }, // a core pool
+    ];
+    const r = compareInventory(plan, [...listeners, ...relays, ...strays], LAB);
+    assert.deepEqual(r.missing, []);
+    assert.equal(r.pooled, 2);
+    assert.deepEqual(r.unexpected, strays);
+    const without = compareInventory(computePortPlan(config()), [...listeners, ...relays], LAB);
+    assert.deepEqual(without.unexpected, relays, 'without the setting they are not the plan');
+  });
+
   it('on a two-address edge, a wildcard bind serves only a listener of both sides', () => {
     const plan = computePortPlan(
       defaultConfig({

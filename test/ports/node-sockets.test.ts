@@ -4,12 +4,19 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import type { CrosswayConfigInput } from '../../src/config/schema.ts';
-import { compareInventory, type InventoryReport, type NodeSides, parseSs } from '../../src/ports/index.ts';
+import { compareInventory, contains, type InventoryReport, type NodeSides, parseSs } from '../../src/ports/index.ts';
 import type { RunningNode } from '../../src/roles/start.ts';
+import { encodeFirstByteOf4 } from '../../src/stun/attributes.ts';
+import { Attr, Method } from '../../src/stun/constants.ts';
+import { TurnClientSession, turnAttr } from '../../src/turn/client.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
 import { createTlsFixtures, type TlsFixtures } from '../helpers/tls-fixtures.ts';
+import { StreamClient } from '../turn/stream-client.ts';
 
 function hasSs(): boolean {
   try {
@@ -39,6 +46,63 @@ function describeReport(r: InventoryReport): string {
  */
 const PENDING: Record<string, string> = {};
 
+/** Makes the node open sockets of its pools (its client sockets listen on nothing); returns what closes them. */
+type Exercise = (node: RunningNode) => Promise<() => void>;
+
+/**
+ * Two allocations on the lab edge's TURN server, each with a relay on `turn.additionalRelayAddress` (::1 beside the
+ * lab's IPv4 address): a dual UDP allocation (ADDITIONAL-ADDRESS-FAMILY IPv6: relays on 127.0.0.1 and ::1) and an
+ * RFC 6062 TCP allocation of family IPv6 (a TCP relay listener on ::1).
+ */
+async function relaysOnAdditionalAddress(node: RunningNode): Promise<() => void> {
+  const port = node.plan.port('turn-udp', 'edge');
+  const ipv6: [number, Buffer] = [Attr.ADDITIONAL_ADDRESS_FAMILY, encodeFirstByteOf4(2)];
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+  const udpSession = new TurnClientSession('alice', 'wonderland');
+  const ask = async (bytes: Buffer) => {
+    const answer = once(udp, 'message', { signal: AbortSignal.timeout(5000) });
+    udp.send(bytes, port, '127.0.0.1');
+    const [msg] = (await answer) as [Buffer];
+    const a = udpSession.answer(msg);
+    assert.ok(a, 'a STUN answer');
+    return a;
+  };
+  assert.equal((await ask(udpSession.request(Method.allocate, [turnAttr.udpTransport(), ipv6]))).error, 401);
+  const dual = await ask(udpSession.request(Method.allocate, [turnAttr.udpTransport(), ipv6]));
+  assert.equal(dual.error, undefined, `dual Allocate: ${dual.error}`);
+  assert.deepEqual(
+    dual.relayed.map((r) => r.address),
+    ['127.0.0.1', '::1'],
+  );
+  // the allocation outlives its client's socket, which ss would list among this process's sockets
+  await new Promise<void>((r) => udp.close(() => r()));
+
+  const control = net.connect({ host: '127.0.0.1', port: node.plan.port('turn-tcp', 'edge') });
+  await once(control, 'connect');
+  const c = new StreamClient(control);
+  const tcpSession = new TurnClientSession('alice', 'wonderland');
+  const tcp: [number, Buffer][] = [
+    [Attr.REQUESTED_TRANSPORT, encodeFirstByteOf4(6)],
+    [Attr.REQUESTED_ADDRESS_FAMILY, encodeFirstByteOf4(2)],
+  ];
+  assert.equal((await c.exchange(tcpSession, tcpSession.request(Method.allocate, tcp))).error, 401);
+  const tcpAlloc = await c.exchange(tcpSession, tcpSession.request(Method.allocate, tcp));
+  assert.equal(tcpAlloc.error, undefined, `TCP Allocate: ${tcpAlloc.error}`);
+  assert.equal(tcpAlloc.relayed[0]?.address, '::1');
+
+  // the test is about these sockets: they must really be open on ::1 in the plan's relay range
+  const relay = node.plan.range('turn-relay', 'edge');
+  const seen = parseSs(execFileSync('ss', ['-lntupH'], { encoding: 'utf8' }), process.pid);
+  for (const transport of ['udp', 'tcp'] as const) {
+    assert.ok(
+      seen.some((s) => s.transport === transport && s.address === '::1' && contains(relay, s.port)),
+      `a ${transport} relay on ::1 in ${relay.from}-${relay.to}`,
+    );
+  }
+  return () => control.destroy();
+}
+
 const skip = hasSs() ? false : 'ss (iproute2) is not installed: cannot list the sockets of the process';
 
 describe('a running node opens exactly its port plan', { skip }, () => {
@@ -54,7 +118,7 @@ describe('a running node opens exactly its port plan', { skip }, () => {
     return { certificate: pki.server.certPath, privateKey: pki.server.keyPath, caCertificates: pki.ca.certPath };
   };
 
-  const cases: [string, CrosswayConfigInput | (() => CrosswayConfigInput)][] = [
+  const cases: [string, CrosswayConfigInput | (() => CrosswayConfigInput), Exercise?][] = [
     ['lab defaults', {}],
     [
       'lab, SIP UDP and TCP on for the edge too, one traversal zone',
@@ -94,14 +158,27 @@ describe('a running node opens exactly its port plan', { skip }, () => {
         management: { snmp: true },
       }),
     ],
+    [
+      'lab, TURN with turn.additionalRelayAddress ::1: UDP and TCP relays allocated there are in the plan',
+      {
+        turn: {
+          enabled: true,
+          users: [{ username: 'alice', password: 'wonderland' }],
+          additionalRelayAddress: '::1',
+        },
+      },
+      relaysOnAdditionalAddress,
+    ],
   ];
 
-  for (const [name, input] of cases) {
+  for (const [name, input, exercise] of cases) {
     it(name, async (t) => {
       const node = await startTestNode(typeof input === 'function' ? input() : input);
       nodes.push(node);
       assert.ok(node.plan.portOffset !== 0, 'runs with a port offset');
       const sides: Partial<Record<'edge' | 'core', NodeSides>> = Object.fromEntries(node.addresses);
+      const done = exercise ? await exercise(node) : undefined;
+      t.after(() => done?.());
 
       // What the kernel says this process has open.
       const seen = parseSs(execFileSync('ss', ['-lntupH'], { encoding: 'utf8' }), process.pid);

@@ -225,6 +225,53 @@ describe('port plan: configuration drives the tables', () => {
     assert.doesNotMatch(renderNftables(off, 'outside-firewall'), /dport 443/);
   });
 
+  it('turn.additionalRelayAddress: the relay pool is also bound there, its flows and rules name it in its family', () => {
+    const turn = { enabled: true, sharedSecret: 'plan-test-secret' };
+    const on = plan({ role: 'edge', turn: { ...turn, additionalRelayAddress: '2001:db8::10' } });
+    const off = plan({ role: 'edge', turn });
+    assert.deepEqual(on.node().pools.find((p) => p.id === 'turn-relay')?.alsoOn, [
+      { address: '2001:db8::10', setting: 'turn.additionalRelayAddress' },
+    ]);
+    assert.equal(off.node().pools.find((p) => p.id === 'turn-relay')?.alsoOn, undefined);
+    const relay = on.range('turn-relay');
+    const at = (p: typeof on) =>
+      p.flows
+        .filter((f) => f.from.address || f.to.address)
+        .map((f) => `${f.from.peer} ${f.from.address ?? ''}>${f.to.peer} ${f.to.address ?? ''} ${f.setting}`);
+    assert.deepEqual(at(on), [
+      'edge 2001:db8::10>internet  turn.additionalRelayAddress',
+      'internet >edge 2001:db8::10 turn.additionalRelayAddress',
+    ]);
+    assert.deepEqual(at(off), []);
+    for (const f of on.flows.filter((x) => x.setting === 'turn.additionalRelayAddress')) {
+      assert.deepEqual(f.protocols, ['udp', 'tcp']);
+      assert.deepEqual(f.from.peer === 'edge' ? f.from.ports : f.to.ports, relay);
+    }
+    // rules: the address itself, IPv6 only, in the edge host's input/output and on the outside firewall
+    const span = `${relay.from}-${relay.to}`;
+    for (const target of ['edge-host', 'outside-firewall'] as const) {
+      const nft = renderNftables(on, target);
+      for (const l4 of ['udp', 'tcp']) {
+        assert.ok(
+          nft.includes(`ip6 daddr 2001:db8::10 ${l4} sport 1024-65535 ${l4} dport ${span} ct state new accept`),
+        );
+        assert.ok(
+          nft.includes(`ip6 saddr 2001:db8::10 ${l4} sport ${span} ${l4} dport 1024-65535 ct state new accept`),
+        );
+      }
+      assert.doesNotMatch(nft, /ip (s|d)addr 2001:db8::10/, 'never in an IPv4 rule');
+      assert.doesNotMatch(renderNftables(off, target), /2001:db8::10/);
+    }
+    assert.doesNotMatch(renderNftables(on, 'inside-firewall'), /2001:db8::10/, 'relays face the outside only');
+    // the port reference names it too
+    const md = renderMarkdown(on);
+    assert.equal(rowsOf(md, 'SIP calls').filter((r) => r.includes('edge (2001:db8::10)')).length, 2);
+    assert.match(renderTable(on), /turn-relay .*also on 2001:db8::10: turn\.additionalRelayAddress/);
+    assert.deepEqual(planToDocument(on).nodes[0]?.pools.find((p) => p.id === 'turn-relay')?.alsoOn, [
+      { address: '2001:db8::10', setting: 'turn.additionalRelayAddress' },
+    ]);
+  });
+
   it('legacy mux ports are 2776/2777 UDP and leave the media pool whole', () => {
     const p = plan({ ...base, media: { muxPorts: 'legacy-2776' } });
     assert.deepEqual(p.muxPorts('edge'), { rtp: [2776], rtcp: [2777] });
