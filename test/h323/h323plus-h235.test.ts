@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +46,7 @@ interface CoreStatus {
   neighbours: { searches: Array<{ label: string; authenticated: boolean; result: string }> };
 }
 
-test('H323Plus simple with an H.235.1 password registers, is admitted and calls through a node with security required; its Setup counts as authenticated; its signed keep-alives are accepted', {
+test("H323Plus simple with an H.235.1 password registers, is admitted and calls through a node with security required; its Setup counts as authenticated; the node's call signalling to both is signed; its signed keep-alives are accepted", {
   skip,
   timeout: 60_000,
 }, async () => {
@@ -63,10 +63,12 @@ test('H323Plus simple with an H.235.1 password registers, is admitted and calls 
     routing: { callPolicy: [{ authenticated: false, action: 'reject' }] },
   });
   const procs: ChildProcess[] = [];
+  /** Each endpoint traces H.235 at level 2 to `<user>.log` (where H323Plus says it got an unsigned message). */
+  const trace = (user: string) => join(dataDir, `${user}.log`);
   const simple = (args: string[]) => {
     const p = spawn(
       join((gnugk as { dir: string }).dir, 'simph323'),
-      [...args, '-i', '127.0.0.1', '-S', '-s', 'Null Audio'],
+      [...args, '-i', '127.0.0.1', '-S', '-s', 'Null Audio', '-tt', '-o', trace(args[args.indexOf('-u') + 1]!)],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -113,6 +115,18 @@ test('H323Plus simple with an H.235.1 password registers, is admitted and calls 
       [true, true, 'found'],
       JSON.stringify(s.neighbours.searches),
     );
+    // the node signs what it sends both (bob registered signed, alice signed her Setup): without its tokens H323Plus
+    // traces each unsigned CallProceeding/Alerting/Connect/Facility (alice) and Setup/Facility (bob) as "Received
+    // unsecured EPAuthentication message"; with them, none, and nothing fails a check
+    const aliceTrace = readFileSync(trace('alice'), 'utf8');
+    const bobTrace = readFileSync(trace('bob'), 'utf8');
+    assert.doesNotMatch(aliceTrace, /Received unsecured EPAuthentication/);
+    assert.doesNotMatch(bobTrace, /Received unsecured EPAuthentication/);
+    assert.doesNotMatch(aliceTrace, /Security Failure|Authentication Fail/);
+    // bob's stack read the token of the node's Setup: sendersID the gatekeeperIdentifier. The sample then looks that
+    // sender up in its own endpoint-to-endpoint user list, which simph323 never fills, and lets the call go on
+    // (its policy does not require call authentication): it cannot check a gatekeeper's token, from us or GnuGk.
+    assert.match(bobTrace, /H2351_Authenticator Authentication Fail UserName "crossway-core"/);
     // with a 10 s timeToLive both send signed lightweight RRQs: accepted, registrations kept
     s = await until((x) => x.counters.keepAlives >= 2, 15_000);
     assert.ok(s.counters.keepAlives >= 2, JSON.stringify(s.counters));

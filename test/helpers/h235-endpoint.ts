@@ -1,7 +1,11 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { CryptoH323Token, RasMessage } from '../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../src/h323/per/schema.ts';
-import { type CallSignallingMessage, encodeCallSignalling } from '../../src/h323/q931/call-signalling.ts';
+import {
+  type CallSignallingMessage,
+  decodeCallSignalling,
+  encodeCallSignalling,
+} from '../../src/h323/q931/call-signalling.ts';
 
 /**
  * Our own H.235.1 test endpoint (the ooh323c peer does not sign), written apart from the code under test: procedure
@@ -78,4 +82,48 @@ export function endpointSignCall(m: CallSignallingMessage, password: string, cle
   const mac = hmac96(password, encodeCallSignalling(m));
   v.cryptoTokens = [token(c, mac)];
   return encodeCallSignalling(m);
+}
+
+/** What an endpoint finds when it checks a signed call signalling message (`endpointCheckCall`). */
+export interface EndpointCheck {
+  /** The ClearToken of the procedure I token (undefined: the message carries none). */
+  clear?: { generalID?: string; sendersID?: string; timeStamp?: number; random?: number | bigint };
+  /** Whether HMAC-SHA1-96 keyed with SHA-1 of the password, over the octets with the hash zeroed, matches. */
+  valid: boolean;
+}
+
+/**
+ * Checks a call signalling message the node signed, as the receiving endpoint does: the procedure I token of the
+ * UUIE (OIDs A, T, U), its 12 hash octets looked up in the message as received, zeroed in a copy, HMAC-SHA1 over
+ * the copy with SHA-1 of `password` as key, the first 12 octets compared.
+ */
+export function endpointCheckCall(raw: Uint8Array, password: string): EndpointCheck {
+  const d = decodeCallSignalling(raw);
+  if (!d.ok) return { valid: false };
+  const body = d.value.uu?.['h323-uu-pdu']['h323-message-body'];
+  const tokens =
+    body && typeof body.value === 'object' && body.value !== null
+      ? (body.value as { cryptoTokens?: CryptoH323Token[] }).cryptoTokens
+      : undefined;
+  const t = tokens?.find((x) => x.choice === 'nestedcryptoToken' && x.value.choice === 'cryptoHashedToken');
+  if (t?.choice !== 'nestedcryptoToken' || t.value.choice !== 'cryptoHashedToken') return { valid: false };
+  const h = t.value.value;
+  const c = h.hashedVals;
+  const clear = {
+    ...(c.generalID !== undefined ? { generalID: c.generalID } : {}),
+    ...(c.sendersID !== undefined ? { sendersID: c.sendersID } : {}),
+    ...(c.timeStamp !== undefined ? { timeStamp: c.timeStamp } : {}),
+    ...(c.random !== undefined ? { random: c.random } : {}),
+  };
+  const oids =
+    h.tokenOID === '0.0.8.235.0.2.1' && c.tokenOID === '0.0.8.235.0.2.5' && h.token.algorithmOID === '0.0.8.235.0.2.6';
+  if (!oids || h.token.hash.length !== 96) return { clear, valid: false };
+  const hash = Buffer.from(h.token.hash.data.subarray(0, 12));
+  const bytes = Buffer.from(raw);
+  for (let at = bytes.indexOf(hash); at >= 0; at = bytes.indexOf(hash, at + 1)) {
+    const copy = Buffer.from(bytes);
+    copy.fill(0, at, at + 12);
+    if (hmac96(password, copy).equals(hash)) return { clear, valid: true };
+  }
+  return { clear, valid: false };
 }

@@ -3,7 +3,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Clock } from '../../common/timers.ts';
 import type { RelayCore } from '../../media/relay-core.ts';
 import type { AliasText, IpPort } from '../api.ts';
-import type { Gatekeeper, H323Route } from '../gatekeeper/gatekeeper.ts';
+import type { Gatekeeper, H323Route, H323Target } from '../gatekeeper/gatekeeper.ts';
 import type { OpenLogicalChannel, OpenLogicalChannelAck } from '../per/generated/types.ts';
 import { encodeTpkt, TpktFramer } from '../transport/tpkt.ts';
 import type { CodecPolicy } from './capabilities.ts';
@@ -39,9 +39,12 @@ export interface CallServerOptions {
   calls?: { codecs?: CodecPolicy; terminalType?: number; answerTimeoutSeconds?: number };
 }
 
-/** What `CallServer.admitSetup` answers for a caller's first PDU; `user`: who signed it (H.235.1), if anyone. */
+/**
+ * What `CallServer.admitSetup` answers for a caller's first PDU; `user`: who signed it (H.235.1), if anyone;
+ * `endpoint`: the endpointIdentifier of the registration it signed for.
+ */
 export type SetupVerdict =
-  | { kind: 'pass'; pdu: Uint8Array; user?: string }
+  | { kind: 'pass'; pdu: Uint8Array; user?: string; endpoint?: string }
   | { kind: 'deny'; reason: string; reply: Uint8Array };
 
 /**
@@ -65,7 +68,7 @@ export class CallServer {
   /**
    * `h245Refused`: connections to a call's H.245 listener from another host than that leg's (or a second one);
    * `securityDenied`: callers whose first PDU the Setup check (`admitSetup`) refused; `securityReleased`: calls ended
-   * because a later message of the caller failed its check (`admitMessage`).
+   * because a later message of the caller, or a message of a signed callee, failed its check (`admitMessage`).
    */
   readonly counters = {
     accepted: 0,
@@ -92,6 +95,12 @@ export class CallServer {
    * the caller, the callee's leg is released.
    */
   admitMessage: (pdu: Uint8Array, from: IpPort, user: string) => SetupVerdict = (pdu) => ({ kind: 'pass', pdu });
+  /**
+   * Asked for every call signalling PDU the node sends to an endpoint holding an H.235.1 key: a caller whose Setup
+   * `user` signed (for the registration `endpoint`), or a callee that registered signed as `user`. Returns the PDU
+   * to send (signed, `security/call-security.ts`).
+   */
+  signFor: (pdu: Uint8Array, user: string, endpoint: string | undefined) => Uint8Array = (pdu) => pdu;
 
   private constructor(o: CallServerOptions, server: net.Server) {
     this.#o = o;
@@ -163,26 +172,65 @@ export class CallServer {
     };
     // who signed the caller's Setup: set by `admitSetup` before the call sees the Setup, so before it routes it
     let signedBy: string | undefined;
+    let callerEndpoint: string | undefined;
+    // the callee's registration when it registered with an H.235.1 token (known once the call is routed)
+    let callee: { user: string; endpoint: string } | undefined;
+    let refusedB = false;
+    const noteCallee = <T extends H323Route | H323Target | undefined>(r: T): T => {
+      if (r?.kind === 'endpoint' && r.registration.authUser !== undefined)
+        callee = { user: r.registration.authUser, endpoint: r.registration.endpointIdentifier };
+      return r;
+    };
+    // H.235.1: what the node sends an endpoint that holds a key is signed with it (after RoutedCall built the PDU)
+    const signed = (leg: Leg, pdu: Uint8Array): Uint8Array => {
+      if (leg === 'a') return signedBy !== undefined ? this.signFor(pdu, signedBy, callerEndpoint) : pdu;
+      return callee ? this.signFor(pdu, callee.user, callee.endpoint) : pdu;
+    };
     const call = new RoutedCall(
       id,
       {
-        resolve: (dest, src) =>
-          this.#o.route
-            ? this.#o.route(dest, src, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 }, signedBy)
-            : this.#o.gatekeeper.resolve(dest),
+        resolve: async (dest, src) =>
+          noteCallee(
+            this.#o.route
+              ? await this.#o.route(dest, src, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 }, signedBy)
+              : this.#o.gatekeeper.resolve(dest),
+          ),
         connectB: (to) => {
           b = this.#connect(to, local.address, (ok, why) => (ok ? call.bConnected() : call.bFailed(why)));
+          const bSocket = b;
           this.#framed(
-            b,
-            (pdu) => call.fromB(pdu),
-            (why) => call.broken('b', why),
+            bSocket,
+            (pdu) => {
+              if (refusedB) return;
+              if (callee) {
+                const from = { ip: bSocket.remoteAddress ?? '', port: bSocket.remotePort ?? 0 };
+                const v = this.admitMessage(pdu, from, callee.user);
+                if (v.kind === 'deny') {
+                  // the callee hears securityDenied; the call then ends as for a broken leg B (the caller is released)
+                  refusedB = true;
+                  this.counters.securityReleased++;
+                  this.#o.log.info(
+                    { call: id, from: from.ip, reason: v.reason },
+                    'H.323 callee message => securityDenied',
+                  );
+                  bSocket.end(encodeTpkt(signed('b', v.reply)));
+                  call.broken('b', `H.235.1: ${v.reason}`);
+                  return;
+                }
+                pdu = v.pdu;
+              }
+              call.fromB(pdu);
+            },
+            (why) => (refusedB ? bSocket.destroy() : call.broken('b', why)),
           );
-          b.on('close', () => call.closed('b'));
-          b.on('error', () => {});
+          bSocket.on('close', () => {
+            if (!refusedB) call.closed('b');
+          });
+          bSocket.on('error', () => {});
         },
         send: (leg, pdu) => {
           const s = sockets[leg]();
-          if (s && !s.destroyed && s.writable) s.write(encodeTpkt(pdu));
+          if (s && !s.destroyed && s.writable) s.write(encodeTpkt(signed(leg, pdu)));
         },
         close: (leg) => sockets[leg]()?.end(),
         localAddress: { ip: local.address, port: this.#o.listen.port || local.port },
@@ -273,6 +321,7 @@ export class CallServer {
           }
           pdu = v.pdu;
           signedBy = v.user;
+          callerEndpoint = v.endpoint;
         } else if (signedBy !== undefined) {
           const v = this.admitMessage(pdu, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 }, signedBy);
           if (v.kind === 'deny') {
@@ -283,7 +332,7 @@ export class CallServer {
               { call: id, from: a.remoteAddress, reason: v.reason },
               'H.323 call message => securityDenied',
             );
-            a.end(encodeTpkt(v.reply));
+            a.end(encodeTpkt(signed('a', v.reply)));
             call.broken('a', `H.235.1: ${v.reason}`);
             return;
           }

@@ -1,10 +1,11 @@
+import { randomBytes, randomInt } from 'node:crypto';
 import { type AliasText, aliasToText } from '../api.ts';
 import { CAUSE, releaseComplete } from '../calls/routed-call.ts';
 import { aliasKey, type H323Registration } from '../gatekeeper/gatekeeper.ts';
 import type { Setup_UUIE } from '../per/generated/types.ts';
 import { decodeCallSignalling, encodeCallSignalling } from '../q931/call-signalling.ts';
 import { q931MessageName } from '../q931/q931.ts';
-import { findHashedToken, ReplayCache, verifyHash } from './h235.ts';
+import { findHashedToken, HASH_OCTETS, hashedToken, hmacSha1_96, ReplayCache, verifyHash } from './h235.ts';
 import type { H235KeySource, H323SecurityMode } from './ras-security.ts';
 
 /**
@@ -24,7 +25,12 @@ import type { H235KeySource, H323SecurityMode } from './ras-security.ts';
  * Later messages (H.235.1 §13.2 lists every call signalling message as secured): once a caller signed its Setup, each
  * message it sends after it on that connection is checked by `checkMessage` with the same user's key. A token, when
  * present, must be good (else the call ends with ReleaseComplete securityDenied); a message without one is refused
- * only in `required` mode with `everyCallMessage` on (many stacks sign the Setup alone).
+ * only in `required` mode with `everyCallMessage` on (many stacks sign the Setup alone). The same check covers the
+ * callee's answers when the callee registered with a token (`checkMessage` with the callee's user).
+ *
+ * The node's own call signalling toward an endpoint that holds a key (a caller whose Setup was signed, a callee that
+ * registered signed) is signed by `signMessage` with that user's key: generalID the endpoint's identifier,
+ * sendersID the gatekeeperIdentifier, the hash over the whole Q.931 message, as the endpoint signs toward us.
  */
 
 /** What the check needs to know about registrations (the gatekeeper). */
@@ -49,8 +55,11 @@ export interface CallSecurityOptions {
 
 /** The outcome for the caller's first PDU. */
 export type SetupAdmission =
-  /** Go on with `pdu` (the Setup without its tokens when it was signed); `user`: who signed it. */
-  | { kind: 'pass'; pdu: Uint8Array; user?: string }
+  /**
+   * Go on with `pdu` (the Setup without its tokens when it was signed); `user`: who signed it; `endpoint`: the
+   * endpointIdentifier of the registration it signed for (the generalID of the node's signed answers).
+   */
+  | { kind: 'pass'; pdu: Uint8Array; user?: string; endpoint?: string }
   /**
    * Refused: `reply` is the ReleaseComplete (reason securityDenied) to send before closing; `failure`: a bad token
    * (counted against the source by intrusion protection), not merely a missing one.
@@ -77,7 +86,11 @@ export class CallSecurity {
     failures: 0,
     messages: 0,
     messagesUnsigned: 0,
+    signed: 0,
+    unsignable: 0,
   };
+  /** The ClearToken `random` of the node's next signed message (counts up from a random start, as H323Plus does). */
+  #random = randomInt(1, 0x40000000);
 
   constructor(o: CallSecurityOptions) {
     this.#o = o;
@@ -178,12 +191,12 @@ export class CallSecurity {
         'h323-uu-pdu': { ...uu['h323-uu-pdu'], 'h323-message-body': { choice: 'setup', value: unsigned } },
       },
     });
-    return { kind: 'pass', pdu: out, user: username };
+    return { kind: 'pass', pdu: out, user: username, endpoint: reg.endpointIdentifier };
   }
 
   /**
-   * Checks a message the caller sends after its Setup, which `user` signed (H.235.1 §13.2: every call signalling
-   * message is secured). A good token is removed before the message goes on (it was for the node); a message whose
+   * Checks a message the caller sends after its Setup, which `user` signed, or a message of a callee that `user`
+   * registered (H.235.1 §13.2: every call signalling message is secured). A good token is removed before the message goes on (it was for the node); a message whose
    * body cannot carry one (no user-user IE, the `empty` body) or that does not decode passes unchanged.
    */
   checkMessage(pdu: Uint8Array, user: string, gatekeeperIdentifier: string): SetupAdmission {
@@ -200,9 +213,10 @@ export class CallSecurity {
     const deny = (reason: string, failure: boolean): SetupAdmission => {
       this.counters.denied++;
       if (failure) this.counters.failures++;
+      // toward the sender: the caller's call reference flag is the callee's reversed
       const reply = releaseComplete(
         m.q931.callReference,
-        true,
+        !m.q931.fromDestination,
         value.callIdentifier?.guid,
         CAUSE.callRejected,
         'securityDenied',
@@ -246,5 +260,68 @@ export class CallSecurity {
       },
     });
     return { kind: 'pass', pdu: out };
+  }
+
+  /**
+   * Signs a call signalling message the node sends to an endpoint holding `user`'s key: its UUIE's `cryptoTokens`
+   * become the one procedure I token (generalID `generalID`, the endpoint; sendersID the gatekeeperIdentifier), the
+   * message is encoded with a unique placeholder as the hash, the placeholder zeroed and HMAC-SHA1-96 of the whole
+   * Q.931 message written over it. A message whose body cannot carry a token (no user-user IE, `empty`), one that does
+   * not decode, or a user without a key goes unsigned (counted in `unsignable`).
+   */
+  signMessage(pdu: Uint8Array, user: string, generalID: string | undefined, gatekeeperIdentifier: string): Uint8Array {
+    if (this.#o.mode === 'off') return pdu;
+    const d = decodeCallSignalling(pdu);
+    const body = d.ok ? d.value.uu?.['h323-uu-pdu']['h323-message-body'] : undefined;
+    const k = this.#o.keys.keyFor(user);
+    if (
+      !d.ok ||
+      !body ||
+      body.choice === 'empty' ||
+      typeof body.value !== 'object' ||
+      body.value === null ||
+      k.kind !== 'found'
+    ) {
+      this.counters.unsignable++;
+      return pdu;
+    }
+    const m = d.value;
+    const uu = m.uu!;
+    const placeholder = randomBytes(HASH_OCTETS);
+    const random = this.#random;
+    this.#random = this.#random >= 0x7fffffff ? 1 : this.#random + 1;
+    const token = hashedToken(
+      {
+        ...(generalID !== undefined ? { generalID } : {}),
+        sendersID: gatekeeperIdentifier,
+        timeStamp: Math.floor(this.#o.wallNow() / 1000),
+        random,
+      },
+      placeholder,
+    );
+    const bytes = Buffer.from(
+      encodeCallSignalling({
+        ...m,
+        uu: {
+          ...uu,
+          'h323-uu-pdu': {
+            ...uu['h323-uu-pdu'],
+            'h323-message-body': {
+              choice: body.choice,
+              value: { ...body.value, cryptoTokens: [token] },
+            } as typeof body,
+          },
+        },
+      }),
+    );
+    const at = bytes.indexOf(placeholder);
+    if (at < 0 || bytes.indexOf(placeholder, at + 1) >= 0) {
+      this.counters.unsignable++;
+      return pdu;
+    }
+    bytes.fill(0, at, at + HASH_OCTETS);
+    hmacSha1_96(k.key, bytes).copy(bytes, at);
+    this.counters.signed++;
+    return new Uint8Array(bytes);
   }
 }

@@ -97,6 +97,8 @@ export function protectGatekeeper(o: GatekeeperProtectionOptions): {
         if (v.kind === 'deny' && v.failure) o.guard?.onAuthFailure(from.ip);
         return v;
       };
+      // the node's own call signalling to an endpoint holding a key: generalID the endpoint, sendersID the gatekeeper
+      o.calls.signFor = (pdu, user, endpoint) => cs.signMessage(pdu, user, endpoint, gk.gatekeeperIdentifier);
     }
   }
   const now = () => o.clock.now();

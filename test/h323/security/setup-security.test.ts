@@ -25,7 +25,12 @@ import { encodeTpkt, TpktFramer } from '../../../src/h323/transport/tpkt.ts';
 import { callControl } from '../../../src/roles/control.ts';
 import { LocalCredentialStore } from '../../../src/sip/auth/local-credentials.ts';
 import { NodeStore } from '../../../src/store/database.ts';
-import { endpointSignCall, endpointSignRas, endpointSignSetup } from '../../helpers/h235-endpoint.ts';
+import {
+  endpointCheckCall,
+  endpointSignCall,
+  endpointSignRas,
+  endpointSignSetup,
+} from '../../helpers/h235-endpoint.ts';
 import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
 
@@ -205,6 +210,8 @@ describe('CallSecurity (H.235.1 on Setup, sans-I/O)', () => {
       failures: 6,
       messages: 0,
       messagesUnsigned: 0,
+      signed: 0,
+      unsignable: 0,
     });
   });
 
@@ -293,6 +300,112 @@ describe('CallSecurity (H.235.1 on the messages after a signed Setup, sans-I/O)'
   });
 });
 
+/** A Q.931 Connect (or Alerting) from the callee's side (`fromDestination`), with its UUIE. */
+function answer(cr: number, kind: 'connect' | 'alerting'): CallSignallingMessage {
+  return {
+    q931: {
+      callReference: cr,
+      fromDestination: true,
+      callReferenceLength: 2,
+      messageType: kind === 'connect' ? 0x07 : 0x01,
+      ies: [],
+    },
+    uu: {
+      'h323-uu-pdu': {
+        'h323-message-body': {
+          choice: kind,
+          value: {
+            protocolIdentifier: H225_PROTOCOL_ID,
+            destinationInfo: { mc: false, undefinedNode: false },
+            callIdentifier: { guid: new Uint8Array(16).fill(cr) },
+            ...(kind === 'connect' ? { conferenceID: new Uint8Array(16).fill(cr) } : {}),
+          },
+        } as never,
+        h245Tunnelling: false,
+      },
+    },
+  };
+}
+
+describe("CallSecurity (H.235.1 on the call signalling the node sends, and on the callee's answers, sans-I/O)", () => {
+  it("signMessage puts a procedure I token keyed by the user's password in the message (generalID the endpoint, sendersID the gatekeeper), the rest unchanged", () => {
+    const s = security('required');
+    const plain = encodeCallSignalling(answer(60, 'connect'));
+    const out = s.signMessage(plain, 'alice', 'ep-alice', GK_ID);
+    const check = endpointCheckCall(out, 'alice-secret');
+    assert.equal(check.valid, true, "alice verifies the node's Connect with her password");
+    assert.equal(check.clear?.generalID, 'ep-alice');
+    assert.equal(check.clear?.sendersID, GK_ID);
+    assert.equal(check.clear?.timeStamp, t);
+    assert.equal(endpointCheckCall(out, 'carol-secret').valid, false, 'another password does not verify it');
+    const tampered = Buffer.from(out);
+    tampered[tampered.length - 1]! ^= 1;
+    assert.equal(endpointCheckCall(tampered, 'alice-secret').valid, false, 'the hash covers the whole message');
+    // the message itself is the one the node built: only the token was added
+    const d = decodeCallSignalling(out);
+    assert.ok(d.ok);
+    const body = d.value.uu!['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body.choice === 'connect');
+    const { cryptoTokens, ...rest } = body.value;
+    assert.equal(cryptoTokens?.length, 1);
+    const orig = decodeCallSignalling(plain);
+    assert.ok(orig.ok);
+    assert.deepEqual(rest, orig.value.uu!['h323-uu-pdu']['h323-message-body'].value);
+    const withoutUu = (q: typeof d.value.q931) => ({ ...q, ies: q.ies.filter((i) => i.id !== IE.userUser) });
+    assert.deepEqual(withoutUu(d.value.q931), withoutUu(orig.value.q931));
+    // a fresh random per message (replay protection at the endpoint)
+    const again = endpointCheckCall(s.signMessage(plain, 'alice', 'ep-alice', GK_ID), 'alice-secret');
+    assert.ok(again.valid && again.clear?.random !== check.clear?.random);
+    // the Setup toward a signed callee, keyed by the callee's password
+    const toCarol = s.signMessage(encodeCallSignalling(setup(['alice'], 'carol')), 'carol', 'ep-carol', GK_ID);
+    const c = endpointCheckCall(toCarol, 'carol-secret');
+    assert.ok(c.valid && c.clear?.generalID === 'ep-carol' && c.clear.sendersID === GK_ID, JSON.stringify(c));
+    assert.equal(s.counters.signed, 3);
+  });
+
+  it('signMessage leaves alone what cannot be signed: an empty body, a user without a key, security off', () => {
+    const s = security('required');
+    const empty = information(61);
+    empty.uu!['h323-uu-pdu']['h323-message-body'] = { choice: 'empty', value: null };
+    const e = encodeCallSignalling(empty);
+    assert.equal(s.signMessage(e, 'alice', 'ep-alice', GK_ID), e);
+    const plain = encodeCallSignalling(answer(62, 'alerting'));
+    assert.equal(s.signMessage(plain, 'dave', 'ep-dave', GK_ID), plain);
+    assert.equal(s.signMessage(new Uint8Array([8, 2, 0]), 'alice', 'ep-alice', GK_ID).length, 3);
+    assert.deepEqual([s.counters.signed, s.counters.unsignable], [0, 3]);
+    assert.equal(security('off').signMessage(plain, 'alice', 'ep-alice', GK_ID), plain);
+  });
+
+  it("a signed callee's answers: a good token passes without it, a bad one gets ReleaseComplete securityDenied toward the callee, a missing one is refused only in required mode with everyCallMessage", () => {
+    const s = security('required');
+    const signedBy = (cr: number, password: string, random: number) =>
+      endpointSignCall(answer(cr, 'connect'), password, {
+        sendersID: 'ep-carol',
+        generalID: GK_ID,
+        timeStamp: t,
+        random,
+      });
+    const v = s.checkMessage(signedBy(63, 'carol-secret', 630), 'carol', GK_ID);
+    assert.ok(v.kind === 'pass', JSON.stringify(v));
+    const d = decodeCallSignalling(v.pdu);
+    assert.ok(d.ok);
+    const body = d.value.uu!['h323-uu-pdu']['h323-message-body'];
+    assert.ok(body.choice === 'connect' && body.value.cryptoTokens === undefined);
+    // the wrong key: the reply goes back to the callee, whose call reference flag is the caller's side
+    const bad = s.checkMessage(signedBy(64, 'alice-secret', 640), 'carol', GK_ID);
+    assertReleased(bad, 64, /bad hash on connect from carol/);
+    assert.ok(bad.kind === 'deny' && bad.failure);
+    const rc = decodeCallSignalling((bad as { reply: Uint8Array }).reply);
+    assert.ok(rc.ok && rc.value.q931.fromDestination === false);
+    const unsigned = encodeCallSignalling(answer(65, 'connect'));
+    assert.equal(s.checkMessage(unsigned, 'carol', GK_ID).kind, 'pass');
+    const strict = security('required', NOW, true);
+    const refused = strict.checkMessage(unsigned, 'carol', GK_ID);
+    assertReleased(refused, 65, /connect from carol without an H.235.1 token/);
+    assert.ok(refused.kind === 'deny' && !refused.failure);
+  });
+});
+
 /** Connects from `localAddress`, sends `bytes`, returns the first PDU the node answers (or undefined on close). */
 async function call(
   q931: { address: string; port: number },
@@ -349,10 +462,13 @@ async function labNode(
     socket: net.Socket;
     setup: Promise<CallSignallingMessage>;
     messages: CallSignallingMessage[];
+    /** The PDUs as received (to check the node's tokens). */
+    raw: Uint8Array[];
   }> = [];
   const bob = net.createServer((socket) => {
     const framer = new TpktFramer();
     const messages: CallSignallingMessage[] = [];
+    const raw: Uint8Array[] = [];
     const setup = new Promise<CallSignallingMessage>((resolve) => {
       socket.on('data', (d) => {
         const r = framer.push(d);
@@ -361,13 +477,14 @@ async function labNode(
           const m = decodeCallSignalling(p);
           if (m.ok) {
             messages.push(m.value);
+            raw.push(p);
             resolve(m.value);
           }
         }
       });
     });
     socket.on('error', () => {});
-    bobLegs.push({ socket, setup, messages });
+    bobLegs.push({ socket, setup, messages, raw });
   });
   await new Promise<void>((r) => bob.listen(0, '127.0.0.1', () => r()));
   const bobPort = (bob.address() as net.AddressInfo).port;
@@ -426,7 +543,7 @@ test('a lab node with H.235.1 required: a signed Setup from a registered endpoin
     const aliceId = await n.register(
       endpointSignRas(rrqOf('alice', 11790, 1), 'alice-secret', { sendersID: 'alice', generalID: GK_ID, random: 1 }),
     );
-    await n.register(
+    const bobId = await n.register(
       endpointSignRas(rrqOf('bob', n.bobPort, 2), 'bob-secret', { sendersID: 'bob', generalID: GK_ID, random: 2 }),
     );
     // an unsigned RRQ is refused, as before
@@ -449,7 +566,10 @@ test('a lab node with H.235.1 required: a signed Setup from a registered endpoin
     const body = atBob.uu!['h323-uu-pdu']['h323-message-body'];
     assert.ok(body.choice === 'setup');
     assert.deepEqual(body.value.sourceAddress, [aliasFromText('alice')]);
-    assert.equal(body.value.cryptoTokens, undefined);
+    // not alice's token (it was for the node): bob registered signed, so the node signs its Setup with bob's key
+    const atBobCheck = endpointCheckCall(n.bobLegs[0]!.raw[0]!, 'bob-secret');
+    assert.ok(atBobCheck.valid, JSON.stringify(atBobCheck));
+    assert.deepEqual([atBobCheck.clear?.generalID, atBobCheck.clear?.sendersID], [bobId, GK_ID]);
     s.destroy();
 
     // 2. unsigned, 3. wrong password, 4. the same signed bytes again, 5. a stale timestamp: each refused, each
@@ -608,7 +728,7 @@ test('a lab node with H.235.1 required and everyCallMessage: after a signed Setu
         random: 1,
       }),
     );
-    await n.register(
+    const bobId = await n.register(
       endpointSignRas(rrq(2, ['bob'], n.bobPort, n.peer.port), 'bob-secret', {
         sendersID: 'bob',
         generalID: GK_ID,
@@ -653,9 +773,11 @@ test('a lab node with H.235.1 required and everyCallMessage: after a signed Setu
     c1.s.write(encodeTpkt(endpointSignCall(information(c1.cr), 'alice-secret', clear(201))));
     const isInfo = (x: CallSignallingMessage) => q931MessageName(x.q931.messageType) === 'information';
     assert.ok(await waitFor(() => c1.leg.messages.some(isInfo)), 'bob got the Information');
-    const info = c1.leg.messages.find(isInfo)!.uu!['h323-uu-pdu']['h323-message-body'];
-    assert.ok(info.choice === 'information');
-    assert.equal(info.value.cryptoTokens, undefined);
+    // alice's token stayed with the node; bob (registered signed) gets the node's, keyed with his password
+    const infoAt = c1.leg.messages.findIndex(isInfo);
+    const infoCheck = endpointCheckCall(c1.leg.raw[infoAt]!, 'bob-secret');
+    assert.ok(infoCheck.valid && infoCheck.clear?.generalID === bobId, JSON.stringify(infoCheck));
+    assert.equal(endpointCheckCall(c1.leg.raw[infoAt]!, 'alice-secret').valid, false);
     c1.s.write(encodeTpkt(encodeCallSignalling(information(c1.cr))));
     assert.ok(await waitFor(() => released(c1.got) !== undefined), 'alice got a ReleaseComplete');
     const rc = released(c1.got)!;
@@ -677,6 +799,125 @@ test('a lab node with H.235.1 required and everyCallMessage: after a signed Setu
     c2.s.destroy();
     const c = await n.counters();
     assert.equal(c.securityReleased, 2, JSON.stringify(c));
+    assert.equal(c.securityDenied, 0);
+  } finally {
+    await n.close();
+  }
+});
+
+test("a lab node with H.235.1 required: the node signs what it sends a signed caller and a signed callee (each verifies it with its own password), and checks the callee's answers (a bad token ends the call: ReleaseComplete securityDenied to the callee, the caller released)", async () => {
+  const n = await labNode('required');
+  try {
+    const aliceId = await n.register(
+      endpointSignRas(rrq(1, ['alice'], 11797, n.peer.port), 'alice-secret', {
+        sendersID: 'alice',
+        generalID: GK_ID,
+        random: 1,
+      }),
+    );
+    const bobId = await n.register(
+      endpointSignRas(rrq(2, ['bob'], n.bobPort, n.peer.port), 'bob-secret', {
+        sendersID: 'bob',
+        generalID: GK_ID,
+        random: 2,
+      }),
+    );
+    const waitFor = async (what: () => boolean) => {
+      for (let i = 0; i < 50 && !what(); i++) await new Promise((r) => setTimeout(r, 100));
+      return what();
+    };
+    const name = (m: CallSignallingMessage) => q931MessageName(m.q931.messageType);
+    /** Alice's signed Setup to bob; returns her socket, what she receives (decoded and raw) and bob's leg. */
+    const placeCall = async (random: number) => {
+      const m = setup(['alice']);
+      const s = net.connect({ host: n.q931.address, port: n.q931.port });
+      await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
+      s.on('error', () => {});
+      const got: CallSignallingMessage[] = [];
+      const raw: Uint8Array[] = [];
+      const framer = new TpktFramer();
+      s.on('data', (d) => {
+        const r = framer.push(d);
+        if (!r.ok) return;
+        for (const p of r.value) {
+          const x = decodeCallSignalling(p);
+          if (x.ok) {
+            got.push(x.value);
+            raw.push(p);
+          }
+        }
+      });
+      const legs = n.bobLegs.length;
+      s.write(encodeTpkt(endpointSignSetup(m, 'alice-secret', { sendersID: aliceId, generalID: GK_ID, random })));
+      assert.ok(await waitFor(() => n.bobLegs.length === legs + 1), 'leg B opened to bob');
+      const leg = n.bobLegs[legs]!;
+      const atBob = await leg.setup;
+      return { s, got, raw, leg, bobCr: atBob.q931.callReference };
+    };
+    /** Bob's answer on his leg, signed with `password` (sendersID his endpointIdentifier). */
+    const bobAnswers = (
+      leg: { socket: net.Socket },
+      cr: number,
+      kind: 'alerting' | 'connect',
+      password: string,
+      random: number,
+    ) => {
+      const m = answer(cr, kind);
+      const body = m.uu!['h323-uu-pdu']['h323-message-body'] as { value: { callIdentifier?: { guid: Uint8Array } } };
+      // the call identifier of the Setup bob got (the node keeps the caller's)
+      body.value.callIdentifier = { guid: new Uint8Array(16).fill(cr) };
+      leg.socket.write(encodeTpkt(endpointSignCall(m, password, { sendersID: bobId, generalID: GK_ID, random })));
+    };
+
+    // 1. bob answers with good tokens: the call connects; everything the node sent either side verifies with that
+    // side's password and names it (generalID) as coming from the gatekeeper (sendersID)
+    const c1 = await placeCall(300);
+    const setupCheck = endpointCheckCall(c1.leg.raw[0]!, 'bob-secret');
+    assert.ok(setupCheck.valid, `bob verifies the node's Setup: ${JSON.stringify(setupCheck)}`);
+    assert.deepEqual([setupCheck.clear?.generalID, setupCheck.clear?.sendersID], [bobId, GK_ID]);
+    assert.equal(endpointCheckCall(c1.leg.raw[0]!, 'alice-secret').valid, false, "not alice's token passed on");
+    bobAnswers(c1.leg, c1.bobCr, 'alerting', 'bob-secret', 301);
+    bobAnswers(c1.leg, c1.bobCr, 'connect', 'bob-secret', 302);
+    assert.ok(
+      await waitFor(() => c1.got.some((x) => name(x) === 'connect')),
+      `alice got the Connect: ${c1.got.map(name)}`,
+    );
+    assert.ok(c1.got.some((x) => name(x) === 'alerting'));
+    for (const [i, m] of c1.got.entries()) {
+      const body = m.uu?.['h323-uu-pdu']['h323-message-body'];
+      if (!body || body.choice === 'empty') continue;
+      const check = endpointCheckCall(c1.raw[i]!, 'alice-secret');
+      assert.ok(check.valid, `alice verifies the node's ${name(m)}: ${JSON.stringify(check)}`);
+      assert.deepEqual([check.clear?.generalID, check.clear?.sendersID], [aliceId, GK_ID]);
+      assert.equal(endpointCheckCall(c1.raw[i]!, 'bob-secret').valid, false, `not bob's token on ${name(m)}`);
+    }
+    const connect = c1.got.find((x) => name(x) === 'connect')!;
+    const connectBody = connect.uu!['h323-uu-pdu']['h323-message-body'];
+    assert.ok(connectBody.choice === 'connect' && connectBody.value.cryptoTokens?.length === 1);
+    c1.s.destroy();
+    assert.ok(await waitFor(() => c1.leg.messages.some((x) => name(x) === 'releaseComplete')), 'bob released');
+    const rcAt = c1.leg.messages.findIndex((x) => name(x) === 'releaseComplete');
+    assert.ok(endpointCheckCall(c1.leg.raw[rcAt]!, 'bob-secret').valid, "the node's ReleaseComplete to bob is signed");
+
+    // 2. bob's Connect signed with a wrong password ends the call: bob hears securityDenied (signed with his key),
+    // alice is released (signed with hers) and never sees a Connect
+    const c2 = await placeCall(310);
+    bobAnswers(c2.leg, c2.bobCr, 'connect', 'guess', 311);
+    const released = (got: CallSignallingMessage[]) => got.findIndex((x) => name(x) === 'releaseComplete');
+    assert.ok(await waitFor(() => released(c2.leg.messages) >= 0), 'bob got a ReleaseComplete');
+    const toBob = c2.leg.messages[released(c2.leg.messages)]!;
+    assert.equal(reasonOf(toBob), 'securityDenied');
+    assert.equal(toBob.q931.callReference, c2.bobCr);
+    assert.equal(toBob.q931.fromDestination, false);
+    const cause = decodeCause(findIe(toBob.q931, IE.cause)!.data);
+    assert.ok(cause.ok && cause.value.value === 21);
+    assert.ok(endpointCheckCall(c2.leg.raw[released(c2.leg.messages)]!, 'bob-secret').valid);
+    assert.ok(await waitFor(() => released(c2.got) >= 0), 'alice got a ReleaseComplete');
+    assert.ok(endpointCheckCall(c2.raw[released(c2.got)]!, 'alice-secret').valid);
+    assert.ok(!c2.got.some((x) => name(x) === 'connect'), 'no Connect reached alice');
+    c2.s.destroy();
+    const c = await n.counters();
+    assert.equal(c.securityReleased, 1, JSON.stringify(c));
     assert.equal(c.securityDenied, 0);
   } finally {
     await n.close();
