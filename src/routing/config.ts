@@ -65,8 +65,11 @@ export const zoneSchema = z
     /** Requests arriving from this zone's peer count as authenticated (a trusted neighbor). */
     trusted: z.boolean().default(false),
     /**
-     * Credentials the proxy answers this zone's 401/407 challenges with: the request goes again, once, with
+     * SIP: credentials the proxy answers this zone's 401/407 challenges with: the request goes again, once, with
      * Authorization / Proxy-Authorization (digest MD5, SHA-256 or SHA-512-256, qop=auth) and CSeq + 1.
+     * H.323 neighbor: a password shared with the neighbor gatekeeper (GnuGk's `Password` and `SendPassword`): our
+     * LRQs and answers to it are signed as `username` (H.235.1 procedure I, and GnuGk's MD5 pwdHash on LRQs), its
+     * LRQs must carry a good token (else LRJ securityDenial), a bad token on its answers drops them.
      */
     authentication: z
       .object({ username: z.string().min(1), password: z.string().min(1) })

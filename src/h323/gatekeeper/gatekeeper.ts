@@ -127,8 +127,11 @@ export type H323Route =
  * routing of admissions through the node's transforms, call policy and search rules.
  */
 export interface NeighbourHook {
-  /** LRQ/LCF/LRJ/RIP from `from`; returns an answer to send back now, if any (later ones go through `send`). */
-  handle(m: RasMessage, from: IpPort): RasMessage | undefined;
+  /**
+   * LRQ/LCF/LRJ/RIP from `from` (`raw`: the datagram it was decoded from, for H.235 checks); returns an answer to
+   * send back now, if any (later ones go through `send`).
+   */
+  handle(m: RasMessage, from: IpPort, raw?: Uint8Array): RasMessage | undefined;
   /** When true, ARQs naming aliases are decided by `route` (asynchronously) instead of the local table alone. */
   readonly routesAdmissions: boolean;
   /** `caller.authUser`: the user whose H.235.1 token the ARQ carried (the call counts as authenticated for routing). */
@@ -252,6 +255,8 @@ export class Gatekeeper {
   #rate: { allow(address: string): boolean } | undefined;
   /** The sender of the datagram being handled, when its token was good (answers to it are signed). */
   #auth: RasAuth | undefined;
+  /** The datagram being handled (neighbours check H.235 tokens against it). */
+  #raw: Uint8Array | undefined;
   #random = 0;
   /** Sends the gatekeeper originates (URQ on removal by an administrator); set by the adapter. */
   onSend: (s: GatekeeperSend) => void = () => {};
@@ -341,6 +346,15 @@ export class Gatekeeper {
       return undefined;
     }
     const m = r.value;
+    this.#raw = bytes;
+    try {
+      return this.#checked(m, bytes, from, p);
+    } finally {
+      this.#raw = undefined;
+    }
+  }
+
+  #checked(m: RasMessage, bytes: Uint8Array, from: IpPort, p: RasProtection | undefined): GatekeeperSend | undefined {
     const sec = this.#security;
     if (!sec) return this.handle(m, from);
     const verdict = sec.check(m, bytes, this);
@@ -380,7 +394,7 @@ export class Gatekeeper {
       case 'locationConfirm':
       case 'locationReject':
       case 'requestInProgress':
-        if (this.neighbours) reply = this.neighbours.handle(m, from);
+        if (this.neighbours) reply = this.neighbours.handle(m, from, this.#raw);
         else this.counters.ignored++;
         break;
       case 'bandwidthRequest':
@@ -405,13 +419,19 @@ export class Gatekeeper {
     return this.#out(reply, from);
   }
 
-  #out(message: RasMessage, to: IpPort, auth: RasAuth | undefined = this.#auth): GatekeeperSend {
+  #out(
+    message: RasMessage,
+    to: IpPort,
+    auth: RasAuth | undefined = this.#auth,
+    encode?: (m: RasMessage) => Uint8Array,
+  ): GatekeeperSend {
     this.counters.sent[message.choice] = (this.counters.sent[message.choice] ?? 0) + 1;
     if (message.choice.endsWith('Reject')) {
       const reason = (message.value as { rejectReason?: { choice: string } }).rejectReason?.choice ?? '?';
       const k = `${message.choice}:${reason}`;
       this.counters.rejected[k] = (this.counters.rejected[k] ?? 0) + 1;
     }
+    if (encode) return { to, message, bytes: encode(message) };
     // H.235.1: the answer to an authenticated request carries our token (generalID: the endpoint, sendersID: us)
     if (auth && this.#security) {
       this.#random = (this.#random + 1) % 0x7fffffff;
@@ -751,9 +771,12 @@ export class Gatekeeper {
     });
   }
 
-  /** Sends a RAS message the gatekeeper originates (LRQ, a late LCF/LRJ), counted like its answers. */
-  send(message: RasMessage, to: IpPort): void {
-    if (!this.#closed) this.onSend(this.#out(message, to));
+  /**
+   * Sends a RAS message the gatekeeper originates (LRQ, a late LCF/LRJ), counted like its answers; `encode`, when
+   * given, makes the datagram (a neighbour's messages signed with the zone's password).
+   */
+  send(message: RasMessage, to: IpPort, encode?: (m: RasMessage) => Uint8Array): void {
+    if (!this.#closed) this.onSend(this.#out(message, to, undefined, encode));
   }
 
   #nextSeq(): number {

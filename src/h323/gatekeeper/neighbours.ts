@@ -13,6 +13,7 @@ import type {
   RequestInProgress,
 } from '../per/generated/types.ts';
 import type { Gatekeeper, H323Route, H323Target, NeighbourHook } from './gatekeeper.ts';
+import { NeighbourAuth } from './neighbour-auth.ts';
 import { type HostLookup, NeighbourDns, type Resolved } from './neighbour-dns.ts';
 
 /**
@@ -41,6 +42,9 @@ export interface NeighbourZone {
   hopCount: number;
   lrqTimeoutMs: number;
   trusted: boolean;
+  /** The zone shares a password with us (`authentication`): its LRQs must be signed, ours to it are (the password is
+   * kept by `NeighbourAuth`, never here, so that no status or log shows it). */
+  h235: boolean;
 }
 
 /** What a search carries through the router to the zone searcher. */
@@ -83,6 +87,12 @@ export interface NeighbourCounters {
   cacheHits: number;
   /** Searches of a zone named by host name that sent no LRQ: the name gave no address (failed or too slow). */
   unresolved: number;
+  /** LRQs from a zone with a password whose H.235 token was good. */
+  authenticated: number;
+  /** LRQs from a zone with a password refused for their token (missing, bad, stale; LRJ securityDenial). */
+  securityDenied: number;
+  /** LCF/LRJ/RIP from a zone with a password that carried a bad token (dropped: the search waits as if unanswered). */
+  badAnswerTokens: number;
 }
 
 export interface NeighboursOptions {
@@ -99,6 +109,8 @@ export interface NeighboursOptions {
   lookup?: HostLookup;
   /** How long a neighbor's resolved address is used before its name is looked up again (ms, default 60 000). */
   dnsTtlMs?: number;
+  /** Largest difference between an H.235 token's timeStamp and our wall clock (s, default 300). */
+  timestampWindowSeconds?: number;
 }
 
 /** The H.323 neighbor zones of a routing configuration (zones of type neighbor with protocol h323). */
@@ -114,6 +126,7 @@ export function h323NeighbourZones(routing: Readonly<RoutingConfig>): NeighbourZ
       hopCount: z.hopCount ?? 2,
       lrqTimeoutMs: z.lrqTimeoutMs ?? 2000,
       trusted: z.trusted,
+      h235: z.authentication !== undefined,
     }));
 }
 
@@ -145,12 +158,16 @@ export class Neighbours implements NeighbourHook {
     loops: 0,
     cacheHits: 0,
     unresolved: 0,
+    authenticated: 0,
+    securityDenied: 0,
+    badAnswerTokens: 0,
   };
   readonly #gk: Gatekeeper;
   readonly #clock: Clock;
   readonly #cacheMs: number;
   readonly #ripAfterMs: number;
   readonly #dns: NeighbourDns;
+  readonly #auth: NeighbourAuth;
   readonly #pending = new Map<number, Pending>();
   readonly #cache = new Map<string, { address: IpPort; until: number }>();
   /** LRQs being searched because a neighbor asked (loop key → count). */
@@ -170,6 +187,12 @@ export class Neighbours implements NeighbourHook {
       ...(o.dnsTtlMs !== undefined ? { ttlMs: o.dnsTtlMs } : {}),
     });
     for (const z of h323NeighbourZones(o.routing)) this.zones.set(z.name, z);
+    this.#auth = new NeighbourAuth({
+      routing: o.routing,
+      gatekeeperIdentifier: o.gatekeeper.options.gatekeeperIdentifier,
+      wallNow: () => o.clock.wallNow(),
+      timestampWindowSeconds: o.timestampWindowSeconds ?? 300,
+    });
     const searcher: ZoneSearcher<H323Target> = { search: (zone, alias, ctx) => this.#search(zone, alias, ctx) };
     this.router = new Router<H323Target>({
       config: o.routing,
@@ -214,16 +237,16 @@ export class Neighbours implements NeighbourHook {
   }
 
   /** LRQ, LCF, LRJ and RIP handed over by the gatekeeper. Answers to LRQs go out through `send`, to replyAddress. */
-  handle(m: RasMessage, from: IpPort): RasMessage | undefined {
+  handle(m: RasMessage, from: IpPort, raw?: Uint8Array): RasMessage | undefined {
     if (this.#closed) return undefined;
     switch (m.choice) {
       case 'locationRequest':
-        this.#lrq(m.value, from);
+        this.#lrq(m.value, from, raw);
         return undefined;
       case 'locationConfirm':
       case 'locationReject':
       case 'requestInProgress':
-        this.#answer(m.choice, m.value, from);
+        this.#answer(m.choice, m.value, from, raw);
         return undefined;
       default:
         return undefined;
@@ -366,7 +389,7 @@ export class Neighbours implements NeighbourHook {
       this.#pending.get(seq)?.done(undefined); // a wrapped sequence number: the old request gives up
       this.#pending.set(seq, { zone, to, alias, timer, done });
       this.counters.lrqSent++;
-      this.#gk.send({ choice: 'locationRequest', value: lrq }, to);
+      this.#send(zone, { choice: 'locationRequest', value: lrq }, to);
     });
   }
 
@@ -397,11 +420,21 @@ export class Neighbours implements NeighbourHook {
     kind: 'locationConfirm' | 'locationReject' | 'requestInProgress',
     v: LocationConfirm | LocationReject | RequestInProgress,
     from: IpPort,
+    raw: Uint8Array | undefined,
   ): void {
     const p = this.#pending.get(v.requestSeqNum);
     if (!p || p.to.ip !== from.ip) {
       this.counters.unexpected++;
       return;
+    }
+    // A zone with a password: an answer carrying a token must carry a good one (GnuGk signs none of its answers, so
+    // an unsigned answer is taken, as from a zone without one); a bad one is dropped as if never received.
+    if (p.zone.h235 && v.cryptoTokens && v.cryptoTokens.length > 0) {
+      const verdict = this.#auth.check(p.zone, v.cryptoTokens, raw);
+      if (!verdict.ok) {
+        this.counters.badAnswerTokens++;
+        return;
+      }
     }
     if (kind === 'requestInProgress') {
       // H.225.0 §7.8: the neighbor needs more time; wait for what it says (at most 30 s more).
@@ -425,9 +458,16 @@ export class Neighbours implements NeighbourHook {
     p.done(undefined);
   }
 
-  #lrj(l: LocationRequest, to: IpPort, reason: LocationRejectReason['choice']): void {
+  /** Sends to a neighbour: signed with the zone's password when it has one (`NeighbourAuth.encoder`). */
+  #send(zone: NeighbourZone | undefined, m: RasMessage, to: IpPort): void {
+    const encode = zone?.h235 ? this.#auth.encoder(zone) : undefined;
+    this.#gk.send(m, to, encode);
+  }
+
+  #lrj(l: LocationRequest, to: IpPort, reason: LocationRejectReason['choice'], zone?: NeighbourZone): void {
     this.counters.lrjSent[reason] = (this.counters.lrjSent[reason] ?? 0) + 1;
-    this.#gk.send(
+    this.#send(
+      zone,
       {
         choice: 'locationReject',
         value: {
@@ -440,31 +480,41 @@ export class Neighbours implements NeighbourHook {
   }
 
   // H.225.0 §7.8: an LRQ from a neighbor — LCF naming the node (routed model) when the search rules find the alias.
-  #lrq(l: LocationRequest, from: IpPort): void {
+  #lrq(l: LocationRequest, from: IpPort, raw: Uint8Array | undefined): void {
     this.counters.lrqReceived++;
     const reply = (l.replyAddress && fromH225Address(l.replyAddress)) || from;
     const zone = this.zoneOf(from.ip, l.gatekeeperIdentifier);
     // not from a known address: a neighbor named by host name may have moved (or not be looked up yet)
     if (!zone && this.#namesToLookUp().length > 0) {
       void this.#zoneAfterLookup(from.ip, l.gatekeeperIdentifier).then(
-        (z) => this.#lrqFrom(l, reply, z),
-        () => this.#lrqFrom(l, reply, undefined),
+        (z) => this.#lrqFrom(l, reply, z, raw),
+        () => this.#lrqFrom(l, reply, undefined, raw),
       );
       return;
     }
-    this.#lrqFrom(l, reply, zone);
+    this.#lrqFrom(l, reply, zone, raw);
   }
 
-  #lrqFrom(l: LocationRequest, reply: IpPort, zone: NeighbourZone | undefined): void {
+  #lrqFrom(l: LocationRequest, reply: IpPort, zone: NeighbourZone | undefined, raw: Uint8Array | undefined): void {
     if (this.#closed) return;
     if (!zone) {
       this.counters.unknownSource++;
       this.#lrj(l, reply, 'requestDenied');
       return;
     }
+    // A zone sharing a password with us: its LRQ must carry a good H.235 token (GnuGk's pwdHash, or procedure I).
+    if (zone.h235) {
+      const verdict = this.#auth.check(zone, l.cryptoTokens, raw);
+      if (!verdict.ok) {
+        this.counters.securityDenied++;
+        this.#lrj(l, reply, 'securityDenial', zone);
+        return;
+      }
+      this.counters.authenticated++;
+    }
     const aliases = l.destinationInfo.map(aliasToText).filter((a) => a.value !== '');
     if (aliases.length === 0) {
-      this.#lrj(l, reply, 'incompleteAddress');
+      this.#lrj(l, reply, 'incompleteAddress', zone);
       return;
     }
     const loopKey = `${hex(l.callIdentifier?.guid)}|${aliases.map((a) => a.value).join(',')}|${(l.sourceInfo ?? [])
@@ -473,7 +523,7 @@ export class Neighbours implements NeighbourHook {
     if (this.#inProgress.has(loopKey)) {
       // It came back to us while we are still looking for it: a loop through the neighbors.
       this.counters.loops++;
-      this.#lrj(l, reply, 'requestDenied');
+      this.#lrj(l, reply, 'requestDenied', zone);
       return;
     }
     this.#inProgress.set(loopKey, 1);
@@ -484,19 +534,20 @@ export class Neighbours implements NeighbourHook {
     const rip = this.#clock.setTimer(this.#ripAfterMs, () => {
       if (this.#closed) return;
       this.counters.ripSent++;
-      this.#gk.send({ choice: 'requestInProgress', value: { requestSeqNum: l.requestSeqNum, delay: 5000 } }, reply);
+      this.#send(zone, { choice: 'requestInProgress', value: { requestSeqNum: l.requestSeqNum, delay: 5000 } }, reply);
     });
     const finish = (found: AliasText | undefined, reason: LocationRejectReason['choice']) => {
       rip.cancel();
       this.#inProgress.delete(loopKey);
       if (this.#closed) return;
       if (!found) {
-        this.#lrj(l, reply, reason);
+        this.#lrj(l, reply, reason, zone);
         return;
       }
       const gk = this.#gk.options;
       this.counters.lcfSent++;
-      this.#gk.send(
+      this.#send(
+        zone,
         {
           choice: 'locationConfirm',
           value: {
@@ -539,6 +590,8 @@ export class Neighbours implements NeighbourHook {
           address: ip ? { ip, port: z.port } : null,
           gatekeeperIdentifier: z.gatekeeperIdentifier ?? null,
           hopCount: z.hopCount,
+          // whether LRQs are signed and checked with a shared password (the password itself is never shown)
+          h235: z.h235,
         };
       }),
       pendingLrqs: this.#pending.size,

@@ -91,6 +91,8 @@ export async function startGatekeeperService(o: {
     routing: o.routing ?? routingConfigSchema.parse({}),
     domains: o.domains ?? [],
     clock: o.clock,
+    // H.235 tokens of neighbours sharing a password: the same clock tolerance as endpoints' tokens
+    timestampWindowSeconds: g.security.timestampWindowSeconds,
   });
   gatekeeper.neighbours = neighbours;
   // neighbours named by host name: looked up now (not waited for) so that their requests are recognised from the start

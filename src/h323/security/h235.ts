@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ClearToken, CryptoH323Token, RasMessage } from '../per/generated/types.ts';
-import { rasCodec } from '../per/schema.ts';
+import { codec, rasCodec } from '../per/schema.ts';
 
 /**
  * H.235.1 (the baseline security profile, formerly H.235 Annex D), procedure I: authentication and integrity of a
@@ -124,10 +124,11 @@ export function hashedToken(p: Omit<SignParams, 'key'>, hash: Uint8Array): Crypt
  * a unique placeholder in the hash's place, the placeholder is zeroed, and the HMAC written over it. Returns the
  * encoded datagram (the message object's hash is set to the same value).
  */
-export function signRas(message: RasMessage, p: SignParams): Uint8Array {
+export function signRas(message: RasMessage, p: SignParams, others: readonly CryptoH323Token[] = []): Uint8Array {
   const placeholder = randomBytes(HASH_OCTETS);
   const token = hashedToken(p, placeholder);
-  (message.value as { cryptoTokens?: CryptoH323Token[] }).cryptoTokens = [token];
+  // tokens of other schemes (a neighbour's pwdHash) go first and are covered by the HMAC like the rest
+  (message.value as { cryptoTokens?: CryptoH323Token[] }).cryptoTokens = [...others, token];
   const bytes = Buffer.from(rasCodec.encode(message));
   const at = bytes.indexOf(placeholder);
   if (at < 0 || bytes.indexOf(placeholder, at + 1) >= 0) throw new Error('H.235.1: hash placeholder not unique');
@@ -136,6 +137,71 @@ export function signRas(message: RasMessage, p: SignParams): Uint8Array {
   mac.copy(bytes, at);
   placeholder.set(mac);
   return new Uint8Array(bytes);
+}
+
+/**
+ * The password hash of H.235 version 1 that GnuGk puts on the LRQs it sends a neighbour and checks on those it
+ * receives (`[Neighbor::…]` `SendPassword` / `Password`), as Cisco gatekeepers do: a `cryptoGKPwdHash` (or, from an
+ * endpoint, `cryptoEPPwdHash`) whose 128-bit hash is MD5 of the aligned PER encoding of a ClearToken with tokenOID
+ * 0.0, generalID the sender's name and password the shared password (both BMPStrings ending in a NUL character, as
+ * H323Plus encodes them) and the token's timeStamp. It authenticates the sender (who knows the password, within the
+ * timestamp window) but covers none of the message: procedure I is the stronger of the two.
+ */
+export const OID_MD5 = '1.2.840.113549.2.5';
+const MD5_BITS = 128;
+const clearTokenCodec = codec<ClearToken>('ClearToken');
+
+/** MD5 of the PwdCertToken (sender, password, timeStamp) that a pwdHash token carries. */
+export function pwdHashMd5(sender: string, password: string, timeStamp: number): Buffer {
+  const clear: ClearToken = { tokenOID: '0.0', generalID: `${sender}\u0000`, password: `${password}\u0000`, timeStamp };
+  return createHash('md5').update(clearTokenCodec.encode(clear)).digest();
+}
+
+/** The `cryptoGKPwdHash` token a gatekeeper named `sender` puts on an LRQ to a neighbour sharing `password`. */
+export function gkPwdHashToken(sender: string, password: string, timeStamp: number): CryptoH323Token {
+  return {
+    choice: 'cryptoGKPwdHash',
+    value: {
+      gatekeeperId: sender,
+      timeStamp,
+      token: {
+        algorithmOID: OID_MD5,
+        paramS: {},
+        hash: { length: MD5_BITS, data: pwdHashMd5(sender, password, timeStamp) },
+      },
+    },
+  };
+}
+
+/** A pwdHash token found in a message: who it names, when, and its hash. */
+export interface PwdHashToken {
+  sender: string;
+  timeStamp: number;
+  hash: Uint8Array;
+}
+
+/** The MD5 pwdHash token among `tokens` (gatekeeper's or endpoint's form), if any. */
+export function findPwdHash(tokens: readonly CryptoH323Token[] | undefined): PwdHashToken | undefined {
+  for (const t of tokens ?? []) {
+    if (t.choice !== 'cryptoGKPwdHash' && t.choice !== 'cryptoEPPwdHash') continue;
+    const v = t.value;
+    if (v.token.algorithmOID !== OID_MD5 || v.token.hash.length !== MD5_BITS) continue;
+    const sender = t.choice === 'cryptoGKPwdHash' ? t.value.gatekeeperId : aliasString(t.value.alias);
+    if (sender === undefined) continue;
+    return { sender, timeStamp: v.timeStamp, hash: v.token.hash.data.subarray(0, MD5_BITS / 8) };
+  }
+  return undefined;
+}
+
+/** The text of an alias as H323Plus hashes it (the alias's value, whatever its type). */
+function aliasString(a: { choice: string; value: unknown }): string | undefined {
+  return typeof a.value === 'string' ? a.value : undefined;
+}
+
+/** Whether a pwdHash token was made with `password` (constant-time compare). */
+export function verifyPwdHash(t: PwdHashToken, password: string): boolean {
+  const mine = pwdHashMd5(t.sender, password, t.timeStamp);
+  return t.hash.length === mine.length && timingSafeEqual(mine, t.hash);
 }
 
 /**

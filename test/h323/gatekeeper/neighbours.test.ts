@@ -7,8 +7,17 @@ import { aliasFromText, fromH225Address, H225_PROTOCOL_ID, h225Address, type IpP
 import { Gatekeeper, type GatekeeperSend } from '../../../src/h323/gatekeeper/gatekeeper.ts';
 import { type HostLookup, NeighbourDns, systemLookup } from '../../../src/h323/gatekeeper/neighbour-dns.ts';
 import { Neighbours, type NeighboursOptions } from '../../../src/h323/gatekeeper/neighbours.ts';
-import type { LocationRequest, RasMessage } from '../../../src/h323/per/generated/types.ts';
+import type { CryptoH323Token, LocationRequest, RasMessage } from '../../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../../src/h323/per/schema.ts';
+import {
+  findHashedToken,
+  findPwdHash,
+  gkPwdHashToken,
+  h235Key,
+  signRas,
+  verifyHash,
+  verifyPwdHash,
+} from '../../../src/h323/security/h235.ts';
 import { type RoutingConfig, routingConfigSchema } from '../../../src/routing/config.ts';
 
 /**
@@ -564,6 +573,7 @@ describe('a neighbor named by host name', () => {
       address: { ip: GK_B.ip, port: 1730 },
       gatekeeperIdentifier: null,
       hopCount: 2,
+      h235: false,
     } as never);
   });
 
@@ -691,5 +701,197 @@ describe('a neighbor named by host name', () => {
     assert.equal(gone.ok, false);
     assert.equal(dns.known('LOCALHOST'), '127.0.0.1');
     assert.deepEqual(dns.counters, { lookups: 2, failures: 1, timeouts: 0, cacheHits: 0 });
+  });
+});
+
+describe('H.235 with a neighbour sharing a password (authentication on the zone)', () => {
+  const PASSWORD = 'neighbour-secret';
+  const signed = routingConfigSchema.parse({
+    zones: [
+      {
+        name: 'GkA',
+        type: 'neighbor',
+        protocol: 'h323',
+        address: GK_A.ip,
+        gatekeeperIdentifier: 'gk-a',
+        lrqTimeoutMs: 1000,
+        authentication: { username: 'crossway', password: PASSWORD },
+      },
+      { name: 'GkB', type: 'neighbor', protocol: 'h323', address: GK_B.ip },
+    ],
+    searchRules: [
+      { name: 'local', priority: 50, pattern: { type: 'anyAlias' }, targetZone: 'LocalZone' },
+      { name: 'to-a', priority: 100, pattern: { type: 'prefix', value: '33' }, targetZone: 'GkA' },
+      { name: 'to-b', priority: 100, pattern: { type: 'prefix', value: '44' }, targetZone: 'GkB' },
+    ],
+  });
+  const key = h235Key(PASSWORD);
+
+  /** `setup` whose wire list keeps the datagrams too (tokens are checked against them). */
+  function signedSetup() {
+    const t = setup(signed);
+    const wire: Array<{ to: IpPort; m: RasMessage; bytes: Uint8Array }> = [];
+    const inner = t.gk.onSend;
+    t.gk.onSend = (s) => {
+      inner(s);
+      wire.push({ to: s.to, m: t.sent.at(-1)!.m, bytes: s.bytes });
+    };
+    const rxBytes = (bytes: Uint8Array, from: IpPort) => {
+      const out = t.gk.handleDatagram(bytes, from);
+      if (out) t.gk.onSend(out);
+    };
+    return { ...t, wire, rxBytes };
+  }
+  const now = (t: { clock: FakeClock }) => Math.floor(t.clock.wallNow() / 1000);
+  /** An LRQ from GkA as GnuGk signs it (`SendPassword`): its MD5 pwdHash naming its gatekeeperIdentifier. */
+  const gnugkLrq = (alias: string, password: string, ts: number, sender = 'gk-a'): Uint8Array => {
+    const m = lrq(alias);
+    (m.value as LocationRequest).cryptoTokens = [gkPwdHashToken(sender, password, ts)];
+    return rasCodec.encode(m);
+  };
+  const procIToken = (s: { m: RasMessage }) => {
+    const f = findHashedToken((s.m.value as { cryptoTokens?: CryptoH323Token[] }).cryptoTokens);
+    assert.ok(f?.ok, 'a procedure I token');
+    return f.token;
+  };
+
+  it('our LRQ to the zone carries GnuGk’s pwdHash and a procedure I token, both good for the password', async () => {
+    const t = signedSetup();
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    t.rx(arq(alice, '3301'), EP);
+    t.rx(arq(alice, '4401'), EP);
+    await flush();
+    const toA = t.wire.find((w) => w.m.choice === 'locationRequest' && w.to.ip === GK_A.ip)!;
+    const toB = t.wire.find((w) => w.m.choice === 'locationRequest' && w.to.ip === GK_B.ip)!;
+    const pwd = findPwdHash((toA.m.value as LocationRequest).cryptoTokens);
+    assert.ok(pwd);
+    assert.equal(pwd.sender, 'crossway');
+    assert.equal(pwd.timeStamp, now(t));
+    assert.ok(verifyPwdHash(pwd, PASSWORD));
+    assert.equal(verifyPwdHash(pwd, 'other'), false);
+    const tok = procIToken(toA);
+    assert.equal(tok.clear.sendersID, 'crossway');
+    assert.equal(tok.clear.generalID, 'gk-a');
+    assert.ok(verifyHash(toA.bytes, tok.hash, key), 'HMAC over the whole datagram');
+    assert.equal(verifyHash(toA.bytes, tok.hash, h235Key('other')), false);
+    assert.equal((toB.m.value as LocationRequest).cryptoTokens, undefined, 'a zone without a password: unsigned');
+    const status = t.nb.status() as { zones: Array<{ name: string; h235: boolean }> };
+    assert.deepEqual(
+      status.zones.map((z) => [z.name, z.h235]),
+      [
+        ['GkA', true],
+        ['GkB', false],
+      ],
+    );
+    assert.ok(!JSON.stringify(status).includes(PASSWORD), 'the password is not in the status');
+    assert.ok(!JSON.stringify([...t.nb.zones.values()]).includes(PASSWORD), 'nor in the zones');
+  });
+
+  it('an LRQ from the zone with GnuGk’s pwdHash is answered, our LCF signed; a bad one gets LRJ securityDenial', async () => {
+    const t = signedSetup();
+    register(t, ['bob'], { ip: '198.51.100.20', port: 1720 });
+    t.rxBytes(gnugkLrq('bob', PASSWORD, now(t)), GK_A);
+    await flush();
+    const lcf = t.wire.find((w) => w.m.choice === 'locationConfirm');
+    assert.ok(lcf, JSON.stringify(t.sent.map((s) => s.m.choice)));
+    const tok = procIToken(lcf);
+    assert.ok(verifyHash(lcf.bytes, tok.hash, key));
+    assert.equal(tok.clear.sendersID, 'crossway');
+    assert.equal(t.nb.counters.authenticated, 1);
+    // wrong password, unsigned, stale, signed by another name: each refused, counted, no LCF
+    const bad: Array<[string, Uint8Array]> = [
+      ['wrong password', gnugkLrq('bob', 'guess', now(t))],
+      ['unsigned', rasCodec.encode(lrq('bob'))],
+      ['stale', gnugkLrq('bob', PASSWORD, now(t) - 301)],
+      ['from the future', gnugkLrq('bob', PASSWORD, now(t) + 301)],
+      ['another sender', gnugkLrq('bob', PASSWORD, now(t), 'gk-x')],
+    ];
+    for (const [what, bytes] of bad) {
+      const before = t.wire.length;
+      t.rxBytes(bytes, GK_A);
+      await flush();
+      const answers = t.wire.slice(before);
+      assert.equal(answers.length, 1, what);
+      assert.equal(answers[0]!.m.choice, 'locationReject', what);
+      assert.equal(reason(answers[0]), 'securityDenial', what);
+    }
+    assert.equal(t.nb.counters.securityDenied, bad.length);
+    assert.equal(t.nb.counters.lrjSent.securityDenial, bad.length);
+    assert.equal(t.nb.counters.lcfSent, 1);
+    // a zone without a password is not asked for tokens
+    t.rx(lrq('bob', {}, GK_B), GK_B);
+    await flush();
+    assert.equal(t.nb.counters.lcfSent, 2);
+  });
+
+  it('an LRQ signed with procedure I is answered; tampered or replayed it is refused, retransmitted it is not', async () => {
+    const t = signedSetup();
+    register(t, ['bob'], { ip: '198.51.100.20', port: 1720 });
+    const sign = (m: RasMessage, password: string, random: number) =>
+      signRas(m, { key: h235Key(password), sendersID: 'gk-a', generalID: 'crossway', timeStamp: now(t), random });
+    const good = sign(lrq('bob'), PASSWORD, 7);
+    t.rxBytes(good, GK_A);
+    await flush();
+    t.rxBytes(good, GK_A); // a RAS retry resends the same datagram
+    await flush();
+    assert.equal(t.nb.counters.lcfSent, 2);
+    const tampered = Buffer.from(sign(lrq('bob'), PASSWORD, 8));
+    const at = tampered.indexOf(Buffer.from('bob'.split('').flatMap((c) => [0, c.charCodeAt(0)])));
+    assert.ok(at > 0);
+    tampered[at + 1] = 'x'.charCodeAt(0); // "xob"
+    t.rxBytes(tampered, GK_A);
+    t.rxBytes(sign(lrq('bob'), 'guess', 9), GK_A);
+    t.rxBytes(sign(lrq('bob'), PASSWORD, 7), GK_A); // same timeStamp and random, another message: a replay
+    await flush();
+    assert.equal(t.nb.counters.securityDenied, 3);
+    assert.equal(t.nb.counters.lcfSent, 2);
+    assert.equal(t.nb.counters.authenticated, 2);
+  });
+
+  it('an answer from the zone with a bad token is dropped (the search times out); an unsigned one, as GnuGk sends, is taken', async () => {
+    const t = signedSetup();
+    const alice = register(t, ['alice'], { ip: '198.51.100.10', port: 1720 });
+    const lcfFor = (l: LocationRequest): RasMessage => ({
+      choice: 'locationConfirm',
+      value: {
+        requestSeqNum: l.requestSeqNum,
+        callSignalAddress: h225Address(GK_A.ip, 1720),
+        rasAddress: h225Address(GK_A.ip, 1719),
+      },
+    });
+    t.rx(arq(alice, '3302'), EP);
+    await flush();
+    const l1 = ofKind(t, 'locationRequest')[0]!.m.value as LocationRequest;
+    const forged = signRas(lcfFor(l1), {
+      key: h235Key('guess'),
+      sendersID: 'gk-a',
+      generalID: 'crossway',
+      timeStamp: now(t),
+      random: 1,
+    });
+    t.rxBytes(forged, GK_A);
+    await flush();
+    assert.equal(t.nb.counters.badAnswerTokens, 1);
+    assert.equal(t.nb.counters.lcfReceived, 0);
+    t.clock.advance(1000);
+    await flush();
+    assert.equal(t.nb.counters.timeouts, 1);
+    assert.equal(reason(ofKind(t, 'admissionReject')[0]), 'calledPartyNotRegistered');
+    // unsigned LCF (GnuGk signs none of its answers) and a good signed one: both found
+    t.rx(arq(alice, '3303'), EP);
+    await flush();
+    const l2 = ofKind(t, 'locationRequest')[1]!.m.value as LocationRequest;
+    t.rx(lcfFor(l2), GK_A);
+    t.rx(arq(alice, '3304'), EP);
+    await flush();
+    const l3 = ofKind(t, 'locationRequest')[2]!.m.value as LocationRequest;
+    t.rxBytes(
+      signRas(lcfFor(l3), { key, sendersID: 'gk-a', generalID: 'crossway', timeStamp: now(t), random: 2 }),
+      GK_A,
+    );
+    await flush();
+    assert.equal(t.nb.counters.lcfReceived, 2);
+    assert.equal(ofKind(t, 'admissionConfirm').length, 2);
+    assert.equal(t.nb.counters.badAnswerTokens, 1);
   });
 });
