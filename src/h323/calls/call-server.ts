@@ -177,8 +177,11 @@ export class CallServer {
     let callee: { user: string; endpoint: string } | undefined;
     let refusedB = false;
     const noteCallee = <T extends H323Route | H323Target | undefined>(r: T): T => {
-      if (r?.kind === 'endpoint' && r.registration.authUser !== undefined)
-        callee = { user: r.registration.authUser, endpoint: r.registration.endpointIdentifier };
+      // each routing decides anew: a later route to an endpoint without a key is neither signed toward nor checked
+      callee =
+        r?.kind === 'endpoint' && r.registration.authUser !== undefined
+          ? { user: r.registration.authUser, endpoint: r.registration.endpointIdentifier }
+          : undefined;
       return r;
     };
     // H.235.1: what the node sends an endpoint that holds a key is signed with it (after RoutedCall built the PDU)
