@@ -110,6 +110,12 @@ export interface OfferRequest {
   /** Leg kinds of the offerer and of the party the offer goes to (first offer only; later ones keep the call's). */
   from: LegKind;
   to: LegKind;
+  /**
+   * False for an offer inside a call the relay already anchors (re-INVITE, UPDATE, an offer in a 2xx after the first):
+   * refused with 481 when the call is gone (released by a BYE that crossed it) instead of anchoring a new call whose
+   * ports nothing would release before the media timeout. Default true.
+   */
+  create?: boolean;
 }
 
 /**
@@ -144,6 +150,14 @@ export interface CallStats {
   tags: [string, string | undefined];
   createdAt: number;
   streams: { index: number; media: string; sides: [StreamSideStats, StreamSideStats] }[];
+}
+
+/** One call of `RelayCore.list`: its statistics, when an offer/answer last touched it (clock ms), its legs' kinds. */
+export interface CallListing extends CallStats {
+  touchedAt: number;
+  /** The party whose offer awaits (or last got) an answer. */
+  offerer: 0 | 1;
+  kinds: [LegKind, LegKind];
 }
 
 const REJECTS = {
@@ -252,6 +266,8 @@ export class RelayCore {
   readonly #log: Logger;
   readonly #warn: RateLimitedLog;
   readonly #calls = new Map<string, Call>();
+  /** New calls whose first offer is still allocating: a `delete` meanwhile releases them too. */
+  readonly #creating = new Map<string, Call>();
   readonly #endpoints: (Endpoint | undefined)[] = [];
   readonly #muxIds = new Map<number, Side>();
   #muxPairs: MuxPair[] = [];
@@ -327,7 +343,7 @@ export class RelayCore {
 
   /** Releases every port, socket and mux id of the call; false when there was no such call. */
   delete(callId: string): boolean {
-    const call = this.#calls.get(callId);
+    const call = this.#calls.get(callId) ?? this.#creating.get(callId);
     if (!call) return false;
     this.#release(call);
     return true;
@@ -337,6 +353,20 @@ export class RelayCore {
   stats(callId: string): CallStats | undefined {
     const call = this.#calls.get(callId);
     return call ? this.#statsOf(call) : undefined;
+  }
+
+  /**
+   * The calls the relay holds now (at most `limit`, oldest first), each with its statistics, when an offer or answer
+   * last touched it and whose offer awaits an answer: what an operator (or a test) reads to tell why a call is still
+   * anchored.
+   */
+  list(limit = 100): CallListing[] {
+    const out: CallListing[] = [];
+    for (const call of this.#calls.values()) {
+      if (out.length >= limit) break;
+      out.push({ ...this.#statsOf(call), touchedAt: call.touchedAt, offerer: call.offerer, kinds: [...call.kinds] });
+    }
+    return out;
   }
 
   /** Releases every call. The I/O adapter closes the demux sockets. */
@@ -434,6 +464,7 @@ export class RelayCore {
     let call = this.#calls.get(req.callId);
     const isNew = call === undefined;
     if (!call) {
+      if (req.create === false) return fail(REJECTS.noCall(req.callId));
       const now = this.#o.clock.now();
       call = {
         id: req.callId,
@@ -454,6 +485,21 @@ export class RelayCore {
 
     // Allocate the streams this offer adds (a re-offer reuses what exists, RFC 3264 §8: m= lines never go away).
     const added: Stream[] = [];
+    if (isNew) this.#creating.set(call.id, call);
+    try {
+      return await this.#allocateAndApply(call, isNew, offerer, sd, added);
+    } finally {
+      if (this.#creating.get(call.id) === call) this.#creating.delete(call.id);
+    }
+  }
+
+  async #allocateAndApply(
+    call: Call,
+    isNew: boolean,
+    offerer: 0 | 1,
+    sd: SessionDescription,
+    added: Stream[],
+  ): Promise<Result<{ sdp: string }, MediaReject>> {
     for (let i = call.streams.length; i < sd.media.length; i++) {
       const m = sd.media[i]!;
       const a = await this.#allocateSide(call, 0);
@@ -470,6 +516,8 @@ export class RelayCore {
       call.streams.push(s);
     }
     if (this.#closed) return this.#abort(call, isNew, added, REJECTS.closed());
+    // Deleted while its ports were being opened (a BYE or a failed INVITE crossed this offer): what it opened goes back.
+    if (call.released) return this.#abort(call, isNew, added, REJECTS.noCall(call.id));
     if (isNew) {
       this.#calls.set(call.id, call);
       this.counters.callsTotal++;

@@ -241,8 +241,13 @@ export class SipService {
       answer: (r) => media.answer(r),
       has: (id) => media.has(id),
       delete: (id) => {
-        const st = stats(id);
-        if (st) this.#recordMedia(st);
+        // The record is best effort; the call's ports go back whatever happens to it.
+        try {
+          const st = stats(id);
+          if (st) this.#recordMedia(st);
+        } catch (err) {
+          this.#log.error({ err, callId: id }, 'media totals of a released call not recorded => ignored');
+        }
         return media.delete(id);
       },
     };

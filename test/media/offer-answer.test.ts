@@ -16,7 +16,10 @@ class FakeIo implements MediaIo {
   open = new Set<number>();
   taken = new Set<number>();
   sent: { handle: number; prefix: Buffer | null; data: Buffer; address: string; port: number }[] = [];
+  /** While set, binding waits for it (a socket bind that takes its time, as under load). */
+  gate: Promise<void> | undefined;
   async openPair(_addr: string, rtpPort: number) {
+    if (this.gate) await this.gate;
     if (this.taken.has(rtpPort)) return undefined;
     const rtp = this.next++;
     const rtcp = this.next++;
@@ -238,6 +241,66 @@ describe('offer/answer through the relay', () => {
     assert.ok(!core.has('two'));
     assert.equal(core.portsInUse, 2);
     assert.equal(io.open.size, 4);
+  });
+
+  it('a delete that crosses an offer still opening its ports wins: the offer answers 481 and nothing stays anchored', async () => {
+    const { core, io } = setup();
+    let open!: () => void;
+    // A first offer (the INVITE) deleted while its sockets bind (the INVITE failed or was cancelled meanwhile).
+    io.gate = new Promise((r) => {
+      open = r;
+    });
+    const first = core.offer({
+      callId: 'n',
+      fromTag: 'A',
+      sdp: sdp(audio('192.0.2.1', 5000)),
+      from: 'endpoint',
+      to: 'endpoint',
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(core.delete('n'), true, 'the call being created is known to delete');
+    open();
+    const r1 = await first;
+    assert.ok(!r1.ok && r1.reason.status === 481);
+    assert.deepEqual([core.callCount, core.portsInUse, io.open.size], [0, 0, 0]);
+
+    // A re-offer adding video to an answered call, deleted (BYE) while the video pair binds: every pair goes back.
+    io.gate = undefined;
+    await call(core);
+    io.gate = new Promise((r) => {
+      open = r;
+    });
+    const video = [...audio('192.0.2.1', 5000), 'm=video 5002 RTP/AVP 96', 'a=rtpmap:96 H264/90000'];
+    const re = core.offer({ callId: 'c', fromTag: 'A', sdp: sdp(video), from: 'endpoint', to: 'endpoint' });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(core.delete('c'), true);
+    open();
+    const r2 = await re;
+    assert.ok(!r2.ok && r2.reason.status === 481);
+    assert.deepEqual([core.callCount, core.portsInUse, io.open.size], [0, 0, 0]);
+
+    // An in-dialog offer (create: false) queued behind the BYE's delete finds no call and anchors none.
+    io.gate = undefined;
+    await call(core, 'q');
+    const queued = core.offer({
+      callId: 'q',
+      fromTag: 'B',
+      sdp: sdp(audio('192.0.2.2', 6010)),
+      from: 'endpoint',
+      to: 'endpoint',
+      create: false,
+    });
+    assert.equal(core.delete('q'), true);
+    const r3 = await queued;
+    assert.ok(!r3.ok && r3.reason.status === 481);
+    assert.deepEqual([core.callCount, core.portsInUse, io.open.size], [0, 0, 0]);
+    // A first offer (create left true) still anchors a new call.
+    await call(core, 'q');
+    assert.deepEqual([core.callCount, core.portsInUse], [1, 2]);
+    assert.deepEqual(
+      core.list().map((c) => [c.callId, c.tags, c.offerer]),
+      [['q', ['A', 'B'], 0]],
+    );
   });
 
   it('a pair taken by another process is skipped, not handed out', async () => {

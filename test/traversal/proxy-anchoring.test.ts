@@ -728,3 +728,60 @@ test('an ACK for a 2xx, forwarded without a transaction, keeps its branch when r
   await tick();
   assert.notEqual(topVia(), first);
 });
+
+test('a BYE ends the relay call for good: a re-INVITE 2xx offer or a late-offer 2xx retransmission after it allocates nothing', async () => {
+  // A re-INVITE without SDP crosses the caller's BYE: the callee's 200 (its offer) comes back after the BYE released
+  // the call. Before, the relay took that offer for a new call and kept its ports until the media timeout.
+  const { layer, proxy, core } = await answeredCall();
+  const bobUri = 'sip:bob@10.0.0.2:5061;transport=tls';
+  const reinv = request('INVITE', { toTag: 'tt1', uri: bobUri, cseq: 2 });
+  const s = server(reinv);
+  proxy.handle(reinv, s.tx, UDP_IN);
+  await tick();
+  const fwd = layer.sent.at(-1)!;
+  const bye = request('BYE', { toTag: 'tt1', uri: bobUri, cseq: 3 });
+  proxy.handle(bye, server(bye).tx, UDP_IN);
+  await tick();
+  assert.equal(core.callCount, 0);
+  proxy.onResponse(withSdp(fwd.req, 200, sdpAt('10.9.9.9', 5100)), fwd.tx);
+  await tick();
+  assert.equal(s.responses.at(-1)?.status, 200, 'the 2xx still reaches the caller');
+  assert.deepEqual([core.callCount, core.portsInUse], [0, 0], 'no call re-created by the offer in the 2xx');
+
+  // A late-offer call (no SDP in the INVITE): answered, ACKed, hung up; then the callee's 200 again (a retransmission
+  // that crossed the ACK) is forwarded without creating a call.
+  const r = realRelay();
+  const late = setup(true, { media: r.relay });
+  const inv = request('INVITE');
+  late.proxy.handle(inv, server(inv).tx, UDP_IN);
+  await tick();
+  const out = late.layer.sent[0]!;
+  const ok200 = withSdp(out.req, 200, sdpAt('10.9.9.9', 5000));
+  late.proxy.onResponse(ok200, out.tx);
+  await tick();
+  assert.deepEqual([r.core.callCount, r.core.portsInUse], [1, 2]);
+  const bye2 = request('BYE', { toTag: 'tt1', uri: bobUri, cseq: 2 });
+  late.proxy.handle(bye2, server(bye2).tx, UDP_IN);
+  await tick();
+  assert.equal(r.core.callCount, 0);
+  late.proxy.onResponse(withSdp(out.req, 200, sdpAt('10.9.9.9', 5000)), out.tx);
+  await tick();
+  assert.deepEqual([r.core.callCount, r.core.portsInUse], [0, 0], 'no call re-created by a retransmitted 2xx');
+});
+
+test('a re-INVITE whose call the relay lost while its offer waited is answered 481, asked without creating a call', async () => {
+  const { layer, media, proxy } = setup();
+  const inv = request('INVITE', { body: SDP });
+  proxy.handle(inv, server(inv).tx, UDP_IN);
+  await tick();
+  assert.equal(media.offers.at(-1)?.create, true, 'a first INVITE may create the call');
+  const sent = layer.sent.length;
+  media.refuse = { status: 481, message: 'no media session call-1' };
+  const reinv = request('INVITE', { toTag: 'tt1', body: SDP, uri: 'sip:bob@10.0.0.2:5061;transport=tls', cseq: 2 });
+  const s = server(reinv);
+  proxy.handle(reinv, s.tx, UDP_IN);
+  await tick();
+  assert.equal(media.offers.at(-1)?.create, false);
+  assert.deepEqual([s.responses.at(-1)?.status, s.responses.at(-1)?.reason], [481, 'Call/Transaction Does Not Exist']);
+  assert.equal(layer.sent.length, sent, 'nothing forwarded');
+});

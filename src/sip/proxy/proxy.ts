@@ -168,7 +168,7 @@ interface Context {
     initial: boolean;
     chain: Promise<void>;
     /** Late offer (INVITE without SDP): the leg kinds of caller and callee, for the offer in the 18x/2xx. */
-    late?: { caller: 'endpoint' | 'traversal'; callee: 'endpoint' | 'traversal' };
+    late?: { caller: 'endpoint' | 'traversal'; callee: 'endpoint' | 'traversal'; anchored?: boolean };
     /** The leg kinds a first offer was anchored with (a search that goes on to another kind of zone re-anchors). */
     legs?: { from: 'endpoint' | 'traversal'; to: 'endpoint' | 'traversal' };
   };
@@ -1278,11 +1278,24 @@ export class StatefulProxy {
     initial: boolean,
   ): Promise<boolean> {
     const callId = getCallId(fwd) ?? '';
-    const r = await media.offer({ callId, fromTag: getFromTag(fwd) ?? '', sdp: fwd.body.toString('utf8'), from, to });
+    // An in-dialog offer never anchors a new call: the call may be gone, released by a BYE that crossed it.
+    const r = await media.offer({
+      callId,
+      fromTag: getFromTag(fwd) ?? '',
+      sdp: fwd.body.toString('utf8'),
+      from,
+      to,
+      create: initial,
+    });
     if (!r.ok) {
       this.#log.warn({ callId, status: r.reason.status, why: r.reason.message }, 'media offer refused => answered');
       this.#transition(ctx, 'forwarding');
-      const reason = r.reason.status === 503 ? 'Service Unavailable' : 'Not Acceptable Here';
+      const reason =
+        r.reason.status === 503
+          ? 'Service Unavailable'
+          : r.reason.status === 481
+            ? 'Call/Transaction Does Not Exist'
+            : 'Not Acceptable Here';
       this.#sendFinal(ctx, createResponse(ctx.request, r.reason.status, reason, { toTag: newTag() }));
       return false;
     }
@@ -1297,16 +1310,21 @@ export class StatefulProxy {
     if (!media || !ctx.media || res.status < 101 || res.status >= 300 || !hasSdp(res)) return;
     const late = ctx.media.late;
     if (late) {
-      // The callee's offer: the relay learns the callee as the offerer (rtpengine's convention for a late offer).
+      // The callee's offer: the relay learns the callee as the offerer (rtpengine's convention for a late offer). Only
+      // the first one of a first INVITE may anchor the call: a later 18x/2xx (a retransmission that crossed the ACK and
+      // the BYE) or the 2xx of a re-INVITE finds the call or nothing.
       const r = await media.offer({
         callId: ctx.media.callId,
         fromTag: getToTag(res) ?? '',
         sdp: res.body.toString('utf8'),
         from: late.callee,
         to: late.caller,
+        create: ctx.media.initial && !late.anchored,
       });
-      if (r.ok) setBody(res, r.value.sdp);
-      else
+      if (r.ok) {
+        late.anchored = true;
+        setBody(res, r.value.sdp);
+      } else
         this.#log.warn({ callId: ctx.media.callId, why: r.reason.message }, 'media late offer refused => passed as is');
       return;
     }

@@ -89,6 +89,8 @@ export interface ProxyMedia {
     sdp: string;
     from: 'endpoint' | 'traversal';
     to: 'endpoint' | 'traversal';
+    /** False: an offer in a call the relay should already have (in-dialog); refused when it is gone. Default true. */
+    create?: boolean;
   }): Promise<{ ok: true; value: { sdp: string } } | { ok: false; reason: { status: number; message: string } }>;
   answer(req: {
     callId: string;
