@@ -160,6 +160,9 @@ export interface CallListing extends CallStats {
   kinds: [LegKind, LegKind];
 }
 
+/** How long a pair found bound by another socket stays out of the pool (that socket is often short-lived: DNS). */
+const QUARANTINE_MS = 60_000;
+
 const REJECTS = {
   badSdp: (m: string): MediaReject => ({ status: 488, code: 'ERR_MEDIA_SDP', message: m }),
   exhausted: (): MediaReject => ({
@@ -272,6 +275,8 @@ export class RelayCore {
   readonly #muxIds = new Map<number, Side>();
   #muxPairs: MuxPair[] = [];
   #nextMuxPair = 0;
+  /** Pairs found bound by another socket, out of the pool until their hold ends (counted in `portsInUse`). */
+  #quarantined = 0;
   readonly #busy = new Map<string, Promise<unknown>>();
   #closed = false;
   /**
@@ -314,9 +319,20 @@ export class RelayCore {
     return this.#closed;
   }
 
-  /** Port pairs allocated from the media pool now. */
+  /**
+   * Port pairs out of the media pool now: those of the calls, and those found bound by another socket
+   * (`portsQuarantined`).
+   */
   get portsInUse(): number {
     return this.#o.allocator.inUse;
+  }
+
+  /**
+   * Port pairs another socket was found bound on, kept out of the pool for `QUARANTINE_MS` whatever the calls do: not
+   * a call's, not a leak.
+   */
+  get portsQuarantined(): number {
+    return this.#quarantined;
   }
 
   /** Mux ids in use (edge). */
@@ -759,7 +775,11 @@ export class RelayCore {
         // other process may hold the pairs that follow too).
         this.counters.bindFailures++;
         this.#warn.warn('media.bind', 'media port pair taken by another socket => another pair', { port });
-        this.#o.clock.setTimer(60_000, () => alloc.release(port));
+        this.#quarantined++;
+        this.#o.clock.setTimer(QUARANTINE_MS, () => {
+          this.#quarantined--;
+          alloc.release(port);
+        });
         alloc.jump();
         continue;
       }

@@ -476,11 +476,23 @@ export async function startNode(
       node: kind,
       calls: m.core.callCount,
       portPairsInUse: m.core.portsInUse,
+      portPairsQuarantined: m.core.portsQuarantined,
       muxIds: m.core.muxIdCount,
       sockets: m.io.openSockets,
       counters: { ...m.core.counters },
     })),
   );
+  // The calls each relay holds now (at most `limit`, default 50), with how long since media or signalling touched them.
+  control.register('media.calls', (args) => {
+    const limit = Math.min(Math.max(Number(args.limit) || 50, 1), 1000);
+    const now = systemClock.now();
+    return [...media].map(([kind, m]) => ({
+      node: kind,
+      calls: m.core
+        .list(limit)
+        .map((c) => ({ ...c, ageMs: Math.round(now - c.createdAt), touchedMsAgo: Math.round(now - c.touchedAt) })),
+    }));
+  });
   // One call's media on each node that relays it: per direction and per stream (packets, bytes, last packet time).
   control.register('media.call', (args) => {
     const callId = typeof args.callId === 'string' ? args.callId.trim() : '';

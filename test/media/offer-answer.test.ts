@@ -303,12 +303,20 @@ describe('offer/answer through the relay', () => {
     );
   });
 
-  it('a pair taken by another process is skipped, not handed out', async () => {
-    const { core, io } = setup();
+  it('a pair taken by another process is skipped, not handed out, and quarantined for 60 s with no call', async () => {
+    const { core, io, clock } = setup();
     io.taken.add(40000);
     const r = await call(core);
     assert.ok(!ports(r.off).includes(40000) && !ports(r.ans).includes(40000));
     assert.equal(core.counters.bindFailures, 1);
+    assert.deepEqual([core.portsInUse, core.portsQuarantined], [3, 1]);
+    // The call ends: its two pairs go back; the taken one stays out of the pool, counted in use with no call.
+    assert.ok(core.delete('c'));
+    assert.deepEqual([core.callCount, core.portsInUse, core.portsQuarantined], [0, 1, 1]);
+    clock.advance(59_999);
+    assert.deepEqual([core.portsInUse, core.portsQuarantined], [1, 1]);
+    clock.advance(1);
+    assert.deepEqual([core.portsInUse, core.portsQuarantined], [0, 0]);
   });
 
   it('a call record media path: codecs of the SDP of each party and the relay ports each party was given', async () => {
