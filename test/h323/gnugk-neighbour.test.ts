@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { callControl } from '../../src/roles/control.ts';
-import { gnugkBinDir, startGnugk, tcpOpen } from '../helpers/gnugk.ts';
+import { gnugkBinDir, gnugkListening, gnugkLog, startGnugk } from '../helpers/gnugk.ts';
 import { startTestNode } from '../helpers/lab-node.ts';
 import { count, endpointProcesses, freeTcpPort, ooh323cBinary, ooh323cLauncher, waitFor } from '../helpers/ooh323c.ts';
 
@@ -119,19 +119,8 @@ describe('GnuGk as a neighbor gatekeeper of a started node: LRQ/LCF both ways, c
           gnugkIni(GNUGK_IP, proxy, ras),
           process.env.H323_TRACE ? 3 : 2,
         );
-        const gkLog = () => (existsSync(join(cwd, 'gk.log')) ? readFileSync(join(cwd, 'gk.log'), 'utf8') : '');
-        let up = false;
-        await waitFor(
-          () => {
-            void tcpOpen(GNUGK_IP, 1720).then((ok) => {
-              up ||= ok;
-            });
-            return up || gkProc!.exitCode !== null;
-          },
-          10_000,
-          'GnuGk to listen',
-        );
-        assert.equal(gkProc.exitCode, null, `GnuGk exited: ${gkLog().slice(-2000)}`);
+        const gkLog = () => gnugkLog(cwd);
+        await gnugkListening(gkProc, cwd, GNUGK_IP);
 
         const out = { alice: '', bob: '' };
         const launcher = (gkAddr: string) =>

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
@@ -37,4 +37,24 @@ export function tcpOpen(host: string, port: number): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
+}
+
+/** GnuGk's log so far (`cwd/gk.log`, written by `startGnugk`), '' before it exists. */
+export function gnugkLog(cwd: string): string {
+  const f = join(cwd, 'gk.log');
+  return existsSync(f) ? readFileSync(f, 'utf8') : '';
+}
+
+/**
+ * Waits at most `ms` for GnuGk started in `cwd` to accept call signalling on `ip`:1720 (it is up then); throws with
+ * the end of its log when it exits first or never listens.
+ */
+export async function gnugkListening(proc: ChildProcess, cwd: string, ip: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end && proc.exitCode === null) {
+    if (await tcpOpen(ip, 1720)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const why = proc.exitCode !== null ? `exited with ${proc.exitCode}` : `did not listen within ${ms} ms`;
+  throw new Error(`GnuGk ${why}: ${gnugkLog(cwd).slice(-2000)}`);
 }
