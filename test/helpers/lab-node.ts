@@ -17,10 +17,16 @@ export function uniqueOffset(): number {
   return 100 + ((process.pid * 7 + nextOffset * 40) % 4000);
 }
 
-/** A start that failed only because another process holds one of the node's ports (another test file's node). */
+/**
+ * A start that failed only because another process holds one of the node's ports (another test file's node): the
+ * error itself, or the socket error a listener wrapped (`ERR_SIP_TRANSPORT_LISTEN` keeps EADDRINUSE as its cause).
+ */
 function portTaken(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'EADDRINUSE' || code === 'ERR_MEDIA_MUX_BIND';
+  for (let e = err as (NodeJS.ErrnoException & { cause?: unknown }) | undefined, depth = 0; e && depth < 4; depth++) {
+    if (e.code === 'EADDRINUSE' || e.code === 'ERR_MEDIA_MUX_BIND') return true;
+    e = e.cause as typeof e;
+  }
+  return false;
 }
 
 /**

@@ -12,7 +12,7 @@ import { h245Codec, openLogicalChannelCodec, rasCodec } from '../../../src/h323/
 import { type CallSignallingMessage, encodeCallSignalling } from '../../../src/h323/q931/call-signalling.ts';
 import { decodeCause, findIe, IE, Q931_MESSAGE_TYPES } from '../../../src/h323/q931/q931.ts';
 import { encodeTpkt } from '../../../src/h323/transport/tpkt.ts';
-import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { startTestNode } from '../../helpers/lab-node.ts';
 import { callSignallingReader } from '../../helpers/q931-reader.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
 
@@ -52,7 +52,6 @@ test('h323.calls on a started node: codec policy, terminalType, and the answer t
   const { socket: ep, port: me, next } = await rasPeer(5000);
   const node = await startTestNode({
     dataDir,
-    portOffset: uniqueOffset(),
     h323: { enabled: true, calls: { codecs: ['g711Alaw'], terminalType: 201, answerTimeoutSeconds: 2 } },
   });
   const callers: net.Socket[] = [];

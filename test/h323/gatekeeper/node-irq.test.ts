@@ -8,7 +8,7 @@ import { aliasFromText, fromH225Address, H225_PROTOCOL_ID, h225Address } from '.
 import type { RasMessage } from '../../../src/h323/per/generated/types.ts';
 import { rasCodec } from '../../../src/h323/per/schema.ts';
 import { callControl } from '../../../src/roles/control.ts';
-import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { startTestNode } from '../../helpers/lab-node.ts';
 
 /**
  * The control command `h323.irq` on a lab node: the gatekeeper sends an IRQ to the endpoint's RAS address (this
@@ -22,7 +22,7 @@ test('h323.irq: IRQ to a registered endpoint, its IRR reported; silence and unkn
   const me = ep.address().port;
   let answerIrq = true;
   const seen: RasMessage[] = [];
-  const node = await startTestNode({ dataDir, portOffset: uniqueOffset(), h323: { enabled: true } });
+  const node = await startTestNode({ dataDir, h323: { enabled: true } });
   try {
     const core = node.sockets().find((s) => s.listener === 'h323-ras' && s.node === 'core')!;
     let endpointIdentifier = '';

@@ -221,7 +221,6 @@ test('a node looks its host-named neighbour zones up at start: zoneOf knows loca
   const dataDir = mkdtempSync(join(tmpdir(), 'crossway-h323-nbstart-'));
   const node = await startTestNode({
     dataDir,
-    portOffset: uniqueOffset(),
     h323: { enabled: true },
     routing: {
       zones: [

@@ -10,7 +10,7 @@ import { rasCodec } from '../../../src/h323/per/schema.ts';
 import { encodeCallSignalling } from '../../../src/h323/q931/call-signalling.ts';
 import { decodeCause, decodePartyNumber, encodePartyNumber, findIe, IE } from '../../../src/h323/q931/q931.ts';
 import { encodeTpkt } from '../../../src/h323/transport/tpkt.ts';
-import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { startTestNode } from '../../helpers/lab-node.ts';
 import { callSignallingReader } from '../../helpers/q931-reader.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
 
@@ -31,7 +31,6 @@ test('without a neighbor zone, ARQs and Setups go through transforms and call po
   const next = (choice: RasMessage['choice']) => nextRas(choice, 'admissionReject');
   const node = await startTestNode({
     dataDir,
-    portOffset: uniqueOffset(),
     h323: { enabled: true },
     routing: {
       transforms: [{ name: 'strip-9', pattern: { type: 'prefix', value: '9' }, action: 'strip' }],

@@ -46,7 +46,6 @@ test('a node with H.235.1 required: signed RRQ registers and is listed with SIP 
   seed.close();
   const node = await startTestNode({
     dataDir,
-    portOffset: uniqueOffset(),
     h323: {
       enabled: true,
       gatekeeper: {
@@ -286,7 +285,6 @@ test('a neighbour zone is not held to the per-source flood limits; another sourc
   const other = await udp('127.0.0.7');
   const node = await startTestNode({
     dataDir,
-    portOffset: uniqueOffset(),
     h323: { enabled: true, gatekeeper: { floodLimits: { setupsPerSecondPerSource: 3 } } },
     routing: {
       zones: [{ name: 'Peer', type: 'neighbor', protocol: 'h323', address: '127.0.0.6', port: neighbour.port }],

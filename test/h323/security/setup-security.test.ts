@@ -31,7 +31,7 @@ import {
   endpointSignRas,
   endpointSignSetup,
 } from '../../helpers/h235-endpoint.ts';
-import { startTestNode, uniqueOffset } from '../../helpers/lab-node.ts';
+import { startTestNode } from '../../helpers/lab-node.ts';
 import { rasPeer, rrq } from '../../helpers/ras.ts';
 
 /**
@@ -490,7 +490,6 @@ async function labNode(
   const bobPort = (bob.address() as net.AddressInfo).port;
   const node = await startTestNode({
     dataDir,
-    portOffset: uniqueOffset(),
     h323: { enabled: true, gatekeeper: { timeToLive: 60, security: { mode, realm: 'example.com', everyCallMessage } } },
     ...(routing ? { routing } : {}),
     // loopback is exempt from intrusion protection by default: not here, when the test looks at blocks
