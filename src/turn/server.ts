@@ -199,34 +199,52 @@ export async function startTurnServer(options: TurnServerOptions): Promise<TurnS
   try {
     for (const l of options.listen) {
       const protocols = l.protocols ?? ['udp', 'tcp'];
-      let port = l.port;
-      if (protocols.includes('udp')) {
-        const sock = await bindUdp(l.address, port, options.udpBufferBytes);
-        port = sock.address().port;
-        udpSockets.push(sock);
-        listening.push({ protocol: 'udp', address: l.address, port });
-        attachUdp(sock, engine, log);
-      }
-      if (protocols.includes('tcp')) {
-        const srv = net.createServer({ noDelay: true }, (conn) => {
-          if (tcpConnections.size >= maxTcp || closed) {
-            conn.destroy();
-            return;
-          }
-          tcpConnections.add(conn);
-          conn.on('close', () => tcpConnections.delete(conn));
-          attachTcp(conn, engine, log, (options.tcpIdleSeconds ?? 60) * 1000, clock);
-        });
-        await new Promise<void>((resolve, reject) => {
-          srv.once('error', reject);
-          srv.listen({ host: l.address, port, exclusive: true }, () => {
-            srv.off('error', reject);
-            resolve();
+      // port 0 (tests, ephemeral): UDP picks the port and TCP must get the same one; when another program holds it
+      // for TCP, both are tried again on a new port (a few times), so an ephemeral start does not fail at random
+      for (let attempt = 1; ; attempt++) {
+        let port = l.port;
+        let sock: dgram.Socket | undefined;
+        if (protocols.includes('udp')) {
+          sock = await bindUdp(l.address, port, options.udpBufferBytes);
+          port = sock.address().port;
+        }
+        let srv: net.Server | undefined;
+        if (protocols.includes('tcp')) {
+          srv = net.createServer({ noDelay: true }, (conn) => {
+            if (tcpConnections.size >= maxTcp || closed) {
+              conn.destroy();
+              return;
+            }
+            tcpConnections.add(conn);
+            conn.on('close', () => tcpConnections.delete(conn));
+            attachTcp(conn, engine, log, (options.tcpIdleSeconds ?? 60) * 1000, clock);
           });
-        });
-        const addr = srv.address() as net.AddressInfo;
-        tcpServers.push(srv);
-        listening.push({ protocol: 'tcp', address: l.address, port: addr.port });
+          const server = srv;
+          try {
+            await new Promise<void>((resolve, reject) => {
+              server.once('error', reject);
+              server.listen({ host: l.address, port, exclusive: true }, () => {
+                server.off('error', reject);
+                resolve();
+              });
+            });
+          } catch (err) {
+            sock?.close();
+            const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+            if (l.port === 0 && sock && taken && attempt < 8) continue;
+            throw err;
+          }
+        }
+        if (sock) {
+          udpSockets.push(sock);
+          listening.push({ protocol: 'udp', address: l.address, port });
+          attachUdp(sock, engine, log);
+        }
+        if (srv) {
+          tcpServers.push(srv);
+          listening.push({ protocol: 'tcp', address: l.address, port: (srv.address() as net.AddressInfo).port });
+        }
+        break;
       }
     }
   } catch (err) {
