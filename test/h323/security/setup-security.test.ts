@@ -445,6 +445,17 @@ const reasonOf = (m: CallSignallingMessage | undefined) => {
   return b?.choice === 'releaseComplete' ? b.value.reason?.choice : b?.choice;
 };
 
+/** Registers `alias` on the lab node with an RRQ signed by the user of that name (password `<alias>-secret`). */
+function registerSigned(n: Awaited<ReturnType<typeof labNode>>, seq: number, alias: string, callSignalPort: number) {
+  return n.register(
+    endpointSignRas(rrq(seq, [alias], callSignalPort, n.peer.port), `${alias}-secret`, {
+      sendersID: alias,
+      generalID: GK_ID,
+      random: seq,
+    }),
+  );
+}
+
 /** A node with bob's call signalling listener; registers endpoints over RAS and reads h323.status. */
 async function labNode(
   mode: H323SecurityMode,
@@ -635,13 +646,7 @@ test('a lab node with H.235.1 optional: an unsigned Setup from an endpoint regis
 test('a lab node with H.235.1 optional and a call-policy rule refusing unauthenticated callers: the signed Setup and ARQ go through, the unsigned ones are refused by policy (ReleaseComplete securityDenied cause 21, ARJ requestDenied)', async () => {
   const n = await labNode('optional', undefined, { callPolicy: [{ authenticated: false, action: 'reject' }] });
   try {
-    const aliceId = await n.register(
-      endpointSignRas(rrq(1, ['alice'], 11793, n.peer.port), 'alice-secret', {
-        sendersID: 'alice',
-        generalID: GK_ID,
-        random: 1,
-      }),
-    );
+    const aliceId = await registerSigned(n, 1, 'alice', 11793);
     const carolId = await n.register(rasCodec.encode(rrq(2, ['carol'], 11794, n.peer.port)));
     await n.register(rasCodec.encode(rrq(3, ['bob'], n.bobPort, n.peer.port)));
     const arq = (seq: number, endpointIdentifier: string, from: string): RasMessage => ({
@@ -720,20 +725,8 @@ test('a lab node with H.235.1 optional and a call-policy rule refusing unauthent
 test('a lab node with H.235.1 required and everyCallMessage: after a signed Setup, a signed Information reaches the callee without its token; an unsigned one, or one with a wrong password, ends the call (ReleaseComplete securityDenied to the caller, the callee released)', async () => {
   const n = await labNode('required', undefined, undefined, true);
   try {
-    const aliceId = await n.register(
-      endpointSignRas(rrq(1, ['alice'], 11795, n.peer.port), 'alice-secret', {
-        sendersID: 'alice',
-        generalID: GK_ID,
-        random: 1,
-      }),
-    );
-    const bobId = await n.register(
-      endpointSignRas(rrq(2, ['bob'], n.bobPort, n.peer.port), 'bob-secret', {
-        sendersID: 'bob',
-        generalID: GK_ID,
-        random: 2,
-      }),
-    );
+    const aliceId = await registerSigned(n, 1, 'alice', 11795);
+    const bobId = await registerSigned(n, 2, 'bob', n.bobPort);
     const clear = (random: number) => ({ sendersID: aliceId, generalID: GK_ID, random });
     /** A signed call from alice to bob, up to bob's leg; returns the caller's socket and what it receives. */
     const placeCall = async (random: number) => {
@@ -807,20 +800,8 @@ test('a lab node with H.235.1 required and everyCallMessage: after a signed Setu
 test("a lab node with H.235.1 required: the node signs what it sends a signed caller and a signed callee (each verifies it with its own password), and checks the callee's answers (a bad token ends the call: ReleaseComplete securityDenied to the callee, the caller released)", async () => {
   const n = await labNode('required');
   try {
-    const aliceId = await n.register(
-      endpointSignRas(rrq(1, ['alice'], 11797, n.peer.port), 'alice-secret', {
-        sendersID: 'alice',
-        generalID: GK_ID,
-        random: 1,
-      }),
-    );
-    const bobId = await n.register(
-      endpointSignRas(rrq(2, ['bob'], n.bobPort, n.peer.port), 'bob-secret', {
-        sendersID: 'bob',
-        generalID: GK_ID,
-        random: 2,
-      }),
-    );
+    const aliceId = await registerSigned(n, 1, 'alice', 11797);
+    const bobId = await registerSigned(n, 2, 'bob', n.bobPort);
     const waitFor = async (what: () => boolean) => {
       for (let i = 0; i < 50 && !what(); i++) await new Promise((r) => setTimeout(r, 100));
       return what();
