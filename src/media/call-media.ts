@@ -1,27 +1,13 @@
-import type { CallMediaPath } from '../calls/call-registry.ts';
+import type { CallMedia, CallMediaDirection, CallMediaPath } from '../calls/call-registry.ts';
 import type { CallStats } from './relay-core.ts';
-
-/** What the relay received from one party of a call, over all its streams (RTP and RTCP). */
-export interface MediaDirectionTotals {
-  packets: number;
-  bytes: number;
-  /** Wall-clock ms of the last packet from that party (0: none). */
-  lastAt: number;
-}
-
-/** A call's media per direction, as operators see it (call records, `media.call`). */
-export interface CallMediaTotals {
-  fromCaller: MediaDirectionTotals;
-  fromCallee: MediaDirectionTotals;
-}
 
 /**
  * Sums a call's relay statistics per direction. `callerTag` names the caller (the relay's party 0 is the first
  * offerer, which is the callee of a late-offer call); `toWall` turns the relay clock's ms into wall-clock ms.
  */
-export function mediaTotals(stats: CallStats, callerTag: string, toWall: (clockMs: number) => number): CallMediaTotals {
+export function mediaTotals(stats: CallStats, callerTag: string, toWall: (clockMs: number) => number): CallMedia {
   const caller = callerParty(stats, callerTag);
-  const sum = (party: 0 | 1): MediaDirectionTotals => {
+  const sum = (party: 0 | 1): CallMediaDirection => {
     let packets = 0;
     let bytes = 0;
     let last = 0;

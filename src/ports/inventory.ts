@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { canonicalIp } from '../stun/address.ts';
 import { contains, ports } from './port-range.ts';
 import type { Listener, NodeKind, PortPlan } from './types.ts';
 
@@ -47,16 +47,7 @@ function sameAddress(bound: string, want: string, wildcardOk = true): boolean {
 
 /** The same IP however it is written (`2001:db8::5` and `2001:DB8:0::5`, `::ffff:192.0.2.1` and `192.0.2.1`). */
 function sameIp(a: string, b: string): boolean {
-  const norm = (ip: string) => {
-    const v4 = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-    if (isIP(v4) === 4) return v4;
-    try {
-      return new URL(`http://[${ip}]/`).hostname;
-    } catch {
-      return ip;
-    }
-  };
-  return norm(a) === norm(b);
+  return canonicalIp(a) === canonicalIp(b);
 }
 
 /**

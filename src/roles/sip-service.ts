@@ -1,4 +1,4 @@
-import { type CallInfo, type CallMedia, type CallMediaPath, CallRegistry } from '../calls/call-registry.ts';
+import { type CallInfo, type CallMedia, CallRegistry } from '../calls/call-registry.ts';
 import { SqliteCallStore } from '../calls/call-store.ts';
 import { category, type Logger } from '../common/log.ts';
 import type { Clock } from '../common/timers.ts';
@@ -254,16 +254,6 @@ export class SipService {
   }
 
   /**
-   * What the relay has carried so far for the active call `id` (the call registry's key, Call-ID;caller's tag), per
-   * direction; undefined when the call is not anchored on this node's relay.
-   */
-  liveMedia(id: string): CallMedia | undefined {
-    const at = id.lastIndexOf(';');
-    const st = at > 0 ? this.#stats?.(id.slice(0, at)) : undefined;
-    return st ? this.#totals(st, id.slice(at + 1)) : undefined;
-  }
-
-  /**
    * Per-direction totals of the relay's call `st`, its caller being the party whose tag keys the call in the registry
    * (party 0, the first offerer, unless the call began with a late offer).
    */
@@ -285,20 +275,19 @@ export class SipService {
     return undefined;
   }
 
-  /** The media path (codecs of each side's SDP, relay ports facing each) of the active call `id`, when anchored. */
-  liveMediaPath(id: string): CallMediaPath | undefined {
-    const at = id.lastIndexOf(';');
-    const st = at > 0 ? this.#stats?.(id.slice(0, at)) : undefined;
-    return st ? mediaPathOf(st, id.slice(at + 1)) : undefined;
-  }
-
-  /** The active calls (at most `limit`), each with its media so far and its media path when the relay anchors it. */
+  /**
+   * The active calls (at most `limit`), each with what the relay carried so far (per direction) and its media path
+   * (codecs of each side's SDP, relay ports facing each) when this node's relay anchors it.
+   */
   activeCalls(limit: number): CallInfo[] {
     return (this.#calls?.active() ?? []).slice(0, limit).map((c) => {
-      if (c.protocol !== 'sip') return c;
-      const media = this.liveMedia(c.id);
-      const mediaPath = this.liveMediaPath(c.id);
-      return media || mediaPath ? { ...c, ...(media ? { media } : {}), ...(mediaPath ? { mediaPath } : {}) } : c;
+      // the registry's key is Call-ID;caller's tag
+      const at = c.id.lastIndexOf(';');
+      const st = c.protocol === 'sip' && at > 0 ? this.#stats?.(c.id.slice(0, at)) : undefined;
+      if (!st) return c;
+      const callerTag = c.id.slice(at + 1);
+      const mediaPath = mediaPathOf(st, callerTag);
+      return { ...c, media: this.#totals(st, callerTag), ...(mediaPath ? { mediaPath } : {}) };
     });
   }
 

@@ -842,9 +842,7 @@ export class TurnEngine {
     let granted = wanted;
     let retryInMs = 0;
     if (rate > 0) {
-      const now = this.#clock.now();
-      alloc.tokens = Math.min(rate, alloc.tokens + ((now - alloc.tokensAt) * rate) / 1000);
-      alloc.tokensAt = now;
+      this.#refill(alloc, rate);
       granted = Math.min(wanted, Math.max(0, Math.floor(alloc.tokens)));
       alloc.tokens -= granted;
       if (granted < wanted) {
@@ -1141,13 +1139,18 @@ export class TurnEngine {
     return undefined;
   }
 
+  /** Tops up an allocation's token bucket for the time since its last use (at most one second's worth). */
+  #refill(alloc: Allocation, rate: number): void {
+    const now = this.#clock.now();
+    alloc.tokens = Math.min(rate, alloc.tokens + ((now - alloc.tokensAt) * rate) / 1000);
+    alloc.tokensAt = now;
+  }
+
   /** Bandwidth quota: a token bucket per allocation refilled lazily from the clock. */
   #spend(alloc: Allocation, bytes: number): boolean {
     const rate = this.#cfg.quotas.bandwidthBytesPerSecond;
     if (rate === 0) return true;
-    const now = this.#clock.now();
-    alloc.tokens = Math.min(rate, alloc.tokens + ((now - alloc.tokensAt) * rate) / 1000);
-    alloc.tokensAt = now;
+    this.#refill(alloc, rate);
     if (alloc.tokens < bytes) {
       this.counters.bandwidthDropped++;
       return false;

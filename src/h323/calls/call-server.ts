@@ -153,6 +153,7 @@ export class CallServer {
     this.#sockets.add(a);
     a.once('close', () => this.#sockets.delete(a));
     const id = `h323-${++this.#seq}`;
+    const caller: IpPort = { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 };
     let b: net.Socket | undefined;
     const sockets: Record<Leg, () => net.Socket | undefined> = { a: () => a, b: () => b };
     const local = a.address() as net.AddressInfo;
@@ -189,14 +190,25 @@ export class CallServer {
       if (leg === 'a') return signedBy !== undefined ? this.signFor(pdu, signedBy, callerEndpoint) : pdu;
       return callee ? this.signFor(pdu, callee.user, callee.endpoint) : pdu;
     };
+    /**
+     * A message of a signed leg failed its H.235.1 check: that leg hears securityDenied, and the call ends as for a
+     * broken leg (the other leg is released).
+     */
+    const release = (leg: Leg, socket: net.Socket, from: IpPort, v: { reason: string; reply: Uint8Array }) => {
+      this.counters.securityReleased++;
+      this.#o.log.info(
+        { call: id, from: from.ip, reason: v.reason },
+        `H.323 ${leg === 'a' ? 'call' : 'callee'} message => securityDenied`,
+      );
+      socket.end(encodeTpkt(signed(leg, v.reply)));
+      call.broken(leg, `H.235.1: ${v.reason}`);
+    };
     const call = new RoutedCall(
       id,
       {
         resolve: async (dest, src) =>
           noteCallee(
-            this.#o.route
-              ? await this.#o.route(dest, src, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 }, signedBy)
-              : this.#o.gatekeeper.resolve(dest),
+            this.#o.route ? await this.#o.route(dest, src, caller, signedBy) : this.#o.gatekeeper.resolve(dest),
           ),
         connectB: (to) => {
           b = this.#connect(to, local.address, (ok, why) => (ok ? call.bConnected() : call.bFailed(why)));
@@ -209,15 +221,8 @@ export class CallServer {
                 const from = { ip: bSocket.remoteAddress ?? '', port: bSocket.remotePort ?? 0 };
                 const v = this.admitMessage(pdu, from, callee.user);
                 if (v.kind === 'deny') {
-                  // the callee hears securityDenied; the call then ends as for a broken leg B (the caller is released)
                   refusedB = true;
-                  this.counters.securityReleased++;
-                  this.#o.log.info(
-                    { call: id, from: from.ip, reason: v.reason },
-                    'H.323 callee message => securityDenied',
-                  );
-                  bSocket.end(encodeTpkt(signed('b', v.reply)));
-                  call.broken('b', `H.235.1: ${v.reason}`);
+                  release('b', bSocket, from, v);
                   return;
                 }
                 pdu = v.pdu;
@@ -312,11 +317,12 @@ export class CallServer {
         if (refused) return;
         if (first) {
           first = false;
-          const v = this.admitSetup(pdu, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 });
+          const v = this.admitSetup(pdu, caller);
           if (v.kind === 'deny') {
             refused = true;
             this.counters.securityDenied++;
             this.#active.delete(id);
+            noAnswer.cancel();
             anchor?.close();
             this.#o.log.info({ call: id, from: a.remoteAddress, reason: v.reason }, 'H.323 Setup => securityDenied');
             a.end(encodeTpkt(v.reply));
@@ -326,17 +332,10 @@ export class CallServer {
           signedBy = v.user;
           callerEndpoint = v.endpoint;
         } else if (signedBy !== undefined) {
-          const v = this.admitMessage(pdu, { ip: a.remoteAddress ?? '', port: a.remotePort ?? 0 }, signedBy);
+          const v = this.admitMessage(pdu, caller, signedBy);
           if (v.kind === 'deny') {
-            // the caller hears securityDenied; the call then ends as for a broken leg A (the callee is released)
             refused = true;
-            this.counters.securityReleased++;
-            this.#o.log.info(
-              { call: id, from: a.remoteAddress, reason: v.reason },
-              'H.323 call message => securityDenied',
-            );
-            a.end(encodeTpkt(signed('a', v.reply)));
-            call.broken('a', `H.235.1: ${v.reason}`);
+            release('a', a, caller, v);
             return;
           }
           pdu = v.pdu;

@@ -295,11 +295,7 @@ export class RoutedCall {
     this.info.codecs = { a: unique(this.#sending.a), b: unique(this.#sending.b) };
     this.info.relay = this.#io.relayPorts?.() ?? [];
     if (this.#state === 'setup-received' || this.#state === 'routing' || this.#state === 'released') return;
-    try {
-      this.onState(this.info);
-    } catch {
-      // a listener's fault is its own
-    }
+    this.#tell();
   }
 
   /**
@@ -316,6 +312,15 @@ export class RoutedCall {
       const rev = dataTypeCodec(d.value.reverseLogicalChannelParameters?.dataType);
       if (fwd) this.#sending.a.set(`fs:${n}:f`, fwd);
       if (rev) this.#sending.b.set(`fs:${n}:r`, rev);
+    }
+  }
+
+  /** Tells `onState` the call's summary as it is now; a listener's fault is its own. */
+  #tell(): void {
+    try {
+      this.onState(this.info);
+    } catch {
+      // nothing: status and records must not end a call
     }
   }
 
@@ -346,11 +351,7 @@ export class RoutedCall {
     this.info.state = next;
     if (next === 'connected') this.info.connectedAt = this.#now();
     if (next === 'released') this.info.endedAt = this.#now();
-    try {
-      this.onState(this.info);
-    } catch {
-      // a listener's fault is its own
-    }
+    this.#tell();
     if (next === 'released') {
       for (const t of this.#timers) t.cancel();
       this.#timers.clear();
@@ -857,11 +858,7 @@ export class RoutedCall {
     };
     this.#pendingSetup = out;
     // the route is known (target, zones): listeners hear it before leg B is opened
-    try {
-      this.onState(this.info);
-    } catch {
-      // a listener's fault is its own
-    }
+    this.#tell();
     this.#io.connectB(to);
   }
 

@@ -255,8 +255,6 @@ export class Gatekeeper {
   #rate: { allow(address: string): boolean } | undefined;
   /** The sender of the datagram being handled, when its token was good (answers to it are signed). */
   #auth: RasAuth | undefined;
-  /** The datagram being handled (neighbours check H.235 tokens against it). */
-  #raw: Uint8Array | undefined;
   #random = 0;
   /** Sends the gatekeeper originates (URQ on removal by an administrator); set by the adapter. */
   onSend: (s: GatekeeperSend) => void = () => {};
@@ -345,18 +343,12 @@ export class Gatekeeper {
       p?.onMalformed(from.ip);
       return undefined;
     }
-    const m = r.value;
-    this.#raw = bytes;
-    try {
-      return this.#checked(m, bytes, from, p);
-    } finally {
-      this.#raw = undefined;
-    }
+    return this.#checked(r.value, bytes, from, p);
   }
 
   #checked(m: RasMessage, bytes: Uint8Array, from: IpPort, p: RasProtection | undefined): GatekeeperSend | undefined {
     const sec = this.#security;
-    if (!sec) return this.handle(m, from);
+    if (!sec) return this.handle(m, from, bytes);
     const verdict = sec.check(m, bytes, this);
     if (verdict.kind === 'deny') {
       this.counters.received[m.choice] = (this.counters.received[m.choice] ?? 0) + 1;
@@ -367,14 +359,14 @@ export class Gatekeeper {
     }
     this.#auth = verdict.auth;
     try {
-      return this.handle(m, from);
+      return this.handle(m, from, bytes);
     } finally {
       this.#auth = undefined;
     }
   }
 
-  /** A decoded RAS message from `from`; returns the answer to send back to `from`. */
-  handle(m: RasMessage, from: IpPort): GatekeeperSend | undefined {
+  /** A RAS message from `from` (`raw`: its datagram, for neighbour H.235 checks); returns the answer to `from`. */
+  handle(m: RasMessage, from: IpPort, raw?: Uint8Array): GatekeeperSend | undefined {
     this.counters.received[m.choice] = (this.counters.received[m.choice] ?? 0) + 1;
     let reply: RasMessage | undefined;
     switch (m.choice) {
@@ -394,7 +386,7 @@ export class Gatekeeper {
       case 'locationConfirm':
       case 'locationReject':
       case 'requestInProgress':
-        if (this.neighbours) reply = this.neighbours.handle(m, from, this.#raw);
+        if (this.neighbours) reply = this.neighbours.handle(m, from, raw);
         else this.counters.ignored++;
         break;
       case 'bandwidthRequest':

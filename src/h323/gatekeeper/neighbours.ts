@@ -277,7 +277,8 @@ export class Neighbours implements NeighbourHook {
    * Authenticated when it comes from a trusted zone or carried a good H.235.1 token (`authUser`: who signed it).
    */
   async routeSetup(destination: AliasText[], source: AliasText[], from: IpPort, authUser?: string): Promise<H323Route> {
-    const zone = this.zoneOf(from.ip) ?? (this.#namesToLookUp() ? await this.#zoneAfterLookup(from.ip) : undefined);
+    const zone =
+      this.zoneOf(from.ip) ?? (this.#namesToLookUp().length > 0 ? await this.#zoneAfterLookup(from.ip) : undefined);
     return this.#routeAliases(destination, {
       sourceZone: zone?.name ?? LOCAL_ZONE,
       sourceAlias: source[0]?.value ?? '',

@@ -1,12 +1,12 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { type AliasText, aliasToText } from '../api.ts';
 import { CAUSE, releaseComplete } from '../calls/routed-call.ts';
 import { aliasKey, type H323Registration } from '../gatekeeper/gatekeeper.ts';
 import type { Setup_UUIE } from '../per/generated/types.ts';
 import { decodeCallSignalling, encodeCallSignalling } from '../q931/call-signalling.ts';
 import { q931MessageName } from '../q931/q931.ts';
-import { findHashedToken, HASH_OCTETS, hashedToken, hmacSha1_96, ReplayCache, verifyHash } from './h235.ts';
-import type { H235KeySource, H323SecurityMode } from './ras-security.ts';
+import { findHashedToken, ReplayCache, signEncoded, verifyHash } from './h235.ts';
+import { type H235KeySource, type H323SecurityMode, sameAlias } from './ras-security.ts';
 
 /**
  * H.235.1 procedure I on call signalling (docs/h323.md "Security"): the Setup an endpoint sends to the node's
@@ -65,10 +65,6 @@ export type SetupAdmission =
    * (counted against the source by intrusion protection), not merely a missing one.
    */
   | { kind: 'deny'; reason: string; failure: boolean; reply: Uint8Array };
-
-function sameAlias(a: AliasText, user: string): boolean {
-  return a.kind === 'email-ID' ? a.value.toLowerCase() === user.toLowerCase() : a.value === user;
-}
 
 export class CallSecurity {
   readonly #o: CallSecurityOptions;
@@ -287,19 +283,16 @@ export class CallSecurity {
     }
     const m = d.value;
     const uu = m.uu!;
-    const placeholder = randomBytes(HASH_OCTETS);
     const random = this.#random;
     this.#random = this.#random >= 0x7fffffff ? 1 : this.#random + 1;
-    const token = hashedToken(
-      {
-        ...(generalID !== undefined ? { generalID } : {}),
-        sendersID: gatekeeperIdentifier,
-        timeStamp: Math.floor(this.#o.wallNow() / 1000),
-        random,
-      },
-      placeholder,
-    );
-    const bytes = Buffer.from(
+    const params = {
+      key: k.key,
+      ...(generalID !== undefined ? { generalID } : {}),
+      sendersID: gatekeeperIdentifier,
+      timeStamp: Math.floor(this.#o.wallNow() / 1000),
+      random,
+    };
+    const bytes = signEncoded(params, (token) =>
       encodeCallSignalling({
         ...m,
         uu: {
@@ -314,14 +307,11 @@ export class CallSecurity {
         },
       }),
     );
-    const at = bytes.indexOf(placeholder);
-    if (at < 0 || bytes.indexOf(placeholder, at + 1) >= 0) {
+    if (!bytes) {
       this.counters.unsignable++;
       return pdu;
     }
-    bytes.fill(0, at, at + HASH_OCTETS);
-    hmacSha1_96(k.key, bytes).copy(bytes, at);
     this.counters.signed++;
-    return new Uint8Array(bytes);
+    return bytes;
   }
 }

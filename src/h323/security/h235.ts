@@ -24,7 +24,7 @@ export const OID_U = '0.0.8.235.0.2.6';
 export const HASH_OCTETS = 12;
 
 /** Whether `oid` is `base` of H.235 version 1 or 2 (version 1 endpoints use the same procedure). */
-function isOid(oid: string, base: string): boolean {
+export function isOid(oid: string, base: string): boolean {
   if (oid === base) return true;
   return oid === base.replace('.0.2.', '.0.1.');
 }
@@ -125,13 +125,25 @@ export function hashedToken(p: Omit<SignParams, 'key'>, hash: Uint8Array): Crypt
  * encoded datagram (the message object's hash is set to the same value).
  */
 export function signRas(message: RasMessage, p: SignParams, others: readonly CryptoH323Token[] = []): Uint8Array {
+  const signed = signEncoded(p, (token) => {
+    // tokens of other schemes (a neighbour's pwdHash) go first and are covered by the HMAC like the rest
+    (message.value as { cryptoTokens?: CryptoH323Token[] }).cryptoTokens = [...others, token];
+    return rasCodec.encode(message);
+  });
+  if (!signed) throw new Error('H.235.1: hash placeholder not unique');
+  return signed;
+}
+
+/**
+ * Procedure I over any encoding: `encode` puts the given token in its message and encodes it; the token carries a
+ * unique placeholder in the hash's place, which is zeroed in the encoding and overwritten with the HMAC (the token
+ * object's hash gets the same value). Undefined when the placeholder is not found exactly once.
+ */
+export function signEncoded(p: SignParams, encode: (token: CryptoH323Token) => Uint8Array): Uint8Array | undefined {
   const placeholder = randomBytes(HASH_OCTETS);
-  const token = hashedToken(p, placeholder);
-  // tokens of other schemes (a neighbour's pwdHash) go first and are covered by the HMAC like the rest
-  (message.value as { cryptoTokens?: CryptoH323Token[] }).cryptoTokens = [...others, token];
-  const bytes = Buffer.from(rasCodec.encode(message));
+  const bytes = Buffer.from(encode(hashedToken(p, placeholder)));
   const at = bytes.indexOf(placeholder);
-  if (at < 0 || bytes.indexOf(placeholder, at + 1) >= 0) throw new Error('H.235.1: hash placeholder not unique');
+  if (at < 0 || bytes.indexOf(placeholder, at + 1) >= 0) return undefined;
   bytes.fill(0, at, at + HASH_OCTETS);
   const mac = hmacSha1_96(p.key, bytes);
   mac.copy(bytes, at);

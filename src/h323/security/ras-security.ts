@@ -1,6 +1,6 @@
 import { type AliasText, aliasToText, H225_PROTOCOL_ID } from '../api.ts';
 import type { AliasAddress, GatekeeperRequest, RasMessage } from '../per/generated/types.ts';
-import { findHashedToken, OID_U, ReplayCache, signRas, verifyHash } from './h235.ts';
+import { findHashedToken, isOid, OID_U, ReplayCache, signRas, verifyHash } from './h235.ts';
 
 /**
  * The gatekeeper's H.235.1 policy (docs/h323.md "Security"): which RAS requests must carry a procedure I token,
@@ -78,10 +78,12 @@ interface Fields {
 export function offeredH2351(grq: GatekeeperRequest): string | undefined {
   if (!(grq.authenticationCapability ?? []).some((c) => c.choice === 'pwdHash')) return undefined;
   const oids = grq.algorithmOIDs ?? [];
-  return oids.find((o) => o === OID_U) ?? oids.find((o) => o === OID_U.replace('.0.2.', '.0.1.'));
+  // version 2 preferred when both are offered
+  return oids.find((o) => o === OID_U) ?? oids.find((o) => isOid(o, OID_U));
 }
 
-function sameAlias(a: AliasText, user: string): boolean {
+/** Whether alias `a` names credential-store user `user` (an email-ID caselessly, as mail addresses compare). */
+export function sameAlias(a: AliasText, user: string): boolean {
   return a.kind === 'email-ID' ? a.value.toLowerCase() === user.toLowerCase() : a.value === user;
 }
 

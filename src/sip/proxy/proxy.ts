@@ -1290,13 +1290,8 @@ export class StatefulProxy {
     if (!r.ok) {
       this.#log.warn({ callId, status: r.reason.status, why: r.reason.message }, 'media offer refused => answered');
       this.#transition(ctx, 'forwarding');
-      const reason =
-        r.reason.status === 503
-          ? 'Service Unavailable'
-          : r.reason.status === 481
-            ? 'Call/Transaction Does Not Exist'
-            : 'Not Acceptable Here';
-      this.#sendFinal(ctx, createResponse(ctx.request, r.reason.status, reason, { toTag: newTag() }));
+      // the relay refuses with 481, 488 or 503: their RFC 3261 phrases
+      this.#sendFinal(ctx, createResponse(ctx.request, r.reason.status, undefined, { toTag: newTag() }));
       return false;
     }
     setBody(fwd, r.value.sdp);
